@@ -1,0 +1,63 @@
+# goipc — the front door. `make help` lists the targets.
+#
+# Sub-makefiles in mk/ add their own targets and append to TEST_TARGETS,
+# so that each area (C ABI, FlatBuffers, bindings, bench) owns one file.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+GO      ?= go
+BUILD   := build
+BIN     := $(BUILD)/bin
+VENV    := $(BUILD)/venv
+PY      := $(VENV)/bin/python
+# CI (CI=true) gets a short fuzz; developers can raise it: make test FUZZTIME=2m
+FUZZTIME ?= 10s
+
+TEST_TARGETS := test-go
+GO_PKGS := ./...
+
+-include mk/*.mk
+
+.PHONY: help build test bench lint clean venv test-go test-race fuzz
+
+help: ## list the targets
+	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
+	  awk 'BEGIN{FS=":.*## "}{printf "  %-16s %s\n", $$1, $$2}'
+
+build: $(BIN)/goipc ## build the CLI (build/bin/goipc) and everything else
+	@true
+
+$(BIN)/goipc: $(shell find goipc cmd -name '*.go' 2>/dev/null) go.mod
+	@mkdir -p $(BIN)
+	$(GO) build -o $@ ./cmd/goipc
+
+venv: $(VENV)/.stamp ## create the Python venv used by tests and tools (build/venv)
+
+$(VENV)/.stamp: requirements-dev.txt
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	@touch $@
+
+test: $(TEST_TARGETS) ## run every test (what CI runs)
+	@echo "make test: all test targets passed: $(TEST_TARGETS)"
+
+test-go: ## Go unit, two-process, race and fuzz tests of the core
+	$(GO) vet $(GO_PKGS)
+	$(GO) test -count=1 -timeout 20m $(GO_PKGS)
+	$(GO) test -count=1 -race -timeout 20m -short ./goipc/...
+	$(MAKE) fuzz
+
+fuzz: ## run each Go fuzz target for FUZZTIME (default 10s)
+	$(GO) test -run '^$$' -fuzz '^FuzzFrameReader$$' -fuzztime $(FUZZTIME) ./goipc/
+
+bench: build ## benchmarks: go test -bench for the core (see also `goipc bench`)
+	$(GO) test -run '^$$' -bench . -benchtime 2s ./goipc/
+
+lint: ## go vet and gofmt check
+	$(GO) vet $(GO_PKGS)
+	@out=$$(gofmt -l goipc cmd capi 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+clean: ## remove build outputs
+	rm -rf $(BUILD)
