@@ -1,0 +1,450 @@
+package goipc
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// parkSlice bounds one futex sleep. Wakeups come from the peer, from Close
+// and from the peer watcher; the slice only bounds the damage of a peer
+// that corrupts the eventcount words.
+const parkSlice = 50 * time.Millisecond
+
+const (
+	dirSend = 0
+	dirRecv = 1
+)
+
+// Conn is one end of a goipc connection: a duplex message channel over a
+// shared-memory segment. Create it with Dial or Listener.Accept.
+//
+// A Conn is safe for concurrent use: sends are serialised with each other,
+// receives with each other, and a send and a receive run in parallel.
+// Close may be called at any time from any goroutine; it interrupts blocked
+// calls, which return ErrClosed.
+type Conn struct {
+	seg  *segment
+	prod producer
+	cons consumer
+	spin time.Duration
+
+	sendMu sync.Mutex // serialises senders; held from Reserve to Commit
+	recvMu sync.Mutex // serialises receivers; held from RecvView to ReleaseView
+
+	// inflight counts, per direction, calls in progress plus an open
+	// reservation or view: while it is non-zero the mapping must stay. Each
+	// counter is on its own cache block so that a sender and a receiver on
+	// different cores do not share a line.
+	inflight [2]struct {
+		n atomic.Int64
+		_ [cacheBlock - 8]byte
+	}
+	closed    atomic.Bool // set once by Close; pairs with inflight (see enter)
+	peerGone  atomic.Bool // set by watchPeer when the socket reports EOF
+	broken    atomic.Pointer[error]
+	release   sync.Once
+	sock      *net.UnixConn
+	watchDone chan struct{}
+	peerPID   int32
+}
+
+func newConn(seg *segment, txRing, rxRing int, sock *net.UnixConn, spin time.Duration, peerPID int32) *Conn {
+	c := &Conn{
+		seg:       seg,
+		prod:      producer{r: seg.rings[txRing]},
+		cons:      consumer{r: seg.rings[rxRing]},
+		spin:      spin,
+		sock:      sock,
+		watchDone: make(chan struct{}),
+		peerPID:   peerPID,
+	}
+	go c.watchPeer()
+	return c
+}
+
+// watchPeer blocks on the socket, which the peer never writes to after the
+// handshake: EOF (or any error) means the peer closed or died. The kernel
+// closes a dead process's sockets, so this also catches SIGKILL.
+func (c *Conn) watchPeer() {
+	defer close(c.watchDone)
+	var b [64]byte
+	for {
+		if _, err := c.sock.Read(b[:]); err != nil {
+			break
+		}
+	}
+	if !c.closed.Load() {
+		c.peerGone.Store(true)
+		c.wakeLocalWaiters()
+	}
+}
+
+// wakeLocalWaiters interrupts our own blocked calls (they re-check state).
+func (c *Conn) wakeLocalWaiters() {
+	c.cons.r.dataEC.wakeAll()
+	c.prod.r.spaceEC.wakeAll()
+}
+
+// enter registers a call in direction dir; it fails if the Conn is closed.
+func (c *Conn) enter(dir int) error {
+	// SYNC POINT: this increment precedes the load of closed; Close stores
+	// closed before tryRelease loads the counters (Dekker): either we see
+	// closed, or tryRelease sees our count and leaves the mapping alone.
+	c.inflight[dir].n.Add(1)
+	if c.closed.Load() {
+		c.leave(dir)
+		return ErrClosed
+	}
+	return nil
+}
+
+func (c *Conn) leave(dir int) {
+	if c.inflight[dir].n.Add(-1) == 0 && c.closed.Load() {
+		c.tryRelease()
+	}
+}
+
+func (c *Conn) tryRelease() {
+	if c.closed.Load() && c.inflight[dirSend].n.Load() == 0 && c.inflight[dirRecv].n.Load() == 0 {
+		c.release.Do(func() { c.seg.unmap() })
+	}
+}
+
+// Close closes the connection. Blocked calls return ErrClosed; the peer
+// sees ErrPeerClosed once it has received what was sent. The mapping is
+// released when the last call returns and any open view or reservation is
+// released. Closing twice returns ErrClosed.
+func (c *Conn) Close() error {
+	if !c.closed.CompareAndSwap(false, true) {
+		return ErrClosed
+	}
+	c.wakeLocalWaiters()
+	err := c.sock.Close()
+	<-c.watchDone
+	c.tryRelease()
+	return err
+}
+
+// MaxMessageSize is the largest message this connection carries.
+func (c *Conn) MaxMessageSize() int { return int(c.seg.maxMessage) }
+
+// PeerPID is the process id of the peer, from SO_PEERCRED.
+func (c *Conn) PeerPID() int { return int(c.peerPID) }
+
+// fail records a protocol error: the connection is unusable from now on.
+func (c *Conn) fail(err error) error {
+	c.broken.CompareAndSwap(nil, &err)
+	return err
+}
+
+// waitFor describes how long a call may wait.
+type waitFor struct {
+	deadline time.Time // zero: no deadline
+	try      bool      // never wait
+	ctx      context.Context
+}
+
+func timeoutWait(d time.Duration) waitFor {
+	switch {
+	case d < 0:
+		return waitFor{}
+	case d == 0:
+		return waitFor{try: true}
+	default:
+		return waitFor{deadline: time.Now().Add(d)}
+	}
+}
+
+// state returns the error that ends a wait, if any: local close, a broken
+// connection, a dead peer, an expired deadline or context.
+func (c *Conn) state(w *waitFor) error {
+	if c.closed.Load() {
+		return ErrClosed
+	}
+	if p := c.broken.Load(); p != nil {
+		return *p
+	}
+	if c.peerGone.Load() {
+		return ErrPeerClosed
+	}
+	if w.ctx != nil {
+		if err := w.ctx.Err(); err != nil {
+			return err
+		}
+	}
+	if !w.deadline.IsZero() && !time.Now().Before(w.deadline) {
+		return ErrTimeout
+	}
+	return nil
+}
+
+// await polls ready until it reports true or an error, spinning for the
+// spin budget, then parking on ec. ready must be cheap and idempotent.
+// drain makes a dead peer's already-published data still count as ready.
+func (c *Conn) await(ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
+	if err := c.state(w); err != nil {
+		return c.finalCheck(ready, err, drain)
+	}
+	if ok, err := ready(); ok || err != nil {
+		return err
+	}
+	if w.try {
+		return ErrTimeout
+	}
+	if c.spin > 0 {
+		start := time.Now()
+		for i := 1; ; i++ {
+			if ok, err := ready(); ok || err != nil {
+				return err
+			}
+			if i%128 == 0 {
+				if err := c.state(w); err != nil {
+					return c.finalCheck(ready, err, drain)
+				}
+				if time.Since(start) >= c.spin {
+					break
+				}
+			}
+		}
+	}
+	if w.ctx != nil && w.ctx.Done() != nil {
+		stop := context.AfterFunc(w.ctx, ec.wakeAll)
+		defer stop()
+	}
+	for {
+		epoch := ec.prepare()
+		if ok, err := ready(); ok || err != nil {
+			ec.cancel()
+			return err
+		}
+		if err := c.state(w); err != nil {
+			ec.cancel()
+			return c.finalCheck(ready, err, drain)
+		}
+		slice := parkSlice
+		if !w.deadline.IsZero() {
+			slice = min(slice, time.Until(w.deadline))
+		}
+		ec.wait(epoch, slice)
+		ec.cancel()
+	}
+}
+
+// finalCheck runs when a wait ends with err. For a peer that is gone, a
+// receiver looks once more: what the peer published before it died was
+// published before the socket reported its death, so this look sees it.
+func (c *Conn) finalCheck(ready func() (bool, error), err error, drain bool) error {
+	if drain && err == ErrPeerClosed {
+		if ok, rerr := ready(); ok || rerr != nil {
+			return rerr
+		}
+	}
+	return err
+}
+
+// ---- sending ----
+
+// Send writes msg as one message, waiting for ring space as long as it
+// takes (backpressure: nothing is ever dropped or overwritten).
+func (c *Conn) Send(msg []byte) error { return c.send(msg, waitFor{}) }
+
+// SendTimeout is Send with a timeout: < 0 waits forever, 0 never waits
+// (ErrTimeout if the ring is full).
+func (c *Conn) SendTimeout(msg []byte, timeout time.Duration) error {
+	return c.send(msg, timeoutWait(timeout))
+}
+
+// SendContext is Send that gives up when ctx is done, returning ctx.Err().
+func (c *Conn) SendContext(ctx context.Context, msg []byte) error {
+	return c.send(msg, waitFor{ctx: ctx})
+}
+
+// TrySend is Send that never waits: ErrTimeout if the ring is full.
+func (c *Conn) TrySend(msg []byte) error { return c.send(msg, waitFor{try: true}) }
+
+func (c *Conn) send(msg []byte, w waitFor) error {
+	buf, err := c.reserve(len(msg), w)
+	if err != nil {
+		return err
+	}
+	copy(buf, msg)
+	return c.Commit(len(msg))
+}
+
+// Reserve reserves room for a message of up to n bytes and returns it, for
+// the caller to fill in place; Commit publishes it, AbortReserve drops it.
+// Until then the send side is locked: other senders wait. timeout is as
+// for SendTimeout. The returned slice must not be used after Commit or
+// AbortReserve.
+func (c *Conn) Reserve(n int, timeout time.Duration) ([]byte, error) {
+	return c.reserve(n, timeoutWait(timeout))
+}
+
+func (c *Conn) reserve(n int, w waitFor) ([]byte, error) {
+	if n < 0 {
+		return nil, fmt.Errorf("%w: negative message size %d", ErrInvalidArgument, n)
+	}
+	if uint64(n) > c.prod.r.maxMsg {
+		return nil, fmt.Errorf("%w: %d bytes, maximum is %d", ErrMessageTooLarge, n, c.prod.r.maxMsg)
+	}
+	if err := c.enter(dirSend); err != nil {
+		return nil, err
+	}
+	c.sendMu.Lock()
+	if c.prod.reserved { // only reachable if Commit was never called on this goroutine's path
+		c.sendMu.Unlock()
+		c.leave(dirSend)
+		return nil, fmt.Errorf("%w: a reservation is already pending", ErrInvalidArgument)
+	}
+	// A dead peer will read nothing more: fail at once rather than fill
+	// its ring.
+	if c.peerGone.Load() {
+		c.sendMu.Unlock()
+		c.leave(dirSend)
+		return nil, ErrPeerClosed
+	}
+	err := c.await(c.prod.r.spaceEC, func() (bool, error) { return c.prod.tryReserve(uint64(n)) }, &w, false)
+	if err != nil {
+		if isProtocol(err) {
+			c.fail(err)
+		}
+		c.sendMu.Unlock()
+		c.leave(dirSend)
+		return nil, err
+	}
+	return c.prod.reservedBytes(), nil
+}
+
+// Commit publishes the first n bytes of the reserved space as one message
+// (n may be less than reserved) and unlocks the send side.
+func (c *Conn) Commit(n int) error {
+	if !c.prod.reserved {
+		return fmt.Errorf("%w: Commit without Reserve", ErrInvalidArgument)
+	}
+	if n < 0 || uint64(n) > c.prod.resLen {
+		return fmt.Errorf("%w: Commit of %d bytes, %d reserved", ErrInvalidArgument, n, c.prod.resLen)
+	}
+	defer c.leave(dirSend)
+	defer c.sendMu.Unlock()
+	if c.closed.Load() {
+		c.prod.abort()
+		return ErrClosed
+	}
+	c.prod.commit(uint64(n))
+	return nil
+}
+
+// AbortReserve drops a pending reservation and unlocks the send side.
+func (c *Conn) AbortReserve() error {
+	if !c.prod.reserved {
+		return fmt.Errorf("%w: AbortReserve without Reserve", ErrInvalidArgument)
+	}
+	c.prod.abort()
+	c.sendMu.Unlock()
+	c.leave(dirSend)
+	return nil
+}
+
+// ---- receiving ----
+
+// Recv returns a copy of the next message, waiting as long as it takes.
+func (c *Conn) Recv() ([]byte, error) { return c.recvCopy(waitFor{}) }
+
+// RecvTimeout is Recv with a timeout: < 0 waits forever, 0 never waits.
+func (c *Conn) RecvTimeout(timeout time.Duration) ([]byte, error) {
+	return c.recvCopy(timeoutWait(timeout))
+}
+
+// RecvContext is Recv that gives up when ctx is done, returning ctx.Err().
+func (c *Conn) RecvContext(ctx context.Context) ([]byte, error) {
+	return c.recvCopy(waitFor{ctx: ctx})
+}
+
+func (c *Conn) recvCopy(w waitFor) ([]byte, error) {
+	view, err := c.recvView(w)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]byte, len(view))
+	copy(out, view)
+	return out, c.ReleaseView()
+}
+
+// RecvInto copies the next message into buf and returns its length. If buf
+// is too small it returns the message's length and an error wrapping
+// ErrBufferTooSmall, and the message stays queued. timeout is as for
+// RecvTimeout.
+func (c *Conn) RecvInto(buf []byte, timeout time.Duration) (int, error) {
+	view, err := c.recvView(timeoutWait(timeout))
+	if err != nil {
+		return 0, err
+	}
+	n := len(view)
+	if n > len(buf) {
+		c.unview(false)
+		return n, fmt.Errorf("%w: message is %d bytes, buffer %d", ErrBufferTooSmall, n, len(buf))
+	}
+	copy(buf, view)
+	return n, c.ReleaseView()
+}
+
+// RecvView returns the next message in place, in the ring: no copy. The
+// slice is valid until ReleaseView, which must be called before the next
+// receive; until then other receivers wait. The peer cannot overwrite the
+// message before it is released. timeout is as for RecvTimeout.
+func (c *Conn) RecvView(timeout time.Duration) ([]byte, error) {
+	return c.recvView(timeoutWait(timeout))
+}
+
+func (c *Conn) recvView(w waitFor) ([]byte, error) {
+	if err := c.enter(dirRecv); err != nil {
+		return nil, err
+	}
+	c.recvMu.Lock()
+	if c.cons.viewHeld {
+		c.recvMu.Unlock()
+		c.leave(dirRecv)
+		return nil, fmt.Errorf("%w: the previous view was not released", ErrInvalidArgument)
+	}
+	var msg []byte
+	var frame uint64
+	err := c.await(c.cons.r.dataEC, func() (bool, error) {
+		m, f, ok, err := c.cons.peek()
+		msg, frame = m, f
+		return ok, err
+	}, &w, true)
+	if err != nil {
+		if isProtocol(err) {
+			c.fail(err)
+		}
+		c.recvMu.Unlock()
+		c.leave(dirRecv)
+		return nil, err
+	}
+	c.cons.viewHeld, c.cons.viewFrame = true, frame
+	return msg, nil
+}
+
+// ReleaseView releases the message returned by RecvView, returning its
+// ring space to the peer.
+func (c *Conn) ReleaseView() error { return c.unview(true) }
+
+func (c *Conn) unview(consume bool) error {
+	if !c.cons.viewHeld {
+		return fmt.Errorf("%w: ReleaseView without RecvView", ErrInvalidArgument)
+	}
+	c.cons.viewHeld = false
+	if consume && !c.closed.Load() {
+		c.cons.consume(c.cons.viewFrame)
+	}
+	c.recvMu.Unlock()
+	c.leave(dirRecv)
+	return nil
+}
+
+func isProtocol(err error) bool { return errors.Is(err, ErrProtocol) }

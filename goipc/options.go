@@ -1,0 +1,118 @@
+package goipc
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// Spin budgets for Options.Spin.
+const (
+	// SpinDefault spins for DefaultSpin, then parks on a futex.
+	SpinDefault time.Duration = 0
+	// SpinNever parks on the futex at once: lowest CPU use, highest latency.
+	SpinNever time.Duration = -1
+	// SpinForever never parks: pure polling, lowest latency, one core busy
+	// per waiting side. Deadlines and peer death are still honoured.
+	SpinForever time.Duration = math.MaxInt64
+
+	// DefaultSpin is the spin budget used for SpinDefault: long enough to
+	// catch a peer that answers at memory speed, short enough that an idle
+	// connection costs no CPU.
+	DefaultSpin = 50 * time.Microsecond
+
+	// DefaultHandshakeTimeout bounds the handshake of Dial and Accept.
+	DefaultHandshakeTimeout = 5 * time.Second
+)
+
+// Options configure a connection. A nil *Options means all defaults. The
+// dialer's RingSize and MaxMessageSize define the segment; a listener
+// accepts a segment only if its maximum message size is within the
+// listener's own MaxMessageSize.
+type Options struct {
+	// RingSize is the capacity in bytes of each of the two rings, a power of
+	// two in [MinRingSize, MaxRingSize]. 0 means DefaultRingSize, raised to
+	// hold at least four maximum-size messages.
+	RingSize int
+
+	// MaxMessageSize is the largest message, in bytes. 0 means
+	// DefaultMaxMessageSize. It must leave room for its frame in the ring.
+	MaxMessageSize int
+
+	// Spin is how long a waiting call polls before it parks on a futex.
+	// SpinDefault, SpinNever, SpinForever, or any positive duration.
+	Spin time.Duration
+
+	// AllowUIDs lists the peer uids accepted besides this process's own
+	// uid. AllowAnyUID accepts every peer. By default only the same uid is
+	// accepted, checked with SO_PEERCRED on both sides.
+	AllowUIDs   []uint32
+	AllowAnyUID bool
+
+	// HandshakeTimeout bounds the handshake. 0 means DefaultHandshakeTimeout.
+	HandshakeTimeout time.Duration
+
+	// ProtocolVersionOverride, when non-zero, makes this side announce
+	// another protocol version. For testing version-mismatch handling only.
+	ProtocolVersionOverride uint32
+}
+
+// resolved is Options with defaults applied and values checked.
+type resolved struct {
+	ringSize         uint64
+	maxMessage       uint64
+	spin             time.Duration
+	allowUIDs        []uint32
+	allowAnyUID      bool
+	handshakeTimeout time.Duration
+	protocolVersion  uint32
+}
+
+func (o *Options) resolve() (resolved, error) {
+	var in Options
+	if o != nil {
+		in = *o
+	}
+	r := resolved{
+		spin:             in.Spin,
+		allowUIDs:        in.AllowUIDs,
+		allowAnyUID:      in.AllowAnyUID,
+		handshakeTimeout: in.HandshakeTimeout,
+		protocolVersion:  in.ProtocolVersionOverride,
+	}
+	if r.protocolVersion == 0 {
+		r.protocolVersion = ProtocolVersion
+	}
+	if r.handshakeTimeout <= 0 {
+		r.handshakeTimeout = DefaultHandshakeTimeout
+	}
+	switch {
+	case r.spin == SpinDefault:
+		r.spin = DefaultSpin
+	case r.spin < 0:
+		r.spin = 0
+	}
+	if in.MaxMessageSize < 0 || in.MaxMessageSize > MaxRingSize/2 {
+		return r, fmt.Errorf("%w: MaxMessageSize %d outside [0, %d]", ErrInvalidArgument, in.MaxMessageSize, MaxRingSize/2)
+	}
+	r.maxMessage = uint64(in.MaxMessageSize)
+	if r.maxMessage == 0 {
+		r.maxMessage = DefaultMaxMessageSize
+	}
+	switch {
+	case in.RingSize == 0:
+		r.ringSize = DefaultRingSize
+		for r.ringSize < 4*frameSize(r.maxMessage) && r.ringSize < MaxRingSize {
+			r.ringSize *= 2
+		}
+	case in.RingSize < MinRingSize || in.RingSize > MaxRingSize || in.RingSize&(in.RingSize-1) != 0:
+		return r, fmt.Errorf("%w: RingSize %d is not a power of two in [%d, %d]", ErrInvalidArgument, in.RingSize, MinRingSize, MaxRingSize)
+	default:
+		r.ringSize = uint64(in.RingSize)
+	}
+	if frameSize(r.maxMessage) > r.ringSize {
+		return r, fmt.Errorf("%w: MaxMessageSize %d does not fit a ring of %d bytes (frames take %d header bytes)",
+			ErrInvalidArgument, r.maxMessage, r.ringSize, frameHeaderSize)
+	}
+	return r, nil
+}

@@ -1,0 +1,199 @@
+package goipc
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync/atomic"
+)
+
+// ringView is one ring of a mapped segment: its data area, its control
+// words, and its limits, all validated when the segment was opened.
+type ringView struct {
+	data    []byte // len(data) == capacity
+	cap     uint64
+	mask    uint64
+	maxMsg  uint64
+	head    *uint64 // written by the producer only
+	tail    *uint64 // written by the consumer only
+	dataEC  eventCount
+	spaceEC eventCount
+}
+
+func protocolErrorf(format string, args ...any) error {
+	return fmt.Errorf("%w: "+format, append([]any{ErrProtocol}, args...)...)
+}
+
+// producer is the writing end of a ring. The producer's own head is kept
+// in process memory; the shared copy is only ever written, never trusted.
+type producer struct {
+	r        ringView
+	head     uint64 // bytes published so far (authoritative)
+	tailSeen uint64 // last validated tail loaded from the consumer
+
+	// A pending reservation: the frame starts at resPos; when resPad is
+	// set, a padding frame from head to the end of the ring precedes it.
+	reserved bool
+	resPos   uint64
+	resLen   uint64
+	resPad   bool
+}
+
+// loadTail refreshes tailSeen from shared memory and validates it.
+func (p *producer) loadTail() error {
+	// SYNC POINT: pairs with the consumer's StoreUint64(tail) in
+	// publishTail: once we see its tail, it has finished reading the bytes
+	// below it, and we may overwrite them.
+	t := atomic.LoadUint64(p.r.tail)
+	if t < p.tailSeen || p.head-t > p.r.cap || t%frameAlign != 0 {
+		return protocolErrorf("consumer position %d invalid (producer at %d, last seen %d, capacity %d)", t, p.head, p.tailSeen, p.r.cap)
+	}
+	p.tailSeen = t
+	return nil
+}
+
+// publish makes everything below newHead visible to the consumer and wakes
+// it if it announced it was going to sleep.
+func (p *producer) publish(newHead uint64) {
+	p.head = newHead
+	// SYNC POINT: pairs with the consumer's LoadUint64(head) in loadHead
+	// (the frame bytes written above become visible with it), and, being
+	// sequentially consistent, orders this store before notify's load of
+	// the waiter count (Dekker with eventCount.prepare).
+	atomic.StoreUint64(p.r.head, newHead)
+	p.r.dataEC.notify()
+}
+
+// tryReserve reserves room for an n-byte message. It reports false when
+// the ring is too full for now. It may publish a padding frame on its own
+// when a frame cannot fit both the padding and the message at once.
+func (p *producer) tryReserve(n uint64) (bool, error) {
+	need := frameSize(n)
+	for {
+		off := p.head & p.r.mask
+		pos, pad, total := p.head, uint64(0), need
+		if off+need > p.r.cap {
+			pad = p.r.cap - off
+			pos, total = p.head+pad, pad+need
+			if total > p.r.cap {
+				total = pad // padding alone now, the message after it
+			}
+		}
+		if p.r.cap-(p.head-p.tailSeen) < total {
+			if err := p.loadTail(); err != nil {
+				return false, err
+			}
+			if p.r.cap-(p.head-p.tailSeen) < total {
+				return false, nil
+			}
+		}
+		if pad != 0 {
+			p.writeHeader(off, uint32(pad-frameHeaderSize), frameKindPadding)
+			if total == pad {
+				p.publish(p.head + pad)
+				continue
+			}
+		}
+		p.reserved, p.resPos, p.resLen, p.resPad = true, pos, n, pad != 0
+		return true, nil
+	}
+}
+
+// reservedBytes is the payload area of the pending reservation.
+func (p *producer) reservedBytes() []byte {
+	off := p.resPos & p.r.mask
+	return p.r.data[off+frameHeaderSize : off+frameHeaderSize+p.resLen : off+frameHeaderSize+p.resLen]
+}
+
+// commit publishes the first n bytes of the pending reservation.
+func (p *producer) commit(n uint64) {
+	off := p.resPos & p.r.mask
+	p.writeHeader(off, uint32(n), frameKindMessage)
+	p.reserved = false
+	p.publish(p.resPos + frameSize(n))
+}
+
+func (p *producer) abort() { p.reserved = false }
+
+func (p *producer) writeHeader(off uint64, length uint32, kind uint32) {
+	binary.LittleEndian.PutUint32(p.r.data[off+offFrameLength:], length)
+	binary.LittleEndian.PutUint32(p.r.data[off+offFrameKind:], kind)
+}
+
+// consumer is the reading end of a ring. Its own tail is authoritative;
+// every value read from the ring is validated before use.
+type consumer struct {
+	r        ringView
+	tail     uint64 // bytes consumed so far (authoritative)
+	headSeen uint64 // last validated head loaded from the producer
+
+	viewHeld  bool
+	viewFrame uint64 // frame size of the message under the view
+}
+
+// loadHead refreshes headSeen from shared memory and validates it.
+func (c *consumer) loadHead() error {
+	// SYNC POINT: pairs with the producer's StoreUint64(head) in publish:
+	// every frame below the head we see is completely written.
+	h := atomic.LoadUint64(c.r.head)
+	if h < c.headSeen || h-c.tail > c.r.cap || h%frameAlign != 0 {
+		return protocolErrorf("producer position %d invalid (consumer at %d, last seen %d, capacity %d)", h, c.tail, c.headSeen, c.r.cap)
+	}
+	c.headSeen = h
+	return nil
+}
+
+// publishTail returns consumed space to the producer and wakes it if it
+// announced it was going to sleep.
+func (c *consumer) publishTail() {
+	// SYNC POINT: pairs with the producer's LoadUint64(tail) in loadTail;
+	// sequentially consistent, so it is ordered before notify's load of
+	// the waiter count (Dekker with eventCount.prepare).
+	atomic.StoreUint64(c.r.tail, c.tail)
+	c.r.spaceEC.notify()
+}
+
+// peek returns the next message in place, skipping padding frames. ok is
+// false when the ring is empty. The message stays in the ring until
+// consume(frame).
+func (c *consumer) peek() (msg []byte, frame uint64, ok bool, err error) {
+	for {
+		if c.headSeen == c.tail {
+			if err := c.loadHead(); err != nil {
+				return nil, 0, false, err
+			}
+			if c.headSeen == c.tail {
+				return nil, 0, false, nil
+			}
+		}
+		off := c.tail & c.r.mask
+		avail := c.headSeen - c.tail
+		// Read each header field once: the peer may change the bytes under
+		// us, so only these local copies are validated and used.
+		length := uint64(binary.LittleEndian.Uint32(c.r.data[off+offFrameLength:]))
+		kind := binary.LittleEndian.Uint32(c.r.data[off+offFrameKind:])
+		switch kind {
+		case frameKindPadding:
+			rest := c.r.cap - off
+			if length+frameHeaderSize != rest || rest > avail {
+				return nil, 0, false, protocolErrorf("padding frame at %d has length %d, expected %d (%d bytes published)", c.tail, length, rest-frameHeaderSize, avail)
+			}
+			c.tail += rest
+			c.publishTail()
+		case frameKindMessage:
+			fs := frameSize(length)
+			if length > c.r.maxMsg || off+fs > c.r.cap || fs > avail {
+				return nil, 0, false, protocolErrorf("frame at %d has length %d (max %d, %d bytes published, %d before the ring end)", c.tail, length, c.r.maxMsg, avail, c.r.cap-off)
+			}
+			start := off + frameHeaderSize
+			return c.r.data[start : start+length : start+length], fs, true, nil
+		default:
+			return nil, 0, false, protocolErrorf("frame at %d has unknown kind %d", c.tail, kind)
+		}
+	}
+}
+
+// consume releases a frame returned by peek.
+func (c *consumer) consume(frame uint64) {
+	c.tail += frame
+	c.publishTail()
+}

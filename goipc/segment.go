@@ -1,0 +1,153 @@
+package goipc
+
+import (
+	"encoding/binary"
+	"fmt"
+	"sync/atomic"
+	"unsafe"
+
+	"github.com/goipc/goipc/goipc/internal/sys"
+)
+
+// segment is a mapped goipc segment whose header has been validated. The
+// header is read once, when the segment is opened; afterwards only these
+// cached values are used, so a peer rewriting the header cannot change our
+// bounds.
+type segment struct {
+	mem        []byte
+	maxMessage uint64
+	rings      [2]ringView
+}
+
+// segmentSize is the size of a segment with two rings of ringSize bytes.
+func segmentSize(ringSize uint64) uint64 { return controlSize + 2*ringSize }
+
+// initSegment writes a fresh v1 header into mem (zeroed, of segmentSize
+// bytes) and publishes it by writing the ready word last.
+func initSegment(mem []byte, ringSize, maxMessage uint64) {
+	le := binary.LittleEndian
+	le.PutUint64(mem[offMagic:], segMagic)
+	le.PutUint32(mem[offLayoutVersion:], LayoutVersion)
+	le.PutUint32(mem[offControlSize:], controlSize)
+	le.PutUint64(mem[offSegmentSize:], uint64(len(mem)))
+	le.PutUint32(mem[offMaxMessage:], uint32(maxMessage))
+	le.PutUint32(mem[offFlags:], 0)
+	le.PutUint32(mem[offCreatorPID:], uint32(sys.Getpid()))
+	le.PutUint64(mem[offRing0DataOff:], controlSize)
+	le.PutUint64(mem[offRing0Cap:], ringSize)
+	le.PutUint64(mem[offRing1DataOff:], controlSize+ringSize)
+	le.PutUint64(mem[offRing1Cap:], ringSize)
+	// SYNC POINT: the ready word is written last; pairs with the atomic
+	// load in parseSegment. (The peer maps the segment only after receiving
+	// its fd, which already orders these writes, but a reader that maps a
+	// half-initialised segment by other means must see "not ready".)
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&mem[offReady])), segReady)
+}
+
+// parseSegment validates the header of a mapped segment and returns the
+// segment. maxAllowed bounds the maximum message size the peer may ask for.
+func parseSegment(mem []byte, maxAllowed uint64) (*segment, error) {
+	le := binary.LittleEndian
+	if len(mem) < controlSize {
+		return nil, protocolErrorf("segment is %d bytes, smaller than its %d-byte header", len(mem), controlSize)
+	}
+	if m := le.Uint64(mem[offMagic:]); m != segMagic {
+		return nil, protocolErrorf("segment magic %#x is not goipc's %#x", m, uint64(segMagic))
+	}
+	if v := le.Uint32(mem[offLayoutVersion:]); v != LayoutVersion {
+		return nil, fmt.Errorf("%w: segment layout version %d, this side reads version %d", ErrVersionMismatch, v, LayoutVersion)
+	}
+	if r := atomic.LoadUint32((*uint32)(unsafe.Pointer(&mem[offReady]))); r != segReady {
+		return nil, protocolErrorf("segment not ready (ready word %#x)", r)
+	}
+	ctl := le.Uint32(mem[offControlSize:])
+	size := le.Uint64(mem[offSegmentSize:])
+	maxMsg := uint64(le.Uint32(mem[offMaxMessage:]))
+	flags := le.Uint32(mem[offFlags:])
+	off0, cap0 := le.Uint64(mem[offRing0DataOff:]), le.Uint64(mem[offRing0Cap:])
+	off1, cap1 := le.Uint64(mem[offRing1DataOff:]), le.Uint64(mem[offRing1Cap:])
+	switch {
+	case ctl != controlSize:
+		return nil, protocolErrorf("segment control size %d, expected %d", ctl, controlSize)
+	case size != uint64(len(mem)):
+		return nil, protocolErrorf("segment header says %d bytes, mapping is %d", size, len(mem))
+	case flags != 0:
+		return nil, protocolErrorf("segment flags %#x unknown to layout version %d", flags, LayoutVersion)
+	case !validRingSize(cap0) || !validRingSize(cap1):
+		return nil, protocolErrorf("ring capacities %d and %d must be powers of two in [%d, %d]", cap0, cap1, MinRingSize, MaxRingSize)
+	case off0 != controlSize || off1 != off0+cap0 || off1+cap1 != size:
+		return nil, protocolErrorf("ring offsets %d+%d and %d+%d do not tile a %d-byte segment", off0, cap0, off1, cap1, size)
+	case frameSize(maxMsg) > cap0 || frameSize(maxMsg) > cap1:
+		return nil, protocolErrorf("max message size %d does not fit rings of %d and %d bytes", maxMsg, cap0, cap1)
+	case maxMsg > maxAllowed:
+		return nil, fmt.Errorf("%w: peer asks for messages up to %d bytes, this side allows %d (raise MaxMessageSize)", ErrInvalidArgument, maxMsg, maxAllowed)
+	}
+	s := &segment{mem: mem, maxMessage: maxMsg}
+	s.rings[0] = newRingView(mem, offRing0Control, off0, cap0, maxMsg)
+	s.rings[1] = newRingView(mem, offRing1Control, off1, cap1, maxMsg)
+	return s, nil
+}
+
+func validRingSize(c uint64) bool {
+	return c >= MinRingSize && c <= MaxRingSize && c&(c-1) == 0
+}
+
+func newRingView(mem []byte, ctlOff, dataOff, capacity, maxMsg uint64) ringView {
+	word := func(off uint64) *uint64 { return (*uint64)(unsafe.Pointer(&mem[ctlOff+off])) }
+	return ringView{
+		data:    mem[dataOff : dataOff+capacity : dataOff+capacity],
+		cap:     capacity,
+		mask:    capacity - 1,
+		maxMsg:  maxMsg,
+		head:    word(offCtlHead),
+		tail:    word(offCtlTail),
+		dataEC:  eventCount{word(offCtlDataEC)},
+		spaceEC: eventCount{word(offCtlSpaceEC)},
+	}
+}
+
+// createSegment makes a sealed memfd holding an initialised segment and
+// maps it. The caller owns fd and must unmap mem.
+func createSegment(ringSize, maxMessage uint64) (seg *segment, fd int, err error) {
+	size := segmentSize(ringSize)
+	fd, err = sys.CreateSealedMemfd("goipc", int64(size))
+	if err != nil {
+		return nil, -1, err
+	}
+	mem, err := sys.MapShared(fd, int(size))
+	if err != nil {
+		sys.Close(fd)
+		return nil, -1, err
+	}
+	initSegment(mem, ringSize, maxMessage)
+	seg, err = parseSegment(mem, maxMessage)
+	if err != nil { // cannot happen: we just wrote a valid header
+		sys.Unmap(mem)
+		sys.Close(fd)
+		return nil, -1, err
+	}
+	return seg, fd, nil
+}
+
+// openSegment checks a received segment fd (seals and size, before mapping
+// it) and maps and validates it. It does not close fd.
+func openSegment(fd int, size uint64, maxAllowed uint64) (*segment, error) {
+	if size < controlSize || size > segmentSize(MaxRingSize) {
+		return nil, protocolErrorf("peer announced a %d-byte segment", size)
+	}
+	if err := sys.CheckSealedSize(fd, int64(size)); err != nil {
+		return nil, fmt.Errorf("%w: %w", ErrProtocol, err)
+	}
+	mem, err := sys.MapShared(fd, int(size))
+	if err != nil {
+		return nil, err
+	}
+	seg, err := parseSegment(mem, maxAllowed)
+	if err != nil {
+		sys.Unmap(mem)
+		return nil, err
+	}
+	return seg, nil
+}
+
+func (s *segment) unmap() error { return sys.Unmap(s.mem) }
