@@ -1,0 +1,101 @@
+package main
+
+import (
+	"bytes"
+	"encoding/binary"
+	"flag"
+	"fmt"
+	"os"
+	"slices"
+	"time"
+
+	"github.com/goipc/goipc/goipc"
+)
+
+func init() {
+	commands["ping"] = command{summary: "send messages to a consumer, check every answer, print round trips", run: runPing}
+}
+
+func runPing(args []string) int {
+	fs := flag.NewFlagSet("goipc ping", flag.ContinueOnError)
+	path := fs.String("dial", "", "Unix socket `path` of the consumer (required)")
+	n := fs.Int("n", 100000, "number of round trips to measure")
+	warmup := fs.Int("warmup", 1000, "round trips before measuring")
+	size := fs.Int("size", 64, "message size in `bytes`")
+	spin := fs.Duration("spin", 0, "spin budget before parking (0: default; -1ns: park at once)")
+	timeout := fs.Duration("timeout", 10*time.Second, "give up on a round trip after this long")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" || *n <= 0 || *size < 0 || *warmup < 0 {
+		fmt.Fprintln(os.Stderr, "goipc ping: --dial PATH is required; -n must be > 0, --size and --warmup >= 0")
+		return 2
+	}
+	c, err := goipc.DialTimeout(*path, *timeout, &goipc.Options{Spin: *spin, MaxMessageSize: max(*size, goipc.DefaultMaxMessageSize)})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "goipc ping:", err)
+		return 1
+	}
+	defer c.Close()
+	rtts, elapsed, err := pingLoop(c, *warmup, *n, *size, *timeout)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "goipc ping:", err)
+		return 1
+	}
+	fmt.Printf("goipc ping: %d round trips of %d B to %s\n", *n, *size, *path)
+	printLatencies(os.Stdout, rtts, elapsed)
+	return 0
+}
+
+// pingLoop sends warmup+n messages, each stamped with its sequence number,
+// checks that every answer is byte for byte what was sent, and returns the
+// measured round trips.
+func pingLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]time.Duration, time.Duration, error) {
+	msg := make([]byte, size)
+	for i := range msg {
+		msg[i] = byte(i*7 + 3)
+	}
+	reply := make([]byte, size)
+	rtts := make([]time.Duration, 0, n)
+	var start time.Time
+	for i := 0; i < warmup+n; i++ {
+		if i == warmup {
+			start = time.Now()
+		}
+		if size >= 8 {
+			binary.LittleEndian.PutUint64(msg, uint64(i))
+		}
+		t0 := time.Now()
+		if err := c.SendTimeout(msg, timeout); err != nil {
+			return nil, 0, fmt.Errorf("send %d: %w", i, err)
+		}
+		got, err := c.RecvInto(reply, timeout)
+		if err != nil {
+			return nil, 0, fmt.Errorf("receive %d: %w", i, err)
+		}
+		rtt := time.Since(t0)
+		if got != size || !bytes.Equal(reply[:got], msg) {
+			return nil, 0, fmt.Errorf("answer %d differs from what was sent (%d bytes, want %d)", i, got, size)
+		}
+		if i >= warmup {
+			rtts = append(rtts, rtt)
+		}
+	}
+	return rtts, time.Since(start), nil
+}
+
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	i := int(p / 100 * float64(len(sorted)-1))
+	return sorted[i]
+}
+
+func printLatencies(w *os.File, rtts []time.Duration, elapsed time.Duration) {
+	s := slices.Clone(rtts)
+	slices.Sort(s)
+	fmt.Fprintf(w, "round trip: min %v  p50 %v  p99 %v  p99.9 %v  max %v\n",
+		s[0], percentile(s, 50), percentile(s, 99), percentile(s, 99.9), s[len(s)-1])
+	fmt.Fprintf(w, "throughput: %.0f round trips/s\n", float64(len(s))/elapsed.Seconds())
+}

@@ -1,0 +1,130 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/goipc/goipc/goipc"
+)
+
+func init() {
+	commands["pong"] = command{summary: "serve connections and answer every message (a Go consumer)", run: runPong}
+}
+
+func runPong(args []string) int {
+	fs := flag.NewFlagSet("goipc pong", flag.ContinueOnError)
+	path := fs.String("listen", "", "Unix socket `path` to listen on (required)")
+	maxMsg := fs.Int("max-message", 0, "largest message `bytes` a client may ask for (0: default 1 MiB)")
+	spin := fs.Duration("spin", 0, "spin budget before parking (0: default; -1ns: park at once)")
+	verbose := fs.Bool("v", false, "log each connection")
+	protoOverride := fs.Uint("protocol-version", 0, "announce another protocol `version` (testing version-mismatch handling)")
+	if err := fs.Parse(args); err != nil {
+		return 2
+	}
+	if *path == "" {
+		fmt.Fprintln(os.Stderr, "goipc pong: --listen PATH is required")
+		return 2
+	}
+	opts := &goipc.Options{MaxMessageSize: *maxMsg, Spin: *spin, ProtocolVersionOverride: uint32(*protoOverride)}
+	ln, err := goipc.Listen(*path, opts)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "goipc pong:", err)
+		return 1
+	}
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	s := &pongServer{ln: ln, verbose: *verbose, conns: map[*goipc.Conn]struct{}{}}
+	// The ready line: scripts and tests wait for it before dialing.
+	fmt.Printf("goipc pong: listening on %s\n", *path)
+	done := make(chan struct{})
+	go func() { s.serve(); close(done) }()
+	select {
+	case sig := <-sigs:
+		fmt.Fprintf(os.Stderr, "goipc pong: %v, shutting down\n", sig)
+	case <-done:
+	}
+	s.shutdown()
+	return 0
+}
+
+type pongServer struct {
+	ln      *goipc.Listener
+	verbose bool
+	mu      sync.Mutex
+	conns   map[*goipc.Conn]struct{}
+	wg      sync.WaitGroup
+}
+
+func (s *pongServer) serve() {
+	for {
+		c, err := s.ln.Accept()
+		switch {
+		case errors.Is(err, goipc.ErrClosed):
+			return
+		case err != nil:
+			// A failed handshake concerns that one client.
+			fmt.Fprintln(os.Stderr, "goipc pong: rejected a client:", err)
+			continue
+		}
+		s.mu.Lock()
+		s.conns[c] = struct{}{}
+		s.mu.Unlock()
+		s.wg.Add(1)
+		go s.handle(c)
+	}
+}
+
+func (s *pongServer) handle(c *goipc.Conn) {
+	defer s.wg.Done()
+	if s.verbose {
+		fmt.Fprintf(os.Stderr, "goipc pong: client pid %d connected\n", c.PeerPID())
+	}
+	start, n := time.Now(), 0
+	err := echoLoop(c, &n)
+	if s.verbose || !errors.Is(err, goipc.ErrPeerClosed) && !errors.Is(err, goipc.ErrClosed) {
+		fmt.Fprintf(os.Stderr, "goipc pong: client pid %d: %d messages in %v: %v\n", c.PeerPID(), n, time.Since(start).Round(time.Millisecond), err)
+	}
+	s.mu.Lock()
+	delete(s.conns, c)
+	s.mu.Unlock()
+	c.Close()
+}
+
+// echoLoop answers every message until the connection ends: it reads the
+// message in place and writes the answer straight into reserved ring
+// space, so the payload is copied once, ring to ring.
+func echoLoop(c *goipc.Conn, n *int) error {
+	for {
+		msg, err := c.RecvView(-1)
+		if err != nil {
+			return err
+		}
+		out, err := c.Reserve(len(msg), -1)
+		if err != nil {
+			c.ReleaseView()
+			return err
+		}
+		copy(out, msg)
+		c.ReleaseView()
+		if err := c.Commit(len(msg)); err != nil {
+			return err
+		}
+		*n++
+	}
+}
+
+func (s *pongServer) shutdown() {
+	s.ln.Close() // also removes the socket file
+	s.mu.Lock()
+	for c := range s.conns {
+		c.Close()
+	}
+	s.mu.Unlock()
+	s.wg.Wait()
+}
