@@ -1,0 +1,345 @@
+/*
+ * goipc.h - the C ABI of goipc, a shared-memory message channel between two
+ * processes on one Linux host.
+ *
+ * This header is the contract. libgoipc.so (built from capi/ with
+ * `go build -buildmode=c-shared`) exports exactly the functions declared
+ * here and nothing else; the shim capi/goipc_shim.c includes this header,
+ * so a definition that drifts from a declaration is a compile error, and
+ * `make test-c` checks that `nm -D --defined-only libgoipc.so` lists exactly
+ * these functions.
+ *
+ * Conventions (they hold for every function unless its comment says
+ * otherwise):
+ *
+ *  - Return value: an int32_t status, GOIPC_OK (0) on success, one of the
+ *    GOIPC_ERR_* codes on failure. New codes may be added in later minor
+ *    versions: treat an unknown non-zero code as a failure and print it with
+ *    goipc_strerror().
+ *  - Out-parameters are written only on success, unless the comment says
+ *    otherwise (goipc_recv writes *len on GOIPC_ERR_BUFFER_TOO_SMALL). On
+ *    failure they are left unmodified.
+ *  - A NULL pointer where a pointer is required, handle 0, a handle of the
+ *    wrong kind or a handle this library never issued returns
+ *    GOIPC_ERR_INVALID_ARGUMENT. A handle that was closed returns
+ *    GOIPC_ERR_CLOSED. Neither ever crashes the process.
+ *  - Timeouts are int64_t milliseconds: < 0 waits as long as it takes, 0
+ *    never waits (GOIPC_ERR_TIMEOUT if the call would have to wait), > 0
+ *    waits at most that long.
+ *  - Errors: after a failed call, goipc_last_error_message() and
+ *    goipc_last_errno() describe it, per thread. Successful calls do not
+ *    reset them.
+ *  - No function aborts the process: a Go panic inside the library is
+ *    recovered and returned as GOIPC_ERR_SYSTEM.
+ *  - Every function may be called from any thread. Per-connection limits:
+ *    see "Thread safety" below.
+ *
+ * Thread safety of a connection: one goipc_conn may be used by any number
+ * of threads at once. Sends are serialised with each other, receives with
+ * each other, and a send runs in parallel with a receive: the intended use
+ * is one sender thread and one receiver thread. An open reservation
+ * (goipc_reserve .. goipc_commit/goipc_abort_reserve) holds the send side,
+ * and an open view (goipc_recv_view .. goipc_release) holds the receive
+ * side: other threads' sends (resp. receives) on that connection wait for it
+ * to end, whatever their timeout, so keep reservations and views short.
+ * The thread that holds a reservation (view) gets GOIPC_ERR_INVALID_ARGUMENT
+ * if it sends (receives) again before ending it, instead of deadlocking.
+ * goipc_conn_close may be called at any time from any thread: calls blocked
+ * on that connection return GOIPC_ERR_CLOSED.
+ *
+ * Process rules (they come from the Go runtime inside the library):
+ *  - Do not call goipc functions in a child created by fork() of a process
+ *    that has loaded libgoipc.so (the call hangs); use posix_spawn or exec.
+ *  - Only one Go c-shared library per process is supported.
+ *  - glibc only: musl cannot dlopen a Go c-shared library.
+ *  - The first goipc call on a new thread costs about 0.2-1 ms; the first
+ *    call after the library loads waits for the Go runtime to start.
+ *
+ * Link with `pkg-config --cflags --libs goipc` (build/lib/pkgconfig).
+ * See docs/C_API.md for a guide and bindings/c/ for examples.
+ */
+#ifndef GOIPC_H
+#define GOIPC_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of this ABI. It changes only on an incompatible change; added
+ * functions, added status codes and options struct growth keep it. */
+#define GOIPC_ABI_VERSION 1
+
+/* Returns GOIPC_ABI_VERSION as compiled into the library. Compare it with
+ * the macro to detect a header/library mismatch. Never fails. */
+int32_t goipc_abi_version(void);
+
+/* ---- Status codes ------------------------------------------------------ */
+
+/* Success. */
+#define GOIPC_OK 0
+/* Misuse: NULL pointer, handle 0, unknown handle or wrong kind of handle,
+ * bad option values, commit without reserve, a listener refusing a segment
+ * whose maximum message size is above its own. */
+#define GOIPC_ERR_INVALID_ARGUMENT 1
+/* The timeout expired, or timeout 0 and the call would have had to wait.
+ * The connection stays usable. */
+#define GOIPC_ERR_TIMEOUT 2
+/* The handle was closed by this process (goipc_conn_close or
+ * goipc_listener_close), possibly while the call was blocked. */
+#define GOIPC_ERR_CLOSED 3
+/* The peer closed the connection or its process died. Messages it had
+ * fully sent were delivered first. Close the handle and reconnect. */
+#define GOIPC_ERR_PEER_CLOSED 4
+/* The message is larger than the connection's maximum message size
+ * (goipc_conn_max_message_size). Nothing was written; the connection stays
+ * usable. */
+#define GOIPC_ERR_MESSAGE_TOO_LARGE 5
+/* goipc_recv: the next message does not fit the buffer. *len is set to its
+ * size and the message stays queued; retry with a larger buffer. */
+#define GOIPC_ERR_BUFFER_TOO_SMALL 6
+/* The peer broke the protocol (corrupt shared memory, bad handshake), or
+ * speaks another protocol/layout version (the message says which). The
+ * connection is unusable; close it. For goipc_accept it concerns one client
+ * only: the listener stays usable. */
+#define GOIPC_ERR_PROTOCOL 7
+/* Peer credentials refused by the uid policy, or the socket path cannot be
+ * used (EACCES). */
+#define GOIPC_ERR_PERMISSION 8
+/* An operating-system error; goipc_last_errno() gives the errno (for
+ * example ENOENT or ECONNREFUSED when nothing listens on a dialed path).
+ * Also returned, with errno 0, for an internal error (a recovered panic). */
+#define GOIPC_ERR_SYSTEM 9
+/* goipc_listen: a live listener already serves the path, or the path
+ * exists and is not a socket. */
+#define GOIPC_ERR_ADDRESS_IN_USE 10
+/* Not supported on this system (goipc needs Linux). */
+#define GOIPC_ERR_NOT_SUPPORTED 11
+
+/* Returns a static, non-empty, NUL-terminated English description of
+ * status: for every value, known or not (unknown values give
+ * "goipc: unknown status code"). The string is owned by the library and
+ * never freed. Never fails; thread-safe; does not call into Go. */
+const char *goipc_strerror(int32_t status);
+
+/* Returns the errno behind the most recent failed goipc call on the calling
+ * thread when the operating system reported one (always the case for a
+ * GOIPC_ERR_SYSTEM from a system call; sometimes also for
+ * GOIPC_ERR_PERMISSION), else 0. Successful calls do not reset it.
+ * Thread-local; never fails; does not call into Go. */
+int32_t goipc_last_errno(void);
+
+/* Returns a detail message for the most recent failed goipc call on the
+ * calling thread ("" if none has failed yet), e.g.
+ * "goipc: message larger than the connection's maximum message size: 2000000
+ * bytes, maximum is 1048576". Owned by the library; valid until the next
+ * goipc call on this thread (copy it to keep it). Messages longer than 511
+ * bytes are truncated. Thread-local; never fails; does not call into Go. */
+const char *goipc_last_error_message(void);
+
+/* ---- Handles ----------------------------------------------------------- */
+
+/* Opaque handles. 0 is never a valid handle. A closed handle's value is not
+ * reused by a new listener or connection for at least 2^24 further opens of
+ * the same slot, so a stale handle reliably returns GOIPC_ERR_CLOSED. */
+typedef uint64_t goipc_listener;
+typedef uint64_t goipc_conn;
+
+/* ---- Options ----------------------------------------------------------- */
+
+/* Options for goipc_listen_ex and goipc_dial_ex. Always initialise with
+ * goipc_options_init, then set the fields you need: the struct may grow at
+ * its end in later versions (struct_size tells the library which version
+ * the caller was compiled against; bytes past the fields this library knows
+ * must be zero). */
+typedef struct goipc_options {
+    uint32_t struct_size;        /* sizeof(goipc_options), set by goipc_options_init */
+    uint32_t reserved0;          /* must be 0 */
+    /* Bytes per direction, a power of two in [4096, 2^30]; 0 = default
+     * (4 MiB, raised to hold at least four maximum-size messages). The
+     * dialer's value defines the connection; a listener ignores it. */
+    uint64_t ring_size;
+    /* Largest message in bytes; 0 = default (1 MiB). The dialer's value
+     * defines the connection; a listener refuses dialers whose value is
+     * above its own (the dialer sees GOIPC_ERR_INVALID_ARGUMENT). */
+    uint64_t max_message_size;
+    /* How long a waiting call polls before it sleeps on a futex, in ns:
+     * 0 = default (50 us) then sleep; -1 (any negative) = sleep at once
+     * (lowest CPU, highest latency); INT64_MAX = poll forever (lowest
+     * latency, one busy core per waiting side; timeouts and peer death are
+     * still honoured). Applies to connections made with these options. */
+    int64_t spin_ns;
+    /* Bound on the connection handshake in ms; 0 = default (5000). Must
+     * not be negative. */
+    int64_t handshake_timeout_ms;
+    /* Non-zero: accept peers of any uid. Default (0): the peer must run as
+     * the same uid as this process (checked with SO_PEERCRED on both
+     * sides). */
+    int32_t allow_any_uid;
+    /* Testing only: announce another protocol version; 0 = normal. */
+    uint32_t protocol_version_override;
+} goipc_options;
+
+/* Sets every field of *opts to its default (zero) and struct_size to
+ * sizeof(goipc_options). NULL-safe (does nothing). Never fails; does not
+ * call into Go. */
+void goipc_options_init(goipc_options *opts);
+
+/* ---- Listener ---------------------------------------------------------- */
+
+/* Listens on the Unix socket path (a filesystem path, at most 107 bytes).
+ * Equivalent to goipc_listen_ex(path, NULL, out).
+ * Returns GOIPC_OK and sets *out to a new listener handle, which the caller
+ * owns and must close with goipc_listener_close. A stale socket file left by
+ * a dead listener is replaced.
+ * Errors: GOIPC_ERR_INVALID_ARGUMENT (path or out NULL, path empty),
+ * GOIPC_ERR_ADDRESS_IN_USE (a live listener serves path, or path exists
+ * and is not a socket), GOIPC_ERR_PERMISSION, GOIPC_ERR_SYSTEM.
+ * path is only read during the call (the caller keeps ownership). */
+int32_t goipc_listen(const char *path, goipc_listener *out);
+
+/* goipc_listen with options; opts may be NULL (all defaults). The
+ * listener's max_message_size, spin_ns, handshake_timeout_ms, allow_any_uid
+ * and protocol_version_override apply to every accepted connection.
+ * Additional error: GOIPC_ERR_INVALID_ARGUMENT for bad options
+ * (struct_size not set by goipc_options_init, out-of-range values).
+ * opts is only read during the call. */
+int32_t goipc_listen_ex(const char *path, const goipc_options *opts, goipc_listener *out);
+
+/* Waits for a client and completes its handshake. Returns GOIPC_OK and sets
+ * *out to a new connection handle, owned by the caller (close it with
+ * goipc_conn_close). timeout_ms 0 takes only a client already waiting.
+ * Errors: GOIPC_ERR_INVALID_ARGUMENT (bad handle, out NULL),
+ * GOIPC_ERR_CLOSED (the listener is or gets closed), GOIPC_ERR_TIMEOUT,
+ * and, for a handshake that failed with one client, GOIPC_ERR_PROTOCOL,
+ * GOIPC_ERR_PERMISSION, GOIPC_ERR_PEER_CLOSED, GOIPC_ERR_SYSTEM: the listener
+ * stays usable after those, keep accepting.
+ * Thread safety: any number of threads may accept on one listener. */
+int32_t goipc_accept(goipc_listener l, int64_t timeout_ms, goipc_conn *out);
+
+/* Stops listening and removes the socket file. Accept calls blocked on l
+ * return GOIPC_ERR_CLOSED; connections already accepted stay open. The
+ * handle is invalid afterwards. Returns GOIPC_OK, or GOIPC_ERR_CLOSED if l
+ * was already closed, GOIPC_ERR_INVALID_ARGUMENT for a handle never issued.
+ * Thread-safe. */
+int32_t goipc_listener_close(goipc_listener l);
+
+/* ---- Connection -------------------------------------------------------- */
+
+/* Connects to the listener at path and completes the handshake.
+ * Equivalent to goipc_dial_ex(path, NULL, timeout_ms, out).
+ * Returns GOIPC_OK and sets *out to a new connection handle owned by the
+ * caller (close it with goipc_conn_close).
+ * timeout_ms: < 0 waits as long as the handshake timeout allows (default
+ * 5 s); 0 always returns GOIPC_ERR_TIMEOUT, because a handshake has to wait
+ * for the listener's reply; > 0 bounds connect + handshake.
+ * Errors: GOIPC_ERR_INVALID_ARGUMENT (path or out NULL, path empty; or the
+ * listener refused our max_message_size), GOIPC_ERR_TIMEOUT,
+ * GOIPC_ERR_SYSTEM (errno ENOENT: no such path; ECONNREFUSED: nobody
+ * listens), GOIPC_ERR_PERMISSION (uid policy of either side, or EACCES),
+ * GOIPC_ERR_PROTOCOL (not a goipc listener, or another protocol version),
+ * GOIPC_ERR_PEER_CLOSED (the listener went away during the handshake).
+ * path is only read during the call. */
+int32_t goipc_dial(const char *path, int64_t timeout_ms, goipc_conn *out);
+
+/* goipc_dial with options; opts may be NULL. The dialer's ring_size and
+ * max_message_size define the connection's segment. opts is only read
+ * during the call. */
+int32_t goipc_dial_ex(const char *path, const goipc_options *opts, int64_t timeout_ms, goipc_conn *out);
+
+/* Sets *out to the largest message, in bytes, that connection c carries
+ * (in both directions). Errors: GOIPC_ERR_INVALID_ARGUMENT, GOIPC_ERR_CLOSED. */
+int32_t goipc_conn_max_message_size(goipc_conn c, size_t *out);
+
+/* Sends len bytes from data as one message (copied into shared memory;
+ * the caller keeps ownership of data). Waits while the peer's ring is full
+ * (backpressure: nothing is dropped or overwritten), up to timeout_ms.
+ * data may be NULL only if len is 0 (an empty message).
+ * Errors: GOIPC_ERR_INVALID_ARGUMENT, GOIPC_ERR_CLOSED, GOIPC_ERR_TIMEOUT
+ * (ring full; nothing written), GOIPC_ERR_PEER_CLOSED,
+ * GOIPC_ERR_MESSAGE_TOO_LARGE (len above the maximum: nothing written, the
+ * connection stays usable), GOIPC_ERR_PROTOCOL.
+ * One call into Go; no allocation. */
+int32_t goipc_send(goipc_conn c, const void *data, size_t len, int64_t timeout_ms);
+
+/* Receives the next message into buf (capacity cap bytes) and sets *len to
+ * its size. buf may be NULL only if cap is 0.
+ * If the message is larger than cap: returns GOIPC_ERR_BUFFER_TOO_SMALL,
+ * sets *len to the size needed and leaves the message queued.
+ * Errors: GOIPC_ERR_INVALID_ARGUMENT (len NULL, buf NULL with cap > 0, bad
+ * handle), GOIPC_ERR_CLOSED, GOIPC_ERR_TIMEOUT, GOIPC_ERR_PEER_CLOSED
+ * (after every message the peer sent has been received),
+ * GOIPC_ERR_BUFFER_TOO_SMALL, GOIPC_ERR_PROTOCOL.
+ * One call into Go; no allocation. */
+int32_t goipc_recv(goipc_conn c, void *buf, size_t cap, size_t *len, int64_t timeout_ms);
+
+/* Closes the connection. Calls blocked on c return GOIPC_ERR_CLOSED; the
+ * peer gets GOIPC_ERR_PEER_CLOSED once it has received what was sent. The
+ * handle is invalid afterwards. A reservation or view held by the calling
+ * thread is ended by the close (its pointer becomes invalid); one held by
+ * another thread stays valid until that thread calls goipc_commit,
+ * goipc_abort_reserve or goipc_release (which return GOIPC_ERR_CLOSED and
+ * free the shared memory).
+ * Returns GOIPC_OK, or GOIPC_ERR_CLOSED if c was already closed (double
+ * close is harmless), GOIPC_ERR_INVALID_ARGUMENT for a handle never issued.
+ * Thread-safe. */
+int32_t goipc_conn_close(goipc_conn c);
+
+/* ---- Zero-copy send: reserve, fill, commit ----------------------------- */
+
+/* Reserves room for a message of up to len bytes in the ring and sets
+ * *out_ptr to it, for the caller to fill in place. Waits for space up to
+ * timeout_ms. The caller then calls goipc_commit(c, n) with n <= len to
+ * publish the first n bytes, or goipc_abort_reserve(c) to drop it. Until
+ * then the memory at *out_ptr belongs to the caller (write only inside
+ * [*out_ptr, *out_ptr + len)); afterwards it must not be touched. *out_ptr
+ * is 8-byte aligned. For len 0 *out_ptr is a valid, non-NULL pointer to 0
+ * bytes.
+ * The reservation holds the connection's send side (see Thread safety);
+ * the same thread calling goipc_send or goipc_reserve again before ending
+ * it gets GOIPC_ERR_INVALID_ARGUMENT.
+ * Errors: as goipc_send. */
+int32_t goipc_reserve(goipc_conn c, size_t len, int64_t timeout_ms, void **out_ptr);
+
+/* Publishes the first len bytes of the open reservation as one message and
+ * ends the reservation. May be called from another thread than the one
+ * that reserved. Errors: GOIPC_ERR_INVALID_ARGUMENT (no reservation open,
+ * len above the reserved length: the reservation stays open),
+ * GOIPC_ERR_CLOSED (the connection was closed meanwhile: nothing sent, the
+ * reservation is ended). */
+int32_t goipc_commit(goipc_conn c, size_t len);
+
+/* Drops the open reservation without sending anything. Errors:
+ * GOIPC_ERR_INVALID_ARGUMENT (no reservation open), GOIPC_ERR_CLOSED (the
+ * connection was closed meanwhile; the reservation is ended all the same). */
+int32_t goipc_abort_reserve(goipc_conn c);
+
+/* ---- Zero-copy receive: view, read, release ---------------------------- */
+
+/* Waits up to timeout_ms for the next message and returns it in place:
+ * *out_ptr points into shared memory, *out_len is its size. The bytes stay
+ * valid and unchanged by our side until goipc_release(c); the peer cannot
+ * reuse the space before. For an empty message *out_ptr is non-NULL.
+ * Do not write through the pointer. The peer process can still modify the
+ * bytes (as with any shared memory): copy before validating if that
+ * matters.
+ * The view holds the connection's receive side (see Thread safety); the
+ * same thread receiving again before goipc_release gets
+ * GOIPC_ERR_INVALID_ARGUMENT.
+ * Errors: as goipc_recv, except GOIPC_ERR_BUFFER_TOO_SMALL. */
+int32_t goipc_recv_view(goipc_conn c, const void **out_ptr, size_t *out_len, int64_t timeout_ms);
+
+/* Releases the view returned by goipc_recv_view, giving its space back to
+ * the peer; the pointer must not be used afterwards. May be called from
+ * another thread than the one that took the view. Errors:
+ * GOIPC_ERR_INVALID_ARGUMENT (no view open), GOIPC_ERR_CLOSED (the
+ * connection was closed meanwhile; the view is ended all the same). */
+int32_t goipc_release(goipc_conn c);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* GOIPC_H */
