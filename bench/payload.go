@@ -1,0 +1,48 @@
+package bench
+
+import (
+	"encoding/binary"
+	"fmt"
+)
+
+// Payloads: a fixed byte pattern with the message's sequence number stamped
+// over its first (up to) 8 bytes, so that a stale, reordered or torn
+// message fails verification.
+
+func patternByte(j int) byte { return byte(j*131 + 7) }
+
+func newPayload(size int) []byte {
+	b := make([]byte, size, size+RecvSlack)
+	for j := range b {
+		b[j] = patternByte(j)
+	}
+	return b
+}
+
+func newRecvBuf(size int) []byte { return make([]byte, size, size+RecvSlack) }
+
+func stamp(b []byte, seq uint64) {
+	if len(b) >= 8 {
+		binary.LittleEndian.PutUint64(b, seq)
+		return
+	}
+	for j := range b {
+		b[j] = byte(seq >> (8 * j))
+	}
+}
+
+// verify checks that b is the payload of message seq.
+func verify(b []byte, seq uint64) error {
+	n := min(8, len(b))
+	for j := 0; j < n; j++ {
+		if b[j] != byte(seq>>(8*j)) {
+			return fmt.Errorf("bench: payload of message %d: sequence bytes % x", seq, b[:n])
+		}
+	}
+	for j := n; j < len(b); j++ {
+		if b[j] != patternByte(j) {
+			return fmt.Errorf("bench: payload of message %d (%d B): byte %d is %#x, want %#x", seq, len(b), j, b[j], patternByte(j))
+		}
+	}
+	return nil
+}
