@@ -2,6 +2,11 @@ package message
 
 import (
 	"bytes"
+	"flag"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/goipc/goipc/schema/gen/go/goipc/fb"
@@ -61,4 +66,59 @@ func FuzzVerify(f *testing.F) {
 			t.Fatalf("re-encoded message reads %+v, want %+v", g, f)
 		}
 	})
+}
+
+var updateSeeds = flag.Bool("update-fuzz-seeds", false, "rewrite testdata/fuzz/FuzzVerify")
+
+// TestWriteFuzzSeeds rewrites the committed seed corpus of FuzzVerify with
+// -update-fuzz-seeds: valid messages of every writer (the wire files of all
+// languages included) and every case of malformedCases.
+//
+//	go test -run '^TestWriteFuzzSeeds$' -update-fuzz-seeds ./goipc/message
+func TestWriteFuzzSeeds(t *testing.T) {
+	if !*updateSeeds {
+		t.Skip("run with -update-fuzz-seeds to rewrite testdata/fuzz/FuzzVerify")
+	}
+	dir := filepath.Join("testdata", "fuzz", "FuzzVerify")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	seeds := map[string][]byte{}
+	b := NewBuilder(0)
+	for _, n := range []int{0, 1, 4, 13} {
+		seeds[fmt.Sprintf("valid_write_ping_%d", n)] = AppendPing(nil, 42, 1000, seqPayload(n))
+		seeds[fmt.Sprintf("valid_write_pong_%d", n)] = AppendPong(nil, 42, 1000, 2000, seqPayload(n))
+	}
+	seeds["valid_builder_ping_zero"] = bytes.Clone(b.Ping(0, 0, nil))
+	seeds["valid_builder_pong_zero"] = bytes.Clone(b.Pong(0, 0, 0, nil))
+	for _, lang := range []string{"go", "python", "rust"} {
+		for _, kind := range []string{"ping", "pong"} {
+			buf, err := os.ReadFile(filepath.Join(wireDir, kind+"_"+lang+".bin"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			seeds["wire_"+kind+"_"+lang] = buf
+		}
+	}
+	for _, c := range malformedCases {
+		name := strings.Map(func(r rune) rune {
+			if r >= 'a' && r <= 'z' || r >= '0' && r <= '9' {
+				return r
+			}
+			if r >= 'A' && r <= 'Z' {
+				return r + 'a' - 'A'
+			}
+			return '_'
+		}, c.name)
+		seeds["malformed_"+name] = c.mutate(testPong())
+	}
+	for name, buf := range seeds {
+		data := fmt.Sprintf("go test fuzz v1\n[]byte(%q)\n", buf)
+		if err := os.WriteFile(filepath.Join(dir, name), []byte(data), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 }

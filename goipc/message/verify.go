@@ -33,28 +33,29 @@ import (
 // fixed number of words whatever the buffer holds, and does not allocate
 // unless it fails. It never panics.
 func Verify(buf []byte) error {
-	_, err := parse(buf)
-	return err
+	var m parsed
+	return parse(buf, &m)
 }
 
 // Identify verifies buf as Verify does and returns its body type
 // (fb.BodyPing or fb.BodyPong).
 func Identify(buf []byte) (fb.Body, error) {
-	m, err := parse(buf)
+	var m parsed
+	err := parse(buf, &m)
 	return m.kind, err
 }
 
 // IsPing reports whether buf is a valid message (Verify returns nil) whose
 // body is a Ping.
 func IsPing(buf []byte) bool {
-	m, err := parse(buf)
-	return err == nil && m.kind == fb.BodyPing
+	var m parsed
+	return parse(buf, &m) == nil && m.kind == fb.BodyPing
 }
 
 // IsPong reports whether buf is a valid message whose body is a Pong.
 func IsPong(buf []byte) bool {
-	m, err := parse(buf)
-	return err == nil && m.kind == fb.BodyPong
+	var m parsed
+	return parse(buf, &m) == nil && m.kind == fb.BodyPong
 }
 
 // parsed is a verified message: the body type and the checked positions of
@@ -71,43 +72,53 @@ type parsed struct {
 // table is a table whose header has been checked: its position, its
 // vtable's position and length, and its inline size.
 type table struct {
-	name   string
 	pos    int
 	vt     int
 	vtLen  int
 	inline int
 }
 
-func errAt(sentinel error, what string, pos int) error {
-	return fmt.Errorf("%w: %s at offset %d", sentinel, what, pos)
+// fail builds the error for a failed check: sentinel wrapped with what
+// failed and where. It is kept out of line, with int arguments only, so
+// that the checks' fast path carries no fmt argument arrays in its frame.
+//
+//go:noinline
+func fail(sentinel error, what, format string, args ...int64) error {
+	a := make([]any, 0, len(args)+1)
+	a = append(a, what)
+	for _, x := range args {
+		a = append(a, x)
+	}
+	return fmt.Errorf("%w: %s "+format, append([]any{sentinel}, a...)...)
 }
 
-func parse(buf []byte) (parsed, error) {
-	var m parsed
+// parse verifies buf into *m (an out parameter: returning the struct
+// costs a copy per call on the hot path). m.kind is set only on success.
+func parse(buf []byte, m *parsed) error {
 	if len(buf) < headerSize {
-		return m, fmt.Errorf("%w: %d bytes", ErrTruncated, len(buf))
+		return fail(ErrTruncated, "buffer", "of %d bytes", int64(len(buf)))
 	}
 	if len(buf) > MaxSize {
-		return m, fmt.Errorf("%w: %d bytes", ErrTooLarge, len(buf))
+		return fail(ErrTooLarge, "buffer", "of %d bytes", int64(len(buf)))
 	}
 	if [4]byte(buf[4:8]) != identifier {
-		return m, fmt.Errorf("%w: got %q", ErrBadIdentifier, buf[4:8])
+		return fail(ErrBadIdentifier, "identifier", "is %02x %02x %02x %02x, want 47 49 50 43", int64(buf[4]), int64(buf[5]), int64(buf[6]), int64(buf[7]))
 	}
 	root, err := deref(buf, 0, "root offset")
 	if err != nil {
-		return m, err
+		return err
 	}
 	msg, err := loadTable(buf, root, "Message")
 	if err != nil {
-		return m, err
+		return err
 	}
 	typePos, err := msg.field(buf, fieldBodyType, 1, "Message.body_type")
 	if err != nil {
-		return m, err
+		return err
 	}
 	bodyPos, err := msg.field(buf, fieldBody, sizeUOffset, "Message.body")
 	if err != nil {
-		return m, err
+		return err
 	}
 	kind := fb.BodyNONE
 	if typePos != 0 {
@@ -115,116 +126,114 @@ func parse(buf []byte) (parsed, error) {
 	}
 	switch {
 	case kind != fb.BodyNONE && kind != fb.BodyPing && kind != fb.BodyPong:
-		return m, fmt.Errorf("%w: %d", ErrUnknownBody, kind)
+		return fail(ErrUnknownBody, "Message.body_type", "is %d", int64(kind))
 	case kind == fb.BodyNONE && bodyPos == 0:
-		return m, fmt.Errorf("%w: message has no body", ErrBadUnion)
+		return fail(ErrBadUnion, "Message.body", "is absent")
 	case kind == fb.BodyNONE:
-		return m, fmt.Errorf("%w: body present with type NONE", ErrBadUnion)
+		return fail(ErrBadUnion, "Message.body", "at offset %d with body_type NONE", int64(bodyPos))
 	case bodyPos == 0:
-		return m, fmt.Errorf("%w: type %s without a body", ErrBadUnion, kind)
+		return fail(ErrBadUnion, "Message.body", "absent with body_type %d", int64(kind))
 	}
 	bodyTab, err := deref(buf, bodyPos, "Message.body")
 	if err != nil {
-		return m, err
+		return err
 	}
-	m.kind = kind
 	if kind == fb.BodyPing {
 		t, err := loadTable(buf, bodyTab, "Ping")
 		if err != nil {
-			return m, err
+			return err
 		}
 		if m.seq, err = t.field(buf, fieldPingSeq, sizeU64, "Ping.seq"); err != nil {
-			return m, err
+			return err
 		}
 		if m.sentNs, err = t.field(buf, fieldPingSentNs, sizeU64, "Ping.sent_ns"); err != nil {
-			return m, err
+			return err
 		}
 		if m.payload, err = t.byteVector(buf, fieldPingPayload, "Ping.payload"); err != nil {
-			return m, err
+			return err
 		}
-		return m, nil
+		m.kind = kind
+		return nil
 	}
 	t, err := loadTable(buf, bodyTab, "Pong")
 	if err != nil {
-		return m, err
+		return err
 	}
 	if m.seq, err = t.field(buf, fieldPongSeq, sizeU64, "Pong.seq"); err != nil {
-		return m, err
+		return err
 	}
 	if m.sentNs, err = t.field(buf, fieldPongPingSentNs, sizeU64, "Pong.ping_sent_ns"); err != nil {
-		return m, err
+		return err
 	}
 	if m.recvNs, err = t.field(buf, fieldPongReceivedNs, sizeU64, "Pong.received_ns"); err != nil {
-		return m, err
+		return err
 	}
 	if m.payload, err = t.byteVector(buf, fieldPongPayload, "Pong.payload"); err != nil {
-		return m, err
+		return err
 	}
-	return m, nil
+	m.kind = kind
+	return nil
 }
 
 // deref follows the uoffset at p (p is in range and 4-aligned: the root
 // offset at 0, or a checked field) and returns the position it points to,
-// which is in the buffer and 4-aligned. All sums are done in uint64 so that
+// which is in the buffer and 4-aligned. Sums are done in uint64 so that
 // nothing wraps, whatever int's size.
 func deref(buf []byte, p int, what string) (int, error) {
 	u := le.Uint32(buf[p:])
 	target := uint64(p) + uint64(u)
 	if target >= uint64(len(buf)) {
-		return 0, fmt.Errorf("%w: %s at offset %d points to %d, past the end (%d)",
-			ErrOutOfRange, what, p, target, len(buf))
+		return 0, fail(ErrOutOfRange, what, "at offset %d points to %d, past the end (%d)",
+			int64(p), int64(target), int64(len(buf)))
 	}
 	if target%sizeUOffset != 0 {
-		return 0, fmt.Errorf("%w: %s at offset %d points to %d, not 4-aligned",
-			ErrMisaligned, what, p, target)
+		return 0, fail(ErrMisaligned, what, "at offset %d points to %d, not 4-aligned", int64(p), int64(target))
 	}
 	return int(target), nil
 }
 
 // loadTable checks the table at pos (in the buffer, 4-aligned) and its
-// vtable.
+// vtable; name is the table's type, for errors.
 func loadTable(buf []byte, pos int, name string) (table, error) {
-	t := table{name: name, pos: pos}
+	var t table
 	if pos > len(buf)-4 {
-		return t, errAt(ErrOutOfRange, name+" table", pos)
+		return t, fail(ErrOutOfRange, name, "table at %d past the end (%d)", int64(pos), int64(len(buf)))
 	}
+	t.pos = pos
 	// The soffset is signed and subtracted: the vtable may be before or
 	// after the table.
-	soff := int64(int32(le.Uint32(buf[pos:])))
-	vt := int64(pos) - soff
+	vt := int64(pos) - int64(int32(le.Uint32(buf[pos:])))
 	if vt < 0 || vt > int64(len(buf))-4 {
-		return t, fmt.Errorf("%w: %s vtable at %d (table at %d, buffer %d bytes)",
-			ErrOutOfRange, name, vt, pos, len(buf))
+		return t, fail(ErrOutOfRange, name, "vtable at %d (table at %d, buffer %d bytes)",
+			vt, int64(pos), int64(len(buf)))
 	}
 	t.vt = int(vt)
 	if t.vt%sizeVOffset != 0 {
-		return t, errAt(ErrMisaligned, name+" vtable", t.vt)
+		return t, fail(ErrMisaligned, name, "vtable at %d", vt)
 	}
 	t.vtLen = int(le.Uint16(buf[t.vt:]))
 	t.inline = int(le.Uint16(buf[t.vt+2:]))
 	if t.vtLen < 4 || t.vtLen%sizeVOffset != 0 {
-		return t, fmt.Errorf("%w: %s vtable at %d has length %d",
-			ErrBadVTable, name, t.vt, t.vtLen)
+		return t, fail(ErrBadVTable, name, "vtable at %d has length %d", vt, int64(t.vtLen))
 	}
 	if t.vtLen > len(buf)-t.vt {
-		return t, fmt.Errorf("%w: %s vtable at %d of length %d ends past the buffer (%d)",
-			ErrOutOfRange, name, t.vt, t.vtLen, len(buf))
+		return t, fail(ErrOutOfRange, name, "vtable at %d of length %d ends past the buffer (%d)",
+			vt, int64(t.vtLen), int64(len(buf)))
 	}
 	if t.inline < 4 {
-		return t, fmt.Errorf("%w: %s table at %d has inline size %d",
-			ErrBadVTable, name, pos, t.inline)
+		return t, fail(ErrBadVTable, name, "table at %d has inline size %d", int64(pos), int64(t.inline))
 	}
 	if t.inline > len(buf)-pos {
-		return t, fmt.Errorf("%w: %s table at %d of inline size %d ends past the buffer (%d)",
-			ErrOutOfRange, name, pos, t.inline, len(buf))
+		return t, fail(ErrOutOfRange, name, "table at %d of inline size %d ends past the buffer (%d)",
+			int64(pos), int64(t.inline), int64(len(buf)))
 	}
 	return t, nil
 }
 
 // field returns the checked position of field id, whose size (and
 // alignment) is size, or 0 when the field is absent (not in the vtable, or
-// entry 0).
-func (t table) field(buf []byte, id, size int, what string) (int, error) {
+// entry 0). what names the field, for errors.
+func (t *table) field(buf []byte, id, size int, what string) (int, error) {
 	slot := 4 + 2*id
 	if slot+sizeVOffset > t.vtLen {
 		return 0, nil // an older writer's shorter vtable: absent
@@ -234,12 +243,12 @@ func (t table) field(buf []byte, id, size int, what string) (int, error) {
 		return 0, nil
 	}
 	if off < 4 || off+size > t.inline {
-		return 0, fmt.Errorf("%w: %s at +%d outside %s table's inline size %d (table at %d)",
-			ErrOutOfRange, what, off, t.name, t.inline, t.pos)
+		return 0, fail(ErrOutOfRange, what, "at +%d outside its table's inline size %d (table at %d)",
+			int64(off), int64(t.inline), int64(t.pos))
 	}
 	p := t.pos + off
 	if p%size != 0 {
-		return 0, fmt.Errorf("%w: %s at offset %d, want %d-aligned", ErrMisaligned, what, p, size)
+		return 0, fail(ErrMisaligned, what, "at offset %d, want %d-aligned", int64(p), int64(size))
 	}
 	return p, nil
 }
@@ -247,7 +256,7 @@ func (t table) field(buf []byte, id, size int, what string) (int, error) {
 // byteVector returns the [ubyte] vector of field id, nil when absent. The
 // slice aliases buf and its capacity ends with it, so an append to it
 // cannot write into the rest of the buffer.
-func (t table) byteVector(buf []byte, id int, what string) ([]byte, error) {
+func (t *table) byteVector(buf []byte, id int, what string) ([]byte, error) {
 	p, err := t.field(buf, id, sizeUOffset, what)
 	if err != nil || p == 0 {
 		return nil, err
@@ -257,13 +266,13 @@ func (t table) byteVector(buf []byte, id int, what string) ([]byte, error) {
 		return nil, err
 	}
 	if v > len(buf)-sizeUOffset {
-		return nil, fmt.Errorf("%w: %s length at %d past the end (%d)", ErrOutOfRange, what, v, len(buf))
+		return nil, fail(ErrOutOfRange, what, "length at %d past the end (%d)", int64(v), int64(len(buf)))
 	}
 	n := uint64(le.Uint32(buf[v:]))
 	start := v + sizeUOffset
 	if n > uint64(len(buf)-start) {
-		return nil, fmt.Errorf("%w: %s of length %d at %d ends past the buffer (%d)",
-			ErrOutOfRange, what, n, start, len(buf))
+		return nil, fail(ErrOutOfRange, what, "of length %d at %d ends past the buffer (%d)",
+			int64(n), int64(start), int64(len(buf)))
 	}
 	end := start + int(n)
 	return buf[start:end:end], nil

@@ -29,69 +29,74 @@ func testPong() []byte { return AppendPong(nil, 42, 1000, 2000, seqPayload(13)) 
 func put16(b []byte, at int, v uint16) { binary.LittleEndian.PutUint16(b[at:], v) }
 func put32(b []byte, at int, v uint32) { binary.LittleEndian.PutUint32(b[at:], v) }
 
+type malformedCase struct {
+	name   string
+	mutate func(b []byte) []byte // of a fresh testPong()
+	want   error                 // nil: still valid
+}
+
+// malformedCases are also written to the fuzz seed corpus
+// (TestWriteFuzzSeeds).
+var malformedCases = []malformedCase{
+	{"nil", func([]byte) []byte { return nil }, ErrTruncated},
+	{"empty", func(b []byte) []byte { return b[:0] }, ErrTruncated},
+	{"7 bytes", func(b []byte) []byte { return b[:7] }, ErrTruncated},
+	{"header only", func(b []byte) []byte { return b[:8] }, ErrOutOfRange},
+	{"wrong identifier", func(b []byte) []byte { b[4] = 'X'; return b }, ErrBadIdentifier},
+	{"identifier case", func(b []byte) []byte { copy(b[4:], "gipc"); return b }, ErrBadIdentifier},
+	{"zeros", func(b []byte) []byte { return make([]byte, 64) }, ErrBadIdentifier},
+	{"root offset past end", func(b []byte) []byte { put32(b, 0, 0xFFFFFFF0); return b }, ErrOutOfRange},
+	{"root offset at end", func(b []byte) []byte { put32(b, 0, tpLen); return b }, ErrOutOfRange},
+	{"root offset misaligned", func(b []byte) []byte { put32(b, 0, 18); return b }, ErrMisaligned},
+	{"root table in last 2 bytes", func(b []byte) []byte { put32(b, 0, tpLen-4); return b[:tpLen-2] }, ErrOutOfRange},
+	{"soffset before start", func(b []byte) []byte { put32(b, tpMsgTable, 100); return b }, ErrOutOfRange},
+	{"soffset past end", func(b []byte) []byte { put32(b, tpMsgTable, 0xFFFFFC18 /* -1000 */); return b }, ErrOutOfRange},
+	{"soffset min int32", func(b []byte) []byte { put32(b, tpMsgTable, 0x80000000); return b }, ErrOutOfRange},
+	{"vtable misaligned", func(b []byte) []byte { put32(b, tpMsgTable, 7); return b }, ErrMisaligned},
+	{"vtable length 0", func(b []byte) []byte { put16(b, tpMsgVT, 0); return b }, ErrBadVTable},
+	{"vtable length 2", func(b []byte) []byte { put16(b, tpMsgVT, 2); return b }, ErrBadVTable},
+	{"vtable length odd", func(b []byte) []byte { put16(b, tpMsgVT, 7); return b }, ErrBadVTable},
+	{"vtable length past end", func(b []byte) []byte { put16(b, tpMsgVT, 0xFFFE); return b }, ErrOutOfRange},
+	{"inline size 0", func(b []byte) []byte { put16(b, tpMsgVT+2, 0); return b }, ErrBadVTable},
+	{"inline size past end", func(b []byte) []byte { put16(b, tpMsgVT+2, 0xFFF0); return b }, ErrOutOfRange},
+	{"field past inline size", func(b []byte) []byte { put16(b, tpMsgVT+2, 8); return b }, ErrOutOfRange},
+	{"field inside soffset", func(b []byte) []byte { put16(b, tpMsgVT+4, 2); return b }, ErrOutOfRange},
+	{"Pong field inside soffset", func(b []byte) []byte { put16(b, tpPongVT+4, 0); put16(b, tpPongVT+6, 1); return b }, ErrOutOfRange},
+	{"Pong seq misaligned", func(b []byte) []byte { put16(b, tpPongVT+4, 20); return b }, ErrMisaligned},
+	{"Pong seq past inline size", func(b []byte) []byte { put16(b, tpPongVT+4, 32); return b }, ErrOutOfRange},
+	{"Pong vtable length past end", func(b []byte) []byte { put16(b, tpPongVT, 200); return b }, ErrOutOfRange},
+	{"Pong inline size past end", func(b []byte) []byte { put16(b, tpPongVT+2, 60); return b }, ErrOutOfRange},
+	{"body type 3 (newer peer)", func(b []byte) []byte { b[tpType] = 3; return b }, ErrUnknownBody},
+	{"body type 255", func(b []byte) []byte { b[tpType] = 255; return b }, ErrUnknownBody},
+	{"body type NONE with body", func(b []byte) []byte { b[tpType] = 0; return b }, ErrBadUnion},
+	{"body type without body", func(b []byte) []byte { put16(b, tpMsgVT+6, 0); return b }, ErrBadUnion},
+	{"no type, no body", func(b []byte) []byte { put16(b, tpMsgVT+4, 0); put16(b, tpMsgVT+6, 0); return b }, ErrBadUnion},
+	{"vtable too short for body", func(b []byte) []byte { put16(b, tpMsgVT, 6); return b }, ErrBadUnion},
+	{"vtable too short for anything", func(b []byte) []byte { put16(b, tpMsgVT, 4); return b }, ErrBadUnion},
+	{"body offset past end", func(b []byte) []byte { put32(b, tpBodyOff, 0xFFFF); return b }, ErrOutOfRange},
+	{"body offset max uint32", func(b []byte) []byte { put32(b, tpBodyOff, 0xFFFFFFFF); return b }, ErrOutOfRange},
+	{"body offset misaligned", func(b []byte) []byte { put32(b, tpBodyOff, 18); return b }, ErrMisaligned},
+	{"body offset 0: the body table is the offset itself", func(b []byte) []byte { put32(b, tpBodyOff, 0); return b }, ErrBadVTable},
+	// Ping's payload slot is Pong's received_ns slot: 2000 is no offset.
+	{"body type Ping on a Pong table", func(b []byte) []byte { b[tpType] = 1; return b }, ErrOutOfRange},
+	{"payload offset past end", func(b []byte) []byte { put32(b, tpPayloadOff, 1000); return b }, ErrOutOfRange},
+	{"payload offset to end", func(b []byte) []byte { put32(b, tpPayloadOff, tpLen-tpPayloadOff); return b }, ErrOutOfRange},
+	{"payload offset misaligned", func(b []byte) []byte { put32(b, tpPayloadOff, 30); return b }, ErrMisaligned},
+	{"payload length max uint32", func(b []byte) []byte { put32(b, tpVector, 0xFFFFFFFF); return b }, ErrOutOfRange},
+	{"payload length 2^31", func(b []byte) []byte { put32(b, tpVector, 1<<31); return b }, ErrOutOfRange},
+	{"payload length one too many", func(b []byte) []byte { put32(b, tpVector, tpLen-tpVector-4+1); return b }, ErrOutOfRange},
+	{"payload length up to the end", func(b []byte) []byte { put32(b, tpVector, tpLen-tpVector-4); return b }, nil},
+	{"payload length in last 2 bytes", func(b []byte) []byte { put32(b, tpPayloadOff, tpLen-4-tpPayloadOff); return b[:tpLen-2] }, ErrOutOfRange},
+	{"short Pong vtable: fields absent", func(b []byte) []byte { put16(b, tpPongVT, 8); return b }, nil},
+	{"vtable after its table", vtableAfterTable, nil},
+	{"trailing bytes", func(b []byte) []byte { return append(b, 1, 2, 3) }, nil},
+}
+
 func TestVerifyMalformed(t *testing.T) {
 	if b := testPong(); len(b) != tpLen || binary.LittleEndian.Uint32(b[tpPayloadOff:])+tpPayloadOff != tpVector {
 		t.Fatalf("testPong layout changed: %x", b)
 	}
-	cases := []struct {
-		name   string
-		mutate func(b []byte) []byte
-		want   error // nil: still valid
-	}{
-		{"nil", func([]byte) []byte { return nil }, ErrTruncated},
-		{"empty", func(b []byte) []byte { return b[:0] }, ErrTruncated},
-		{"7 bytes", func(b []byte) []byte { return b[:7] }, ErrTruncated},
-		{"header only", func(b []byte) []byte { return b[:8] }, ErrOutOfRange},
-		{"wrong identifier", func(b []byte) []byte { b[4] = 'X'; return b }, ErrBadIdentifier},
-		{"identifier case", func(b []byte) []byte { copy(b[4:], "gipc"); return b }, ErrBadIdentifier},
-		{"zeros", func(b []byte) []byte { return make([]byte, 64) }, ErrBadIdentifier},
-		{"root offset past end", func(b []byte) []byte { put32(b, 0, 0xFFFFFFF0); return b }, ErrOutOfRange},
-		{"root offset at end", func(b []byte) []byte { put32(b, 0, tpLen); return b }, ErrOutOfRange},
-		{"root offset misaligned", func(b []byte) []byte { put32(b, 0, 18); return b }, ErrMisaligned},
-		{"root table in last 2 bytes", func(b []byte) []byte { put32(b, 0, tpLen-4); return b[:tpLen-2] }, ErrOutOfRange},
-		{"soffset before start", func(b []byte) []byte { put32(b, tpMsgTable, 100); return b }, ErrOutOfRange},
-		{"soffset past end", func(b []byte) []byte { put32(b, tpMsgTable, 0xFFFFFC18 /* -1000 */); return b }, ErrOutOfRange},
-		{"soffset min int32", func(b []byte) []byte { put32(b, tpMsgTable, 0x80000000); return b }, ErrOutOfRange},
-		{"vtable misaligned", func(b []byte) []byte { put32(b, tpMsgTable, 7); return b }, ErrMisaligned},
-		{"vtable length 0", func(b []byte) []byte { put16(b, tpMsgVT, 0); return b }, ErrBadVTable},
-		{"vtable length 2", func(b []byte) []byte { put16(b, tpMsgVT, 2); return b }, ErrBadVTable},
-		{"vtable length odd", func(b []byte) []byte { put16(b, tpMsgVT, 7); return b }, ErrBadVTable},
-		{"vtable length past end", func(b []byte) []byte { put16(b, tpMsgVT, 0xFFFE); return b }, ErrOutOfRange},
-		{"inline size 0", func(b []byte) []byte { put16(b, tpMsgVT+2, 0); return b }, ErrBadVTable},
-		{"inline size past end", func(b []byte) []byte { put16(b, tpMsgVT+2, 0xFFF0); return b }, ErrOutOfRange},
-		{"field past inline size", func(b []byte) []byte { put16(b, tpMsgVT+2, 8); return b }, ErrOutOfRange},
-		{"field inside soffset", func(b []byte) []byte { put16(b, tpMsgVT+4, 2); return b }, ErrOutOfRange},
-		{"Pong field inside soffset", func(b []byte) []byte { put16(b, tpPongVT+4, 0); put16(b, tpPongVT+6, 1); return b }, ErrOutOfRange},
-		{"Pong seq misaligned", func(b []byte) []byte { put16(b, tpPongVT+4, 20); return b }, ErrMisaligned},
-		{"Pong seq past inline size", func(b []byte) []byte { put16(b, tpPongVT+4, 32); return b }, ErrOutOfRange},
-		{"Pong vtable length past end", func(b []byte) []byte { put16(b, tpPongVT, 200); return b }, ErrOutOfRange},
-		{"Pong inline size past end", func(b []byte) []byte { put16(b, tpPongVT+2, 60); return b }, ErrOutOfRange},
-		{"body type 3 (newer peer)", func(b []byte) []byte { b[tpType] = 3; return b }, ErrUnknownBody},
-		{"body type 255", func(b []byte) []byte { b[tpType] = 255; return b }, ErrUnknownBody},
-		{"body type NONE with body", func(b []byte) []byte { b[tpType] = 0; return b }, ErrBadUnion},
-		{"body type without body", func(b []byte) []byte { put16(b, tpMsgVT+6, 0); return b }, ErrBadUnion},
-		{"no type, no body", func(b []byte) []byte { put16(b, tpMsgVT+4, 0); put16(b, tpMsgVT+6, 0); return b }, ErrBadUnion},
-		{"vtable too short for body", func(b []byte) []byte { put16(b, tpMsgVT, 6); return b }, ErrBadUnion},
-		{"vtable too short for anything", func(b []byte) []byte { put16(b, tpMsgVT, 4); return b }, ErrBadUnion},
-		{"body offset past end", func(b []byte) []byte { put32(b, tpBodyOff, 0xFFFF); return b }, ErrOutOfRange},
-		{"body offset max uint32", func(b []byte) []byte { put32(b, tpBodyOff, 0xFFFFFFFF); return b }, ErrOutOfRange},
-		{"body offset misaligned", func(b []byte) []byte { put32(b, tpBodyOff, 18); return b }, ErrMisaligned},
-		{"body offset 0: the body table is the offset itself", func(b []byte) []byte { put32(b, tpBodyOff, 0); return b }, ErrBadVTable},
-		// Ping's payload slot is Pong's received_ns slot: 2000 is no offset.
-		{"body type Ping on a Pong table", func(b []byte) []byte { b[tpType] = 1; return b }, ErrOutOfRange},
-		{"payload offset past end", func(b []byte) []byte { put32(b, tpPayloadOff, 1000); return b }, ErrOutOfRange},
-		{"payload offset to end", func(b []byte) []byte { put32(b, tpPayloadOff, tpLen-tpPayloadOff); return b }, ErrOutOfRange},
-		{"payload offset misaligned", func(b []byte) []byte { put32(b, tpPayloadOff, 30); return b }, ErrMisaligned},
-		{"payload length max uint32", func(b []byte) []byte { put32(b, tpVector, 0xFFFFFFFF); return b }, ErrOutOfRange},
-		{"payload length 2^31", func(b []byte) []byte { put32(b, tpVector, 1<<31); return b }, ErrOutOfRange},
-		{"payload length one too many", func(b []byte) []byte { put32(b, tpVector, tpLen-tpVector-4+1); return b }, ErrOutOfRange},
-		{"payload length up to the end", func(b []byte) []byte { put32(b, tpVector, tpLen-tpVector-4); return b }, nil},
-		{"payload length in last 2 bytes", func(b []byte) []byte { put32(b, tpPayloadOff, tpLen-4-tpPayloadOff); return b[:tpLen-2] }, ErrOutOfRange},
-		{"short Pong vtable: fields absent", func(b []byte) []byte { put16(b, tpPongVT, 8); return b }, nil},
-		{"vtable after its table", vtableAfterTable, nil},
-		{"trailing bytes", func(b []byte) []byte { return append(b, 1, 2, 3) }, nil},
-	}
-	for _, c := range cases {
+	for _, c := range malformedCases {
 		t.Run(c.name, func(t *testing.T) {
 			b := c.mutate(testPong())
 			// Exact capacity: a read past len would panic, not pass.

@@ -21,8 +21,8 @@ type PingView struct {
 // fails with ErrWrongBody, wrapped, when the message is valid but its body
 // is not a Ping. It does not allocate on success.
 func ParsePing(buf []byte) (PingView, error) {
-	m, err := parse(buf)
-	if err != nil {
+	var m parsed
+	if err := parse(buf, &m); err != nil {
 		return PingView{}, err
 	}
 	if m.kind != fb.BodyPing {
@@ -57,8 +57,8 @@ type PongView struct {
 // fails with ErrWrongBody, wrapped, when the message is valid but its body
 // is not a Pong. It does not allocate on success.
 func ParsePong(buf []byte) (PongView, error) {
-	m, err := parse(buf)
-	if err != nil {
+	var m parsed
+	if err := parse(buf, &m); err != nil {
 		return PongView{}, err
 	}
 	if m.kind != fb.BodyPong {
