@@ -1,0 +1,200 @@
+/*
+ * goipc_shim.c - defines every public function of include/goipc.h.
+ *
+ * Because this file includes goipc.h, a definition whose prototype differs
+ * from the header's declaration does not compile; because it calls the
+ * cgo-generated prototypes of the capi_* exports (_cgo_export.h) with
+ * -Wall -Wextra -Werror, an argument that no longer matches the Go side
+ * does not compile either. Each public function is one call into Go.
+ *
+ * Also here: the thread-local error state (Go has no thread-local
+ * storage), goipc_strerror and goipc_options_init (no Go call needed).
+ */
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "goipc.h"
+#include "shim.h"
+#include "_cgo_export.h"
+
+/* The options layout is part of the ABI (other languages mirror it). */
+_Static_assert(offsetof(goipc_options, struct_size) == 0, "goipc_options layout");
+_Static_assert(offsetof(goipc_options, reserved0) == 4, "goipc_options layout");
+_Static_assert(offsetof(goipc_options, ring_size) == 8, "goipc_options layout");
+_Static_assert(offsetof(goipc_options, max_message_size) == 16, "goipc_options layout");
+_Static_assert(offsetof(goipc_options, spin_ns) == 24, "goipc_options layout");
+_Static_assert(offsetof(goipc_options, handshake_timeout_ms) == 32, "goipc_options layout");
+_Static_assert(offsetof(goipc_options, allow_any_uid) == 40, "goipc_options layout");
+_Static_assert(offsetof(goipc_options, protocol_version_override) == 44, "goipc_options layout");
+_Static_assert(sizeof(goipc_options) == 48, "goipc_options layout");
+_Static_assert(sizeof(goipc_conn) == 8 && sizeof(goipc_listener) == 8, "handle size");
+
+/* The default (global-dynamic) TLS model: libgoipc.so may be dlopen'ed
+ * (Python ctypes), where initial-exec TLS of this size could fail. */
+static _Thread_local goipc_tls tls;
+
+int32_t goipc_abi_version(void) { return GOIPC_ABI_VERSION; }
+
+const char *goipc_strerror(int32_t status)
+{
+    switch (status) {
+    case GOIPC_OK:
+        return "GOIPC_OK: success";
+    case GOIPC_ERR_INVALID_ARGUMENT:
+        return "GOIPC_ERR_INVALID_ARGUMENT: invalid argument (NULL pointer, bad handle, bad option or misuse)";
+    case GOIPC_ERR_TIMEOUT:
+        return "GOIPC_ERR_TIMEOUT: timed out";
+    case GOIPC_ERR_CLOSED:
+        return "GOIPC_ERR_CLOSED: the handle was closed";
+    case GOIPC_ERR_PEER_CLOSED:
+        return "GOIPC_ERR_PEER_CLOSED: the peer closed the connection or exited";
+    case GOIPC_ERR_MESSAGE_TOO_LARGE:
+        return "GOIPC_ERR_MESSAGE_TOO_LARGE: message larger than the connection's maximum message size";
+    case GOIPC_ERR_BUFFER_TOO_SMALL:
+        return "GOIPC_ERR_BUFFER_TOO_SMALL: receive buffer too small for the next message";
+    case GOIPC_ERR_PROTOCOL:
+        return "GOIPC_ERR_PROTOCOL: protocol error or version mismatch";
+    case GOIPC_ERR_PERMISSION:
+        return "GOIPC_ERR_PERMISSION: permission denied";
+    case GOIPC_ERR_SYSTEM:
+        return "GOIPC_ERR_SYSTEM: operating system error (see goipc_last_errno)";
+    case GOIPC_ERR_ADDRESS_IN_USE:
+        return "GOIPC_ERR_ADDRESS_IN_USE: a live listener already serves this path";
+    case GOIPC_ERR_NOT_SUPPORTED:
+        return "GOIPC_ERR_NOT_SUPPORTED: not supported on this system";
+    default:
+        return "goipc: unknown status code";
+    }
+}
+
+int32_t goipc_last_errno(void) { return tls.err_no; }
+
+const char *goipc_last_error_message(void) { return tls.msg; }
+
+void goipc_options_init(goipc_options *opts)
+{
+    if (opts == NULL)
+        return;
+    memset(opts, 0, sizeof *opts);
+    opts->struct_size = (uint32_t)sizeof *opts;
+}
+
+static int32_t fail_here(int32_t status, const char *msg)
+{
+    tls.err_no = 0;
+    strncpy(tls.msg, msg, sizeof tls.msg - 1);
+    tls.msg[sizeof tls.msg - 1] = '\0';
+    return status;
+}
+
+/*
+ * Copies the caller's options into *out, following the extensible-struct
+ * rule: struct_size says how much the caller has; a caller compiled
+ * against a newer, larger struct is accepted if everything this library
+ * does not know about is zero. Returns GOIPC_OK, or fills tls and returns
+ * GOIPC_ERR_INVALID_ARGUMENT.
+ */
+static int32_t copy_options(const goipc_options *in, goipc_options *out)
+{
+    if (in->struct_size < sizeof *out)
+        return fail_here(GOIPC_ERR_INVALID_ARGUMENT,
+                         "goipc: invalid argument: goipc_options.struct_size is too small "
+                         "(initialise the struct with goipc_options_init)");
+    if (in->struct_size > 4096)
+        return fail_here(GOIPC_ERR_INVALID_ARGUMENT,
+                         "goipc: invalid argument: goipc_options.struct_size is implausibly large "
+                         "(initialise the struct with goipc_options_init)");
+    const unsigned char *extra = (const unsigned char *)in + sizeof *out;
+    for (size_t i = 0; i < in->struct_size - sizeof *out; i++)
+        if (extra[i] != 0)
+            return fail_here(GOIPC_ERR_NOT_SUPPORTED,
+                             "goipc: not supported: goipc_options sets fields this library "
+                             "version does not know (a newer goipc.h than libgoipc.so)");
+    memcpy(out, in, sizeof *out);
+    return GOIPC_OK;
+}
+
+int32_t goipc_listen(const char *path, goipc_listener *out)
+{
+    return capi_listen((char *)path, NULL, out, &tls);
+}
+
+int32_t goipc_listen_ex(const char *path, const goipc_options *opts, goipc_listener *out)
+{
+    goipc_options o;
+    if (opts != NULL) {
+        int32_t st = copy_options(opts, &o);
+        if (st != GOIPC_OK)
+            return st;
+    }
+    return capi_listen((char *)path, opts != NULL ? &o : NULL, out, &tls);
+}
+
+int32_t goipc_accept(goipc_listener l, int64_t timeout_ms, goipc_conn *out)
+{
+    return capi_accept(l, timeout_ms, out, &tls);
+}
+
+int32_t goipc_listener_close(goipc_listener l) { return capi_listener_close(l, &tls); }
+
+int32_t goipc_dial(const char *path, int64_t timeout_ms, goipc_conn *out)
+{
+    return capi_dial((char *)path, NULL, timeout_ms, out, &tls);
+}
+
+int32_t goipc_dial_ex(const char *path, const goipc_options *opts, int64_t timeout_ms, goipc_conn *out)
+{
+    goipc_options o;
+    if (opts != NULL) {
+        int32_t st = copy_options(opts, &o);
+        if (st != GOIPC_OK)
+            return st;
+    }
+    return capi_dial((char *)path, opts != NULL ? &o : NULL, timeout_ms, out, &tls);
+}
+
+int32_t goipc_conn_max_message_size(goipc_conn c, size_t *out)
+{
+    return capi_conn_max_message_size(c, out, &tls);
+}
+
+int32_t goipc_send(goipc_conn c, const void *data, size_t len, int64_t timeout_ms)
+{
+    return capi_send(c, (void *)data, len, timeout_ms, &tls);
+}
+
+int32_t goipc_recv(goipc_conn c, void *buf, size_t cap, size_t *len, int64_t timeout_ms)
+{
+    return capi_recv(c, buf, cap, len, timeout_ms, &tls);
+}
+
+int32_t goipc_conn_close(goipc_conn c) { return capi_conn_close(c, &tls); }
+
+int32_t goipc_reserve(goipc_conn c, size_t len, int64_t timeout_ms, void **out_ptr)
+{
+    if (out_ptr == NULL)
+        return capi_reserve(c, len, timeout_ms, NULL, &tls); /* Go reports it (or a bad handle) */
+    uintptr_t p = 0;
+    int32_t st = capi_reserve(c, len, timeout_ms, &p, &tls);
+    if (st == GOIPC_OK)
+        *out_ptr = (void *)p;
+    return st;
+}
+
+int32_t goipc_commit(goipc_conn c, size_t len) { return capi_commit(c, len, &tls); }
+
+int32_t goipc_abort_reserve(goipc_conn c) { return capi_abort_reserve(c, &tls); }
+
+int32_t goipc_recv_view(goipc_conn c, const void **out_ptr, size_t *out_len, int64_t timeout_ms)
+{
+    if (out_ptr == NULL)
+        return capi_recv_view(c, NULL, out_len, timeout_ms, &tls);
+    uintptr_t p = 0;
+    int32_t st = capi_recv_view(c, &p, out_len, timeout_ms, &tls);
+    if (st == GOIPC_OK)
+        *out_ptr = (const void *)p;
+    return st;
+}
+
+int32_t goipc_release(goipc_conn c) { return capi_release(c, &tls); }
