@@ -59,9 +59,11 @@ add_note() {
 $2 $NOTE" "$1"
 }
 
-place() { # place SRC_DIR DEST_DIR COMMENT_PREFIX
-  local src=$1 dest=$2 prefix=$3
-  rm -rf "${OUT:?}/$dest"
+# place SRC_DIR DEST_DIR COMMENT_PREFIX [keep]: copy every file of SRC_DIR
+# to OUT/DEST_DIR, which is emptied first unless "keep" is given.
+place() {
+  local src=$1 dest=$2 prefix=$3 keep=${4:-}
+  if [ -z "$keep" ]; then rm -rf "${OUT:?}/$dest"; fi
   mkdir -p "$OUT/$dest"
   local f
   while IFS= read -r f; do
@@ -73,4 +75,6 @@ place() { # place SRC_DIR DEST_DIR COMMENT_PREFIX
 place "$scratch/go/goipc/fb" schema/gen/go/goipc/fb "//"
 place "$scratch/go_v2/goipc/fb" schema/v2_test/gen/go/goipc/fb "//"
 place "$scratch/py/goipc/fb" bindings/python/src/goipc/fb "#"
-place "$scratch/rs" bindings/rust/src/generated "//"
+# bindings/rust/src/generated may get other files from the Rust binding
+# (a mod.rs): overwrite goipc_generated.rs only.
+place "$scratch/rs" bindings/rust/src/generated "//" keep
