@@ -191,8 +191,8 @@ func writeVector(dst []byte, fixed, p int, payload []byte, total int) {
 // WritePing writes a Message whose body is a Ping into dst[:PingSize(len(payload))]
 // and returns that size. It does not allocate, writes nothing past the
 // size, and overwrites every byte before it (padding is zeroed), so dst may
-// hold garbage, e.g. a reused ring slot. The message is valid where it
-// starts at an 8-aligned position of whatever buffer a reader verifies.
+// hold garbage, e.g. a reused ring slot. Readers must be given the message
+// from its start (dst[:n]): offsets and alignment are relative to it.
 // It fails with ErrShortBuffer when dst is too short and with
 // ErrPayloadTooLarge when the payload is longer than MaxPayload.
 func WritePing(dst []byte, seq uint64, sentNs int64, payload []byte) (int, error) {
@@ -265,9 +265,8 @@ func grow(dst []byte, n int) []byte {
 
 // AppendPing appends a Message whose body is a Ping to dst (as WritePing)
 // and returns the extended slice; it allocates only when dst's capacity is
-// short. Readers that check alignment (Rust's verifier) need the message to
-// start at an 8-aligned offset of the buffer they are given: pass the
-// appended part, or append at a len(dst) that is a multiple of 8.
+// short. Offsets in the message are relative to its own start: readers
+// must be given the appended part, dst[len(dst before):], not dst.
 // It panics if the payload is longer than MaxPayload.
 func AppendPing(dst []byte, seq uint64, sentNs int64, payload []byte) []byte {
 	n := PingSize(len(payload))
