@@ -8,6 +8,7 @@ import "C"
 import (
 	"context"
 	"errors"
+	"io"
 	"net"
 	"os"
 	"syscall"
@@ -61,6 +62,10 @@ var statusTable = []struct {
 	{"os.ErrDeadlineExceeded", os.ErrDeadlineExceeded, statusTimeout},
 	{"net.ErrClosed", net.ErrClosed, statusClosed},
 	{"os.ErrPermission", os.ErrPermission, statusPermission},
+	// EOF on the socket during a handshake: the other side went away
+	// (a client that died, or the liveness probe of a second Listen).
+	{"io.EOF", io.EOF, statusPeerClosed},
+	{"io.ErrUnexpectedEOF", io.ErrUnexpectedEOF, statusPeerClosed},
 }
 
 // errInternal marks a recovered panic (GOIPC_ERR_SYSTEM, errno 0).
@@ -83,3 +88,7 @@ func statusOf(err error) (code int32, errno int32) {
 	}
 	return statusSystem, errno
 }
+
+// strerror is goipc_strerror from Go (for status_test.go: test files
+// cannot use cgo).
+func strerror(code int32) string { return C.GoString(C.goipc_strerror(C.int32_t(code))) }

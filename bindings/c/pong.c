@@ -1,0 +1,154 @@
+/*
+ * pong.c - a C consumer: listens on a Unix socket path and answers every
+ * message with the same bytes, so that a producer (for example the Go one,
+ * `goipc ping --dial PATH`) can measure round trips against C.
+ *
+ *   build/c/pong --listen PATH [--spin NS] [--once] [-v]
+ *
+ * Prints "c pong: listening on PATH" on stdout once ready (scripts wait for
+ * that line). Each connection gets its own thread, which echoes with the
+ * zero-copy pair: goipc_recv_view reads the message in place, goipc_reserve
+ * gets ring space for the answer, one memcpy goes ring to ring. SIGINT or
+ * SIGTERM (or, with --once, the end of the first connection) closes the
+ * listener, which removes the socket path, and every connection.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "goipc.h"
+
+#define MAX_CONNS 256
+
+static volatile sig_atomic_t stop;
+static int verbose, once;
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static goipc_conn conns[MAX_CONNS];
+static pthread_t threads[MAX_CONNS];
+static int nconns;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    stop = 1;
+}
+
+/* Echoes until the connection ends; returns the status that ended it. */
+static int32_t echo_loop(goipc_conn c, unsigned long long *n)
+{
+    for (;;) {
+        const void *in;
+        size_t len;
+        int32_t st = goipc_recv_view(c, &in, &len, -1);
+        if (st != GOIPC_OK)
+            return st;
+        void *out;
+        st = goipc_reserve(c, len, -1, &out);
+        if (st != GOIPC_OK) {
+            goipc_release(c);
+            return st;
+        }
+        memcpy(out, in, len);
+        goipc_release(c);
+        st = goipc_commit(c, len);
+        if (st != GOIPC_OK)
+            return st;
+        (*n)++;
+    }
+}
+
+static void *serve(void *arg)
+{
+    goipc_conn c = *(goipc_conn *)arg;
+    unsigned long long n = 0;
+    int32_t st = echo_loop(c, &n);
+    if (verbose || (st != GOIPC_ERR_PEER_CLOSED && st != GOIPC_ERR_CLOSED))
+        fprintf(stderr, "c pong: connection ended after %llu messages: %s (%s)\n", n, goipc_strerror(st),
+                goipc_last_error_message());
+    if (once)
+        stop = 1;
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    const char *path = NULL;
+    long long spin = 0;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--listen") == 0 && i + 1 < argc)
+            path = argv[++i];
+        else if (strcmp(argv[i], "--spin") == 0 && i + 1 < argc)
+            spin = atoll(argv[++i]);
+        else if (strcmp(argv[i], "--once") == 0)
+            once = 1;
+        else if (strcmp(argv[i], "-v") == 0)
+            verbose = 1;
+        else
+            path = NULL, i = argc;
+    }
+    if (path == NULL) {
+        fprintf(stderr, "usage: pong --listen PATH [--spin NS] [--once] [-v]\n");
+        return 2;
+    }
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+
+    goipc_options opts;
+    goipc_options_init(&opts);
+    opts.spin_ns = spin;
+    goipc_listener l;
+    int32_t st = goipc_listen_ex(path, &opts, &l);
+    if (st != GOIPC_OK) {
+        fprintf(stderr, "c pong: listen %s: %s (%s)\n", path, goipc_strerror(st), goipc_last_error_message());
+        return 1;
+    }
+    printf("c pong: listening on %s\n", path);
+    fflush(stdout);
+
+    /* Accept with a short timeout so that a signal is noticed: a signal
+     * handler must not call into the library. */
+    int rc = 0;
+    while (!stop) {
+        goipc_conn c;
+        st = goipc_accept(l, 100, &c);
+        if (st == GOIPC_ERR_TIMEOUT)
+            continue;
+        if (st != GOIPC_OK) {
+            fprintf(stderr, "c pong: accept: %s (%s)\n", goipc_strerror(st), goipc_last_error_message());
+            if (st == GOIPC_ERR_CLOSED) {
+                rc = 1;
+                break;
+            }
+            continue; /* a failed handshake concerns one client */
+        }
+        pthread_mutex_lock(&mu);
+        if (nconns == MAX_CONNS) {
+            pthread_mutex_unlock(&mu);
+            fprintf(stderr, "c pong: too many connections, refusing one\n");
+            goipc_conn_close(c);
+            continue;
+        }
+        conns[nconns] = c;
+        if (pthread_create(&threads[nconns], NULL, serve, &conns[nconns]) != 0) {
+            pthread_mutex_unlock(&mu);
+            fprintf(stderr, "c pong: pthread_create failed\n");
+            goipc_conn_close(c);
+            continue;
+        }
+        nconns++;
+        pthread_mutex_unlock(&mu);
+    }
+    goipc_listener_close(l); /* removes the socket path */
+    pthread_mutex_lock(&mu);
+    for (int i = 0; i < nconns; i++)
+        goipc_conn_close(conns[i]); /* interrupts the blocked receives */
+    for (int i = 0; i < nconns; i++)
+        pthread_join(threads[i], NULL);
+    pthread_mutex_unlock(&mu);
+    return rc;
+}
