@@ -78,9 +78,12 @@ func (c *Conn) watchPeer() {
 			break
 		}
 	}
-	if !c.closed.Load() {
+	// Hold a reference while touching the mapping: a concurrent Close
+	// could otherwise release it under us.
+	if c.enter(dirRecv) == nil {
 		c.peerGone.Store(true)
 		c.wakeLocalWaiters()
+		c.leave(dirRecv)
 	}
 }
 
@@ -120,13 +123,17 @@ func (c *Conn) tryRelease() {
 // released when the last call returns and any open view or reservation is
 // released. Closing twice returns ErrClosed.
 func (c *Conn) Close() error {
+	// Close holds a reference of its own until it is done with the
+	// mapping: a call that sees closed and leaves must not release it yet.
+	c.inflight[dirSend].n.Add(1)
 	if !c.closed.CompareAndSwap(false, true) {
+		c.leave(dirSend)
 		return ErrClosed
 	}
 	c.wakeLocalWaiters()
 	err := c.sock.Close()
 	<-c.watchDone
-	c.tryRelease()
+	c.leave(dirSend)
 	return err
 }
 
@@ -213,7 +220,14 @@ func (c *Conn) await(ec eventCount, ready func() (bool, error), w *waitFor, drai
 		}
 	}
 	if w.ctx != nil && w.ctx.Done() != nil {
-		stop := context.AfterFunc(w.ctx, ec.wakeAll)
+		// The callback may run after this call returned: it takes its own
+		// reference so that it never touches a released mapping.
+		stop := context.AfterFunc(w.ctx, func() {
+			if c.enter(dirRecv) == nil {
+				ec.wakeAll()
+				c.leave(dirRecv)
+			}
+		})
 		defer stop()
 	}
 	for {

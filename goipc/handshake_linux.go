@@ -117,13 +117,15 @@ func dialHandshake(ctx context.Context, sock *net.UnixConn, o resolved) (*Conn, 
 	le.PutUint32(hello[8:], o.protocolVersion)
 	le.PutUint32(hello[12:], LayoutVersion)
 	le.PutUint64(hello[16:], uint64(len(seg.mem)))
-	if _, _, err := sock.WriteMsgUnix(hello[:], unix.UnixRights(fd), nil); err != nil {
-		seg.unmap()
-		return nil, handshakeIOError("send hello", err)
-	}
+	_, _, werr := sock.WriteMsgUnix(hello[:], unix.UnixRights(fd), nil)
+	// Read the reply even if the write failed: a listener that refuses us
+	// may have answered and hung up before our hello arrived.
 	var reply [hsReplySize]byte
 	if _, err := io.ReadFull(sock, reply[:]); err != nil {
 		seg.unmap()
+		if werr != nil {
+			return nil, handshakeIOError("send hello", werr)
+		}
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil, fmt.Errorf("%w: listener closed the connection during the handshake", ErrPeerClosed)
 		}
@@ -323,11 +325,6 @@ func (l *Listener) acceptHandshake(sock *net.UnixConn) (*Conn, error) {
 		binary.LittleEndian.PutUint32(r[12:], status)
 		sock.Write(r[:])
 	}
-	cred, err := checkPeer(sock, o)
-	if err != nil {
-		reply(handshakePermission)
-		return nil, err
-	}
 	var hello [hsHelloSize]byte
 	oob := make([]byte, unix.CmsgSpace(4*4)) // room to notice (and close) extra fds
 	n, oobn, flags, _, err := sock.ReadMsgUnix(hello[:], oob)
@@ -340,6 +337,13 @@ func (l *Listener) acceptHandshake(sock *net.UnixConn) (*Conn, error) {
 			sys.Close(fd)
 		}
 	}()
+	// Credentials are checked after the hello is read, so that a refused
+	// dialer's hello is not cut off mid-write and it reads our answer.
+	cred, err := checkPeer(sock, o)
+	if err != nil {
+		reply(handshakePermission)
+		return nil, err
+	}
 	le := binary.LittleEndian
 	switch {
 	case n == 0:

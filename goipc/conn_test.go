@@ -1,0 +1,447 @@
+package goipc
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+func TestSendRecvBothWays(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	for i := 0; i < 100; i++ {
+		msg := bytes.Repeat([]byte{byte(i)}, i*37)
+		if err := client.Send(msg); err != nil {
+			t.Fatal(err)
+		}
+		got, err := server.Recv()
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("server got %d bytes, %v", len(got), err)
+		}
+		if err := server.Send(append(got, 'x')); err != nil {
+			t.Fatal(err)
+		}
+		back, err := client.RecvTimeout(time.Second)
+		if err != nil || !bytes.Equal(back, append(msg, 'x')) {
+			t.Fatalf("client got %d bytes, %v", len(back), err)
+		}
+	}
+}
+
+func TestMessageTooLargeLeavesConnUsable(t *testing.T) {
+	client, server := pair(t, &Options{MaxMessageSize: 1000, RingSize: 8192}, nil)
+	if client.MaxMessageSize() != 1000 || server.MaxMessageSize() != 1000 {
+		t.Fatalf("max message %d/%d", client.MaxMessageSize(), server.MaxMessageSize())
+	}
+	if err := client.Send(make([]byte, 1001)); !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("oversized send: %v", err)
+	}
+	if err := client.Send(make([]byte, 1000)); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := server.Recv(); err != nil || len(got) != 1000 {
+		t.Fatalf("%d %v", len(got), err)
+	}
+	if err := server.TrySend(nil); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecvIntoBufferTooSmallKeepsMessage(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	client.Send([]byte("hello world"))
+	n, err := server.RecvInto(make([]byte, 5), time.Second)
+	if !errors.Is(err, ErrBufferTooSmall) || n != 11 {
+		t.Fatalf("RecvInto small: n=%d err=%v", n, err)
+	}
+	buf := make([]byte, 11)
+	n, err = server.RecvInto(buf, 0)
+	if err != nil || string(buf[:n]) != "hello world" {
+		t.Fatalf("RecvInto: %q %v", buf[:n], err)
+	}
+}
+
+func TestTimeouts(t *testing.T) {
+	client, server := pair(t, &Options{RingSize: 4096, MaxMessageSize: 1000}, nil)
+	if _, err := server.RecvTimeout(0); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("try recv on empty: %v", err)
+	}
+	start := time.Now()
+	if _, err := server.RecvTimeout(30 * time.Millisecond); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("recv timeout: %v", err)
+	}
+	if time.Since(start) < 30*time.Millisecond {
+		t.Fatal("recv returned before its timeout")
+	}
+	for client.TrySend(make([]byte, 1000)) == nil {
+	}
+	if err := client.SendTimeout(make([]byte, 1000), 20*time.Millisecond); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("send on full ring: %v", err)
+	}
+	// The connection is still usable both ways.
+	if _, err := server.Recv(); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.SendTimeout([]byte("x"), time.Second); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestContextCancelWakesReceiver(t *testing.T) {
+	_, server := pair(t, nil, &Options{Spin: SpinNever})
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() {
+		_, err := server.RecvContext(ctx)
+		errc <- err
+	}()
+	cancel()
+	if err := <-errc; !errors.Is(err, context.Canceled) {
+		t.Fatalf("RecvContext after cancel: %v", err)
+	}
+}
+
+func TestCloseInterruptsBlockedCalls(t *testing.T) {
+	for _, spin := range []time.Duration{SpinNever, SpinDefault, SpinForever} {
+		client, server := pair(t, &Options{Spin: spin, RingSize: 4096, MaxMessageSize: 1000}, &Options{Spin: spin})
+		for client.TrySend(make([]byte, 1000)) == nil {
+		}
+		var wg sync.WaitGroup
+		errs := make(chan error, 2)
+		wg.Add(2)
+		go func() { defer wg.Done(); _, err := client.Recv(); errs <- err }()
+		go func() { defer wg.Done(); errs <- client.Send(make([]byte, 1000)) }()
+		if err := client.Close(); err != nil {
+			t.Fatal(err)
+		}
+		wg.Wait()
+		for i := 0; i < 2; i++ {
+			if err := <-errs; !errors.Is(err, ErrClosed) {
+				t.Errorf("spin %v: blocked call after Close: %v", spin, err)
+			}
+		}
+		if err := client.Close(); !errors.Is(err, ErrClosed) {
+			t.Errorf("double close: %v", err)
+		}
+		if err := client.Send(nil); !errors.Is(err, ErrClosed) {
+			t.Errorf("send after close: %v", err)
+		}
+		// The server drains what was sent, then sees the peer gone.
+		n := 0
+		for {
+			_, err := server.RecvTimeout(time.Second)
+			if errors.Is(err, ErrPeerClosed) {
+				break
+			}
+			if err != nil {
+				t.Fatalf("server: %v", err)
+			}
+			n++
+		}
+		if n == 0 {
+			t.Error("server received nothing that was sent before the close")
+		}
+		if err := server.Send(nil); !errors.Is(err, ErrPeerClosed) {
+			t.Errorf("send to a closed peer: %v", err)
+		}
+	}
+}
+
+func TestReserveCommitAbort(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	buf, err := client.Reserve(100, time.Second)
+	if err != nil || len(buf) != 100 {
+		t.Fatal(len(buf), err)
+	}
+	copy(buf, "abc")
+	if err := client.Commit(3); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.Reserve(10, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.AbortReserve(); err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Commit(1); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("commit without reserve: %v", err)
+	}
+	if err := client.AbortReserve(); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("abort without reserve: %v", err)
+	}
+	if _, err := client.Reserve(-1, 0); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("negative reserve: %v", err)
+	}
+	view, err := server.RecvView(time.Second)
+	if err != nil || string(view) != "abc" {
+		t.Fatalf("view %q %v", view, err)
+	}
+	if err := server.ReleaseView(); err != nil {
+		t.Fatal(err)
+	}
+	if err := server.ReleaseView(); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("double release: %v", err)
+	}
+	if _, err := server.RecvTimeout(0); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("aborted reservation was delivered: %v", err)
+	}
+}
+
+func TestCloseWithOpenViewKeepsMappingUntilRelease(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	client.Send([]byte("still here"))
+	view, err := server.RecvView(time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	server.Close()
+	if string(view) != "still here" { // would fault if the mapping were gone
+		t.Fatalf("view %q", view)
+	}
+	if err := server.ReleaseView(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestConcurrentSendersAndReceivers(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	const senders, each = 4, 2000
+	var wg sync.WaitGroup
+	for s := 0; s < senders; s++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				if err := client.Send([]byte{byte(s), byte(i), byte(i >> 8)}); err != nil {
+					t.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	var mu sync.Mutex
+	next := make([]int, senders)
+	var rg sync.WaitGroup
+	for r := 0; r < 2; r++ {
+		rg.Add(1)
+		go func() {
+			defer rg.Done()
+			for {
+				mu.Lock() // keeps the per-sender order check meaningful
+				msg, err := server.RecvTimeout(200 * time.Millisecond)
+				if errors.Is(err, ErrTimeout) {
+					mu.Unlock()
+					return
+				}
+				if err != nil {
+					mu.Unlock()
+					t.Error(err)
+					return
+				}
+				s, i := int(msg[0]), int(msg[1])|int(msg[2])<<8
+				if next[s] != i {
+					t.Errorf("sender %d: got %d, want %d", s, i, next[s])
+				}
+				next[s]++
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	rg.Wait()
+	for s, n := range next {
+		if n != each {
+			t.Errorf("sender %d: %d of %d delivered", s, n, each)
+		}
+	}
+}
+
+func TestListenRefusesLiveAndReplacesStale(t *testing.T) {
+	checkLeaks(t)
+	path := socketPath(t)
+	ln, err := Listen(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Listen(path, nil); !errors.Is(err, ErrAddressInUse) {
+		t.Fatalf("second listen: %v", err)
+	}
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket file after close: %v", err)
+	}
+	if err := ln.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("double close: %v", err)
+	}
+	// A stale socket: bound by a process that is gone (no listener).
+	fd, _ := syscall.Socket(syscall.AF_UNIX, syscall.SOCK_STREAM, 0)
+	if err := syscall.Bind(fd, &syscall.SockaddrUnix{Name: path}); err != nil {
+		t.Fatal(err)
+	}
+	syscall.Close(fd)
+	ln, err = Listen(path, nil)
+	if err != nil {
+		t.Fatalf("listen over a stale socket: %v", err)
+	}
+	ln.Close()
+	// A regular file is never replaced.
+	os.WriteFile(path, []byte("data"), 0o600)
+	if _, err := Listen(path, nil); !errors.Is(err, ErrAddressInUse) {
+		t.Fatalf("listen over a regular file: %v", err)
+	}
+}
+
+func TestAcceptTimeoutAndClose(t *testing.T) {
+	checkLeaks(t)
+	ln, err := Listen(socketPath(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ln.AcceptTimeout(20 * time.Millisecond); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("accept timeout: %v", err)
+	}
+	errc := make(chan error, 1)
+	go func() { _, err := ln.Accept(); errc <- err }()
+	ln.Close()
+	if err := <-errc; !errors.Is(err, ErrClosed) {
+		t.Fatalf("accept after close: %v", err)
+	}
+}
+
+func TestDialErrors(t *testing.T) {
+	checkLeaks(t)
+	if _, err := Dial(filepath.Join(t.TempDir(), "nobody"), nil); err == nil || !strings.Contains(err.Error(), "listener") {
+		t.Fatalf("dial to nothing: %v", err)
+	}
+	if _, err := Dial("", nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("empty path: %v", err)
+	}
+	if _, err := Dial("/x", &Options{RingSize: 5000}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("bad ring size: %v", err)
+	}
+	if _, err := Dial("/x", &Options{RingSize: 4096, MaxMessageSize: 4096}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("max message larger than ring: %v", err)
+	}
+}
+
+func TestVersionMismatchBothSides(t *testing.T) {
+	checkLeaks(t)
+	path := socketPath(t)
+	ln, err := Listen(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	errc := make(chan error, 1)
+	go func() { _, err := ln.Accept(); errc <- err }()
+	_, err = Dial(path, &Options{ProtocolVersionOverride: 99})
+	if !errors.Is(err, ErrVersionMismatch) || !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "99") {
+		t.Fatalf("dialer: %v", err)
+	}
+	if err := <-errc; !errors.Is(err, ErrVersionMismatch) {
+		t.Fatalf("listener: %v", err)
+	}
+	// The listener is still usable.
+	go func() {
+		c, err := ln.Accept()
+		if err == nil {
+			c.Close()
+		}
+		errc <- err
+	}()
+	c, err := Dial(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.Close()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestListenerRefusesTooLargeMessages(t *testing.T) {
+	checkLeaks(t)
+	path := socketPath(t)
+	ln, _ := Listen(path, &Options{MaxMessageSize: 1000})
+	defer ln.Close()
+	errc := make(chan error, 1)
+	go func() { _, err := ln.Accept(); errc <- err }()
+	if _, err := Dial(path, &Options{MaxMessageSize: 2000}); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("dialer: %v", err)
+	}
+	if err := <-errc; !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("listener: %v", err)
+	}
+}
+
+// TestPeerUIDPolicy dials from a child running as another uid: refused by
+// default, accepted when that uid is allowed. Needs root to switch uid.
+func TestPeerUIDPolicy(t *testing.T) {
+	if os.Getuid() != 0 {
+		t.Skip("needs root to run a peer under another uid")
+	}
+	checkLeaks(t)
+	dir, _ := os.MkdirTemp("", "goipc-uid")
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o777)
+	path := filepath.Join(dir, "s.sock")
+	// The test binary may sit in a directory only we can read: give the
+	// other uid its own copy.
+	self, _ := os.Executable()
+	exe := filepath.Join(dir, "peer.test")
+	data, err := os.ReadFile(self)
+	if err != nil {
+		t.Fatal(err)
+	}
+	os.WriteFile(exe, data, 0o755)
+	for _, allow := range []bool{false, true} {
+		opts := &Options{}
+		if allow {
+			opts.AllowUIDs = []uint32{65534}
+		}
+		ln, err := Listen(path, opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		os.Chmod(path, 0o777)
+		errc := make(chan error, 1)
+		go func() {
+			c, err := ln.AcceptTimeout(20 * time.Second)
+			if err == nil {
+				c.Close()
+			}
+			errc <- err
+		}()
+		cmd := childCommand(t, "dial-once", path)
+		cmd.Path = exe
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+		out, _ := cmd.CombinedOutput()
+		err = <-errc
+		ln.Close()
+		if allow && err != nil {
+			t.Errorf("allowed uid refused: %v (child: %s)", err, out)
+		}
+		if !allow && (!errors.Is(err, ErrPermission) || !strings.Contains(string(out), "permission")) {
+			t.Errorf("other uid: listener %v, child %s", err, out)
+		}
+	}
+}
+
+func childCommand(t testing.TB, role string, args ...string) *exec.Cmd {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(exe, append([]string{"-test.run=^$"}, args...)...)
+	cmd.Env = append(os.Environ(), "GOIPC_TEST_CHILD="+role)
+	return cmd
+}
