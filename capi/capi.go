@@ -46,6 +46,16 @@ type connEntry struct {
 	resLen    atomic.Uint64
 	viewOwner atomic.Uintptr
 	freeOnce  sync.Once
+
+	// A view that a typed receive (goipc_recv_pong/ping) took but could
+	// not deliver because the caller's buffer was too small. The message
+	// must stay queued, and the core can only put a view back from inside
+	// RecvInto, so capi keeps the view (the core's receive side stays
+	// locked) and the next receive on this connection, of any kind, takes
+	// it first. See kept.go.
+	kept     atomic.Bool // fast-path check; keptView is guarded by keptMu
+	keptMu   sync.Mutex
+	keptView []byte
 }
 
 type listenerEntry struct {
@@ -332,7 +342,20 @@ func capi_recv(h C.uint64_t, buf unsafe.Pointer, capacity C.size_t, n *C.size_t,
 		return invalid(t, "goipc_recv: this thread holds a view on the connection (release it first)")
 	}
 	// No message is larger than maxMsg: a larger cap need not be sliced.
-	got, err := e.c.RecvInto(unsafe.Slice((*byte)(buf), int(min(uint64(capacity), e.maxMsg))), duration(timeoutMs))
+	dst := unsafe.Slice((*byte)(buf), int(min(uint64(capacity), e.maxMsg)))
+	if e.kept.Load() {
+		if v, ok := e.takeKept(); ok {
+			*n = C.size_t(len(v))
+			if len(v) > len(dst) {
+				e.keep(v)
+				return fail(t, fmt.Errorf("%w: message is %d bytes, buffer %d", goipc.ErrBufferTooSmall, len(v), len(dst)))
+			}
+			copy(dst, v)
+			e.c.ReleaseView()
+			return C.GOIPC_OK
+		}
+	}
+	got, err := e.c.RecvInto(dst, duration(timeoutMs))
 	if err != nil {
 		if errors.Is(err, goipc.ErrBufferTooSmall) {
 			*n = C.size_t(got)
@@ -364,6 +387,9 @@ func capi_conn_close(h C.uint64_t, t *C.goipc_tls) (st C.int32_t) {
 		e.c.AbortReserve()
 	}
 	if e.viewOwner.CompareAndSwap(me, 0) {
+		e.c.ReleaseView()
+	}
+	if _, ok := e.takeKept(); ok {
 		e.c.ReleaseView()
 	}
 	e.maybeFree()
@@ -468,7 +494,7 @@ func capi_recv_view(h C.uint64_t, out *C.uintptr_t, outLen *C.size_t, timeoutMs 
 	case e.viewOwner.Load() == me:
 		return invalid(t, "goipc_recv_view: this thread already holds a view on the connection")
 	}
-	v, err := e.c.RecvView(duration(timeoutMs))
+	v, err := e.nextView(duration(timeoutMs))
 	if err != nil {
 		return fail(t, err)
 	}

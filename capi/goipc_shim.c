@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <time.h>
 
 #include "goipc.h"
 #include "shim.h"
@@ -198,3 +199,35 @@ int32_t goipc_recv_view(goipc_conn c, const void **out_ptr, size_t *out_len, int
 }
 
 int32_t goipc_release(goipc_conn c) { return capi_release(c, &tls); }
+
+/* ---- typed messages ---- */
+
+static int64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+int32_t goipc_send_ping(goipc_conn c, uint64_t seq, const void *payload, size_t len, int64_t timeout_ms)
+{
+    return capi_send_ping(c, seq, (void *)payload, len, monotonic_ns(), timeout_ms, &tls);
+}
+
+int32_t goipc_recv_pong(goipc_conn c, uint64_t *seq, void *buf, size_t cap, size_t *len, int64_t timeout_ms)
+{
+    return capi_recv_pong(c, seq, buf, cap, len, timeout_ms, &tls);
+}
+
+int32_t goipc_recv_ping(goipc_conn c, uint64_t *seq, int64_t *sent_ns, void *buf, size_t cap, size_t *len,
+                        int64_t timeout_ms)
+{
+    return capi_recv_ping(c, seq, sent_ns, buf, cap, len, timeout_ms, &tls);
+}
+
+int32_t goipc_send_pong(goipc_conn c, uint64_t seq, int64_t ping_sent_ns, int64_t received_ns, const void *payload,
+                        size_t len, int64_t timeout_ms)
+{
+    return capi_send_pong(c, seq, ping_sent_ns, received_ns != 0 ? received_ns : monotonic_ns(), (void *)payload,
+                          len, timeout_ms, &tls);
+}

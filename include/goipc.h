@@ -203,8 +203,10 @@ int32_t goipc_listen(const char *path, goipc_listener *out);
 /* goipc_listen with options; opts may be NULL (all defaults). The
  * listener's max_message_size, spin_ns, handshake_timeout_ms, allow_any_uid
  * and protocol_version_override apply to every accepted connection.
- * Additional error: GOIPC_ERR_INVALID_ARGUMENT for bad options
- * (struct_size not set by goipc_options_init, out-of-range values).
+ * Additional errors: GOIPC_ERR_INVALID_ARGUMENT for bad options
+ * (struct_size not set by goipc_options_init, out-of-range values);
+ * GOIPC_ERR_NOT_SUPPORTED if opts comes from a newer goipc.h and sets
+ * fields this library does not know.
  * opts is only read during the call. */
 int32_t goipc_listen_ex(const char *path, const goipc_options *opts, goipc_listener *out);
 
@@ -337,6 +339,48 @@ int32_t goipc_recv_view(goipc_conn c, const void **out_ptr, size_t *out_len, int
  * GOIPC_ERR_INVALID_ARGUMENT (no view open), GOIPC_ERR_CLOSED (the
  * connection was closed meanwhile; the view is ended all the same). */
 int32_t goipc_release(goipc_conn c);
+
+/* ---- Typed messages: Ping and Pong (schema/goipc.fbs) ------------------
+ *
+ * The kit's own FlatBuffers messages, for C peers without a FlatBuffers
+ * library: a Message whose body is a Ping {seq, sent_ns, payload} or a
+ * Pong {seq, ping_sent_ns, received_ns, payload}. Sends build the message
+ * in place in the ring; receives verify it in place and copy out only the
+ * payload. One call into Go each. Times are CLOCK_MONOTONIC nanoseconds.
+ *
+ * Sizes: a Ping with an n-byte payload is 64 + ((n + 11) & ~7) bytes, a
+ * Pong 72 + ((n + 11) & ~7) bytes; that must not exceed the connection's
+ * maximum message size (else GOIPC_ERR_MESSAGE_TOO_LARGE, nothing sent).
+ *
+ * Receiving: a message that fails verification, or whose body is of the
+ * other type, is dropped and reported as GOIPC_ERR_PROTOCOL for that
+ * message only: the connection stays usable, call again for the next one.
+ * (A GOIPC_ERR_PROTOCOL that keeps coming back on every call is the
+ * connection-level kind: close the connection.) A message whose body type
+ * this version does not know (from a newer peer) is skipped silently. If
+ * the payload is larger than cap, the call returns
+ * GOIPC_ERR_BUFFER_TOO_SMALL, sets *len to the payload size and leaves the
+ * message queued for the next receive of any kind on the connection.
+ * Thread safety and other errors: as goipc_send / goipc_recv. */
+
+/* Sends a Ping with the given seq and payload (len bytes; payload may be
+ * NULL only if len is 0); sent_ns is set to CLOCK_MONOTONIC now. */
+int32_t goipc_send_ping(goipc_conn c, uint64_t seq, const void *payload, size_t len, int64_t timeout_ms);
+
+/* Receives the next Pong: sets *seq, copies its payload into buf (cap
+ * bytes; buf may be NULL only if cap is 0) and sets *len to its size. seq
+ * and len must not be NULL. */
+int32_t goipc_recv_pong(goipc_conn c, uint64_t *seq, void *buf, size_t cap, size_t *len, int64_t timeout_ms);
+
+/* Receives the next Ping: sets *seq and, if sent_ns is not NULL, *sent_ns;
+ * copies its payload into buf and sets *len (as goipc_recv_pong). */
+int32_t goipc_recv_ping(goipc_conn c, uint64_t *seq, int64_t *sent_ns, void *buf, size_t cap, size_t *len,
+                        int64_t timeout_ms);
+
+/* Sends a Pong answering the Ping (seq, ping_sent_ns) with the given
+ * payload; received_ns is when the Ping was read (0: CLOCK_MONOTONIC now). */
+int32_t goipc_send_pong(goipc_conn c, uint64_t seq, int64_t ping_sent_ns, int64_t received_ns, const void *payload,
+                        size_t len, int64_t timeout_ms);
 
 #ifdef __cplusplus
 }

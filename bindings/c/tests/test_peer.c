@@ -343,7 +343,3 @@ void test_c_ping_example(void)
     reap_child(&pong);
 }
 
-void test_typed_messages(void)
-{
-    SKIP("typed Ping/Pong helpers not built yet");
-}
