@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/goipc/goipc/goipc"
+	"github.com/goipc/goipc/goipc/message"
 )
 
 func init() {
@@ -24,6 +25,7 @@ func runPing(args []string) int {
 	size := fs.Int("size", 64, "message size in `bytes`")
 	spin := fs.Duration("spin", 0, "spin budget before parking (0: default; -1ns: park at once)")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up on a round trip after this long")
+	raw := fs.Bool("raw", false, "send raw bytes and expect an exact echo, instead of FlatBuffers Ping/Pong")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -37,20 +39,79 @@ func runPing(args []string) int {
 		return 1
 	}
 	defer c.Close()
-	rtts, elapsed, err := pingLoop(c, *warmup, *n, *size, *timeout)
+	loop, what := pingPongLoop, "Ping/Pong round trips with a %d B payload"
+	if *raw {
+		loop, what = echoPingLoop, "raw echo round trips of %d B"
+	}
+	rtts, elapsed, err := loop(c, *warmup, *n, *size, *timeout)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "goipc ping:", err)
 		return 1
 	}
-	fmt.Printf("goipc ping: %d round trips of %d B to %s\n", *n, *size, *path)
+	fmt.Printf("goipc ping: %d "+what+" to %s\n", *n, *size, *path)
 	printLatencies(os.Stdout, rtts, elapsed)
 	return 0
 }
 
-// pingLoop sends warmup+n messages, each stamped with its sequence number,
+// pingPongLoop sends warmup+n Pings built in place in the ring, and
+// checks that each Pong carries the Ping's seq, timestamp and payload.
+func pingPongLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]time.Duration, time.Duration, error) {
+	payload := make([]byte, size)
+	for i := range payload {
+		payload[i] = byte(i*7 + 3)
+	}
+	if message.PingSize(size) > c.MaxMessageSize() {
+		return nil, 0, fmt.Errorf("a Ping with a %d B payload is %d B, above the connection's maximum of %d B", size, message.PingSize(size), c.MaxMessageSize())
+	}
+	rtts := make([]time.Duration, 0, n)
+	var start time.Time
+	for i := 0; i < warmup+n; i++ {
+		if i == warmup {
+			start = time.Now()
+		}
+		t0 := time.Now()
+		out, err := c.Reserve(message.PingSize(size), timeout)
+		if err != nil {
+			return nil, 0, fmt.Errorf("send Ping %d: %w", i, err)
+		}
+		sent := monoNs()
+		m, err := message.WritePing(out, uint64(i), sent, payload)
+		if err != nil {
+			c.AbortReserve()
+			return nil, 0, err
+		}
+		if err := c.Commit(m); err != nil {
+			return nil, 0, fmt.Errorf("send Ping %d: %w", i, err)
+		}
+		view, err := c.RecvView(timeout)
+		if err != nil {
+			return nil, 0, fmt.Errorf("receive Pong %d: %w", i, err)
+		}
+		rtt := time.Since(t0)
+		pong, err := message.ParsePong(view)
+		switch {
+		case err != nil:
+			err = fmt.Errorf("answer %d is not a valid Pong (is the consumer an exact echo? try --raw): %w", i, err)
+		case pong.Seq() != uint64(i) || pong.PingSentNs() != sent:
+			err = fmt.Errorf("Pong %d answers seq %d sent at %d, want seq %d sent at %d", i, pong.Seq(), pong.PingSentNs(), i, sent)
+		case !bytes.Equal(pong.Payload(), payload):
+			err = fmt.Errorf("Pong %d payload differs from the Ping's", i)
+		}
+		c.ReleaseView()
+		if err != nil {
+			return nil, 0, err
+		}
+		if i >= warmup {
+			rtts = append(rtts, rtt)
+		}
+	}
+	return rtts, time.Since(start), nil
+}
+
+// echoPingLoop sends warmup+n messages, each stamped with its sequence number,
 // checks that every answer is byte for byte what was sent, and returns the
 // measured round trips.
-func pingLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]time.Duration, time.Duration, error) {
+func echoPingLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]time.Duration, time.Duration, error) {
 	msg := make([]byte, size)
 	for i := range msg {
 		msg[i] = byte(i*7 + 3)

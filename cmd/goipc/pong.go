@@ -10,7 +10,10 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/goipc/goipc/goipc"
+	"github.com/goipc/goipc/goipc/message"
 )
 
 func init() {
@@ -86,7 +89,13 @@ func (s *pongServer) handle(c *goipc.Conn) {
 		fmt.Fprintf(os.Stderr, "goipc pong: client pid %d connected\n", c.PeerPID())
 	}
 	start, n := time.Now(), 0
-	err := echoLoop(c, &n)
+	reported := 0
+	err := echoLoop(c, &n, func(err error) {
+		if reported < 10 { // a misbehaving client must not flood the log
+			reported++
+			fmt.Fprintf(os.Stderr, "goipc pong: client pid %d: malformed Ping echoed unchanged: %v\n", c.PeerPID(), err)
+		}
+	})
 	if s.verbose || !errors.Is(err, goipc.ErrPeerClosed) && !errors.Is(err, goipc.ErrClosed) {
 		fmt.Fprintf(os.Stderr, "goipc pong: client pid %d: %d messages in %v: %v\n", c.PeerPID(), n, time.Since(start).Round(time.Millisecond), err)
 	}
@@ -96,27 +105,62 @@ func (s *pongServer) handle(c *goipc.Conn) {
 	c.Close()
 }
 
-// echoLoop answers every message until the connection ends: it reads the
-// message in place and writes the answer straight into reserved ring
-// space, so the payload is copied once, ring to ring.
-func echoLoop(c *goipc.Conn, n *int) error {
+// echoLoop answers every message until the connection ends. A Ping
+// (FlatBuffers Message/Ping) gets a Pong with the same seq and payload; any
+// other message is echoed unchanged. Either way the message is read in
+// place and the answer is written straight into reserved ring space, so
+// the payload is copied once, ring to ring.
+func echoLoop(c *goipc.Conn, n *int, malformed func(error)) error {
 	for {
 		msg, err := c.RecvView(-1)
 		if err != nil {
 			return err
 		}
-		out, err := c.Reserve(len(msg), -1)
-		if err != nil {
+		if err := answer(c, msg, malformed); err != nil {
 			c.ReleaseView()
 			return err
 		}
-		copy(out, msg)
 		c.ReleaseView()
-		if err := c.Commit(len(msg)); err != nil {
-			return err
-		}
 		*n++
 	}
+}
+
+func answer(c *goipc.Conn, msg []byte, malformed func(error)) error {
+	ping, perr := message.ParsePing(msg)
+	if perr == nil {
+		received := monoNs()
+		payload := ping.Payload()
+		out, err := c.Reserve(message.PongSize(len(payload)), -1)
+		if err != nil {
+			return err
+		}
+		n, err := message.WritePong(out, ping.Seq(), ping.SentNs(), received, payload)
+		if err != nil { // cannot happen: out has PongSize bytes
+			c.AbortReserve()
+			return err
+		}
+		return c.Commit(n)
+	}
+	// Not a valid Ping: a message that claims our identifier but fails
+	// verification is reported; all are echoed so the sender never waits
+	// for an answer that will not come.
+	if len(msg) >= 8 && string(msg[4:8]) == message.Identifier {
+		malformed(perr)
+	}
+	out, err := c.Reserve(len(msg), -1)
+	if err != nil {
+		return err
+	}
+	copy(out, msg)
+	return c.Commit(len(msg))
+}
+
+// monoNs is CLOCK_MONOTONIC in nanoseconds, the clock every language's
+// Ping/Pong timestamps use.
+func monoNs() int64 {
+	var ts unix.Timespec
+	unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano()
 }
 
 func (s *pongServer) shutdown() {
