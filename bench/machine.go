@@ -2,6 +2,7 @@ package bench
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"runtime"
 	"strings"
@@ -53,7 +54,10 @@ func DescribeMachine() Machine {
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			if v, ok := strings.CutPrefix(sc.Text(), "MemTotal:"); ok {
-				m.MemTotal = strings.TrimSpace(v)
+				var kb float64
+				if _, err := fmt.Sscanf(strings.TrimSpace(v), "%f kB", &kb); err == nil {
+					m.MemTotal = fmt.Sprintf("%.1f GiB", kb/(1<<20))
+				}
 				break
 			}
 		}

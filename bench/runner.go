@@ -11,7 +11,7 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -136,6 +136,8 @@ type Result struct {
 	KernelCopies   int    `json:"kernel_copies"`
 	UserCopies     int    `json:"user_copies"`
 	DesignSyscalls string `json:"design_syscalls"`
+	// TimingDependent: the strace count is an upper bound (see Design).
+	TimingDependent bool `json:"timing_dependent,omitempty"`
 	// Ratio is the time per message against goipc (default mode) at the
 	// same workload and size: > 1 means slower than goipc. 0: no goipc row.
 	Ratio float64 `json:"ratio_vs_goipc"`
@@ -213,7 +215,8 @@ func ms(d time.Duration) float64 { return float64(d) / 1e6 }
 func baseResult(m Mechanism, workload string, size int) Result {
 	d := m.Design()
 	return Result{Mechanism: m.Name(), Mode: m.Mode(), Workload: workload, Size: size,
-		KernelCopies: d.KernelCopies, UserCopies: d.UserCopies, DesignSyscalls: d.Syscalls, SyscallMethod: "none"}
+		KernelCopies: d.KernelCopies, UserCopies: d.UserCopies, DesignSyscalls: d.Syscalls, SyscallMethod: "none",
+		TimingDependent: d.TimingDependent}
 }
 
 // session is one child process with an open channel to it.
@@ -375,35 +378,30 @@ func (s *session) exec(c command, h *hdrhistogram.Histogram) (runStats, error) {
 	if err := s.enc.Encode(c); err != nil {
 		return runStats{}, fmt.Errorf("control: %w", err)
 	}
-	var fired sync.Once
-	timedOut := false
-	wd := time.AfterFunc(s.opts.Timeout, func() {
-		fired.Do(func() { timedOut = true; s.kill() })
-	})
+	// The watchdog covers the run and the child's report; it kills the
+	// child and unblocks our endpoint.
+	var timedOut atomic.Bool
+	wd := time.AfterFunc(s.opts.Timeout, func() { timedOut.Store(true); s.kill() })
+	defer wd.Stop()
 	u0 := getUsage()
 	st, err := parentRun(s.ep, &c, h)
 	u1 := getUsage()
-	stopped := wd.Stop()
-	if !stopped {
-		fired.Do(func() {})
-		if timedOut && err == nil {
-			err = fmt.Errorf("run did not finish within %v", s.opts.Timeout)
+	if err != nil {
+		// The child may be blocked waiting for us: end it.
+		s.kill()
+		if timedOut.Load() {
+			err = fmt.Errorf("run did not finish within %v: %w", s.opts.Timeout, err)
 		}
+		return st, err
 	}
 	var r childReport
 	if derr := s.dec.Decode(&r); derr != nil {
-		if err == nil {
-			err = fmt.Errorf("child report: %w", derr)
-		}
 		s.kill()
-		return st, err
+		return st, fmt.Errorf("child report: %w", derr)
 	}
 	if r.Err != "" {
-		return st, fmt.Errorf("child: %s", r.Err)
-	}
-	if err != nil {
 		s.kill()
-		return st, err
+		return st, fmt.Errorf("child: %s", r.Err)
 	}
 	st.usage = u1.sub(u0).add(r.Usage)
 	return st, nil
