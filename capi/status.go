@@ -66,6 +66,10 @@ var statusTable = []struct {
 	// (a client that died, or the liveness probe of a second Listen).
 	{"io.EOF", io.EOF, statusPeerClosed},
 	{"io.ErrUnexpectedEOF", io.ErrUnexpectedEOF, statusPeerClosed},
+	// The other side hung up while we wrote during a handshake (the errno
+	// is still reported by goipc_last_errno).
+	{"syscall.EPIPE", syscall.EPIPE, statusPeerClosed},
+	{"syscall.ECONNRESET", syscall.ECONNRESET, statusPeerClosed},
 }
 
 // errInternal marks a recovered panic (GOIPC_ERR_SYSTEM, errno 0).
