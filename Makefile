@@ -53,7 +53,7 @@ fuzz: ## run each Go fuzz target for FUZZTIME (default 10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzFrameReader$$' -fuzztime $(FUZZTIME) ./goipc/
 
 bench: build ## benchmarks: go test -bench for the core (see also `goipc bench`)
-	$(GO) test -run '^$$' -bench . -benchtime 2s ./goipc/
+	$(GO) test -run '^$$' -bench . -benchtime 1s ./goipc/
 
 lint: ## go vet and gofmt check
 	$(GO) vet $(GO_PKGS)

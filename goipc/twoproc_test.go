@@ -49,6 +49,9 @@ func runChild(role string) int {
 	case "adversary":
 		return runAdversary(args[0], args[1])
 	}
+	if strings.HasPrefix(role, "bench-") {
+		return runBenchChild(role, args)
+	}
 	return fail(fmt.Errorf("unknown role"))
 }
 
