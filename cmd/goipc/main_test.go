@@ -1,0 +1,219 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/goipc/goipc/goipc"
+	"github.com/goipc/goipc/goipc/message"
+)
+
+// TestMain lets tests run the CLI itself: the test binary re-executed with
+// GOIPC_CLI=1 is the goipc command.
+func TestMain(m *testing.M) {
+	if os.Getenv("GOIPC_CLI") == "1" {
+		main()
+		return
+	}
+	os.Exit(m.Run())
+}
+
+func cli(args ...string) *exec.Cmd {
+	exe, _ := os.Executable()
+	cmd := exec.Command(exe, args...)
+	cmd.Env = append(os.Environ(), "GOIPC_CLI=1")
+	return cmd
+}
+
+// startPong runs `goipc pong` and waits for its ready line.
+func startPong(t *testing.T, extra ...string) (path string, cmd *exec.Cmd, stderr *bytes.Buffer) {
+	t.Helper()
+	path = filepath.Join(t.TempDir(), "pong.sock")
+	cmd = cli(append([]string{"pong", "--listen", path}, extra...)...)
+	stderr = &bytes.Buffer{}
+	cmd.Stderr = stderr
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil || !strings.Contains(line, "listening on") {
+		t.Fatalf("pong did not start: %q %v %s", line, err, stderr)
+	}
+	return path, cmd, stderr
+}
+
+func TestPongAnswersPingsAndEchoesTheRest(t *testing.T) {
+	path, _, stderr := startPong(t)
+	c, err := goipc.Dial(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	payload := []byte("the payload")
+	c.Send(message.AppendPing(nil, 7, 1234, payload))
+	reply, err := c.RecvTimeout(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pong, err := message.ParsePong(reply)
+	if err != nil || pong.Seq() != 7 || pong.PingSentNs() != 1234 || string(pong.Payload()) != "the payload" || pong.ReceivedNs() == 0 {
+		t.Fatalf("pong %+v %v", pong, err)
+	}
+	// Not a Ping: echoed byte for byte, including empty messages and Pongs.
+	for _, msg := range [][]byte{[]byte("plain bytes"), {}, message.AppendPong(nil, 1, 2, 3, nil)} {
+		c.Send(msg)
+		got, err := c.RecvTimeout(10 * time.Second)
+		if err != nil || !bytes.Equal(got, msg) {
+			t.Fatalf("echo of %q: %q %v", msg, got, err)
+		}
+	}
+	// A malformed Ping (our identifier, a broken table) is echoed and logged.
+	bad := message.AppendPing(nil, 9, 9, payload)
+	bad[0] = 0xff
+	c.Send(bad)
+	if got, err := c.RecvTimeout(10 * time.Second); err != nil || !bytes.Equal(got, bad) {
+		t.Fatalf("malformed ping: %q %v", got, err)
+	}
+	c.Close()
+	// Wait for pong to log the malformed message (its log line is written
+	// before it notices the hang-up, so poll for it with a bound).
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "malformed"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pong did not report the malformed Ping: %s", stderr)
+		}
+	}
+}
+
+func TestPingAgainstPong(t *testing.T) {
+	path, _, _ := startPong(t)
+	for _, args := range [][]string{{"-n", "2000"}, {"-n", "200", "--size", "100000"}, {"-n", "2000", "--raw"}, {"-n", "500", "--size", "0"}} {
+		out, err := cli(append([]string{"ping", "--dial", path}, args...)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ping %v: %v\n%s", args, err, out)
+		}
+		for _, want := range []string{"p50", "p99.9", "round trips/s"} {
+			if !strings.Contains(string(out), want) {
+				t.Errorf("ping %v output lacks %q:\n%s", args, want, out)
+			}
+		}
+	}
+}
+
+// TestPingDetectsWrongAnswers: a consumer that answers wrongly makes ping
+// fail with a non-zero exit.
+func TestPingDetectsWrongAnswers(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "liar.sock")
+	ln, err := goipc.Listen(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			m, err := c.Recv()
+			if err != nil {
+				return
+			}
+			m[len(m)-1] ^= 1 // flip one bit of every answer
+			c.Send(m)
+		}
+	}()
+	for _, mode := range []string{"--raw", "--size=64"} {
+		out, err := cli("ping", "--dial", path, "-n", "10", "--warmup", "0", mode).CombinedOutput()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "answer 0") && !strings.Contains(string(out), "Pong 0") {
+			t.Fatalf("ping %s against a liar: %v\n%s", mode, err, out)
+		}
+		// The liar goroutine serves one client; serve the next.
+		go func() {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			defer c.Close()
+			for {
+				m, err := c.Recv()
+				if err != nil {
+					return
+				}
+				m[len(m)-1] ^= 1
+				c.Send(m)
+			}
+		}()
+	}
+}
+
+func TestPongServesConcurrentClientsAndStopsCleanly(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+		t.Run(sig.String(), func(t *testing.T) {
+			path, cmd, stderr := startPong(t)
+			var wg sync.WaitGroup
+			errs := make(chan error, 4)
+			for i := 0; i < 4; i++ {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					out, err := cli("ping", "--dial", path, "-n", "3000").CombinedOutput()
+					if err != nil {
+						errs <- fmt.Errorf("%v: %s", err, out)
+					}
+				}()
+			}
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				t.Error(err)
+			}
+			// A client still connected when the signal arrives.
+			c, err := goipc.Dial(path, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			cmd.Process.Signal(sig)
+			if err := cmd.Wait(); err != nil {
+				t.Fatalf("pong exit after %v: %v (%s)", sig, err, stderr)
+			}
+			if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+				t.Errorf("socket left behind: %v", err)
+			}
+			if _, err := c.RecvTimeout(10 * time.Second); !errors.Is(err, goipc.ErrPeerClosed) {
+				t.Errorf("connected client after shutdown: %v", err)
+			}
+		})
+	}
+}
+
+func TestUsageErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"nosuch"}, {"pong"}, {"ping"}, {"ping", "--dial", "/x", "-n", "0"}} {
+		err := cli(args...).Run()
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+			t.Errorf("goipc %v: %v, want exit code 2", args, err)
+		}
+	}
+	out, err := cli("ping", "--dial", filepath.Join(t.TempDir(), "none")).CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "listener") {
+		t.Errorf("ping to nothing: %v %s", err, out)
+	}
+}
