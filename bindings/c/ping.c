@@ -3,10 +3,15 @@
  * `goipc pong --listen PATH`), sends N messages, checks that every answer
  * is byte for byte what was sent, and prints round-trip percentiles.
  *
- *   build/c/ping --dial PATH [-n N] [--size BYTES] [--warmup W] [--spin NS]
+ *   build/c/ping --dial PATH [-n N] [--size BYTES] [--warmup W] [--spin NS] [--typed]
  *
- * One goipc_send and one goipc_recv per round trip: one call into Go each.
- * Exit status 0 if every round trip succeeded and matched.
+ * By default each message is SIZE raw bytes (stamped with its sequence
+ * number) and the answer must be an exact echo: one goipc_send and one
+ * goipc_recv per round trip, one call into Go each. With --typed it sends
+ * the kit's FlatBuffers Ping with a SIZE-byte payload (goipc_send_ping) and
+ * expects a Pong with the same seq and payload (goipc_recv_pong); `goipc
+ * pong` answers both kinds. Exit status 0 if every round trip succeeded
+ * and matched.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,7 +24,7 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: ping --dial PATH [-n N] [--size BYTES] [--warmup W] [--spin NS]\n");
+    fprintf(stderr, "usage: ping --dial PATH [-n N] [--size BYTES] [--warmup W] [--spin NS] [--typed]\n");
     exit(2);
 }
 
@@ -37,7 +42,12 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     long long n = 100000, size = 64, warmup = 1000, spin = 0;
+    int typed = 0;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--typed") == 0) {
+            typed = 1;
+            continue;
+        }
         if (i + 1 >= argc)
             usage();
         if (strcmp(argv[i], "--dial") == 0)
@@ -59,8 +69,8 @@ int main(int argc, char **argv)
     goipc_options opts;
     goipc_options_init(&opts);
     opts.spin_ns = spin;
-    if ((uint64_t)size > 1024 * 1024)
-        opts.max_message_size = (uint64_t)size;
+    if ((uint64_t)size + 128 > 1024 * 1024) /* room for a Pong around the payload */
+        opts.max_message_size = (uint64_t)size + 128;
 
     goipc_conn c;
     int32_t st = goipc_dial_ex(path, &opts, 10000, &c);
@@ -84,22 +94,24 @@ int main(int argc, char **argv)
             start = lat_now_ns();
         if (size >= 8)
             memcpy(msg, &i, sizeof i); /* a sequence number, checked in the answer */
-        uint64_t t0 = lat_now_ns();
-        st = goipc_send(c, msg, (size_t)size, 10000);
+        uint64_t t0 = lat_now_ns(), seq = 0;
+        st = typed ? goipc_send_ping(c, (uint64_t)i, msg, (size_t)size, 10000)
+                   : goipc_send(c, msg, (size_t)size, 10000);
         if (st != GOIPC_OK) {
             fprintf(stderr, "ping: send %lld: %s (%s)\n", i, goipc_strerror(st), goipc_last_error_message());
             rc = 1;
             break;
         }
         size_t got = 0;
-        st = goipc_recv(c, reply, (size_t)size, &got, 10000);
+        st = typed ? goipc_recv_pong(c, &seq, reply, (size_t)size, &got, 10000)
+                   : goipc_recv(c, reply, (size_t)size, &got, 10000);
         uint64_t t1 = lat_now_ns();
         if (st != GOIPC_OK) {
             fprintf(stderr, "ping: receive %lld: %s (%s)\n", i, goipc_strerror(st), goipc_last_error_message());
             rc = 1;
             break;
         }
-        if (got != (size_t)size || memcmp(reply, msg, (size_t)size) != 0) {
+        if (got != (size_t)size || memcmp(reply, msg, (size_t)size) != 0 || (typed && seq != (uint64_t)i)) {
             fprintf(stderr, "ping: answer %lld differs from what was sent (%zu bytes, want %lld)\n", i, got, size);
             rc = 1;
             break;
@@ -109,7 +121,10 @@ int main(int argc, char **argv)
     }
     if (rc == 0) {
         uint64_t elapsed = lat_now_ns() - start;
-        printf("c ping: %lld round trips of %lld B to %s\n", n, size, path);
+        if (typed)
+            printf("c ping: %lld Ping/Pong round trips with a %lld B payload to %s\n", n, size, path);
+        else
+            printf("c ping: %lld round trips of %lld B to %s\n", n, size, path);
         lat_report(stdout, rtt, (size_t)n, elapsed);
     }
     goipc_conn_close(c);

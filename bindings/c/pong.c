@@ -1,16 +1,23 @@
 /*
  * pong.c - a C consumer: listens on a Unix socket path and answers every
- * message with the same bytes, so that a producer (for example the Go one,
- * `goipc ping --dial PATH`) can measure round trips against C.
+ * message, so that a producer (for example the Go one, `goipc ping --dial
+ * PATH`) can measure round trips against C.
  *
- *   build/c/pong --listen PATH [--spin NS] [--once] [-v]
+ *   build/c/pong --listen PATH [--raw] [--spin NS] [--once] [-v]
+ *
+ * By default it speaks the kit's typed messages: each Ping is answered
+ * with a Pong carrying its seq, sent_ns and payload (goipc_recv_ping +
+ * goipc_send_pong). A message that is not a valid Ping is dropped and
+ * logged (the typed receive reports it as GOIPC_ERR_PROTOCOL for that
+ * message only). With --raw it is an exact echo of any message, with the
+ * zero-copy pair: goipc_recv_view reads the message in place,
+ * goipc_reserve gets ring space for the answer, one memcpy goes ring to
+ * ring (use `goipc ping --raw` against it).
  *
  * Prints "c pong: listening on PATH" on stdout once ready (scripts wait for
- * that line). Each connection gets its own thread, which echoes with the
- * zero-copy pair: goipc_recv_view reads the message in place, goipc_reserve
- * gets ring space for the answer, one memcpy goes ring to ring. SIGINT or
- * SIGTERM (or, with --once, the end of the first connection) closes the
- * listener, which removes the socket path, and every connection.
+ * that line). Each connection gets its own thread. SIGINT or SIGTERM (or,
+ * with --once, the end of the first connection) closes the listener, which
+ * removes the socket path, and every connection.
  */
 #include <pthread.h>
 #include <signal.h>
@@ -23,7 +30,7 @@
 #define MAX_CONNS 256
 
 static volatile sig_atomic_t stop;
-static int verbose, once;
+static int verbose, once, raw;
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static goipc_conn conns[MAX_CONNS];
 static pthread_t threads[MAX_CONNS];
@@ -35,7 +42,7 @@ static void on_signal(int sig)
     stop = 1;
 }
 
-/* Echoes until the connection ends; returns the status that ended it. */
+/* --raw: echoes until the connection ends; returns the status that ended it. */
 static int32_t echo_loop(goipc_conn c, unsigned long long *n)
 {
     for (;;) {
@@ -59,11 +66,41 @@ static int32_t echo_loop(goipc_conn c, unsigned long long *n)
     }
 }
 
+/* Answers Pings with Pongs until the connection ends. */
+static int32_t pong_loop(goipc_conn c, unsigned long long *n)
+{
+    size_t cap = 0;
+    if (goipc_conn_max_message_size(c, &cap) != GOIPC_OK)
+        return GOIPC_ERR_CLOSED;
+    unsigned char *payload = malloc(cap);
+    if (payload == NULL)
+        return GOIPC_ERR_SYSTEM;
+    int32_t st;
+    for (;;) {
+        uint64_t seq;
+        int64_t sent_ns;
+        size_t len;
+        st = goipc_recv_ping(c, &seq, &sent_ns, payload, cap, &len, -1);
+        if (st == GOIPC_ERR_PROTOCOL) { /* that message only: dropped */
+            fprintf(stderr, "c pong: dropped a message: %s\n", goipc_last_error_message());
+            continue;
+        }
+        if (st != GOIPC_OK)
+            break;
+        st = goipc_send_pong(c, seq, sent_ns, 0, payload, len, -1);
+        if (st != GOIPC_OK)
+            break;
+        (*n)++;
+    }
+    free(payload);
+    return st;
+}
+
 static void *serve(void *arg)
 {
     goipc_conn c = *(goipc_conn *)arg;
     unsigned long long n = 0;
-    int32_t st = echo_loop(c, &n);
+    int32_t st = raw ? echo_loop(c, &n) : pong_loop(c, &n);
     if (verbose || (st != GOIPC_ERR_PEER_CLOSED && st != GOIPC_ERR_CLOSED))
         fprintf(stderr, "c pong: connection ended after %llu messages: %s (%s)\n", n, goipc_strerror(st),
                 goipc_last_error_message());
@@ -83,13 +120,15 @@ int main(int argc, char **argv)
             spin = atoll(argv[++i]);
         else if (strcmp(argv[i], "--once") == 0)
             once = 1;
+        else if (strcmp(argv[i], "--raw") == 0)
+            raw = 1;
         else if (strcmp(argv[i], "-v") == 0)
             verbose = 1;
         else
             path = NULL, i = argc;
     }
     if (path == NULL) {
-        fprintf(stderr, "usage: pong --listen PATH [--spin NS] [--once] [-v]\n");
+        fprintf(stderr, "usage: pong --listen PATH [--raw] [--spin NS] [--once] [-v]\n");
         return 2;
     }
     struct sigaction sa;

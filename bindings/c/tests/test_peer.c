@@ -57,6 +57,16 @@ void test_go_pong_echo(void)
         for (int i = 0; i < 2000; i++)
             if (echo_round_trip(c, 64, (uint64_t)i, tx, rx, max) != 0)
                 break;
+        /* Typed: the Go consumer answers a Ping with a Pong it builds. */
+        size_t psizes[] = {0, 1, 64, 4096, 100000};
+        for (size_t i = 0; i < sizeof psizes / sizeof psizes[0]; i++) {
+            uint64_t seq = 0;
+            size_t n = 0;
+            fill_pattern(tx, psizes[i], 1000 + i);
+            EXPECT_ST(goipc_send_ping(c, 1000 + i, tx, psizes[i], 10000), GOIPC_OK);
+            EXPECT_ST(goipc_recv_pong(c, &seq, rx, max, &n, 10000), GOIPC_OK);
+            EXPECT(seq == 1000 + i && n == psizes[i] && memcmp(tx, rx, n) == 0);
+        }
         free(tx);
         free(rx);
         EXPECT_ST(goipc_conn_close(c), GOIPC_OK);
@@ -290,29 +300,27 @@ void test_many_threads(void)
     reap_child(&pong);
 }
 
-/* test_go_producer_c_consumer: `goipc ping` against build/c/pong. */
-void test_go_ping_c_pong(void)
+/* Runs `goipc ping` against build/c/pong (raw: both in exact-echo mode). */
+static void go_ping_c_pong(int raw)
 {
-    NEED_GO();
-    if (g_cbin == NULL)
-        SKIP("GOIPC_C_BIN (the C examples) is not set");
     char path[300], pong_bin[600], out[8192] = "";
-    sock_path(path, sizeof path, "cpong");
+    sock_path(path, sizeof path, raw ? "cpong-raw" : "cpong");
     snprintf(pong_bin, sizeof pong_bin, "%s/pong", g_cbin);
     child pong, ping;
-    char *pargv[] = {pong_bin, "--listen", path, NULL};
+    char *pargv[] = {pong_bin, "--listen", path, raw ? "--raw" : NULL, NULL};
     REQUIRE(spawn_child(&pong, pargv, NULL) == 0);
     if (!EXPECT(wait_output(&pong, "c pong: listening on", 10000, NULL, 0) == 0)) {
         reap_child(&pong);
         return;
     }
-    char *gargv[] = {(char *)g_goipc_bin, "ping", "--dial", path, "-n", "3000", "--warmup", "100", "--size", "64", NULL};
+    char *gargv[] = {(char *)g_goipc_bin, "ping", "--dial", path, "-n", "3000", "--warmup", "100", "--size", "64",
+                     raw ? "--raw" : NULL, NULL};
     if (EXPECT(spawn_child(&ping, gargv, NULL) == 0)) {
         EXPECT(wait_output(&ping, "p50", 60000, out, sizeof out) == 0);
         int status = wait_exit(&ping, 60000);
         EXPECT(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
         reap_child(&ping);
-        EXPECT(strstr(out, "3000 round trips") != NULL);
+        EXPECT(strstr(out, raw ? "3000 raw echo round trips" : "3000 Ping/Pong round trips") != NULL);
     }
     kill(pong.pid, SIGTERM);
     int status = wait_exit(&pong, 10000);
@@ -321,25 +329,38 @@ void test_go_ping_c_pong(void)
     reap_child(&pong);
 }
 
-/* test_c_producer_go_consumer via the example program build/c/ping. */
+/* test_go_producer_c_consumer: typed Ping/Pong, then raw echo. */
+void test_go_ping_c_pong(void)
+{
+    NEED_GO();
+    if (g_cbin == NULL)
+        SKIP("GOIPC_C_BIN (the C examples) is not set");
+    go_ping_c_pong(0);
+    go_ping_c_pong(1);
+}
+
+/* test_c_producer_go_consumer via the example program build/c/ping, raw
+ * and typed. */
 void test_c_ping_example(void)
 {
     NEED_GO();
     if (g_cbin == NULL)
         SKIP("GOIPC_C_BIN (the C examples) is not set");
-    char path[300], ping_bin[600], out[8192] = "";
+    char path[300], ping_bin[600];
     sock_path(path, sizeof path, "cping");
     snprintf(ping_bin, sizeof ping_bin, "%s/ping", g_cbin);
     child pong, ping;
     REQUIRE(start_go_pong(&pong, path) == 0);
-    char *argv[] = {ping_bin, "--dial", path, "-n", "3000", "--warmup", "100", NULL};
-    if (EXPECT(spawn_child(&ping, argv, NULL) == 0)) {
+    for (int typed = 0; typed <= 1; typed++) {
+        char out[8192] = "";
+        char *argv[] = {ping_bin, "--dial", path, "-n", "3000", "--warmup", "100", typed ? "--typed" : NULL, NULL};
+        if (!EXPECT(spawn_child(&ping, argv, NULL) == 0))
+            break;
         EXPECT(wait_output(&ping, "p50_ns=", 60000, out, sizeof out) == 0);
         int status = wait_exit(&ping, 60000);
         EXPECT(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        EXPECT(strstr(out, "c ping: 3000 round trips of 64 B") != NULL);
+        EXPECT(strstr(out, typed ? "c ping: 3000 Ping/Pong round trips with a 64 B payload" : "c ping: 3000 round trips of 64 B") != NULL);
         reap_child(&ping);
     }
     reap_child(&pong);
 }
-
