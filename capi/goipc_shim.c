@@ -10,6 +10,7 @@
  * Also here: the thread-local error state (Go has no thread-local
  * storage), goipc_strerror and goipc_options_init (no Go call needed).
  */
+#include <pthread.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -30,6 +31,29 @@ _Static_assert(offsetof(goipc_options, allow_any_uid) == 40, "goipc_options layo
 _Static_assert(offsetof(goipc_options, protocol_version_override) == 44, "goipc_options layout");
 _Static_assert(sizeof(goipc_options) == 48, "goipc_options layout");
 _Static_assert(sizeof(goipc_conn) == 8 && sizeof(goipc_listener) == 8, "handle size");
+
+/*
+ * fork(): a child forked from a process that has loaded the Go runtime
+ * hangs as soon as it calls into Go (the runtime's threads did not survive
+ * the fork). A pthread_atfork child handler marks the child, and every
+ * function that would call Go fails fast instead, with a message that
+ * says why. posix_spawn and vfork+exec do not run the handler.
+ */
+static volatile int forked_child;
+
+static void on_fork_child(void) { forked_child = 1; }
+
+__attribute__((constructor)) static void goipc_shim_init(void) { pthread_atfork(NULL, NULL, on_fork_child); }
+
+static int32_t fail_here(int32_t status, const char *msg);
+
+#define FORK_GUARD()                                                                                          \
+    do {                                                                                                      \
+        if (__builtin_expect(forked_child, 0))                                                                \
+            return fail_here(GOIPC_ERR_NOT_SUPPORTED,                                                         \
+                             "goipc: not supported in a child forked from a process that loaded "             \
+                             "libgoipc.so: the Go runtime does not survive fork(); use posix_spawn or exec"); \
+    } while (0)
 
 /* The default (global-dynamic) TLS model: libgoipc.so may be dlopen'ed
  * (Python ctypes), where initial-exec TLS of this size could fail. */
@@ -118,11 +142,13 @@ static int32_t copy_options(const goipc_options *in, goipc_options *out)
 
 int32_t goipc_listen(const char *path, goipc_listener *out)
 {
+    FORK_GUARD();
     return capi_listen((char *)path, NULL, out, &tls);
 }
 
 int32_t goipc_listen_ex(const char *path, const goipc_options *opts, goipc_listener *out)
 {
+    FORK_GUARD();
     goipc_options o;
     if (opts != NULL) {
         int32_t st = copy_options(opts, &o);
@@ -134,18 +160,25 @@ int32_t goipc_listen_ex(const char *path, const goipc_options *opts, goipc_liste
 
 int32_t goipc_accept(goipc_listener l, int64_t timeout_ms, goipc_conn *out)
 {
+    FORK_GUARD();
     return capi_accept(l, timeout_ms, out, &tls);
 }
 
-int32_t goipc_listener_close(goipc_listener l) { return capi_listener_close(l, &tls); }
+int32_t goipc_listener_close(goipc_listener l)
+{
+    FORK_GUARD();
+    return capi_listener_close(l, &tls);
+}
 
 int32_t goipc_dial(const char *path, int64_t timeout_ms, goipc_conn *out)
 {
+    FORK_GUARD();
     return capi_dial((char *)path, NULL, timeout_ms, out, &tls);
 }
 
 int32_t goipc_dial_ex(const char *path, const goipc_options *opts, int64_t timeout_ms, goipc_conn *out)
 {
+    FORK_GUARD();
     goipc_options o;
     if (opts != NULL) {
         int32_t st = copy_options(opts, &o);
@@ -157,23 +190,31 @@ int32_t goipc_dial_ex(const char *path, const goipc_options *opts, int64_t timeo
 
 int32_t goipc_conn_max_message_size(goipc_conn c, size_t *out)
 {
+    FORK_GUARD();
     return capi_conn_max_message_size(c, out, &tls);
 }
 
 int32_t goipc_send(goipc_conn c, const void *data, size_t len, int64_t timeout_ms)
 {
+    FORK_GUARD();
     return capi_send(c, (void *)data, len, timeout_ms, &tls);
 }
 
 int32_t goipc_recv(goipc_conn c, void *buf, size_t cap, size_t *len, int64_t timeout_ms)
 {
+    FORK_GUARD();
     return capi_recv(c, buf, cap, len, timeout_ms, &tls);
 }
 
-int32_t goipc_conn_close(goipc_conn c) { return capi_conn_close(c, &tls); }
+int32_t goipc_conn_close(goipc_conn c)
+{
+    FORK_GUARD();
+    return capi_conn_close(c, &tls);
+}
 
 int32_t goipc_reserve(goipc_conn c, size_t len, int64_t timeout_ms, void **out_ptr)
 {
+    FORK_GUARD();
     if (out_ptr == NULL)
         return capi_reserve(c, len, timeout_ms, NULL, &tls); /* Go reports it (or a bad handle) */
     uintptr_t p = 0;
@@ -183,12 +224,21 @@ int32_t goipc_reserve(goipc_conn c, size_t len, int64_t timeout_ms, void **out_p
     return st;
 }
 
-int32_t goipc_commit(goipc_conn c, size_t len) { return capi_commit(c, len, &tls); }
+int32_t goipc_commit(goipc_conn c, size_t len)
+{
+    FORK_GUARD();
+    return capi_commit(c, len, &tls);
+}
 
-int32_t goipc_abort_reserve(goipc_conn c) { return capi_abort_reserve(c, &tls); }
+int32_t goipc_abort_reserve(goipc_conn c)
+{
+    FORK_GUARD();
+    return capi_abort_reserve(c, &tls);
+}
 
 int32_t goipc_recv_view(goipc_conn c, const void **out_ptr, size_t *out_len, int64_t timeout_ms)
 {
+    FORK_GUARD();
     if (out_ptr == NULL)
         return capi_recv_view(c, NULL, out_len, timeout_ms, &tls);
     uintptr_t p = 0;
@@ -198,7 +248,11 @@ int32_t goipc_recv_view(goipc_conn c, const void **out_ptr, size_t *out_len, int
     return st;
 }
 
-int32_t goipc_release(goipc_conn c) { return capi_release(c, &tls); }
+int32_t goipc_release(goipc_conn c)
+{
+    FORK_GUARD();
+    return capi_release(c, &tls);
+}
 
 /* ---- typed messages ---- */
 
@@ -211,23 +265,27 @@ static int64_t monotonic_ns(void)
 
 int32_t goipc_send_ping(goipc_conn c, uint64_t seq, const void *payload, size_t len, int64_t timeout_ms)
 {
+    FORK_GUARD();
     return capi_send_ping(c, seq, (void *)payload, len, monotonic_ns(), timeout_ms, &tls);
 }
 
 int32_t goipc_recv_pong(goipc_conn c, uint64_t *seq, void *buf, size_t cap, size_t *len, int64_t timeout_ms)
 {
+    FORK_GUARD();
     return capi_recv_pong(c, seq, buf, cap, len, timeout_ms, &tls);
 }
 
 int32_t goipc_recv_ping(goipc_conn c, uint64_t *seq, int64_t *sent_ns, void *buf, size_t cap, size_t *len,
                         int64_t timeout_ms)
 {
+    FORK_GUARD();
     return capi_recv_ping(c, seq, sent_ns, buf, cap, len, timeout_ms, &tls);
 }
 
 int32_t goipc_send_pong(goipc_conn c, uint64_t seq, int64_t ping_sent_ns, int64_t received_ns, const void *payload,
                         size_t len, int64_t timeout_ms)
 {
+    FORK_GUARD();
     return capi_send_pong(c, seq, ping_sent_ns, received_ns != 0 ? received_ns : monotonic_ns(), (void *)payload,
                           len, timeout_ms, &tls);
 }

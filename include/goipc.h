@@ -48,8 +48,10 @@
  * on that connection return GOIPC_ERR_CLOSED.
  *
  * Process rules (they come from the Go runtime inside the library):
- *  - Do not call goipc functions in a child created by fork() of a process
- *    that has loaded libgoipc.so (the call hangs); use posix_spawn or exec.
+ *  - A child created by fork() of a process that has loaded libgoipc.so
+ *    cannot use it (the Go runtime does not survive fork): every function
+ *    that would call into Go returns GOIPC_ERR_NOT_SUPPORTED there, instead
+ *    of hanging. Use posix_spawn, or exec in the child.
  *  - Only one Go c-shared library per process is supported.
  *  - glibc only: musl cannot dlopen a Go c-shared library.
  *  - The first goipc call on a new thread costs about 0.2-1 ms; the first
@@ -115,7 +117,9 @@ int32_t goipc_abi_version(void);
 /* goipc_listen: a live listener already serves the path, or the path
  * exists and is not a socket. */
 #define GOIPC_ERR_ADDRESS_IN_USE 10
-/* Not supported on this system (goipc needs Linux). */
+/* Not supported: on this system (goipc needs Linux), in a child forked
+ * from a process that had loaded the library, or options from a newer
+ * goipc.h that this library cannot honour. */
 #define GOIPC_ERR_NOT_SUPPORTED 11
 
 /* Returns a static, non-empty, NUL-terminated English description of

@@ -40,6 +40,7 @@
     X(go_ping_c_pong)           \
     X(c_ping_example)           \
     X(typed_messages)           \
+    X(fork_child)               \
     X(panic_recovery)
 
 #define DECLARE_TEST(name) void test_##name(void);

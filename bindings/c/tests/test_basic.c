@@ -8,7 +8,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
+#include <poll.h>
+#include <signal.h>
+#include <unistd.h>
 
 #include "test.h"
 
@@ -302,4 +306,33 @@ void test_panic_recovery(void)
     EXPECT(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     EXPECT(strstr(out, "every call returned GOIPC_ERR_SYSTEM") != NULL);
     reap_child(&ch);
+}
+
+/* A child forked from this process (which runs Go) must get an error from
+ * every call into the library, not hang in the Go runtime. */
+void test_fork_child(void)
+{
+    fflush(NULL);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        goipc_conn c;
+        goipc_listener l;
+        int ok = goipc_dial("/tmp/goipc-fork-test.sock", 100, &c) == GOIPC_ERR_NOT_SUPPORTED &&
+                 strstr(goipc_last_error_message(), "fork") != NULL &&
+                 goipc_send(1, "x", 1, 0) == GOIPC_ERR_NOT_SUPPORTED &&
+                 goipc_listen("/tmp/goipc-fork-test.sock", &l) == GOIPC_ERR_NOT_SUPPORTED &&
+                 goipc_abi_version() == GOIPC_ABI_VERSION; /* no Go call: still fine */
+        _exit(ok ? 0 : 1);
+    }
+    int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
+    struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
+    int ready = pidfd >= 0 && poll(&pfd, 1, 10000) == 1;
+    if (!EXPECT(ready)) /* the child hung */
+        kill(pid, SIGKILL);
+    int status = 0;
+    waitpid(pid, &status, 0);
+    if (pidfd >= 0)
+        close(pidfd);
+    EXPECT(ready && WIFEXITED(status) && WEXITSTATUS(status) == 0);
 }
