@@ -53,9 +53,9 @@ code{background:#f3f3f3;padding:0 .2em}
 	fmt.Fprintf(&b, `<p id="machine"><b>Machine:</b> %s, %d cores (GOMAXPROCS %d%s), %s, %s, %s, memory %s. Measured %s UTC.</p>
 `, esc(m.CPUModel), m.Cores, m.GOMAXPROCS, virt, esc(m.Kernel), esc(m.Arch), esc(m.GoVersion), esc(m.MemTotal), esc(m.Date))
 	fmt.Fprintf(&b, `<p id="noise"><b>Noise:</b> %d timed runs per point of about %.0f ms each, after %.0f ms or more of verified warm-up; `+
-		`run-to-run spread (max&minus;min)/median: median %.1f%%, worst %.1f%%; load average %s at start, %s at end. `+
+		`run-to-run spread (max&minus;min)/median: median %s, worst %s; load average %s at start, %s at end. `+
 		`Compare ratios within one run, not absolute times across runs.</p>
-`, r.Config.Runs, r.Config.RunTimeMs, r.Config.WarmupMs, r.medianSpread(), r.maxSpread(), esc(m.LoadAvgStart), esc(m.LoadAvgEnd))
+`, r.Config.Runs, r.Config.RunTimeMs, r.Config.WarmupMs, formatPct(r.medianSpread()), formatPct(r.maxSpread()), esc(m.LoadAvgStart), esc(m.LoadAvgEnd))
 	fmt.Fprintf(&b, `<p class="note">Two separate processes. A message is one one-way transfer (a round trip is two). `+
 		`Context switches: getrusage of both processes during the timed runs. System calls: %s. See docs/BENCHMARKS.md for the method.</p>
 `, esc(r.syscallNote()))

@@ -102,7 +102,14 @@ func formatSpread(r *Result) string {
 	if r.Runs < 2 {
 		return "-"
 	}
-	return fmt.Sprintf("%.1f%%", r.SpreadPct)
+	return formatPct(r.SpreadPct)
+}
+
+func formatPct(v float64) string {
+	if v >= 1000 {
+		return ">1000%"
+	}
+	return fmt.Sprintf("%.1f%%", v)
 }
 
 // Label is the row's name in the table and charts: mechanism, plus the
@@ -170,8 +177,8 @@ func (r *Report) WriteTable(w io.Writer) {
 		virt = ", virtualized"
 	}
 	fmt.Fprintf(w, "machine: %s, %d cores (GOMAXPROCS %d%s), %s, %s, %s\n", m.CPUModel, m.Cores, m.GOMAXPROCS, virt, m.Kernel, m.Arch, m.GoVersion)
-	fmt.Fprintf(w, "noise:   %d timed runs per point of ~%.0f ms each after %.0f ms of warm-up; load average %s at start, %s at end; median run-to-run spread %.1f%% (max %.1f%%)\n",
-		r.Config.Runs, r.Config.RunTimeMs, r.Config.WarmupMs, m.LoadAvgStart, m.LoadAvgEnd, r.medianSpread(), r.maxSpread())
+	fmt.Fprintf(w, "noise:   %d timed runs per point of ~%.0f ms each after %.0f ms of warm-up; load average %s at start, %s at end; median run-to-run spread %s (max %s)\n",
+		r.Config.Runs, r.Config.RunTimeMs, r.Config.WarmupMs, m.LoadAvgStart, m.LoadAvgEnd, formatPct(r.medianSpread()), formatPct(r.maxSpread()))
 	fmt.Fprintf(w, "per message = one one-way message (a round trip is two); syscalls: %s; context switches: getrusage, both processes\n\n", r.syscallNote())
 
 	if pp := r.resultsFor(PingPong); len(pp) > 0 {
@@ -271,7 +278,7 @@ func (r *Report) maxSpread() float64 {
 
 func (r *Report) syscallNote() string {
 	if r.Config.Syscalls == "strace" {
-		return "measured with strace -f -c (difference of two runs, see docs/BENCHMARKS.md)"
+		return "measured with strace -f on the two benchmark threads (difference of two runs, see docs/BENCHMARKS.md)"
 	}
 	return "not measured (strace not installed or --syscalls=off)"
 }
