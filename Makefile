@@ -14,12 +14,12 @@ PY      := $(VENV)/bin/python
 # CI (CI=true) gets a short fuzz; developers can raise it: make test FUZZTIME=2m
 FUZZTIME ?= 10s
 
-TEST_TARGETS := test-go
+TEST_TARGETS := test-go model-check
 GO_PKGS := ./...
 
 -include mk/*.mk
 
-.PHONY: help build test bench lint clean venv test-go test-race fuzz
+.PHONY: help build test bench lint clean venv test-go fuzz deps-system model-check
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
@@ -51,6 +51,21 @@ test-go: ## Go unit, two-process, race and fuzz tests of the core
 
 fuzz: ## run each Go fuzz target for FUZZTIME (default 10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzFrameReader$$' -fuzztime $(FUZZTIME) ./goipc/
+
+deps-system: ## install the Debian packages tests need (spin, chromium); needs root
+	.ci/install-system-deps
+
+MODEL := docs/model/ring.pml
+model-check: ## model-check the wakeup protocol with spin; the seeded bug must be caught
+	@command -v spin >/dev/null || { echo "spin is not installed: run 'make deps-system'"; exit 1; }
+	@rm -rf $(BUILD)/model && mkdir -p $(BUILD)/model && cp $(MODEL) $(BUILD)/model/
+	@cd $(BUILD)/model && spin -a ring.pml >/dev/null && cc -O2 -DNOCLAIM -o pan pan.c && ./pan > safety.txt && \
+	  grep -q "errors: 0" safety.txt && echo "model-check: no deadlock or lost wakeup (safety)"
+	@cd $(BUILD)/model && cc -O2 -o pan pan.c && ./pan -a > liveness.txt && \
+	  grep -q "errors: 0" liveness.txt && echo "model-check: every message delivered (liveness, LTL 'done')"
+	@cd $(BUILD)/model && spin -DLOAD_BEFORE_PUBLISH -a ring.pml >/dev/null && cc -O2 -DNOCLAIM -o pan pan.c && \
+	  ./pan > seeded.txt; grep -q "invalid end state" seeded.txt && \
+	  echo "model-check: the seeded bug (load before publish) is found as a lost wakeup"
 
 bench: build ## benchmarks: go test -bench for the core (see also `goipc bench`)
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./goipc/
