@@ -113,13 +113,15 @@ func invalid(t *C.goipc_tls, format string, args ...any) C.int32_t {
 
 func tid(t *C.goipc_tls) uintptr { return uintptr(unsafe.Pointer(t)) }
 
+// foreverMs: a timeout this long (about 35 years) is treated as no timeout,
+// which also keeps deadline arithmetic far from overflow.
+const foreverMs = 1 << 40
+
 // duration converts a C timeout in ms: < 0 forever, 0 never wait.
 func duration(ms C.int64_t) time.Duration {
 	switch {
-	case ms < 0:
+	case ms < 0 || ms >= foreverMs:
 		return -1
-	case int64(ms) > math.MaxInt64/int64(time.Millisecond):
-		return math.MaxInt64
 	default:
 		return time.Duration(ms) * time.Millisecond
 	}
@@ -186,7 +188,7 @@ func options(o *C.goipc_options) (*goipc.Options, error) {
 	case hs < 0:
 		return bad("handshake_timeout_ms %d is negative", int64(hs))
 	case hs > 0:
-		opts.HandshakeTimeout = duration(hs)
+		opts.HandshakeTimeout = time.Duration(min(int64(hs), foreverMs)) * time.Millisecond
 	}
 	opts.AllowAnyUID = o.allow_any_uid != 0
 	opts.ProtocolVersionOverride = uint32(o.protocol_version_override)

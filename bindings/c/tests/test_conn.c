@@ -595,7 +595,7 @@ void test_close_interrupts(void)
     goipc_conn_close(b);
 
     REQUIRE(make_pair(&a, &b, NULL, NULL) == 0);
-    r = (struct recv_job){.c = a, .timeout_ms = -1, .view = 1};
+    r = (struct recv_job){.c = a, .timeout_ms = INT64_MAX, .view = 1}; /* as good as forever */
     pthread_create(&t, NULL, recv_job_run, &r);
     EXPECT_ST(goipc_conn_close(a), GOIPC_OK);
     pthread_join(t, NULL);
