@@ -25,7 +25,7 @@
  *    GOIPC_ERR_CLOSED. Neither ever crashes the process.
  *  - Timeouts are int64_t milliseconds: < 0 waits as long as it takes, 0
  *    never waits (GOIPC_ERR_TIMEOUT if the call would have to wait), > 0
- *    waits at most that long.
+ *    waits at most that long (2^40 ms, about 35 years, or more: forever).
  *  - Errors: after a failed call, goipc_last_error_message() and
  *    goipc_last_errno() describe it, per thread. Successful calls do not
  *    reset them.
@@ -52,6 +52,7 @@
  *    cannot use it (the Go runtime does not survive fork): every function
  *    that would call into Go returns GOIPC_ERR_NOT_SUPPORTED there, instead
  *    of hanging. Use posix_spawn, or exec in the child.
+ *  - Do not call goipc functions from a signal handler.
  *  - Only one Go c-shared library per process is supported.
  *  - glibc only: musl cannot dlopen a Go c-shared library.
  *  - The first goipc call on a new thread costs about 0.2-1 ms; the first
