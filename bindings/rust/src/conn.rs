@@ -1,0 +1,603 @@
+//! The safe API over the C handles: [`Listener`], [`Conn`], [`Options`],
+//! and the zero-copy guards [`RecvView`] and [`Reservation`].
+
+use core::ffi::c_void;
+use core::mem::ManuallyDrop;
+use core::ops::{Deref, DerefMut};
+use core::ptr;
+use core::time::Duration;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// How long a waiting call polls before it sleeps on a futex
+/// ([`Options::spin`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Spin {
+    /// The library's default (50 us), then sleep.
+    #[default]
+    Default,
+    /// Sleep at once: lowest CPU, highest latency.
+    SleepAtOnce,
+    /// Poll this long, then sleep. `Duration::ZERO` is [`Spin::SleepAtOnce`].
+    For(Duration),
+    /// Never sleep: lowest latency, one busy core per waiting side
+    /// (timeouts and peer death are still honoured).
+    Forever,
+}
+
+/// Connection options (`goipc_options`). Start from `Options::default()`
+/// and set what you need:
+///
+/// ```
+/// let mut opts = goipc::Options::default();
+/// opts.max_message_size = 64 << 10;
+/// opts.spin = goipc::Spin::Forever;
+/// ```
+///
+/// For a dialer, `ring_size` and `max_message_size` define the
+/// connection. A listener ignores `ring_size`, refuses dialers whose
+/// `max_message_size` is above its own, and applies the rest to every
+/// connection it accepts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Options {
+    /// Bytes per direction, a power of two in [4096, 2^30]; 0: default
+    /// (4 MiB, raised to hold at least four maximum-size messages).
+    pub ring_size: usize,
+    /// Largest message in bytes; 0: default (1 MiB).
+    pub max_message_size: usize,
+    /// Poll budget of waiting calls.
+    pub spin: Spin,
+    /// Bound on the connection handshake; `None` (or zero): default (5 s).
+    pub handshake_timeout: Option<Duration>,
+    /// Accept peers of any uid (default: same uid only, SO_PEERCRED).
+    pub allow_any_uid: bool,
+    /// Testing only: announce another protocol version; 0 is normal.
+    pub protocol_version_override: u32,
+}
+
+impl Options {
+    /// The C struct, initialised by `goipc_options_init` and then filled.
+    fn to_raw(&self) -> sys::goipc_options {
+        // The zeroed struct is replaced by goipc_options_init (which also
+        // sets struct_size); every field is an integer, zero is valid.
+        let mut o = sys::goipc_options {
+            struct_size: 0,
+            reserved0: 0,
+            ring_size: 0,
+            max_message_size: 0,
+            spin_ns: 0,
+            handshake_timeout_ms: 0,
+            allow_any_uid: 0,
+            protocol_version_override: 0,
+        };
+        // SAFETY: o is a valid, writable goipc_options; the call only
+        // writes its fields and does not call into Go.
+        unsafe { sys::goipc_options_init(&mut o) };
+        o.ring_size = self.ring_size as u64;
+        o.max_message_size = self.max_message_size as u64;
+        o.spin_ns = match self.spin {
+            Spin::Default => 0,
+            Spin::SleepAtOnce => -1,
+            Spin::For(d) if d.is_zero() => -1,
+            Spin::For(d) => i64::try_from(d.as_nanos()).unwrap_or(i64::MAX),
+            Spin::Forever => i64::MAX,
+        };
+        o.handshake_timeout_ms = self.handshake_timeout.map_or(0, ceil_ms);
+        o.allow_any_uid = i32::from(self.allow_any_uid);
+        o.protocol_version_override = self.protocol_version_override;
+        o
+    }
+}
+
+/// A timeout in the C ABI's milliseconds, rounded up so that a positive
+/// duration never becomes 0 ("do not wait"); saturates at `i64::MAX`.
+pub(crate) fn ceil_ms(d: Duration) -> i64 {
+    let ms = d.as_millis() + u128::from(d.subsec_nanos() % 1_000_000 != 0);
+    i64::try_from(ms).unwrap_or(i64::MAX)
+}
+
+/// `None`: wait as long as it takes (-1).
+pub(crate) fn timeout_ms(t: Option<Duration>) -> i64 {
+    t.map_or(-1, ceil_ms)
+}
+
+fn c_path(path: &Path) -> Result<CString> {
+    CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| Error::InvalidArgument(format!("goipc: path {path:?} contains a NUL byte")))
+}
+
+fn check(status: i32) -> Result<()> {
+    if status == sys::GOIPC_OK { Ok(()) } else { Err(Error::last(status)) }
+}
+
+/// Refuses to run against a library built for another ABI version
+/// (checked once per process, before the first listen or dial).
+fn check_abi() -> Result<()> {
+    static OK: AtomicBool = AtomicBool::new(false);
+    if OK.load(Ordering::Relaxed) {
+        return Ok(());
+    }
+    // SAFETY: goipc_abi_version takes no arguments and never fails.
+    let v = unsafe { sys::goipc_abi_version() };
+    if v != sys::GOIPC_ABI_VERSION {
+        return Err(Error::NotSupported(format!(
+            "goipc: libgoipc.so has ABI version {v}, this binding was written for {}",
+            sys::GOIPC_ABI_VERSION
+        )));
+    }
+    OK.store(true, Ordering::Relaxed);
+    Ok(())
+}
+
+/// The ABI version of the loaded libgoipc.so (`goipc_abi_version`);
+/// this crate works with [`sys::GOIPC_ABI_VERSION`].
+pub fn abi_version() -> i32 {
+    // SAFETY: no arguments, never fails.
+    unsafe { sys::goipc_abi_version() }
+}
+
+// ---- Listener ---------------------------------------------------------
+
+/// A listening Unix socket that accepts goipc connections. Dropping it
+/// stops listening and removes the socket file; connections already
+/// accepted stay open.
+///
+/// `Listener` is `Send + Sync`: every C function may be called from any
+/// thread, and any number of threads may accept on one listener at once.
+#[derive(Debug)]
+pub struct Listener {
+    h: sys::goipc_listener,
+}
+
+impl Listener {
+    /// Listens on `path` (a filesystem path of at most 107 bytes) with the
+    /// default options. A stale socket file left by a dead listener is
+    /// replaced.
+    ///
+    /// Errors: [`Error::AddressInUse`] (a live listener serves the path, or
+    /// it exists and is not a socket), [`Error::InvalidArgument`] (empty
+    /// path, NUL byte, too long), [`Error::Permission`], [`Error::System`].
+    pub fn bind(path: impl AsRef<Path>) -> Result<Listener> {
+        Listener::bind_raw(path.as_ref(), None)
+    }
+
+    /// [`Listener::bind`] with options. Their `max_message_size`, `spin`,
+    /// `handshake_timeout`, `allow_any_uid` and `protocol_version_override`
+    /// apply to every accepted connection.
+    pub fn bind_with(path: impl AsRef<Path>, opts: &Options) -> Result<Listener> {
+        Listener::bind_raw(path.as_ref(), Some(opts))
+    }
+
+    fn bind_raw(path: &Path, opts: Option<&Options>) -> Result<Listener> {
+        check_abi()?;
+        let p = c_path(path)?;
+        let raw = opts.map(Options::to_raw);
+        let o = raw.as_ref().map_or(ptr::null(), |o| o as *const sys::goipc_options);
+        let mut h: sys::goipc_listener = 0;
+        // SAFETY: p is NUL-terminated and outlives the call; o is NULL or
+        // points to an initialised goipc_options; h is writable.
+        check(unsafe { sys::goipc_listen_ex(p.as_ptr(), o, &mut h) })?;
+        Ok(Listener { h })
+    }
+
+    /// Waits as long as it takes for a client and completes its handshake.
+    ///
+    /// Errors for one failed client ([`Error::Protocol`],
+    /// [`Error::Permission`], [`Error::PeerClosed`], [`Error::System`]) leave
+    /// the listener usable: keep accepting.
+    pub fn accept(&self) -> Result<Conn> {
+        self.accept_raw(-1)
+    }
+
+    /// [`Listener::accept`] waiting at most `timeout` ([`Error::Timeout`]);
+    /// `Duration::ZERO` takes only a client already waiting.
+    pub fn accept_timeout(&self, timeout: Duration) -> Result<Conn> {
+        self.accept_raw(ceil_ms(timeout))
+    }
+
+    fn accept_raw(&self, ms: i64) -> Result<Conn> {
+        let mut c: sys::goipc_conn = 0;
+        // SAFETY: self.h is a listener handle we own; c is writable.
+        check(unsafe { sys::goipc_accept(self.h, ms, &mut c) })?;
+        Ok(Conn { h: c })
+    }
+
+    /// Stops listening and removes the socket file, reporting the
+    /// library's status (drop does the same and ignores it).
+    pub fn close(self) -> Result<()> {
+        let me = ManuallyDrop::new(self);
+        // SAFETY: me.h is ours and not used after this.
+        check(unsafe { sys::goipc_listener_close(me.h) })
+    }
+
+    /// The C handle, for calls through [`crate::sys`]. Do not close it.
+    pub fn as_raw(&self) -> sys::goipc_listener {
+        self.h
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        // SAFETY: self.h is ours; close never fails in a way we could act on.
+        unsafe { sys::goipc_listener_close(self.h) };
+    }
+}
+
+// ---- Conn -------------------------------------------------------------
+
+/// One goipc connection: a pair of shared-memory rings to the peer
+/// process. Dropping it closes it; the peer then gets
+/// [`Error::PeerClosed`] once it has received what was sent.
+///
+/// # Threads
+///
+/// `Conn` is `Send + Sync`. The handle is a plain integer and every C
+/// function may be called from any thread; the library serialises sends
+/// with each other and receives with each other, and runs a send in
+/// parallel with a receive. So share `&Conn` between one sender thread and
+/// one receiver thread (the intended use); more threads are correct but
+/// take turns. A [`RecvView`] (a [`Reservation`]) holds the receive (send)
+/// side: other threads' receives (sends) wait until it is dropped,
+/// whatever their timeout, and the thread holding it gets
+/// [`Error::InvalidArgument`] if it receives (sends) again meanwhile.
+/// Closing needs the `Conn` by value, so it cannot happen while a guard or
+/// another thread still borrows it.
+///
+/// # Timeouts
+///
+/// Methods that may wait come in pairs: `send` waits as long as it takes
+/// (a dead peer still ends the wait with [`Error::PeerClosed`]);
+/// `send_timeout` waits at most the given duration (rounded up to whole
+/// milliseconds) and returns [`Error::Timeout`], leaving the connection
+/// usable; `Duration::ZERO` never waits.
+#[derive(Debug)]
+pub struct Conn {
+    h: sys::goipc_conn,
+}
+
+impl Conn {
+    /// Connects to the listener at `path` and completes the handshake.
+    /// `timeout`: `None` waits as long as the handshake timeout allows
+    /// (default 5 s); `Some(d)` bounds connect + handshake (zero always
+    /// times out: a handshake has to wait for the listener's reply).
+    ///
+    /// Errors: [`Error::System`] (errno ENOENT: no such path; ECONNREFUSED:
+    /// nobody listens), [`Error::Timeout`], [`Error::Protocol`] (not a goipc
+    /// listener, another protocol version), [`Error::Permission`],
+    /// [`Error::InvalidArgument`] (bad path, or the listener refused our
+    /// maximum message size), [`Error::PeerClosed`].
+    pub fn dial(path: impl AsRef<Path>, timeout: Option<Duration>) -> Result<Conn> {
+        Conn::dial_raw(path.as_ref(), None, timeout)
+    }
+
+    /// [`Conn::dial`] with options; the dialer's `ring_size` and
+    /// `max_message_size` define the connection.
+    pub fn dial_with(path: impl AsRef<Path>, opts: &Options, timeout: Option<Duration>) -> Result<Conn> {
+        Conn::dial_raw(path.as_ref(), Some(opts), timeout)
+    }
+
+    fn dial_raw(path: &Path, opts: Option<&Options>, timeout: Option<Duration>) -> Result<Conn> {
+        check_abi()?;
+        let p = c_path(path)?;
+        let raw = opts.map(Options::to_raw);
+        let o = raw.as_ref().map_or(ptr::null(), |o| o as *const sys::goipc_options);
+        let mut h: sys::goipc_conn = 0;
+        // SAFETY: p is NUL-terminated and outlives the call; o is NULL or an
+        // initialised goipc_options; h is writable.
+        check(unsafe { sys::goipc_dial_ex(p.as_ptr(), o, timeout_ms(timeout), &mut h) })?;
+        Ok(Conn { h })
+    }
+
+    /// The largest message, in bytes, this connection carries (both
+    /// directions).
+    pub fn max_message_size(&self) -> Result<usize> {
+        let mut n = 0usize;
+        // SAFETY: self.h is ours; n is writable.
+        check(unsafe { sys::goipc_conn_max_message_size(self.h, &mut n) })?;
+        Ok(n)
+    }
+
+    /// Sends `data` as one message (copied into shared memory). Waits
+    /// while the peer's ring is full (backpressure: nothing is dropped).
+    /// One call into the library.
+    ///
+    /// Errors: [`Error::MessageTooLarge`] (nothing sent, still usable),
+    /// [`Error::PeerClosed`], [`Error::Protocol`], [`Error::InvalidArgument`]
+    /// (this thread holds a [`Reservation`]).
+    pub fn send(&self, data: &[u8]) -> Result<()> {
+        self.send_raw(data, -1)
+    }
+
+    /// [`Conn::send`] waiting at most `timeout` for ring space
+    /// ([`Error::Timeout`]: nothing written).
+    pub fn send_timeout(&self, data: &[u8], timeout: Duration) -> Result<()> {
+        self.send_raw(data, ceil_ms(timeout))
+    }
+
+    pub(crate) fn send_raw(&self, data: &[u8], ms: i64) -> Result<()> {
+        // SAFETY: data is valid for data.len() bytes for the call (the
+        // library copies it); a non-NULL dangling pointer with len 0 is fine.
+        check(unsafe { sys::goipc_send(self.h, data.as_ptr().cast::<c_void>(), data.len(), ms) })
+    }
+
+    /// Receives the next message into a new `Vec` of its exact size (two
+    /// calls into the library: a view, copied, then released; use
+    /// [`Conn::recv_into`] or [`Conn::recv_view`] on a hot path).
+    pub fn recv(&self) -> Result<Vec<u8>> {
+        self.recv_view_raw(-1).map(|v| v.to_vec())
+    }
+
+    /// [`Conn::recv`] waiting at most `timeout` ([`Error::Timeout`]).
+    pub fn recv_timeout(&self, timeout: Duration) -> Result<Vec<u8>> {
+        self.recv_view_raw(ceil_ms(timeout)).map(|v| v.to_vec())
+    }
+
+    /// Receives the next message into `buf` and returns its length. One
+    /// call into the library, no allocation.
+    ///
+    /// If the message is larger than `buf`, returns
+    /// [`Error::BufferTooSmall`] with the size needed and leaves it queued.
+    pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize> {
+        self.recv_into_raw(buf, -1)
+    }
+
+    /// [`Conn::recv_into`] waiting at most `timeout` ([`Error::Timeout`]).
+    pub fn recv_into_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<usize> {
+        self.recv_into_raw(buf, ceil_ms(timeout))
+    }
+
+    fn recv_into_raw(&self, buf: &mut [u8], ms: i64) -> Result<usize> {
+        let mut n = 0usize;
+        // SAFETY: buf is valid and writable for buf.len() bytes; n is
+        // writable. The library writes at most cap bytes.
+        let st = unsafe { sys::goipc_recv(self.h, buf.as_mut_ptr().cast::<c_void>(), buf.len(), &mut n, ms) };
+        match st {
+            sys::GOIPC_OK => Ok(n),
+            sys::GOIPC_ERR_BUFFER_TOO_SMALL => Err(Error::BufferTooSmall { needed: n }),
+            _ => Err(Error::last(st)),
+        }
+    }
+
+    /// Receives the next message into `buf`, replacing its contents and
+    /// growing it if needed. One call into the library when the capacity
+    /// suffices (the usual case once warm), two when it must grow.
+    pub(crate) fn recv_vec_raw(&self, buf: &mut Vec<u8>, ms: i64) -> Result<()> {
+        buf.clear();
+        loop {
+            let mut n = 0usize;
+            let cap = buf.capacity();
+            // SAFETY: the spare capacity of buf (cap bytes from its start,
+            // as len is 0) is writable; the library writes at most cap bytes
+            // and reports in n how many it wrote.
+            let st = unsafe { sys::goipc_recv(self.h, buf.as_mut_ptr().cast::<c_void>(), cap, &mut n, ms) };
+            match st {
+                sys::GOIPC_OK => {
+                    debug_assert!(n <= cap);
+                    // SAFETY: the library initialised the first n <= cap bytes.
+                    unsafe { buf.set_len(n.min(cap)) };
+                    return Ok(());
+                }
+                // The message stays queued: grow and take it (no wait now).
+                sys::GOIPC_ERR_BUFFER_TOO_SMALL if n > cap => buf.reserve_exact(n),
+                sys::GOIPC_ERR_BUFFER_TOO_SMALL => return Err(Error::BufferTooSmall { needed: n }),
+                _ => return Err(Error::last(st)),
+            }
+        }
+    }
+
+    /// Receives the next message in place, without copying: the guard
+    /// derefs to the bytes in the shared ring and gives the space back to
+    /// the peer when dropped. Two calls into the library (view, release).
+    ///
+    /// The bytes are shared memory: the peer's library does not touch them
+    /// until the release, but a hostile peer process could. Parse
+    /// untrusted data from a copy ([`Conn::recv_into`]) if that matters.
+    ///
+    /// Holding the guard holds the receive side (see [Threads](Conn#threads)).
+    pub fn recv_view(&self) -> Result<RecvView<'_>> {
+        self.recv_view_raw(-1)
+    }
+
+    /// [`Conn::recv_view`] waiting at most `timeout` ([`Error::Timeout`]).
+    pub fn recv_view_timeout(&self, timeout: Duration) -> Result<RecvView<'_>> {
+        self.recv_view_raw(ceil_ms(timeout))
+    }
+
+    fn recv_view_raw(&self, ms: i64) -> Result<RecvView<'_>> {
+        let mut p: *const c_void = ptr::null();
+        let mut n = 0usize;
+        // SAFETY: p and n are writable; on success the library keeps
+        // [p, p+n) valid and unchanged by our side until goipc_release.
+        check(unsafe { sys::goipc_recv_view(self.h, &mut p, &mut n, ms) })?;
+        let ptr = if p.is_null() { ptr::NonNull::<u8>::dangling().as_ptr() as *const u8 } else { p.cast::<u8>() };
+        Ok(RecvView { conn: self, ptr, len: n })
+    }
+
+    /// Reserves room for a message of up to `len` bytes in the ring, to be
+    /// filled in place and published with [`Reservation::commit`]; dropping
+    /// the guard without committing sends nothing. The slice starts 8-byte
+    /// aligned; its initial contents are whatever the ring held.
+    ///
+    /// Holding the guard holds the send side (see [Threads](Conn#threads)).
+    /// Errors: as [`Conn::send`].
+    pub fn reserve(&self, len: usize) -> Result<Reservation<'_>> {
+        self.reserve_raw(len, -1)
+    }
+
+    /// [`Conn::reserve`] waiting at most `timeout` for space.
+    pub fn reserve_timeout(&self, len: usize, timeout: Duration) -> Result<Reservation<'_>> {
+        self.reserve_raw(len, ceil_ms(timeout))
+    }
+
+    fn reserve_raw(&self, len: usize, ms: i64) -> Result<Reservation<'_>> {
+        let mut p: *mut c_void = ptr::null_mut();
+        // SAFETY: p is writable; on success [p, p+len) belongs to us until
+        // commit or abort.
+        check(unsafe { sys::goipc_reserve(self.h, len, ms, &mut p) })?;
+        let ptr = if p.is_null() { ptr::NonNull::<u8>::dangling().as_ptr() } else { p.cast::<u8>() };
+        Ok(Reservation { conn: self, ptr, len, done: false })
+    }
+
+    /// Closes the connection, reporting the library's status (drop does the
+    /// same and ignores it).
+    pub fn close(self) -> Result<()> {
+        let me = ManuallyDrop::new(self);
+        // SAFETY: me.h is ours and never used after this.
+        check(unsafe { sys::goipc_conn_close(me.h) })
+    }
+
+    /// The C handle, for calls through [`crate::sys`] (for example the C
+    /// typed helpers). Do not close it: the `Conn` owns it.
+    pub fn as_raw(&self) -> sys::goipc_conn {
+        self.h
+    }
+}
+
+impl Drop for Conn {
+    fn drop(&mut self) {
+        // SAFETY: self.h is ours. No guard can be alive (they borrow self),
+        // except one leaked with mem::forget, whose pointer is then unused.
+        unsafe { sys::goipc_conn_close(self.h) };
+    }
+}
+
+// ---- Zero-copy guards -------------------------------------------------
+
+/// A received message read in place in the ring ([`Conn::recv_view`]).
+/// Derefs to the message bytes; dropping it releases the space to the peer
+/// (`goipc_release`).
+#[derive(Debug)]
+pub struct RecvView<'a> {
+    conn: &'a Conn,
+    ptr: *const u8,
+    len: usize,
+}
+
+// SAFETY: the view is a read-only slice of memory that stays mapped and
+// untouched by our side until release (the Conn, which owns the mapping,
+// is borrowed for 'a and so cannot be closed), and goipc_release may be
+// called from any thread ("May be called from another thread than the one
+// that took the view"). Sharing &RecvView only hands out &[u8].
+unsafe impl Send for RecvView<'_> {}
+// SAFETY: as above; shared access is read-only.
+unsafe impl Sync for RecvView<'_> {}
+
+impl RecvView<'_> {
+    /// Releases the view, reporting the library's status (drop does the
+    /// same and ignores it).
+    pub fn release(self) -> Result<()> {
+        let me = ManuallyDrop::new(self);
+        // SAFETY: the view is open on me.conn; the slice is not used after.
+        check(unsafe { sys::goipc_release(me.conn.h) })
+    }
+}
+
+impl Deref for RecvView<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: ptr is non-NULL and valid for len bytes until release
+        // (goipc_recv_view), which happens only when self is dropped.
+        unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl AsRef<[u8]> for RecvView<'_> {
+    fn as_ref(&self) -> &[u8] {
+        self
+    }
+}
+
+impl Drop for RecvView<'_> {
+    fn drop(&mut self) {
+        // SAFETY: the view is open on self.conn; the slice dies with self.
+        unsafe { sys::goipc_release(self.conn.h) };
+    }
+}
+
+/// Room for one message, reserved in the ring ([`Conn::reserve`]). Derefs
+/// mutably to the reserved bytes; [`Reservation::commit`] publishes a
+/// prefix of them, and dropping the guard without committing sends
+/// nothing (`goipc_abort_reserve`).
+#[derive(Debug)]
+pub struct Reservation<'a> {
+    conn: &'a Conn,
+    ptr: *mut u8,
+    len: usize,
+    done: bool,
+}
+
+// SAFETY: the reserved bytes belong to this guard alone until commit or
+// abort (the library and the peer do not touch them), the mapping outlives
+// the borrow of the Conn, and goipc_commit / goipc_abort_reserve may be
+// called from any thread. &Reservation hands out only &[u8].
+unsafe impl Send for Reservation<'_> {}
+// SAFETY: as above; shared access is read-only.
+unsafe impl Sync for Reservation<'_> {}
+
+impl Reservation<'_> {
+    /// Publishes the first `n` bytes as one message.
+    ///
+    /// `n` larger than the reservation is [`Error::InvalidArgument`] and
+    /// sends nothing (the reservation is then dropped).
+    pub fn commit(mut self, n: usize) -> Result<()> {
+        if n > self.len {
+            return Err(Error::InvalidArgument(format!(
+                "goipc: commit of {n} bytes, but only {} were reserved",
+                self.len
+            )));
+        }
+        self.done = true;
+        // SAFETY: the reservation is open on self.conn and n <= len; the
+        // slice is not used afterwards (self is consumed).
+        check(unsafe { sys::goipc_commit(self.conn.h, n) })
+    }
+
+    /// Drops the reservation without sending, reporting the library's
+    /// status (drop does the same and ignores it).
+    pub fn abort(mut self) -> Result<()> {
+        self.done = true;
+        // SAFETY: the reservation is open on self.conn; self is consumed.
+        check(unsafe { sys::goipc_abort_reserve(self.conn.h) })
+    }
+}
+
+impl Deref for Reservation<'_> {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        // SAFETY: ptr is non-NULL and valid for len bytes until commit or
+        // abort; the bytes are initialised (mapped shared memory).
+        unsafe { core::slice::from_raw_parts(self.ptr, self.len) }
+    }
+}
+
+impl DerefMut for Reservation<'_> {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: as in deref; the reserved bytes are ours alone to write.
+        unsafe { core::slice::from_raw_parts_mut(self.ptr, self.len) }
+    }
+}
+
+impl Drop for Reservation<'_> {
+    fn drop(&mut self) {
+        if !self.done {
+            // SAFETY: the reservation is still open on self.conn.
+            unsafe { sys::goipc_abort_reserve(self.conn.h) };
+        }
+    }
+}
+
+// Send/Sync as stated in the docs above, checked at compile time.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Conn>();
+    send_sync::<Listener>();
+    send_sync::<RecvView<'static>>();
+    send_sync::<Reservation<'static>>();
+    send_sync::<Error>();
+};

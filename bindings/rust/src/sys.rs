@@ -1,0 +1,198 @@
+//! Raw declarations of the C ABI, one for one with `include/goipc.h`.
+//!
+//! Written by hand (no bindgen at build time, no generated file to keep in
+//! step). Each declaration goes through a macro that also records it as
+//! text ([`FUNCTIONS`], [`CONSTANTS`], [`OPTIONS_FIELDS`]); the test
+//! `tests/header.rs` parses include/goipc.h and checks that every function
+//! (name, parameter names and types, return type), every `#define
+//! GOIPC_*` constant, the handle typedefs and the layout of
+//! `goipc_options` match these, in both directions. The layout is also
+//! asserted at compile time below.
+//!
+//! Everything here is `unsafe` to call and follows the header's rules
+//! (ownership, out-parameters written only on success, thread safety); the
+//! safe API of this crate ([`crate::Conn`], [`crate::Listener`]) is built on
+//! it. Use these directly only for what the safe API does not offer, such
+//! as the C typed helpers `goipc_send_ping` .. `goipc_send_pong`.
+
+#![allow(non_camel_case_types)]
+
+use core::ffi::{c_char, c_void};
+
+/// One function declaration, as written in this file (types as Rust text).
+#[derive(Debug, Clone, Copy)]
+pub struct Signature {
+    pub name: &'static str,
+    /// (parameter name, Rust type)
+    pub params: &'static [(&'static str, &'static str)],
+    /// Rust return type; `"()"` for none.
+    pub ret: &'static str,
+}
+
+/// One field of a `#[repr(C)]` struct, as declared in this file.
+#[derive(Debug, Clone, Copy)]
+pub struct Field {
+    pub name: &'static str,
+    /// Rust type as written.
+    pub ty: &'static str,
+    pub offset: usize,
+    pub size: usize,
+}
+
+macro_rules! ffi_functions {
+    ($( $(#[$m:meta])* pub fn $name:ident ( $($arg:ident : $ty:ty),* $(,)? ) $(-> $ret:ty)? ; )*) => {
+        unsafe extern "C" {
+            $( $(#[$m])* pub fn $name( $($arg: $ty),* ) $(-> $ret)?; )*
+        }
+        /// Every function declared in this module, as written (for
+        /// tests/header.rs).
+        pub const FUNCTIONS: &[Signature] = &[
+            $( Signature {
+                name: stringify!($name),
+                params: &[ $( (stringify!($arg), stringify!($ty)) ),* ],
+                ret: ffi_functions!(@ret $($ret)?),
+            } ),*
+        ];
+    };
+    (@ret) => { "()" };
+    (@ret $r:ty) => { stringify!($r) };
+}
+
+macro_rules! ffi_constants {
+    ($( $(#[$m:meta])* pub const $name:ident : $ty:ty = $val:expr ; )*) => {
+        $( $(#[$m])* pub const $name: $ty = $val; )*
+        /// Every `GOIPC_*` constant of this module with its value (for
+        /// tests/header.rs).
+        pub const CONSTANTS: &[(&str, i64)] = &[ $( (stringify!($name), $name as i64) ),* ];
+    };
+}
+
+macro_rules! ffi_struct {
+    ($(#[$sm:meta])* pub struct $sname:ident, fields = $fields:ident { $( $(#[$m:meta])* pub $f:ident : $ty:ty, )* }) => {
+        $(#[$sm])*
+        #[repr(C)]
+        #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+        pub struct $sname { $( $(#[$m])* pub $f: $ty, )* }
+        /// The fields of the struct in declaration order, with offsets
+        /// (for tests/header.rs).
+        pub const $fields: &[Field] = &[ $( Field {
+            name: stringify!($f),
+            ty: stringify!($ty),
+            offset: core::mem::offset_of!($sname, $f),
+            size: core::mem::size_of::<$ty>(),
+        } ),* ];
+    };
+}
+
+ffi_constants! {
+    /// Version of the ABI these declarations describe.
+    pub const GOIPC_ABI_VERSION: i32 = 1;
+    pub const GOIPC_OK: i32 = 0;
+    pub const GOIPC_ERR_INVALID_ARGUMENT: i32 = 1;
+    pub const GOIPC_ERR_TIMEOUT: i32 = 2;
+    pub const GOIPC_ERR_CLOSED: i32 = 3;
+    pub const GOIPC_ERR_PEER_CLOSED: i32 = 4;
+    pub const GOIPC_ERR_MESSAGE_TOO_LARGE: i32 = 5;
+    pub const GOIPC_ERR_BUFFER_TOO_SMALL: i32 = 6;
+    pub const GOIPC_ERR_PROTOCOL: i32 = 7;
+    pub const GOIPC_ERR_PERMISSION: i32 = 8;
+    pub const GOIPC_ERR_SYSTEM: i32 = 9;
+    pub const GOIPC_ERR_ADDRESS_IN_USE: i32 = 10;
+    pub const GOIPC_ERR_NOT_SUPPORTED: i32 = 11;
+}
+
+/// Listener handle; 0 is never valid.
+pub type goipc_listener = u64;
+/// Connection handle; 0 is never valid.
+pub type goipc_conn = u64;
+
+ffi_struct! {
+    /// `goipc_options`: initialise with [`goipc_options_init`], then set
+    /// fields (see the header for each field's meaning).
+    pub struct goipc_options, fields = OPTIONS_FIELDS {
+        pub struct_size: u32,
+        pub reserved0: u32,
+        pub ring_size: u64,
+        pub max_message_size: u64,
+        pub spin_ns: i64,
+        pub handshake_timeout_ms: i64,
+        pub allow_any_uid: i32,
+        pub protocol_version_override: u32,
+    }
+}
+
+// The layout this crate depends on, checked at compile time (the header
+// test checks the same against include/goipc.h, and at run time against
+// the struct_size that goipc_options_init writes).
+const _: () = {
+    use core::mem::{align_of, offset_of, size_of};
+    assert!(size_of::<goipc_options>() == 48);
+    assert!(align_of::<goipc_options>() == 8);
+    assert!(offset_of!(goipc_options, struct_size) == 0);
+    assert!(offset_of!(goipc_options, reserved0) == 4);
+    assert!(offset_of!(goipc_options, ring_size) == 8);
+    assert!(offset_of!(goipc_options, max_message_size) == 16);
+    assert!(offset_of!(goipc_options, spin_ns) == 24);
+    assert!(offset_of!(goipc_options, handshake_timeout_ms) == 32);
+    assert!(offset_of!(goipc_options, allow_any_uid) == 40);
+    assert!(offset_of!(goipc_options, protocol_version_override) == 44);
+    assert!(size_of::<goipc_conn>() == 8 && size_of::<goipc_listener>() == 8);
+    assert!(size_of::<usize>() == size_of::<u64>()); // size_t on LP64 Linux
+};
+
+ffi_functions! {
+    pub fn goipc_abi_version() -> i32;
+
+    pub fn goipc_strerror(status: i32) -> *const c_char;
+    pub fn goipc_last_errno() -> i32;
+    pub fn goipc_last_error_message() -> *const c_char;
+
+    pub fn goipc_options_init(opts: *mut goipc_options);
+
+    pub fn goipc_listen(path: *const c_char, out: *mut goipc_listener) -> i32;
+    pub fn goipc_listen_ex(path: *const c_char, opts: *const goipc_options, out: *mut goipc_listener) -> i32;
+    pub fn goipc_accept(l: goipc_listener, timeout_ms: i64, out: *mut goipc_conn) -> i32;
+    pub fn goipc_listener_close(l: goipc_listener) -> i32;
+
+    pub fn goipc_dial(path: *const c_char, timeout_ms: i64, out: *mut goipc_conn) -> i32;
+    pub fn goipc_dial_ex(path: *const c_char, opts: *const goipc_options, timeout_ms: i64, out: *mut goipc_conn) -> i32;
+    pub fn goipc_conn_max_message_size(c: goipc_conn, out: *mut usize) -> i32;
+    pub fn goipc_send(c: goipc_conn, data: *const c_void, len: usize, timeout_ms: i64) -> i32;
+    pub fn goipc_recv(c: goipc_conn, buf: *mut c_void, cap: usize, len: *mut usize, timeout_ms: i64) -> i32;
+    pub fn goipc_conn_close(c: goipc_conn) -> i32;
+
+    pub fn goipc_reserve(c: goipc_conn, len: usize, timeout_ms: i64, out_ptr: *mut *mut c_void) -> i32;
+    pub fn goipc_commit(c: goipc_conn, len: usize) -> i32;
+    pub fn goipc_abort_reserve(c: goipc_conn) -> i32;
+
+    pub fn goipc_recv_view(c: goipc_conn, out_ptr: *mut *const c_void, out_len: *mut usize, timeout_ms: i64) -> i32;
+    pub fn goipc_release(c: goipc_conn) -> i32;
+
+    pub fn goipc_send_ping(c: goipc_conn, seq: u64, payload: *const c_void, len: usize, timeout_ms: i64) -> i32;
+    pub fn goipc_recv_pong(
+        c: goipc_conn,
+        seq: *mut u64,
+        buf: *mut c_void,
+        cap: usize,
+        len: *mut usize,
+        timeout_ms: i64,
+    ) -> i32;
+    pub fn goipc_recv_ping(
+        c: goipc_conn,
+        seq: *mut u64,
+        sent_ns: *mut i64,
+        buf: *mut c_void,
+        cap: usize,
+        len: *mut usize,
+        timeout_ms: i64,
+    ) -> i32;
+    pub fn goipc_send_pong(
+        c: goipc_conn,
+        seq: u64,
+        ping_sent_ns: i64,
+        received_ns: i64,
+        payload: *const c_void,
+        len: usize,
+        timeout_ms: i64,
+    ) -> i32;
+}
