@@ -1,7 +1,11 @@
 package main
 
 /*
-#cgo CFLAGS: -I${SRCDIR}/../include -std=gnu11 -Wall -Wextra -Werror
+// goipc.h here is a symlink to include/goipc.h: inside the package
+// directory, the go command hashes it, so editing the header rebuilds the
+// shim (a header reached through -I elsewhere would not invalidate the
+// build cache, and header/shim drift could go unnoticed).
+#cgo CFLAGS: -std=gnu11 -Wall -Wextra -Werror
 #include <stdint.h>
 #include <stdlib.h>
 #include "goipc.h"

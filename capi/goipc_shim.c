@@ -16,6 +16,10 @@
 #include <string.h>
 #include <time.h>
 
+/* A public function defined here but missing from goipc.h is an error too
+ * (only in this file: cgo's generated C has no prototypes). */
+#pragma GCC diagnostic error "-Wmissing-prototypes"
+
 #include "goipc.h"
 #include "shim.h"
 #include "_cgo_export.h"
