@@ -22,6 +22,7 @@
     X(listen_rules)             \
     X(dial_errors)              \
     X(version_mismatch)         \
+    X(peer_uid_policy)          \
     X(listener_limits)          \
     X(timeouts)                 \
     X(backpressure)             \

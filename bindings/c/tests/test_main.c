@@ -1,7 +1,7 @@
 /*
  * test_main.c - harness, child-process and pair helpers, and main for the
  * C tests. Also the helper modes this binary runs as a child:
- *   test_capi --sink PATH [RING]  listen, accept one client, never read
+ *   test_capi --sink PATH [any-uid]  listen, accept one client, never read
  *   test_capi --panic-child       with GOIPC_CAPI_TEST_PANIC=1: every call
  *                                 must return GOIPC_ERR_SYSTEM, not abort
  */
@@ -249,12 +249,17 @@ int make_pair(goipc_conn *a, goipc_conn *b, const goipc_options *dial_opts, cons
 
 /* ---- child modes ---- */
 
-static int sink_main(const char *path)
+static int sink_main(const char *path, int any_uid)
 {
     goipc_listener l;
     goipc_conn c;
-    if (goipc_listen(path, &l) != GOIPC_OK)
+    goipc_options o;
+    goipc_options_init(&o);
+    o.allow_any_uid = any_uid;
+    if (goipc_listen_ex(path, &o, &l) != GOIPC_OK) {
+        fprintf(stderr, "sink: listen %s: %s\n", path, goipc_last_error_message());
         return 1;
+    }
     printf("sink: listening on %s\n", path);
     fflush(stdout);
     int32_t st;
@@ -289,7 +294,7 @@ static void rm_dir(void)
 int main(int argc, char **argv)
 {
     if (argc >= 3 && strcmp(argv[1], "--sink") == 0)
-        return sink_main(argv[2]);
+        return sink_main(argv[2], argc >= 4 && strcmp(argv[3], "any-uid") == 0);
     if (argc >= 2 && strcmp(argv[1], "--panic-child") == 0)
         return panic_child_main();
 

@@ -364,3 +364,69 @@ void test_c_ping_example(void)
     }
     reap_child(&pong);
 }
+
+/* Starts this binary as a sink listener running as uid/gid 65534 (nobody),
+ * in a directory nobody can write to. Returns 0, or -1 (then *why says
+ * whether to skip). */
+static int start_nobody_sink(child *c, const char *path, int any_uid, const char **why)
+{
+    *why = NULL;
+    if (geteuid() != 0) {
+        *why = "needs root (to run a peer as another uid)";
+        return -1;
+    }
+    if (access("/usr/bin/setpriv", X_OK) != 0) {
+        *why = "needs /usr/bin/setpriv";
+        return -1;
+    }
+    char *argv[] = {"/usr/bin/setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                    g_self, "--sink", (char *)path, any_uid ? "any-uid" : NULL, NULL};
+    if (spawn_child(c, argv, NULL) != 0)
+        return -1;
+    if (wait_output(c, "sink: listening", 10000, NULL, 0) != 0) {
+        *why = "could not start a peer as uid 65534 (is this binary reachable for nobody?)";
+        reap_child(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* test_c_producer_c_consumer_other_uid: the peer-uid policy, both sides. */
+void test_peer_uid_policy(void)
+{
+    /* Not under the test's private directory (0700): nobody must reach it. */
+    char dir[] = "/tmp/goipc-uid-XXXXXX", path[64];
+    REQUIRE(mkdtemp(dir) != NULL);
+    EXPECT(chmod(dir, 0777) == 0);
+    snprintf(path, sizeof path, "%s/l.sock", dir);
+    child sink;
+    const char *why;
+    if (start_nobody_sink(&sink, path, 0, &why) != 0) {
+        rmdir(dir);
+        if (why != NULL)
+            SKIP(why);
+        REQUIRE(0);
+    }
+    goipc_conn c;
+    goipc_options o;
+    goipc_options_init(&o);
+    /* We refuse a peer of another uid by default... */
+    EXPECT_ST(goipc_dial(path, 10000, &c), GOIPC_ERR_PERMISSION);
+    EXPECT(strstr(goipc_last_error_message(), "uid") != NULL);
+    /* ...and so does the peer, when we allow it. */
+    o.allow_any_uid = 1;
+    EXPECT_ST(goipc_dial_ex(path, &o, 10000, &c), GOIPC_ERR_PERMISSION);
+    reap_child(&sink);
+
+    /* Both sides allow any uid: connected. */
+    if (EXPECT(start_nobody_sink(&sink, path, 1, &why) == 0)) {
+        if (EXPECT_ST(goipc_dial_ex(path, &o, 10000, &c), GOIPC_OK)) {
+            EXPECT(wait_output(&sink, "sink: accepted", 10000, NULL, 0) == 0);
+            EXPECT_ST(goipc_send(c, "hi", 2, 1000), GOIPC_OK);
+            EXPECT_ST(goipc_conn_close(c), GOIPC_OK);
+        }
+        reap_child(&sink);
+    }
+    unlink(path); /* the killed sink's socket file */
+    EXPECT(rmdir(dir) == 0);
+}
