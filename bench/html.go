@@ -368,3 +368,37 @@ func formatDecade(ns float64) string {
 	}
 	return fmt.Sprintf("%gs", ns/1e9)
 }
+
+// WriteLatencySVG writes the round-trip latency chart of one size as a
+// standalone SVG document (for a README). It writes nothing useful if the
+// report has no pingpong row of that size.
+func (r *Report) WriteLatencySVG(w io.Writer, size int) error {
+	colors := map[string]string{}
+	var rows []Result
+	for _, x := range r.Results {
+		if _, ok := colors[x.Label()]; !ok {
+			colors[x.Label()] = palette[len(colors)%len(palette)]
+		}
+		if x.Workload == PingPong && x.Size == size && x.Error == "" && x.Skipped == "" && x.P50 > 0 {
+			rows = append(rows, x)
+		}
+	}
+	if len(rows) == 0 {
+		return fmt.Errorf("bench: no round-trip results of %d B to chart", size)
+	}
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
+	latencySVG(&b, rows, size, colors)
+	// A standalone document needs its own background and font.
+	out := strings.Replace(b.String(), `role="img"`, `role="img" style="background:#fff;font-family:'DejaVu Sans',Verdana,sans-serif"`, 1)
+	_, err := io.WriteString(w, out)
+	return err
+}
+
+// WriteLatencySVGFile writes the latency chart of the smallest size to path.
+func (r *Report) WriteLatencySVGFile(path string) error {
+	if len(r.Config.Sizes) == 0 {
+		return fmt.Errorf("bench: no sizes")
+	}
+	return writeFile(path, func(w io.Writer) error { return r.WriteLatencySVG(w, r.Config.Sizes[0]) })
+}

@@ -32,15 +32,15 @@ const RecvSlack = 64 << 10
 // message of a size that fits the mechanism's buffers in one piece.
 type Design struct {
 	// KernelCopies is how many times the kernel copies the payload.
-	KernelCopies int
+	KernelCopies int `json:"kernel_copies"`
 	// UserCopies is how many times user space copies the payload outside
 	// the kernel (into and out of shared memory).
-	UserCopies int
+	UserCopies int `json:"user_copies"`
 	// Syscalls is the number of system calls per message on the fast
 	// path, both processes together.
-	Syscalls string
+	Syscalls string `json:"syscalls"`
 	// Note explains the figures and any limit (chunking, windows).
-	Note string
+	Note string `json:"note"`
 	// TimingDependent marks designs whose system calls depend on timing
 	// (spin, then sleep): strace, which slows every call, makes them sleep
 	// more often than in the timed runs, so their measured count is an

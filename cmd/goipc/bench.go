@@ -77,6 +77,7 @@ func runBench(args []string) int {
 	sizes := fs.String("sizes", "64", "message `sizes`, comma-separated (K = 1024, M = 1024*1024), e.g. 64,1K,64K,1M")
 	jsonOut := fs.String("json", "", "write the results as JSON to `file`")
 	htmlOut := fs.String("html", "", "write a self-contained HTML page with charts to `file`")
+	svgOut := fs.String("svg", "", "write the round-trip latency chart of the first size as a standalone SVG to `file`")
 	peers := fs.String("peers", "", "cross-language rows: comma-separated `languages` among c, python, rust, go")
 	mechs := fs.String("mechanisms", "", "comma-separated mechanism `ids` (default: all; see --list)")
 	workloads := fs.String("workloads", "pingpong,stream", "comma-separated `workloads`: pingpong, stream")
@@ -162,6 +163,13 @@ func runBench(args []string) int {
 			return 1
 		}
 		fmt.Fprintln(os.Stderr, "goipc bench: wrote", *htmlOut)
+	}
+	if *svgOut != "" {
+		if err := rep.WriteLatencySVGFile(*svgOut); err != nil {
+			fmt.Fprintln(os.Stderr, "goipc bench: --svg:", err)
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "goipc bench: wrote", *svgOut)
 	}
 	for _, r := range rep.Results {
 		if r.Error != "" {
