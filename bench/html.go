@@ -56,6 +56,9 @@ code{background:#f3f3f3;padding:0 .2em}
 		`run-to-run spread (max&minus;min)/median: median %s, worst %s; load average %s at start, %s at end. `+
 		`Compare ratios within one run, not absolute times across runs.</p>
 `, r.Config.Runs, r.Config.RunTimeMs, r.Config.WarmupMs, formatPct(r.medianSpread()), formatPct(r.maxSpread()), esc(m.LoadAvgStart), esc(m.LoadAvgEnd))
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(&b, `<p class="warning" style="color:#a00"><b>Warning:</b> %s.</p>`+"\n", esc(warn))
+	}
 	fmt.Fprintf(&b, `<p class="note">Two separate processes. A message is one one-way transfer (a round trip is two). `+
 		`Context switches: getrusage of both processes during the timed runs. System calls: %s. See docs/BENCHMARKS.md for the method.</p>
 `, esc(r.syscallNote()))

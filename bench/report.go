@@ -179,6 +179,9 @@ func (r *Report) WriteTable(w io.Writer) {
 	fmt.Fprintf(w, "machine: %s, %d cores (GOMAXPROCS %d%s), %s, %s, %s\n", m.CPUModel, m.Cores, m.GOMAXPROCS, virt, m.Kernel, m.Arch, m.GoVersion)
 	fmt.Fprintf(w, "noise:   %d timed runs per point of ~%.0f ms each after %.0f ms of warm-up; load average %s at start, %s at end; median run-to-run spread %s (max %s)\n",
 		r.Config.Runs, r.Config.RunTimeMs, r.Config.WarmupMs, m.LoadAvgStart, m.LoadAvgEnd, formatPct(r.medianSpread()), formatPct(r.maxSpread()))
+	for _, warn := range r.Warnings {
+		fmt.Fprintf(w, "WARNING: %s\n", warn)
+	}
 	fmt.Fprintf(w, "per message = one one-way message (a round trip is two); syscalls: %s; context switches: getrusage, both processes\n\n", r.syscallNote())
 
 	if pp := r.resultsFor(PingPong); len(pp) > 0 {

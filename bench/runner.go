@@ -11,6 +11,8 @@ import (
 	"runtime"
 	"slices"
 	"sort"
+	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
@@ -148,10 +150,12 @@ type Result struct {
 
 // Report is everything a run produced.
 type Report struct {
-	Machine Machine     `json:"machine"`
-	Config  Config      `json:"config"`
-	Results []Result    `json:"results"`
-	Designs []DesignRow `json:"designs"`
+	Machine Machine  `json:"machine"`
+	Config  Config   `json:"config"`
+	Results []Result `json:"results"`
+	// Warnings say when the numbers are less trustworthy (a busy machine).
+	Warnings []string    `json:"warnings,omitempty"`
+	Designs  []DesignRow `json:"designs"`
 }
 
 // Config records how the run was made.
@@ -205,6 +209,7 @@ func Run(opts Options) (*Report, error) {
 		rep.Results = append(rep.Results, runPeer(&opts, p)...)
 	}
 	rep.Machine.LoadAvgEnd = loadAvg()
+	rep.Warnings = busyWarnings(rep.Machine)
 	rep.Config.Elapsed = time.Since(start).Seconds()
 	computeRatios(rep.Results)
 	return rep, nil
@@ -649,3 +654,22 @@ func computeRatios(rs []Result) {
 }
 
 var errNoStrace = errors.New("bench: strace not found")
+
+// busyWarnings flags a machine that was busy with other work: a 1-minute
+// load average (which counts the bench's own two processes at most) above
+// the number of cores means other processes competed for the CPUs, which
+// hurts spinning designs most (a spinner holds a core its peer needs).
+func busyWarnings(m Machine) []string {
+	var out []string
+	for _, la := range []struct{ when, v string }{{"start", m.LoadAvgStart}, {"end", m.LoadAvgEnd}} {
+		f := strings.Fields(la.v)
+		if len(f) == 0 {
+			continue
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err == nil && v > float64(m.Cores) {
+			out = append(out, fmt.Sprintf("the machine was busy: load average %.2f at the %s on %d cores; other processes competed for the CPUs, which hurts spinning modes most", v, la.when, m.Cores))
+		}
+	}
+	return out
+}
