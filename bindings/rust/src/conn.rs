@@ -107,9 +107,20 @@ pub(crate) fn timeout_ms(t: Option<Duration>) -> i64 {
     t.map_or(-1, ceil_ms)
 }
 
+/// Longest socket path: sun_path holds 108 bytes with the NUL.
+const MAX_PATH: usize = 107;
+
 fn c_path(path: &Path) -> Result<CString> {
-    CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| Error::InvalidArgument(format!("goipc: path {path:?} contains a NUL byte")))
+    let bytes = path.as_os_str().as_bytes();
+    // Checked here for a clear error: the library reports a long path as
+    // GOIPC_ERR_SYSTEM with errno EINVAL (from bind/connect).
+    if bytes.len() > MAX_PATH {
+        return Err(Error::InvalidArgument(format!(
+            "goipc: socket path is {} bytes, at most {MAX_PATH} fit: {path:?}",
+            bytes.len()
+        )));
+    }
+    CString::new(bytes).map_err(|_| Error::InvalidArgument(format!("goipc: path {path:?} contains a NUL byte")))
 }
 
 fn check(status: i32) -> Result<()> {

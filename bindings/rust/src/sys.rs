@@ -53,6 +53,12 @@ macro_rules! ffi_functions {
                 ret: ffi_functions!(@ret $($ret)?),
             } ),*
         ];
+        /// The address of every function declared in this module, by name:
+        /// taking them makes the linker resolve every symbol against
+        /// libgoipc.so (tests/header.rs calls it).
+        pub fn function_addresses() -> Vec<(&'static str, *const ())> {
+            vec![ $( (stringify!($name), $name as *const ()) ),* ]
+        }
     };
     (@ret) => { "()" };
     (@ret $r:ty) => { stringify!($r) };

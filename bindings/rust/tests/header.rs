@@ -1,0 +1,324 @@
+//! The hand-written declarations in src/sys.rs against include/goipc.h.
+//!
+//! Parses the header (a small parser for the subset of C it uses: fixed
+//! width integer types, pointers, const, one struct, two typedefs,
+//! `#define GOIPC_* <integer>`) and checks, in both directions: every
+//! function's name, parameter names and types and return type; every
+//! constant and its value; the handle typedefs; the fields, types, offsets
+//! and size of goipc_options. Then it checks the loaded library: every
+//! declared symbol resolves, goipc_options_init writes the struct size we
+//! assume, the ABI version matches, every status has a description.
+
+use std::collections::BTreeMap;
+use std::ffi::CStr;
+use std::path::PathBuf;
+
+use goipc::sys;
+
+fn header_path() -> PathBuf {
+    match std::env::var_os("GOIPC_HEADER") {
+        Some(p) => PathBuf::from(p),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../include/goipc.h"),
+    }
+}
+
+struct Header {
+    /// name -> value of `#define GOIPC_X <integer>`
+    constants: BTreeMap<String, i64>,
+    /// typedef name -> C type
+    typedefs: BTreeMap<String, String>,
+    /// (field name, C type) of goipc_options, in order
+    options_fields: Vec<(String, String)>,
+    /// name -> (params [(name, Rust type)], Rust return type)
+    functions: BTreeMap<String, (Vec<(String, String)>, String)>,
+}
+
+fn strip_comments(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    let mut rest = src;
+    loop {
+        let block = rest.find("/*");
+        let line = rest.find("//");
+        match (block, line) {
+            (Some(b), l) if l.is_none_or(|l| b < l) => {
+                out.push_str(&rest[..b]);
+                let end = rest[b + 2..].find("*/").expect("unterminated comment");
+                out.push(' ');
+                rest = &rest[b + 2 + end + 2..];
+            }
+            (_, Some(l)) => {
+                out.push_str(&rest[..l]);
+                rest = rest[l..].find('\n').map_or("", |e| &rest[l + e..]);
+            }
+            (None, None) => {
+                out.push_str(rest);
+                return out;
+            }
+            (Some(_), None) => unreachable!(),
+        }
+    }
+}
+
+/// "const goipc_options *opts" -> tokens, with '*' separate.
+fn tokens(s: &str) -> Vec<String> {
+    s.replace('*', " * ").split_whitespace().map(str::to_owned).collect()
+}
+
+/// C type tokens -> the Rust type sys.rs must use, whitespace-free.
+fn rust_type(toks: &[String], typedefs: &BTreeMap<String, String>) -> String {
+    let star = toks.iter().position(|t| t == "*").unwrap_or(toks.len());
+    let base_toks: Vec<&str> = toks[..star].iter().map(String::as_str).collect();
+    let base_const = base_toks.contains(&"const");
+    let base: Vec<&str> = base_toks.iter().copied().filter(|t| *t != "const").collect();
+    assert_eq!(base.len(), 1, "unsupported C type {toks:?}");
+    let pointer = star < toks.len();
+    let mut t = match base[0] {
+        "int32_t" => "i32".to_owned(),
+        "uint32_t" => "u32".to_owned(),
+        "int64_t" => "i64".to_owned(),
+        "uint64_t" => "u64".to_owned(),
+        "size_t" => "usize".to_owned(),
+        "char" if pointer => "c_char".to_owned(),
+        "void" if pointer => "c_void".to_owned(),
+        "void" => "()".to_owned(),
+        name if typedefs.contains_key(name) || name == "goipc_options" => name.to_owned(),
+        other => panic!("unsupported C type {other} in {toks:?}"),
+    };
+    // Each '*' wraps the type so far; its pointee is const if `const`
+    // qualified the base (first star) or followed the previous star.
+    let mut pointee_const = base_const;
+    let mut i = star;
+    while i < toks.len() {
+        assert_eq!(toks[i], "*", "unsupported C type {toks:?}");
+        t = format!("*{}{}", if pointee_const { "const" } else { "mut" }, t);
+        pointee_const = toks.get(i + 1).is_some_and(|x| x == "const");
+        i += if pointee_const { 2 } else { 1 };
+    }
+    t
+}
+
+fn squash(s: &str) -> String {
+    s.chars().filter(|c| !c.is_whitespace()).collect()
+}
+
+fn parse_header() -> Header {
+    let path = header_path();
+    let src = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let code = strip_comments(&src);
+
+    let mut constants = BTreeMap::new();
+    let mut body = String::new();
+    for line in code.lines() {
+        let l = line.trim();
+        if let Some(def) = l.strip_prefix("#define ") {
+            let mut it = def.split_whitespace();
+            let name = it.next().unwrap();
+            if let Some(v) = it.next() {
+                let v: i64 = v.parse().unwrap_or_else(|_| panic!("#define {name} {v}: not an integer"));
+                assert!(it.next().is_none(), "#define {name}: unexpected tokens");
+                constants.insert(name.to_owned(), v);
+            }
+            continue;
+        }
+        if l.starts_with('#') || l == "extern \"C\" {" || l == "}" {
+            continue;
+        }
+        body.push_str(line);
+        body.push('\n');
+    }
+
+    // The one struct.
+    let open = "typedef struct goipc_options {";
+    let s = body.find(open).expect("typedef struct goipc_options");
+    let e = s + body[s..].find("} goipc_options;").expect("end of goipc_options");
+    let mut options_fields = Vec::new();
+    for f in body[s + open.len()..e].split(';').map(str::trim).filter(|f| !f.is_empty()) {
+        let t = tokens(f);
+        let (name, ty) = t.split_last().unwrap();
+        options_fields.push((name.clone(), ty.join(" ")));
+    }
+    let rest = format!("{}{}", &body[..s], &body[e + "} goipc_options;".len()..]);
+
+    let mut typedefs = BTreeMap::new();
+    let mut functions = BTreeMap::new();
+    for stmt in rest.split(';').map(str::trim).filter(|s| !s.is_empty()) {
+        let stmt = stmt.split_whitespace().collect::<Vec<_>>().join(" ");
+        if let Some(td) = stmt.strip_prefix("typedef ") {
+            let t = tokens(td);
+            let (name, ty) = t.split_last().unwrap();
+            typedefs.insert(name.clone(), ty.join(" "));
+            continue;
+        }
+        let open = stmt.find('(').unwrap_or_else(|| panic!("unexpected statement in header: {stmt}"));
+        assert!(stmt.ends_with(')'), "unexpected statement in header: {stmt}");
+        let head = tokens(&stmt[..open]);
+        let (name, ret) = head.split_last().unwrap();
+        let params_src = &stmt[open + 1..stmt.len() - 1];
+        let mut params = Vec::new();
+        if params_src.trim() != "void" {
+            for p in params_src.split(',') {
+                let t = tokens(p);
+                let (pname, pty) = t.split_last().unwrap();
+                params.push((pname.clone(), rust_type(pty, &typedefs)));
+            }
+        }
+        let prev = functions.insert(name.clone(), (params, rust_type(ret, &typedefs)));
+        assert!(prev.is_none(), "{name} declared twice");
+    }
+    Header { constants, typedefs, options_fields, functions }
+}
+
+#[test]
+fn functions_match_header() {
+    let h = parse_header();
+    assert!(h.functions.len() >= 20, "parsed only {} functions: parser broken?", h.functions.len());
+    let ours: BTreeMap<&str, &sys::Signature> = sys::FUNCTIONS.iter().map(|s| (s.name, s)).collect();
+    assert_eq!(ours.len(), sys::FUNCTIONS.len(), "a function is declared twice in sys.rs");
+    for name in h.functions.keys() {
+        assert!(ours.contains_key(name.as_str()), "{name} is in goipc.h but not in src/sys.rs");
+    }
+    for name in ours.keys() {
+        assert!(h.functions.contains_key(*name), "{name} is in src/sys.rs but not in goipc.h");
+    }
+    for (name, (params, ret)) in &h.functions {
+        let s = ours[name.as_str()];
+        assert_eq!(squash(s.ret), *ret, "{name}: return type");
+        let got: Vec<(String, String)> = s.params.iter().map(|(n, t)| (n.to_string(), squash(t))).collect();
+        assert_eq!(&got, params, "{name}: parameters (name, type)");
+    }
+}
+
+#[test]
+fn constants_match_header() {
+    let h = parse_header();
+    let ours: BTreeMap<String, i64> = sys::CONSTANTS.iter().map(|(n, v)| (n.to_string(), *v)).collect();
+    let theirs: BTreeMap<String, i64> =
+        h.constants.iter().filter(|(n, _)| n.starts_with("GOIPC_")).map(|(n, v)| (n.clone(), *v)).collect();
+    assert!(theirs.len() >= 13, "parsed only {} constants", theirs.len());
+    assert_eq!(ours, theirs, "GOIPC_* constants: src/sys.rs (left) vs goipc.h (right)");
+}
+
+#[test]
+fn typedefs_match_header() {
+    let h = parse_header();
+    let want: BTreeMap<String, String> = [("goipc_listener", "uint64_t"), ("goipc_conn", "uint64_t")]
+        .into_iter()
+        .map(|(a, b)| (a.to_owned(), b.to_owned()))
+        .collect();
+    assert_eq!(h.typedefs, want);
+    // Compiles only if both aliases are exactly u64.
+    let l: sys::goipc_listener = 0u64;
+    let c: sys::goipc_conn = 0u64;
+    assert_eq!(l, c);
+}
+
+/// C layout of fixed-width integer fields (x86-64 / aarch64 SysV):
+/// each at the next multiple of its size; struct padded to its alignment.
+#[test]
+fn options_layout_matches_header() {
+    let h = parse_header();
+    let mut off = 0usize;
+    let mut align = 1usize;
+    let mut want = Vec::new();
+    for (name, cty) in &h.options_fields {
+        let (rty, size) = match cty.as_str() {
+            "uint32_t" => ("u32", 4),
+            "int32_t" => ("i32", 4),
+            "uint64_t" => ("u64", 8),
+            "int64_t" => ("i64", 8),
+            other => panic!("goipc_options.{name}: unsupported type {other}"),
+        };
+        off = off.next_multiple_of(size);
+        want.push((name.clone(), rty.to_owned(), off, size));
+        off += size;
+        align = align.max(size);
+    }
+    let c_size = off.next_multiple_of(align);
+    let ours: Vec<(String, String, usize, usize)> =
+        sys::OPTIONS_FIELDS.iter().map(|f| (f.name.to_owned(), squash(f.ty), f.offset, f.size)).collect();
+    assert_eq!(ours, want, "goipc_options fields (name, type, offset, size): src/sys.rs vs goipc.h");
+    assert_eq!(std::mem::size_of::<sys::goipc_options>(), c_size);
+    assert_eq!(std::mem::align_of::<sys::goipc_options>(), align);
+}
+
+/// The library's own sizeof(goipc_options), written by goipc_options_init.
+#[test]
+fn options_init_writes_our_struct_size() {
+    let mut o = sys::goipc_options {
+        struct_size: 0,
+        reserved0: 7,
+        ring_size: 7,
+        max_message_size: 7,
+        spin_ns: 7,
+        handshake_timeout_ms: 7,
+        allow_any_uid: 7,
+        protocol_version_override: 7,
+    };
+    // SAFETY: o is a valid goipc_options.
+    unsafe { sys::goipc_options_init(&mut o) };
+    assert_eq!(o.struct_size as usize, std::mem::size_of::<sys::goipc_options>());
+    assert_eq!(
+        o,
+        sys::goipc_options {
+            struct_size: o.struct_size,
+            reserved0: 0,
+            ring_size: 0,
+            max_message_size: 0,
+            spin_ns: 0,
+            handshake_timeout_ms: 0,
+            allow_any_uid: 0,
+            protocol_version_override: 0,
+        }
+    );
+    // NULL-safe.
+    // SAFETY: documented to do nothing for NULL.
+    unsafe { sys::goipc_options_init(std::ptr::null_mut()) };
+}
+
+#[test]
+fn every_symbol_resolves() {
+    let addrs = sys::function_addresses();
+    assert_eq!(addrs.len(), sys::FUNCTIONS.len());
+    for (name, p) in addrs {
+        assert!(!p.is_null(), "{name}");
+    }
+}
+
+#[test]
+fn abi_version_matches() {
+    assert_eq!(goipc::abi_version(), sys::GOIPC_ABI_VERSION);
+    // SAFETY: no arguments.
+    assert_eq!(unsafe { sys::goipc_abi_version() }, sys::GOIPC_ABI_VERSION);
+}
+
+#[test]
+fn every_status_has_a_description() {
+    for (name, v) in sys::CONSTANTS {
+        if *name == "GOIPC_ABI_VERSION" {
+            continue;
+        }
+        let s = goipc::strerror(*v as i32);
+        assert!(!s.is_empty() && s != "goipc: unknown status code", "{name}: {s:?}");
+        // SAFETY: any value; static string.
+        let raw = unsafe { CStr::from_ptr(sys::goipc_strerror(*v as i32)) };
+        assert_eq!(raw.to_str().unwrap(), s);
+    }
+    assert_eq!(goipc::strerror(-1), "goipc: unknown status code");
+    assert_eq!(goipc::strerror(1000), "goipc: unknown status code");
+}
+
+/// The parser itself, on declarations shaped like the header's.
+#[test]
+fn parser_types() {
+    let td: BTreeMap<String, String> = [("goipc_conn".to_owned(), "uint64_t".to_owned())].into();
+    let t = |s: &str| rust_type(&tokens(s), &td);
+    assert_eq!(t("const void **"), "*mut*constc_void");
+    assert_eq!(t("void **"), "*mut*mutc_void");
+    assert_eq!(t("void * const *"), "*const*mutc_void");
+    assert_eq!(t("const char *"), "*constc_char");
+    assert_eq!(t("size_t *"), "*mutusize");
+    assert_eq!(t("goipc_conn"), "goipc_conn");
+    assert_eq!(t("void"), "()");
+    assert_eq!(t("const goipc_options *"), "*constgoipc_options");
+    assert_eq!(strip_comments("a /* x */ b // y\nc"), "a   b \nc");
+}
