@@ -53,9 +53,9 @@ code{background:#f3f3f3;padding:0 .2em}
 	fmt.Fprintf(&b, `<p id="machine"><b>Machine:</b> %s, %d cores (GOMAXPROCS %d%s), %s, %s, %s, memory %s. Measured %s UTC.</p>
 `, esc(m.CPUModel), m.Cores, m.GOMAXPROCS, virt, esc(m.Kernel), esc(m.Arch), esc(m.GoVersion), esc(m.MemTotal), esc(m.Date))
 	fmt.Fprintf(&b, `<p id="noise"><b>Noise:</b> %d timed runs per point of about %.0f ms each, after %.0f ms or more of verified warm-up; `+
-		`run-to-run spread (max&minus;min)/median: median %s, worst %s; load average %s at start, %s at end. `+
+		`run-to-run spread (max&minus;min)/median: median %s, worst %s; other processes used %.2f cores and the hypervisor stole %.2f cores on average; load average %s at start, %s at end. `+
 		`Compare ratios within one run, not absolute times across runs.</p>
-`, r.Config.Runs, r.Config.RunTimeMs, r.Config.WarmupMs, formatPct(r.medianSpread()), formatPct(r.maxSpread()), esc(m.LoadAvgStart), esc(m.LoadAvgEnd))
+`, r.Config.Runs, r.Config.RunTimeMs, r.Config.WarmupMs, formatPct(r.medianSpread()), formatPct(r.maxSpread()), m.OtherCPU, m.StealCPU, esc(m.LoadAvgStart), esc(m.LoadAvgEnd))
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(&b, `<p class="warning" style="color:#a00"><b>Warning:</b> %s.</p>`+"\n", esc(warn))
 	}

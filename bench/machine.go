@@ -25,6 +25,56 @@ type Machine struct {
 	LoadAvgStart string `json:"loadavg_start"`
 	LoadAvgEnd   string `json:"loadavg_end"`
 	Date         string `json:"date"`
+	// OtherCPU is how many cores other processes (not the bench, its
+	// children or strace) kept busy on average during the run; StealCPU how
+	// many the hypervisor took (steal time). Both come from /proc/stat
+	// minus the bench's own getrusage.
+	OtherCPU float64 `json:"other_cpu_cores"`
+	StealCPU float64 `json:"steal_cpu_cores"`
+}
+
+// cpuSample is the machine's busy and steal time and the bench's own CPU
+// time (itself and its waited-for children) at one instant.
+type cpuSample struct {
+	at          time.Time
+	busy, steal float64 // seconds, all CPUs (from /proc/stat)
+	ours        float64 // seconds (getrusage SELF + CHILDREN)
+}
+
+func sampleCPU() cpuSample {
+	s := cpuSample{at: time.Now()}
+	if b, err := os.ReadFile("/proc/stat"); err == nil {
+		line, _, _ := strings.Cut(string(b), "\n")
+		f := strings.Fields(line)
+		if len(f) >= 9 && f[0] == "cpu" {
+			var v [8]float64
+			for i := range v {
+				fmt.Sscan(f[1+i], &v[i])
+			}
+			// user nice system idle iowait irq softirq steal, in USER_HZ (100).
+			s.busy = (v[0] + v[1] + v[2] + v[5] + v[6]) / 100
+			s.steal = v[7] / 100
+		}
+	}
+	for _, who := range []int{unix.RUSAGE_SELF, unix.RUSAGE_CHILDREN} {
+		var ru unix.Rusage
+		if unix.Getrusage(who, &ru) == nil {
+			s.ours += float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9
+		}
+	}
+	return s
+}
+
+// othersSince returns the cores used by other processes and stolen by the
+// hypervisor, on average, between s0 and s.
+func (s cpuSample) othersSince(s0 cpuSample) (other, steal float64) {
+	wall := s.at.Sub(s0.at).Seconds()
+	if wall <= 0 {
+		return 0, 0
+	}
+	other = max(0, (s.busy-s0.busy)-(s.ours-s0.ours)) / wall
+	steal = max(0, s.steal-s0.steal) / wall
+	return other, steal
 }
 
 // DescribeMachine reads the CPU, kernel and load of this machine.

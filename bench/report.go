@@ -177,8 +177,10 @@ func (r *Report) WriteTable(w io.Writer) {
 		virt = ", virtualized"
 	}
 	fmt.Fprintf(w, "machine: %s, %d cores (GOMAXPROCS %d%s), %s, %s, %s\n", m.CPUModel, m.Cores, m.GOMAXPROCS, virt, m.Kernel, m.Arch, m.GoVersion)
-	fmt.Fprintf(w, "noise:   %d timed runs per point of ~%.0f ms each after %.0f ms of warm-up; load average %s at start, %s at end; median run-to-run spread %s (max %s)\n",
-		r.Config.Runs, r.Config.RunTimeMs, r.Config.WarmupMs, m.LoadAvgStart, m.LoadAvgEnd, formatPct(r.medianSpread()), formatPct(r.maxSpread()))
+	fmt.Fprintf(w, "noise:   %d timed runs per point of ~%.0f ms each after %.0f ms of warm-up; median run-to-run spread %s (max %s);\n"+
+		"         other processes used %.2f cores, steal %.2f cores on average; load average %s at start, %s at end\n",
+		r.Config.Runs, r.Config.RunTimeMs, r.Config.WarmupMs, formatPct(r.medianSpread()), formatPct(r.maxSpread()),
+		m.OtherCPU, m.StealCPU, m.LoadAvgStart, m.LoadAvgEnd)
 	for _, warn := range r.Warnings {
 		fmt.Fprintf(w, "WARNING: %s\n", warn)
 	}

@@ -11,8 +11,6 @@ import (
 	"runtime"
 	"slices"
 	"sort"
-	"strconv"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -185,6 +183,7 @@ func Run(opts Options) (*Report, error) {
 	opts.fill()
 	start := time.Now()
 	rep := &Report{Machine: DescribeMachine()}
+	cpu0 := sampleCPU()
 	rep.Config = Config{Sizes: opts.Sizes, Workloads: opts.Workloads, Runs: opts.Runs,
 		RunTimeMs: ms(opts.RunTime), WarmupMs: ms(opts.Warmup), Syscalls: opts.Syscalls}
 	for _, m := range opts.Mechanisms {
@@ -209,6 +208,7 @@ func Run(opts Options) (*Report, error) {
 		rep.Results = append(rep.Results, runPeer(&opts, p)...)
 	}
 	rep.Machine.LoadAvgEnd = loadAvg()
+	rep.Machine.OtherCPU, rep.Machine.StealCPU = sampleCPU().othersSince(cpu0)
 	rep.Warnings = busyWarnings(rep.Machine)
 	rep.Config.Elapsed = time.Since(start).Seconds()
 	computeRatios(rep.Results)
@@ -655,21 +655,16 @@ func computeRatios(rs []Result) {
 
 var errNoStrace = errors.New("bench: strace not found")
 
-// busyWarnings flags a machine that was busy with other work: a 1-minute
-// load average (which counts the bench's own two processes at most) above
-// the number of cores means other processes competed for the CPUs, which
-// hurts spinning designs most (a spinner holds a core its peer needs).
+// busyWarnings flags a machine that was busy with other work while the
+// bench ran: other processes competed for the CPUs, which hurts spinning
+// designs most (a spinner holds a core its peer needs).
 func busyWarnings(m Machine) []string {
 	var out []string
-	for _, la := range []struct{ when, v string }{{"start", m.LoadAvgStart}, {"end", m.LoadAvgEnd}} {
-		f := strings.Fields(la.v)
-		if len(f) == 0 {
-			continue
-		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err == nil && v > float64(m.Cores) {
-			out = append(out, fmt.Sprintf("the machine was busy: load average %.2f at the %s on %d cores; other processes competed for the CPUs, which hurts spinning modes most", v, la.when, m.Cores))
-		}
+	if m.OtherCPU > 0.25 {
+		out = append(out, fmt.Sprintf("the machine was busy: other processes used %.2f of the %d cores on average while the bench ran, which hurts spinning modes most", m.OtherCPU, m.Cores))
+	}
+	if m.StealCPU > 0.1 {
+		out = append(out, fmt.Sprintf("the hypervisor took (steal time) %.2f of the %d cores on average while the bench ran", m.StealCPU, m.Cores))
 	}
 	return out
 }
