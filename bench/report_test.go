@@ -85,6 +85,9 @@ func TestSyscallCount(t *testing.T) {
 	if _, err := exec.LookPath("strace"); err != nil {
 		t.Skip("strace not installed")
 	}
+	if out, err := exec.Command("strace", "-f", "-o", "/dev/null", "true").CombinedOutput(); err != nil {
+		t.Skipf("strace cannot trace here (ptrace not permitted?): %v %s", err, out)
+	}
 	o := quickOpts(t, mustLookup(t, "pipe"), 64)
 	o.Syscalls = "strace"
 	rep, err := Run(o)

@@ -236,7 +236,7 @@ type session struct {
 	setup *Setup
 	dir   string
 	seq   uint64
-	dead  bool
+	dead  atomic.Bool
 	tid   int // the child's benchmark thread
 }
 
@@ -330,7 +330,7 @@ func startSession(opts *Options, m Mechanism, maxSize int) (*session, error) {
 }
 
 func (s *session) kill() {
-	s.dead = true
+	s.dead.Store(true)
 	if s.cmd != nil && s.cmd.Process != nil {
 		s.cmd.Process.Kill()
 	}
@@ -354,7 +354,7 @@ func (s *session) close() error {
 			s.cmd.Process.Kill()
 			err = <-done
 		}
-		if s.dead {
+		if s.dead.Load() {
 			err = nil
 		}
 	}
@@ -503,7 +503,7 @@ func runMechanism(opts *Options, m Mechanism) []Result {
 				r.Skipped = fmt.Sprintf("n/a: %s carries at most %d B per message", m.Name(), m.MaxSize())
 			case serr != nil:
 				r.Error = serr.Error()
-			case s.dead:
+			case s.dead.Load():
 				r.Error = "not run: an earlier point of this mechanism failed"
 			default:
 				if err := s.measure(&r); err != nil {
@@ -515,7 +515,7 @@ func runMechanism(opts *Options, m Mechanism) []Result {
 		}
 	}
 	if s != nil {
-		if err := s.close(); err != nil && !s.dead {
+		if err := s.close(); err != nil && !s.dead.Load() {
 			opts.logf("bench: %s: child exit: %v", ID(m), err)
 		}
 	}
