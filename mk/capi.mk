@@ -90,7 +90,7 @@ test-c: lib $(BIN)/goipc $(C_TEST_BIN) $(C_HDR_CHECKS) c-examples check-symbols 
 	  ASAN_OPTIONS=detect_leaks=1:abort_on_error=0 UBSAN_OPTIONS=print_stacktrace=1 \
 	  timeout 170 $(C_TEST_BIN)
 
-bench-c: lib $(BIN)/goipc c-examples ## C->Go 64 B round trips (goipc) next to a C Unix-socket ping/pong, same run
-	@bindings/c/bench.sh $(abspath $(BIN)/goipc) $(abspath $(CBUILD)) $${N:-200000}
+bench-c: lib $(BIN)/goipc c-examples ## C->Go 64 B round trips (goipc) next to a C Unix-socket ping/pong, same run (N=, ROUNDS=)
+	@bindings/c/bench.sh $(abspath $(BIN)/goipc) $(abspath $(CBUILD)) $${N:-200000} $${ROUNDS:-3}
 
 TEST_TARGETS += test-c
