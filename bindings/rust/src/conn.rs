@@ -612,3 +612,45 @@ const _: () = {
     send_sync::<Reservation<'static>>();
     send_sync::<Error>();
 };
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_round_up_to_milliseconds() {
+        assert_eq!(timeout_ms(None), -1);
+        assert_eq!(ceil_ms(Duration::ZERO), 0);
+        assert_eq!(ceil_ms(Duration::from_nanos(1)), 1);
+        assert_eq!(ceil_ms(Duration::from_micros(999)), 1);
+        assert_eq!(ceil_ms(Duration::from_millis(1)), 1);
+        assert_eq!(ceil_ms(Duration::from_micros(1001)), 2);
+        assert_eq!(ceil_ms(Duration::from_secs(3)), 3000);
+        assert_eq!(ceil_ms(Duration::MAX), i64::MAX);
+    }
+
+    #[test]
+    fn options_to_raw() {
+        let d = Options::default().to_raw();
+        assert_eq!(d.struct_size as usize, core::mem::size_of::<sys::goipc_options>());
+        assert_eq!((d.ring_size, d.max_message_size, d.spin_ns, d.handshake_timeout_ms), (0, 0, 0, 0));
+        assert_eq!((d.allow_any_uid, d.protocol_version_override, d.reserved0), (0, 0, 0));
+        let o = Options {
+            ring_size: 1 << 20,
+            max_message_size: 4096,
+            spin: Spin::For(Duration::from_micros(3)),
+            handshake_timeout: Some(Duration::from_micros(1500)),
+            allow_any_uid: true,
+            protocol_version_override: 9,
+        };
+        let r = o.to_raw();
+        assert_eq!((r.ring_size, r.max_message_size, r.spin_ns), (1 << 20, 4096, 3000));
+        assert_eq!((r.handshake_timeout_ms, r.allow_any_uid, r.protocol_version_override), (2, 1, 9));
+        let spin = |s| Options { spin: s, ..Options::default() }.to_raw().spin_ns;
+        assert_eq!(spin(Spin::Default), 0);
+        assert_eq!(spin(Spin::SleepAtOnce), -1);
+        assert_eq!(spin(Spin::For(Duration::ZERO)), -1);
+        assert_eq!(spin(Spin::Forever), i64::MAX);
+        assert_eq!(spin(Spin::For(Duration::MAX)), i64::MAX);
+    }
+}

@@ -248,3 +248,66 @@ impl From<flatbuffers::InvalidFlatbuffer> for Error {
         Error::InvalidMessage(Box::new(e))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every C status code maps to a variant that maps back to it, with a
+    /// distinct, non-empty description; unknown codes are kept.
+    #[test]
+    fn every_status_maps_and_back() {
+        let mut seen = std::collections::HashSet::new();
+        for &(name, v) in sys::CONSTANTS {
+            if name == "GOIPC_ABI_VERSION" || name == "GOIPC_OK" {
+                continue;
+            }
+            let e = Error::from_parts(v as i32, 5, format!("goipc: detail of {name}"));
+            assert_eq!(e.status(), v as i32, "{name}: {e:?}");
+            assert!(!matches!(e, Error::Unknown { .. }), "{name} has no variant");
+            assert!(seen.insert(core::mem::discriminant(&e)), "{name} shares a variant");
+            let text = e.to_string();
+            assert!(text.starts_with("goipc: "), "{name}: {text}");
+        }
+        let e = Error::from_parts(77, 0, String::new());
+        assert_eq!(e, Error::Unknown { status: 77, message: String::new() });
+        assert_eq!(e.status(), 77);
+        assert!(e.to_string().contains("77"));
+    }
+
+    #[test]
+    fn details_and_errno() {
+        let e = Error::from_parts(sys::GOIPC_ERR_SYSTEM, 2, "goipc: dial /x: no such file".into());
+        assert_eq!(e.errno(), Some(2));
+        assert_eq!(e.to_string(), "goipc: dial /x: no such file (errno 2)");
+        let e = Error::from_parts(sys::GOIPC_ERR_PERMISSION, 0, String::new());
+        assert_eq!(e.errno(), None);
+        assert_eq!(e.to_string(), "goipc: permission denied");
+        assert_eq!(Error::Timeout.errno(), None);
+        // Control-flow errors carry no detail (no library call, no alloc).
+        assert_eq!(Error::from_parts(sys::GOIPC_ERR_TIMEOUT, 9, "x".into()), Error::Timeout);
+        assert_eq!(Error::from_parts(sys::GOIPC_ERR_CLOSED, 9, "x".into()), Error::Closed);
+        assert_eq!(Error::from_parts(sys::GOIPC_ERR_PEER_CLOSED, 9, "x".into()), Error::PeerClosed);
+    }
+
+    #[test]
+    fn message_errors_are_protocol_and_chain_their_source() {
+        use std::error::Error as _;
+        let bad = crate::message::parse(&[200u8, 0, 0, 0, b'G', b'I', b'P', b'C']).unwrap_err(); // root past the end
+        assert!(matches!(bad, Error::InvalidMessage(_)), "{bad:?}");
+        assert_eq!(bad.status(), sys::GOIPC_ERR_PROTOCOL);
+        assert!(bad.source().is_some());
+        let e = Error::NotAMessage { len: 3 };
+        assert_eq!(e.status(), sys::GOIPC_ERR_PROTOCOL);
+        assert!(e.source().is_none());
+        let e = Error::UnexpectedBody { expected: crate::fb::Body::Ping, got: crate::fb::Body::Pong };
+        assert_eq!(e.status(), sys::GOIPC_ERR_PROTOCOL);
+        assert_eq!(e.to_string(), "goipc: received a message with body Pong, expected Ping");
+    }
+
+    #[test]
+    fn error_is_a_std_error_and_send_sync() {
+        fn takes(_: Box<dyn std::error::Error + Send + Sync + 'static>) {}
+        takes(Box::new(Error::Timeout));
+    }
+}

@@ -58,6 +58,7 @@ pub mod sys;
     mismatched_lifetime_syntaxes
 )]
 #[path = "generated/goipc_generated.rs"]
+#[rustfmt::skip] // keep `cargo fmt` away from the generated file
 mod generated;
 
 pub use conn::{Conn, Listener, Options, RecvView, Reservation, Spin, abi_version};
