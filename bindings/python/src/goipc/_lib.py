@@ -1,0 +1,306 @@
+"""Finding and loading libgoipc.so, and the ctypes declarations of its C ABI.
+
+The library is loaded on first use (the first dial, listen or
+:func:`load`), not at import: importing goipc never starts the Go runtime,
+so a program may import goipc and fork before it uses it.
+
+Search order (the first existing file wins):
+
+1. ``$GOIPC_LIBRARY_DIR/libgoipc.so``
+2. the package's own folder (``pip install ./bindings/python`` copies
+   build/lib/libgoipc.so there when it exists at build time)
+3. the project's ``build/lib``: found from this file's location when the
+   package runs from the source tree, or recorded at build time
+   (``_build_info.py``) when it was installed from one.
+
+When none exists, :class:`~goipc.LibraryError` lists every path tried.
+
+Every function of include/goipc.h gets argtypes and restype here. The
+typed Ping/Pong helpers (``goipc_send_ping`` ...) are optional: a library
+built before they existed still loads, and :data:`State.has_typed` says
+whether they are there.
+
+ctypes.CDLL (not PyDLL) releases the GIL for the duration of every call.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from ctypes import POINTER, c_char, c_char_p, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
+from pathlib import Path
+from typing import List, Optional
+
+from . import errors as _errors
+
+#: The ABI version this binding is written against (GOIPC_ABI_VERSION).
+ABI_VERSION = 1
+LIBRARY_NAME = "libgoipc.so"
+ENV_LIBRARY_DIR = "GOIPC_LIBRARY_DIR"
+
+c_status = c_int32
+c_handle = c_uint64
+# Receive buffers (void * in C) are declared as char *: ctypes then takes a
+# c_char instance made with c_char.from_buffer(bytearray) by reference,
+# which is cheaper than building an array object per call.
+c_buf = POINTER(c_char)
+
+
+class Options(ctypes.Structure):
+    """Mirror of ``goipc_options`` (include/goipc.h). Its layout is checked
+    against the header's offsets when the module loads."""
+
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("reserved0", c_uint32),
+        ("ring_size", c_uint64),
+        ("max_message_size", c_uint64),
+        ("spin_ns", c_int64),
+        ("handshake_timeout_ms", c_int64),
+        ("allow_any_uid", c_int32),
+        ("protocol_version_override", c_uint32),
+    ]
+
+
+# The offsets asserted by _Static_assert in capi/goipc_shim.c.
+_OPTIONS_LAYOUT = {
+    "struct_size": 0,
+    "reserved0": 4,
+    "ring_size": 8,
+    "max_message_size": 16,
+    "spin_ns": 24,
+    "handshake_timeout_ms": 32,
+    "allow_any_uid": 40,
+    "protocol_version_override": 44,
+}
+for _name, _off in _OPTIONS_LAYOUT.items():
+    assert getattr(Options, _name).offset == _off, ("goipc_options layout", _name)
+assert ctypes.sizeof(Options) == 48, "goipc_options layout"
+assert ctypes.sizeof(c_size_t) == ctypes.sizeof(c_void_p), "size_t is pointer-sized"
+
+# Room for goipc_options_init: a newer library may write a larger struct
+# (it writes its own sizeof); keep its defaults for fields we do not know.
+OPTIONS_BUFFER_SIZE = 512
+
+
+# name: (restype, argtypes). The whole C ABI of include/goipc.h.
+_FUNCTIONS = {
+    "goipc_abi_version": (c_int32, []),
+    "goipc_strerror": (c_char_p, [c_int32]),
+    "goipc_last_errno": (c_int32, []),
+    "goipc_last_error_message": (c_char_p, []),
+    "goipc_options_init": (None, [c_void_p]),
+    "goipc_listen": (c_status, [c_char_p, POINTER(c_handle)]),
+    "goipc_listen_ex": (c_status, [c_char_p, c_void_p, POINTER(c_handle)]),
+    "goipc_accept": (c_status, [c_handle, c_int64, POINTER(c_handle)]),
+    "goipc_listener_close": (c_status, [c_handle]),
+    "goipc_dial": (c_status, [c_char_p, c_int64, POINTER(c_handle)]),
+    "goipc_dial_ex": (c_status, [c_char_p, c_void_p, c_int64, POINTER(c_handle)]),
+    "goipc_conn_max_message_size": (c_status, [c_handle, POINTER(c_size_t)]),
+    "goipc_send": (c_status, [c_handle, c_void_p, c_size_t, c_int64]),
+    "goipc_recv": (c_status, [c_handle, c_buf, c_size_t, POINTER(c_size_t), c_int64]),
+    "goipc_conn_close": (c_status, [c_handle]),
+    "goipc_reserve": (c_status, [c_handle, c_size_t, c_int64, POINTER(c_void_p)]),
+    "goipc_commit": (c_status, [c_handle, c_size_t]),
+    "goipc_abort_reserve": (c_status, [c_handle]),
+    "goipc_recv_view": (c_status, [c_handle, POINTER(c_void_p), POINTER(c_size_t), c_int64]),
+    "goipc_release": (c_status, [c_handle]),
+}
+
+# Typed Ping/Pong helpers: optional (added to the ABI after version 1's
+# first functions, without an ABI version change).
+_TYPED_FUNCTIONS = {
+    "goipc_send_ping": (c_status, [c_handle, c_uint64, c_void_p, c_size_t, c_int64]),
+    "goipc_recv_pong": (c_status, [c_handle, POINTER(c_uint64), c_buf, c_size_t, POINTER(c_size_t), c_int64]),
+    "goipc_recv_ping": (
+        c_status,
+        [c_handle, POINTER(c_uint64), POINTER(c_int64), c_buf, c_size_t, POINTER(c_size_t), c_int64],
+    ),
+    "goipc_send_pong": (c_status, [c_handle, c_uint64, c_int64, c_int64, c_void_p, c_size_t, c_int64]),
+}
+
+
+class State:
+    """The process-wide state of the binding (one instance, :data:`state`).
+
+    Attributes:
+        lib: the loaded library, or None before the first use.
+        path: where it was loaded from.
+        pid: os.getpid() when it was loaded.
+        forked: True in a child forked (os.fork, multiprocessing "fork")
+            after the library was loaded: every call raises ForkError.
+        has_typed: the library has the typed Ping/Pong helpers.
+    """
+
+    def __init__(self) -> None:
+        self.lib: Optional[ctypes.CDLL] = None
+        self.path: Optional[str] = None
+        self.pid: int = 0
+        self.forked: bool = False
+        self.has_typed: bool = False
+
+
+state = State()
+_load_lock = threading.Lock()
+
+
+def _after_fork_in_child() -> None:
+    # Runs in the child of os.fork(). Only a child of a process that had
+    # started the Go runtime is unusable; one forked before the first use
+    # may load the library itself.
+    if state.lib is not None:
+        state.forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def fork_error() -> _errors.ForkError:
+    """The ForkError raised by every entry point in a forked child."""
+    return _errors.ForkError(
+        "goipc: this process (pid %d) was forked from process %d after it had loaded "
+        "libgoipc.so; the Go runtime inside the library cannot run in a forked child "
+        "(calls would hang). Start child processes with multiprocessing.get_context('spawn') "
+        "or get_context('forkserver'), or exec a new program, and use goipc there "
+        "(see docs/PYTHON.md)." % (os.getpid(), state.pid)
+    )
+
+
+def check_fork() -> None:
+    """Raises ForkError if this process is a fork of the one that loaded
+    the library. Compares os.getpid() with the pid recorded at load (which
+    also catches forks that bypassed os.fork's hooks, such as a fork() in C
+    code) and checks the flag set by the at-fork hook."""
+    if state.forked or (state.lib is not None and os.getpid() != state.pid):
+        state.forked = True
+        raise fork_error()
+
+
+def _source_tree_library_dir() -> Optional[Path]:
+    """build/lib of the repository this file sits in, when it runs from the
+    source tree (repo/bindings/python/src/goipc/_lib.py)."""
+    here = Path(__file__).resolve().parent
+    parts = here.parts
+    if len(parts) >= 5 and parts[-4:] == ("bindings", "python", "src", "goipc"):
+        return here.parents[3] / "build" / "lib"
+    return None
+
+
+def _recorded_library_dir() -> Optional[Path]:
+    """build/lib of the repository the package was installed from, as
+    recorded by setup.py in _build_info.py (absent in a source tree)."""
+    try:
+        from . import _build_info  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    d = getattr(_build_info, "SOURCE_LIBRARY_DIR", None)
+    return Path(d) if d else None
+
+
+def candidate_paths(env: Optional[dict] = None) -> List[Path]:
+    """The paths where libgoipc.so is looked for, in order (see the module
+    docstring). ``env`` defaults to os.environ."""
+    env = os.environ if env is None else env
+    out: List[Path] = []
+    d = env.get(ENV_LIBRARY_DIR)
+    if d:
+        out.append(Path(d) / LIBRARY_NAME)
+    out.append(Path(__file__).resolve().parent / LIBRARY_NAME)
+    for repo_dir in (_source_tree_library_dir(), _recorded_library_dir()):
+        if repo_dir is not None:
+            p = repo_dir / LIBRARY_NAME
+            if p not in out:
+                out.append(p)
+    return out
+
+
+def find_library(candidates: Optional[List[Path]] = None) -> Path:
+    """Returns the first existing path among ``candidates`` (default:
+    :func:`candidate_paths`), or raises LibraryError listing them all."""
+    if candidates is None:
+        candidates = candidate_paths()
+    for p in candidates:
+        if p.is_file():
+            return p
+    err = _errors.LibraryError(
+        "goipc: cannot find %s; tried, in order:\n%s\nBuild it with `make lib` in the goipc "
+        "repository, or set %s to the folder that holds it."
+        % (LIBRARY_NAME, "\n".join("  " + str(p) for p in candidates), ENV_LIBRARY_DIR)
+    )
+    err.tried = [str(p) for p in candidates]
+    raise err
+
+
+def _declare(lib: ctypes.CDLL, table: dict) -> None:
+    for name, (restype, argtypes) in table.items():
+        fn = getattr(lib, name)
+        fn.restype = restype
+        fn.argtypes = argtypes
+
+
+def load(path: Optional[str] = None) -> ctypes.CDLL:
+    """Loads libgoipc.so once per process and returns it.
+
+    Args:
+        path: an explicit file to load instead of searching (only honoured
+            by the first call that actually loads).
+
+    Raises:
+        ForkError: in a forked child of a process that had loaded it.
+        LibraryError: not found (the message lists the paths tried), not
+            loadable, missing functions, or another ABI version.
+    """
+    lib = state.lib
+    if lib is not None:
+        check_fork()
+        return lib
+    with _load_lock:
+        if state.lib is not None:
+            return state.lib
+        found = Path(path) if path is not None else find_library()
+        try:
+            lib = ctypes.CDLL(str(found))
+        except OSError as e:
+            err = _errors.LibraryError("goipc: cannot load %s: %s" % (found, e))
+            err.tried = [str(found)]
+            raise err from None
+        try:
+            _declare(lib, _FUNCTIONS)
+        except AttributeError as e:
+            err = _errors.LibraryError("goipc: %s is not a goipc library (or too old): %s" % (found, e))
+            err.tried = [str(found)]
+            raise err from None
+        version = lib.goipc_abi_version()
+        if version != ABI_VERSION:
+            err = _errors.LibraryError(
+                "goipc: %s has ABI version %d, this binding needs version %d: rebuild the "
+                "library or install the matching binding" % (found, version, ABI_VERSION)
+            )
+            err.tried = [str(found)]
+            raise err
+        has_typed = all(hasattr(lib, name) for name in _TYPED_FUNCTIONS)
+        if has_typed:
+            _declare(lib, _TYPED_FUNCTIONS)
+        state.path = str(found)
+        state.pid = os.getpid()
+        state.has_typed = has_typed
+        state.lib = lib  # last: other threads test it without the lock
+        return lib
+
+
+def last_error(status: int) -> _errors.Error:
+    """The exception for a call that just failed with ``status`` on this
+    thread, with the library's thread-local message and errno."""
+    lib = state.lib
+    assert lib is not None
+    raw = lib.goipc_last_error_message() or b""
+    msg = raw.decode("utf-8", "replace")
+    if not msg:
+        msg = (lib.goipc_strerror(status) or b"").decode("utf-8", "replace")
+    return _errors.make_error(status, msg, lib.goipc_last_errno())
+
+
+def strerror(status: int) -> str:
+    """The library's static description of a status code."""
+    return (load().goipc_strerror(status) or b"").decode("utf-8", "replace")

@@ -1,0 +1,1164 @@
+"""Connections, listeners and zero-copy views over the C ABI of libgoipc.so.
+
+Blocking calls
+--------------
+Every call that can wait takes ``timeout``: ``None`` waits as long as it
+takes, ``0`` never waits, a positive number of seconds waits at most that
+long; on expiry it raises :class:`goipc.TimeoutError` (an instance of the
+built-in :class:`TimeoutError`) and the connection stays usable.
+
+A wait is a loop of library calls of at most :data:`WAIT_SLICE` (100 ms)
+each, so that the interpreter runs its signal handlers in between: Ctrl-C
+raises KeyboardInterrupt within about 100 ms even in ``recv()`` without a
+timeout. When the message (or ring space) is already there, the first call
+succeeds: one call into the library per send or receive.
+
+Every call releases the GIL (ctypes.CDLL), so other threads run while one
+waits.
+
+Threads: a connection may be used by several threads at once; sends are
+serialised with each other and receives with each other, and a send runs
+in parallel with a receive (one sender thread and one receiver thread is
+the intended use).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import math
+import os
+import sys
+import threading
+import time
+import warnings
+import weakref
+from ctypes import c_char, c_int64, c_size_t, c_ubyte, c_uint64, c_void_p
+from typing import Any, Callable, Optional, Tuple, Union
+
+from . import _lib
+from . import errors as _errors
+from . import messages
+from .messages import Ping, Pong
+
+__all__ = ["Conn", "Listener", "View", "Reservation", "Ping", "Pong", "dial", "listen", "WAIT_SLICE"]
+
+#: The longest single wait inside the library, in seconds: blocking calls
+#: return to the interpreter (signal handlers, Ctrl-C) at least this often.
+WAIT_SLICE = 0.1
+_SLICE_MS = 100
+
+_OK = _errors.OK
+_TIMEOUT = _errors.ERR_TIMEOUT
+_BUFFER_TOO_SMALL = _errors.ERR_BUFFER_TOO_SMALL
+
+# Receive scratch buffer: starts at this size and grows up to the
+# connection's maximum message size when a larger message arrives.
+_SCRATCH_INITIAL = 64 * 1024
+
+_state = _lib.state
+_monotonic = time.monotonic
+_byref = ctypes.byref
+
+PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
+
+
+# ---- argument conversion -------------------------------------------------
+
+
+def _encode_path(path: PathArg) -> bytes:
+    p = os.fsencode(path)
+    if not p:
+        raise ValueError("goipc: path must not be empty")
+    if b"\0" in p:
+        raise ValueError("goipc: path must not contain NUL bytes")
+    return p
+
+
+def _check_timeout(timeout: Optional[float]) -> Optional[float]:
+    """Validates a timeout in seconds; returns None for 'no limit'."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)):
+        raise TypeError("goipc: timeout must be None or a number of seconds, not %s" % type(timeout).__name__)
+    if timeout != timeout:
+        raise ValueError("goipc: timeout must not be NaN")
+    if timeout < 0:
+        raise ValueError("goipc: timeout must be None or >= 0, not %r" % (timeout,))
+    if timeout == math.inf:
+        return None
+    return float(timeout)
+
+
+def _ms_ceil(seconds: float) -> int:
+    """Seconds to whole milliseconds, rounded up (a 0.1 ms timeout still
+    waits 1 ms rather than not at all)."""
+    return int(math.ceil(seconds * 1000.0))
+
+
+def _first_ms(timeout: Optional[float]) -> int:
+    """The timeout of the first library call of a wait."""
+    if timeout is None:
+        return _SLICE_MS
+    t = _check_timeout(timeout)
+    if t is None:
+        return _SLICE_MS
+    return min(_ms_ceil(t), _SLICE_MS)
+
+
+def _next_ms(timeout: Optional[float], t0: float) -> int:
+    """The timeout of the next library call after one that timed out, or
+    -1 when the caller's timeout has expired."""
+    _lib.check_fork()
+    if timeout is None or timeout == math.inf:
+        return _SLICE_MS
+    left = timeout - (_monotonic() - t0)
+    if left <= 0:
+        return -1
+    return min(_ms_ceil(left), _SLICE_MS)
+
+
+def _wait(call: Callable[[int], int], timeout: Optional[float], t0: float) -> int:
+    """Repeats ``call(ms)`` while it times out, in slices of at most
+    WAIT_SLICE, until ``timeout`` (seconds since t0) expires. Returns the
+    last status. The loop's back-edge is where the interpreter runs signal
+    handlers (KeyboardInterrupt)."""
+    while True:
+        ms = _next_ms(timeout, t0)
+        if ms < 0:
+            return _TIMEOUT
+        st = call(ms)
+        if st != _TIMEOUT:
+            return st
+
+
+def _send_arg(data: Any) -> Tuple[Any, int]:
+    """(pointer argument, length) for any bytes-like object, without a copy
+    except for read-only buffers that are not bytes (ctypes can only point
+    into bytes or writable buffers)."""
+    t = type(data)
+    if t is bytes:
+        return data, len(data)
+    if t is bytearray:
+        n = len(data)
+        return (_byref(c_char.from_buffer(data)) if n else None), n
+    if isinstance(data, str):
+        raise TypeError("goipc: a bytes-like object is required, not 'str' (encode it first)")
+    try:
+        mv = memoryview(data)
+    except TypeError:
+        raise TypeError("goipc: a bytes-like object is required, not %r" % type(data).__name__) from None
+    if not mv.c_contiguous:
+        raise ValueError("goipc: the buffer must be C-contiguous")
+    n = mv.nbytes
+    if n == 0:
+        return None, 0
+    if mv.readonly:
+        return mv.tobytes(), n
+    return _byref(c_char.from_buffer(mv)), n
+
+
+def _recv_arg(buffer: Any) -> Tuple[Any, int]:
+    """(pointer argument, capacity) for a writable bytes-like object. The
+    c_char made by from_buffer holds a buffer export for the duration of
+    the call (the object cannot be resized meanwhile); a byref to it is
+    the cheapest pointer ctypes makes to a bytearray."""
+    if type(buffer) is bytearray:
+        n = len(buffer)
+        return (_byref(c_char.from_buffer(buffer)) if n else None), n
+    try:
+        mv = memoryview(buffer)
+    except TypeError:
+        raise TypeError("goipc: a writable bytes-like object is required, not %r" % type(buffer).__name__) from None
+    if mv.readonly:
+        raise TypeError("goipc: the buffer is read-only (%s); pass a bytearray or a writable memoryview" % type(buffer).__name__)
+    if not mv.c_contiguous:
+        raise ValueError("goipc: the buffer must be C-contiguous")
+    n = mv.nbytes
+    if n == 0:
+        return None, 0
+    return _byref(c_char.from_buffer(mv)), n
+
+
+def _check_seq(seq: int) -> None:
+    if not isinstance(seq, int) or isinstance(seq, bool):
+        raise TypeError("goipc: seq must be an int, not %s" % type(seq).__name__)
+    if not 0 <= seq < 1 << 64:
+        raise ValueError("goipc: seq must be in [0, 2**64), not %d" % seq)
+
+
+def _check_i64(name: str, v: int) -> None:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TypeError("goipc: %s must be an int, not %s" % (name, type(v).__name__))
+    if not -(1 << 63) <= v < 1 << 63:
+        raise ValueError("goipc: %s must fit in 64 signed bits" % name)
+
+
+def _check_live() -> ctypes.CDLL:
+    """The library, after the fork check (for the entry points that are
+    not per-message: they also compare the pid)."""
+    lib = _lib.load()
+    _lib.check_fork()
+    return lib
+
+
+# ---- options -------------------------------------------------------------
+
+
+def _make_options(
+    *,
+    ring_size: Optional[int] = None,
+    max_message_size: Optional[int] = None,
+    spin: Optional[float] = None,
+    handshake_timeout: Optional[float] = None,
+    allow_any_uid: bool = False,
+    protocol_version_override: int = 0,
+) -> ctypes.Array:
+    """A goipc_options initialised by goipc_options_init, in a buffer large
+    enough for a newer library's larger struct, with the given fields set."""
+    lib = _lib.load()
+    raw = (c_char * _lib.OPTIONS_BUFFER_SIZE)()
+    lib.goipc_options_init(raw)
+    o = _lib.Options.from_buffer(raw)
+    if ring_size is not None:
+        if ring_size < 0:
+            raise ValueError("goipc: ring_size must be >= 0")
+        o.ring_size = ring_size
+    if max_message_size is not None:
+        if max_message_size < 0:
+            raise ValueError("goipc: max_message_size must be >= 0")
+        o.max_message_size = max_message_size
+    if spin is not None:
+        # Python: seconds; 0 = park at once, inf = poll forever.
+        # C: ns; 0 = default, < 0 = park at once, INT64_MAX = poll forever.
+        if spin != spin or spin < 0:
+            raise ValueError("goipc: spin must be None, 0, a positive number of seconds or math.inf")
+        if spin == 0:
+            o.spin_ns = -1
+        elif spin == math.inf or spin * 1e9 >= (1 << 63) - 1:
+            o.spin_ns = (1 << 63) - 1
+        else:
+            o.spin_ns = max(1, int(spin * 1e9))
+    if handshake_timeout is not None:
+        if handshake_timeout != handshake_timeout or handshake_timeout <= 0:
+            raise ValueError("goipc: handshake_timeout must be a positive number of seconds")
+        o.handshake_timeout_ms = _ms_ceil(handshake_timeout)
+    o.allow_any_uid = 1 if allow_any_uid else 0
+    o.protocol_version_override = protocol_version_override
+    return raw
+
+
+# ---- listener ------------------------------------------------------------
+
+
+class Listener:
+    """A listening Unix socket that accepts goipc connections.
+
+    Create it with :func:`goipc.listen`. Use it as a context manager, or
+    call :meth:`close`: closing stops listening and removes the socket
+    file; connections already accepted stay open. Any number of threads may
+    call :meth:`accept` at once.
+    """
+
+    def __init__(self, handle: int, path: str) -> None:
+        self._h = handle
+        self._closed = False
+        self.path = path
+        """The socket path (as given to :func:`goipc.listen`)."""
+
+    @property
+    def handle(self) -> int:
+        """The library's listener handle (for diagnostics)."""
+        return self._h
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    def accept(self, timeout: Optional[float] = None) -> "Conn":
+        """Waits for a client, completes its handshake and returns the new
+        connection.
+
+        Args:
+            timeout: seconds to wait for a client (None: as long as it
+                takes; 0: only a client already waiting).
+
+        Raises:
+            TimeoutError: no client within the timeout.
+            ClosedError: the listener is or gets closed.
+            ProtocolError, PermissionDeniedError, PeerClosedError,
+            SystemCallError: the handshake with one client failed; the
+                listener stays usable, keep accepting.
+            ForkError: in a forked child.
+        """
+        lib = _check_live()
+        out = c_uint64()
+        t0 = _monotonic()
+        timeout = _check_timeout(timeout)
+        h = self._h
+        st = lib.goipc_accept(h, _first_ms(timeout), out)
+        if st == _TIMEOUT:
+            st = _wait(lambda ms: lib.goipc_accept(h, ms, out), timeout, t0)
+        if st:
+            raise _lib.last_error(st)
+        return Conn._new(out.value)
+
+    def close(self) -> None:
+        """Stops listening and removes the socket file. Calls blocked in
+        :meth:`accept` raise ClosedError. Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        lib = _check_live()
+        st = lib.goipc_listener_close(self._h)
+        if st and st != _errors.ERR_CLOSED:
+            raise _lib.last_error(st)
+
+    def __enter__(self) -> "Listener":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "<goipc.Listener path=%r%s>" % (self.path, " closed" if self._closed else "")
+
+    def __del__(self) -> None:
+        if getattr(self, "_closed", True) or _state.forked:
+            return
+        try:
+            if os.getpid() != _state.pid:
+                return
+            warnings.warn("unclosed %r" % (self,), ResourceWarning, source=self)
+            self._closed = True
+            _state.lib.goipc_listener_close(self._h)  # type: ignore[union-attr]
+        except Exception:
+            pass
+
+
+def listen(
+    path: PathArg,
+    *,
+    max_message_size: Optional[int] = None,
+    spin: Optional[float] = None,
+    handshake_timeout: Optional[float] = None,
+    allow_any_uid: bool = False,
+) -> Listener:
+    """Listens on the Unix socket ``path`` (at most 107 bytes) and returns a
+    :class:`Listener`. A stale socket file left by a dead listener is
+    replaced.
+
+    Args:
+        path: filesystem path of the socket (str, bytes or path-like).
+        max_message_size: largest message a client may ask for, in bytes
+            (None: the library's default, 1 MiB).
+        spin: how long a waiting call on accepted connections polls before
+            it sleeps, in seconds (None: default 50 us; 0: sleep at once;
+            math.inf: poll forever).
+        handshake_timeout: bound on each handshake in seconds (None: 5 s).
+        allow_any_uid: accept clients of any uid (default: same uid only).
+
+    Raises:
+        AddressInUseError: a live listener serves the path, or the path
+            exists and is not a socket.
+        PermissionDeniedError, SystemCallError, InvalidArgumentError.
+        ForkError, LibraryError.
+    """
+    lib = _check_live()
+    p = _encode_path(path)
+    out = c_uint64()
+    if max_message_size is None and spin is None and handshake_timeout is None and not allow_any_uid:
+        st = lib.goipc_listen(p, out)
+    else:
+        opts = _make_options(
+            max_message_size=max_message_size, spin=spin, handshake_timeout=handshake_timeout, allow_any_uid=allow_any_uid
+        )
+        st = lib.goipc_listen_ex(p, opts, out)
+    if st:
+        raise _lib.last_error(st)
+    return Listener(out.value, os.fsdecode(path))
+
+
+# ---- dial ------------------------------------------------------------------
+
+
+def _dial_call(p: bytes, opts: Optional[ctypes.Array], ms: int) -> Tuple[int, int, Optional[_errors.Error]]:
+    """One goipc_dial(_ex) call: (status, handle, error built on this
+    thread, where the library's thread-local error message lives)."""
+    lib = _state.lib
+    assert lib is not None
+    out = c_uint64()
+    if opts is None:
+        st = lib.goipc_dial(p, ms, out)
+    else:
+        st = lib.goipc_dial_ex(p, opts, ms, out)
+    if st:
+        return st, 0, _lib.last_error(st)
+    return st, out.value, None
+
+
+class _DialJob:
+    """A dial run on a helper thread, so that the main thread can wait for
+    it in short slices and take Ctrl-C (a handshake waits up to its
+    timeout, 5 s by default, inside one library call)."""
+
+    def __init__(self, p: bytes, opts: Optional[ctypes.Array], ms: int) -> None:
+        self.done = threading.Event()
+        self.lock = threading.Lock()
+        self.abandoned = False
+        self.result: Tuple[int, int, Optional[_errors.Error]] = (_errors.ERR_SYSTEM, 0, None)
+        self.args = (p, opts, ms)
+
+    def run(self) -> None:
+        try:
+            r = _dial_call(*self.args)
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting thread
+            r = (_errors.ERR_SYSTEM, 0, _errors.make_error(_errors.ERR_SYSTEM, "goipc: dial failed: %r" % (e,)))
+        with self.lock:
+            self.result = r
+            abandoned = self.abandoned
+        if abandoned and r[0] == _OK:
+            _state.lib.goipc_conn_close(r[1])  # type: ignore[union-attr]
+        self.done.set()
+
+    def wait(self) -> Tuple[int, int, Optional[_errors.Error]]:
+        try:
+            while not self.done.wait(WAIT_SLICE):
+                pass
+        except BaseException:
+            with self.lock:
+                self.abandoned = True
+                r = self.result if self.done.is_set() else None
+            if r is not None and r[0] == _OK:
+                _state.lib.goipc_conn_close(r[1])  # type: ignore[union-attr]
+            raise
+        return self.result
+
+
+def dial(
+    path: PathArg,
+    timeout: Optional[float] = None,
+    *,
+    max_message_size: Optional[int] = None,
+    ring_size: Optional[int] = None,
+    spin: Optional[float] = None,
+    handshake_timeout: Optional[float] = None,
+    allow_any_uid: bool = False,
+) -> "Conn":
+    """Connects to the listener at ``path`` and returns a :class:`Conn`.
+
+    Args:
+        path: the listener's socket path.
+        timeout: bound on connect + handshake in seconds (None: the
+            handshake timeout, 5 s by default). In the main thread the
+            handshake runs on a helper thread, so Ctrl-C interrupts it.
+        max_message_size: largest message in bytes, both directions (None:
+            1 MiB). The dialer's value defines the connection; the
+            listener refuses values above its own (InvalidArgumentError).
+        ring_size: bytes per direction, a power of two in [4096, 2**30]
+            (None: 4 MiB, raised to hold four maximum-size messages).
+        spin: polling time before sleeping, in seconds (None: default 50
+            us; 0: sleep at once; math.inf: poll forever, one busy core
+            per waiting side).
+        handshake_timeout: in seconds (None: 5 s).
+        allow_any_uid: accept a listener of any uid.
+
+    Raises:
+        SystemCallError: errno ENOENT (no such path) or ECONNREFUSED
+            (nobody listens).
+        TimeoutError, PermissionDeniedError, ProtocolError (not a goipc
+        listener, or another protocol version), PeerClosedError,
+        InvalidArgumentError, ForkError, LibraryError.
+    """
+    _check_live()
+    p = _encode_path(path)
+    timeout = _check_timeout(timeout)
+    opts = None
+    if (
+        max_message_size is not None
+        or ring_size is not None
+        or spin is not None
+        or handshake_timeout is not None
+        or allow_any_uid
+    ):
+        opts = _make_options(
+            ring_size=ring_size,
+            max_message_size=max_message_size,
+            spin=spin,
+            handshake_timeout=handshake_timeout,
+            allow_any_uid=allow_any_uid,
+        )
+    ms = -1 if timeout is None else _ms_ceil(timeout)
+    if threading.current_thread() is threading.main_thread() and (ms < 0 or ms > _SLICE_MS):
+        job = _DialJob(p, opts, ms)
+        threading.Thread(target=job.run, name="goipc-dial", daemon=True).start()
+        st, h, err = job.wait()
+    else:
+        st, h, err = _dial_call(p, opts, ms)
+    if st:
+        assert err is not None
+        raise err
+    return Conn._new(h)
+
+
+# ---- connection ------------------------------------------------------------
+
+
+class Conn:
+    """A goipc connection: messages in both directions over shared memory.
+
+    Create it with :func:`goipc.dial` or :meth:`Listener.accept`. Use it as
+    a context manager, or call :meth:`close`.
+
+    Messages are whole: one :meth:`send` is one :meth:`recv` on the other
+    side, of at most :attr:`max_message_size` bytes.
+    """
+
+    def __init__(self) -> None:
+        raise TypeError("goipc.Conn is created by goipc.dial() or Listener.accept()")
+
+    @classmethod
+    def _new(cls, handle: int) -> "Conn":
+        self = object.__new__(cls)
+        self._h = handle
+        self._closed = False
+        self._view_ref = None  # weakref to the open View or Reservation
+        lib = _state.lib
+        assert lib is not None
+        n = c_size_t()
+        st = lib.goipc_conn_max_message_size(handle, n)
+        if st:
+            err = _lib.last_error(st)
+            lib.goipc_conn_close(handle)
+            raise err
+        self._max = n.value
+        # The per-message functions, bound once (attribute lookups on the
+        # hot path cost more than the checks they would save).
+        self._f_send = lib.goipc_send
+        self._f_recv = lib.goipc_recv
+        # Receive scratch for recv()/recv_pong(): one library call fills it,
+        # then the message is copied out as bytes. Guarded by _rlock (taken
+        # without waiting: a second receiving thread uses its own buffer).
+        self._rlock = threading.Lock()
+        self._rlen = c_size_t()
+        self._rseq = c_uint64()
+        self._rsent = c_int64()
+        self._set_scratch(min(_SCRATCH_INITIAL, max(self._max, 1)))
+        return self
+
+    def _set_scratch(self, size: int) -> None:
+        self._rbuf = bytearray(size)
+        self._rmv = memoryview(self._rbuf)
+        self._rarg = (c_char * size).from_buffer(self._rbuf)
+        self._rcap = size
+
+    # -- properties --
+
+    @property
+    def handle(self) -> int:
+        """The library's connection handle (for diagnostics)."""
+        return self._h
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def max_message_size(self) -> int:
+        """The largest message, in bytes, this connection carries (both
+        directions)."""
+        return self._max
+
+    # -- sending --
+
+    def send(self, data: Any, timeout: Optional[float] = None) -> None:
+        """Sends ``data`` (any bytes-like object) as one message.
+
+        The bytes are copied into shared memory; ``data`` is not kept. Waits
+        while the peer's ring is full (nothing is dropped).
+
+        Raises:
+            MessageTooLargeError: above :attr:`max_message_size`; nothing
+                sent, the connection stays usable.
+            TimeoutError: the ring stayed full; nothing sent.
+            PeerClosedError, ClosedError, ProtocolError, ForkError.
+            TypeError: ``data`` is not bytes-like (a str, for instance).
+        """
+        if _state.forked:
+            raise _lib.fork_error()
+        if type(data) is bytes:
+            ptr, n = data, len(data)
+        else:
+            ptr, n = _send_arg(data)
+        send = self._f_send
+        h = self._h
+        if timeout is None:
+            st = send(h, ptr, n, _SLICE_MS)
+            while st == _TIMEOUT:
+                _lib.check_fork()
+                st = send(h, ptr, n, _SLICE_MS)
+        else:
+            t0 = _monotonic()
+            st = send(h, ptr, n, _first_ms(timeout))
+            if st == _TIMEOUT:
+                st = _wait(lambda ms: send(h, ptr, n, ms), timeout, t0)
+        if st:
+            raise _lib.last_error(st)
+
+    # -- receiving --
+
+    def recv(self, timeout: Optional[float] = None) -> bytes:
+        """Receives the next message and returns a copy of it.
+
+        Raises:
+            TimeoutError: no message within the timeout.
+            PeerClosedError: the peer closed or died, after every message
+                it sent was received.
+            ClosedError, ProtocolError, ForkError, InvalidArgumentError (a
+            view of this connection is open in this thread).
+        """
+        if _state.forked:
+            raise _lib.fork_error()
+        lock = self._rlock
+        if not lock.acquire(False):
+            return self._recv_alone(timeout)
+        try:
+            recv = self._f_recv
+            ln = self._rlen
+            if timeout is None:
+                st = recv(self._h, self._rarg, self._rcap, ln, _SLICE_MS)
+                t0 = 0.0
+            else:
+                t0 = _monotonic()
+                st = recv(self._h, self._rarg, self._rcap, ln, _first_ms(timeout))
+            if st:
+                self._recv_retry(st, timeout, t0)
+            return bytes(self._rmv[: ln.value])
+        finally:
+            lock.release()
+
+    def _recv_retry(self, st: int, timeout: Optional[float], t0: float) -> None:
+        """The slow path of recv(): waits in slices, grows the scratch buffer
+        for a large message; returns once the scratch holds a message."""
+        recv = self._f_recv
+        ln = self._rlen
+        while True:
+            if st == _TIMEOUT:
+                ms = _next_ms(timeout, t0)
+                if ms < 0:
+                    raise _lib.last_error(st)
+            elif st == _BUFFER_TOO_SMALL:
+                # The message stays queued; take it with a larger buffer.
+                self._set_scratch(min(max(ln.value, 2 * self._rcap), max(self._max, ln.value)))
+                ms = 0
+            else:
+                raise _lib.last_error(st)
+            st = recv(self._h, self._rarg, self._rcap, ln, ms)
+            if st == _OK:
+                return
+
+    def _recv_alone(self, timeout: Optional[float]) -> bytes:
+        """recv() for a thread that found the scratch buffer in use: a
+        buffer of its own (the library serialises the receives)."""
+        buf = bytearray(self._max)
+        n = self.recv_into(buf, timeout)
+        return bytes(memoryview(buf)[:n])
+
+    def recv_into(self, buffer: Any, timeout: Optional[float] = None) -> int:
+        """Receives the next message into ``buffer`` (any writable bytes-like
+        object: bytearray, memoryview, array, mmap, numpy array) and returns
+        its size in bytes. One call into the library; no allocation.
+
+        Raises:
+            BufferTooSmallError: the message is larger than the buffer; its
+                size is in ``.needed`` and it stays queued (call again with
+                a larger buffer).
+            TypeError: the buffer is read-only or not bytes-like.
+            and as :meth:`recv`.
+        """
+        if _state.forked:
+            raise _lib.fork_error()
+        ptr, cap = _recv_arg(buffer)
+        recv = self._f_recv
+        h = self._h
+        ln = c_size_t()
+        if timeout is None:
+            st = recv(h, ptr, cap, ln, _SLICE_MS)
+            while st == _TIMEOUT:
+                _lib.check_fork()
+                st = recv(h, ptr, cap, ln, _SLICE_MS)
+        else:
+            t0 = _monotonic()
+            st = recv(h, ptr, cap, ln, _first_ms(timeout))
+            if st == _TIMEOUT:
+                st = _wait(lambda ms: recv(h, ptr, cap, ln, ms), timeout, t0)
+        if st:
+            err = _lib.last_error(st)
+            if st == _BUFFER_TOO_SMALL:
+                err.needed = ln.value  # type: ignore[attr-defined]
+            raise err
+        return ln.value
+
+    def recv_view(self, timeout: Optional[float] = None) -> "View":
+        """Receives the next message without copying it: returns a
+        :class:`View` whose ``data`` is a read-only memoryview into the
+        shared ring, valid until the view is released.
+
+        Use it as a context manager, which yields the memoryview::
+
+            with conn.recv_view() as mv:
+                handle(mv)          # do not keep mv or slices of it
+
+        Until the view is released, this connection's receive side is held:
+        another receive in this thread raises InvalidArgumentError, other
+        threads' receives wait. Copy (``bytes(mv)``) what you keep. The
+        peer process can still write to shared memory: copy before
+        validating if that matters.
+
+        Raises: as :meth:`recv`.
+        """
+        if _state.forked:
+            raise _lib.fork_error()
+        rv = _state.lib.goipc_recv_view  # type: ignore[union-attr]
+        h = self._h
+        ptr = c_void_p()
+        ln = c_size_t()
+        if timeout is None:
+            st = rv(h, ptr, ln, _SLICE_MS)
+            while st == _TIMEOUT:
+                _lib.check_fork()
+                st = rv(h, ptr, ln, _SLICE_MS)
+        else:
+            t0 = _monotonic()
+            st = rv(h, ptr, ln, _first_ms(timeout))
+            if st == _TIMEOUT:
+                st = _wait(lambda ms: rv(h, ptr, ln, ms), timeout, t0)
+        if st:
+            raise _lib.last_error(st)
+        v = View(self, ptr.value, ln.value)
+        self._view_ref = weakref.ref(v)
+        return v
+
+    def reserve(self, size: int, timeout: Optional[float] = None) -> "Reservation":
+        """Reserves room for a message of up to ``size`` bytes in the ring,
+        to be filled in place (zero-copy send). Returns a
+        :class:`Reservation` whose ``data`` is a writable memoryview; call
+        ``commit(n)`` to send its first n bytes or ``abort()`` to drop it.
+        As a context manager it yields the memoryview, commits all of it
+        on success and aborts on an exception::
+
+            with conn.reserve(16) as mv:
+                struct.pack_into("<QQ", mv, 0, a, b)
+
+        Until it ends, this connection's send side is held.
+
+        Raises: as :meth:`send`.
+        """
+        if _state.forked:
+            raise _lib.fork_error()
+        if not isinstance(size, int) or isinstance(size, bool):
+            raise TypeError("goipc: size must be an int")
+        if size < 0:
+            raise ValueError("goipc: size must be >= 0")
+        res = _state.lib.goipc_reserve  # type: ignore[union-attr]
+        h = self._h
+        ptr = c_void_p()
+        t0 = _monotonic()
+        timeout = _check_timeout(timeout)
+        st = res(h, size, _first_ms(timeout), ptr)
+        if st == _TIMEOUT:
+            st = _wait(lambda ms: res(h, size, ms, ptr), timeout, t0)
+        if st:
+            raise _lib.last_error(st)
+        r = Reservation(self, ptr.value, size)
+        self._view_ref = weakref.ref(r)
+        return r
+
+    # -- typed messages: Ping / Pong (schema/goipc.fbs) --
+
+    def send_ping(self, seq: int, payload: Any = b"", timeout: Optional[float] = None) -> None:
+        """Sends a FlatBuffers Message/Ping with ``seq``, ``payload`` (bytes-
+        like) and sent_ns = CLOCK_MONOTONIC now. Built in place in the ring
+        by the library's goipc_send_ping (one call), or with the generated
+        Python code if the library lacks that helper.
+
+        Raises: as :meth:`send`; ValueError for a seq outside [0, 2**64).
+        """
+        if _state.forked:
+            raise _lib.fork_error()
+        _check_seq(seq)
+        if not _state.has_typed:
+            self.send(messages.build_ping(seq, payload), timeout)
+            return
+        ptr, n = _send_arg(payload)
+        fn = _state.lib.goipc_send_ping  # type: ignore[union-attr]
+        h = self._h
+        t0 = _monotonic()
+        st = fn(h, seq, ptr, n, _first_ms(timeout))
+        if st == _TIMEOUT:
+            st = _wait(lambda ms: fn(h, seq, ptr, n, ms), _check_timeout(timeout), t0)
+        if st:
+            raise _lib.last_error(st)
+
+    def send_pong(
+        self, seq: int, ping_sent_ns: int, payload: Any = b"", received_ns: int = 0, timeout: Optional[float] = None
+    ) -> None:
+        """Sends a Message/Pong answering the Ping (``seq``,
+        ``ping_sent_ns``) with ``payload``; ``received_ns`` is when the Ping
+        was read (0: CLOCK_MONOTONIC now).
+
+        Raises: as :meth:`send`.
+        """
+        if _state.forked:
+            raise _lib.fork_error()
+        _check_seq(seq)
+        _check_i64("ping_sent_ns", ping_sent_ns)
+        _check_i64("received_ns", received_ns)
+        if not _state.has_typed:
+            self.send(messages.build_pong(seq, payload, ping_sent_ns, received_ns or None), timeout)
+            return
+        ptr, n = _send_arg(payload)
+        fn = _state.lib.goipc_send_pong  # type: ignore[union-attr]
+        h = self._h
+        t0 = _monotonic()
+        st = fn(h, seq, ping_sent_ns, received_ns, ptr, n, _first_ms(timeout))
+        if st == _TIMEOUT:
+            st = _wait(lambda ms: fn(h, seq, ping_sent_ns, received_ns, ptr, n, ms), _check_timeout(timeout), t0)
+        if st:
+            raise _lib.last_error(st)
+
+    def recv_pong(self, timeout: Optional[float] = None) -> Pong:
+        """Receives the next message, which must be a Message/Pong, and
+        returns it as a :class:`Pong` (seq, payload). Verified in Go and
+        only the payload copied, in one library call (goipc_recv_pong);
+        ``ping_sent_ns`` and ``received_ns`` are None on that path.
+
+        Raises:
+            ProtocolError: the message was not a valid Pong; it was dropped
+                and the connection stays usable (call again).
+            and as :meth:`recv`.
+        """
+        if not _state.has_typed:
+            try:
+                return messages.parse_pong(self.recv(timeout))
+            except _errors.InvalidMessageError as e:
+                raise _errors.make_error(_errors.ERR_PROTOCOL, "goipc: not a valid Pong: %s" % e) from None
+        return self._recv_typed(False, timeout)  # type: ignore[return-value]
+
+    def recv_ping(self, timeout: Optional[float] = None) -> Ping:
+        """Receives the next message, which must be a Message/Ping, and
+        returns it as a :class:`Ping` (seq, sent_ns, payload), through the
+        library's goipc_recv_ping (one call).
+
+        Raises:
+            ProtocolError: the message was not a valid Ping; it was dropped
+                and the connection stays usable (call again).
+            and as :meth:`recv`.
+        """
+        if not _state.has_typed:
+            try:
+                return messages.parse_ping(self.recv(timeout))
+            except _errors.InvalidMessageError as e:
+                raise _errors.make_error(_errors.ERR_PROTOCOL, "goipc: not a valid Ping: %s" % e) from None
+        return self._recv_typed(True, timeout)  # type: ignore[return-value]
+
+    def _recv_typed(self, ping: bool, timeout: Optional[float]) -> Union[Ping, Pong]:
+        if _state.forked:
+            raise _lib.fork_error()
+        lock = self._rlock
+        if not lock.acquire(False):
+            # Another thread uses the scratch buffer: use a buffer of our own.
+            return self._recv_typed_with(ping, timeout, bytearray(self._max), c_size_t(), c_uint64(), c_int64())
+        try:
+            return self._recv_typed_with(ping, timeout, None, self._rlen, self._rseq, self._rsent)
+        finally:
+            lock.release()
+
+    def _recv_typed_with(
+        self,
+        ping: bool,
+        timeout: Optional[float],
+        own: Optional[bytearray],
+        ln: c_size_t,
+        seq: c_uint64,
+        sent: c_int64,
+    ) -> Union[Ping, Pong]:
+        lib = _state.lib
+        assert lib is not None
+        h = self._h
+        if own is None:
+            buf, cap, mv = self._rarg, self._rcap, self._rmv
+        else:
+            buf, cap, mv = (c_char * len(own)).from_buffer(own), len(own), memoryview(own)
+        if ping:
+            fn = lib.goipc_recv_ping
+
+            def call(ms: int) -> int:
+                return fn(h, seq, sent, buf, cap, ln, ms)
+
+        else:
+            fn = lib.goipc_recv_pong
+
+            def call(ms: int) -> int:
+                return fn(h, seq, buf, cap, ln, ms)
+
+        t0 = _monotonic()
+        timeout = _check_timeout(timeout)
+        st = call(_first_ms(timeout))
+        while st:
+            if st == _TIMEOUT:
+                ms = _next_ms(timeout, t0)
+                if ms < 0:
+                    raise _lib.last_error(st)
+            elif st == _BUFFER_TOO_SMALL and own is None:
+                self._set_scratch(min(max(ln.value, 2 * self._rcap), max(self._max, ln.value)))
+                buf, cap, mv = self._rarg, self._rcap, self._rmv
+                ms = 0
+            else:
+                raise _lib.last_error(st)
+            st = call(ms)
+        payload = bytes(mv[: ln.value])
+        if ping:
+            return Ping(seq.value, sent.value, payload)
+        return Pong(seq.value, payload)
+
+    # -- closing --
+
+    def close(self) -> None:
+        """Closes the connection. Calls blocked on it (in other threads)
+        raise ClosedError; the peer gets PeerClosedError once it has
+        received what was sent. An open view or reservation of this
+        connection is released first (BufferError if slices of its
+        memoryview are still alive: the connection then stays open).
+        Closing twice is harmless."""
+        if self._closed:
+            return
+        lib = _check_live()
+        ref = self._view_ref
+        v = ref() if ref is not None else None
+        if v is not None and not v.released:
+            v._end_for_close()
+        self._closed = True
+        st = lib.goipc_conn_close(self._h)
+        if st and st != _errors.ERR_CLOSED:
+            raise _lib.last_error(st)
+
+    def __enter__(self) -> "Conn":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "<goipc.Conn handle=%#x max_message_size=%d%s>" % (
+            self._h,
+            self._max,
+            " closed" if self._closed else "",
+        )
+
+    def __del__(self) -> None:
+        if getattr(self, "_closed", True) or _state.forked:
+            return
+        try:
+            if os.getpid() != _state.pid:
+                return
+            warnings.warn("unclosed %r" % (self,), ResourceWarning, source=self)
+            self._closed = True
+            _state.lib.goipc_conn_close(self._h)  # type: ignore[union-attr]
+        except Exception:
+            pass
+
+
+# ---- zero-copy views ---------------------------------------------------------
+
+
+class _RingSpan:
+    """Common part of View and Reservation: a memoryview over ring memory
+    that must not outlive the library's view/reservation.
+
+    The memoryview is made over a ctypes array at the ring address; the
+    array holds a reference to the connection, so that slices of the
+    memoryview (which keep the array alive) also keep the connection, and
+    so its mapping, alive. Ending the span releases the memoryview and
+    checks that no slice of it is still alive (BufferError otherwise:
+    a slice would then point to memory the peer reuses).
+    """
+
+    _what = "span"
+
+    def __init__(self, conn: Conn, ptr: Optional[int], n: int, readonly: bool) -> None:
+        self._conn = conn
+        arr = (c_ubyte * n).from_address(ptr or 0) if n else (c_ubyte * 0)()
+        arr._goipc_conn = conn  # type: ignore[attr-defined]
+        self._arr: Optional[ctypes.Array] = arr
+        first = memoryview(arr)
+        mv = first.cast("B")
+        first.release()
+        if readonly:
+            ro = mv.toreadonly()
+            mv.release()
+            mv = ro
+        self._mv: Optional[memoryview] = mv
+        self._released = False
+        self.nbytes = n
+        """Size of the span in bytes."""
+
+    @property
+    def released(self) -> bool:
+        """True once the span was released (committed, aborted)."""
+        return self._released
+
+    @property
+    def data(self) -> memoryview:
+        """The memoryview over the ring memory (ValueError once released)."""
+        mv = self._mv
+        if mv is None:
+            raise ValueError("goipc: this %s was already released" % self._what)
+        return mv
+
+    def __len__(self) -> int:
+        return self.nbytes
+
+    def _detach(self) -> None:
+        """Releases our memoryview and checks that no slice of it is alive.
+        Raises BufferError (span still held) if one is."""
+        mv = self._mv
+        if mv is not None:
+            mv.release()  # BufferError if exported (numpy.frombuffer, ...)
+            self._mv = None
+        if self._arr is not None and sys.getrefcount(self._arr) > 2:
+            # Our attribute + getrefcount's argument: anything more is a
+            # memoryview slice's buffer still holding the array.
+            raise BufferError(
+                "goipc: slices or views of this %s's memoryview are still alive; delete them "
+                "(copy with bytes() what you keep) before releasing it" % self._what
+            )
+        self._arr = None
+
+    def _end_for_close(self) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    def __del__(self) -> None:
+        if getattr(self, "_released", True) or _state.forked:
+            return
+        try:
+            self._end_for_close()
+        except Exception:
+            pass
+
+
+class View(_RingSpan):
+    """A received message read in place in the ring (see
+    :meth:`Conn.recv_view`). ``data`` is a read-only memoryview of
+    ``nbytes`` bytes, valid until :meth:`release`."""
+
+    _what = "view"
+
+    def __init__(self, conn: Conn, ptr: Optional[int], n: int) -> None:
+        super().__init__(conn, ptr, n, readonly=True)
+
+    def tobytes(self) -> bytes:
+        """A copy of the message."""
+        return self.data.tobytes()
+
+    def __bytes__(self) -> bytes:
+        return self.tobytes()
+
+    def release(self) -> None:
+        """Gives the message's space back to the peer. The memoryview is
+        released; releasing twice is harmless.
+
+        Raises:
+            BufferError: slices of the memoryview (or objects exporting it)
+                are still alive; the view stays open.
+            ClosedError: the connection was closed meanwhile (the view is
+                ended all the same).
+        """
+        if self._released:
+            return
+        self._detach()
+        self._released = True
+        if _state.forked:
+            raise _lib.fork_error()
+        st = _state.lib.goipc_release(self._conn._h)  # type: ignore[union-attr]
+        if st:
+            raise _lib.last_error(st)
+
+    def _end_for_close(self) -> None:
+        self._detach()
+        self._released = True
+        _state.lib.goipc_release(self._conn._h)  # type: ignore[union-attr]
+
+    def __enter__(self) -> memoryview:
+        return self.data
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __repr__(self) -> str:
+        return "<goipc.View nbytes=%d%s>" % (self.nbytes, " released" if self._released else "")
+
+
+class Reservation(_RingSpan):
+    """Room reserved in the ring for one outgoing message (see
+    :meth:`Conn.reserve`). ``data`` is a writable memoryview of ``nbytes``
+    bytes; :meth:`commit` sends, :meth:`abort` drops."""
+
+    _what = "reservation"
+
+    def __init__(self, conn: Conn, ptr: Optional[int], n: int) -> None:
+        super().__init__(conn, ptr, n, readonly=False)
+
+    def commit(self, n: Optional[int] = None) -> None:
+        """Publishes the first ``n`` bytes (default: all) as one message.
+
+        Raises:
+            ValueError: n above the reserved size (still reserved).
+            BufferError: slices of the memoryview are still alive (still
+                reserved).
+            ClosedError: the connection was closed meanwhile (nothing sent).
+        """
+        if self._released:
+            raise ValueError("goipc: this reservation was already committed or aborted")
+        if n is None:
+            n = self.nbytes
+        if not 0 <= n <= self.nbytes:
+            raise ValueError("goipc: commit(%d) outside the reserved %d bytes" % (n, self.nbytes))
+        self._detach()
+        self._released = True
+        if _state.forked:
+            raise _lib.fork_error()
+        st = _state.lib.goipc_commit(self._conn._h, n)  # type: ignore[union-attr]
+        if st:
+            raise _lib.last_error(st)
+
+    def abort(self) -> None:
+        """Drops the reservation without sending anything (harmless if it
+        already ended)."""
+        if self._released:
+            return
+        self._detach()
+        self._released = True
+        if _state.forked:
+            raise _lib.fork_error()
+        st = _state.lib.goipc_abort_reserve(self._conn._h)  # type: ignore[union-attr]
+        if st:
+            raise _lib.last_error(st)
+
+    def _end_for_close(self) -> None:
+        self._detach()
+        self._released = True
+        _state.lib.goipc_abort_reserve(self._conn._h)  # type: ignore[union-attr]
+
+    def __enter__(self) -> memoryview:
+        return self.data
+
+    def __exit__(self, exc_type: Any, *exc: object) -> None:
+        if exc_type is None:
+            self.commit()
+        else:
+            self.abort()
+
+    def __repr__(self) -> str:
+        return "<goipc.Reservation nbytes=%d%s>" % (self.nbytes, " ended" if self._released else "")
