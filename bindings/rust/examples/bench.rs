@@ -5,14 +5,17 @@
 //!   cargo run --release --example bench -- --goipc build/bin/goipc
 //!       [-n N] [--size BYTES] [--warmup W] [--rounds R]
 //!
-//! Three series, measured in R interleaved rounds (goipc Ping/Pong, goipc
-//! raw, UnixStream, then again) so that a noisy neighbour hits all of them
-//! alike:
-//!   - goipc typed: FlatBuffers Ping with a SIZE-byte payload, answered by
-//!     the Go consumer with a Pong (built and verified on both sides);
+//! Four series, measured in R interleaved rounds (each series in turn,
+//! then again) so that a noisy neighbour hits all of them alike:
 //!   - goipc raw: SIZE-byte messages, echoed by the Go consumer;
-//!   - UnixStream: SIZE bytes written, echoed by a child process (this
-//!     binary re-executed with --unix-echo), read back with read_exact.
+//!   - goipc Ping/Pong: a FlatBuffers Ping with a SIZE-byte payload,
+//!     answered by the Go consumer with a Pong (built and verified on both
+//!     sides);
+//!   - UnixStream raw: SIZE bytes written, echoed by a child process (this
+//!     binary re-executed with --unix-echo), read back with read_exact;
+//!   - UnixStream Ping/Pong: the same FlatBuffers messages as goipc's, each
+//!     framed by a u32 length, answered by a child (--unix-pong) that
+//!     verifies the Ping and builds the Pong with the same code.
 //!
 //! Prints each series' percentiles and the p50 ratios. Exit status 1 on
 //! any error (a failed or mismatched round trip included).
@@ -24,9 +27,9 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
 use std::process::{Child, Command, ExitCode, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
-use goipc::{Conn, Messenger};
+use goipc::{Conn, Messenger, message};
 
 const USAGE: &str = "bench --goipc PATH_TO_GOIPC_CLI [-n N] [--size BYTES] [--warmup W] [--rounds R]";
 
@@ -64,6 +67,104 @@ fn unix_echo(path: &str, size: usize) -> ExitCode {
             return ExitCode::FAILURE;
         }
     }
+}
+
+/// Reads one u32-length-framed message into `buf`; Ok(false) at EOF.
+fn read_frame(r: &mut impl Read, buf: &mut Vec<u8>) -> std::io::Result<bool> {
+    let mut len = [0u8; 4];
+    match r.read_exact(&mut len) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(false),
+        Err(e) => return Err(e),
+    }
+    buf.resize(u32::from_le_bytes(len) as usize, 0);
+    r.read_exact(buf)?;
+    Ok(true)
+}
+
+/// Appends `msg` with its u32 length to `out` (cleared first).
+fn frame(out: &mut Vec<u8>, msg: &[u8]) {
+    out.clear();
+    out.extend_from_slice(&(msg.len() as u32).to_le_bytes());
+    out.extend_from_slice(msg);
+}
+
+/// The UnixStream Ping/Pong peer: answer each framed Ping with a framed
+/// Pong, as `goipc pong` does on a goipc connection.
+fn unix_pong(path: &str) -> ExitCode {
+    let s = match UnixStream::connect(path) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("bench --unix-pong: connect {path}: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let mut w = s.try_clone().expect("clone UnixStream");
+    let mut r = BufReader::new(s);
+    let mut b = flatbuffers::FlatBufferBuilder::with_capacity(256);
+    let (mut rx, mut tx) = (Vec::new(), Vec::new());
+    loop {
+        match read_frame(&mut r, &mut rx) {
+            Ok(true) => {}
+            Ok(false) => return ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("bench --unix-pong: read: {e}");
+                return ExitCode::FAILURE;
+            }
+        }
+        let received = message::monotonic_ns();
+        let ping = match message::parse_ping(&rx) {
+            Ok(p) => p,
+            Err(e) => {
+                eprintln!("bench --unix-pong: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
+        let payload = ping.payload().map(|v| v.bytes()).unwrap_or_default();
+        frame(&mut tx, message::build_pong(&mut b, ping.seq(), ping.sent_ns(), received, payload));
+        if let Err(e) = w.write_all(&tx) {
+            eprintln!("bench --unix-pong: write: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+}
+
+/// Ping/Pong round trips over a UnixStream to `unix_pong` (see
+/// support::typed_round_trips for the goipc twin).
+fn unix_typed_round_trips(
+    w: &mut UnixStream,
+    r: &mut BufReader<UnixStream>,
+    seq0: u64,
+    n: usize,
+    warmup: usize,
+    size: usize,
+) -> Result<support::Samples, String> {
+    let payload: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
+    let mut b = flatbuffers::FlatBufferBuilder::with_capacity(256);
+    let (mut rx, mut tx) = (Vec::with_capacity(256), Vec::with_capacity(256));
+    let mut rtt = Vec::with_capacity(n);
+    let mut start = Instant::now();
+    for i in 0..warmup + n {
+        if i == warmup {
+            start = Instant::now();
+        }
+        let seq = seq0 + i as u64;
+        let t0 = Instant::now();
+        frame(&mut tx, message::build_ping(&mut b, seq, message::monotonic_ns(), &payload));
+        w.write_all(&tx).map_err(|e| format!("unix write Ping {seq}: {e}"))?;
+        if !read_frame(r, &mut rx).map_err(|e| format!("unix read Pong {seq}: {e}"))? {
+            return Err("unix Ping/Pong peer closed".into());
+        }
+        let pong = message::parse_pong(&rx).map_err(|e| format!("unix Pong {seq}: {e}"))?;
+        let dt = t0.elapsed();
+        if pong.seq() != seq || pong.payload().map(|p| p.bytes()).unwrap_or_default() != &payload[..] {
+            return Err(format!("unix Pong {seq} does not match its Ping"));
+        }
+        if i >= warmup {
+            rtt.push(dt.as_nanos() as u64);
+        }
+    }
+    Ok(support::Samples { rtt, elapsed: start.elapsed() })
 }
 
 fn run(goipc: &str, n: usize, size: usize, warmup: usize, rounds: usize) -> Result<(), String> {
@@ -104,73 +205,95 @@ fn run_in(
     let conn = Conn::dial(&gsock, Some(Duration::from_secs(10))).map_err(|e| format!("dial goipc pong: {e}"))?;
     let mut m = Messenger::new(&conn);
 
-    // The UnixStream peer: a second process, as the Go consumer is.
-    let usock = dir.join("unix.sock");
-    let ul = UnixListener::bind(&usock).map_err(|e| format!("bind {}: {e}", usock.display()))?;
+    // The UnixStream peers: child processes, as the Go consumer is one.
     let exe: PathBuf = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let echo = Command::new(exe)
-        .arg("--unix-echo")
-        .arg(&usock)
-        .arg("--size")
-        .arg(size.to_string())
-        .spawn()
-        .map_err(|e| format!("spawn the UnixStream echo child: {e}"))?;
-    let _echo = Reaper(echo);
-    let (mut us, _) = ul.accept().map_err(|e| format!("accept the UnixStream echo child: {e}"))?;
+    let unix_peer = |mode: &str| -> Result<(UnixStream, Reaper), String> {
+        let path = dir.join(format!("{}.sock", mode.trim_start_matches('-')));
+        let ul = UnixListener::bind(&path).map_err(|e| format!("bind {}: {e}", path.display()))?;
+        let child = Command::new(&exe)
+            .arg(mode)
+            .arg(&path)
+            .arg("--size")
+            .arg(size.to_string())
+            .spawn()
+            .map_err(|e| format!("spawn the {mode} child: {e}"))?;
+        let reaper = Reaper(child);
+        let (s, _) = ul.accept().map_err(|e| format!("accept the {mode} child: {e}"))?;
+        Ok((s, reaper))
+    };
+    let (mut echo, _echo) = unix_peer("--unix-echo")?;
+    let (mut pw, _pong2) = unix_peer("--unix-pong")?;
+    let mut pr = BufReader::new(pw.try_clone().map_err(|e| format!("clone UnixStream: {e}"))?);
 
     // Interleaved rounds; the warmup runs once per series, in round 0.
     let per = n.div_ceil(rounds);
-    let (mut typed, mut raw, mut unix) = (Vec::new(), Vec::new(), Vec::new());
-    let (mut t_typed, mut t_raw, mut t_unix) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let mut series: [(Vec<u64>, Duration); 4] = Default::default();
     for r in 0..rounds {
         let w = if r == 0 { warmup } else { 0 };
         let seq0 = (r * (per + warmup)) as u64;
-        let s = support::typed_round_trips(&mut m, seq0, per, w, size)?;
-        typed.extend(s.rtt);
-        t_typed += s.elapsed;
-        let s = support::raw_round_trips(&conn, seq0, per, w, size)?;
-        raw.extend(s.rtt);
-        t_raw += s.elapsed;
-        let s = support::unix_round_trips(&mut us, seq0, per, w, size)?;
-        unix.extend(s.rtt);
-        t_unix += s.elapsed;
+        let runs = [
+            support::raw_round_trips(&conn, seq0, per, w, size)?,
+            support::typed_round_trips(&mut m, seq0, per, w, size)?,
+            support::unix_round_trips(&mut echo, seq0, per, w, size)?,
+            unix_typed_round_trips(&mut pw, &mut pr, seq0, per, w, size)?,
+        ];
+        for (acc, s) in series.iter_mut().zip(runs) {
+            acc.0.extend(s.rtt);
+            acc.1 += s.elapsed;
+        }
     }
-    drop(us);
+    drop((echo, pw, pr));
     conn.close().map_err(|e| format!("close: {e}"))?;
 
-    let count = typed.len();
-    println!("== goipc typed: Rust Ping (FlatBuffers, {size} B payload) -> Go pong -> Pong, n={count} ==");
-    let g_typed = support::report(&mut typed, t_typed);
-    println!();
-    println!("== goipc raw: Rust -> Go pong echo, {size} B messages, n={count} ==");
-    let g_raw = support::report(&mut raw, t_raw);
-    println!();
-    println!("== baseline: Rust -> Rust echo over a std UnixStream, {size} B, n={count} ==");
-    let u = support::report(&mut unix, t_unix);
-    println!();
+    let count = series[0].0.len();
+    let titles = [
+        format!("goipc raw: Rust -> Go `goipc pong` echo, {size} B messages"),
+        format!("goipc Ping/Pong: Rust Ping (FlatBuffers, {size} B payload) -> Go `goipc pong` -> Pong"),
+        format!("UnixStream raw: Rust -> Rust echo child, {size} B"),
+        "UnixStream Ping/Pong: the same FlatBuffers messages, length-framed, Rust -> Rust child".to_owned(),
+    ];
+    let mut p50 = [0u64; 4];
+    for (i, (title, (rtt, elapsed))) in titles.iter().zip(series.iter_mut()).enumerate() {
+        println!("== {title}, n={count} ==");
+        p50[i] = support::report(rtt, *elapsed);
+        println!();
+    }
     let us = |ns: u64| ns as f64 / 1e3;
+    let ratio = |u: u64, g: u64| u as f64 / g.max(1) as f64;
+    println!("p50 round trip, {size} B, same run ({rounds} interleaved rounds, {count} round trips per series):");
     println!(
-        "p50 round trip, {size} B, same run ({rounds} interleaved rounds): goipc Rust->Go Ping/Pong {:.2} us, \
-         raw {:.2} us; UnixStream Rust<->Rust {:.2} us",
-        us(g_typed),
-        us(g_raw),
-        us(u)
+        "  raw:       goipc Rust->Go {:.2} us, UnixStream Rust<->Rust {:.2} us: goipc is {:.1}x lower",
+        us(p50[0]),
+        us(p50[2]),
+        ratio(p50[2], p50[0])
     );
-    let ratio = |g: u64| u as f64 / g.max(1) as f64;
     println!(
-        "goipc is {:.1}x lower (Ping/Pong) and {:.1}x lower (raw) than UnixStream (target >= 10x: {})",
-        ratio(g_typed),
-        ratio(g_raw),
-        if ratio(g_typed) >= 10.0 { "met" } else { "NOT met" }
+        "  Ping/Pong: goipc Rust->Go {:.2} us, UnixStream Rust<->Rust {:.2} us: goipc is {:.1}x lower",
+        us(p50[1]),
+        us(p50[3]),
+        ratio(p50[3], p50[1])
     );
+    println!(
+        "  goipc Ping/Pong against UnixStream raw (FlatBuffers work on one side only): {:.1}x lower",
+        ratio(p50[2], p50[1])
+    );
+    let met = ratio(p50[2], p50[0]) >= 10.0;
+    println!("target: goipc 64 B p50 at least 10x lower than UnixStream: {}", if met { "met" } else { "NOT met" });
     Ok(())
 }
 
 fn main() -> ExitCode {
-    let args = support::Args::parse(USAGE, &["--goipc", "-n", "--size", "--warmup", "--rounds", "--unix-echo"], &[]);
+    let args = support::Args::parse(
+        USAGE,
+        &["--goipc", "-n", "--size", "--warmup", "--rounds", "--unix-echo", "--unix-pong"],
+        &[],
+    );
     let size = args.num(USAGE, "--size", 64) as usize;
     if let Some(path) = args.value("--unix-echo") {
         return unix_echo(path, size);
+    }
+    if let Some(path) = args.value("--unix-pong") {
+        return unix_pong(path);
     }
     let Some(goipc) = args.value("--goipc") else { support::usage_exit(USAGE, "--goipc PATH is required") };
     let n = args.num(USAGE, "-n", 200_000) as usize;

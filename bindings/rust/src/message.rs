@@ -132,9 +132,10 @@ pub fn monotonic_ns() -> i64 {
 /// Sends and receives Ping/Pong messages on a connection, reusing one
 /// builder and one receive buffer (no allocation once warm).
 ///
-/// One `Messenger` per thread: a sender thread and a receiver thread each
-/// make their own on the same `&Conn`. Received messages borrow the
-/// messenger's buffer until the next call.
+/// `Messenger` is `Send + Sync`, and its methods take `&mut self`: use one
+/// per thread, for example a sender thread and a receiver thread each with
+/// its own on the same `&Conn`. Received messages borrow the messenger's
+/// buffer until the next call.
 ///
 /// ```no_run
 /// let conn = goipc::Conn::dial("/tmp/pong.sock", None)?;
@@ -282,3 +283,10 @@ impl<'c> Messenger<'c> {
         unsafe { fb::root_as_message_unchecked(&self.rx) }
     }
 }
+
+// Messenger is Send + Sync: it owns its builder and buffer and borrows a
+// Conn, which is Sync; every method that uses them takes &mut self.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<Messenger<'static>>();
+};
