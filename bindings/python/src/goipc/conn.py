@@ -661,9 +661,18 @@ class Conn:
     def _recv_alone(self, timeout: Optional[float]) -> bytes:
         """recv() for a thread that found the scratch buffer in use: a
         buffer of its own (the library serialises the receives)."""
-        buf = bytearray(self._max)
-        n = self.recv_into(buf, timeout)
-        return bytes(memoryview(buf)[:n])
+        t0 = _monotonic()
+        timeout = _check_timeout(timeout)
+        size = min(_SCRATCH_INITIAL, max(self._max, 1))
+        while True:
+            buf = bytearray(size)
+            left = None if timeout is None else max(0.0, timeout - (_monotonic() - t0))
+            try:
+                n = self.recv_into(buf, left)
+            except _errors.BufferTooSmallError as e:
+                size = max(e.needed, 1)
+                continue
+            return bytes(memoryview(buf)[:n])
 
     def recv_into(self, buffer: Any, timeout: Optional[float] = None) -> int:
         """Receives the next message into ``buffer`` (any writable bytes-like
@@ -869,7 +878,8 @@ class Conn:
         lock = self._rlock
         if not lock.acquire(False):
             # Another thread uses the scratch buffer: use a buffer of our own.
-            return self._recv_typed_with(ping, timeout, bytearray(self._max), c_size_t(), c_uint64(), c_int64())
+            own = bytearray(min(_SCRATCH_INITIAL, max(self._max, 1)))
+            return self._recv_typed_with(ping, timeout, own, c_size_t(), c_uint64(), c_int64())
         try:
             return self._recv_typed_with(ping, timeout, None, self._rlen, self._rseq, self._rsent)
         finally:
@@ -911,9 +921,14 @@ class Conn:
                 ms = _next_ms(timeout, t0)
                 if ms < 0:
                     raise _lib.last_error(st)
-            elif st == _BUFFER_TOO_SMALL and own is None:
-                self._set_scratch(min(max(ln.value, 2 * self._rcap), max(self._max, ln.value)))
-                buf, cap, mv = self._rarg, self._rcap, self._rmv
+            elif st == _BUFFER_TOO_SMALL:
+                # The message stays queued; take it with a larger buffer.
+                if own is None:
+                    self._set_scratch(min(max(ln.value, 2 * self._rcap), max(self._max, ln.value)))
+                    buf, cap, mv = self._rarg, self._rcap, self._rmv
+                else:
+                    own = bytearray(max(ln.value, 1))
+                    buf, cap, mv = (c_char * len(own)).from_buffer(own), len(own), memoryview(own)
                 ms = 0
             else:
                 raise _lib.last_error(st)

@@ -1,0 +1,176 @@
+"""Python and Go across processes: a Python producer with the Go consumer
+(`goipc pong`), a Go producer (`goipc ping`) with a Python consumer,
+a Go consumer killed with SIGKILL, and the `python -m goipc.ping` and
+`python -m goipc.bench` tools."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+import goipc
+from goipc import messages
+
+from conftest import GoPong, child_env, goipc_bin
+
+
+def test_e2e_python_producer_go_consumer(go_pong):
+    with goipc.dial(go_pong.path, timeout=10) as c:
+        for i in range(1000):
+            m = i.to_bytes(8, "little") * (1 + i % 50)
+            c.send(m)
+            assert c.recv(timeout=10) == m
+        buf = bytearray(64)
+        c.send(bytes(range(64)))
+        assert c.recv_into(buf, timeout=10) == 64 and buf == bytes(range(64))
+        c.send(b"view")
+        with c.recv_view(timeout=10) as mv:
+            assert bytes(mv) == b"view"
+
+
+def test_e2e_python_ping_go_pong(go_pong):
+    """The Go consumer answers a Ping with a Pong carrying its seq and
+    payload (or, before it learnt Pongs, echoes the Ping)."""
+    with goipc.dial(go_pong.path, timeout=10) as c:
+        c.send_ping(1, b"abc")
+        m = messages.parse(c.recv(timeout=10))
+        if isinstance(m, messages.Ping):
+            pytest.skip("this goipc pong echoes instead of answering Pongs")
+        assert m.seq == 1 and m.payload == b"abc" and m.ping_sent_ns > 0 and m.received_ns > 0
+        for i in range(2, 500):
+            payload = bytes([i & 0xFF]) * (i % 100)
+            c.send_ping(i, payload)
+            p = c.recv_pong(timeout=10)
+            assert p.seq == i and p.payload == payload
+        c.send(messages.build_ping(77, b"built in Python"))
+        assert messages.parse_pong(c.recv(timeout=10))[:2] == (77, b"built in Python")
+
+
+def test_go_consumer_sigkill_gives_peer_closed(sockdir):
+    pong = GoPong(os.path.join(sockdir, "kill.sock"))
+    try:
+        with goipc.dial(pong.path, timeout=10) as c:
+            c.send(b"alive?")
+            assert c.recv(timeout=10) == b"alive?"
+            pong.kill()
+            t0 = time.monotonic()
+            with pytest.raises(goipc.PeerClosedError) as ei:
+                c.recv(timeout=20)  # a timeout here would be a failure
+            assert time.monotonic() - t0 < 10
+            assert ei.value.status == 4
+            with pytest.raises(goipc.PeerClosedError):
+                for _ in range(100000):  # fills the ring at most
+                    c.send(b"x" * 1000, timeout=20)
+    finally:
+        pong.stop()
+
+
+def test_go_consumer_sigkill_while_blocked(sockdir):
+    """A recv() blocked without a timeout returns PeerClosedError when the
+    Go consumer dies."""
+    pong = GoPong(os.path.join(sockdir, "kill2.sock"))
+    try:
+        with goipc.dial(pong.path, timeout=10) as c:
+            errs = []
+
+            def wait():
+                try:
+                    c.recv()
+                except goipc.Error as e:
+                    errs.append(e)
+
+            t = threading.Thread(target=wait)
+            t.start()
+            while not c._rlock.locked():
+                time.sleep(0.001)
+            pong.kill()
+            t.join(20)
+            assert not t.is_alive()
+            assert len(errs) == 1 and isinstance(errs[0], goipc.PeerClosedError)
+    finally:
+        pong.stop()
+
+
+def _python_pong_server(ln, mode, done):
+    try:
+        with ln.accept(timeout=30) as c:
+            while True:
+                try:
+                    if mode == "pingpong":
+                        p = c.recv_ping(timeout=30)
+                        c.send_pong(p.seq, p.sent_ns, p.payload)
+                    else:
+                        c.send(c.recv(timeout=30))
+                except goipc.PeerClosedError:
+                    return
+    finally:
+        done.set()
+
+
+@pytest.mark.parametrize("mode", ["pingpong", "raw"])
+def test_e2e_go_producer_python_consumer(sockdir, mode):
+    """`goipc ping` (Go) against a Python consumer that answers Pongs
+    (recv_ping/send_pong) or echoes (recv/send)."""
+    path = os.path.join(sockdir, "pypong.sock")
+    done = threading.Event()
+    with goipc.listen(path) as ln:
+        t = threading.Thread(target=_python_pong_server, args=(ln, mode, done))
+        t.start()
+        args = [goipc_bin(), "ping", "--dial", path, "-n", "2000", "--warmup", "100", "--size", "32"]
+        if mode == "raw":
+            args.append("--raw")
+        r = subprocess.run(args, capture_output=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        assert b"p50" in r.stdout
+        assert (b"Ping/Pong" if mode == "pingpong" else b"raw echo") in r.stdout
+        assert done.wait(30)
+        t.join(10)
+
+
+def test_ping_tool(go_pong):
+    r = subprocess.run(
+        [sys.executable, "-m", "goipc.ping", "--dial", go_pong.path, "-n", "2000", "--warmup", "100"],
+        capture_output=True,
+        timeout=120,
+        env=child_env(),
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert "round trip:" in out and "p50" in out and "p99" in out
+    assert "Ping/Pong round trips" in out or "raw echo round trips" in out
+    r = subprocess.run(
+        [sys.executable, "-m", "goipc.ping", "--dial", go_pong.path, "-n", "500", "--mode", "raw", "--size", "100"],
+        capture_output=True,
+        timeout=120,
+        env=child_env(),
+    )
+    assert r.returncode == 0, r.stderr
+    assert "500 raw echo round trips of 100 B" in r.stdout.decode()
+
+
+def test_ping_tool_errors(sockdir):
+    r = subprocess.run(
+        [sys.executable, "-m", "goipc.ping", "--dial", os.path.join(sockdir, "none.sock"), "-n", "10"],
+        capture_output=True,
+        timeout=60,
+        env=child_env(),
+    )
+    assert r.returncode == 1
+    assert b"goipc.ping:" in r.stderr
+
+
+def test_bench_tool_smoke():
+    r = subprocess.run(
+        [sys.executable, "-m", "goipc.bench", "-n", "300", "--rounds", "2", "--warmup", "50", "--goipc-bin", goipc_bin()],
+        capture_output=True,
+        timeout=120,
+        env=child_env(),
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert "goipc Python->Go" in out and "socketpair" in out and "ratio:" in out

@@ -1,0 +1,160 @@
+"""Loading libgoipc.so, the declarations of the C ABI, the status table."""
+
+from __future__ import annotations
+
+import builtins
+import ctypes
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+import goipc
+from goipc import _lib, errors
+
+from conftest import REPO, run_python
+
+HEADER = REPO / "include" / "goipc.h"
+
+
+def header_functions() -> set:
+    text = HEADER.read_text()
+    return set(re.findall(r"^\S.*?\b(goipc_\w+)\(", text, re.M))
+
+
+def header_statuses() -> dict:
+    text = HEADER.read_text()
+    return {name: int(v) for name, v in re.findall(r"#define (GOIPC_(?:OK|ERR_\w+)) (\d+)", text)}
+
+
+def test_load_and_abi_version():
+    path = goipc.load_library()
+    assert Path(path).is_file()
+    assert goipc.library_path() == path
+    assert goipc.abi_version() == goipc.ABI_VERSION == 1
+
+
+def test_every_header_function_is_declared():
+    """argtypes and restype for every function of include/goipc.h."""
+    declared = set(_lib._FUNCTIONS) | set(_lib._TYPED_FUNCTIONS)
+    in_header = header_functions()
+    assert in_header, "no function found in the header"
+    assert in_header - declared == set(), "declare these in goipc/_lib.py"
+    assert declared - in_header == set(), "not in include/goipc.h"
+    lib = _lib.load()
+    for name in _lib._FUNCTIONS:
+        fn = getattr(lib, name)
+        assert fn.argtypes is not None, name
+        assert fn.restype == _lib._FUNCTIONS[name][0], name
+    if goipc.has_typed_messages():
+        for name in _lib._TYPED_FUNCTIONS:
+            assert getattr(lib, name).argtypes is not None, name
+
+
+def test_status_table_mirrors_header():
+    """Every status code of the header has a class and a name, and the
+    library's strerror knows it."""
+    codes = header_statuses()
+    assert codes["GOIPC_OK"] == errors.OK
+    for name, value in codes.items():
+        assert errors.STATUS_NAMES[value] == name
+        if value:
+            cls = errors.STATUS_ERRORS[value]
+            assert issubclass(cls, goipc.Error)
+            s = _lib.strerror(value)
+            assert s.startswith(name), (name, s)
+    assert set(errors.STATUS_ERRORS) == {v for v in codes.values() if v}
+    assert "unknown" in _lib.strerror(12345)
+
+
+def test_error_classes_and_builtins():
+    assert issubclass(goipc.TimeoutError, builtins.TimeoutError)
+    assert issubclass(goipc.PeerClosedError, ConnectionError)
+    assert issubclass(goipc.MessageTooLargeError, ValueError)
+    assert issubclass(goipc.InvalidArgumentError, ValueError)
+    assert issubclass(goipc.PermissionDeniedError, PermissionError)
+    assert issubclass(goipc.SystemCallError, OSError)
+    assert issubclass(goipc.ForkError, goipc.Error)
+    e = errors.make_error(errors.ERR_SYSTEM, "goipc: dial: no such file", 2)
+    assert isinstance(e, goipc.SystemCallError) and e.errno == 2 and e.status == 9
+    assert str(e) == "goipc: dial: no such file"
+    e = errors.make_error(99, "")
+    assert type(e) is goipc.Error and e.status == 99 and "99" in str(e)
+
+
+def test_options_layout_matches_header():
+    """The offsets that capi/goipc_shim.c asserts with _Static_assert."""
+    text = (REPO / "capi" / "goipc_shim.c").read_text()
+    pairs = re.findall(r"offsetof\(goipc_options, (\w+)\) == (\d+)", text)
+    assert len(pairs) == 8
+    for field, off in pairs:
+        assert getattr(_lib.Options, field).offset == int(off), field
+    assert ctypes.sizeof(_lib.Options) == 48
+
+
+def test_candidate_order(monkeypatch, tmp_path):
+    monkeypatch.setenv(_lib.ENV_LIBRARY_DIR, str(tmp_path))
+    c = _lib.candidate_paths()
+    assert c[0] == tmp_path / "libgoipc.so"
+    assert c[1] == Path(_lib.__file__).resolve().parent / "libgoipc.so"
+    assert any(p.parent.name == "lib" and p.parent.parent.name == "build" for p in c[2:]), c
+    monkeypatch.delenv(_lib.ENV_LIBRARY_DIR)
+    assert _lib.candidate_paths()[0] == Path(_lib.__file__).resolve().parent / "libgoipc.so"
+
+
+def test_not_found_lists_every_path(tmp_path):
+    cands = [tmp_path / "a" / "libgoipc.so", tmp_path / "b" / "libgoipc.so"]
+    with pytest.raises(goipc.LibraryError) as ei:
+        _lib.find_library(cands)
+    assert ei.value.tried == [str(p) for p in cands]
+    for p in cands:
+        assert str(p) in str(ei.value)
+    assert "GOIPC_LIBRARY_DIR" in str(ei.value)
+
+
+def test_env_dir_wins(tmp_path):
+    """GOIPC_LIBRARY_DIR is searched first (in a fresh interpreter: the
+    library is loaded once per process)."""
+    shutil.copy(goipc.library_path(), tmp_path / "libgoipc.so")
+    r = run_python("import goipc; print(goipc.library_path())", env={"GOIPC_LIBRARY_DIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().strip() == str(tmp_path / "libgoipc.so")
+
+
+def test_load_failure_is_library_error(tmp_path):
+    """A broken file found first is reported as LibraryError, naming it."""
+    bogus = tmp_path / "libgoipc.so"
+    bogus.write_bytes(b"not an ELF file")
+    code = (
+        "import goipc\n"
+        "try:\n"
+        "    goipc.dial('/nonexistent/x.sock')\n"
+        "except goipc.LibraryError as e:\n"
+        "    print('LibraryError', e.tried)\n"
+    )
+    r = run_python(code, env={"GOIPC_LIBRARY_DIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert out.startswith("LibraryError"), out
+    assert str(bogus) in out
+
+
+def test_installed_package_uses_its_bundled_library():
+    """Installed with `pip install ./bindings/python` after `make lib`, the
+    package carries libgoipc.so and loads that copy (unless
+    GOIPC_LIBRARY_DIR says otherwise)."""
+    pkg = Path(goipc.__file__).resolve().parent
+    if pkg == REPO / "bindings" / "python" / "src" / "goipc":
+        assert Path(goipc.library_path()) == REPO / "build" / "lib" / "libgoipc.so" or os.environ.get("GOIPC_LIBRARY_DIR")
+    elif not os.environ.get("GOIPC_LIBRARY_DIR"):
+        assert Path(goipc.library_path()) == pkg / "libgoipc.so"
+
+
+def test_import_does_not_load_library():
+    """Importing goipc starts no Go runtime (so forking after import is
+    fine); the first use does."""
+    r = run_python("import goipc, goipc._lib as l; assert l.state.lib is None; goipc.load_library(); assert l.state.lib is not None; print('ok')")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == b"ok"
