@@ -241,7 +241,9 @@ func latencySVG(b *strings.Builder, rows []Result, size int, colors map[string]s
 		c := colors[r.Label()]
 		fmt.Fprintf(b, `<text x="%.0f" y="%.1f" font-size="13" text-anchor="end" dominant-baseline="middle">%s</text>`, left-12, y, html.EscapeString(r.Label()))
 		fmt.Fprintf(b, `<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="%s" stroke-width="2" opacity="0.5"/>`, ax.pos(float64(r.P50)), y, ax.pos(float64(r.Max)), y, c)
-		for _, pm := range pctMarks {
+		// Largest first, so that p50 stays on top where marks overlap.
+		for i := len(pctMarks) - 1; i >= 0; i-- {
+			pm := pctMarks[i]
 			v := float64(pm.get(r))
 			marker(b, pm.shape, ax.pos(v), y, c, fmt.Sprintf("%s %s: %s", r.Label(), pm.name, FormatNs(v)))
 		}
