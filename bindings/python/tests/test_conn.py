@@ -18,7 +18,7 @@ import warnings
 import pytest
 
 import goipc
-from goipc import messages
+from goipc import _lib, messages
 
 from conftest import make_pair
 
@@ -314,7 +314,20 @@ def test_reserve_commit_abort(pair):
         c.reserve(-1)
 
 
-def test_ping_pong_helpers_between_python_ends(pair):
+@pytest.fixture(params=["c-helpers", "python-flatbuffers"])
+def typed_path(request, monkeypatch):
+    """Runs a test through the library's typed helpers and again through
+    the generated Python code (the path taken with a library that lacks
+    goipc_send_ping and friends)."""
+    if request.param == "c-helpers":
+        if not goipc.has_typed_messages():
+            pytest.skip("this libgoipc.so has no typed helpers")
+    else:
+        monkeypatch.setattr(_lib.state, "has_typed", False)
+    return request.param
+
+
+def test_ping_pong_helpers_between_python_ends(pair, typed_path):
     c, s = pair
     c.send_ping(7, b"payload")
     ping = s.recv_ping(timeout=5)
@@ -335,7 +348,7 @@ def test_ping_pong_helpers_between_python_ends(pair):
     assert s.recv_ping(timeout=5) == goipc.Ping(9, 5, b"z")
 
 
-def test_recv_pong_rejects_other_messages(pair):
+def test_recv_pong_rejects_other_messages(pair, typed_path):
     c, s = pair
     s.send(b"not a flatbuffer")
     with pytest.raises(goipc.ProtocolError):
@@ -349,7 +362,7 @@ def test_recv_pong_rejects_other_messages(pair):
         c.recv_pong(timeout=0.15)
 
 
-def test_ping_bad_arguments(pair):
+def test_ping_bad_arguments(pair, typed_path):
     c, s = pair
     with pytest.raises(ValueError):
         c.send_ping(-1)
