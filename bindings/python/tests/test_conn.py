@@ -541,3 +541,43 @@ def _accept_quietly(ln):
         ln.accept(timeout=10).close()
     except goipc.Error:
         pass
+
+
+def test_close_ends_view_and_reservation(sockdir):
+    ln, c, s = make_pair(os.path.join(sockdir, "both.sock"))
+    try:
+        s.send(b"to c")
+        v = c.recv_view(timeout=5)
+        r = c.reserve(8, timeout=5)
+        c.close()
+        assert v.released and r.released and c.closed
+    finally:
+        s.close()
+        ln.close()
+
+
+def test_collected_view_with_live_slice(sockdir):
+    """A view collected while a slice of it lives: the slot stays held
+    (the slice stays readable), close() refuses to unmap, and once the
+    slice goes the slot is released."""
+    ln, c, s = make_pair(os.path.join(sockdir, "slice.sock"))
+    try:
+        c.send(b"first")
+        c.send(b"second")
+        v = s.recv_view(timeout=5)
+        part = v.data[1:4]
+        del v
+        gc.collect()
+        assert bytes(part) == b"irs"
+        with pytest.raises(BufferError):
+            s.close()
+        assert not s.closed
+        del part
+        gc.collect()
+        assert s.recv(timeout=5) == b"second"
+        s.close()
+        assert s.closed
+    finally:
+        c.close()
+        s.close()
+        ln.close()

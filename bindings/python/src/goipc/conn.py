@@ -33,7 +33,7 @@ import time
 import warnings
 import weakref
 from ctypes import c_char, c_int64, c_size_t, c_ubyte, c_uint64, c_void_p
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, Dict, Optional, Tuple, Union
 
 from . import _lib
 from . import errors as _errors
@@ -522,7 +522,11 @@ class Conn:
         self = object.__new__(cls)
         self._h = handle
         self._closed = False
-        self._view_ref = None  # weakref to the open View or Reservation
+        # Open zero-copy spans (View, Reservation) and their ring arrays,
+        # weakly: close() ends the spans, and refuses to unmap while an
+        # array is alive (a memoryview slice still points into the ring).
+        self._spans: "weakref.WeakSet[_RingSpan]" = weakref.WeakSet()
+        self._arrays: Dict[int, "weakref.ref[ctypes.Array]"] = {}  # ctypes arrays are unhashable
         lib = _state.lib
         assert lib is not None
         n = c_size_t()
@@ -745,9 +749,7 @@ class Conn:
                 st = _wait(lambda ms: rv(h, ptr, ln, ms), timeout, t0)
         if st:
             raise _lib.last_error(st)
-        v = View(self, ptr.value, ln.value)
-        self._view_ref = weakref.ref(v)
-        return v
+        return View(self, ptr.value, ln.value)
 
     def reserve(self, size: int, timeout: Optional[float] = None) -> "Reservation":
         """Reserves room for a message of up to ``size`` bytes in the ring,
@@ -780,9 +782,7 @@ class Conn:
             st = _wait(lambda ms: res(h, size, ms, ptr), timeout, t0)
         if st:
             raise _lib.last_error(st)
-        r = Reservation(self, ptr.value, size)
-        self._view_ref = weakref.ref(r)
-        return r
+        return Reservation(self, ptr.value, size)
 
     # -- typed messages: Ping / Pong (schema/goipc.fbs) --
 
@@ -950,10 +950,14 @@ class Conn:
         if self._closed:
             return
         lib = _check_live()
-        ref = self._view_ref
-        v = ref() if ref is not None else None
-        if v is not None and not v.released:
-            v._end_for_close()
+        for span in list(self._spans):
+            if not span.released:
+                span._end_for_close()  # BufferError if its slices are alive
+        if any(r() is not None for r in list(self._arrays.values())):
+            raise BufferError(
+                "goipc: slices of a view or reservation of this connection are still alive; "
+                "delete them before closing (closing unmaps the memory they point to)"
+            )
         self._closed = True
         st = lib.goipc_conn_close(self._h)
         if st and st != _errors.ERR_CLOSED:
@@ -1018,6 +1022,9 @@ class _RingSpan:
         self._released = False
         self.nbytes = n
         """Size of the span in bytes."""
+        conn._spans.add(self)
+        arrays, key = conn._arrays, id(arr)
+        arrays[key] = weakref.ref(arr, lambda _r: arrays.pop(key, None))
 
     @property
     def released(self) -> bool:
@@ -1054,11 +1061,21 @@ class _RingSpan:
     def _end_for_close(self) -> None:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    @staticmethod
+    def _late_end(lib: ctypes.CDLL, handle: int) -> None:  # pragma: no cover - overridden
+        raise NotImplementedError
+
     def __del__(self) -> None:
         if getattr(self, "_released", True) or _state.forked:
             return
         try:
             self._end_for_close()
+        except BufferError:
+            # Collected while slices of its memoryview live on: end the
+            # span in the library when the last of them goes.
+            if self._arr is not None:
+                self._released = True
+                weakref.finalize(self._arr, self._late_end, _state.lib, self._conn._h)
         except Exception:
             pass
 
@@ -1104,6 +1121,11 @@ class View(_RingSpan):
         self._detach()
         self._released = True
         _state.lib.goipc_release(self._conn._h)  # type: ignore[union-attr]
+
+    @staticmethod
+    def _late_end(lib: ctypes.CDLL, handle: int) -> None:
+        if not _state.forked:
+            lib.goipc_release(handle)
 
     def __enter__(self) -> memoryview:
         return self.data
@@ -1165,6 +1187,11 @@ class Reservation(_RingSpan):
         self._detach()
         self._released = True
         _state.lib.goipc_abort_reserve(self._conn._h)  # type: ignore[union-attr]
+
+    @staticmethod
+    def _late_end(lib: ctypes.CDLL, handle: int) -> None:
+        if not _state.forked:
+            lib.goipc_abort_reserve(handle)
 
     def __enter__(self) -> memoryview:
         return self.data
