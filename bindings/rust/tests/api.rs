@@ -86,6 +86,31 @@ fn bind_address_in_use() {
     assert!(matches!(e, Error::AddressInUse(_)), "{e:?}");
 }
 
+/// A refused bind probes the live listener with a connection; that
+/// listener then sees one failed client, and serves real ones afterwards.
+#[test]
+fn refused_bind_leaves_the_live_listener_serving() {
+    let path = sock_path("probe");
+    let l = Listener::bind(&path).unwrap();
+    assert!(matches!(Listener::bind(&path), Err(Error::AddressInUse(_))));
+    std::thread::scope(|s| {
+        let t = s.spawn(|| {
+            for _ in 0..3 {
+                match l.accept_timeout(LONG) {
+                    Ok(c) => return c,
+                    Err(Error::PeerClosed | Error::Protocol(_)) => continue, // the probe
+                    Err(e) => panic!("{e:?}"),
+                }
+            }
+            panic!("no client accepted")
+        });
+        let d = Conn::dial(&path, Some(LONG)).unwrap();
+        let a = t.join().unwrap();
+        d.send(b"served").unwrap();
+        assert_eq!(a.recv_timeout(LONG).unwrap(), b"served");
+    });
+}
+
 #[test]
 fn bind_with_bad_options() {
     let mut o = Options::default();
@@ -620,4 +645,64 @@ fn raw_handles_work_with_sys() {
     // SAFETY: the library validates handles.
     let st = unsafe { sys::goipc_conn_max_message_size(0, &mut n) };
     assert_eq!(st, sys::GOIPC_ERR_INVALID_ARGUMENT);
+}
+
+/// The raw functions the safe API does not call (goipc_listen, goipc_dial
+/// without options) and the thread-local error reporting, directly.
+#[test]
+fn raw_sys_functions() {
+    use std::ffi::{CStr, CString};
+    let path = sock_path("rawsys");
+    let cpath = CString::new(path.to_str().unwrap()).unwrap();
+    let mut l: sys::goipc_listener = 0;
+    // SAFETY: valid NUL-terminated path and out-parameter throughout;
+    // handles are used only while open.
+    unsafe {
+        assert_eq!(sys::goipc_listen(cpath.as_ptr(), &mut l), sys::GOIPC_OK);
+        assert_ne!(l, 0);
+        // A second listener on the path: ADDRESS_IN_USE, with a message.
+        let mut l2: sys::goipc_listener = 0;
+        assert_eq!(sys::goipc_listen(cpath.as_ptr(), &mut l2), sys::GOIPC_ERR_ADDRESS_IN_USE);
+        assert_eq!(l2, 0, "out-parameter untouched on failure");
+        let msg = CStr::from_ptr(sys::goipc_last_error_message()).to_str().unwrap();
+        assert!(msg.starts_with("goipc: "), "{msg}");
+        let lh = l; // handles are integers: Send
+        // The refused goipc_listen above probed the live listener by
+        // connecting to it: that probe is a failed client for the next
+        // accept (PEER_CLOSED), so keep accepting, as the header says.
+        let acc = std::thread::spawn(move || {
+            let mut c: sys::goipc_conn = 0;
+            let mut failed = 0;
+            loop {
+                match sys::goipc_accept(lh, 10_000, &mut c) {
+                    sys::GOIPC_ERR_PEER_CLOSED | sys::GOIPC_ERR_PROTOCOL if failed < 3 => failed += 1,
+                    st => return (st, c),
+                }
+            }
+        });
+        let mut d: sys::goipc_conn = 0;
+        assert_eq!(sys::goipc_dial(cpath.as_ptr(), 10_000, &mut d), sys::GOIPC_OK);
+        let (st, a) = acc.join().unwrap();
+        assert_eq!(st, sys::GOIPC_OK);
+        assert_eq!(sys::goipc_send(d, b"raw".as_ptr().cast(), 3, 1000), sys::GOIPC_OK);
+        let mut buf = [0u8; 8];
+        let mut n = 0usize;
+        assert_eq!(sys::goipc_recv(a, buf.as_mut_ptr().cast(), buf.len(), &mut n, 1000), sys::GOIPC_OK);
+        assert_eq!(&buf[..n], b"raw");
+        // NULL where a pointer is required: INVALID_ARGUMENT, no crash.
+        assert_eq!(
+            sys::goipc_recv(a, buf.as_mut_ptr().cast(), 8, std::ptr::null_mut(), 0),
+            sys::GOIPC_ERR_INVALID_ARGUMENT
+        );
+        assert_eq!(sys::goipc_conn_close(d), sys::GOIPC_OK);
+        assert_eq!(sys::goipc_conn_close(d), sys::GOIPC_ERR_CLOSED, "double close is harmless");
+        // A closed handle: CLOSED, and the error maps to Error::Closed.
+        assert_eq!(sys::goipc_send(d, b"x".as_ptr().cast(), 1, 0), sys::GOIPC_ERR_CLOSED);
+        assert_eq!(sys::goipc_conn_close(a), sys::GOIPC_OK);
+        assert_eq!(sys::goipc_listener_close(l), sys::GOIPC_OK);
+        assert_eq!(sys::goipc_listener_close(l), sys::GOIPC_ERR_CLOSED);
+        // An errno for an OS error: dialing a path that does not exist.
+        assert_eq!(sys::goipc_dial(cpath.as_ptr(), 1000, &mut d), sys::GOIPC_ERR_SYSTEM);
+        assert_eq!(sys::goipc_last_errno(), ENOENT);
+    }
 }

@@ -34,6 +34,7 @@ fn reads_every_languages_wire_files() {
         assert_eq!((p.seq(), p.ping_sent_ns(), p.received_ns()), (SEQ, PING_SENT_NS, PONG_RECEIVED_NS));
         assert_eq!(p.payload().unwrap().bytes(), PAYLOAD, "pong_{lang}");
         assert_eq!(parse(&pong).unwrap().body_type(), fb::Body::Pong);
+        assert_eq!(&pong[4..8], message::IDENTIFIER.as_bytes());
     }
 }
 
