@@ -434,8 +434,7 @@ impl Producer {
         let c = self.dial()?;
         let max_msg = c.max_message_size().map_err(|e| fail_err("max_message_size", &e))?;
         let mut m = Messenger::new(&c);
-        m.send_ping_timeout(layout::SEQ, &layout::PAYLOAD, CALL_TIMEOUT)
-            .map_err(|e| fail_err("send the Ping", &e))?;
+        m.send_ping_timeout(layout::SEQ, &layout::PAYLOAD, CALL_TIMEOUT).map_err(|e| fail_err("send the Ping", &e))?;
         // The capture closes the socket once the snapshot is written.
         match m.recv_pong_timeout(CALL_TIMEOUT) {
             Err(Error::PeerClosed) => {}
@@ -450,10 +449,7 @@ impl Producer {
             return Err(fail(format!("layout disagreements: {}", bad.join("; "))));
         }
         Ok(vec![
-            (
-                "checked",
-                J::S("status codes, constants, hello, header, ring control blocks, frame, Ping bytes".into()),
-            ),
+            ("checked", J::S("status codes, constants, hello, header, ring control blocks, frame, Ping bytes".into())),
             ("snapshot_bytes", J::U(snap.len() as u64)),
         ])
     }
@@ -475,7 +471,9 @@ impl Producer {
                 msg[..8].copy_from_slice(&i.to_le_bytes());
             }
             let t0 = Instant::now();
-            s.write_all(&msg).and_then(|()| s.read_exact(&mut reply)).map_err(|e| fail(format!("round trip {i}: {e}")))?;
+            s.write_all(&msg)
+                .and_then(|()| s.read_exact(&mut reply))
+                .map_err(|e| fail(format!("round trip {i}: {e}")))?;
             if i >= a.warmup {
                 rtts.push(t0.elapsed().as_nanos() as u64);
             }
