@@ -58,6 +58,7 @@ _SCRATCH_INITIAL = 64 * 1024
 _state = _lib.state
 _monotonic = time.monotonic
 _byref = ctypes.byref
+_c_char_from_buffer = c_char.from_buffer
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
 
@@ -540,6 +541,9 @@ class Conn:
         # hot path cost more than the checks they would save).
         self._f_send = lib.goipc_send
         self._f_recv = lib.goipc_recv
+        if _state.has_typed:
+            self._f_send_ping = lib.goipc_send_ping
+            self._f_recv_pong = lib.goipc_recv_pong
         # Receive scratch for recv()/recv_pong(): one library call fills it,
         # then the message is copied out as bytes. Guarded by _rlock (taken
         # without waiting: a second receiving thread uses its own buffer).
@@ -692,7 +696,10 @@ class Conn:
         """
         if _state.forked:
             raise _lib.fork_error()
-        ptr, cap = _recv_arg(buffer)
+        if type(buffer) is bytearray and buffer:
+            ptr, cap = _byref(_c_char_from_buffer(buffer)), len(buffer)
+        else:
+            ptr, cap = _recv_arg(buffer)
         recv = self._f_recv
         h = self._h
         ln = c_size_t()
@@ -800,13 +807,22 @@ class Conn:
         if not _state.has_typed:
             self.send(messages.build_ping(seq, payload), timeout)
             return
-        ptr, n = _send_arg(payload)
-        fn = _state.lib.goipc_send_ping  # type: ignore[union-attr]
+        if type(payload) is bytes:
+            ptr, n = payload, len(payload)
+        else:
+            ptr, n = _send_arg(payload)
+        fn = self._f_send_ping
         h = self._h
-        t0 = _monotonic()
-        st = fn(h, seq, ptr, n, _first_ms(timeout))
-        if st == _TIMEOUT:
-            st = _wait(lambda ms: fn(h, seq, ptr, n, ms), _check_timeout(timeout), t0)
+        if timeout is None:
+            st = fn(h, seq, ptr, n, _SLICE_MS)
+            while st == _TIMEOUT:
+                _lib.check_fork()
+                st = fn(h, seq, ptr, n, _SLICE_MS)
+        else:
+            t0 = _monotonic()
+            st = fn(h, seq, ptr, n, _first_ms(timeout))
+            if st == _TIMEOUT:
+                st = _wait(lambda ms: fn(h, seq, ptr, n, ms), timeout, t0)
         if st:
             raise _lib.last_error(st)
 
@@ -853,6 +869,20 @@ class Conn:
                 return messages.parse_pong(self.recv(timeout))
             except _errors.InvalidMessageError as e:
                 raise _errors.make_error(_errors.ERR_PROTOCOL, "goipc: not a valid Pong: %s" % e) from None
+        if _state.forked:
+            raise _lib.fork_error()
+        if timeout is None:
+            # Fast path: one call into the scratch buffer when a Pong is there.
+            lock = self._rlock
+            if lock.acquire(False):
+                try:
+                    st = self._f_recv_pong(self._h, self._rseq, self._rarg, self._rcap, self._rlen, _SLICE_MS)
+                    if st == _OK:
+                        return Pong(self._rseq.value, bytes(self._rmv[: self._rlen.value]))
+                    if st != _TIMEOUT and st != _BUFFER_TOO_SMALL:
+                        raise _lib.last_error(st)
+                finally:
+                    lock.release()
         return self._recv_typed(False, timeout)  # type: ignore[return-value]
 
     def recv_ping(self, timeout: Optional[float] = None) -> Ping:
