@@ -98,11 +98,16 @@ func TestSyscallCount(t *testing.T) {
 		if r.SyscallsPerMsg == nil {
 			t.Fatalf("%s %s: not counted: %s", r.Label(), r.Workload, r.SyscallMethod)
 		}
-		if got := *r.SyscallsPerMsg; got < 1.95 || got > 2.1 {
-			t.Errorf("%s %s: %.3f calls per message, want 2 (%v)", r.Label(), r.Workload, got, r.SyscallDetail)
+		// Exactly one write and one read per message; the Go runtime may
+		// add a timing-dependent futex on a busy machine, so the total is
+		// only bounded below.
+		if got := *r.SyscallsPerMsg; got < 1.95 {
+			t.Errorf("%s %s: %.3f calls per message, want at least 2 (%v)", r.Label(), r.Workload, got, r.SyscallDetail)
 		}
-		if r.SyscallDetail["read"] < 0.95 || r.SyscallDetail["write"] < 0.95 {
-			t.Errorf("%s %s: detail %v", r.Label(), r.Workload, r.SyscallDetail)
+		for _, name := range []string{"read", "write"} {
+			if v := r.SyscallDetail[name]; v < 0.95 || v > 1.05 {
+				t.Errorf("%s %s: %s %.2f per message, want 1 (%v)", r.Label(), r.Workload, name, v, r.SyscallDetail)
+			}
 		}
 	}
 }
