@@ -16,7 +16,10 @@ fn main() {
     let manifest = PathBuf::from(env::var_os("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR"));
     let (dir, from_env) = match env::var_os("GOIPC_LIBRARY_DIR") {
         Some(d) if !d.is_empty() => (PathBuf::from(d), true),
-        _ => (manifest.join("../../build/lib"), false),
+        // The repository root, spelled without "..", for the messages.
+        _ => {
+            (manifest.join("../..").canonicalize().unwrap_or_else(|_| manifest.join("../..")).join("build/lib"), false)
+        }
     };
     let lib = dir.join("libgoipc.so");
     println!("cargo:rerun-if-changed={}", lib.display());
