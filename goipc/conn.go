@@ -31,7 +31,11 @@ type Conn struct {
 	seg  *segment
 	prod producer
 	cons consumer
-	spin time.Duration
+	spin time.Duration // the configured budget: the ceiling of the adaptive one
+
+	// spinNow is each direction's adaptive spin budget, guarded by that
+	// direction's mutex (await runs under it).
+	spinNow [2]time.Duration
 
 	sendMu sync.Mutex // serialises senders; held from Reserve to Commit
 	recvMu sync.Mutex // serialises receivers; held from RecvView to ReleaseView
@@ -59,6 +63,7 @@ func newConn(seg *segment, txRing, rxRing int, sock *net.UnixConn, spin time.Dur
 		prod:      producer{r: seg.rings[txRing]},
 		cons:      consumer{r: seg.rings[rxRing]},
 		spin:      spin,
+		spinNow:   [2]time.Duration{spin, spin},
 		sock:      sock,
 		watchDone: make(chan struct{}),
 		peerPID:   peerPID,
@@ -191,9 +196,10 @@ func (c *Conn) state(w *waitFor) error {
 }
 
 // await polls ready until it reports true or an error, spinning for the
-// spin budget, then parking on ec. ready must be cheap and idempotent.
-// drain makes a dead peer's already-published data still count as ready.
-func (c *Conn) await(ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
+// direction's spin budget, then parking on ec. ready must be cheap and
+// idempotent. drain makes a dead peer's already-published data still count
+// as ready. The caller holds dir's mutex.
+func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
 	if err := c.state(w); err != nil {
 		return c.finalCheck(ready, err, drain)
 	}
@@ -203,22 +209,54 @@ func (c *Conn) await(ec eventCount, ready func() (bool, error), w *waitFor, drai
 	if w.try {
 		return ErrTimeout
 	}
-	if c.spin > 0 {
-		start := time.Now()
+	budget := c.spinNow[dir]
+	var start time.Time
+	if budget > 0 {
+		start = time.Now()
 		for i := 1; ; i++ {
 			if ok, err := ready(); ok || err != nil {
+				if err == nil {
+					c.adaptSpin(dir, true)
+				}
 				return err
 			}
 			if i%128 == 0 {
 				if err := c.state(w); err != nil {
 					return c.finalCheck(ready, err, drain)
 				}
-				if time.Since(start) >= c.spin {
+				if time.Since(start) >= budget {
 					break
 				}
 			}
 		}
 	}
+	err := c.park(ec, ready, w, drain)
+	if err == nil && budget > 0 && time.Since(start) < 2*budget {
+		// The spin lost, yet the wait ended soon after it: the peer most
+		// likely needed the CPU we were spinning on (more runnable threads
+		// than cores). Spin less next time.
+		c.adaptSpin(dir, false)
+	}
+	return err
+}
+
+// adaptSpin moves a direction's spin budget: doubling (up to the configured
+// budget) after a spin that caught the peer, halving (down to 1/16 of it)
+// after a spin that lost to CPU contention. SpinForever never adapts.
+func (c *Conn) adaptSpin(dir int, won bool) {
+	if c.spin == SpinForever {
+		return
+	}
+	b := c.spinNow[dir]
+	if won {
+		c.spinNow[dir] = min(c.spin, 2*b)
+	} else {
+		c.spinNow[dir] = max(c.spin/16, b/2)
+	}
+}
+
+// park sleeps on ec until ready, using the eventcount protocol.
+func (c *Conn) park(ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
 	if w.ctx != nil && w.ctx.Done() != nil {
 		// The callback may run after this call returned: it takes its own
 		// reference so that it never touches a released mapping.
@@ -322,7 +360,7 @@ func (c *Conn) reserve(n int, w waitFor) ([]byte, error) {
 		c.leave(dirSend)
 		return nil, ErrPeerClosed
 	}
-	err := c.await(c.prod.r.spaceEC, func() (bool, error) { return c.prod.tryReserve(uint64(n)) }, &w, false)
+	err := c.await(dirSend, c.prod.r.spaceEC, func() (bool, error) { return c.prod.tryReserve(uint64(n)) }, &w, false)
 	if err != nil {
 		if isProtocol(err) {
 			c.fail(err)
@@ -427,7 +465,7 @@ func (c *Conn) recvView(w waitFor) ([]byte, error) {
 	}
 	var msg []byte
 	var frame uint64
-	err := c.await(c.cons.r.dataEC, func() (bool, error) {
+	err := c.await(dirRecv, c.cons.r.dataEC, func() (bool, error) {
 		m, f, ok, err := c.cons.peek()
 		msg, frame = m, f
 		return ok, err

@@ -445,3 +445,27 @@ func childCommand(t testing.TB, role string, args ...string) *exec.Cmd {
 	cmd.Env = append(os.Environ(), "GOIPC_TEST_CHILD="+role)
 	return cmd
 }
+
+func TestAdaptiveSpinBounds(t *testing.T) {
+	c := &Conn{spin: 64 * time.Microsecond, spinNow: [2]time.Duration{64 * time.Microsecond, 64 * time.Microsecond}}
+	for i := 0; i < 10; i++ {
+		c.adaptSpin(dirRecv, false)
+	}
+	if got := c.spinNow[dirRecv]; got != 4*time.Microsecond {
+		t.Fatalf("after losses: %v, want the floor 4µs", got)
+	}
+	if c.spinNow[dirSend] != 64*time.Microsecond {
+		t.Fatal("directions are not independent")
+	}
+	for i := 0; i < 10; i++ {
+		c.adaptSpin(dirRecv, true)
+	}
+	if got := c.spinNow[dirRecv]; got != 64*time.Microsecond {
+		t.Fatalf("after wins: %v, want the ceiling 64µs", got)
+	}
+	f := &Conn{spin: SpinForever, spinNow: [2]time.Duration{SpinForever, SpinForever}}
+	f.adaptSpin(dirRecv, false)
+	if f.spinNow[dirRecv] != SpinForever {
+		t.Fatal("SpinForever adapted")
+	}
+}

@@ -40,7 +40,11 @@ type Options struct {
 	MaxMessageSize int
 
 	// Spin is how long a waiting call polls before it parks on a futex.
-	// SpinDefault, SpinNever, SpinForever, or any positive duration.
+	// SpinDefault, SpinNever, SpinForever, or any positive duration. A
+	// finite budget adapts per direction: it halves (down to 1/16) when a
+	// spin loses to CPU contention — the peer answered soon after we gave
+	// up, so it was waiting for our core — and doubles back after a spin
+	// that catches the peer.
 	Spin time.Duration
 
 	// AllowUIDs lists the peer uids accepted besides this process's own
