@@ -16,6 +16,7 @@ See docs/DEMO.md.
 
 import argparse
 import os
+import resource
 import shutil
 import signal
 import sys
@@ -67,18 +68,34 @@ def medians(results):
     return out
 
 
-def load_note():
-    """A warning when other processes keep the CPUs busy (numbers are then noisy)."""
-    try:
-        with open("/proc/loadavg") as f:
-            load = float(f.read().split()[0])
-    except (OSError, ValueError):
+def cpu_times():
+    """(busy, total) jiffies of all CPUs, from /proc/stat."""
+    with open("/proc/stat") as f:
+        v = [int(x) for x in f.readline().split()[1:]]
+    idle = v[3] + (v[4] if len(v) > 4 else 0)  # idle + iowait
+    return sum(v) - idle, sum(v)
+
+
+def children_cpu():
+    """CPU seconds used by this process and its reaped children (the peers
+    and goipc pong)."""
+    return sum(r.ru_utime + r.ru_stime
+               for r in (resource.getrusage(resource.RUSAGE_CHILDREN), resource.getrusage(resource.RUSAGE_SELF)))
+
+
+def noise_note(start, end, ours_s):
+    """How much CPU other processes used during the run: a spinning peer
+    shares its core with them, so the numbers are then noisy."""
+    busy, total = end[0] - start[0], end[1] - start[1]
+    if total <= 0:
         return ""
+    hz = os.sysconf("SC_CLK_TCK")
     cpus = os.cpu_count() or 1
-    if load > 0.75 * cpus:
-        return f"note: the machine is busy (load average {load:.1f} on {cpus} CPUs): a spinning peer shares its core, " \
-               f"so latencies will be noisy and higher than on an idle machine."
-    return ""
+    others = max(0.0, busy / hz - ours_s) / (total / hz)
+    line = f"Other processes used {100 * others:.0f}% of the machine's {cpus} CPUs during the run."
+    if others > 0.10:
+        line += " The figures are noisy: on an idle machine goipc's are lower and steadier."
+    return line
 
 
 def us(ns):
@@ -131,9 +148,8 @@ def main():
         print(f"goipc demo: a Go consumer (goipc pong, pid {pong.p.pid}) on {path}")
         print(f"Each language, {args.rounds} rounds of: {args.n:,} checked Ping/Pong round trips with a {args.size} B "
               f"payload (after {args.warmup:,} warm-up), then its own Unix-socket ping/pong of {args.size} B.", flush=True)
-        busy = load_note()
-        if busy:
-            print(busy + "\n", flush=True)
+        print(flush=True)
+        cpu0, ours0 = cpu_times(), children_cpu()
         rows = []
         for name, lang in LANGS:
             print(f"  {name}:", end="", flush=True)
@@ -145,12 +161,14 @@ def main():
             print(" done", flush=True)
             rows.append((name, medians(gs), medians(uss)))
         pong.cleanup()
+        cpu1, ours1 = cpu_times(), children_cpu()
         print()
         print(table(rows, args.n, args.size))
         print()
         print("goipc: the language's binding pinging the Go consumer through shared memory (p50/p99 round trip;")
         print("msgs/s counts Pings and Pongs). unix: the same language pinging an echo process written in that")
         print("language over a Unix stream socket. unix/goipc: how many times longer the socket round trip takes.")
+        print(noise_note(cpu0, cpu1, ours1 - ours0))
         return 0
     except DemoError as e:
         print(f"\ngoipc demo: {e}", file=sys.stderr)
