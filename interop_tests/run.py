@@ -146,34 +146,23 @@ class Proc:
                 ev = self.parse(name, line)
             if ev is not None:
                 self.events.put(ev)
-        if name == "stdout":
-            self.events.put({"event": "_eof"})
 
     def wait_event(self, kinds, timeout):
-        """The next event whose kind is in kinds; None on timeout or EOF."""
+        """The next event whose kind is in kinds; None on timeout, or once
+        the process has closed its output and no such event is queued."""
         deadline = time.monotonic() + timeout
         while True:
             left = deadline - time.monotonic()
             if left <= 0:
                 return None
             try:
-                ev = self.events.get(timeout=left)
+                ev = self.events.get(timeout=min(left, 0.5))
             except queue.Empty:
-                return None
+                if not any(t.is_alive() for t in self.readers) and self.events.empty():
+                    return None  # both streams closed: nothing more will come
+                continue
             if ev.get("event") in kinds:
                 return ev
-            if ev.get("event") == "_eof":
-                self.events.put(ev)  # keep it for later waits
-                # Let stderr's reader finish so that parse() events arrive.
-                for t in self.readers:
-                    t.join(timeout=max(0.0, min(1.0, deadline - time.monotonic())))
-                while True:
-                    try:
-                        ev = self.events.get_nowait()
-                    except queue.Empty:
-                        return None
-                    if ev.get("event") in kinds:
-                        return ev
 
     def wait_exit(self, timeout):
         try:
