@@ -469,3 +469,42 @@ func TestAdaptiveSpinBounds(t *testing.T) {
 		t.Fatal("SpinForever adapted")
 	}
 }
+
+func TestProbeOfLiveListenerIsNoClient(t *testing.T) {
+	checkLeaks(t)
+	path := socketPath(t)
+	ln, err := Listen(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if _, err := Listen(path, nil); !errors.Is(err, ErrAddressInUse) { // connects to probe, then hangs up
+		t.Fatal(err)
+	}
+	errc := make(chan error, 1)
+	go func() {
+		c, err := Dial(path, nil)
+		if err == nil {
+			c.Close()
+		}
+		errc <- err
+	}()
+	c, err := ln.AcceptTimeout(10 * time.Second)
+	if err != nil {
+		t.Fatalf("accept after a probe: %v", err)
+	}
+	c.Close()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestLongSocketPath(t *testing.T) {
+	long := "/tmp/" + strings.Repeat("x", 200)
+	if _, err := Listen(long, nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("listen: %v", err)
+	}
+	if _, err := Dial(long, nil); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("dial: %v", err)
+	}
+}

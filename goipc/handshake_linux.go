@@ -67,8 +67,8 @@ func DialContext(ctx context.Context, path string, opts *Options) (*Conn, error)
 	if err != nil {
 		return nil, err
 	}
-	if path == "" {
-		return nil, fmt.Errorf("%w: empty socket path", ErrInvalidArgument)
+	if err := checkPath(path); err != nil {
+		return nil, err
 	}
 	ctx, cancel := context.WithTimeout(ctx, o.handshakeTimeout)
 	defer cancel()
@@ -209,8 +209,8 @@ func Listen(path string, opts *Options) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	if path == "" {
-		return nil, fmt.Errorf("%w: empty socket path", ErrInvalidArgument)
+	if err := checkPath(path); err != nil {
+		return nil, err
 	}
 	if err := removeStaleSocket(path); err != nil {
 		return nil, err
@@ -227,6 +227,20 @@ func Listen(path string, opts *Options) (*Listener, error) {
 	}
 	ln.SetUnlinkOnClose(true)
 	return &Listener{ln: ln, path: path, opts: o}, nil
+}
+
+// maxPathLen is the longest socket path: sun_path holds 108 bytes with
+// the terminating NUL.
+const maxPathLen = len(unix.RawSockaddrUnix{}.Path) - 1
+
+func checkPath(path string) error {
+	switch {
+	case path == "":
+		return fmt.Errorf("%w: empty socket path", ErrInvalidArgument)
+	case len(path) > maxPathLen:
+		return fmt.Errorf("%w: socket path is %d bytes, the limit is %d (use a shorter directory)", ErrInvalidArgument, len(path), maxPathLen)
+	}
+	return nil
 }
 
 // removeStaleSocket removes path if it is a socket nobody listens on.
@@ -294,6 +308,20 @@ func (l *Listener) AcceptContext(ctx context.Context) (*Conn, error) {
 	}
 	stop := context.AfterFunc(ctx, func() { l.ln.SetDeadline(time.Unix(1, 0)) })
 	defer stop()
+	for {
+		c, err := l.acceptOne(ctx)
+		// A client that hangs up before saying hello (such as Listen's
+		// probe of a live socket path) is no client: wait for the next.
+		if errors.Is(err, errNoHello) {
+			continue
+		}
+		return c, err
+	}
+}
+
+var errNoHello = fmt.Errorf("%w: client closed the connection before its hello", ErrPeerClosed)
+
+func (l *Listener) acceptOne(ctx context.Context) (*Conn, error) {
 	sock, err := l.ln.AcceptUnix()
 	if err != nil {
 		switch {
@@ -347,7 +375,7 @@ func (l *Listener) acceptHandshake(sock *net.UnixConn) (*Conn, error) {
 	le := binary.LittleEndian
 	switch {
 	case n == 0:
-		return nil, fmt.Errorf("%w: client closed the connection during the handshake", ErrPeerClosed)
+		return nil, errNoHello
 	case n != hsHelloSize || le.Uint64(hello[0:]) != hsMagic:
 		reply(handshakeBadSegment)
 		return nil, protocolErrorf("the client is not a goipc dialer (bad hello)")
