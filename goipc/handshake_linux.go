@@ -356,6 +356,9 @@ func (l *Listener) acceptHandshake(sock *net.UnixConn) (*Conn, error) {
 	var hello [hsHelloSize]byte
 	oob := make([]byte, unix.CmsgSpace(4*4)) // room to notice (and close) extra fds
 	n, oobn, flags, _, err := sock.ReadMsgUnix(hello[:], oob)
+	if n == 0 && errors.Is(err, io.EOF) {
+		return nil, errNoHello
+	}
 	if err != nil {
 		return nil, handshakeIOError("read hello", err)
 	}
