@@ -5,7 +5,8 @@
 # each (plus, for information, the typed Ping/Pong helpers with a 64 B
 # payload). The three alternate for ROUNDS rounds (default 3), so that a
 # burst of load on a shared machine hits all of them alike; the summary
-# compares the medians of their p50s.
+# compares the medians of their p50s. Like the socket baseline's blocking
+# I/O, the goipc runs wait without a timeout (--timeout-ms -1).
 set -euo pipefail
 goipc=$1 cbin=$2 n=${3:-200000} rounds=${4:-3}
 dir=$(mktemp -d /tmp/goipc-bench-c.XXXXXX)
@@ -28,9 +29,9 @@ p50() { sed -n 's/^p50_ns=\([0-9]*\).*/\1/p' "$1"; }
 median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for r in $(seq 1 "$rounds"); do
     echo "== round $r/$rounds: goipc, C ping (libgoipc.so) -> Go pong, 64 B, n=$n =="
-    "$cbin/ping" --dial "$sock" -n "$n" --size 64 --warmup 10000 | tee "$dir/goipc.$r"
+    "$cbin/ping" --dial "$sock" -n "$n" --size 64 --warmup 10000 --timeout-ms -1 | tee "$dir/goipc.$r"
     echo "== round $r/$rounds: goipc typed, C ping --typed (goipc_send_ping/goipc_recv_pong) -> Go pong, 64 B payload =="
-    "$cbin/ping" --dial "$sock" -n "$n" --size 64 --warmup 10000 --typed | tee "$dir/typed.$r"
+    "$cbin/ping" --dial "$sock" -n "$n" --size 64 --warmup 10000 --timeout-ms -1 --typed | tee "$dir/typed.$r"
     echo "== round $r/$rounds: baseline, C ping -> C pong over a Unix stream socket, 64 B =="
     "$cbin/unix_pingpong" -n "$n" --size 64 --warmup 10000 | tee "$dir/unix.$r"
     echo

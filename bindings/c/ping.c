@@ -3,15 +3,18 @@
  * `goipc pong --listen PATH`), sends N messages, checks that every answer
  * is byte for byte what was sent, and prints round-trip percentiles.
  *
- *   build/c/ping --dial PATH [-n N] [--size BYTES] [--warmup W] [--spin NS] [--typed]
+ *   build/c/ping --dial PATH [-n N] [--size BYTES] [--warmup W] [--spin NS]
+ *                [--timeout-ms MS] [--typed]
  *
  * By default each message is SIZE raw bytes (stamped with its sequence
  * number) and the answer must be an exact echo: one goipc_send and one
  * goipc_recv per round trip, one call into Go each. With --typed it sends
  * the kit's FlatBuffers Ping with a SIZE-byte payload (goipc_send_ping) and
  * expects a Pong with the same seq and payload (goipc_recv_pong); `goipc
- * pong` answers both kinds. Exit status 0 if every round trip succeeded
- * and matched.
+ * pong` answers both kinds. Each send and receive waits at most
+ * --timeout-ms (default 10000; -1 waits forever, as blocking socket I/O
+ * does: `make bench-c` uses that, and it also spares the library a clock
+ * read per call). Exit status 0 if every round trip succeeded and matched.
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -24,7 +27,7 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: ping --dial PATH [-n N] [--size BYTES] [--warmup W] [--spin NS] [--typed]\n");
+    fprintf(stderr, "usage: ping --dial PATH [-n N] [--size BYTES] [--warmup W] [--spin NS] [--timeout-ms MS] [--typed]\n");
     exit(2);
 }
 
@@ -41,7 +44,7 @@ static long long num_arg(const char *s)
 int main(int argc, char **argv)
 {
     const char *path = NULL;
-    long long n = 100000, size = 64, warmup = 1000, spin = 0;
+    long long n = 100000, size = 64, warmup = 1000, spin = 0, timeout = 10000;
     int typed = 0;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--typed") == 0) {
@@ -60,6 +63,8 @@ int main(int argc, char **argv)
             warmup = num_arg(argv[++i]);
         else if (strcmp(argv[i], "--spin") == 0)
             spin = num_arg(argv[++i]);
+        else if (strcmp(argv[i], "--timeout-ms") == 0)
+            timeout = num_arg(argv[++i]);
         else
             usage();
     }
@@ -95,16 +100,16 @@ int main(int argc, char **argv)
         if (size >= 8)
             memcpy(msg, &i, sizeof i); /* a sequence number, checked in the answer */
         uint64_t t0 = lat_now_ns(), seq = 0;
-        st = typed ? goipc_send_ping(c, (uint64_t)i, msg, (size_t)size, 10000)
-                   : goipc_send(c, msg, (size_t)size, 10000);
+        st = typed ? goipc_send_ping(c, (uint64_t)i, msg, (size_t)size, timeout)
+                   : goipc_send(c, msg, (size_t)size, timeout);
         if (st != GOIPC_OK) {
             fprintf(stderr, "ping: send %lld: %s (%s)\n", i, goipc_strerror(st), goipc_last_error_message());
             rc = 1;
             break;
         }
         size_t got = 0;
-        st = typed ? goipc_recv_pong(c, &seq, reply, (size_t)size, &got, 10000)
-                   : goipc_recv(c, reply, (size_t)size, &got, 10000);
+        st = typed ? goipc_recv_pong(c, &seq, reply, (size_t)size, &got, timeout)
+                   : goipc_recv(c, reply, (size_t)size, &got, timeout);
         uint64_t t1 = lat_now_ns();
         if (st != GOIPC_OK) {
             fprintf(stderr, "ping: receive %lld: %s (%s)\n", i, goipc_strerror(st), goipc_last_error_message());
