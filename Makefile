@@ -48,7 +48,7 @@ test: $(TEST_TARGETS) ## run every test (what CI runs)
 test-go: ## Go unit, two-process, race and fuzz tests of the core
 	$(GO) vet $(GO_PKGS)
 	$(GO) test -count=1 -timeout 20m $(CORE_PKGS)
-	$(GO) test -count=1 -race -timeout 20m -short ./goipc/
+	$(GO) test -count=1 -race -timeout 20m -short ./goipc/ ./cmd/goipc/
 	$(MAKE) fuzz
 
 fuzz: ## run each Go fuzz target for FUZZTIME (default 10s)

@@ -36,11 +36,29 @@ func cli(args ...string) *exec.Cmd {
 }
 
 // startPong runs `goipc pong` and waits for its ready line.
-func startPong(t *testing.T, extra ...string) (path string, cmd *exec.Cmd, stderr *bytes.Buffer) {
+// syncBuffer is a bytes.Buffer safe to read while exec copies into it.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func startPong(t *testing.T, extra ...string) (path string, cmd *exec.Cmd, stderr *syncBuffer) {
 	t.Helper()
 	path = filepath.Join(t.TempDir(), "pong.sock")
 	cmd = cli(append([]string{"pong", "--listen", path}, extra...)...)
-	stderr = &bytes.Buffer{}
+	stderr = &syncBuffer{}
 	cmd.Stderr = stderr
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
@@ -81,6 +99,9 @@ func TestPongAnswersPingsAndEchoesTheRest(t *testing.T) {
 		if err != nil || !bytes.Equal(got, msg) {
 			t.Fatalf("echo of %q: %q %v", msg, got, err)
 		}
+	}
+	if strings.Contains(stderr.String(), "malformed") {
+		t.Fatalf("a well-formed non-Ping was reported as malformed: %s", stderr)
 	}
 	// A malformed Ping (our identifier, a broken table) is echoed and logged.
 	bad := message.AppendPing(nil, 9, 9, payload)

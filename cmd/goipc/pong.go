@@ -126,26 +126,20 @@ func echoLoop(c *goipc.Conn, n *int, malformed func(error)) error {
 }
 
 func answer(c *goipc.Conn, msg []byte, malformed func(error)) error {
-	ping, perr := message.ParsePing(msg)
-	if perr == nil {
-		received := monoNs()
-		payload := ping.Payload()
-		out, err := c.Reserve(message.PongSize(len(payload)), -1)
-		if err != nil {
-			return err
+	// Only a message carrying our file identifier is parsed: raw messages
+	// skip the verifier's error path entirely.
+	tagged := len(msg) >= 8 && string(msg[4:8]) == message.Identifier
+	var perr error
+	if tagged {
+		var ping message.PingView
+		if ping, perr = message.ParsePing(msg); perr == nil {
+			return answerPing(c, ping)
 		}
-		n, err := message.WritePong(out, ping.Seq(), ping.SentNs(), received, payload)
-		if err != nil { // cannot happen: out has PongSize bytes
-			c.AbortReserve()
-			return err
+		// Another body (a Pong, or one from a newer schema) is well
+		// formed: echo it quietly. Anything else is reported.
+		if !errors.Is(perr, message.ErrWrongBody) && !errors.Is(perr, message.ErrUnknownBody) {
+			malformed(perr)
 		}
-		return c.Commit(n)
-	}
-	// Not a valid Ping: a message that claims our identifier but fails
-	// verification is reported; all are echoed so the sender never waits
-	// for an answer that will not come.
-	if len(msg) >= 8 && string(msg[4:8]) == message.Identifier {
-		malformed(perr)
 	}
 	out, err := c.Reserve(len(msg), -1)
 	if err != nil {
@@ -153,6 +147,22 @@ func answer(c *goipc.Conn, msg []byte, malformed func(error)) error {
 	}
 	copy(out, msg)
 	return c.Commit(len(msg))
+}
+
+// answerPing builds the Pong straight into reserved ring space.
+func answerPing(c *goipc.Conn, ping message.PingView) error {
+	received := monoNs()
+	payload := ping.Payload()
+	out, err := c.Reserve(message.PongSize(len(payload)), -1)
+	if err != nil {
+		return err
+	}
+	n, err := message.WritePong(out, ping.Seq(), ping.SentNs(), received, payload)
+	if err != nil { // cannot happen: out has PongSize bytes
+		c.AbortReserve()
+		return err
+	}
+	return c.Commit(n)
 }
 
 // monoNs is CLOCK_MONOTONIC in nanoseconds, the clock every language's
