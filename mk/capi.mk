@@ -62,8 +62,8 @@ c-examples: $(C_EXAMPLES) ## build the C examples (build/c/ping, pong, unix_ping
 
 $(CBUILD)/ping $(CBUILD)/pong: $(CBUILD)/%: bindings/c/%.c bindings/c/latency.h $(CAPI_LIB) $(CAPI_HEADER) $(CAPI_PC)
 	@mkdir -p $(@D)
-	$(CC) $(C_STD) -O2 -g $(C_WARN) $$(PKG_CONFIG_PATH=$(BUILD)/lib/pkgconfig pkg-config --cflags goipc) \
-	  -o $@ $< $$(PKG_CONFIG_PATH=$(BUILD)/lib/pkgconfig pkg-config --libs goipc) -lpthread -lm
+	$(CC) $(C_STD) -O2 -g $(C_WARN) $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --cflags goipc) \
+	  -o $@ $< $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --libs goipc) -lpthread -lm
 
 $(CBUILD)/unix_pingpong: bindings/c/unix_pingpong.c bindings/c/latency.h
 	@mkdir -p $(@D)
