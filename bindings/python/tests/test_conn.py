@@ -425,7 +425,7 @@ def test_close_from_another_thread_unblocks_recv(pair):
     t.start()
     # Wait until the waiter is inside recv (it holds the scratch lock).
     deadline = time.monotonic() + 10
-    while not s._rlock.locked() and time.monotonic() < deadline:
+    while s._pool and time.monotonic() < deadline:
         time.sleep(0.001)
     s.close()
     t.join(10)

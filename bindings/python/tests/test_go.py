@@ -86,7 +86,7 @@ def test_go_consumer_sigkill_while_blocked(sockdir):
 
             t = threading.Thread(target=wait)
             t.start()
-            while not c._rlock.locked():
+            while c._pool:
                 time.sleep(0.001)
             pong.kill()
             t.join(20)
@@ -173,4 +173,4 @@ def test_bench_tool_smoke():
     )
     assert r.returncode == 0, r.stderr
     out = r.stdout.decode()
-    assert "goipc Python->Go" in out and "socketpair" in out and "ratio:" in out
+    assert "goipc Python->Go (send + recv)" in out and "socketpair" in out and "ratio:" in out

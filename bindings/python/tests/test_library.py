@@ -158,3 +158,82 @@ def test_import_does_not_load_library():
     r = run_python("import goipc, goipc._lib as l; assert l.state.lib is None; goipc.load_library(); assert l.state.lib is not None; print('ok')")
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip() == b"ok"
+
+
+def _checking(name, declared):
+    """A stand-in for a fast (argtypes-free) function that checks that
+    every argument is already of the declared C type, then calls the
+    declared function."""
+    from ctypes import Array, c_char, c_void_p
+
+    restype, argtypes = {**_lib._FUNCTIONS, **_lib._TYPED_FUNCTIONS}[name]
+    calls = []
+
+    def call(*args):
+        assert len(args) == len(argtypes), name
+        for i, (a, t) in enumerate(zip(args, argtypes)):
+            where = "%s argument %d" % (name, i)
+            if t is c_void_p:
+                assert a is None or type(a) is bytes or type(a).__name__ == "CArgObject", (where, a)
+            elif hasattr(t, "_type_") and isinstance(t._type_, type):  # POINTER(x)
+                if isinstance(a, Array):
+                    assert a._type_ is t._type_, (where, a)
+                else:
+                    assert type(a).__name__ == "CArgObject", (where, a)
+                    assert type(a._obj) is t._type_ or (t._type_ is c_char and type(a._obj) is c_char), (where, a._obj)
+            else:
+                assert type(a) is t, (where, a, t)
+        calls.append(name)
+        return declared(*args)
+
+    call.calls = calls
+    return call
+
+
+def test_fast_calls_pass_declared_types(monkeypatch, sockdir):
+    """The per-message fast paths call functions without argtypes (see
+    goipc/_lib.py, "Fast calls"): every argument they pass must already be
+    of the type the declaration gives."""
+    from conftest import make_pair
+
+    lib = _lib.load()
+    checked = {n: _checking(n, getattr(lib, n)) for n in _lib.state.fast}
+    monkeypatch.setattr(_lib.state, "fast", checked)
+    ln, c, s = make_pair(os.path.join(sockdir, "fast.sock"))  # binds the checked functions
+    try:
+        c.send(b"abc")
+        assert s.recv() == b"abc"
+        c.send(b"defg")
+        buf = bytearray(16)
+        assert s.recv_into(buf) == 4 and buf[:4] == b"defg"
+        c.send(b"0123456789")
+        with pytest.raises(goipc.BufferTooSmallError):
+            s.recv_into(bytearray(2))
+        assert s.recv() == b"0123456789"
+        if goipc.has_typed_messages():
+            c.send_ping(5, b"p")
+            p = s.recv_ping(timeout=5)
+            s.send_pong(p.seq, p.sent_ns, p.payload)
+            assert c.recv_pong() == goipc.Pong(5, b"p")
+        used = {n for f in checked.values() for n in f.calls}
+        assert {"goipc_send", "goipc_recv"} <= used
+        if goipc.has_typed_messages():
+            assert {"goipc_send_ping", "goipc_recv_pong"} <= used
+    finally:
+        c.close()
+        s.close()
+        ln.close()
+
+
+def test_typed_calls_switch():
+    """GOIPC_PYTHON_TYPED_CALLS=1 routes the fast paths through the
+    declared functions (same results)."""
+    code = (
+        "import goipc, goipc._lib as l\n"
+        "goipc.load_library()\n"
+        "assert all(f.argtypes is not None for f in l.state.fast.values())\n"
+        "print('ok')\n"
+    )
+    r = run_python(code, env={"GOIPC_PYTHON_TYPED_CALLS": "1"})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == b"ok"

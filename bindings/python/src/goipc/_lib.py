@@ -121,6 +121,15 @@ _TYPED_FUNCTIONS = {
 }
 
 
+# The per-message entry points, also bound WITHOUT argtypes (see
+# "Fast calls" below): conn.py calls them only with ctypes instances of the
+# declared types, built by the binding itself.
+FAST_FUNCTIONS = ("goipc_send", "goipc_recv", "goipc_send_ping", "goipc_recv_pong")
+# Set to 1 to make the per-message calls go through the argtypes
+# declarations too (slower; for debugging the binding).
+ENV_TYPED_CALLS = "GOIPC_PYTHON_TYPED_CALLS"
+
+
 class State:
     """The process-wide state of the binding (one instance, :data:`state`).
 
@@ -131,6 +140,8 @@ class State:
         forked: True in a child forked (os.fork, multiprocessing "fork")
             after the library was loaded: every call raises ForkError.
         has_typed: the library has the typed Ping/Pong helpers.
+        fast: the per-message functions of FAST_FUNCTIONS, by name, as
+            called by conn.py's one-call fast paths.
     """
 
     def __init__(self) -> None:
@@ -139,6 +150,7 @@ class State:
         self.pid: int = 0
         self.forked: bool = False
         self.has_typed: bool = False
+        self.fast: dict = {}
 
 
 state = State()
@@ -167,6 +179,11 @@ def fork_error() -> _errors.ForkError:
     )
 
 
+#: Called when check_fork finds a fork that the at-fork hook missed (a
+#: fork() made by C code): conn.py sets its own flag.
+fork_detected_hooks: List = []
+
+
 def check_fork() -> None:
     """Raises ForkError if this process is a fork of the one that loaded
     the library. Compares os.getpid() with the pid recorded at load (which
@@ -174,6 +191,8 @@ def check_fork() -> None:
     code) and checks the flag set by the at-fork hook."""
     if state.forked or (state.lib is not None and os.getpid() != state.pid):
         state.forked = True
+        for hook in fork_detected_hooks:
+            hook()
         raise fork_error()
 
 
@@ -282,11 +301,37 @@ def load(path: Optional[str] = None) -> ctypes.CDLL:
         has_typed = all(hasattr(lib, name) for name in _TYPED_FUNCTIONS)
         if has_typed:
             _declare(lib, _TYPED_FUNCTIONS)
+        state.fast = _fast_functions(lib, str(found))
         state.path = str(found)
         state.pid = os.getpid()
         state.has_typed = has_typed
         state.lib = lib  # last: other threads test it without the lock
         return lib
+
+
+def _fast_functions(lib: ctypes.CDLL, path: str) -> dict:
+    """Fast calls. ctypes converts each argument through its argtype's
+    from_param, about 0.1 us per argument here: 0.9 us of a 2.7 us
+    Python-to-Go round trip (send: 4 arguments, recv: 5). The per-message
+    functions are therefore also bound from a second CDLL handle of the
+    same file (dlopen returns the same library) without argtypes, and
+    conn.py passes them only exact ctypes instances (c_uint64 handle,
+    c_size_t lengths, c_int64 timeouts, byref() out-parameters, bytes or
+    byref(c_char) buffers): ctypes then passes them through unconverted,
+    with the same C types the declarations give. The declarations with
+    argtypes stay the ones used everywhere else, and the tests check every
+    fast call's argument types against them (tests/test_library.py).
+    $GOIPC_PYTHON_TYPED_CALLS=1 uses the declared functions instead."""
+    names = [n for n in FAST_FUNCTIONS if hasattr(lib, n)]
+    if os.environ.get(ENV_TYPED_CALLS, "") not in ("", "0"):
+        return {n: getattr(lib, n) for n in names}
+    raw = ctypes.CDLL(path)
+    out = {}
+    for n in names:
+        fn = getattr(raw, n)
+        fn.restype = c_status
+        out[n] = fn
+    return out
 
 
 def last_error(status: int) -> _errors.Error:

@@ -8,8 +8,9 @@ What it measures, per round trip, with ``time.perf_counter_ns()``:
 
 * goipc: this process sends a ``--size``-byte message with ``Conn.send``
   to a Go consumer (``goipc pong``, started here) and waits for its answer
-  with ``Conn.recv_into`` (one library call each; default spin settings on
-  both sides);
+  with ``Conn.recv`` (returns bytes), and in a second series with
+  ``Conn.recv_into`` (fills a bytearray); one library call each, default
+  spin settings on both sides;
 * socketpair: this process sends the same bytes over one end of an
   AF_UNIX ``socket.socketpair()`` to a child Python process that echoes
   them back (``sendall`` / ``recv``), the usual way two Python processes
@@ -88,7 +89,23 @@ def wait_ready(proc: subprocess.Popen, stream: IO[bytes], want: bytes, timeout: 
 
 
 def goipc_round(conn: Conn, n: int, size: int) -> List[int]:
-    """n round trips of size bytes through a Go echo consumer."""
+    """n round trips of size bytes through a Go echo consumer: send +
+    recv (a new bytes object per answer, as a socket's recv gives)."""
+    msg = bytes(size)
+    send, recv = conn.send, conn.recv
+    clock = time.perf_counter_ns
+    out: List[int] = []
+    append = out.append
+    for _ in range(n):
+        t0 = clock()
+        send(msg)
+        recv()
+        append(clock() - t0)
+    return out
+
+
+def goipc_into_round(conn: Conn, n: int, size: int) -> List[int]:
+    """As goipc_round, receiving into one bytearray (recv_into)."""
     msg = bytes(size)
     buf = bytearray(size)
     send, recv_into = conn.send, conn.recv_into
@@ -162,32 +179,43 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
 
         with dial(path, timeout=10.0) as conn:
             goipc_round(conn, args.warmup, args.size)
+            goipc_into_round(conn, args.warmup, args.size)
             socket_round(a, args.warmup, args.size)
             g_all: List[int] = []
+            i_all: List[int] = []
             s_all: List[int] = []
-            print("goipc.bench: %d B round trips, %d rounds x %d per side, alternating" % (args.size, args.rounds, args.n))
-            print("%-6s %14s %14s" % ("round", "goipc p50", "socketpair p50"))
+            print("goipc.bench: %d B round trips, %d rounds x %d per series, alternating" % (args.size, args.rounds, args.n))
+            print("%-6s %16s %16s %16s" % ("round", "goipc recv p50", "recv_into p50", "socketpair p50"))
             for r in range(args.rounds):
                 g = goipc_round(conn, args.n, args.size)
+                i = goipc_into_round(conn, args.n, args.size)
                 s = socket_round(a, args.n, args.size)
                 g_all += g
+                i_all += i
                 s_all += s
-                print("%-6d %11.2f us %11.2f us" % (r + 1, percentile(sorted(g), 50) / 1e3, percentile(sorted(s), 50) / 1e3))
+                print(
+                    "%-6d %13.2f us %13.2f us %13.2f us"
+                    % (r + 1, percentile(sorted(g), 50) / 1e3, percentile(sorted(i), 50) / 1e3, percentile(sorted(s), 50) / 1e3)
+                )
         g_all.sort()
+        i_all.sort()
         s_all.sort()
         print()
-        print("%-34s %10s %10s %10s" % ("all rounds", "p50", "p99", "mean"))
+        print("%-40s %10s %10s %10s" % ("all rounds", "p50", "p99", "mean"))
         for name, xs in (
-            ("goipc Python->Go (send+recv_into)", g_all),
+            ("goipc Python->Go (send + recv)", g_all),
+            ("goipc Python->Go (send + recv_into)", i_all),
             ("socketpair Python<->Python", s_all),
         ):
             print(
-                "%-34s %7.2f us %7.2f us %7.2f us"
+                "%-40s %7.2f us %7.2f us %7.2f us"
                 % (name, percentile(xs, 50) / 1e3, percentile(xs, 99) / 1e3, sum(xs) / len(xs) / 1e3)
             )
-        ratio = percentile(s_all, 50) / max(percentile(g_all, 50), 1)
-        verdict = "met" if ratio >= 5 else "NOT met"
-        print("ratio: socketpair p50 / goipc p50 = %.1fx (target >= 5x: %s)" % (ratio, verdict))
+        s50 = percentile(s_all, 50)
+        for name, xs in (("send + recv", g_all), ("send + recv_into", i_all)):
+            ratio = s50 / max(percentile(xs, 50), 1)
+            verdict = "met" if ratio >= 5 else "NOT met"
+            print("ratio: socketpair p50 / goipc (%s) p50 = %.1fx (target >= 5x: %s)" % (name, ratio, verdict))
         return 0
     finally:
         if a is not None:

@@ -33,7 +33,7 @@ import time
 import warnings
 import weakref
 from ctypes import c_char, c_int64, c_size_t, c_ubyte, c_uint64, c_void_p
-from typing import Any, Callable, Dict, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 
 from . import _lib
 from . import errors as _errors
@@ -58,6 +58,60 @@ _SCRATCH_INITIAL = 64 * 1024
 _state = _lib.state
 _monotonic = time.monotonic
 _byref = ctypes.byref
+# The timeout of a wait slice, as the c_int64 the fast calls pass.
+_C_SLICE = c_int64(_SLICE_MS)
+_tuple_new = tuple.__new__
+
+# c_size_t objects for the lengths the fast calls pass (never mutated):
+# looking one up costs a third of making one.
+_SIZES: Dict[int, c_size_t] = {}
+_SIZES_MAX = 1 << 16
+
+
+def _size_c(n: int) -> c_size_t:
+    c = c_size_t(n)
+    if n <= _SIZES_MAX:
+        _SIZES[n] = c
+    return c
+
+
+_KIND_RAW, _KIND_PONG, _KIND_PING = 0, 1, 2
+
+# True in a child forked after the library was loaded (mirror of
+# _lib.state.forked, as a module global: the per-message paths test it).
+_forked = False
+
+
+def _after_fork_in_child() -> None:
+    global _forked
+    if _state.lib is not None:
+        _forked = True
+
+
+def _fork_detected() -> None:
+    global _forked
+    _forked = True
+
+
+os.register_at_fork(after_in_child=_after_fork_in_child)
+_lib.fork_detected_hooks.append(_fork_detected)
+
+
+class _Scratch:
+    """A receive buffer and the out-parameters of one receive call, each
+    with its prebuilt byref() for the fast calls."""
+
+    __slots__ = ("arr", "cap", "cap_c", "len", "len_ref", "seq", "seq_ref", "sent")
+
+    def __init__(self, size: int) -> None:
+        self.arr = (c_char * size)()  # slicing a c_char array gives bytes
+        self.cap = size
+        self.cap_c = c_size_t(size)
+        self.len = c_size_t()
+        self.len_ref = _byref(self.len)
+        self.seq = c_uint64()
+        self.seq_ref = _byref(self.seq)
+        self.sent = c_int64()
 _c_char_from_buffer = c_char.from_buffer
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
@@ -544,21 +598,24 @@ class Conn:
         if _state.has_typed:
             self._f_send_ping = lib.goipc_send_ping
             self._f_recv_pong = lib.goipc_recv_pong
-        # Receive scratch for recv()/recv_pong(): one library call fills it,
-        # then the message is copied out as bytes. Guarded by _rlock (taken
-        # without waiting: a second receiving thread uses its own buffer).
-        self._rlock = threading.Lock()
-        self._rlen = c_size_t()
-        self._rseq = c_uint64()
-        self._rsent = c_int64()
-        self._set_scratch(min(_SCRATCH_INITIAL, max(self._max, 1)))
+        # The one-call fast paths (no timeout, data ready) use the fast
+        # functions of _lib (no argtypes conversion) with arguments built
+        # here as exact ctypes instances; everything else uses the declared
+        # functions above.
+        fast = _state.fast
+        self._x_send = fast["goipc_send"]
+        self._x_recv = fast["goipc_recv"]
+        self._x_send_ping = fast.get("goipc_send_ping")
+        self._x_recv_pong = fast.get("goipc_recv_pong")
+        self._hc = c_uint64(handle)
+        # Receive scratch buffers for recv()/recv_pong()/recv_ping(): one
+        # library call fills one, then the message is copied out as bytes.
+        # A receiving thread takes one from the pool with list.pop() (atomic
+        # under the GIL, cheaper than a lock) and puts it back; a thread
+        # that finds the pool empty (another thread is receiving) makes its
+        # own. Normally the pool holds exactly one.
+        self._pool: List[_Scratch] = [self._new_scratch()]
         return self
-
-    def _set_scratch(self, size: int) -> None:
-        self._rbuf = bytearray(size)
-        self._rmv = memoryview(self._rbuf)
-        self._rarg = (c_char * size).from_buffer(self._rbuf)
-        self._rcap = size
 
     # -- properties --
 
@@ -593,8 +650,16 @@ class Conn:
             PeerClosedError, ClosedError, ProtocolError, ForkError.
             TypeError: ``data`` is not bytes-like (a str, for instance).
         """
-        if _state.forked:
+        if _forked:
             raise _lib.fork_error()
+        if timeout is None and type(data) is bytes:
+            # Fast path: one call; the general path below if it must wait.
+            n = len(data)
+            st = self._x_send(self._hc, data, _SIZES.get(n) or _size_c(n), _C_SLICE)
+            if st == _OK:
+                return
+            if st != _TIMEOUT:
+                raise _lib.last_error(st)
         if type(data) is bytes:
             ptr, n = data, len(data)
         else:
@@ -626,61 +691,62 @@ class Conn:
             ClosedError, ProtocolError, ForkError, InvalidArgumentError (a
             view of this connection is open in this thread).
         """
-        if _state.forked:
+        if _forked:
             raise _lib.fork_error()
-        lock = self._rlock
-        if not lock.acquire(False):
-            return self._recv_alone(timeout)
+        pool = self._pool
         try:
-            recv = self._f_recv
-            ln = self._rlen
+            sc = pool.pop()
+        except IndexError:
+            sc = self._new_scratch()
+        try:
             if timeout is None:
-                st = recv(self._h, self._rarg, self._rcap, ln, _SLICE_MS)
-                t0 = 0.0
-            else:
-                t0 = _monotonic()
-                st = recv(self._h, self._rarg, self._rcap, ln, _first_ms(timeout))
-            if st:
-                self._recv_retry(st, timeout, t0)
-            return bytes(self._rmv[: ln.value])
+                # Fast path: one call into the scratch buffer.
+                st = self._x_recv(self._hc, sc.arr, sc.cap_c, sc.len_ref, _C_SLICE)
+                if st == _OK:
+                    return sc.arr[: sc.len.value]
+                if st != _TIMEOUT and st != _BUFFER_TOO_SMALL:
+                    raise _lib.last_error(st)
+            sc = self._recv_wait(sc, timeout, _KIND_RAW)
+            return sc.arr[: sc.len.value]
         finally:
-            lock.release()
+            pool.append(sc)
 
-    def _recv_retry(self, st: int, timeout: Optional[float], t0: float) -> None:
-        """The slow path of recv(): waits in slices, grows the scratch buffer
-        for a large message; returns once the scratch holds a message."""
-        recv = self._f_recv
-        ln = self._rlen
+    def _new_scratch(self) -> "_Scratch":
+        """A scratch buffer for a thread that found the connection's in use
+        (the library serialises the receives themselves)."""
+        return _Scratch(min(_SCRATCH_INITIAL, max(self._max, 1)))
+
+    def _recv_wait(self, sc: "_Scratch", timeout: Optional[float], kind: int) -> "_Scratch":
+        """The general receive into scratch buffer ``sc``: waits in slices
+        up to ``timeout``, and takes a message larger than the buffer with a
+        larger one. Returns the scratch that holds the message (``sc`` or
+        its replacement)."""
+        lib = _state.lib
+        assert lib is not None
+        h = self._h
+        t0 = _monotonic()
+        timeout = _check_timeout(timeout)
+        ms = _first_ms(timeout)
         while True:
+            if kind == _KIND_RAW:
+                st = lib.goipc_recv(h, sc.arr, sc.cap, sc.len, ms)
+            elif kind == _KIND_PONG:
+                st = lib.goipc_recv_pong(h, sc.seq, sc.arr, sc.cap, sc.len, ms)
+            else:
+                st = lib.goipc_recv_ping(h, sc.seq, sc.sent, sc.arr, sc.cap, sc.len, ms)
+            if st == _OK:
+                return sc
             if st == _TIMEOUT:
                 ms = _next_ms(timeout, t0)
                 if ms < 0:
                     raise _lib.last_error(st)
             elif st == _BUFFER_TOO_SMALL:
-                # The message stays queued; take it with a larger buffer.
-                self._set_scratch(min(max(ln.value, 2 * self._rcap), max(self._max, ln.value)))
+                # The message stays queued: take it with a larger buffer.
+                need = sc.len.value
+                sc = _Scratch(max(need, min(2 * sc.cap, self._max)))
                 ms = 0
             else:
                 raise _lib.last_error(st)
-            st = recv(self._h, self._rarg, self._rcap, ln, ms)
-            if st == _OK:
-                return
-
-    def _recv_alone(self, timeout: Optional[float]) -> bytes:
-        """recv() for a thread that found the scratch buffer in use: a
-        buffer of its own (the library serialises the receives)."""
-        t0 = _monotonic()
-        timeout = _check_timeout(timeout)
-        size = min(_SCRATCH_INITIAL, max(self._max, 1))
-        while True:
-            buf = bytearray(size)
-            left = None if timeout is None else max(0.0, timeout - (_monotonic() - t0))
-            try:
-                n = self.recv_into(buf, left)
-            except _errors.BufferTooSmallError as e:
-                size = max(e.needed, 1)
-                continue
-            return bytes(memoryview(buf)[:n])
 
     def recv_into(self, buffer: Any, timeout: Optional[float] = None) -> int:
         """Receives the next message into ``buffer`` (any writable bytes-like
@@ -694,10 +760,30 @@ class Conn:
             TypeError: the buffer is read-only or not bytes-like.
             and as :meth:`recv`.
         """
-        if _state.forked:
+        if _forked:
             raise _lib.fork_error()
         if type(buffer) is bytearray and buffer:
             ptr, cap = _byref(_c_char_from_buffer(buffer)), len(buffer)
+            if timeout is None:
+                # Fast path: one call (the length lands in a scratch's
+                # c_size_t); the general path below if it must wait.
+                pool = self._pool
+                try:
+                    sc = pool.pop()
+                except IndexError:
+                    sc = self._new_scratch()
+                try:
+                    st = self._x_recv(self._hc, ptr, _SIZES.get(cap) or _size_c(cap), sc.len_ref, _C_SLICE)
+                    n = sc.len.value
+                finally:
+                    pool.append(sc)
+                if st == _OK:
+                    return n
+                if st != _TIMEOUT:
+                    err = _lib.last_error(st)
+                    if st == _BUFFER_TOO_SMALL:
+                        err.needed = n  # type: ignore[attr-defined]
+                    raise err
         else:
             ptr, cap = _recv_arg(buffer)
         recv = self._f_recv
@@ -801,12 +887,19 @@ class Conn:
 
         Raises: as :meth:`send`; ValueError for a seq outside [0, 2**64).
         """
-        if _state.forked:
+        if _forked:
             raise _lib.fork_error()
         _check_seq(seq)
         if not _state.has_typed:
             self.send(messages.build_ping(seq, payload), timeout)
             return
+        if timeout is None and type(payload) is bytes:
+            n = len(payload)
+            st = self._x_send_ping(self._hc, c_uint64(seq), payload, _SIZES.get(n) or _size_c(n), _C_SLICE)
+            if st == _OK:
+                return
+            if st != _TIMEOUT:
+                raise _lib.last_error(st)
         if type(payload) is bytes:
             ptr, n = payload, len(payload)
         else:
@@ -869,21 +962,25 @@ class Conn:
                 return messages.parse_pong(self.recv(timeout))
             except _errors.InvalidMessageError as e:
                 raise _errors.make_error(_errors.ERR_PROTOCOL, "goipc: not a valid Pong: %s" % e) from None
-        if _state.forked:
+        if _forked:
             raise _lib.fork_error()
-        if timeout is None:
-            # Fast path: one call into the scratch buffer when a Pong is there.
-            lock = self._rlock
-            if lock.acquire(False):
-                try:
-                    st = self._f_recv_pong(self._h, self._rseq, self._rarg, self._rcap, self._rlen, _SLICE_MS)
-                    if st == _OK:
-                        return Pong(self._rseq.value, bytes(self._rmv[: self._rlen.value]))
-                    if st != _TIMEOUT and st != _BUFFER_TOO_SMALL:
-                        raise _lib.last_error(st)
-                finally:
-                    lock.release()
-        return self._recv_typed(False, timeout)  # type: ignore[return-value]
+        pool = self._pool
+        try:
+            sc = pool.pop()
+        except IndexError:
+            sc = self._new_scratch()
+        try:
+            if timeout is None:
+                # Fast path: one call into the scratch buffer.
+                st = self._x_recv_pong(self._hc, sc.seq_ref, sc.arr, sc.cap_c, sc.len_ref, _C_SLICE)
+                if st == _OK:
+                    return _tuple_new(Pong, (sc.seq.value, sc.arr[: sc.len.value], None, None))
+                if st != _TIMEOUT and st != _BUFFER_TOO_SMALL:
+                    raise _lib.last_error(st)
+            sc = self._recv_wait(sc, timeout, _KIND_PONG)
+            return _tuple_new(Pong, (sc.seq.value, sc.arr[: sc.len.value], None, None))
+        finally:
+            pool.append(sc)
 
     def recv_ping(self, timeout: Optional[float] = None) -> Ping:
         """Receives the next message, which must be a Message/Ping, and
@@ -900,73 +997,18 @@ class Conn:
                 return messages.parse_ping(self.recv(timeout))
             except _errors.InvalidMessageError as e:
                 raise _errors.make_error(_errors.ERR_PROTOCOL, "goipc: not a valid Ping: %s" % e) from None
-        return self._recv_typed(True, timeout)  # type: ignore[return-value]
-
-    def _recv_typed(self, ping: bool, timeout: Optional[float]) -> Union[Ping, Pong]:
-        if _state.forked:
+        if _forked:
             raise _lib.fork_error()
-        lock = self._rlock
-        if not lock.acquire(False):
-            # Another thread uses the scratch buffer: use a buffer of our own.
-            own = bytearray(min(_SCRATCH_INITIAL, max(self._max, 1)))
-            return self._recv_typed_with(ping, timeout, own, c_size_t(), c_uint64(), c_int64())
+        pool = self._pool
         try:
-            return self._recv_typed_with(ping, timeout, None, self._rlen, self._rseq, self._rsent)
+            sc = pool.pop()
+        except IndexError:
+            sc = self._new_scratch()
+        try:
+            sc = self._recv_wait(sc, timeout, _KIND_PING)
+            return _tuple_new(Ping, (sc.seq.value, sc.sent.value, sc.arr[: sc.len.value]))
         finally:
-            lock.release()
-
-    def _recv_typed_with(
-        self,
-        ping: bool,
-        timeout: Optional[float],
-        own: Optional[bytearray],
-        ln: c_size_t,
-        seq: c_uint64,
-        sent: c_int64,
-    ) -> Union[Ping, Pong]:
-        lib = _state.lib
-        assert lib is not None
-        h = self._h
-        if own is None:
-            buf, cap, mv = self._rarg, self._rcap, self._rmv
-        else:
-            buf, cap, mv = (c_char * len(own)).from_buffer(own), len(own), memoryview(own)
-        if ping:
-            fn = lib.goipc_recv_ping
-
-            def call(ms: int) -> int:
-                return fn(h, seq, sent, buf, cap, ln, ms)
-
-        else:
-            fn = lib.goipc_recv_pong
-
-            def call(ms: int) -> int:
-                return fn(h, seq, buf, cap, ln, ms)
-
-        t0 = _monotonic()
-        timeout = _check_timeout(timeout)
-        st = call(_first_ms(timeout))
-        while st:
-            if st == _TIMEOUT:
-                ms = _next_ms(timeout, t0)
-                if ms < 0:
-                    raise _lib.last_error(st)
-            elif st == _BUFFER_TOO_SMALL:
-                # The message stays queued; take it with a larger buffer.
-                if own is None:
-                    self._set_scratch(min(max(ln.value, 2 * self._rcap), max(self._max, ln.value)))
-                    buf, cap, mv = self._rarg, self._rcap, self._rmv
-                else:
-                    own = bytearray(max(ln.value, 1))
-                    buf, cap, mv = (c_char * len(own)).from_buffer(own), len(own), memoryview(own)
-                ms = 0
-            else:
-                raise _lib.last_error(st)
-            st = call(ms)
-        payload = bytes(mv[: ln.value])
-        if ping:
-            return Ping(seq.value, sent.value, payload)
-        return Pong(seq.value, payload)
+            pool.append(sc)
 
     # -- closing --
 
