@@ -58,8 +58,20 @@ _SCRATCH_INITIAL = 64 * 1024
 _state = _lib.state
 _monotonic = time.monotonic
 _byref = ctypes.byref
-# The timeout of a wait slice, as the c_int64 the fast calls pass.
-_C_SLICE = c_int64(_SLICE_MS)
+# Timeouts of 0..WAIT_SLICE ms as the c_int64 objects the fast calls pass.
+_C_MS = tuple(c_int64(ms) for ms in range(_SLICE_MS + 1))
+
+
+def _rest(timeout: Optional[float], ms: int) -> Optional[float]:
+    """What is left of ``timeout`` after a first call that waited ``ms``
+    and timed out; raises that call's TimeoutError if nothing is left."""
+    t = _check_timeout(timeout)
+    if t is None:
+        return None
+    t -= ms / 1000.0
+    if t <= 0:
+        raise _lib.last_error(_TIMEOUT)
+    return t
 _tuple_new = tuple.__new__
 
 # c_size_t objects for the lengths the fast calls pass (never mutated):
@@ -76,6 +88,7 @@ def _size_c(n: int) -> c_size_t:
 
 
 _KIND_RAW, _KIND_PONG, _KIND_PING = 0, 1, 2
+_U64_MAX = (1 << 64) - 1
 
 # True in a child forked after the library was loaded (mirror of
 # _lib.state.forked, as a module global: the per-message paths test it).
@@ -151,9 +164,19 @@ def _ms_ceil(seconds: float) -> int:
 
 
 def _first_ms(timeout: Optional[float]) -> int:
-    """The timeout of the first library call of a wait."""
+    """The timeout of the first library call of a wait (validates it)."""
     if timeout is None:
         return _SLICE_MS
+    tt = type(timeout)
+    if tt is float or tt is int:
+        # The common cases without the full validation (NaN, negative
+        # numbers and other types fall through to it).
+        if timeout >= WAIT_SLICE:
+            return _SLICE_MS
+        if timeout > 0:
+            return math.ceil(timeout * 1000.0)
+        if timeout == 0:
+            return 0
     t = _check_timeout(timeout)
     if t is None:
         return _SLICE_MS
@@ -652,15 +675,18 @@ class Conn:
         """
         if _forked:
             raise _lib.fork_error()
-        if timeout is None and type(data) is bytes:
+        t = type(data)
+        if t is bytes or (t is bytearray and data):
             # Fast path: one call; the general path below if it must wait.
+            ms = _SLICE_MS if timeout is None else _first_ms(timeout)
             n = len(data)
-            st = self._x_send(self._hc, data, _SIZES.get(n) or _size_c(n), _C_SLICE)
+            ptr = data if t is bytes else _byref(_c_char_from_buffer(data))
+            st = self._x_send(self._hc, ptr, _SIZES.get(n) or _size_c(n), _C_MS[ms])
             if st == _OK:
                 return
             if st != _TIMEOUT:
                 raise _lib.last_error(st)
-        if type(data) is bytes:
+            timeout = _rest(timeout, ms)
             ptr, n = data, len(data)
         else:
             ptr, n = _send_arg(data)
@@ -699,13 +725,15 @@ class Conn:
         except IndexError:
             sc = self._new_scratch()
         try:
-            if timeout is None:
-                # Fast path: one call into the scratch buffer.
-                st = self._x_recv(self._hc, sc.arr, sc.cap_c, sc.len_ref, _C_SLICE)
-                if st == _OK:
-                    return sc.arr[: sc.len.value]
-                if st != _TIMEOUT and st != _BUFFER_TOO_SMALL:
-                    raise _lib.last_error(st)
+            # Fast path: one call into the scratch buffer.
+            ms = _SLICE_MS if timeout is None else _first_ms(timeout)
+            st = self._x_recv(self._hc, sc.arr, sc.cap_c, sc.len_ref, _C_MS[ms])
+            if st == _OK:
+                return sc.arr[: sc.len.value]
+            if st == _TIMEOUT:
+                timeout = _rest(timeout, ms)
+            elif st != _BUFFER_TOO_SMALL:
+                raise _lib.last_error(st)
             sc = self._recv_wait(sc, timeout, _KIND_RAW)
             return sc.arr[: sc.len.value]
         finally:
@@ -764,26 +792,28 @@ class Conn:
             raise _lib.fork_error()
         if type(buffer) is bytearray and buffer:
             ptr, cap = _byref(_c_char_from_buffer(buffer)), len(buffer)
-            if timeout is None:
-                # Fast path: one call (the length lands in a scratch's
-                # c_size_t); the general path below if it must wait.
-                pool = self._pool
-                try:
-                    sc = pool.pop()
-                except IndexError:
-                    sc = self._new_scratch()
-                try:
-                    st = self._x_recv(self._hc, ptr, _SIZES.get(cap) or _size_c(cap), sc.len_ref, _C_SLICE)
-                    n = sc.len.value
-                finally:
-                    pool.append(sc)
-                if st == _OK:
-                    return n
-                if st != _TIMEOUT:
-                    err = _lib.last_error(st)
-                    if st == _BUFFER_TOO_SMALL:
-                        err.needed = n  # type: ignore[attr-defined]
-                    raise err
+            # Fast path: one call (the length lands in a scratch's c_size_t);
+            # the general path below if it must wait.
+            ms = _SLICE_MS if timeout is None else _first_ms(timeout)
+            pool = self._pool
+            try:
+                sc = pool.pop()
+            except IndexError:
+                sc = self._new_scratch()
+            try:
+                st = self._x_recv(self._hc, ptr, _SIZES.get(cap) or _size_c(cap), sc.len_ref, _C_MS[ms])
+                n = sc.len.value
+            finally:
+                pool.append(sc)
+            if st == _OK:
+                return n
+            if st == _TIMEOUT:
+                timeout = _rest(timeout, ms)
+            else:
+                err = _lib.last_error(st)
+                if st == _BUFFER_TOO_SMALL:
+                    err.needed = n  # type: ignore[attr-defined]
+                raise err
         else:
             ptr, cap = _recv_arg(buffer)
         recv = self._f_recv
@@ -889,17 +919,20 @@ class Conn:
         """
         if _forked:
             raise _lib.fork_error()
-        _check_seq(seq)
+        if type(seq) is not int or not 0 <= seq <= _U64_MAX:
+            _check_seq(seq)
         if not _state.has_typed:
             self.send(messages.build_ping(seq, payload), timeout)
             return
-        if timeout is None and type(payload) is bytes:
+        if type(payload) is bytes:
+            ms = _SLICE_MS if timeout is None else _first_ms(timeout)
             n = len(payload)
-            st = self._x_send_ping(self._hc, c_uint64(seq), payload, _SIZES.get(n) or _size_c(n), _C_SLICE)
+            st = self._x_send_ping(self._hc, c_uint64(seq), payload, _SIZES.get(n) or _size_c(n), _C_MS[ms])
             if st == _OK:
                 return
             if st != _TIMEOUT:
                 raise _lib.last_error(st)
+            timeout = _rest(timeout, ms)
         if type(payload) is bytes:
             ptr, n = payload, len(payload)
         else:
@@ -970,13 +1003,15 @@ class Conn:
         except IndexError:
             sc = self._new_scratch()
         try:
-            if timeout is None:
-                # Fast path: one call into the scratch buffer.
-                st = self._x_recv_pong(self._hc, sc.seq_ref, sc.arr, sc.cap_c, sc.len_ref, _C_SLICE)
-                if st == _OK:
-                    return _tuple_new(Pong, (sc.seq.value, sc.arr[: sc.len.value], None, None))
-                if st != _TIMEOUT and st != _BUFFER_TOO_SMALL:
-                    raise _lib.last_error(st)
+            # Fast path: one call into the scratch buffer.
+            ms = _SLICE_MS if timeout is None else _first_ms(timeout)
+            st = self._x_recv_pong(self._hc, sc.seq_ref, sc.arr, sc.cap_c, sc.len_ref, _C_MS[ms])
+            if st == _OK:
+                return _tuple_new(Pong, (sc.seq.value, sc.arr[: sc.len.value], None, None))
+            if st == _TIMEOUT:
+                timeout = _rest(timeout, ms)
+            elif st != _BUFFER_TOO_SMALL:
+                raise _lib.last_error(st)
             sc = self._recv_wait(sc, timeout, _KIND_PONG)
             return _tuple_new(Pong, (sc.seq.value, sc.arr[: sc.len.value], None, None))
         finally:
