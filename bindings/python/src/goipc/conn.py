@@ -779,7 +779,8 @@ class Conn:
     def recv_into(self, buffer: Any, timeout: Optional[float] = None) -> int:
         """Receives the next message into ``buffer`` (any writable bytes-like
         object: bytearray, memoryview, array, mmap, numpy array) and returns
-        its size in bytes. One call into the library; no allocation.
+        its size in bytes. One call into the library, which copies the
+        message straight from the ring into the buffer.
 
         Raises:
             BufferTooSmallError: the message is larger than the buffer; its
