@@ -177,14 +177,28 @@ def test_recv_timeout(pair):
     assert s.recv(timeout=5) == b"x"
 
 
-def test_send_timeout_when_ring_full(sockdir):
+@pytest.mark.parametrize("kind", [bytes, bytearray])
+@pytest.mark.parametrize("wait", [0.2, None])
+def test_send_timeout_when_ring_full(sockdir, kind, wait):
+    """A full ring: send(timeout) times out; send() without a timeout waits
+    (here until another thread makes room)."""
     ln, c, s = make_pair(os.path.join(sockdir, "full.sock"), ring_size=4096, max_message_size=1024)
     try:
         sent = 0
         with pytest.raises(goipc.TimeoutError):
             for _ in range(100):
-                c.send(bytes(1000), timeout=0.2)
+                c.send(kind(1000), timeout=0.2)
                 sent += 1
+        if wait is None:
+            # Blocks past the first 100 ms slice until a receive makes room.
+            t = threading.Timer(0.3, lambda: s.recv(timeout=5))
+            t.start()
+            t0 = time.monotonic()
+            c.send(kind(1000))
+            assert time.monotonic() - t0 >= 0.2
+            t.join()
+            assert s.recv(timeout=5) == bytes(1000)
+            sent -= 1
         assert 0 < sent < 100
         for _ in range(sent):
             assert s.recv(timeout=5) == bytes(1000)

@@ -687,9 +687,7 @@ class Conn:
             if st != _TIMEOUT:
                 raise _lib.last_error(st)
             timeout = _rest(timeout, ms)
-            ptr, n = data, len(data)
-        else:
-            ptr, n = _send_arg(data)
+        ptr, n = _send_arg(data)
         send = self._f_send
         h = self._h
         if timeout is None:
