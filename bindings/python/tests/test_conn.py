@@ -595,3 +595,16 @@ def test_collected_view_with_live_slice(sockdir):
         c.close()
         s.close()
         ln.close()
+
+
+def test_large_typed_messages_grow_scratch(pair, typed_path):
+    c, s = pair
+    big = os.urandom(200_000)  # above the 64 KiB initial scratch buffer
+    c.send_ping(1, big)
+    p = s.recv_ping(timeout=5)
+    assert p.seq == 1 and p.payload == big
+    s.send_pong(1, p.sent_ns, big)
+    q = c.recv_pong(timeout=5)
+    assert q.seq == 1 and q.payload == big
+    s.send_pong(2, 0, b"small")
+    assert c.recv_pong().payload == b"small"
