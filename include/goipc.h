@@ -189,7 +189,11 @@ typedef struct goipc_options {
 
 /* Sets every field of *opts to its default (zero) and struct_size to
  * sizeof(goipc_options). NULL-safe (does nothing). Never fails; does not
- * call into Go. */
+ * call into Go. ABI promise: this function writes exactly the 48 bytes of
+ * this version of the struct, in every future library version, so a caller
+ * compiled against this header never has more written than it allocated;
+ * a larger future struct will come with its own init function, and the
+ * library will keep accepting struct_size 48. */
 void goipc_options_init(goipc_options *opts);
 
 /* ---- Listener ---------------------------------------------------------- */
