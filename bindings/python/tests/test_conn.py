@@ -608,3 +608,35 @@ def test_large_typed_messages_grow_scratch(pair, typed_path):
     assert q.seq == 1 and q.payload == big
     s.send_pong(2, 0, b"small")
     assert c.recv_pong().payload == b"small"
+
+
+def test_protocol_version_mismatch_both_ways(sockdir):
+    path = os.path.join(sockdir, "v.sock")
+
+    def accept_error(ln):
+        box = []
+
+        def run():
+            try:
+                ln.accept(timeout=10).close()
+                box.append(None)
+            except goipc.Error as e:
+                box.append(e)
+
+        t = threading.Thread(target=run)
+        t.start()
+        return t, box
+
+    with goipc.listen(path) as ln:
+        # We announce another version: the listener refuses, we say why.
+        t, box = accept_error(ln)
+        with pytest.raises(goipc.ProtocolError, match="99"):
+            goipc.dial(path, timeout=10, protocol_version_override=99)
+        t.join()
+        assert isinstance(box[0], goipc.ProtocolError)
+    with goipc.listen(path, protocol_version_override=98) as ln:
+        t, box = accept_error(ln)
+        with pytest.raises(goipc.ProtocolError, match="98"):
+            goipc.dial(path, timeout=10)
+        t.join()
+        assert isinstance(box[0], goipc.ProtocolError)

@@ -421,6 +421,7 @@ def listen(
     spin: Optional[float] = None,
     handshake_timeout: Optional[float] = None,
     allow_any_uid: bool = False,
+    protocol_version_override: int = 0,
 ) -> Listener:
     """Listens on the Unix socket ``path`` (at most 107 bytes) and returns a
     :class:`Listener`. A stale socket file left by a dead listener is
@@ -435,6 +436,8 @@ def listen(
             math.inf: poll forever).
         handshake_timeout: bound on each handshake in seconds (None: 5 s).
         allow_any_uid: accept clients of any uid (default: same uid only).
+        protocol_version_override: testing only: announce another protocol
+            version, to check how peers report a version mismatch.
 
     Raises:
         AddressInUseError: a live listener serves the path, or the path
@@ -445,11 +448,21 @@ def listen(
     lib = _check_live()
     p = _encode_path(path)
     out = c_uint64()
-    if max_message_size is None and spin is None and handshake_timeout is None and not allow_any_uid:
+    if (
+        max_message_size is None
+        and spin is None
+        and handshake_timeout is None
+        and not allow_any_uid
+        and not protocol_version_override
+    ):
         st = lib.goipc_listen(p, out)
     else:
         opts = _make_options(
-            max_message_size=max_message_size, spin=spin, handshake_timeout=handshake_timeout, allow_any_uid=allow_any_uid
+            max_message_size=max_message_size,
+            spin=spin,
+            handshake_timeout=handshake_timeout,
+            allow_any_uid=allow_any_uid,
+            protocol_version_override=protocol_version_override,
         )
         st = lib.goipc_listen_ex(p, opts, out)
     if st:
@@ -522,6 +535,7 @@ def dial(
     spin: Optional[float] = None,
     handshake_timeout: Optional[float] = None,
     allow_any_uid: bool = False,
+    protocol_version_override: int = 0,
 ) -> "Conn":
     """Connects to the listener at ``path`` and returns a :class:`Conn`.
 
@@ -540,6 +554,8 @@ def dial(
             per waiting side).
         handshake_timeout: in seconds (None: 5 s).
         allow_any_uid: accept a listener of any uid.
+        protocol_version_override: testing only: announce another protocol
+            version, to check how peers report a version mismatch.
 
     Raises:
         SystemCallError: errno ENOENT (no such path) or ECONNREFUSED
@@ -558,6 +574,7 @@ def dial(
         or spin is not None
         or handshake_timeout is not None
         or allow_any_uid
+        or protocol_version_override
     ):
         opts = _make_options(
             ring_size=ring_size,
@@ -565,6 +582,7 @@ def dial(
             spin=spin,
             handshake_timeout=handshake_timeout,
             allow_any_uid=allow_any_uid,
+            protocol_version_override=protocol_version_override,
         )
     ms = -1 if timeout is None else _ms_ceil(timeout)
     if threading.current_thread() is threading.main_thread() and (ms < 0 or ms > _SLICE_MS):
