@@ -54,7 +54,7 @@ test-go: ## Go unit, two-process, race and fuzz tests of the core
 fuzz: ## run each Go fuzz target for FUZZTIME (default 10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzFrameReader$$' -fuzztime $(FUZZTIME) ./goipc/
 
-deps-system: ## install the Debian packages tests need (spin, chromium); needs root
+deps-system: ## install the Debian packages tests need (spin, strace, chromium); needs root
 	.ci/install-system-deps
 
 MODEL := docs/model/ring.pml
