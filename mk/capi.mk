@@ -6,6 +6,7 @@
 #   build/include/goipc.h            copy of include/goipc.h (where the .pc points)
 #   build/lib/pkgconfig/goipc.pc     relocatable: paths are relative to the .pc
 #   build/c/                         C examples and tests
+#   build/bin/goipc-bench-peer-c     the C peer of `goipc bench --peers c`
 
 CAPI_LIB      := $(BUILD)/lib/libgoipc.so
 CAPI_HEADER   := $(BUILD)/include/goipc.h
@@ -23,14 +24,16 @@ C_STD         := -std=c11 -D_GNU_SOURCE
 C_LINK        := -L$(BUILD)/lib -lgoipc -Wl,-rpath,$(abspath $(BUILD)/lib) -lpthread -lm
 C_SAN         := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 C_EXAMPLES    := $(CBUILD)/ping $(CBUILD)/pong $(CBUILD)/unix_pingpong
+# The C peer of `goipc bench --peers c` (bench/peers.go looks for it here).
+C_BENCH_PEER  := $(BIN)/goipc-bench-peer-c
 C_TESTS_SRC   := $(wildcard bindings/c/tests/*.c)
 C_TEST_BIN    := $(CBUILD)/tests/test_capi
 # A C test that only links the header into C99 and C++ translation units.
 C_HDR_CHECKS  := $(CBUILD)/tests/header_c99.o $(CBUILD)/tests/header_cxx.o
 
-.PHONY: lib c-examples test-c bench-c check-symbols
+.PHONY: lib c-examples c-bench-peer test-c bench-c check-symbols
 
-build: lib c-examples
+build: lib c-examples c-bench-peer
 
 lib: $(CAPI_LIB) $(CAPI_HEADER) $(CAPI_PC) ## build the C library: build/lib/libgoipc.so, build/include/goipc.h, build/lib/pkgconfig/goipc.pc
 
@@ -64,6 +67,14 @@ $(CBUILD)/ping $(CBUILD)/pong: $(CBUILD)/%: bindings/c/%.c bindings/c/latency.h 
 	@mkdir -p $(@D)
 	$(CC) $(C_STD) -O2 -g $(C_WARN) $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --cflags goipc) \
 	  -o $@ $< $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --libs goipc) -lpthread -lm
+
+c-bench-peer: $(C_BENCH_PEER) ## build the C peer of `goipc bench --peers c` (build/bin/goipc-bench-peer-c)
+
+# Linked like ping/pong: pkg-config's absolute -Wl,-rpath to build/lib.
+$(C_BENCH_PEER): bindings/c/bench_peer.c $(CAPI_LIB) $(CAPI_HEADER) $(CAPI_PC)
+	@mkdir -p $(@D)
+	$(CC) $(C_STD) -O2 -g $(C_WARN) $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --cflags goipc) \
+	  -o $@ $< $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --libs goipc) -lpthread
 
 $(CBUILD)/unix_pingpong: bindings/c/unix_pingpong.c bindings/c/latency.h
 	@mkdir -p $(@D)

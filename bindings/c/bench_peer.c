@@ -1,0 +1,357 @@
+/*
+ * bench_peer.c - the C peer of `goipc bench --peers c` (bench/peers.go,
+ * docs/BENCHMARKS.md "Cross-language rows"). Built by `make bench-peers`
+ * (mk/capi.mk) into build/bin/goipc-bench-peer-c.
+ *
+ *   goipc-bench-peer-c --transport goipc|unix --path PATH --size N
+ *                      --iters N --warmup N
+ *
+ * The bench process is the consumer: it listens on PATH and echoes every
+ * message. This program connects to it and does warmup + iters round trips
+ * of SIZE bytes:
+ *
+ *   goipc  through libgoipc: goipc_dial_ex, then goipc_send + goipc_recv
+ *          (blocking, timeout -1: the library returns PEER_CLOSED if the
+ *          consumer goes away, so nothing hangs);
+ *   unix   a plain AF_UNIX SOCK_STREAM socket: write the SIZE bytes, read
+ *          SIZE bytes back.
+ *
+ * Each round trip after the warm-up is timed with CLOCK_MONOTONIC; every
+ * reply (warm-up included) must equal what was sent byte for byte (each
+ * message carries its sequence number in its first 8 bytes). It prints one
+ * JSON line on stdout:
+ *
+ *   {"lang":"c","transport":"goipc","size":64,"iters":20000,
+ *    "p50_ns":...,"p90_ns":...,"p99_ns":...,"p999_ns":...,"max_ns":...}
+ *
+ * or, on any failure, {"lang":"c",...,"error":"..."} and exit status 1
+ * (2 for a bad command line).
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "goipc.h"
+
+/* Whatever the peer was asked, echoed in every JSON line. */
+static const char *g_transport = "";
+static long long g_size = 0, g_iters = 0;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Writes s as a JSON string (quotes included). */
+static void json_string(FILE *f, const char *s)
+{
+    fputc('"', f);
+    for (const unsigned char *p = (const unsigned char *)s; *p != '\0'; p++) {
+        if (*p == '"' || *p == '\\')
+            fprintf(f, "\\%c", *p);
+        else if (*p < 0x20)
+            fprintf(f, "\\u%04x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('"', f);
+}
+
+static void json_head(FILE *f)
+{
+    fputs("{\"lang\":\"c\",\"transport\":", f);
+    json_string(f, g_transport);
+    fprintf(f, ",\"size\":%lld,\"iters\":%lld", g_size, g_iters);
+}
+
+/* Prints the error line and returns 1 (the exit status). */
+__attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
+{
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    fprintf(stderr, "goipc-bench-peer-c: %s\n", msg);
+    json_head(stdout);
+    fputs(",\"error\":", stdout);
+    json_string(stdout, msg);
+    fputs("}\n", stdout);
+    fflush(stdout);
+    return 1;
+}
+
+static void usage(const char *why)
+{
+    fprintf(stderr,
+            "goipc-bench-peer-c: %s\n"
+            "usage: goipc-bench-peer-c --transport goipc|unix --path PATH --size N --iters N --warmup N\n",
+            why);
+    exit(2);
+}
+
+static long long num_arg(const char *name, const char *s)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno != 0 || *end != '\0' || end == s || v < 0) {
+        fprintf(stderr, "goipc-bench-peer-c: %s: %s is not a non-negative integer\n", name, s);
+        usage("bad argument");
+    }
+    return v;
+}
+
+/* ---- the two transports ------------------------------------------------ */
+
+/* One connection: send len bytes, receive len bytes into reply. Returns 0,
+ * or -1 after writing a description into err. */
+struct transport {
+    int (*roundtrip)(struct transport *t, const unsigned char *msg, unsigned char *reply, size_t len, char *err,
+                     size_t errlen);
+    void (*close)(struct transport *t);
+    goipc_conn conn;
+    int fd;
+};
+
+static int goipc_roundtrip(struct transport *t, const unsigned char *msg, unsigned char *reply, size_t len,
+                           char *err, size_t errlen)
+{
+    int32_t st = goipc_send(t->conn, msg, len, -1);
+    if (st != GOIPC_OK) {
+        snprintf(err, errlen, "goipc_send: %s (%s)", goipc_strerror(st), goipc_last_error_message());
+        return -1;
+    }
+    size_t got = 0;
+    st = goipc_recv(t->conn, reply, len, &got, -1);
+    if (st == GOIPC_ERR_BUFFER_TOO_SMALL) {
+        snprintf(err, errlen, "reply of %zu bytes, sent %zu", got, len);
+        return -1;
+    }
+    if (st != GOIPC_OK) {
+        snprintf(err, errlen, "goipc_recv: %s (%s)", goipc_strerror(st), goipc_last_error_message());
+        return -1;
+    }
+    if (got != len) {
+        snprintf(err, errlen, "reply of %zu bytes, sent %zu", got, len);
+        return -1;
+    }
+    return 0;
+}
+
+static void goipc_close(struct transport *t)
+{
+    goipc_conn_close(t->conn);
+}
+
+static int full_io(int fd, unsigned char *buf, size_t len, int writing, char *err, size_t errlen)
+{
+    size_t done = 0;
+    while (done < len) {
+        ssize_t r = writing ? write(fd, buf + done, len - done) : read(fd, buf + done, len - done);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r < 0) {
+            snprintf(err, errlen, "%s: %s", writing ? "write" : "read", strerror(errno));
+            return -1;
+        }
+        if (r == 0) {
+            snprintf(err, errlen, "read: the consumer closed the socket after %zu of %zu bytes", done, len);
+            return -1;
+        }
+        done += (size_t)r;
+    }
+    return 0;
+}
+
+static int unix_roundtrip(struct transport *t, const unsigned char *msg, unsigned char *reply, size_t len, char *err,
+                          size_t errlen)
+{
+    if (full_io(t->fd, (unsigned char *)msg, len, 1, err, errlen) != 0)
+        return -1;
+    return full_io(t->fd, reply, len, 0, err, errlen);
+}
+
+static void unix_close(struct transport *t)
+{
+    close(t->fd);
+}
+
+static int open_goipc(struct transport *t, const char *path, size_t size, char *err, size_t errlen)
+{
+    goipc_options opts;
+    goipc_options_init(&opts);
+    /* The consumer listens with max(1 MiB, size); the default is 1 MiB. */
+    if (size > 1024 * 1024)
+        opts.max_message_size = size;
+    int32_t st = goipc_dial_ex(path, &opts, 10000, &t->conn);
+    if (st != GOIPC_OK) {
+        snprintf(err, errlen, "goipc_dial %s: %s (%s)", path, goipc_strerror(st), goipc_last_error_message());
+        return -1;
+    }
+    t->roundtrip = goipc_roundtrip;
+    t->close = goipc_close;
+    return 0;
+}
+
+static int open_unix(struct transport *t, const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof addr.sun_path) {
+        snprintf(err, errlen, "socket path too long: %s", path);
+        return -1;
+    }
+    strcpy(addr.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        snprintf(err, errlen, "socket: %s", strerror(errno));
+        return -1;
+    }
+    /* The consumer listens before starting us; retry briefly all the same. */
+    for (int attempt = 0;; attempt++) {
+        if (connect(fd, (struct sockaddr *)&addr, sizeof addr) == 0)
+            break;
+        if ((errno == ENOENT || errno == ECONNREFUSED || errno == EINTR) && attempt < 500) {
+            struct timespec pause = {0, 10 * 1000 * 1000};
+            nanosleep(&pause, NULL);
+            continue;
+        }
+        snprintf(err, errlen, "connect %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    t->fd = fd;
+    t->roundtrip = unix_roundtrip;
+    t->close = unix_close;
+    return 0;
+}
+
+/* ---- statistics --------------------------------------------------------- */
+
+static int cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Nearest rank: the smallest sample with at least q% of them at or below. */
+static uint64_t percentile(const uint64_t *sorted, size_t n, double q)
+{
+    double rank = q / 100.0 * (double)n;
+    size_t i = (size_t)rank;
+    if ((double)i < rank)
+        i++;
+    if (i > 0)
+        i--;
+    return sorted[i < n ? i : n - 1];
+}
+
+/* The payload pattern; each message then gets its sequence number stamped
+ * (little-endian) into its first 8 bytes. */
+static void fill(unsigned char *msg, size_t len)
+{
+    for (size_t j = 0; j < len; j++)
+        msg[j] = (unsigned char)(j * 131 + 7);
+}
+
+int main(int argc, char **argv)
+{
+    const char *transport = NULL, *path = NULL;
+    long long size = -1, iters = -1, warmup = -1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
+            usage("help");
+        if (i + 1 >= argc)
+            usage("missing value");
+        const char *name = argv[i], *val = argv[++i];
+        if (strcmp(name, "--transport") == 0)
+            transport = val;
+        else if (strcmp(name, "--path") == 0)
+            path = val;
+        else if (strcmp(name, "--size") == 0)
+            size = num_arg(name, val);
+        else if (strcmp(name, "--iters") == 0)
+            iters = num_arg(name, val);
+        else if (strcmp(name, "--warmup") == 0)
+            warmup = num_arg(name, val);
+        else
+            usage("unknown flag");
+    }
+    if (transport == NULL || path == NULL || size < 0 || iters < 1 || warmup < 0)
+        usage("--transport, --path, --size, --iters (>= 1) and --warmup are required");
+    g_transport = transport;
+    g_size = size;
+    g_iters = iters;
+
+    char err[768];
+    struct transport t;
+    memset(&t, 0, sizeof t);
+    if (strcmp(transport, "goipc") == 0) {
+        if (open_goipc(&t, path, (size_t)size, err, sizeof err) != 0)
+            return fail("%s", err);
+    } else if (strcmp(transport, "unix") == 0) {
+        if (open_unix(&t, path, err, sizeof err) != 0)
+            return fail("%s", err);
+    } else {
+        return fail("unknown transport \"%s\" (goipc or unix)", transport);
+    }
+
+    size_t len = (size_t)size;
+    unsigned char *msg = malloc(len + 1), *reply = malloc(len + 1);
+    uint64_t *rtt = malloc((size_t)iters * sizeof *rtt);
+    if (msg == NULL || reply == NULL || rtt == NULL) {
+        t.close(&t);
+        return fail("out of memory (%lld iterations of %lld B)", iters, size);
+    }
+    fill(msg, len);
+
+    int rc = 0;
+    long long total = warmup + iters;
+    for (long long i = 0; i < total; i++) {
+        for (size_t j = 0; j < 8 && j < len; j++)
+            msg[j] = (unsigned char)((uint64_t)i >> (8 * j));
+        memset(reply, 0, len < 16 ? len : 16); /* a stale buffer must not pass the check */
+        uint64_t t0 = now_ns();
+        if (t.roundtrip(&t, msg, reply, len, err, sizeof err) != 0) {
+            rc = fail("round trip %lld: %s", i, err);
+            break;
+        }
+        uint64_t t1 = now_ns();
+        if (memcmp(reply, msg, len) != 0) {
+            size_t at = 0;
+            while (reply[at] == msg[at])
+                at++;
+            rc = fail("round trip %lld: the reply differs from what was sent at byte %zu (0x%02x, want 0x%02x)", i,
+                      at, reply[at], msg[at]);
+            break;
+        }
+        if (i >= warmup)
+            rtt[i - warmup] = t1 - t0;
+    }
+    t.close(&t);
+    if (rc == 0) {
+        size_t n = (size_t)iters;
+        qsort(rtt, n, sizeof *rtt, cmp_u64);
+        json_head(stdout);
+        printf(",\"p50_ns\":%llu,\"p90_ns\":%llu,\"p99_ns\":%llu,\"p999_ns\":%llu,\"max_ns\":%llu}\n",
+               (unsigned long long)percentile(rtt, n, 50), (unsigned long long)percentile(rtt, n, 90),
+               (unsigned long long)percentile(rtt, n, 99), (unsigned long long)percentile(rtt, n, 99.9),
+               (unsigned long long)rtt[n - 1]);
+        fflush(stdout);
+    }
+    free(msg);
+    free(reply);
+    free(rtt);
+    return rc;
+}
