@@ -72,11 +72,14 @@ var ErrPeerNotBuilt = errors.New("bench: peer program not built")
 
 // peerCandidates are the places each language's peer program is looked for,
 // relative to the repository root; GOIPC_BENCH_PEER_<LANG> (a command line,
-// split on spaces) overrides them.
+// split on spaces) overrides them. `make bench-peers` builds all three:
+// bindings/c/bench_peer.c, bindings/python/goipc_bench_peer.py (run with
+// the venv's python: it imports the binding from bindings/python/src) and
+// bindings/rust/examples/bench_peer.rs (cargo build --release --example).
 var peerCandidates = map[string][][]string{
 	"c":      {{"build/bin/goipc-bench-peer-c"}},
 	"python": {{"build/venv/bin/python", "bindings/python/goipc_bench_peer.py"}},
-	"rust":   {{"bindings/rust/target/release/goipc-bench-peer"}, {"build/bin/goipc-bench-peer-rust"}},
+	"rust":   {{"bindings/rust/target/release/examples/bench_peer"}},
 }
 
 // PeerLangs lists the languages --peers accepts.

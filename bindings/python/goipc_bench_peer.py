@@ -77,7 +77,9 @@ def run_goipc(path, size, iters, warmup):
     try:
         import goipc
     except ImportError as e:
-        raise PeerError("cannot import the goipc package: %s (run this with build/venv/bin/python: make venv)" % e) from e
+        raise PeerError(
+            "cannot import the goipc package: %s (run this with build/venv/bin/python: make venv)" % e
+        ) from e
 
     kw = {}
     if size > 1 << 20:  # the consumer listens with max(1 MiB, size)
@@ -137,7 +139,9 @@ def run_unix(path, size, iters, warmup):
             while got < size:
                 k = recv_into(view[got:])
                 if k == 0:
-                    raise PeerError("round trip %d: the consumer closed the socket after %d of %d bytes" % (i, got, size))
+                    raise PeerError(
+                        "round trip %d: the consumer closed the socket after %d of %d bytes" % (i, got, size)
+                    )
                 got += k
             t1 = clock()
             check(i, msg, reply, got)
