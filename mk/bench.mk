@@ -5,14 +5,26 @@
 #   make test-bench    the bench package's tests (two processes per
 #                      mechanism, payloads verified; JSON; strace counts;
 #                      the HTML report rendered in headless chromium)
+#   make bench-peers   build the cross-language peers of `goipc bench
+#                      --peers`: C (build/bin/goipc-bench-peer-c), Python
+#                      (bindings/python/goipc_bench_peer.py, run with
+#                      build/venv's python) and Rust
+#                      (bindings/rust/target/release/examples/bench_peer)
+#   make bench-langs   the default suite plus the C, Python, Rust and Go
+#                      peers' rows (64 B): build/bench/langs.*
+#   make test-bench-peers  each peer over goipc and unix against the Go
+#                      consumer: the JSON has both rows per language with
+#                      sane percentiles; a corrupted echo makes every peer
+#                      fail with an {"error"} line (correctness, not speed)
 #
+# bench-ipc (and `make bench`) never needs the peers.
 # BENCH_FLAGS adds flags, e.g. make bench-ipc BENCH_FLAGS='--sizes 64,1K,64K,1M'
 
 BENCH_OUT  := $(BUILD)/bench
 BENCH_SRCS := $(shell find bench -name '*.go' -not -name '*_test.go' 2>/dev/null)
 BENCH_FLAGS ?=
 
-.PHONY: bench-ipc test-bench chromium
+.PHONY: bench-ipc test-bench chromium bench-peers bench-rust-peer bench-langs test-bench-peers
 
 # The CLI embeds the bench package: rebuild it when the package changes.
 $(BIN)/goipc: $(BENCH_SRCS)
@@ -39,3 +51,99 @@ test-bench: $(BIN)/goipc ## bench: each mechanism two-process with payload check
 	@echo "test-bench: CLI smoke run ok ($(BENCH_OUT)/smoke.txt)"
 
 TEST_TARGETS += test-bench
+
+# ---- Cross-language peers (`goipc bench --peers`, docs/BENCHMARKS.md) ------
+
+BENCH_PEER_LANGS := c,python,rust
+BENCH_CARGO      ?= $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
+
+# C: c-bench-peer (mk/capi.mk). Python: a script of the source tree that
+# imports the binding from bindings/python/src, so it needs the venv (for
+# flatbuffers) and libgoipc.so, no pip install. Rust: the crate's example.
+bench-peers: lib c-bench-peer $(VENV)/.stamp bench-rust-peer ## build the C, Python and Rust peers of `goipc bench --peers`
+	@echo "bench-peers: built the $(BENCH_PEER_LANGS) peers"
+
+# Cargo decides what to rebuild. The target dir is pinned to the one
+# bench/peers.go looks in, whatever CARGO_TARGET_DIR says.
+bench-rust-peer: lib
+	GOIPC_LIBRARY_DIR=$(abspath $(BUILD)/lib) CARGO_TARGET_DIR=$(abspath bindings/rust/target) \
+	  $(BENCH_CARGO) build --locked --release --manifest-path bindings/rust/Cargo.toml --example bench_peer
+
+bench-langs: $(BIN)/goipc bench-peers ## the default suite (64 B) plus the C, Python, Rust and Go peers' rows: build/bench/langs.*
+	@mkdir -p $(BENCH_OUT)
+	$(BIN)/goipc bench --sizes 64 --peers $(BENCH_PEER_LANGS),go $(BENCH_FLAGS) \
+	  --json $(BENCH_OUT)/langs.json --html $(BENCH_OUT)/langs.html | tee $(BENCH_OUT)/langs.txt
+
+# Checks the JSON of a peers run (argv: the file, the languages) or, with
+# argv "corrupt", runs each peer command (the rest of argv, one per
+# argument) against a unix echo that flips a byte: each must exit non-zero
+# with an {"error"} line that names the mismatch.
+define BENCH_PEERS_CHECK
+import json, os, socket, subprocess, sys, tempfile, threading
+
+def check_json(path, langs):
+    rows = json.load(open(path))["results"]
+    for lang in langs:
+        for mech in ("goipc", "unix-stream"):
+            got = [r for r in rows if r["mode"] == "peer-" + lang and r["mechanism"] == mech]
+            assert len(got) == 1, "%s %s: %d rows, want 1" % (lang, mech, len(got))
+            r = got[0]
+            assert not r.get("error"), "%s %s: %s" % (lang, mech, r["error"])
+            ps = [r[k] for k in ("p50_ns", "p90_ns", "p99_ns", "p999_ns", "max_ns")]
+            assert 0 < ps[0] and ps == sorted(ps), "%s %s: percentiles %s" % (lang, mech, ps)
+            assert ps[0] < 100000000, "%s %s: p50 %d ns is not a round trip" % (lang, mech, ps[0])
+            assert r["size"] == 64 and r["workload"] == "pingpong" and r["iters_per_run"] > 0, r
+            print("test-bench-peers: %-6s %-11s p50 %6d ns  p99 %7d ns  (%d round trips)"
+                  % (lang, mech, ps[0], ps[2], r["iters_per_run"]))
+
+def corrupt(cmds):
+    for cmd in cmds:
+        d = tempfile.mkdtemp()
+        path = os.path.join(d, "bad.sock")
+        ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        ls.bind(path)
+        ls.listen(1)
+        def serve():
+            c, _ = ls.accept()
+            n = 0
+            while True:
+                b = c.recv(64 - n)
+                if not b:
+                    break
+                buf = bytearray(b)
+                if n + len(b) > 20:
+                    buf[20 - n] ^= 0xFF  # byte 20 of the first message
+                n += len(b)
+                c.sendall(buf)
+                if n >= 64:
+                    break
+            c.close()
+        t = threading.Thread(target=serve, daemon=True)
+        t.start()
+        p = subprocess.run(cmd.split() + ["--transport", "unix", "--path", path, "--size", "64",
+                                          "--iters", "10", "--warmup", "2"],
+                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
+        out = p.stdout.decode()
+        assert p.returncode != 0, "%s: exit 0 on a corrupted reply: %s" % (cmd, out)
+        line = json.loads(out.strip().splitlines()[-1])
+        assert "differs" in line.get("error", "") and "byte 20" in line["error"], "%s: %s" % (cmd, out)
+        print("test-bench-peers: %s rejects a corrupted reply: %s" % (os.path.basename(cmd.split()[-1]), line["error"]))
+        ls.close()
+
+if sys.argv[1] == "corrupt":
+    corrupt(sys.argv[2:])
+else:
+    check_json(sys.argv[1], sys.argv[2].split(","))
+endef
+export BENCH_PEERS_CHECK
+
+test-bench-peers: $(BIN)/goipc bench-peers ## each language's bench peer over goipc and unix against the Go consumer (correctness, not speed)
+	@mkdir -p $(BENCH_OUT)
+	$(BIN)/goipc bench --quick -q --mechanisms goipc:default --workloads pingpong --sizes 64 --peers $(BENCH_PEER_LANGS) \
+	  --json $(BENCH_OUT)/peers-smoke.json > $(BENCH_OUT)/peers-smoke.txt
+	@$(PY) -c "$$BENCH_PEERS_CHECK" $(BENCH_OUT)/peers-smoke.json $(BENCH_PEER_LANGS)
+	@$(PY) -c "$$BENCH_PEERS_CHECK" corrupt $(BIN)/goipc-bench-peer-c \
+	  "$(PY) bindings/python/goipc_bench_peer.py" bindings/rust/target/release/examples/bench_peer
+	@echo "test-bench-peers: ok ($(BENCH_OUT)/peers-smoke.txt)"
+
+TEST_TARGETS += test-bench-peers
