@@ -71,7 +71,7 @@ bench-rust-peer: lib
 
 bench-langs: $(BIN)/goipc bench-peers ## the default suite (64 B) plus the C, Python, Rust and Go peers' rows: build/bench/langs.*
 	@mkdir -p $(BENCH_OUT)
-	$(BIN)/goipc bench --sizes 64 --peers $(BENCH_PEER_LANGS),go $(BENCH_FLAGS) \
+	set -o pipefail; $(BIN)/goipc bench --sizes 64 --peers $(BENCH_PEER_LANGS),go $(BENCH_FLAGS) \
 	  --json $(BENCH_OUT)/langs.json --html $(BENCH_OUT)/langs.html | tee $(BENCH_OUT)/langs.txt
 
 # Checks the JSON of a peers run (argv: the file, the languages) or, with

@@ -245,16 +245,14 @@ static int cmp_u64(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Nearest rank: the smallest sample with at least q% of them at or below. */
-static uint64_t percentile(const uint64_t *sorted, size_t n, double q)
+/* Nearest rank: the smallest sample with at least permille/1000 of them at
+ * or below it (integer arithmetic, so that 99.9% is exact). */
+static uint64_t percentile(const uint64_t *sorted, size_t n, unsigned permille)
 {
-    double rank = q / 100.0 * (double)n;
-    size_t i = (size_t)rank;
-    if ((double)i < rank)
-        i++;
-    if (i > 0)
-        i--;
-    return sorted[i < n ? i : n - 1];
+    size_t rank = ((size_t)permille * n + 999) / 1000;
+    if (rank < 1)
+        rank = 1;
+    return sorted[(rank <= n ? rank : n) - 1];
 }
 
 /* The payload pattern; each message then gets its sequence number stamped
@@ -345,8 +343,8 @@ int main(int argc, char **argv)
         qsort(rtt, n, sizeof *rtt, cmp_u64);
         json_head(stdout);
         printf(",\"p50_ns\":%llu,\"p90_ns\":%llu,\"p99_ns\":%llu,\"p999_ns\":%llu,\"max_ns\":%llu}\n",
-               (unsigned long long)percentile(rtt, n, 50), (unsigned long long)percentile(rtt, n, 90),
-               (unsigned long long)percentile(rtt, n, 99), (unsigned long long)percentile(rtt, n, 99.9),
+               (unsigned long long)percentile(rtt, n, 500), (unsigned long long)percentile(rtt, n, 900),
+               (unsigned long long)percentile(rtt, n, 990), (unsigned long long)percentile(rtt, n, 999),
                (unsigned long long)rtt[n - 1]);
         fflush(stdout);
     }
