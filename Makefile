@@ -69,7 +69,7 @@ model-check: ## model-check the wakeup protocol with spin; the seeded bug must b
 	  ./pan > seeded.txt; grep -q "invalid end state" seeded.txt && \
 	  echo "model-check: the seeded bug (load before publish) is found as a lost wakeup"
 
-bench: build ## benchmarks: go test -bench for the core (see also `goipc bench`)
+bench: build ## benchmarks: `goipc bench` (every IPC mechanism) then go test -bench for the core vs a Unix socket
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./goipc/
 
 lint: ## go vet and gofmt check
