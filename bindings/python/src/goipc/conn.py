@@ -1182,12 +1182,25 @@ class _RingSpan:
             )
         self._arr = None
 
-    def _end_for_close(self) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    # The library function that ends the span without sending anything.
+    _end_fn = ""
 
-    @staticmethod
-    def _late_end(lib: ctypes.CDLL, handle: int) -> None:  # pragma: no cover - overridden
-        raise NotImplementedError
+    def _finish(self, fn: str, *args: Any) -> None:
+        """Ends the span with the library function ``fn`` (release, commit
+        or abort) and raises what it reports. BufferError, before anything
+        ends, if slices of the memoryview are alive."""
+        self._detach()
+        self._released = True
+        if _state.forked:
+            raise _lib.fork_error()
+        st = getattr(_state.lib, fn)(self._conn._h, *args)
+        if st:
+            raise _lib.last_error(st)
+
+    def _end_for_close(self) -> None:
+        self._detach()
+        self._released = True
+        getattr(_state.lib, self._end_fn)(self._conn._h)
 
     def __del__(self) -> None:
         if getattr(self, "_released", True) or _state.forked:
@@ -1199,9 +1212,15 @@ class _RingSpan:
             # span in the library when the last of them goes.
             if self._arr is not None:
                 self._released = True
-                weakref.finalize(self._arr, self._late_end, _state.lib, self._conn._h)
+                weakref.finalize(self._arr, _late_end, _state.lib, self._end_fn, self._conn._h)
         except Exception:
             pass
+
+
+def _late_end(lib: ctypes.CDLL, fn: str, handle: int) -> None:
+    """Ends a span whose object was collected while slices of it lived on."""
+    if not _state.forked:
+        getattr(lib, fn)(handle)
 
 
 class View(_RingSpan):
@@ -1210,6 +1229,7 @@ class View(_RingSpan):
     ``nbytes`` bytes, valid until :meth:`release`."""
 
     _what = "view"
+    _end_fn = "goipc_release"
 
     def __init__(self, conn: Conn, ptr: Optional[int], n: int) -> None:
         super().__init__(conn, ptr, n, readonly=True)
@@ -1231,25 +1251,8 @@ class View(_RingSpan):
             ClosedError: the connection was closed meanwhile (the view is
                 ended all the same).
         """
-        if self._released:
-            return
-        self._detach()
-        self._released = True
-        if _state.forked:
-            raise _lib.fork_error()
-        st = _state.lib.goipc_release(self._conn._h)  # type: ignore[union-attr]
-        if st:
-            raise _lib.last_error(st)
-
-    def _end_for_close(self) -> None:
-        self._detach()
-        self._released = True
-        _state.lib.goipc_release(self._conn._h)  # type: ignore[union-attr]
-
-    @staticmethod
-    def _late_end(lib: ctypes.CDLL, handle: int) -> None:
-        if not _state.forked:
-            lib.goipc_release(handle)
+        if not self._released:
+            self._finish("goipc_release")
 
     def __enter__(self) -> memoryview:
         return self.data
@@ -1267,6 +1270,7 @@ class Reservation(_RingSpan):
     bytes; :meth:`commit` sends, :meth:`abort` drops."""
 
     _what = "reservation"
+    _end_fn = "goipc_abort_reserve"
 
     def __init__(self, conn: Conn, ptr: Optional[int], n: int) -> None:
         super().__init__(conn, ptr, n, readonly=False)
@@ -1286,36 +1290,13 @@ class Reservation(_RingSpan):
             n = self.nbytes
         if not 0 <= n <= self.nbytes:
             raise ValueError("goipc: commit(%d) outside the reserved %d bytes" % (n, self.nbytes))
-        self._detach()
-        self._released = True
-        if _state.forked:
-            raise _lib.fork_error()
-        st = _state.lib.goipc_commit(self._conn._h, n)  # type: ignore[union-attr]
-        if st:
-            raise _lib.last_error(st)
+        self._finish("goipc_commit", n)
 
     def abort(self) -> None:
         """Drops the reservation without sending anything (harmless if it
         already ended)."""
-        if self._released:
-            return
-        self._detach()
-        self._released = True
-        if _state.forked:
-            raise _lib.fork_error()
-        st = _state.lib.goipc_abort_reserve(self._conn._h)  # type: ignore[union-attr]
-        if st:
-            raise _lib.last_error(st)
-
-    def _end_for_close(self) -> None:
-        self._detach()
-        self._released = True
-        _state.lib.goipc_abort_reserve(self._conn._h)  # type: ignore[union-attr]
-
-    @staticmethod
-    def _late_end(lib: ctypes.CDLL, handle: int) -> None:
-        if not _state.forked:
-            lib.goipc_abort_reserve(handle)
+        if not self._released:
+            self._finish("goipc_abort_reserve")
 
     def __enter__(self) -> memoryview:
         return self.data
