@@ -330,8 +330,10 @@ func (c *Conn) send(msg []byte, w waitFor) error {
 
 // Reserve reserves room for a message of up to n bytes and returns it, for
 // the caller to fill in place; Commit publishes it, AbortReserve drops it.
-// Until then the send side is locked: other senders wait. timeout is as
-// for SendTimeout. The returned slice must not be used after Commit or
+// Until then the send side is locked: other senders wait. Like a
+// sync.Mutex, the lock is not reentrant: sending again on the goroutine
+// that holds a reservation, before Commit or AbortReserve, deadlocks (the
+// C API detects that case per thread). timeout is as for SendTimeout. The returned slice must not be used after Commit or
 // AbortReserve.
 func (c *Conn) Reserve(n int, timeout time.Duration) ([]byte, error) {
 	return c.reserve(n, timeoutWait(timeout))
@@ -347,12 +349,7 @@ func (c *Conn) reserve(n int, w waitFor) ([]byte, error) {
 	if err := c.enter(dirSend); err != nil {
 		return nil, err
 	}
-	c.sendMu.Lock()
-	if c.prod.reserved { // only reachable if Commit was never called on this goroutine's path
-		c.sendMu.Unlock()
-		c.leave(dirSend)
-		return nil, fmt.Errorf("%w: a reservation is already pending", ErrInvalidArgument)
-	}
+	c.sendMu.Lock() // held until Commit/AbortReserve: a pending reservation excludes other senders
 	// A dead peer will read nothing more: fail at once rather than fill
 	// its ring.
 	if c.peerGone.Load() {
@@ -447,7 +444,8 @@ func (c *Conn) RecvInto(buf []byte, timeout time.Duration) (int, error) {
 
 // RecvView returns the next message in place, in the ring: no copy. The
 // slice is valid until ReleaseView, which must be called before the next
-// receive; until then other receivers wait. The peer cannot overwrite the
+// receive; until then other receivers wait (receiving again on the same
+// goroutine before ReleaseView deadlocks, as with a sync.Mutex). The peer cannot overwrite the
 // message before it is released. timeout is as for RecvTimeout.
 func (c *Conn) RecvView(timeout time.Duration) ([]byte, error) {
 	return c.recvView(timeoutWait(timeout))
@@ -457,12 +455,7 @@ func (c *Conn) recvView(w waitFor) ([]byte, error) {
 	if err := c.enter(dirRecv); err != nil {
 		return nil, err
 	}
-	c.recvMu.Lock()
-	if c.cons.viewHeld {
-		c.recvMu.Unlock()
-		c.leave(dirRecv)
-		return nil, fmt.Errorf("%w: the previous view was not released", ErrInvalidArgument)
-	}
+	c.recvMu.Lock() // held until ReleaseView: an open view excludes other receivers
 	var msg []byte
 	var frame uint64
 	err := c.await(dirRecv, c.cons.r.dataEC, func() (bool, error) {

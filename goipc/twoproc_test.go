@@ -2,6 +2,7 @@ package goipc
 
 import (
 	"bufio"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -100,7 +101,7 @@ func seqOf(b []byte) int64 {
 	if len(b) < 8 {
 		return -1
 	}
-	return int64(uint64(b[0]) | uint64(b[1])<<8 | uint64(b[2])<<16 | uint64(b[3])<<24 | uint64(b[4])<<32 | uint64(b[5])<<40 | uint64(b[6])<<48 | uint64(b[7])<<56)
+	return int64(binary.LittleEndian.Uint64(b))
 }
 
 // TestTwoProcessDuplexStream: 10 million messages (5 million each way, at

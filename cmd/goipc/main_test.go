@@ -144,19 +144,26 @@ func TestPingDetectsWrongAnswers(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
+	// A liar: serves clients one after another, flipping one bit of every
+	// answer, until the listener closes.
 	go func() {
-		c, err := ln.Accept()
-		if err != nil {
-			return
-		}
-		defer c.Close()
 		for {
-			m, err := c.Recv()
-			if err != nil {
+			c, err := ln.Accept()
+			if errors.Is(err, goipc.ErrClosed) {
 				return
 			}
-			m[len(m)-1] ^= 1 // flip one bit of every answer
-			c.Send(m)
+			if err != nil {
+				continue
+			}
+			for {
+				m, err := c.Recv()
+				if err != nil {
+					break
+				}
+				m[len(m)-1] ^= 1
+				c.Send(m)
+			}
+			c.Close()
 		}
 	}()
 	for _, mode := range []string{"--raw", "--size=64"} {
@@ -165,22 +172,6 @@ func TestPingDetectsWrongAnswers(t *testing.T) {
 		if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "answer 0") && !strings.Contains(string(out), "Pong 0") {
 			t.Fatalf("ping %s against a liar: %v\n%s", mode, err, out)
 		}
-		// The liar goroutine serves one client; serve the next.
-		go func() {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			defer c.Close()
-			for {
-				m, err := c.Recv()
-				if err != nil {
-					return
-				}
-				m[len(m)-1] ^= 1
-				c.Send(m)
-			}
-		}()
 	}
 }
 
