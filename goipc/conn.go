@@ -5,15 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
-)
 
-// parkSlice bounds one futex sleep. Wakeups come from the peer, from Close
-// and from the peer watcher; the slice only bounds the damage of a peer
-// that corrupts the eventcount words.
-const parkSlice = 50 * time.Millisecond
+	"github.com/goipc/goipc/goipc/internal/sys"
+)
 
 const (
 	dirSend = 0
@@ -27,6 +26,10 @@ const (
 // receives with each other, and a send and a receive run in parallel.
 // Close may be called at any time from any goroutine; it interrupts blocked
 // calls, which return ErrClosed.
+//
+// An idle Conn costs no thread and no CPU: a call that waits longer than
+// its spin budget and a short futex window sleeps through the Go netpoller
+// on the connection's socket (see docs/PROTOCOL.md).
 type Conn struct {
 	seg  *segment
 	prod producer
@@ -36,6 +39,15 @@ type Conn struct {
 	// spinNow is each direction's adaptive spin budget, guarded by that
 	// direction's mutex (await runs under it).
 	spinNow [2]time.Duration
+	// timers bound each direction's doorbell waits; guarded likewise.
+	timers [2]*time.Timer
+	// bells[dir] gets a token when the peer rings our doorbell (the
+	// watcher reads a byte from the socket): re-check the rings.
+	bells [2]chan struct{}
+	// ended is closed when the Conn is closed or the peer is gone: it
+	// wakes every doorbell waiter.
+	ended     chan struct{}
+	endedOnce sync.Once
 
 	sendMu sync.Mutex // serialises senders; held from Reserve to Commit
 	recvMu sync.Mutex // serialises receivers; held from RecvView to ReleaseView
@@ -52,34 +64,85 @@ type Conn struct {
 	peerGone  atomic.Bool // set by watchPeer when the socket reports EOF
 	broken    atomic.Pointer[error]
 	release   sync.Once
+	onRelease func() // returns the connection's share of a listener's limits
 	sock      *net.UnixConn
+	sockRaw   syscall.RawConn // for doorbell writes
 	watchDone chan struct{}
 	peerPID   int32
+	dialer    bool
+	path      string
+	opened    time.Time
+
+	notify notifyFD // the descriptor of NotifyFD, once asked for
 }
 
-func newConn(seg *segment, txRing, rxRing int, sock *net.UnixConn, spin time.Duration, peerPID int32) *Conn {
+func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID int32, path string, onRelease func()) (*Conn, error) {
+	txRing, rxRing := 1, 0
+	if dialer {
+		txRing, rxRing = 0, 1
+	}
+	raw, err := sock.SyscallConn()
+	if err != nil {
+		return nil, err
+	}
 	c := &Conn{
 		seg:       seg,
 		prod:      producer{r: seg.rings[txRing]},
 		cons:      consumer{r: seg.rings[rxRing]},
-		spin:      spin,
-		spinNow:   [2]time.Duration{spin, spin},
+		spin:      o.spin,
+		spinNow:   [2]time.Duration{o.spin, o.spin},
+		bells:     [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
+		ended:     make(chan struct{}),
+		onRelease: onRelease,
 		sock:      sock,
+		sockRaw:   raw,
 		watchDone: make(chan struct{}),
 		peerPID:   peerPID,
+		dialer:    dialer,
+		path:      path,
+		opened:    time.Now(),
 	}
+	c.notify.fd.Store(-1)
+	for i := range c.timers {
+		c.timers[i] = time.NewTimer(time.Hour)
+		c.timers[i].Stop()
+	}
+	c.prod.ring = c.ringDoorbell
+	c.cons.ring = c.ringDoorbell
 	go c.watchPeer()
-	return c
+	return c, nil
 }
 
-// watchPeer blocks on the socket, which the peer never writes to after the
-// handshake: EOF (or any error) means the peer closed or died. The kernel
-// closes a dead process's sockets, so this also catches SIGKILL.
+// doorbellByte is what a side writes to the socket to wake a peer that
+// announced a doorbell wait. Its value carries no meaning: any byte makes
+// the peer re-check both rings.
+var doorbellByte = []byte{'!'}
+
+// ringDoorbell wakes the peer's doorbell waiter: one byte on the socket,
+// which the peer's watcher reads through its netpoller. A full socket
+// buffer (EAGAIN) means bytes are already pending there, which wake the
+// peer just as well, so a failed write is dropped.
+func (c *Conn) ringDoorbell() {
+	c.sockRaw.Write(func(fd uintptr) bool {
+		sys.Write(int(fd), doorbellByte)
+		return true
+	})
+}
+
+// watchPeer reads the socket until it ends. The peer writes only doorbell
+// bytes to it after the handshake, each a reason to re-check the rings;
+// EOF (or any error) means the peer closed or died. The kernel closes a
+// dead process's sockets, so this also catches SIGKILL.
 func (c *Conn) watchPeer() {
 	defer close(c.watchDone)
 	var b [64]byte
 	for {
-		if _, err := c.sock.Read(b[:]); err != nil {
+		n, err := c.sock.Read(b[:])
+		if n > 0 {
+			c.wakeBells()
+			c.notify.signal()
+		}
+		if err != nil {
 			break
 		}
 	}
@@ -88,14 +151,28 @@ func (c *Conn) watchPeer() {
 	if c.enter(dirRecv) == nil {
 		c.peerGone.Store(true)
 		c.wakeLocalWaiters()
+		c.notify.signal()
 		c.leave(dirRecv)
 	}
 }
 
-// wakeLocalWaiters interrupts our own blocked calls (they re-check state).
+// wakeBells hands each direction's doorbell waiter a token, without
+// blocking: a token already there does the same job.
+func (c *Conn) wakeBells() {
+	for _, b := range c.bells {
+		select {
+		case b <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// wakeLocalWaiters interrupts our own blocked calls (they re-check state):
+// futex waiters through the eventcounts, doorbell waiters through ended.
 func (c *Conn) wakeLocalWaiters() {
 	c.cons.r.dataEC.wakeAll()
 	c.prod.r.spaceEC.wakeAll()
+	c.endedOnce.Do(func() { close(c.ended) })
 }
 
 // enter registers a call in direction dir; it fails if the Conn is closed.
@@ -119,7 +196,13 @@ func (c *Conn) leave(dir int) {
 
 func (c *Conn) tryRelease() {
 	if c.closed.Load() && c.inflight[dirSend].n.Load() == 0 && c.inflight[dirRecv].n.Load() == 0 {
-		c.release.Do(func() { c.seg.unmap() })
+		c.release.Do(func() {
+			c.seg.unmap()
+			c.notify.close()
+			if c.onRelease != nil {
+				c.onRelease()
+			}
+		})
 	}
 }
 
@@ -195,11 +278,12 @@ func (c *Conn) state(w *waitFor) error {
 	return nil
 }
 
-// await polls ready until it reports true or an error, spinning for the
-// direction's spin budget, then parking on ec. ready must be cheap and
+// await polls ready until it reports true or an error: it spins for the
+// direction's spin budget, then parks (see park). ready must be cheap and
 // idempotent. drain makes a dead peer's already-published data still count
 // as ready. The caller holds dir's mutex.
 func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
+	c.notify.drain()
 	if err := c.state(w); err != nil {
 		return c.finalCheck(ready, err, drain)
 	}
@@ -207,37 +291,63 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 		return err
 	}
 	if w.try {
-		return ErrTimeout
+		return c.tryFailed(ec, ready)
 	}
 	budget := c.spinNow[dir]
 	var start time.Time
-	if budget > 0 {
+	if budget > 0 && spinners.acquire() {
 		start = time.Now()
-		for i := 1; ; i++ {
-			if ok, err := ready(); ok || err != nil {
-				if err == nil {
-					c.adaptSpin(dir, true)
-				}
-				return err
-			}
-			if i%128 == 0 {
-				if err := c.state(w); err != nil {
-					return c.finalCheck(ready, err, drain)
-				}
-				if time.Since(start) >= budget {
-					break
-				}
-			}
+		done, err := c.spinFor(dir, budget, start, ready, w, drain)
+		spinners.release()
+		if done {
+			return err
 		}
 	}
-	err := c.park(ec, ready, w, drain)
-	if err == nil && budget > 0 && time.Since(start) < 2*budget {
+	c.countPark(dir)
+	err := c.park(dir, ec, ready, w, drain)
+	if err == nil && !start.IsZero() && time.Since(start) < 2*budget {
 		// The spin lost, yet the wait ended soon after it: the peer most
 		// likely needed the CPU we were spinning on (more runnable threads
 		// than cores). Spin less next time.
 		c.adaptSpin(dir, false)
 	}
 	return err
+}
+
+// spinPreempted is a gap between two looks at the clock in the spin loop
+// that only a lost CPU explains (a look comes every few hundred ns).
+const spinPreempted = 50 * time.Microsecond
+
+// spinFor polls ready for up to budget. done reports that the wait is
+// over (with err); otherwise the caller parks.
+func (c *Conn) spinFor(dir int, budget time.Duration, start time.Time, ready func() (bool, error), w *waitFor, drain bool) (done bool, err error) {
+	last := start
+	for i := 1; ; i++ {
+		if ok, err := ready(); ok || err != nil {
+			if err == nil {
+				c.adaptSpin(dir, true)
+			}
+			return true, err
+		}
+		if i%128 == 0 {
+			if err := c.state(w); err != nil {
+				return true, c.finalCheck(ready, err, drain)
+			}
+			now := time.Now()
+			if now.Sub(last) > spinPreempted {
+				// We were descheduled while spinning: the machine has
+				// more runnable threads than cores, and our spinning
+				// keeps the peer (or others) off a CPU.
+				c.adaptSpin(dir, false)
+				return false, nil
+			}
+			last = now
+			if now.Sub(start) >= budget {
+				return false, nil
+			}
+			runtime.Gosched() // let this P's other goroutines run
+		}
+	}
 }
 
 // adaptSpin moves a direction's spin budget: doubling (up to the configured
@@ -255,8 +365,40 @@ func (c *Conn) adaptSpin(dir int, won bool) {
 	}
 }
 
-// park sleeps on ec until ready, using the eventcount protocol.
-func (c *Conn) park(ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
+// countPark records, in the segment's statistics, that this side parked.
+func (c *Conn) countPark(dir int) {
+	if dir == dirRecv {
+		c.cons.n.parks++
+		*c.cons.r.consParks = c.cons.n.parks
+	} else {
+		c.prod.n.parks++
+		*c.prod.r.prodParks = c.prod.n.parks
+	}
+}
+
+// futexWindow is how long a parked call sleeps on the futex, holding its
+// thread, before it moves to the doorbell, which holds none. A peer that
+// answers within the window wakes us the cheapest way; an idle connection
+// pays one futex timeout and then costs nothing.
+var futexWindow = 2 * time.Millisecond
+
+// park sleeps until ready: on the futex for futexWindow when one of the
+// process's futex slots is free (they bound the threads parked calls
+// hold), then on the doorbell.
+func (c *Conn) park(dir int, ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
+	if futexSleepers.acquire() {
+		done, err := c.futexPark(ec, ready, w, drain)
+		futexSleepers.release()
+		if done {
+			return err
+		}
+	}
+	return c.doorbellPark(dir, ec, ready, w, drain)
+}
+
+// futexPark sleeps on ec's futex until ready or for futexWindow. done
+// reports that the wait is over (with err).
+func (c *Conn) futexPark(ec eventCount, ready func() (bool, error), w *waitFor, drain bool) (done bool, err error) {
 	if w.ctx != nil && w.ctx.Done() != nil {
 		// The callback may run after this call returned: it takes its own
 		// reference so that it never touches a released mapping.
@@ -268,23 +410,80 @@ func (c *Conn) park(ec eventCount, ready func() (bool, error), w *waitFor, drain
 		})
 		defer stop()
 	}
+	until := time.Now().Add(futexWindow)
+	if !w.deadline.IsZero() && w.deadline.Before(until) {
+		until = w.deadline
+	}
 	for {
 		epoch := ec.prepare()
 		if ok, err := ready(); ok || err != nil {
 			ec.cancel()
-			return err
+			return true, err
 		}
 		if err := c.state(w); err != nil {
 			ec.cancel()
-			return c.finalCheck(ready, err, drain)
+			return true, c.finalCheck(ready, err, drain)
 		}
-		slice := parkSlice
-		if !w.deadline.IsZero() {
-			slice = min(slice, time.Until(w.deadline))
+		left := time.Until(until)
+		if left <= 0 {
+			ec.cancel()
+			return false, nil
 		}
-		ec.wait(epoch, slice)
+		ec.wait(epoch, left)
 		ec.cancel()
 	}
+}
+
+// doorbellPark announces a doorbell wait on ec and sleeps on the Go
+// netpoller (the watcher reading the socket) until ready: no thread, no
+// periodic wakeup.
+func (c *Conn) doorbellPark(dir int, ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
+	var timeout <-chan time.Time
+	if !w.deadline.IsZero() {
+		t := c.timers[dir]
+		t.Reset(time.Until(w.deadline))
+		defer t.Stop()
+		timeout = t.C
+	}
+	var cancelled <-chan struct{}
+	if w.ctx != nil {
+		cancelled = w.ctx.Done()
+	}
+	for {
+		ec.arm()
+		if ok, err := ready(); ok || err != nil {
+			ec.disarm()
+			return err
+		}
+		if err := c.state(w); err != nil {
+			if !c.notify.open() {
+				ec.disarm()
+			}
+			return c.finalCheck(ready, err, drain)
+		}
+		select {
+		case <-c.bells[dir]:
+		case <-c.ended:
+		case <-timeout:
+		case <-cancelled:
+		}
+	}
+}
+
+// tryFailed ends a call that may not wait. When the connection has a
+// NotifyFD, it arms the doorbell first, so that the descriptor becomes
+// readable when the peer next publishes, and looks once more: what the
+// peer published before the arm would ring nothing.
+func (c *Conn) tryFailed(ec eventCount, ready func() (bool, error)) error {
+	if !c.notify.open() {
+		return ErrTimeout
+	}
+	ec.arm()
+	if ok, err := ready(); ok || err != nil {
+		ec.disarm()
+		return err
+	}
+	return ErrTimeout
 }
 
 // finalCheck runs when a wait ends with err. For a peer that is gone, a
@@ -471,7 +670,7 @@ func (c *Conn) recvView(w waitFor) ([]byte, error) {
 		c.leave(dirRecv)
 		return nil, err
 	}
-	c.cons.viewHeld, c.cons.viewFrame = true, frame
+	c.cons.viewHeld, c.cons.viewFrame, c.cons.viewLen = true, frame, uint64(len(msg))
 	return msg, nil
 }
 
@@ -485,7 +684,7 @@ func (c *Conn) unview(consume bool) error {
 	}
 	c.cons.viewHeld = false
 	if consume && !c.closed.Load() {
-		c.cons.consume(c.cons.viewFrame)
+		c.cons.consume(c.cons.viewFrame, c.cons.viewLen)
 	}
 	c.recvMu.Unlock()
 	c.leave(dirRecv)

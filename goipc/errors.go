@@ -44,13 +44,21 @@ var (
 	// path cannot be used. See Options.AllowUIDs.
 	ErrPermission = errors.New("goipc: permission denied")
 
-	// ErrAddressInUse is returned by Listen when a live listener already
-	// serves the path.
-	ErrAddressInUse = errors.New("goipc: a live listener already serves this path")
+	// ErrAddressInUse is returned by Listen when the path is taken: a live
+	// listener serves it, or something other than a socket (a directory,
+	// a regular file) is there. The message says which.
+	ErrAddressInUse = errors.New("goipc: socket path in use")
 
 	// ErrInvalidArgument is returned for misuse: a negative size, Commit
 	// without Reserve, a second RecvView before ReleaseView, bad options.
 	ErrInvalidArgument = errors.New("goipc: invalid argument")
+
+	// ErrLimit is returned when a listener refuses a client because one of
+	// its limits is reached: Options.MaxConns, MaxSegmentSize,
+	// MaxMappedBytes, or the listener ran out of file descriptors. The
+	// message names the limit and its value. Other connections are not
+	// affected; retry later or ask the operator to raise the limit.
+	ErrLimit = errors.New("goipc: listener limit reached")
 
 	// ErrNotSupported is returned on systems other than Linux.
 	ErrNotSupported = errors.New("goipc: not supported on this system (needs Linux)")

@@ -39,7 +39,7 @@ func FuzzFrameReader(f *testing.F) {
 			if uint64(len(msg)) > maxMsg || fs < frameHeaderSize || fs%frameAlign != 0 || fs > capacity {
 				t.Fatalf("message of %d bytes in a frame of %d", len(msg), fs)
 			}
-			c.consume(fs)
+			c.consume(fs, uint64(len(msg)))
 			if c.tail-before > capacity || c.tail > head {
 				t.Fatalf("consumer moved from %d to %d past head %d", before, c.tail, head)
 			}

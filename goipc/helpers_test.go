@@ -120,7 +120,7 @@ func anonSegment(t testing.TB, ringSize, maxMessage uint64) *segment {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { unix.Munmap(mem) })
-	initSegment(mem, ringSize, maxMessage)
+	initSegment(mem, ringSize, maxMessage, "/test", ProtocolVersion)
 	seg, err := parseSegment(mem, maxMessage)
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,7 @@ import (
 	"unsafe"
 )
 
-// segmentHeader mirrors the documented v1 header, so that the compiler
+// segmentHeader mirrors the documented v2 header, so that the compiler
 // computes the offsets the constants claim.
 type segmentHeader struct {
 	Magic         uint64
@@ -16,24 +16,36 @@ type segmentHeader struct {
 	MaxMessage    uint32
 	Flags         uint32
 	CreatorPID    uint32
-	_             uint32
+	AcceptorPID   uint32
 	Ring0DataOff  uint64
 	Ring0Cap      uint64
 	Ring1DataOff  uint64
 	Ring1Cap      uint64
-	_             [52]byte
+	CreatedNs     uint64
+	ProtoVersion  uint32
+	_             [40]byte
 	Ready         uint32
 	Ring0Control  ringControl
 	Ring1Control  ringControl
+	PathLen       uint32
+	Path          [maxPathBytes]byte
 }
 
 type ringControl struct {
-	Head    uint64
-	DataEC  uint64
-	_       [cacheBlock - 16]byte
-	Tail    uint64
-	SpaceEC uint64
-	_       [cacheBlock - 16]byte
+	Head      uint64
+	DataEC    uint64
+	ProdMsgs  uint64
+	ProdBytes uint64
+	ProdParks uint64
+	ProdWakes uint64
+	_         [cacheBlock - 48]byte
+	Tail      uint64
+	SpaceEC   uint64
+	ConsMsgs  uint64
+	ConsBytes uint64
+	ConsParks uint64
+	ConsWakes uint64
+	_         [cacheBlock - 48]byte
 }
 
 func TestLayoutOffsets(t *testing.T) {
@@ -50,6 +62,11 @@ func TestLayoutOffsets(t *testing.T) {
 		{"max message", unsafe.Offsetof(h.MaxMessage), offMaxMessage},
 		{"flags", unsafe.Offsetof(h.Flags), offFlags},
 		{"creator pid", unsafe.Offsetof(h.CreatorPID), offCreatorPID},
+		{"acceptor pid", unsafe.Offsetof(h.AcceptorPID), offAcceptorPID},
+		{"created ns", unsafe.Offsetof(h.CreatedNs), offCreatedNs},
+		{"protocol version", unsafe.Offsetof(h.ProtoVersion), offProtoVersion},
+		{"path length", unsafe.Offsetof(h.PathLen), offPathLen},
+		{"path", unsafe.Offsetof(h.Path), offPath},
 		{"ring 0 data offset", unsafe.Offsetof(h.Ring0DataOff), offRing0DataOff},
 		{"ring 0 capacity", unsafe.Offsetof(h.Ring0Cap), offRing0Cap},
 		{"ring 1 data offset", unsafe.Offsetof(h.Ring1DataOff), offRing1DataOff},
@@ -59,10 +76,18 @@ func TestLayoutOffsets(t *testing.T) {
 		{"ring 1 control", unsafe.Offsetof(h.Ring1Control), offRing1Control},
 		{"head", unsafe.Offsetof(r.Head), offCtlHead},
 		{"data eventcount", unsafe.Offsetof(r.DataEC), offCtlDataEC},
+		{"producer messages", unsafe.Offsetof(r.ProdMsgs), offCtlProdMsgs},
+		{"producer bytes", unsafe.Offsetof(r.ProdBytes), offCtlProdBytes},
+		{"producer parks", unsafe.Offsetof(r.ProdParks), offCtlProdParks},
+		{"producer wakes", unsafe.Offsetof(r.ProdWakes), offCtlProdWakes},
 		{"tail", unsafe.Offsetof(r.Tail), offCtlTail},
 		{"space eventcount", unsafe.Offsetof(r.SpaceEC), offCtlSpaceEC},
+		{"consumer messages", unsafe.Offsetof(r.ConsMsgs), offCtlConsMsgs},
+		{"consumer bytes", unsafe.Offsetof(r.ConsBytes), offCtlConsBytes},
+		{"consumer parks", unsafe.Offsetof(r.ConsParks), offCtlConsParks},
+		{"consumer wakes", unsafe.Offsetof(r.ConsWakes), offCtlConsWakes},
 		{"ring control size", unsafe.Sizeof(r), ringControlSize},
-		{"header+controls fit the control area", unsafe.Sizeof(h), offRing1Control + ringControlSize},
+		{"header+controls+path fit the control area", unsafe.Sizeof(h), offPath + maxPathBytes},
 	}
 	for _, c := range checks {
 		if c.got != c.want {
@@ -115,7 +140,7 @@ func TestParseSegmentRejects(t *testing.T) {
 	le := binary.LittleEndian
 	cases := map[string]func(m []byte){
 		"magic":        func(m []byte) { le.PutUint64(m[offMagic:], 1) },
-		"version":      func(m []byte) { le.PutUint32(m[offLayoutVersion:], 2) },
+		"version":      func(m []byte) { le.PutUint32(m[offLayoutVersion:], LayoutVersion-1) },
 		"not ready":    func(m []byte) { le.PutUint32(m[offReady:], 0) },
 		"control size": func(m []byte) { le.PutUint32(m[offControlSize:], 64) },
 		"size":         func(m []byte) { le.PutUint64(m[offSegmentSize:], 1<<40) },

@@ -2,6 +2,7 @@ package goipc
 
 import (
 	"fmt"
+	"log"
 	"math"
 	"time"
 )
@@ -23,6 +24,26 @@ const (
 
 	// DefaultHandshakeTimeout bounds the handshake of Dial and Accept.
 	DefaultHandshakeTimeout = 5 * time.Second
+)
+
+// Listener limits, used when the corresponding Options field is 0. They
+// bound what dialers can make a listener hold; each can be raised.
+const (
+	// DefaultMaxConns bounds a listener's open connections (accepted or
+	// waiting for Accept).
+	DefaultMaxConns = 4096
+	// DefaultMaxSegmentSize is the largest segment a listener maps: two
+	// rings of 32 MiB.
+	DefaultMaxSegmentSize = controlSize + 2*(32<<20)
+	// DefaultMaxMappedBytes bounds the segment bytes a listener maps over
+	// all its connections (address space; the memory itself is allocated,
+	// and paid for, by the dialers).
+	DefaultMaxMappedBytes = 16 << 30
+	// DefaultMaxPendingHandshakes bounds the handshakes in progress. When
+	// it is reached the oldest pending handshake is dropped: a legitimate
+	// client says hello within microseconds of connecting, so only silent
+	// or slow clients lose their place.
+	DefaultMaxPendingHandshakes = 64
 )
 
 // Options configure a connection. A nil *Options means all defaults. The
@@ -59,6 +80,20 @@ type Options struct {
 	// ProtocolVersionOverride, when non-zero, makes this side announce
 	// another protocol version. For testing version-mismatch handling only.
 	ProtocolVersionOverride uint32
+
+	// Listener limits (Dial ignores them). 0 means the Default* value,
+	// a negative value means no limit. A client over a limit is refused
+	// with an error wrapping ErrLimit that names the limit; the listener
+	// logs the first refusal of each kind through Logf.
+	MaxConns             int   // open connections
+	MaxSegmentSize       int64 // bytes of one connection's segment
+	MaxMappedBytes       int64 // segment bytes over all connections
+	MaxPendingHandshakes int   // handshakes in progress (the oldest is dropped)
+
+	// Logf receives the listener's rare operational messages (a limit
+	// reached, descriptors exhausted). nil means the standard log package;
+	// use func(string, ...any) {} to silence them.
+	Logf func(format string, args ...any)
 }
 
 // resolved is Options with defaults applied and values checked.
@@ -70,6 +105,23 @@ type resolved struct {
 	allowAnyUID      bool
 	handshakeTimeout time.Duration
 	protocolVersion  uint32
+
+	maxConns   int64 // math.MaxInt64: no limit
+	maxSegment int64
+	maxMapped  int64
+	maxPending int
+	logf       func(format string, args ...any)
+}
+
+// limitOrDefault applies the 0 = default, negative = none convention.
+func limitOrDefault(v, def int64) int64 {
+	switch {
+	case v == 0:
+		return def
+	case v < 0:
+		return math.MaxInt64
+	}
+	return v
 }
 
 func (o *Options) resolve() (resolved, error) {
@@ -86,6 +138,14 @@ func (o *Options) resolve() (resolved, error) {
 	}
 	if r.protocolVersion == 0 {
 		r.protocolVersion = ProtocolVersion
+	}
+	r.maxConns = limitOrDefault(int64(in.MaxConns), DefaultMaxConns)
+	r.maxSegment = limitOrDefault(in.MaxSegmentSize, DefaultMaxSegmentSize)
+	r.maxMapped = limitOrDefault(in.MaxMappedBytes, DefaultMaxMappedBytes)
+	r.maxPending = int(min(limitOrDefault(int64(in.MaxPendingHandshakes), DefaultMaxPendingHandshakes), math.MaxInt32))
+	r.logf = in.Logf
+	if r.logf == nil {
+		r.logf = log.Printf
 	}
 	if r.handshakeTimeout <= 0 {
 		r.handshakeTimeout = DefaultHandshakeTimeout

@@ -17,6 +17,17 @@ type ringView struct {
 	tail    *uint64 // written by the consumer only
 	dataEC  eventCount
 	spaceEC eventCount
+
+	// Statistics words (docs/LAYOUT.md), each written only by its own
+	// side with plain stores, from the side's private copy.
+	prodMsgs, prodBytes, prodParks, prodWakes *uint64
+	consMsgs, consBytes, consParks, consWakes *uint64
+}
+
+// sideCounters is one side's private, authoritative copy of its statistics
+// for one ring.
+type sideCounters struct {
+	msgs, bytes, parks, wakes uint64
 }
 
 func protocolErrorf(format string, args ...any) error {
@@ -36,6 +47,9 @@ type producer struct {
 	resPos   uint64
 	resLen   uint64
 	resPad   bool
+
+	n    sideCounters
+	ring func() // rings the consumer's doorbell
 }
 
 // loadTail refreshes tailSeen from shared memory and validates it.
@@ -60,7 +74,10 @@ func (p *producer) publish(newHead uint64) {
 	// sequentially consistent, orders this store before notify's load of
 	// the waiter count (Dekker with eventCount.prepare).
 	atomic.StoreUint64(p.r.head, newHead)
-	p.r.dataEC.notify()
+	if p.r.dataEC.notify(p.ring) {
+		p.n.wakes++
+		*p.r.prodWakes = p.n.wakes
+	}
 }
 
 // tryReserve reserves room for an n-byte message. It reports false when
@@ -109,6 +126,11 @@ func (p *producer) commit(n uint64) {
 	off := p.resPos & p.r.mask
 	p.writeHeader(off, uint32(n), frameKindMessage)
 	p.reserved = false
+	p.n.msgs++
+	p.n.bytes += n
+	// Plain stores on the producer's own block (the line head is on):
+	// statistics for readers of the segment, never read back.
+	*p.r.prodMsgs, *p.r.prodBytes = p.n.msgs, p.n.bytes
 	p.publish(p.resPos + frameSize(n))
 }
 
@@ -128,6 +150,10 @@ type consumer struct {
 
 	viewHeld  bool
 	viewFrame uint64 // frame size of the message under the view
+	viewLen   uint64 // its payload length
+
+	n    sideCounters
+	ring func() // rings the producer's doorbell
 }
 
 // loadHead refreshes headSeen from shared memory and validates it.
@@ -149,7 +175,10 @@ func (c *consumer) publishTail() {
 	// sequentially consistent, so it is ordered before notify's load of
 	// the waiter count (Dekker with eventCount.prepare).
 	atomic.StoreUint64(c.r.tail, c.tail)
-	c.r.spaceEC.notify()
+	if c.r.spaceEC.notify(c.ring) {
+		c.n.wakes++
+		*c.r.consWakes = c.n.wakes
+	}
 }
 
 // peek returns the next message in place, skipping padding frames. ok is
@@ -192,8 +221,12 @@ func (c *consumer) peek() (msg []byte, frame uint64, ok bool, err error) {
 	}
 }
 
-// consume releases a frame returned by peek.
-func (c *consumer) consume(frame uint64) {
+// consume releases a message returned by peek: its frame size and
+// payload length.
+func (c *consumer) consume(frame, length uint64) {
 	c.tail += frame
+	c.n.msgs++
+	c.n.bytes += length
+	*c.r.consMsgs, *c.r.consBytes = c.n.msgs, c.n.bytes
 	c.publishTail()
 }

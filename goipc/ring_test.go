@@ -37,7 +37,7 @@ func get(t testing.TB, c *consumer) ([]byte, bool) {
 		return nil, false
 	}
 	out := bytes.Clone(msg)
-	c.consume(frame)
+	c.consume(frame, uint64(len(msg)))
 	return out, true
 }
 
@@ -237,7 +237,7 @@ func TestRingConcurrent(t *testing.T) {
 		if err := checkPayload(msg, seq, scratch); err != nil {
 			t.Fatalf("message %d: %v", seq, err)
 		}
-		c.consume(frame)
+		c.consume(frame, uint64(len(msg)))
 		seq++
 	}
 	if err := <-done; err != nil {

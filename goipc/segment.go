@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/goipc/goipc/goipc/internal/sys"
@@ -15,6 +16,7 @@ import (
 // bounds.
 type segment struct {
 	mem        []byte
+	fd         int // the memfd, kept open so that goipc stat can find the segment
 	maxMessage uint64
 	rings      [2]ringView
 }
@@ -22,9 +24,10 @@ type segment struct {
 // segmentSize is the size of a segment with two rings of ringSize bytes.
 func segmentSize(ringSize uint64) uint64 { return controlSize + 2*ringSize }
 
-// initSegment writes a fresh v1 header into mem (zeroed, of segmentSize
-// bytes) and publishes it by writing the ready word last.
-func initSegment(mem []byte, ringSize, maxMessage uint64) {
+// initSegment writes a fresh header into mem (zeroed, of segmentSize
+// bytes) and publishes it by writing the ready word last. path and
+// protocol are informational (goipc stat shows them).
+func initSegment(mem []byte, ringSize, maxMessage uint64, path string, protocol uint32) {
 	le := binary.LittleEndian
 	le.PutUint64(mem[offMagic:], segMagic)
 	le.PutUint32(mem[offLayoutVersion:], LayoutVersion)
@@ -37,6 +40,10 @@ func initSegment(mem []byte, ringSize, maxMessage uint64) {
 	le.PutUint64(mem[offRing0Cap:], ringSize)
 	le.PutUint64(mem[offRing1DataOff:], controlSize+ringSize)
 	le.PutUint64(mem[offRing1Cap:], ringSize)
+	le.PutUint64(mem[offCreatedNs:], uint64(time.Now().UnixNano()))
+	le.PutUint32(mem[offProtoVersion:], protocol)
+	n := copy(mem[offPath:offPath+maxPathBytes], path)
+	le.PutUint32(mem[offPathLen:], uint32(n))
 	// SYNC POINT: the ready word is written last; pairs with the atomic
 	// load in parseSegment. (The peer maps the segment only after receiving
 	// its fd, which already orders these writes, but a reader that maps a
@@ -103,34 +110,46 @@ func newRingView(mem []byte, ctlOff, dataOff, capacity, maxMsg uint64) ringView 
 		tail:    word(offCtlTail),
 		dataEC:  eventCount{word(offCtlDataEC)},
 		spaceEC: eventCount{word(offCtlSpaceEC)},
+
+		prodMsgs:  word(offCtlProdMsgs),
+		prodBytes: word(offCtlProdBytes),
+		prodParks: word(offCtlProdParks),
+		prodWakes: word(offCtlProdWakes),
+		consMsgs:  word(offCtlConsMsgs),
+		consBytes: word(offCtlConsBytes),
+		consParks: word(offCtlConsParks),
+		consWakes: word(offCtlConsWakes),
 	}
 }
 
-// createSegment makes a sealed memfd holding an initialised segment and
-// maps it. The caller owns fd and must unmap mem.
-func createSegment(ringSize, maxMessage uint64) (seg *segment, fd int, err error) {
+// createSegment makes a sealed, fully allocated memfd holding an
+// initialised segment and maps it. The segment owns the fd; unmap releases
+// both.
+func createSegment(ringSize, maxMessage uint64, path string, protocol uint32) (*segment, error) {
 	size := segmentSize(ringSize)
-	fd, err = sys.CreateSealedMemfd("goipc", int64(size))
+	fd, err := sys.CreateSealedMemfd("goipc", int64(size))
 	if err != nil {
-		return nil, -1, err
+		return nil, err
 	}
 	mem, err := sys.MapShared(fd, int(size))
 	if err != nil {
 		sys.Close(fd)
-		return nil, -1, err
+		return nil, err
 	}
-	initSegment(mem, ringSize, maxMessage)
-	seg, err = parseSegment(mem, maxMessage)
+	initSegment(mem, ringSize, maxMessage, path, protocol)
+	seg, err := parseSegment(mem, maxMessage)
 	if err != nil { // cannot happen: we just wrote a valid header
 		sys.Unmap(mem)
 		sys.Close(fd)
-		return nil, -1, err
+		return nil, err
 	}
-	return seg, fd, nil
+	seg.fd = fd
+	return seg, nil
 }
 
-// openSegment checks a received segment fd (seals and size, before mapping
-// it) and maps and validates it. It does not close fd.
+// openSegment checks a received segment fd (seals, size and allocation,
+// before mapping it) and maps and validates it. On success the segment
+// owns fd; on failure the caller still does.
 func openSegment(fd int, size uint64, maxAllowed uint64) (*segment, error) {
 	if size < controlSize || size > segmentSize(MaxRingSize) {
 		return nil, protocolErrorf("peer announced a %d-byte segment", size)
@@ -147,7 +166,17 @@ func openSegment(fd int, size uint64, maxAllowed uint64) (*segment, error) {
 		sys.Unmap(mem)
 		return nil, err
 	}
+	seg.fd = fd
 	return seg, nil
 }
 
-func (s *segment) unmap() error { return sys.Unmap(s.mem) }
+// setAcceptorPID records the listener's pid in the header (informational).
+func (s *segment) setAcceptorPID(pid int) {
+	binary.LittleEndian.PutUint32(s.mem[offAcceptorPID:], uint32(pid))
+}
+
+func (s *segment) unmap() error {
+	err := sys.Unmap(s.mem)
+	sys.Close(s.fd)
+	return err
+}

@@ -19,7 +19,7 @@ const (
 )
 
 // FutexWait sleeps while *addr == val, for at most timeout (timeout <= 0
-// means a 1 ns wait, never an unbounded one: callers always pass a slice).
+// means a 1 ns wait, never an unbounded one: callers always bound it).
 // Spurious returns are normal; the caller re-checks its condition. The
 // returned error is nil on a wake, or EAGAIN, EINTR or ETIMEDOUT — none of
 // which the caller needs to distinguish.

@@ -20,3 +20,12 @@ func MapShared(fd int, size int) ([]byte, error)                      { return n
 func Unmap(mem []byte) error                                          { return errNotSupported }
 func Close(fd int) error                                              { return errNotSupported }
 func Getpid() int                                                     { return -1 }
+
+var ErrSparse = errors.New("segment is not fully backed by its creator (sparse)")
+
+func IsFdExhaustion(err error) bool { return false }
+
+func Write(fd int, b []byte) error { return errNotSupported }
+func NewEventFD() (int, error)     { return -1, errNotSupported }
+func SignalEventFD(fd int)         {}
+func DrainEventFD(fd int)          {}

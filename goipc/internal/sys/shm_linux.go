@@ -3,6 +3,7 @@
 package sys
 
 import (
+	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
@@ -27,6 +28,13 @@ func CreateSealedMemfd(name string, size int64) (fd int, err error) {
 	if err = unix.Ftruncate(fd, size); err != nil {
 		unix.Close(fd)
 		return -1, fmt.Errorf("ftruncate memfd to %d bytes: %w", size, err)
+	}
+	// Back every page now: the creator pays for the memory it shares, and
+	// a listener refuses segments with holes (reading a hole would make
+	// the reader allocate, and be charged for, the page).
+	if err = unix.Fallocate(fd, 0, 0, size); err != nil {
+		unix.Close(fd)
+		return -1, fmt.Errorf("fallocate memfd of %d bytes: %w", size, err)
 	}
 	if _, err = unix.FcntlInt(uintptr(fd), unix.F_ADD_SEALS, RequiredSeals); err != nil {
 		unix.Close(fd)
@@ -55,7 +63,21 @@ func CheckSealedSize(fd int, size int64) error {
 	if st.Size != size {
 		return fmt.Errorf("segment is %d bytes, peer announced %d", st.Size, size)
 	}
+	// st_blocks counts 512-byte units actually allocated: fewer than the
+	// size means holes, whose pages we would allocate by reading them.
+	if st.Blocks*512 < size {
+		return fmt.Errorf("%w: %d of %d bytes allocated", ErrSparse, st.Blocks*512, size)
+	}
 	return nil
+}
+
+// ErrSparse is returned by CheckSealedSize for a segment with holes.
+var ErrSparse = errors.New("segment is not fully backed by its creator (sparse)")
+
+// IsFdExhaustion reports whether err means this process (EMFILE) or the
+// system (ENFILE) has run out of file descriptors.
+func IsFdExhaustion(err error) bool {
+	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE)
 }
 
 // MapShared maps size bytes of fd read-write and shared.
@@ -75,3 +97,31 @@ func Close(fd int) error { return unix.Close(fd) }
 
 // Getpid returns the process id.
 func Getpid() int { return unix.Getpid() }
+
+// Write writes b to fd once; errors (EAGAIN on a full non-blocking socket
+// among them) are for the caller to ignore or not.
+func Write(fd int, b []byte) error {
+	_, err := unix.Write(fd, b)
+	return err
+}
+
+// NewEventFD returns a non-blocking, close-on-exec eventfd.
+func NewEventFD() (int, error) {
+	fd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return -1, fmt.Errorf("eventfd: %w", err)
+	}
+	return fd, nil
+}
+
+// SignalEventFD adds 1 to an eventfd's counter, making it readable.
+func SignalEventFD(fd int) {
+	one := [8]byte{1}
+	unix.Write(fd, one[:])
+}
+
+// DrainEventFD resets a non-blocking eventfd's counter to 0.
+func DrainEventFD(fd int) {
+	var b [8]byte
+	unix.Read(fd, b[:])
+}

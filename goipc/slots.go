@@ -1,0 +1,41 @@
+package goipc
+
+import (
+	"runtime"
+	"sync/atomic"
+)
+
+// slots is a process-wide, non-blocking counting semaphore.
+type slots struct {
+	used atomic.Int32
+	max  atomic.Int32
+}
+
+// acquire takes a slot if one is free; it never waits.
+func (s *slots) acquire() bool {
+	if s.used.Add(1) <= s.max.Load() {
+		return true
+	}
+	s.used.Add(-1)
+	return false
+}
+
+func (s *slots) release() { s.used.Add(-1) }
+
+var (
+	// spinners bounds the calls spinning at once in this process: with
+	// more spinners than CPUs, spinning only steals the CPU that the
+	// peers (and this process's other goroutines) need. Half the Ps, at
+	// least one: the rest park at once.
+	spinners slots
+	// futexSleepers bounds the calls sleeping on a futex at once: each
+	// holds an OS thread. The others sleep on their doorbell, which holds
+	// none.
+	futexSleepers slots
+)
+
+func init() {
+	procs := int32(runtime.GOMAXPROCS(0))
+	spinners.max.Store(max(1, procs/2))
+	futexSleepers.max.Store(2*procs + 4)
+}
