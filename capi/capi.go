@@ -196,6 +196,13 @@ func options(o *C.goipc_options) (*goipc.Options, error) {
 	}
 	opts.AllowAnyUID = o.allow_any_uid != 0
 	opts.ProtocolVersionOverride = uint32(o.protocol_version_override)
+	if int64(o.max_conns) > math.MaxInt32 || int64(o.max_pending_handshakes) > math.MaxInt32 {
+		return bad("max_conns %d or max_pending_handshakes %d is too large", int64(o.max_conns), int64(o.max_pending_handshakes))
+	}
+	opts.MaxConns = int(o.max_conns)
+	opts.MaxSegmentSize = int64(o.max_segment_size)
+	opts.MaxMappedBytes = int64(o.max_mapped_bytes)
+	opts.MaxPendingHandshakes = int(o.max_pending_handshakes)
 	return &opts, nil
 }
 
@@ -306,6 +313,25 @@ func capi_conn_max_message_size(h C.uint64_t, out *C.size_t, t *C.goipc_tls) (st
 		return invalid(t, "goipc_conn_max_message_size: out must not be NULL")
 	}
 	*out = C.size_t(e.maxMsg)
+	return C.GOIPC_OK
+}
+
+//export capi_conn_fd
+func capi_conn_fd(h C.uint64_t, out *C.int, t *C.goipc_tls) (st C.int32_t) {
+	defer recoverPanic(&st, t)
+	maybePanic()
+	e, st := lookupConn(h, t, false)
+	if e == nil {
+		return st
+	}
+	if out == nil {
+		return invalid(t, "goipc_conn_fd: fd must not be NULL")
+	}
+	fd, err := e.c.NotifyFD()
+	if err != nil {
+		return fail(t, err)
+	}
+	*out = C.int(fd)
 	return C.GOIPC_OK
 }
 

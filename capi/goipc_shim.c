@@ -33,7 +33,11 @@ _Static_assert(offsetof(goipc_options, spin_ns) == 24, "goipc_options layout");
 _Static_assert(offsetof(goipc_options, handshake_timeout_ms) == 32, "goipc_options layout");
 _Static_assert(offsetof(goipc_options, allow_any_uid) == 40, "goipc_options layout");
 _Static_assert(offsetof(goipc_options, protocol_version_override) == 44, "goipc_options layout");
-_Static_assert(sizeof(goipc_options) == 48, "goipc_options layout");
+_Static_assert(offsetof(goipc_options, max_conns) == 48, "goipc_options layout");
+_Static_assert(offsetof(goipc_options, max_segment_size) == 56, "goipc_options layout");
+_Static_assert(offsetof(goipc_options, max_mapped_bytes) == 64, "goipc_options layout");
+_Static_assert(offsetof(goipc_options, max_pending_handshakes) == 72, "goipc_options layout");
+_Static_assert(sizeof(goipc_options) == 80, "goipc_options layout");
 _Static_assert(sizeof(goipc_conn) == 8 && sizeof(goipc_listener) == 8, "handle size");
 
 /*
@@ -92,6 +96,8 @@ const char *goipc_strerror(int32_t status)
         return "GOIPC_ERR_ADDRESS_IN_USE: a live listener already serves this path";
     case GOIPC_ERR_NOT_SUPPORTED:
         return "GOIPC_ERR_NOT_SUPPORTED: not supported on this system";
+    case GOIPC_ERR_LIMIT:
+        return "GOIPC_ERR_LIMIT: a listener limit is reached";
     default:
         return "goipc: unknown status code";
     }
@@ -101,13 +107,21 @@ int32_t goipc_last_errno(void) { return tls.err_no; }
 
 const char *goipc_last_error_message(void) { return tls.msg; }
 
-void goipc_options_init(goipc_options *opts)
+/* The size of version 1 of goipc_options, which goipc_options_init
+ * initialises forever (see goipc.h). */
+#define GOIPC_OPTIONS_V1_SIZE 48
+#define GOIPC_OPTIONS_MAX_SIZE 4096
+
+void goipc_options_init_sized(goipc_options *opts, size_t size)
 {
-    if (opts == NULL)
+    if (opts == NULL || size < GOIPC_OPTIONS_V1_SIZE || size > GOIPC_OPTIONS_MAX_SIZE)
         return;
-    memset(opts, 0, sizeof *opts);
-    opts->struct_size = (uint32_t)sizeof *opts;
+    memset(opts, 0, size);
+    opts->struct_size = (uint32_t)size;
 }
+
+#undef goipc_options_init
+void goipc_options_init(goipc_options *opts) { goipc_options_init_sized(opts, GOIPC_OPTIONS_V1_SIZE); }
 
 static int32_t fail_here(int32_t status, const char *msg)
 {
@@ -126,21 +140,24 @@ static int32_t fail_here(int32_t status, const char *msg)
  */
 static int32_t copy_options(const goipc_options *in, goipc_options *out)
 {
-    if (in->struct_size < sizeof *out)
+    if (in->struct_size < GOIPC_OPTIONS_V1_SIZE)
         return fail_here(GOIPC_ERR_INVALID_ARGUMENT,
                          "goipc: invalid argument: goipc_options.struct_size is too small "
                          "(initialise the struct with goipc_options_init)");
-    if (in->struct_size > 4096)
+    if (in->struct_size > GOIPC_OPTIONS_MAX_SIZE)
         return fail_here(GOIPC_ERR_INVALID_ARGUMENT,
                          "goipc: invalid argument: goipc_options.struct_size is implausibly large "
                          "(initialise the struct with goipc_options_init)");
     const unsigned char *extra = (const unsigned char *)in + sizeof *out;
-    for (size_t i = 0; i < in->struct_size - sizeof *out; i++)
-        if (extra[i] != 0)
+    for (size_t i = sizeof *out; i < in->struct_size; i++)
+        if (extra[i - sizeof *out] != 0)
             return fail_here(GOIPC_ERR_NOT_SUPPORTED,
                              "goipc: not supported: goipc_options sets fields this library "
                              "version does not know (a newer goipc.h than libgoipc.so)");
-    memcpy(out, in, sizeof *out);
+    /* A version-1 caller's struct ends early: the fields it lacks stay 0
+     * (their defaults). */
+    memset(out, 0, sizeof *out);
+    memcpy(out, in, in->struct_size < sizeof *out ? in->struct_size : sizeof *out);
     return GOIPC_OK;
 }
 
@@ -196,6 +213,12 @@ int32_t goipc_conn_max_message_size(goipc_conn c, size_t *out)
 {
     FORK_GUARD();
     return capi_conn_max_message_size(c, out, &tls);
+}
+
+int32_t goipc_conn_fd(goipc_conn c, int *fd)
+{
+    FORK_GUARD();
+    return capi_conn_fd(c, fd, &tls);
 }
 
 int32_t goipc_send(goipc_conn c, const void *data, size_t len, int64_t timeout_ms)

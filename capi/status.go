@@ -30,7 +30,8 @@ const (
 	statusSystem             = int32(C.GOIPC_ERR_SYSTEM)
 	statusAddressInUse       = int32(C.GOIPC_ERR_ADDRESS_IN_USE)
 	statusNotSupported       = int32(C.GOIPC_ERR_NOT_SUPPORTED)
-	statusMax                = statusNotSupported // highest code defined
+	statusLimit              = int32(C.GOIPC_ERR_LIMIT)
+	statusMax                = statusLimit // highest code defined
 	statusUnknownDescription = "goipc: unknown status code"
 )
 
@@ -57,6 +58,7 @@ var statusTable = []struct {
 	{"goipc.ErrAddressInUse", goipc.ErrAddressInUse, statusAddressInUse},
 	{"goipc.ErrInvalidArgument", goipc.ErrInvalidArgument, statusInvalidArgument},
 	{"goipc.ErrNotSupported", goipc.ErrNotSupported, statusNotSupported},
+	{"goipc.ErrLimit", goipc.ErrLimit, statusLimit},
 
 	{"context.DeadlineExceeded", context.DeadlineExceeded, statusTimeout},
 	{"os.ErrDeadlineExceeded", os.ErrDeadlineExceeded, statusTimeout},

@@ -122,6 +122,13 @@ int32_t goipc_abi_version(void);
  * from a process that had loaded the library, or options from a newer
  * goipc.h that this library cannot honour. */
 #define GOIPC_ERR_NOT_SUPPORTED 11
+/* A listener refused the connection because one of its limits is reached
+ * (max_conns, max_segment_size, max_mapped_bytes, or it ran out of file
+ * descriptors); goipc_last_error_message() names the limit and its value.
+ * Other connections are not affected: retry later, or have the listener's
+ * operator raise the limit. Returned by goipc_dial; goipc_accept reports
+ * it for the refused client, and the listener stays usable. */
+#define GOIPC_ERR_LIMIT 12
 
 /* Returns a static, non-empty, NUL-terminated English description of
  * status: for every value, known or not (unknown values give
@@ -158,7 +165,8 @@ typedef uint64_t goipc_conn;
  * goipc_options_init, then set the fields you need: the struct may grow at
  * its end in later versions (struct_size tells the library which version
  * the caller was compiled against; bytes past the fields this library knows
- * must be zero). */
+ * must be zero). Version 1 of the struct is its first 48 bytes (up to
+ * protocol_version_override); the library accepts struct_size 48 forever. */
 typedef struct goipc_options {
     uint32_t struct_size;        /* sizeof(goipc_options), set by goipc_options_init */
     uint32_t reserved0;          /* must be 0 */
@@ -185,16 +193,33 @@ typedef struct goipc_options {
     int32_t allow_any_uid;
     /* Testing only: announce another protocol version; 0 = normal. */
     uint32_t protocol_version_override;
+    /* ---- end of version 1 (48 bytes) ---- */
+    /* Listener limits (goipc_dial_ex ignores them): 0 = the default, any
+     * negative value = no limit. A client over a limit gets
+     * GOIPC_ERR_LIMIT naming it; the listener logs the first refusal of
+     * each kind to stderr; other connections are unaffected. */
+    int64_t max_conns;              /* open connections; default 4096 */
+    int64_t max_segment_size;       /* bytes of one connection's segment; default 64 MiB + 4 KiB */
+    int64_t max_mapped_bytes;       /* segment bytes over all connections; default 16 GiB */
+    int64_t max_pending_handshakes; /* handshakes in progress, the oldest is dropped beyond; default 64 */
 } goipc_options;
 
-/* Sets every field of *opts to its default (zero) and struct_size to
- * sizeof(goipc_options). NULL-safe (does nothing). Never fails; does not
- * call into Go. ABI promise: this function writes exactly the 48 bytes of
- * this version of the struct, in every future library version, so a caller
- * compiled against this header never has more written than it allocated;
- * a larger future struct will come with its own init function, and the
- * library will keep accepting struct_size 48. */
+/* Sets the first size bytes of *opts to zero (every field's default) and
+ * struct_size to size: size is how big the caller's struct is, normally
+ * sizeof(goipc_options). NULL-safe, and does nothing when size is below 48
+ * (the version-1 struct) or above 4096. Never fails; does not call into
+ * Go. Bindings in other languages call this with the size of the struct
+ * they mirror. */
+void goipc_options_init_sized(goipc_options *opts, size_t size);
+
+/* The function goipc_options_init (for binaries compiled against a
+ * version-1 goipc.h) initialises exactly the 48-byte version-1 struct, in
+ * every library version: it never writes more than such a caller
+ * allocated. This header maps the name to goipc_options_init_sized with
+ * this header's struct size, so that C and C++ callers initialise every
+ * field they see. */
 void goipc_options_init(goipc_options *opts);
+#define goipc_options_init(opts) goipc_options_init_sized((opts), sizeof(goipc_options))
 
 /* ---- Listener ---------------------------------------------------------- */
 
@@ -297,6 +322,30 @@ int32_t goipc_recv(goipc_conn c, void *buf, size_t cap, size_t *len, int64_t tim
  * close is harmless), GOIPC_ERR_INVALID_ARGUMENT for a handle never issued.
  * Thread-safe. */
 int32_t goipc_conn_close(goipc_conn c);
+
+/* Sets *fd to a file descriptor that becomes readable when a call on c
+ * that returned GOIPC_ERR_TIMEOUT with timeout_ms 0 may now succeed: a
+ * message arrived, ring space was freed after a send found the ring full,
+ * or the connection ended (peer closed or died: the next call returns
+ * GOIPC_ERR_PEER_CLOSED). For event loops (epoll, poll, select, asyncio,
+ * tokio) that wait on many connections without a thread each.
+ * Rules:
+ *  - Readiness is level-triggered and may be spurious. Any call on c
+ *    resets it: after the descriptor is readable, call goipc_recv /
+ *    goipc_send with timeout_ms 0 until one returns GOIPC_ERR_TIMEOUT,
+ *    then wait again. A call returning GOIPC_ERR_TIMEOUT with timeout 0 is
+ *    what arms the descriptor for the next event; blocking calls (timeout
+ *    != 0) on c work as usual but should not run while another thread
+ *    waits on the descriptor for the same direction.
+ *  - With EPOLLET, the same rule holds: drain until GOIPC_ERR_TIMEOUT.
+ *  - The descriptor belongs to the connection: do not read, write or close
+ *    it. goipc_conn_close closes it: remove it from epoll sets before.
+ *  - It is an eventfd of this process, never shared with the peer.
+ *  - Every call returns the same descriptor. The first call costs one
+ *    eventfd; connections that never call it pay nothing.
+ * Errors: GOIPC_ERR_INVALID_ARGUMENT (bad handle, fd NULL),
+ * GOIPC_ERR_CLOSED, GOIPC_ERR_SYSTEM (eventfd failed: errno). */
+int32_t goipc_conn_fd(goipc_conn c, int *fd);
 
 /* ---- Zero-copy send: reserve, fill, commit ----------------------------- */
 
