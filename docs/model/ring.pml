@@ -1,33 +1,78 @@
 /*
- * A Promela model of goipc's ring wakeup protocol (goipc/eventcount.go,
- * goipc/ring.go, goipc/conn.go): one producer, one consumer, a ring of CAP
- * slots, a data eventcount (consumer sleeps while empty) and a space
- * eventcount (producer sleeps while full). Each Promela statement is atomic
- * and interleavings are sequentially consistent, matching Go's sync/atomic.
+ * A Promela model of goipc's ring wakeup protocol, version 2
+ * (goipc/eventcount.go, goipc/ring.go, goipc/conn.go): one producer, one
+ * consumer, a ring of CAP slots, a data eventcount (the consumer sleeps
+ * while the ring is empty) and a space eventcount (the producer sleeps
+ * while it is full). Each Promela statement is atomic and interleavings
+ * are sequentially consistent, matching Go's sync/atomic.
  *
- * A futex wait is modelled as "block until the epoch differs from the one
- * read when the wait was announced": a wake always bumps the epoch first,
- * so a waiter that has not reached futex_wait yet gets EAGAIN, and one that
- * sleeps is woken. Timeout slices are left out on purpose: the protocol must
- * not need them.
+ * A waiter sleeps one of two ways, chosen nondeterministically each time
+ * (the code picks by its futex window and the process's futex slots):
+ *  - futex: announce (waiters++ and read the epoch, one RMW), re-check,
+ *    block until the epoch differs from the one read, waiters--. A wake
+ *    always bumps the epoch first, so a waiter that has not reached
+ *    futex_wait yet gets EAGAIN, and one that sleeps is woken.
+ *  - doorbell: set the doorbell flag (one RMW), re-check, block until a
+ *    byte is on the socket, then read every pending byte. The notifier
+ *    clears the flag with an atomic test-and-clear and writes one byte
+ *    only if it was the one to clear it.
+ * Timeout slices are left out on purpose: the protocol must not need them.
  *
  * Check (make model-check):
  *   spin -a ring.pml && cc -o pan pan.c && ./pan      -> no errors
- * With -DLOAD_BEFORE_PUBLISH the producer reads the waiter count before its
- * store of head is visible (what a plain release store allows on x86 via
- * the store buffer); spin then finds the lost wakeup as an invalid end
- * state (the consumer asleep forever).
+ * Seeded bugs, each found by spin as an invalid end state (a side asleep
+ * forever, a lost wakeup):
+ *   -DLOAD_BEFORE_PUBLISH  the producer reads the eventcount before its
+ *                          store of head is visible (what a plain release
+ *                          store allows on x86 via the store buffer);
+ *   -DARM_AFTER_CHECK      a doorbell waiter re-checks the ring before it
+ *                          sets the flag (the check-then-announce race).
  */
 #define N   4   /* messages */
 #define CAP 2   /* ring slots */
 
 byte head = 0;      /* published by the producer */
 byte tail = 0;      /* published by the consumer */
-byte dWaiters = 0;  /* data eventcount: waiters */
+byte dWaiters = 0;  /* data eventcount: futex waiters */
+bit  dBell = 0;     /*                  doorbell flag */
 byte dEpoch = 0;    /*                  epoch (futex word) */
 byte sWaiters = 0;  /* space eventcount */
+bit  sBell = 0;
 byte sEpoch = 0;
+byte toConsumer = 0; /* doorbell bytes on the consumer's socket */
+byte toProducer = 0; /* doorbell bytes on the producer's socket */
 byte received = 0;
+
+/* notify: the notifier's half, after its seq-cst store of the position. */
+inline notify(waiters, bell, epoch, socket) {
+	w = (waiters > 0);
+	if
+	:: w -> epoch++             /* epoch++ then futex_wake */
+	:: else -> skip
+	fi;
+	atomic {                    /* test-and-clear of the flag (one RMW) */
+		if
+		:: bell -> bell = 0; socket++
+		:: else -> skip
+		fi
+	}
+}
+
+/* sleep: the waiter's half; cond is the condition it waits for. */
+#ifdef ARM_AFTER_CHECK
+#define ARM_AND_CHECK(bell, cond) \
+	if \
+	:: cond -> skip \
+	:: else -> bell = 1; (socket > 0); socket = 0 \
+	fi
+#else
+#define ARM_AND_CHECK(bell, cond) \
+	bell = 1; \
+	if \
+	:: cond -> bell = 0 \
+	:: else -> (socket > 0); socket = 0 \
+	fi
+#endif
 
 active proctype Producer() {
 	byte e;
@@ -37,23 +82,29 @@ active proctype Producer() {
 		if
 		:: head - tail < CAP ->
 #ifdef LOAD_BEFORE_PUBLISH
-			w = (dWaiters > 0);
+			w = (dWaiters > 0 || dBell);
 			head++;
-#else
-			head++;              /* SYNC: seq-cst store of head */
-			w = (dWaiters > 0);  /* SYNC: then load of waiters */
-#endif
 			if
-			:: w -> dEpoch++     /* epoch++ then futex_wake */
+			:: w -> dEpoch++; atomic { if :: dBell -> dBell = 0; toConsumer++ :: else -> skip fi }
 			:: else -> skip
 			fi
+#else
+			head++;              /* SYNC: seq-cst store of head */
+			notify(dWaiters, dBell, dEpoch, toConsumer)
+#endif
 		:: else ->
-			atomic { sWaiters++; e = sEpoch }  /* prepare (one RMW) */
 			if
-			:: head - tail < CAP -> skip       /* re-check: space after all */
-			:: else -> (sEpoch != e)           /* futex_wait */
-			fi;
-			sWaiters--                         /* cancel */
+			:: atomic { sWaiters++; e = sEpoch }  /* futex: prepare (one RMW) */
+				if
+				:: head - tail < CAP -> skip       /* re-check: space after all */
+				:: else -> (sEpoch != e)           /* futex_wait */
+				fi;
+				sWaiters--                         /* cancel */
+			:: true ->                              /* doorbell */
+#define socket toProducer
+				ARM_AND_CHECK(sBell, head - tail < CAP)
+#undef socket
+			fi
 		fi
 	:: else -> break
 	od
@@ -68,18 +119,20 @@ active proctype Consumer() {
 		:: head != tail ->
 			received++;
 			tail++;              /* SYNC: seq-cst store of tail */
-			w = (sWaiters > 0);  /* SYNC: then load of waiters */
-			if
-			:: w -> sEpoch++
-			:: else -> skip
-			fi
+			notify(sWaiters, sBell, sEpoch, toProducer)
 		:: else ->
-			atomic { dWaiters++; e = dEpoch }
 			if
-			:: head != tail -> skip
-			:: else -> (dEpoch != e)
-			fi;
-			dWaiters--
+			:: atomic { dWaiters++; e = dEpoch }
+				if
+				:: head != tail -> skip
+				:: else -> (dEpoch != e)
+				fi;
+				dWaiters--
+			:: true ->
+#define socket toConsumer
+				ARM_AND_CHECK(dBell, head != tail)
+#undef socket
+			fi
 		fi
 	:: else -> break
 	od
