@@ -53,6 +53,9 @@ func runChild(role string) int {
 	if strings.HasPrefix(role, "bench-") {
 		return runBenchChild(role, args)
 	}
+	if st := runServerChild(role, args); st >= 0 {
+		return st
+	}
 	return fail(fmt.Errorf("unknown role"))
 }
 
