@@ -22,6 +22,9 @@ import (
 // (the header, both ring control blocks and ring 0's frames). It then
 // closes the socket, so the dialer sees peer-closed, and the dialer's peer
 // checks the snapshot against its own copy of the layout constants.
+// The mapping is read-only: the capture writes nothing into the segment
+// (a goipc listener writes its pid at 0x024 when it accepts; here that
+// word stays 0, and the peers check that it does).
 // The capture itself checks only what a snapshot cannot show: the seals
 // and the size of the memfd, reported in its "captured" line.
 func runCapture(path, snapshot string) int {
@@ -86,7 +89,10 @@ func runCapture(path, snapshot string) int {
 	}
 	defer unix.Munmap(mem)
 
-	reply := make([]byte, 16)
+	// The version-2 reply (goipc/handshake_linux.go): magic, protocol
+	// version, status 0 (ok), then 16 zero bytes (limit kind u32, reserved
+	// u32, limit value u64: used only when a listener refuses a client).
+	reply := make([]byte, 32)
 	binary.LittleEndian.PutUint64(reply[0:], binary.LittleEndian.Uint64(hello[0:])) // the dialer's magic back
 	binary.LittleEndian.PutUint32(reply[8:], binary.LittleEndian.Uint32(hello[8:])) // its protocol version
 	binary.LittleEndian.PutUint32(reply[12:], 0)                                    // status ok

@@ -71,6 +71,8 @@ func statusName(err error) string {
 		return "invalid_argument"
 	case errors.Is(err, goipc.ErrNotSupported):
 		return "not_supported"
+	case errors.Is(err, goipc.ErrLimit):
+		return "limit"
 	}
 	return "system"
 }
