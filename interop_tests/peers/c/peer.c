@@ -41,36 +41,62 @@ _Static_assert(GOIPC_ERR_PERMISSION == 8, "GOIPC_ERR_PERMISSION");
 _Static_assert(GOIPC_ERR_SYSTEM == 9, "GOIPC_ERR_SYSTEM");
 _Static_assert(GOIPC_ERR_ADDRESS_IN_USE == 10, "GOIPC_ERR_ADDRESS_IN_USE");
 _Static_assert(GOIPC_ERR_NOT_SUPPORTED == 11, "GOIPC_ERR_NOT_SUPPORTED");
-#define STATUS_COUNT 12
+_Static_assert(GOIPC_ERR_LIMIT == 12, "GOIPC_ERR_LIMIT");
+#define STATUS_COUNT 13
 
 static const char *const status_names[STATUS_COUNT] = {
     "ok",        "invalid_argument", "timeout",    "closed", "peer_closed",    "message_too_large",
     "buffer_too_small", "protocol",  "permission", "system", "address_in_use", "not_supported",
+    "limit",
 };
 
-/* Layout v1 (docs/LAYOUT.md) and the Ping bytes (docs/MESSAGES.md). */
+/* Layout v2 (the diagram in goipc/layout.go, docs/LAYOUT.md) and the Ping
+ * bytes (docs/MESSAGES.md). */
 enum {
     L_HELLO_SIZE = 32,
-    L_PROTOCOL_VERSION = 1,
-    L_LAYOUT_VERSION = 1,
+    L_PROTOCOL_VERSION = 2,
+    L_LAYOUT_VERSION = 2,
     L_OFF_LAYOUT = 0x008,
     L_OFF_CONTROL_SIZE = 0x00C,
     L_OFF_SEG_SIZE = 0x010,
     L_OFF_MAX_MESSAGE = 0x018,
     L_OFF_FLAGS = 0x01C,
     L_OFF_CREATOR_PID = 0x020,
-    L_OFF_RESERVED24 = 0x024,
+    L_OFF_ACCEPTOR_PID = 0x024,
     L_OFF_RING0_OFF = 0x028,
     L_OFF_RING0_CAP = 0x030,
     L_OFF_RING1_OFF = 0x038,
     L_OFF_RING1_CAP = 0x040,
-    L_OFF_RESERVED48 = 0x048,
+    L_OFF_CREATED_NS = 0x048,
+    L_OFF_PROTOCOL = 0x050,
+    L_OFF_RESERVED54 = 0x054, /* 40 zero bytes up to ready */
     L_OFF_READY = 0x07C,
     L_OFF_RING0_CTL = 0x080,
     L_OFF_RING1_CTL = 0x180,
-    L_CTL_HEAD = 0x00,
-    L_CTL_TAIL = 0x80,
+    L_RING_CTL_SIZE = 0x100,
+    L_OFF_PATH_LEN = 0x280,
+    L_OFF_PATH = 0x284,
+    L_MAX_PATH = 108,
+    L_OFF_RESERVED2F0 = 0x2F0, /* zero up to the control size */
     L_CONTROL_SIZE = 0x1000,
+    /* Ring control block: the producer's block, then the consumer's. */
+    L_CTL_HEAD = 0x00,
+    L_CTL_DATA_EC = 0x08,
+    L_CTL_PROD_MSGS = 0x10,
+    L_CTL_PROD_BYTES = 0x18,
+    L_CTL_PROD_PARKS = 0x20,
+    L_CTL_PROD_WAKES = 0x28,
+    L_CTL_PROD_END = 0x30, /* reserved up to the consumer's block */
+    L_CTL_TAIL = 0x80,
+    L_CTL_SPACE_EC = 0x88,
+    L_CTL_CONS_MSGS = 0x90,
+    L_CTL_CONS_BYTES = 0x98,
+    L_CTL_CONS_PARKS = 0xA0,
+    L_CTL_CONS_WAKES = 0xA8,
+    L_CTL_CONS_END = 0xB0, /* reserved up to the block's end */
+    L_CACHE_BLOCK = 128,
+    L_EC_EPOCH_SHIFT = 32,
+    L_EC_EPOCH_HALF = 4, /* the futex word: the epoch, the 32-bit half at +4 */
     L_FRAME_HEADER = 8,
     L_FRAME_ALIGN = 8,
     L_KIND_MESSAGE = 0,
@@ -83,9 +109,25 @@ enum {
 #define L_HELLO_MAGIC UINT64_C(0x53482d4350494f47) /* "GOIPC-HS" */
 #define L_SEG_MAGIC UINT64_C(0x4d48534350494f47)   /* "GOIPCSHM" */
 #define L_SEG_READY UINT32_C(0x59444552)           /* "REDY" */
+#define L_EC_WAITERS_MASK UINT64_C(0x7fffffff)     /* eventcount bits 0-30: futex waiters */
+#define L_EC_DOORBELL (UINT64_C(1) << 31)           /* bit 31: doorbell flag; 32-63: epoch */
+_Static_assert(L_OFF_PROTOCOL + 4 == L_OFF_RESERVED54 && L_OFF_RESERVED54 + 40 == L_OFF_READY,
+               "40 reserved bytes between the protocol version and ready");
 _Static_assert(L_OFF_READY + 4 == L_OFF_RING0_CTL, "ready is the last header word");
-_Static_assert(L_OFF_RING1_CTL - L_OFF_RING0_CTL == 0x100, "ring control blocks are 256 bytes");
-_Static_assert(L_CTL_TAIL % 128 == 0 && L_CTL_TAIL / 128 != L_CTL_HEAD / 128, "head and tail on separate 128-byte blocks");
+_Static_assert(L_OFF_RING1_CTL - L_OFF_RING0_CTL == L_RING_CTL_SIZE && L_RING_CTL_SIZE == 0x100,
+               "ring control blocks are 256 bytes");
+_Static_assert(L_OFF_RING1_CTL + L_RING_CTL_SIZE == L_OFF_PATH_LEN, "the path length follows the control blocks");
+_Static_assert(L_OFF_PATH_LEN + 4 == L_OFF_PATH && L_OFF_PATH + L_MAX_PATH == L_OFF_RESERVED2F0,
+               "the path bytes fill up to 0x2F0");
+_Static_assert(L_OFF_CREATED_NS % 8 == 0 && L_CTL_PROD_MSGS % 8 == 0 && L_CTL_CONS_MSGS % 8 == 0,
+               "64-bit words are 8-byte aligned");
+_Static_assert(L_CTL_HEAD / L_CACHE_BLOCK == 0 && (L_CTL_PROD_END - 1) / L_CACHE_BLOCK == 0,
+               "the producer's words on the first 128-byte block");
+_Static_assert(L_CTL_TAIL / L_CACHE_BLOCK == 1 && (L_CTL_CONS_END - 1) / L_CACHE_BLOCK == 1,
+               "the consumer's words on the second 128-byte block");
+_Static_assert((L_EC_WAITERS_MASK & L_EC_DOORBELL) == 0 && (L_EC_WAITERS_MASK | L_EC_DOORBELL) == UINT32_MAX,
+               "waiters and doorbell fill the eventcount's low half");
+_Static_assert(L_EC_EPOCH_SHIFT == 8 * L_EC_EPOCH_HALF, "the epoch (futex word) is the high half");
 
 /* goipc.h: a Ping with an n-byte payload is 64 + ((n + 11) & ~7) bytes, a Pong 72 + ... */
 static size_t ping_size(size_t n) { return 64 + ((n + 11) & ~(size_t)7); }
@@ -547,7 +589,36 @@ static void check(result *r, const char *what, uint64_t got, uint64_t want)
     strncat(r->error, line, sizeof r->error - strlen(r->error) - 1);
 }
 
-static void check_snapshot(result *r, const unsigned char *b, size_t len, size_t ring_size, size_t max_msg)
+/* check, for the field named "<scope> <field><detail>". */
+static void check_in(result *r, const char *scope, const char *field, const char *detail, uint64_t got, uint64_t want)
+{
+    char what[128];
+    snprintf(what, sizeof what, "%s %s%s", scope, field, detail);
+    check(r, what, got, want);
+}
+
+/* Each byte of b[from..to) is zero. */
+static void check_zero(result *r, const char *what, const unsigned char *b, size_t from, size_t to)
+{
+    for (size_t off = from; off < to; off++)
+        if (b[off] != 0) {
+            char line[160];
+            snprintf(line, sizeof line, "%s: byte %#zx", what, off);
+            check(r, line, b[off], 0);
+            return;
+        }
+}
+
+/* What the dialer knows about its own connection. */
+typedef struct {
+    const char *path; /* the path it dialed */
+    size_t ring_size, max_msg;
+    int64_t now_ns; /* wall clock, to judge the creation time */
+} snapshot_want;
+
+#define L_DAY_NS (INT64_C(24) * 60 * 60 * 1000000000)
+
+static void check_snapshot(result *r, const unsigned char *b, size_t len, const snapshot_want *w)
 {
     static const unsigned char payload[13] = {0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12};
     size_t frame = frame_size(ping_size(sizeof payload));
@@ -566,23 +637,73 @@ static void check_snapshot(result *r, const unsigned char *b, size_t len, size_t
     check(r, "segment magic", rd(s, 0, 8), L_SEG_MAGIC);
     check(r, "layout version", rd(s, L_OFF_LAYOUT, 4), L_LAYOUT_VERSION);
     check(r, "control size", rd(s, L_OFF_CONTROL_SIZE, 4), L_CONTROL_SIZE);
-    check(r, "max message size", rd(s, L_OFF_MAX_MESSAGE, 4), max_msg);
+    check(r, "max message size", rd(s, L_OFF_MAX_MESSAGE, 4), w->max_msg);
     check(r, "flags", rd(s, L_OFF_FLAGS, 4), 0);
     check(r, "creator pid", rd(s, L_OFF_CREATOR_PID, 4), (uint64_t)getpid());
-    check(r, "reserved at 0x24", rd(s, L_OFF_RESERVED24, 4), 0);
+    /* A goipc listener writes its pid here when it accepts; the capture is
+     * not one and writes nothing into the segment. */
+    check(r, "acceptor pid (the capture writes nothing)", rd(s, L_OFF_ACCEPTOR_PID, 4), 0);
     uint64_t cap0 = rd(s, L_OFF_RING0_CAP, 8), cap1 = rd(s, L_OFF_RING1_CAP, 8);
     check(r, "ring 0 data offset", rd(s, L_OFF_RING0_OFF, 8), L_CONTROL_SIZE);
-    check(r, "ring 0 capacity", cap0, ring_size);
+    check(r, "ring 0 capacity", cap0, w->ring_size);
     check(r, "ring 1 data offset", rd(s, L_OFF_RING1_OFF, 8), L_CONTROL_SIZE + cap0);
-    check(r, "ring 1 capacity", cap1, ring_size);
+    check(r, "ring 1 capacity", cap1, w->ring_size);
     check(r, "segment size", rd(s, L_OFF_SEG_SIZE, 8), L_CONTROL_SIZE + cap0 + cap1);
-    for (size_t off = L_OFF_RESERVED48; off < L_OFF_READY; off++)
-        check(r, "reserved byte before ready", s[off], 0);
+    int64_t created = (int64_t)rd(s, L_OFF_CREATED_NS, 8);
+    check(r, "created (unix ns) is within a day of now",
+          created > 0 && created >= w->now_ns - L_DAY_NS && created <= w->now_ns + L_DAY_NS, 1);
+    check(r, "protocol version", rd(s, L_OFF_PROTOCOL, 4), L_PROTOCOL_VERSION);
+    check_zero(r, "reserved before ready", s, L_OFF_RESERVED54, L_OFF_READY);
     check(r, "ready", rd(s, L_OFF_READY, 4), L_SEG_READY);
-    check(r, "ring 0 head (one Ping frame published)", rd(s, L_OFF_RING0_CTL + L_CTL_HEAD, 8), frame);
-    check(r, "ring 0 tail", rd(s, L_OFF_RING0_CTL + L_CTL_TAIL, 8), 0);
-    check(r, "ring 1 head", rd(s, L_OFF_RING1_CTL + L_CTL_HEAD, 8), 0);
-    check(r, "ring 1 tail", rd(s, L_OFF_RING1_CTL + L_CTL_TAIL, 8), 0);
+    size_t path_len = strlen(w->path), stored = (size_t)rd(s, L_OFF_PATH_LEN, 4);
+    check(r, "socket path length", stored, path_len);
+    check(r, "socket path = the dialed path",
+          stored == path_len && path_len <= L_MAX_PATH && memcmp(s + L_OFF_PATH, w->path, path_len) == 0, 1);
+    check_zero(r, "socket path after its length", s, L_OFF_PATH + (path_len < L_MAX_PATH ? path_len : L_MAX_PATH),
+               L_OFF_PATH + L_MAX_PATH);
+    check_zero(r, "reserved after the path", s, L_OFF_RESERVED2F0, L_CONTROL_SIZE);
+
+    /* One Ping published on ring 0, nothing consumed, ring 1 untouched;
+     * nobody waited (the capture never does, the dialer polled its receive
+     * without waiting), so every eventcount is still 0. */
+    static const struct {
+        const char *name;
+        size_t ctl;
+        int published; /* ring 0: the Ping */
+    } rings[] = {{"ring 0", L_OFF_RING0_CTL, 1}, {"ring 1", L_OFF_RING1_CTL, 0}};
+    static const struct {
+        const char *name;
+        size_t off;
+    } ecs[] = {{"data eventcount", L_CTL_DATA_EC}, {"space eventcount", L_CTL_SPACE_EC}};
+    for (size_t i = 0; i < sizeof rings / sizeof *rings; i++) {
+        const char *ring = rings[i].name;
+        const unsigned char *ctl = s + rings[i].ctl;
+        int one = rings[i].published;
+        check_in(r, ring, "head", "", rd(ctl, L_CTL_HEAD, 8), one ? frame : 0);
+        check_in(r, ring, "messages published", "", rd(ctl, L_CTL_PROD_MSGS, 8), one ? 1 : 0);
+        check_in(r, ring, "payload bytes published", "", rd(ctl, L_CTL_PROD_BYTES, 8),
+                 one ? ping_size(sizeof payload) : 0);
+        check_in(r, ring, "producer parks", "", rd(ctl, L_CTL_PROD_PARKS, 8), 0);
+        check_in(r, ring, "producer wakeups", "", rd(ctl, L_CTL_PROD_WAKES, 8), 0);
+        check_in(r, ring, "tail", "", rd(ctl, L_CTL_TAIL, 8), 0);
+        check_in(r, ring, "messages consumed", "", rd(ctl, L_CTL_CONS_MSGS, 8), 0);
+        check_in(r, ring, "bytes consumed", "", rd(ctl, L_CTL_CONS_BYTES, 8), 0);
+        check_in(r, ring, "consumer parks", "", rd(ctl, L_CTL_CONS_PARKS, 8), 0);
+        check_in(r, ring, "consumer wakeups", "", rd(ctl, L_CTL_CONS_WAKES, 8), 0);
+        for (size_t e = 0; e < sizeof ecs / sizeof *ecs; e++) {
+            uint64_t word = rd(ctl, ecs[e].off, 8);
+            check_in(r, ring, ecs[e].name, " waiters", word & L_EC_WAITERS_MASK, 0);
+            check_in(r, ring, ecs[e].name, " doorbell flag", (word & L_EC_DOORBELL) != 0, 0);
+            check_in(r, ring, ecs[e].name, " epoch", word >> L_EC_EPOCH_SHIFT, 0);
+            check_in(r, ring, ecs[e].name, " futex word (epoch)", rd(ctl, ecs[e].off + L_EC_EPOCH_HALF, 4), 0);
+        }
+        char what[64];
+        snprintf(what, sizeof what, "%s producer block reserved", ring);
+        check_zero(r, what, ctl, L_CTL_PROD_END, L_CTL_TAIL);
+        snprintf(what, sizeof what, "%s consumer block reserved", ring);
+        check_zero(r, what, ctl, L_CTL_CONS_END, L_RING_CTL_SIZE);
+    }
+
     check(r, "frame length = Ping size", rd(s, L_CONTROL_SIZE, 4), ping_size(sizeof payload));
     check(r, "frame kind", rd(s, L_CONTROL_SIZE + 4, 4), L_KIND_MESSAGE);
     check(r, "file identifier \"GIPC\"", memcmp(m + 4, "GIPC", 4) == 0, 1);
@@ -591,6 +712,26 @@ static void check_snapshot(result *r, const unsigned char *b, size_t len, size_t
     size_t v = (4 + sizeof payload + 7) & ~(size_t)7, pad = v - ((4 + sizeof payload + 3) & ~(size_t)3);
     check(r, "payload length", rd(m, L_PING_VEC_BASE + pad, 4), sizeof payload);
     check(r, "payload bytes", memcmp(m + L_PING_VEC_BASE + pad + 4, payload, sizeof payload) == 0, 1);
+}
+
+/* Waits until the capture has hung up (it does once the snapshot is
+ * written), with receives that never wait: a blocking receive would park,
+ * and parking writes ring 1's consumer counters and data eventcount, which
+ * the capture may be copying at that moment. Returns the last status:
+ * GOIPC_ERR_PEER_CLOSED when all went well. */
+static int32_t await_capture_close(goipc_conn c)
+{
+    uint64_t seq;
+    size_t len;
+    unsigned char buf[64];
+    uint64_t deadline = now_ns() + (uint64_t)CALL_TIMEOUT_MS * 1000000u;
+    for (;;) {
+        int32_t st = goipc_recv_pong(c, &seq, buf, sizeof buf, &len, 0);
+        if (st != GOIPC_ERR_TIMEOUT || now_ns() > deadline)
+            return st;
+        /* Polling with a deadline, as the capture polls ring 0's head. */
+        nanosleep(&(struct timespec){.tv_nsec = 100000}, NULL);
+    }
 }
 
 static void sc_layout(const args *a, result *r)
@@ -632,10 +773,7 @@ static void sc_layout(const args *a, result *r)
         }
     }
     /* The capture closes the socket once the snapshot is written. */
-    uint64_t seq;
-    size_t len;
-    unsigned char buf[64];
-    st = goipc_recv_pong(c, &seq, buf, sizeof buf, &len, CALL_TIMEOUT_MS);
+    st = await_capture_close(c);
     goipc_conn_close(c);
     if (st != GOIPC_ERR_PEER_CLOSED)
         {
@@ -651,9 +789,14 @@ static void sc_layout(const args *a, result *r)
     static unsigned char snap[1 << 16];
     size_t got = fread(snap, 1, sizeof snap, f);
     fclose(f);
-    check_snapshot(r, snap, got, (size_t)a->ring_size, max_msg);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    snapshot_want w = {.path = a->dial, .ring_size = (size_t)a->ring_size, .max_msg = max_msg,
+                       .now_ns = (int64_t)now.tv_sec * 1000000000 + now.tv_nsec};
+    check_snapshot(r, snap, got, &w);
     if (r->ok)
-        add_extra(r, ",\"checked\":\"status codes, constants, hello, header, ring control blocks, frame, Ping bytes\","
+        add_extra(r, ",\"checked\":\"status codes, constants, hello, header (pids, creation time, protocol version, "
+                     "socket path), ring control blocks (positions, counters, eventcounts), frame, Ping bytes\","
                      "\"snapshot_bytes\":%zu",
                   got);
 }
