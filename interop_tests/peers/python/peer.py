@@ -31,7 +31,8 @@ CALL_TIMEOUT = 10.0  # seconds; every blocking call is bounded
 
 # Status codes (include/goipc.h), by value: the documented ABI.
 STATUS_NAMES = ["ok", "invalid_argument", "timeout", "closed", "peer_closed", "message_too_large",
-                "buffer_too_small", "protocol", "permission", "system", "address_in_use", "not_supported"]
+                "buffer_too_small", "protocol", "permission", "system", "address_in_use", "not_supported",
+                "limit"]
 
 goipc = None  # imported by load()
 
@@ -283,21 +284,18 @@ class Producer:
             raise fail_from("send the Ping", e)
         # The capture closes the socket once the snapshot is written.
         try:
-            c.recv_pong(CALL_TIMEOUT)
-            got = "a Pong"
-        except goipc.PeerClosedError:
-            got = None
-        except goipc.Error as e:
-            got = repr(e)
-        c.close()
+            got = await_capture_close(c)
+        finally:
+            c.close()
         if got:
             raise Fail(f"after the snapshot: want peer closed, got {got}")
         with open(a.snapshot, "rb") as f:
             snap = f.read()
-        bad += check_snapshot(snap, os.getpid(), a.ring_size, max_msg)
+        bad += check_snapshot(snap, SnapshotWant(os.getpid(), a.dial, a.ring_size, max_msg, time.time_ns()))
         if bad:
             raise Fail("layout disagreements: " + "; ".join(bad))
-        return {"checked": "status codes, constants, hello, header, ring control blocks, frame, Ping bytes",
+        return {"checked": "status codes, constants, hello, header (pids, creation time, protocol version, "
+                           "socket path), ring control blocks (positions, counters, eventcounts), frame, Ping bytes",
                 "snapshot_bytes": len(snap)}
 
     def unix(self):
@@ -368,25 +366,51 @@ def run_producer(a):
 
 # ---- layout ----------------------------------------------------------------------
 
-# The layout v1 constants this peer depends on (docs/LAYOUT.md,
-# docs/MESSAGES.md); every peer has the same table and checks it against
-# the bytes of a live connection (the capture snapshot).
+# The layout v2 constants this peer depends on (the diagram in
+# goipc/layout.go, docs/LAYOUT.md, docs/MESSAGES.md); every peer has the
+# same table and checks it against the bytes of a live connection (the
+# capture snapshot).
 L_HELLO_MAGIC = 0x53482D4350494F47  # "GOIPC-HS"
 L_HELLO_SIZE = 32
-L_PROTOCOL_VERSION = 1
-L_LAYOUT_VERSION = 1
+L_PROTOCOL_VERSION = 2
+L_LAYOUT_VERSION = 2
 L_SEG_MAGIC = 0x4D48534350494F47  # "GOIPCSHM"
 L_SEG_READY = 0x59444552  # "REDY"
 L_OFF_LAYOUT, L_OFF_CONTROL_SIZE, L_OFF_SEG_SIZE = 0x008, 0x00C, 0x010
-L_OFF_MAX_MESSAGE, L_OFF_FLAGS, L_OFF_CREATOR_PID, L_OFF_RESERVED24 = 0x018, 0x01C, 0x020, 0x024
+L_OFF_MAX_MESSAGE, L_OFF_FLAGS, L_OFF_CREATOR_PID, L_OFF_ACCEPTOR_PID = 0x018, 0x01C, 0x020, 0x024
 L_OFF_RING0_OFF, L_OFF_RING0_CAP, L_OFF_RING1_OFF, L_OFF_RING1_CAP = 0x028, 0x030, 0x038, 0x040
-L_OFF_RESERVED48, L_OFF_READY = 0x048, 0x07C
-L_OFF_RING0_CTL, L_OFF_RING1_CTL, L_CTL_HEAD, L_CTL_TAIL = 0x080, 0x180, 0x00, 0x80
+L_OFF_CREATED_NS, L_OFF_PROTOCOL = 0x048, 0x050
+L_OFF_RESERVED54, L_OFF_READY = 0x054, 0x07C  # 40 zero bytes up to ready
+L_OFF_RING0_CTL, L_OFF_RING1_CTL, L_RING_CTL_SIZE = 0x080, 0x180, 0x100
+L_OFF_PATH_LEN, L_OFF_PATH, L_MAX_PATH = 0x280, 0x284, 108
+L_OFF_RESERVED2F0 = 0x2F0  # zero up to the control size
 L_CONTROL_SIZE = 0x1000
+# Ring control block: the producer's 128-byte block, then the consumer's.
+L_CTL_HEAD, L_CTL_DATA_EC, L_CTL_PROD_MSGS, L_CTL_PROD_BYTES = 0x00, 0x08, 0x10, 0x18
+L_CTL_PROD_PARKS, L_CTL_PROD_WAKES, L_CTL_PROD_END = 0x20, 0x28, 0x30
+L_CTL_TAIL, L_CTL_SPACE_EC, L_CTL_CONS_MSGS, L_CTL_CONS_BYTES = 0x80, 0x88, 0x90, 0x98
+L_CTL_CONS_PARKS, L_CTL_CONS_WAKES, L_CTL_CONS_END = 0xA0, 0xA8, 0xB0
+L_CACHE_BLOCK = 128
+# An eventcount word: futex waiters, doorbell flag, epoch (the futex word,
+# the 32-bit half at +4).
+L_EC_WAITERS_MASK, L_EC_DOORBELL, L_EC_EPOCH_SHIFT, L_EC_EPOCH_HALF = 0x7FFFFFFF, 1 << 31, 32, 4
 L_FRAME_HEADER, L_FRAME_ALIGN, L_KIND_MESSAGE = 8, 8, 0
 L_BODY_TYPE_OFF, L_BODY_PING, L_PING_SEQ_OFF, L_PING_VEC_BASE = 23, 1, 56, 64
 L_SEQ = 42
 L_PAYLOAD = bytes(range(13))
+L_DAY_NS = 24 * 60 * 60 * 10**9
+
+# The table's structure, checked at import as C and Rust check theirs at
+# compile time.
+assert L_OFF_PROTOCOL + 4 == L_OFF_RESERVED54 and L_OFF_RESERVED54 + 40 == L_OFF_READY
+assert L_OFF_READY + 4 == L_OFF_RING0_CTL, "ready is the last header word"
+assert L_OFF_RING1_CTL - L_OFF_RING0_CTL == L_RING_CTL_SIZE == 0x100, "ring control blocks are 256 bytes"
+assert L_OFF_RING1_CTL + L_RING_CTL_SIZE == L_OFF_PATH_LEN and L_OFF_PATH_LEN + 4 == L_OFF_PATH
+assert L_OFF_PATH + L_MAX_PATH == L_OFF_RESERVED2F0 <= L_CONTROL_SIZE
+assert L_CTL_HEAD // L_CACHE_BLOCK == (L_CTL_PROD_END - 1) // L_CACHE_BLOCK == 0, "producer words on block 0"
+assert L_CTL_TAIL // L_CACHE_BLOCK == (L_CTL_CONS_END - 1) // L_CACHE_BLOCK == 1, "consumer words on block 1"
+assert L_EC_WAITERS_MASK & L_EC_DOORBELL == 0 and L_EC_WAITERS_MASK | L_EC_DOORBELL == 0xFFFFFFFF
+assert L_EC_EPOCH_SHIFT == 8 * L_EC_EPOCH_HALF, "the epoch (futex word) is the high half"
 
 
 def ping_size(n):
@@ -438,12 +462,47 @@ def check_constants():
     return bad
 
 
-def check_snapshot(b, pid, ring_size, max_msg):
+class SnapshotWant:
+    """What the dialer knows about its own connection."""
+
+    def __init__(self, pid, path, ring_size, max_msg, now_ns):
+        self.pid, self.path, self.ring_size, self.max_msg, self.now_ns = pid, path, ring_size, max_msg, now_ns
+
+
+def await_capture_close(c):
+    """Waits until the capture has hung up (it does once the snapshot is
+    written), with receives that never wait: a blocking receive would park,
+    and parking writes ring 1's consumer counters and data eventcount, which
+    the capture may be copying at that moment. Returns None, or what came
+    instead of peer-closed."""
+    deadline = time.monotonic() + CALL_TIMEOUT
+    while True:
+        try:
+            c.recv_pong(0)
+            return "a Pong"
+        except goipc.PeerClosedError:
+            return None
+        except goipc.TimeoutError:
+            pass
+        except goipc.Error as e:
+            return repr(e)
+        if time.monotonic() > deadline:
+            return f"no hang-up within {CALL_TIMEOUT:.0f} s"
+        time.sleep(0.0001)  # polling with a deadline, as the capture polls ring 0's head
+
+
+def check_snapshot(b, w):
     bad = []
 
     def expect(what, got, want):
         if got != want:
             bad.append(f"{what}: got {got:#x}, want {want:#x}")
+
+    def expect_zero(what, buf, start, end):
+        for off in range(start, end):
+            if buf[off]:
+                bad.append(f"{what}: byte {off:#x} is {buf[off]:#x}, want 0")
+                return
 
     frame = frame_size(ping_size(len(L_PAYLOAD)))
     if len(b) != L_HELLO_SIZE + L_CONTROL_SIZE + frame:
@@ -464,23 +523,57 @@ def check_snapshot(b, pid, ring_size, max_msg):
     expect("segment magic", u64(seg, 0), L_SEG_MAGIC)
     expect("layout version", u32(seg, L_OFF_LAYOUT), L_LAYOUT_VERSION)
     expect("control size", u32(seg, L_OFF_CONTROL_SIZE), L_CONTROL_SIZE)
-    expect("max message size", u32(seg, L_OFF_MAX_MESSAGE), max_msg)
+    expect("max message size", u32(seg, L_OFF_MAX_MESSAGE), w.max_msg)
     expect("flags", u32(seg, L_OFF_FLAGS), 0)
-    expect("creator pid", u32(seg, L_OFF_CREATOR_PID), pid)
-    expect("reserved at 0x24", u32(seg, L_OFF_RESERVED24), 0)
+    expect("creator pid", u32(seg, L_OFF_CREATOR_PID), w.pid)
+    # A goipc listener writes its pid here when it accepts; the capture is
+    # not one and writes nothing into the segment.
+    expect("acceptor pid (the capture writes nothing)", u32(seg, L_OFF_ACCEPTOR_PID), 0)
     cap0, cap1 = u64(seg, L_OFF_RING0_CAP), u64(seg, L_OFF_RING1_CAP)
     expect("ring 0 data offset", u64(seg, L_OFF_RING0_OFF), L_CONTROL_SIZE)
-    expect("ring 0 capacity", cap0, ring_size)
+    expect("ring 0 capacity", cap0, w.ring_size)
     expect("ring 1 data offset", u64(seg, L_OFF_RING1_OFF), L_CONTROL_SIZE + cap0)
-    expect("ring 1 capacity", cap1, ring_size)
+    expect("ring 1 capacity", cap1, w.ring_size)
     expect("segment size", u64(seg, L_OFF_SEG_SIZE), L_CONTROL_SIZE + cap0 + cap1)
-    if any(seg[L_OFF_RESERVED48:L_OFF_READY]):
-        bad.append("reserved bytes before ready are not zero")
+    created = u64(seg, L_OFF_CREATED_NS)
+    if not (created > 0 and abs(created - w.now_ns) <= L_DAY_NS):
+        bad.append(f"created {created} ns is not within a day of now ({w.now_ns} ns)")
+    expect("protocol version", u32(seg, L_OFF_PROTOCOL), L_PROTOCOL_VERSION)
+    expect_zero("reserved before ready", seg, L_OFF_RESERVED54, L_OFF_READY)
     expect("ready", u32(seg, L_OFF_READY), L_SEG_READY)
-    expect("ring 0 head (one Ping frame published)", u64(seg, L_OFF_RING0_CTL + L_CTL_HEAD), frame)
-    expect("ring 0 tail", u64(seg, L_OFF_RING0_CTL + L_CTL_TAIL), 0)
-    expect("ring 1 head", u64(seg, L_OFF_RING1_CTL + L_CTL_HEAD), 0)
-    expect("ring 1 tail", u64(seg, L_OFF_RING1_CTL + L_CTL_TAIL), 0)
+    path = os.fsencode(w.path)
+    expect("socket path length", u32(seg, L_OFF_PATH_LEN), len(path))
+    stored = bytes(seg[L_OFF_PATH:L_OFF_PATH + min(u32(seg, L_OFF_PATH_LEN), L_MAX_PATH)])
+    if stored != path:
+        bad.append(f"socket path {stored!r}, want the dialed {path!r}")
+    expect_zero("socket path after its length", seg, L_OFF_PATH + min(len(path), L_MAX_PATH), L_OFF_PATH + L_MAX_PATH)
+    expect_zero("reserved after the path", seg, L_OFF_RESERVED2F0, L_CONTROL_SIZE)
+
+    # One Ping published on ring 0, nothing consumed, ring 1 untouched;
+    # nobody waited (the capture never does, the dialer polled its receive
+    # without waiting), so every eventcount is still 0.
+    for name, ctl_off, head, msgs, nbytes in (("ring 0", L_OFF_RING0_CTL, frame, 1, ping_size(len(L_PAYLOAD))),
+                                              ("ring 1", L_OFF_RING1_CTL, 0, 0, 0)):
+        ctl = seg[ctl_off:ctl_off + L_RING_CTL_SIZE]
+        expect(f"{name} head", u64(ctl, L_CTL_HEAD), head)
+        expect(f"{name} messages published", u64(ctl, L_CTL_PROD_MSGS), msgs)
+        expect(f"{name} payload bytes published", u64(ctl, L_CTL_PROD_BYTES), nbytes)
+        expect(f"{name} producer parks", u64(ctl, L_CTL_PROD_PARKS), 0)
+        expect(f"{name} producer wakeups", u64(ctl, L_CTL_PROD_WAKES), 0)
+        expect(f"{name} tail", u64(ctl, L_CTL_TAIL), 0)
+        expect(f"{name} messages consumed", u64(ctl, L_CTL_CONS_MSGS), 0)
+        expect(f"{name} bytes consumed", u64(ctl, L_CTL_CONS_BYTES), 0)
+        expect(f"{name} consumer parks", u64(ctl, L_CTL_CONS_PARKS), 0)
+        expect(f"{name} consumer wakeups", u64(ctl, L_CTL_CONS_WAKES), 0)
+        for ec_name, ec_off in (("data eventcount", L_CTL_DATA_EC), ("space eventcount", L_CTL_SPACE_EC)):
+            word = u64(ctl, ec_off)
+            expect(f"{name} {ec_name} waiters", word & L_EC_WAITERS_MASK, 0)
+            expect(f"{name} {ec_name} doorbell flag", (word & L_EC_DOORBELL) >> 31, 0)
+            expect(f"{name} {ec_name} epoch", word >> L_EC_EPOCH_SHIFT, 0)
+            expect(f"{name} {ec_name} futex word (epoch)", u32(ctl, ec_off + L_EC_EPOCH_HALF), 0)
+        expect_zero(f"{name} producer block reserved", ctl, L_CTL_PROD_END, L_CTL_TAIL)
+        expect_zero(f"{name} consumer block reserved", ctl, L_CTL_CONS_END, L_RING_CTL_SIZE)
+
     expect("frame length = Ping size", u32(seg, L_CONTROL_SIZE), ping_size(len(L_PAYLOAD)))
     expect("frame kind", u32(seg, L_CONTROL_SIZE + 4), L_KIND_MESSAGE)
     msg = seg[L_CONTROL_SIZE + L_FRAME_HEADER:]
