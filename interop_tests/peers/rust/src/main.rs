@@ -14,7 +14,7 @@
 use std::io::{Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use goipc::{Conn, Error, Listener, Messenger, Options, sys};
 
@@ -40,9 +40,12 @@ const _: () = {
     assert!(sys::GOIPC_ERR_SYSTEM == 9);
     assert!(sys::GOIPC_ERR_ADDRESS_IN_USE == 10);
     assert!(sys::GOIPC_ERR_NOT_SUPPORTED == 11);
+    // GOIPC_ERR_LIMIT (12) is in goipc.h but not yet in the binding's sys
+    // module: check_constants asks the library about it meanwhile. Add
+    // `assert!(sys::GOIPC_ERR_LIMIT == 12);` here once sys declares it.
 };
 
-const STATUS_NAMES: [&str; 12] = [
+const STATUS_NAMES: [&str; 13] = [
     "ok",
     "invalid_argument",
     "timeout",
@@ -55,14 +58,16 @@ const STATUS_NAMES: [&str; 12] = [
     "system",
     "address_in_use",
     "not_supported",
+    "limit",
 ];
 
-/// Layout v1 (docs/LAYOUT.md) and the Ping bytes (docs/MESSAGES.md).
+/// Layout v2 (the diagram in goipc/layout.go, docs/LAYOUT.md) and the Ping
+/// bytes (docs/MESSAGES.md).
 mod layout {
     pub const HELLO_MAGIC: u64 = 0x5348_2d43_5049_4f47; // "GOIPC-HS"
     pub const HELLO_SIZE: usize = 32;
-    pub const PROTOCOL_VERSION: u64 = 1;
-    pub const LAYOUT_VERSION: u64 = 1;
+    pub const PROTOCOL_VERSION: u64 = 2;
+    pub const LAYOUT_VERSION: u64 = 2;
     pub const SEG_MAGIC: u64 = 0x4d48_5343_5049_4f47; // "GOIPCSHM"
     pub const SEG_READY: u64 = 0x5944_4552; // "REDY"
     pub const OFF_LAYOUT: usize = 0x008;
@@ -71,18 +76,45 @@ mod layout {
     pub const OFF_MAX_MESSAGE: usize = 0x018;
     pub const OFF_FLAGS: usize = 0x01C;
     pub const OFF_CREATOR_PID: usize = 0x020;
-    pub const OFF_RESERVED24: usize = 0x024;
+    pub const OFF_ACCEPTOR_PID: usize = 0x024;
     pub const OFF_RING0_OFF: usize = 0x028;
     pub const OFF_RING0_CAP: usize = 0x030;
     pub const OFF_RING1_OFF: usize = 0x038;
     pub const OFF_RING1_CAP: usize = 0x040;
-    pub const OFF_RESERVED48: usize = 0x048;
+    pub const OFF_CREATED_NS: usize = 0x048;
+    pub const OFF_PROTOCOL: usize = 0x050;
+    pub const OFF_RESERVED54: usize = 0x054; // 40 zero bytes up to ready
     pub const OFF_READY: usize = 0x07C;
     pub const OFF_RING0_CTL: usize = 0x080;
     pub const OFF_RING1_CTL: usize = 0x180;
-    pub const CTL_HEAD: usize = 0x00;
-    pub const CTL_TAIL: usize = 0x80;
+    pub const RING_CTL_SIZE: usize = 0x100;
+    pub const OFF_PATH_LEN: usize = 0x280;
+    pub const OFF_PATH: usize = 0x284;
+    pub const MAX_PATH: usize = 108;
+    pub const OFF_RESERVED2F0: usize = 0x2F0; // zero up to the control size
     pub const CONTROL_SIZE: usize = 0x1000;
+    // Ring control block: the producer's 128-byte block, then the consumer's.
+    pub const CTL_HEAD: usize = 0x00;
+    pub const CTL_DATA_EC: usize = 0x08;
+    pub const CTL_PROD_MSGS: usize = 0x10;
+    pub const CTL_PROD_BYTES: usize = 0x18;
+    pub const CTL_PROD_PARKS: usize = 0x20;
+    pub const CTL_PROD_WAKES: usize = 0x28;
+    pub const CTL_PROD_END: usize = 0x30; // reserved up to the consumer's block
+    pub const CTL_TAIL: usize = 0x80;
+    pub const CTL_SPACE_EC: usize = 0x88;
+    pub const CTL_CONS_MSGS: usize = 0x90;
+    pub const CTL_CONS_BYTES: usize = 0x98;
+    pub const CTL_CONS_PARKS: usize = 0xA0;
+    pub const CTL_CONS_WAKES: usize = 0xA8;
+    pub const CTL_CONS_END: usize = 0xB0; // reserved up to the block's end
+    pub const CACHE_BLOCK: usize = 128;
+    // An eventcount word: futex waiters, doorbell flag, epoch (the futex
+    // word, the 32-bit half at +4).
+    pub const EC_WAITERS_MASK: u64 = 0x7fff_ffff;
+    pub const EC_DOORBELL: u64 = 1 << 31;
+    pub const EC_EPOCH_SHIFT: u32 = 32;
+    pub const EC_EPOCH_HALF: usize = 4;
     pub const FRAME_HEADER: usize = 8;
     pub const FRAME_ALIGN: usize = 8;
     pub const KIND_MESSAGE: u64 = 0;
@@ -92,10 +124,39 @@ mod layout {
     pub const PING_VEC_BASE: usize = 64;
     pub const SEQ: u64 = 42;
     pub const PAYLOAD: [u8; 13] = [0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12];
+    pub const DAY_NS: u64 = 24 * 60 * 60 * 1_000_000_000;
 
+    const _: () = assert!(
+        OFF_PROTOCOL + 4 == OFF_RESERVED54 && OFF_RESERVED54 + 40 == OFF_READY,
+        "40 reserved bytes between the protocol version and ready"
+    );
     const _: () = assert!(OFF_READY + 4 == OFF_RING0_CTL, "ready is the last header word");
-    const _: () = assert!(OFF_RING1_CTL - OFF_RING0_CTL == 0x100, "ring control blocks are 256 bytes");
-    const _: () = assert!(CTL_TAIL / 128 != CTL_HEAD / 128, "head and tail on separate 128-byte blocks");
+    const _: () = assert!(
+        OFF_RING1_CTL - OFF_RING0_CTL == RING_CTL_SIZE && RING_CTL_SIZE == 0x100,
+        "ring control blocks are 256 bytes"
+    );
+    const _: () = assert!(OFF_RING1_CTL + RING_CTL_SIZE == OFF_PATH_LEN, "the path length follows the control blocks");
+    const _: () = assert!(
+        OFF_PATH_LEN + 4 == OFF_PATH && OFF_PATH + MAX_PATH == OFF_RESERVED2F0,
+        "the path bytes fill up to 0x2F0"
+    );
+    const _: () = assert!(
+        OFF_CREATED_NS.is_multiple_of(8) && CTL_PROD_MSGS.is_multiple_of(8) && CTL_CONS_MSGS.is_multiple_of(8),
+        "64-bit words are 8-byte aligned"
+    );
+    const _: () = assert!(
+        CTL_HEAD / CACHE_BLOCK == 0 && (CTL_PROD_END - 1) / CACHE_BLOCK == 0,
+        "the producer's words on the first 128-byte block"
+    );
+    const _: () = assert!(
+        CTL_TAIL / CACHE_BLOCK == 1 && (CTL_CONS_END - 1) / CACHE_BLOCK == 1,
+        "the consumer's words on the second 128-byte block"
+    );
+    const _: () = assert!(
+        EC_WAITERS_MASK & EC_DOORBELL == 0 && EC_WAITERS_MASK | EC_DOORBELL == 0xffff_ffff,
+        "waiters and doorbell fill the eventcount's low half"
+    );
+    const _: () = assert!(EC_EPOCH_SHIFT as usize == 8 * EC_EPOCH_HALF, "the epoch (futex word) is the high half");
 
     pub const fn ping_size(n: usize) -> usize {
         64 + ((n + 11) & !7)
@@ -436,22 +497,23 @@ impl Producer {
         let mut m = Messenger::new(&c);
         m.send_ping_timeout(layout::SEQ, &layout::PAYLOAD, CALL_TIMEOUT).map_err(|e| fail_err("send the Ping", &e))?;
         // The capture closes the socket once the snapshot is written.
-        match m.recv_pong_timeout(CALL_TIMEOUT) {
-            Err(Error::PeerClosed) => {}
-            Err(e) => return Err(fail(format!("after the snapshot: want peer closed, got {e}"))),
-            Ok(_) => return Err(fail("after the snapshot: want peer closed, got a Pong")),
-        }
+        await_capture_close(&mut m).map_err(|e| fail(format!("after the snapshot: want peer closed, got {e}")))?;
         drop(m);
         drop(c);
         let snap = std::fs::read(snapshot).map_err(|e| fail(format!("read {snapshot}: {e}")))?;
-        bad.extend(check_snapshot(&snap, std::process::id() as u64, a.ring_size as u64, max_msg as u64));
+        let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let want = SnapshotWant {
+            pid: u64::from(std::process::id()),
+            path: a.dial.as_deref().unwrap_or_default(),
+            ring_size: a.ring_size as u64,
+            max_msg: max_msg as u64,
+            now_ns,
+        };
+        bad.extend(check_snapshot(&snap, &want));
         if !bad.is_empty() {
             return Err(fail(format!("layout disagreements: {}", bad.join("; "))));
         }
-        Ok(vec![
-            ("checked", J::S("status codes, constants, hello, header, ring control blocks, frame, Ping bytes".into())),
-            ("snapshot_bytes", J::U(snap.len() as u64)),
-        ])
+        Ok(vec![("checked", J::S(LAYOUT_CHECKED.into())), ("snapshot_bytes", J::U(snap.len() as u64))])
     }
 
     fn unix(&self) -> Result<Fields, Fail> {
@@ -524,45 +586,128 @@ fn flatbuffers_builder() -> flatbuffers::FlatBufferBuilder<'static> {
     flatbuffers::FlatBufferBuilder::with_capacity(1024)
 }
 
-fn check_snapshot(b: &[u8], pid: u64, ring_size: u64, max_msg: u64) -> Vec<String> {
+/// What the result line says the layout scenario checked.
+const LAYOUT_CHECKED: &str = "status codes, constants, hello, header (pids, creation time, protocol version, \
+                              socket path), ring control blocks (positions, counters, eventcounts), frame, Ping bytes";
+
+/// What the dialer knows about its own connection.
+struct SnapshotWant<'a> {
+    pid: u64,
+    /// The path it dialed.
+    path: &'a str,
+    ring_size: u64,
+    max_msg: u64,
+    /// Wall clock, to judge the creation time.
+    now_ns: u64,
+}
+
+/// Waits until the capture has hung up (it does once the snapshot is
+/// written), with receives that never wait: a blocking receive would park,
+/// and parking writes ring 1's consumer counters and data eventcount, which
+/// the capture may be copying at that moment.
+fn await_capture_close(m: &mut Messenger<'_>) -> Result<(), String> {
+    let deadline = Instant::now() + CALL_TIMEOUT;
+    loop {
+        match m.recv_pong_timeout(Duration::ZERO) {
+            Err(Error::PeerClosed) => return Ok(()),
+            Err(Error::Timeout) if Instant::now() < deadline => {}
+            Err(e) => return Err(e.to_string()),
+            Ok(_) => return Err("a Pong".into()),
+        }
+        // Polling with a deadline, as the capture polls ring 0's head.
+        std::thread::sleep(Duration::from_micros(100));
+    }
+}
+
+fn check_snapshot(b: &[u8], w: &SnapshotWant<'_>) -> Vec<String> {
     use layout::*;
     let mut bad = Vec::new();
+    let frame = frame_size(ping_size(PAYLOAD.len()));
+    if b.len() != HELLO_SIZE + CONTROL_SIZE + frame {
+        return vec![format!("snapshot is {} bytes, want {}", b.len(), HELLO_SIZE + CONTROL_SIZE + frame)];
+    }
     let mut expect = |what: &str, got: u64, want: u64| {
         if got != want {
             bad.push(format!("{what}: got {got:#x}, want {want:#x}"));
         }
     };
-    let frame = frame_size(ping_size(PAYLOAD.len()));
-    if b.len() != HELLO_SIZE + CONTROL_SIZE + frame {
-        return vec![format!("snapshot is {} bytes, want {}", b.len(), HELLO_SIZE + CONTROL_SIZE + frame)];
-    }
+    let first_non_zero = |buf: &[u8], from: usize, to: usize| (from..to).find(|&off| buf[off] != 0);
     let u32_at = |buf: &[u8], off: usize| u64::from(u32::from_le_bytes(buf[off..off + 4].try_into().unwrap()));
     let u64_at = |buf: &[u8], off: usize| u64::from_le_bytes(buf[off..off + 8].try_into().unwrap());
     let (hello, seg) = b.split_at(HELLO_SIZE);
+    let mut expect_zero = |what: &str, buf: &[u8], from: usize, to: usize| {
+        if let Some(off) = first_non_zero(buf, from, to) {
+            expect(&format!("{what}: byte {off:#x}"), u64::from(buf[off]), 0);
+        }
+    };
+    expect_zero("hello reserved", hello, 24, 32);
+    expect_zero("reserved before ready", seg, OFF_RESERVED54, OFF_READY);
+    let path = w.path.as_bytes();
+    expect_zero("socket path after its length", seg, OFF_PATH + path.len().min(MAX_PATH), OFF_PATH + MAX_PATH);
+    expect_zero("reserved after the path", seg, OFF_RESERVED2F0, CONTROL_SIZE);
+    for (name, ctl) in [("ring 0", OFF_RING0_CTL), ("ring 1", OFF_RING1_CTL)] {
+        let ctl = &seg[ctl..ctl + RING_CTL_SIZE];
+        expect_zero(&format!("{name} producer block reserved"), ctl, CTL_PROD_END, CTL_TAIL);
+        expect_zero(&format!("{name} consumer block reserved"), ctl, CTL_CONS_END, RING_CTL_SIZE);
+    }
     expect("hello magic", u64_at(hello, 0), HELLO_MAGIC);
     expect("hello protocol version", u32_at(hello, 8), PROTOCOL_VERSION);
     expect("hello layout version", u32_at(hello, 12), LAYOUT_VERSION);
     expect("hello segment size = header segment size", u64_at(hello, 16), u64_at(seg, OFF_SEG_SIZE));
-    expect("hello reserved", u64_at(hello, 24), 0);
     expect("segment magic", u64_at(seg, 0), SEG_MAGIC);
     expect("layout version", u32_at(seg, OFF_LAYOUT), LAYOUT_VERSION);
     expect("control size", u32_at(seg, OFF_CONTROL_SIZE), CONTROL_SIZE as u64);
-    expect("max message size", u32_at(seg, OFF_MAX_MESSAGE), max_msg);
+    expect("max message size", u32_at(seg, OFF_MAX_MESSAGE), w.max_msg);
     expect("flags", u32_at(seg, OFF_FLAGS), 0);
-    expect("creator pid", u32_at(seg, OFF_CREATOR_PID), pid);
-    expect("reserved at 0x24", u32_at(seg, OFF_RESERVED24), 0);
+    expect("creator pid", u32_at(seg, OFF_CREATOR_PID), w.pid);
+    // A goipc listener writes its pid here when it accepts; the capture is
+    // not one and writes nothing into the segment.
+    expect("acceptor pid (the capture writes nothing)", u32_at(seg, OFF_ACCEPTOR_PID), 0);
     let (cap0, cap1) = (u64_at(seg, OFF_RING0_CAP), u64_at(seg, OFF_RING1_CAP));
     expect("ring 0 data offset", u64_at(seg, OFF_RING0_OFF), CONTROL_SIZE as u64);
-    expect("ring 0 capacity", cap0, ring_size);
+    expect("ring 0 capacity", cap0, w.ring_size);
     expect("ring 1 data offset", u64_at(seg, OFF_RING1_OFF), CONTROL_SIZE as u64 + cap0);
-    expect("ring 1 capacity", cap1, ring_size);
+    expect("ring 1 capacity", cap1, w.ring_size);
     expect("segment size", u64_at(seg, OFF_SEG_SIZE), CONTROL_SIZE as u64 + cap0 + cap1);
-    expect("reserved bytes before ready", seg[OFF_RESERVED48..OFF_READY].iter().map(|&x| u64::from(x)).sum(), 0);
+    let created = u64_at(seg, OFF_CREATED_NS);
+    expect(
+        "created (unix ns) is within a day of now",
+        u64::from(created > 0 && created.abs_diff(w.now_ns) <= DAY_NS),
+        1,
+    );
+    expect("protocol version", u32_at(seg, OFF_PROTOCOL), PROTOCOL_VERSION);
     expect("ready", u32_at(seg, OFF_READY), SEG_READY);
-    expect("ring 0 head (one Ping frame published)", u64_at(seg, OFF_RING0_CTL + CTL_HEAD), frame as u64);
-    expect("ring 0 tail", u64_at(seg, OFF_RING0_CTL + CTL_TAIL), 0);
-    expect("ring 1 head", u64_at(seg, OFF_RING1_CTL + CTL_HEAD), 0);
-    expect("ring 1 tail", u64_at(seg, OFF_RING1_CTL + CTL_TAIL), 0);
+    let stored = u32_at(seg, OFF_PATH_LEN);
+    expect("socket path length", stored, path.len() as u64);
+    let stored = &seg[OFF_PATH..OFF_PATH + (stored as usize).min(MAX_PATH)];
+    expect("socket path = the dialed path", u64::from(stored == path), 1);
+
+    // One Ping published on ring 0, nothing consumed, ring 1 untouched;
+    // nobody waited (the capture never does, the dialer polled its receive
+    // without waiting), so every eventcount is still 0.
+    let ping = ping_size(PAYLOAD.len()) as u64;
+    for (name, ctl, head, msgs, bytes) in
+        [("ring 0", OFF_RING0_CTL, frame as u64, 1, ping), ("ring 1", OFF_RING1_CTL, 0, 0, 0)]
+    {
+        let ctl = &seg[ctl..ctl + RING_CTL_SIZE];
+        expect(&format!("{name} head"), u64_at(ctl, CTL_HEAD), head);
+        expect(&format!("{name} messages published"), u64_at(ctl, CTL_PROD_MSGS), msgs);
+        expect(&format!("{name} payload bytes published"), u64_at(ctl, CTL_PROD_BYTES), bytes);
+        expect(&format!("{name} producer parks"), u64_at(ctl, CTL_PROD_PARKS), 0);
+        expect(&format!("{name} producer wakeups"), u64_at(ctl, CTL_PROD_WAKES), 0);
+        expect(&format!("{name} tail"), u64_at(ctl, CTL_TAIL), 0);
+        expect(&format!("{name} messages consumed"), u64_at(ctl, CTL_CONS_MSGS), 0);
+        expect(&format!("{name} bytes consumed"), u64_at(ctl, CTL_CONS_BYTES), 0);
+        expect(&format!("{name} consumer parks"), u64_at(ctl, CTL_CONS_PARKS), 0);
+        expect(&format!("{name} consumer wakeups"), u64_at(ctl, CTL_CONS_WAKES), 0);
+        for (ec, off) in [("data eventcount", CTL_DATA_EC), ("space eventcount", CTL_SPACE_EC)] {
+            let word = u64_at(ctl, off);
+            expect(&format!("{name} {ec} waiters"), word & EC_WAITERS_MASK, 0);
+            expect(&format!("{name} {ec} doorbell flag"), (word & EC_DOORBELL) >> 31, 0);
+            expect(&format!("{name} {ec} epoch"), word >> EC_EPOCH_SHIFT, 0);
+            expect(&format!("{name} {ec} futex word (epoch)"), u32_at(ctl, off + EC_EPOCH_HALF), 0);
+        }
+    }
     expect("frame length = Ping size", u32_at(seg, CONTROL_SIZE), ping_size(PAYLOAD.len()) as u64);
     expect("frame kind", u32_at(seg, CONTROL_SIZE + 4), KIND_MESSAGE);
     let msg = &seg[CONTROL_SIZE + FRAME_HEADER..];
