@@ -48,7 +48,9 @@ BURST_ROUNDS = 20
 BURST_RING = 65536  # a small ring fills quickly; the dialer's size defines it
 BURST_MAX_MESSAGE = 4096
 STREAM_BEFORE_KILL = 2000
-WRONG_VERSION = 99
+PROTOCOL_VERSION = 2  # what every peer speaks (goipc.ProtocolVersion, docs/LAYOUT.md)
+WRONG_VERSION = 99  # what one side announces in version_mismatch
+assert WRONG_VERSION != PROTOCOL_VERSION, "version_mismatch needs a version nobody speaks"
 LAYOUT_RING = 65536
 LAYOUT_MAX_MESSAGE = 4096
 # F_SEAL_SEAL | F_SEAL_SHRINK | F_SEAL_GROW
