@@ -7,6 +7,7 @@ use core::ops::{Deref, DerefMut};
 use core::ptr;
 use core::time::Duration;
 use std::ffi::CString;
+use std::os::fd::BorrowedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -28,6 +29,36 @@ pub enum Spin {
     /// Never sleep: lowest latency, one busy core per waiting side
     /// (timeouts and peer death are still honoured).
     Forever,
+}
+
+/// A listener limit ([`Options::max_conns`] and friends).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Limit {
+    /// The library's default (see each option).
+    #[default]
+    Default,
+    /// At most this many (connections, bytes, handshakes); must be >= 1.
+    AtMost(u64),
+    /// No limit.
+    Unlimited,
+}
+
+impl Limit {
+    /// The `goipc_options` value (0 default, negative none), checked
+    /// against the field's range: the library refuses `max_conns` and
+    /// `max_pending_handshakes` above `i32::MAX`.
+    fn to_raw(self, name: &str, max: i64) -> Result<i64> {
+        match self {
+            Limit::Default => Ok(0),
+            Limit::Unlimited => Ok(-1),
+            Limit::AtMost(n) => match i64::try_from(n) {
+                Ok(v) if (1..=max).contains(&v) => Ok(v),
+                _ => Err(Error::InvalidArgument(format!(
+                    "goipc: {name} must be in [1, {max}] (or Limit::Default, Limit::Unlimited), not {n}"
+                ))),
+            },
+        }
+    }
 }
 
 /// Connection options (`goipc_options`). Start from `Options::default()`
@@ -59,26 +90,29 @@ pub struct Options {
     pub allow_any_uid: bool,
     /// Testing only: announce another protocol version; 0 is normal.
     pub protocol_version_override: u32,
+    /// Listener only (a dialer ignores the limits): open connections;
+    /// default 4096. A client beyond a limit gets [`Error::Limit`] naming
+    /// it; the other connections are unaffected.
+    pub max_conns: Limit,
+    /// Listener only: bytes of one connection's segment; default 64 MiB +
+    /// 4 KiB.
+    pub max_segment_size: Limit,
+    /// Listener only: segment bytes over all connections; default 16 GiB.
+    pub max_mapped_bytes: Limit,
+    /// Listener only: handshakes in progress, the oldest is dropped
+    /// beyond; default 64.
+    pub max_pending_handshakes: Limit,
 }
 
 impl Options {
-    /// The C struct, initialised by `goipc_options_init` and then filled.
-    fn to_raw(&self) -> sys::goipc_options {
-        // The zeroed struct is replaced by goipc_options_init (which also
-        // sets struct_size); every field is an integer, zero is valid.
-        let mut o = sys::goipc_options {
-            struct_size: 0,
-            reserved0: 0,
-            ring_size: 0,
-            max_message_size: 0,
-            spin_ns: 0,
-            handshake_timeout_ms: 0,
-            allow_any_uid: 0,
-            protocol_version_override: 0,
-        };
-        // SAFETY: o is a valid, writable goipc_options; the call only
-        // writes its fields and does not call into Go.
-        unsafe { sys::goipc_options_init(&mut o) };
+    /// The C struct, initialised by `goipc_options_init_sized` (with the
+    /// size of the struct this crate declares, so that the library reads
+    /// every field we set) and then filled. Errors: a limit out of range.
+    fn to_raw(&self) -> Result<sys::goipc_options> {
+        let mut o = sys::goipc_options::zeroed();
+        // SAFETY: o is a valid, writable goipc_options of exactly that
+        // size; the call only writes its fields and does not call into Go.
+        unsafe { sys::goipc_options_init_sized(&mut o, core::mem::size_of::<sys::goipc_options>()) };
         o.ring_size = self.ring_size as u64;
         o.max_message_size = self.max_message_size as u64;
         o.spin_ns = match self.spin {
@@ -91,7 +125,12 @@ impl Options {
         o.handshake_timeout_ms = self.handshake_timeout.map_or(0, ceil_ms);
         o.allow_any_uid = i32::from(self.allow_any_uid);
         o.protocol_version_override = self.protocol_version_override;
-        o
+        let i32_max = i64::from(i32::MAX);
+        o.max_conns = self.max_conns.to_raw("max_conns", i32_max)?;
+        o.max_segment_size = self.max_segment_size.to_raw("max_segment_size", i64::MAX)?;
+        o.max_mapped_bytes = self.max_mapped_bytes.to_raw("max_mapped_bytes", i64::MAX)?;
+        o.max_pending_handshakes = self.max_pending_handshakes.to_raw("max_pending_handshakes", i32_max)?;
+        Ok(o)
     }
 }
 
@@ -180,7 +219,9 @@ impl Listener {
 
     /// [`Listener::bind`] with options. Their `max_message_size`, `spin`,
     /// `handshake_timeout`, `allow_any_uid` and `protocol_version_override`
-    /// apply to every accepted connection.
+    /// apply to every accepted connection; the limits (`max_conns` ..)
+    /// bound what the listener accepts ([`Error::Limit`] for a client
+    /// beyond one; [`Error::InvalidArgument`] for a limit out of range).
     pub fn bind_with(path: impl AsRef<Path>, opts: &Options) -> Result<Listener> {
         Listener::bind_raw(path.as_ref(), Some(opts))
     }
@@ -188,7 +229,7 @@ impl Listener {
     fn bind_raw(path: &Path, opts: Option<&Options>) -> Result<Listener> {
         check_abi()?;
         let p = c_path(path)?;
-        let raw = opts.map(Options::to_raw);
+        let raw = opts.map(Options::to_raw).transpose()?;
         let o = raw.as_ref().map_or(ptr::null(), |o| o as *const sys::goipc_options);
         let mut h: sys::goipc_listener = 0;
         // SAFETY: p is NUL-terminated and outlives the call; o is NULL or
@@ -296,7 +337,7 @@ impl Conn {
     fn dial_raw(path: &Path, opts: Option<&Options>, timeout: Option<Duration>) -> Result<Conn> {
         check_abi()?;
         let p = c_path(path)?;
-        let raw = opts.map(Options::to_raw);
+        let raw = opts.map(Options::to_raw).transpose()?;
         let o = raw.as_ref().map_or(ptr::null(), |o| o as *const sys::goipc_options);
         let mut h: sys::goipc_conn = 0;
         // SAFETY: p is NUL-terminated and outlives the call; o is NULL or an
@@ -461,6 +502,32 @@ impl Conn {
         let me = ManuallyDrop::new(self);
         // SAFETY: me.h is ours and never used after this.
         check(unsafe { sys::goipc_conn_close(me.h) })
+    }
+
+    /// The connection's notification descriptor (`goipc_conn_fd`): it
+    /// becomes readable when a call with a zero timeout that returned
+    /// [`Error::Timeout`] may now succeed (a message arrived, ring space
+    /// was freed, the peer closed or died). For event loops (epoll, mio,
+    /// tokio's `AsyncFd`: the `tokio` feature's `AsyncConn` does it) that
+    /// wait on many connections without a thread each.
+    ///
+    /// Rules: readiness is level-triggered and may be spurious; every call
+    /// on the connection resets it, so after a wakeup call with
+    /// `Duration::ZERO` until one returns [`Error::Timeout`] (that call
+    /// arms the descriptor), then wait again. The descriptor belongs to the
+    /// connection (hence the borrow): never read, write or close it, and
+    /// deregister it before the `Conn` is closed. Every call returns the
+    /// same descriptor; the first creates it (an eventfd of this process).
+    ///
+    /// Errors: [`Error::System`] (eventfd failed).
+    pub fn notify_fd(&self) -> Result<BorrowedFd<'_>> {
+        let mut fd: core::ffi::c_int = -1;
+        // SAFETY: self.h is ours; fd is writable.
+        check(unsafe { sys::goipc_conn_fd(self.h, &mut fd) })?;
+        // SAFETY: on success fd is an open descriptor owned by the
+        // connection, closed only by goipc_conn_close, which needs the Conn
+        // by value (or its drop): it outlives the borrow of self.
+        Ok(unsafe { BorrowedFd::borrow_raw(fd) })
     }
 
     /// The C handle, for calls through [`crate::sys`] (for example the C
@@ -631,7 +698,7 @@ mod tests {
 
     #[test]
     fn options_to_raw() {
-        let d = Options::default().to_raw();
+        let d = Options::default().to_raw().unwrap();
         assert_eq!(d.struct_size as usize, core::mem::size_of::<sys::goipc_options>());
         assert_eq!((d.ring_size, d.max_message_size, d.spin_ns, d.handshake_timeout_ms), (0, 0, 0, 0));
         assert_eq!((d.allow_any_uid, d.protocol_version_override, d.reserved0), (0, 0, 0));
@@ -642,15 +709,45 @@ mod tests {
             handshake_timeout: Some(Duration::from_micros(1500)),
             allow_any_uid: true,
             protocol_version_override: 9,
+            max_conns: Limit::AtMost(3),
+            max_segment_size: Limit::Unlimited,
+            max_mapped_bytes: Limit::AtMost(1 << 40),
+            max_pending_handshakes: Limit::Default,
         };
-        let r = o.to_raw();
+        let r = o.to_raw().unwrap();
         assert_eq!((r.ring_size, r.max_message_size, r.spin_ns), (1 << 20, 4096, 3000));
         assert_eq!((r.handshake_timeout_ms, r.allow_any_uid, r.protocol_version_override), (2, 1, 9));
-        let spin = |s| Options { spin: s, ..Options::default() }.to_raw().spin_ns;
+        assert_eq!(
+            (r.max_conns, r.max_segment_size, r.max_mapped_bytes, r.max_pending_handshakes),
+            (3, -1, 1 << 40, 0)
+        );
+        assert_eq!((d.max_conns, d.max_segment_size, d.max_mapped_bytes, d.max_pending_handshakes), (0, 0, 0, 0));
+        let spin = |s| Options { spin: s, ..Options::default() }.to_raw().unwrap().spin_ns;
         assert_eq!(spin(Spin::Default), 0);
         assert_eq!(spin(Spin::SleepAtOnce), -1);
         assert_eq!(spin(Spin::For(Duration::ZERO)), -1);
         assert_eq!(spin(Spin::Forever), i64::MAX);
         assert_eq!(spin(Spin::For(Duration::MAX)), i64::MAX);
+    }
+
+    #[test]
+    fn limits_out_of_range_are_invalid_arguments() {
+        let bad = [
+            Options { max_conns: Limit::AtMost(0), ..Options::default() },
+            Options { max_conns: Limit::AtMost(1 << 31), ..Options::default() },
+            Options { max_pending_handshakes: Limit::AtMost(1 << 31), ..Options::default() },
+            Options { max_segment_size: Limit::AtMost(1 << 63), ..Options::default() },
+            Options { max_mapped_bytes: Limit::AtMost(0), ..Options::default() },
+        ];
+        for (o, name) in
+            bad.iter().zip(["max_conns", "max_conns", "max_pending_handshakes", "max_segment_size", "max_mapped_bytes"])
+        {
+            match o.to_raw() {
+                Err(Error::InvalidArgument(m)) => assert!(m.contains(name), "{m}"),
+                other => panic!("{o:?}: {other:?}"),
+            }
+        }
+        let top = Options { max_conns: Limit::AtMost(i32::MAX as u64), ..Options::default() };
+        assert_eq!(top.to_raw().unwrap().max_conns, i64::from(i32::MAX));
     }
 }

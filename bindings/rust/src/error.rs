@@ -74,6 +74,14 @@ pub enum Error {
     /// child of a process that had loaded the library, a library with
     /// another ABI version).
     NotSupported(String),
+    /// `GOIPC_ERR_LIMIT`: a listener refused the connection because one of
+    /// its limits is reached (`max_conns`, `max_segment_size`,
+    /// `max_mapped_bytes`, or it ran out of file descriptors); the message
+    /// names the limit and its value. Other connections are unaffected:
+    /// retry later or raise the listener's limit ([`crate::Options`]).
+    /// From `dial`; `accept` returns it for the refused client and the
+    /// listener stays usable.
+    Limit(String),
     /// A status code this binding does not know (a newer library).
     Unknown {
         /// The status code.
@@ -120,6 +128,7 @@ impl Error {
             Error::System { .. } => sys::GOIPC_ERR_SYSTEM,
             Error::AddressInUse(_) => sys::GOIPC_ERR_ADDRESS_IN_USE,
             Error::NotSupported(_) => sys::GOIPC_ERR_NOT_SUPPORTED,
+            Error::Limit(_) => sys::GOIPC_ERR_LIMIT,
             Error::Unknown { status, .. } => *status,
             Error::InvalidMessage(_) | Error::NotAMessage { .. } | Error::UnexpectedBody { .. } => {
                 sys::GOIPC_ERR_PROTOCOL
@@ -176,6 +185,7 @@ impl Error {
             sys::GOIPC_ERR_SYSTEM => Error::System { errno, message },
             sys::GOIPC_ERR_ADDRESS_IN_USE => Error::AddressInUse(message),
             sys::GOIPC_ERR_NOT_SUPPORTED => Error::NotSupported(message),
+            sys::GOIPC_ERR_LIMIT => Error::Limit(message),
             _ => Error::Unknown { status, message },
         }
     }
@@ -219,6 +229,7 @@ impl fmt::Display for Error {
             }
             Error::AddressInUse(m) => detail(f, m, "address in use"),
             Error::NotSupported(m) => detail(f, m, "not supported"),
+            Error::Limit(m) => detail(f, m, "a listener limit is reached"),
             Error::Unknown { status, message } => {
                 write!(f, "goipc: status {status} ({})", strerror(*status))?;
                 if message.is_empty() { Ok(()) } else { write!(f, ": {message}") }

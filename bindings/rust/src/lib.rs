@@ -61,6 +61,6 @@ pub mod sys;
 #[rustfmt::skip] // keep `cargo fmt` away from the generated file
 mod generated;
 
-pub use conn::{Conn, Listener, Options, RecvView, Reservation, Spin, abi_version};
+pub use conn::{Conn, Limit, Listener, Options, RecvView, Reservation, Spin, abi_version};
 pub use error::{Error, Result, strerror};
 pub use message::{Messenger, fb};

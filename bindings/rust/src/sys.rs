@@ -17,7 +17,7 @@
 
 #![allow(non_camel_case_types)]
 
-use core::ffi::{c_char, c_void};
+use core::ffi::{c_char, c_int, c_void};
 
 /// One function declaration, as written in this file (types as Rust text).
 #[derive(Debug, Clone, Copy)]
@@ -105,6 +105,7 @@ ffi_constants! {
     pub const GOIPC_ERR_SYSTEM: i32 = 9;
     pub const GOIPC_ERR_ADDRESS_IN_USE: i32 = 10;
     pub const GOIPC_ERR_NOT_SUPPORTED: i32 = 11;
+    pub const GOIPC_ERR_LIMIT: i32 = 12;
 }
 
 /// Listener handle; 0 is never valid.
@@ -113,8 +114,10 @@ pub type goipc_listener = u64;
 pub type goipc_conn = u64;
 
 ffi_struct! {
-    /// `goipc_options`: initialise with [`goipc_options_init`], then set
-    /// fields (see the header for each field's meaning).
+    /// `goipc_options`: initialise with [`goipc_options_init_sized`] and
+    /// this struct's size, then set fields (see the header for each
+    /// field's meaning). The first 48 bytes are version 1 of the struct;
+    /// the listener limits came with version 2 (80 bytes).
     pub struct goipc_options, fields = OPTIONS_FIELDS {
         pub struct_size: u32,
         pub reserved0: u32,
@@ -124,6 +127,35 @@ ffi_struct! {
         pub handshake_timeout_ms: i64,
         pub allow_any_uid: i32,
         pub protocol_version_override: u32,
+        pub max_conns: i64,
+        pub max_segment_size: i64,
+        pub max_mapped_bytes: i64,
+        pub max_pending_handshakes: i64,
+    }
+}
+
+/// Size of version 1 of `goipc_options`, which [`goipc_options_init`]
+/// initialises (in every library version).
+pub const OPTIONS_V1_SIZE: usize = 48;
+
+impl goipc_options {
+    /// All fields zero (every field's default) and `struct_size` 0: pass it
+    /// to [`goipc_options_init_sized`] before use.
+    pub const fn zeroed() -> goipc_options {
+        goipc_options {
+            struct_size: 0,
+            reserved0: 0,
+            ring_size: 0,
+            max_message_size: 0,
+            spin_ns: 0,
+            handshake_timeout_ms: 0,
+            allow_any_uid: 0,
+            protocol_version_override: 0,
+            max_conns: 0,
+            max_segment_size: 0,
+            max_mapped_bytes: 0,
+            max_pending_handshakes: 0,
+        }
     }
 }
 
@@ -132,7 +164,7 @@ ffi_struct! {
 // the struct_size that goipc_options_init writes).
 const _: () = {
     use core::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<goipc_options>() == 48);
+    assert!(size_of::<goipc_options>() == 80);
     assert!(align_of::<goipc_options>() == 8);
     assert!(offset_of!(goipc_options, struct_size) == 0);
     assert!(offset_of!(goipc_options, reserved0) == 4);
@@ -142,6 +174,10 @@ const _: () = {
     assert!(offset_of!(goipc_options, handshake_timeout_ms) == 32);
     assert!(offset_of!(goipc_options, allow_any_uid) == 40);
     assert!(offset_of!(goipc_options, protocol_version_override) == 44);
+    assert!(offset_of!(goipc_options, max_conns) == 48);
+    assert!(offset_of!(goipc_options, max_segment_size) == 56);
+    assert!(offset_of!(goipc_options, max_mapped_bytes) == 64);
+    assert!(offset_of!(goipc_options, max_pending_handshakes) == 72);
     assert!(size_of::<goipc_conn>() == 8 && size_of::<goipc_listener>() == 8);
     assert!(size_of::<usize>() == size_of::<u64>()); // size_t on LP64 Linux
 };
@@ -153,6 +189,10 @@ ffi_functions! {
     pub fn goipc_last_errno() -> i32;
     pub fn goipc_last_error_message() -> *const c_char;
 
+    pub fn goipc_options_init_sized(opts: *mut goipc_options, size: usize);
+    /// Initialises only the first [`OPTIONS_V1_SIZE`] bytes (the version-1
+    /// struct) and sets `struct_size` to 48: use
+    /// [`goipc_options_init_sized`] with `size_of::<goipc_options>()`.
     pub fn goipc_options_init(opts: *mut goipc_options);
 
     pub fn goipc_listen(path: *const c_char, out: *mut goipc_listener) -> i32;
@@ -166,6 +206,7 @@ ffi_functions! {
     pub fn goipc_send(c: goipc_conn, data: *const c_void, len: usize, timeout_ms: i64) -> i32;
     pub fn goipc_recv(c: goipc_conn, buf: *mut c_void, cap: usize, len: *mut usize, timeout_ms: i64) -> i32;
     pub fn goipc_conn_close(c: goipc_conn) -> i32;
+    pub fn goipc_conn_fd(c: goipc_conn, fd: *mut c_int) -> i32;
 
     pub fn goipc_reserve(c: goipc_conn, len: usize, timeout_ms: i64, out_ptr: *mut *mut c_void) -> i32;
     pub fn goipc_commit(c: goipc_conn, len: usize) -> i32;

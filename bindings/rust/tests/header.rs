@@ -78,6 +78,7 @@ fn rust_type(toks: &[String], typedefs: &BTreeMap<String, String>) -> String {
         "int64_t" => "i64".to_owned(),
         "uint64_t" => "u64".to_owned(),
         "size_t" => "usize".to_owned(),
+        "int" => "c_int".to_owned(),
         "char" if pointer => "c_char".to_owned(),
         "void" if pointer => "c_void".to_owned(),
         "void" => "()".to_owned(),
@@ -113,6 +114,11 @@ fn parse_header() -> Header {
         if let Some(def) = l.strip_prefix("#define ") {
             let mut it = def.split_whitespace();
             let name = it.next().unwrap();
+            if name.contains('(') {
+                // A function-like macro (goipc_options_init mapped to
+                // goipc_options_init_sized): C sugar, not an ABI symbol.
+                continue;
+            }
             if let Some(v) = it.next() {
                 let v: i64 = v.parse().unwrap_or_else(|_| panic!("#define {name} {v}: not an integer"));
                 assert!(it.next().is_none(), "#define {name}: unexpected tokens");
@@ -241,11 +247,9 @@ fn options_layout_matches_header() {
     assert_eq!(std::mem::align_of::<sys::goipc_options>(), align);
 }
 
-/// The library's own sizeof(goipc_options), written by goipc_options_init.
-#[test]
-fn options_init_writes_our_struct_size() {
-    let mut o = sys::goipc_options {
-        struct_size: 0,
+fn sevens() -> sys::goipc_options {
+    sys::goipc_options {
+        struct_size: 7,
         reserved0: 7,
         ring_size: 7,
         max_message_size: 7,
@@ -253,26 +257,40 @@ fn options_init_writes_our_struct_size() {
         handshake_timeout_ms: 7,
         allow_any_uid: 7,
         protocol_version_override: 7,
-    };
-    // SAFETY: o is a valid goipc_options.
-    unsafe { sys::goipc_options_init(&mut o) };
-    assert_eq!(o.struct_size as usize, std::mem::size_of::<sys::goipc_options>());
-    assert_eq!(
-        o,
-        sys::goipc_options {
-            struct_size: o.struct_size,
-            reserved0: 0,
-            ring_size: 0,
-            max_message_size: 0,
-            spin_ns: 0,
-            handshake_timeout_ms: 0,
-            allow_any_uid: 0,
-            protocol_version_override: 0,
-        }
-    );
-    // NULL-safe.
-    // SAFETY: documented to do nothing for NULL.
-    unsafe { sys::goipc_options_init(std::ptr::null_mut()) };
+        max_conns: 7,
+        max_segment_size: 7,
+        max_mapped_bytes: 7,
+        max_pending_handshakes: 7,
+    }
+}
+
+/// goipc_options_init_sized zeroes the whole struct we declare and
+/// records its size; goipc_options_init touches only the 48-byte
+/// version-1 struct.
+#[test]
+fn options_init_sized_writes_our_struct_size() {
+    let size = std::mem::size_of::<sys::goipc_options>();
+    let mut o = sevens();
+    // SAFETY: o is a valid goipc_options of `size` bytes.
+    unsafe { sys::goipc_options_init_sized(&mut o, size) };
+    assert_eq!(o, sys::goipc_options { struct_size: size as u32, ..sys::goipc_options::zeroed() });
+
+    let mut v1 = sevens();
+    // SAFETY: o is a valid goipc_options (larger than the 48 bytes written).
+    unsafe { sys::goipc_options_init(&mut v1) };
+    assert_eq!(v1.struct_size as usize, sys::OPTIONS_V1_SIZE);
+    assert_eq!((v1.ring_size, v1.protocol_version_override), (0, 0));
+    assert_eq!((v1.max_conns, v1.max_pending_handshakes), (7, 7), "wrote past the version-1 struct");
+
+    // NULL-safe, and sizes outside [48, 4096] are ignored.
+    let mut small = sevens();
+    // SAFETY: documented to do nothing for NULL or a size below 48.
+    unsafe {
+        sys::goipc_options_init_sized(std::ptr::null_mut(), size);
+        sys::goipc_options_init(std::ptr::null_mut());
+        sys::goipc_options_init_sized(&mut small, 47);
+    }
+    assert_eq!(small, sevens());
 }
 
 #[test]

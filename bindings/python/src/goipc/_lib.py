@@ -28,7 +28,7 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from ctypes import POINTER, c_char, c_char_p, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
+from ctypes import POINTER, c_char, c_char_p, c_int, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 from pathlib import Path
 from typing import List, Optional
 
@@ -60,6 +60,11 @@ class Options(ctypes.Structure):
         ("handshake_timeout_ms", c_int64),
         ("allow_any_uid", c_int32),
         ("protocol_version_override", c_uint32),
+        # Version 2 (80 bytes): listener limits.
+        ("max_conns", c_int64),
+        ("max_segment_size", c_int64),
+        ("max_mapped_bytes", c_int64),
+        ("max_pending_handshakes", c_int64),
     ]
 
 
@@ -73,15 +78,21 @@ _OPTIONS_LAYOUT = {
     "handshake_timeout_ms": 32,
     "allow_any_uid": 40,
     "protocol_version_override": 44,
+    "max_conns": 48,
+    "max_segment_size": 56,
+    "max_mapped_bytes": 64,
+    "max_pending_handshakes": 72,
 }
 for _name, _off in _OPTIONS_LAYOUT.items():
     assert getattr(Options, _name).offset == _off, ("goipc_options layout", _name)
-assert ctypes.sizeof(Options) == 48, "goipc_options layout"
+assert ctypes.sizeof(Options) == 80, "goipc_options layout"
 assert ctypes.sizeof(c_size_t) == ctypes.sizeof(c_void_p), "size_t is pointer-sized"
 
-# Room for goipc_options_init: a newer library may write a larger struct
-# (it writes its own sizeof); keep its defaults for fields we do not know.
-OPTIONS_BUFFER_SIZE = 512
+# The options buffer: goipc_options_init_sized(buf, OPTIONS_BUFFER_SIZE)
+# zeroes exactly the struct this binding mirrors and records its size, so
+# that the library knows which fields we set (goipc_options_init, kept for
+# version-1 callers, would initialise only the first 48 bytes).
+OPTIONS_BUFFER_SIZE = ctypes.sizeof(Options)
 
 
 # name: (restype, argtypes). The whole C ABI of include/goipc.h.
@@ -91,6 +102,7 @@ _FUNCTIONS = {
     "goipc_last_errno": (c_int32, []),
     "goipc_last_error_message": (c_char_p, []),
     "goipc_options_init": (None, [c_void_p]),
+    "goipc_options_init_sized": (None, [c_void_p, c_size_t]),
     "goipc_listen": (c_status, [c_char_p, POINTER(c_handle)]),
     "goipc_listen_ex": (c_status, [c_char_p, c_void_p, POINTER(c_handle)]),
     "goipc_accept": (c_status, [c_handle, c_int64, POINTER(c_handle)]),
@@ -101,6 +113,7 @@ _FUNCTIONS = {
     "goipc_send": (c_status, [c_handle, c_void_p, c_size_t, c_int64]),
     "goipc_recv": (c_status, [c_handle, c_buf, c_size_t, POINTER(c_size_t), c_int64]),
     "goipc_conn_close": (c_status, [c_handle]),
+    "goipc_conn_fd": (c_status, [c_handle, POINTER(c_int)]),
     "goipc_reserve": (c_status, [c_handle, c_size_t, c_int64, POINTER(c_void_p)]),
     "goipc_commit": (c_status, [c_handle, c_size_t]),
     "goipc_abort_reserve": (c_status, [c_handle]),

@@ -291,11 +291,11 @@ def _make_options(
     allow_any_uid: bool = False,
     protocol_version_override: int = 0,
 ) -> ctypes.Array:
-    """A goipc_options initialised by goipc_options_init, in a buffer large
-    enough for a newer library's larger struct, with the given fields set."""
+    """A goipc_options initialised by goipc_options_init_sized with the size
+    of the struct this binding mirrors, with the given fields set."""
     lib = _lib.load()
     raw = (c_char * _lib.OPTIONS_BUFFER_SIZE)()
-    lib.goipc_options_init(raw)
+    lib.goipc_options_init_sized(raw, _lib.OPTIONS_BUFFER_SIZE)
     o = _lib.Options.from_buffer(raw)
     if ring_size is not None:
         if ring_size < 0:
@@ -323,6 +323,30 @@ def _make_options(
     o.allow_any_uid = 1 if allow_any_uid else 0
     o.protocol_version_override = protocol_version_override
     return raw
+
+
+# Listener limits, in C: 0 = the default, negative = no limit. The C ABI
+# refuses max_conns and max_pending_handshakes above INT32_MAX.
+_INT32_MAX = (1 << 31) - 1
+_INT64_MAX = (1 << 63) - 1
+
+
+def _limit_option(name: str, value: Optional[float], hi: int) -> int:
+    """A listener limit as its goipc_options value: None -> 0 (default),
+    math.inf -> -1 (no limit), an int in [1, hi] -> itself."""
+    if value is None:
+        return 0
+    if value == math.inf:
+        return -1
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise TypeError(
+            "goipc: %s must be None, an int or math.inf, not %s" % (name, type(value).__name__)
+        )
+    if not 1 <= value <= hi:
+        raise ValueError(
+            "goipc: %s must be in [1, %d] (None: the default; math.inf: no limit), not %d" % (name, hi, value)
+        )
+    return value
 
 
 # ---- listener ------------------------------------------------------------
@@ -422,6 +446,10 @@ def listen(
     handshake_timeout: Optional[float] = None,
     allow_any_uid: bool = False,
     protocol_version_override: int = 0,
+    max_conns: Optional[float] = None,
+    max_segment_size: Optional[float] = None,
+    max_mapped_bytes: Optional[float] = None,
+    max_pending_handshakes: Optional[float] = None,
 ) -> Listener:
     """Listens on the Unix socket ``path`` (at most 107 bytes) and returns a
     :class:`Listener`. A stale socket file left by a dead listener is
@@ -438,6 +466,16 @@ def listen(
         allow_any_uid: accept clients of any uid (default: same uid only).
         protocol_version_override: testing only: announce another protocol
             version, to check how peers report a version mismatch.
+        max_conns: open connections at most (None: the library's default,
+            4096; ``math.inf``: no limit). A client beyond it gets
+            :class:`LimitError` naming the limit; the others are unaffected.
+        max_segment_size: bytes of one connection's shared segment at most
+            (None: 64 MiB + 4 KiB; ``math.inf``: no limit).
+        max_mapped_bytes: segment bytes over all connections at most
+            (None: 16 GiB; ``math.inf``: no limit).
+        max_pending_handshakes: handshakes in progress at most, the oldest
+            is dropped beyond (None: 64; ``math.inf``: no limit).
+        Each limit is an int >= 1 (ValueError otherwise).
 
     Raises:
         AddressInUseError: a live listener serves the path, or the path
@@ -447,6 +485,12 @@ def listen(
     """
     lib = _check_live()
     p = _encode_path(path)
+    limits = {
+        "max_conns": _limit_option("max_conns", max_conns, _INT32_MAX),
+        "max_segment_size": _limit_option("max_segment_size", max_segment_size, _INT64_MAX),
+        "max_mapped_bytes": _limit_option("max_mapped_bytes", max_mapped_bytes, _INT64_MAX),
+        "max_pending_handshakes": _limit_option("max_pending_handshakes", max_pending_handshakes, _INT32_MAX),
+    }
     out = c_uint64()
     if (
         max_message_size is None
@@ -454,6 +498,7 @@ def listen(
         and handshake_timeout is None
         and not allow_any_uid
         and not protocol_version_override
+        and not any(limits.values())
     ):
         st = lib.goipc_listen(p, out)
     else:
@@ -464,6 +509,9 @@ def listen(
             allow_any_uid=allow_any_uid,
             protocol_version_override=protocol_version_override,
         )
+        o = _lib.Options.from_buffer(opts)
+        for name, value in limits.items():
+            setattr(o, name, value)
         st = lib.goipc_listen_ex(p, opts, out)
     if st:
         raise _lib.last_error(st)
@@ -618,6 +666,7 @@ class Conn:
         self = object.__new__(cls)
         self._h = handle
         self._closed = False
+        self._fd = -1  # fileno(), once asked for
         # Open zero-copy spans (View, Reservation) and their ring arrays,
         # weakly: close() ends the spans, and refuses to unmap while an
         # array is alive (a memoryview slice still points into the ring).
@@ -675,6 +724,40 @@ class Conn:
         """The largest message, in bytes, this connection carries (both
         directions)."""
         return self._max
+
+    def fileno(self) -> int:
+        """A file descriptor that becomes readable when a call made with
+        ``timeout=0`` that raised :class:`TimeoutError` may now succeed: a
+        message arrived, ring space was freed, or the peer closed or died
+        (``goipc_conn_fd``). For event loops (selectors, asyncio; see
+        :mod:`goipc.aio`) that wait on many connections without a thread
+        each.
+
+        The rules: readiness is level-triggered and may be spurious; any
+        call on the connection resets it, so after the descriptor is
+        readable, call with ``timeout=0`` until a call raises
+        TimeoutError (that call arms the descriptor), then wait again. The
+        descriptor belongs to the connection: do not read, write or close
+        it, and unregister it from selectors before :meth:`close`, which
+        closes it. Every call returns the same descriptor; the first one
+        creates it (an eventfd of this process).
+
+        Raises:
+            ClosedError: the connection was closed.
+            SystemCallError: the eventfd could not be created.
+        """
+        if self._closed:
+            raise _errors.make_error(_errors.ERR_CLOSED, "goipc: fileno() of a closed connection")
+        fd = self._fd
+        if fd >= 0:
+            return fd
+        lib = _check_live()
+        out = ctypes.c_int()
+        st = lib.goipc_conn_fd(self._h, out)
+        if st:
+            raise _lib.last_error(st)
+        self._fd = out.value
+        return self._fd
 
     # -- sending --
 

@@ -20,6 +20,7 @@ PERMISSION (8)         :class:`PermissionDeniedError` ``PermissionError``
 SYSTEM (9)             :class:`SystemCallError`       ``OSError``
 ADDRESS_IN_USE (10)    :class:`AddressInUseError`     --
 NOT_SUPPORTED (11)     :class:`NotSupportedError`     --
+LIMIT (12)             :class:`LimitError`            --
 =====================  ===========================  =========================
 
 Raised by the binding itself, not by a status code: :class:`ForkError`
@@ -50,6 +51,7 @@ __all__ = [
     "SystemCallError",
     "AddressInUseError",
     "NotSupportedError",
+    "LimitError",
     "ForkError",
     "LibraryError",
     "InvalidMessageError",
@@ -70,6 +72,7 @@ ERR_PERMISSION = 8
 ERR_SYSTEM = 9
 ERR_ADDRESS_IN_USE = 10
 ERR_NOT_SUPPORTED = 11
+ERR_LIMIT = 12
 
 #: The C names of the status codes, by value.
 STATUS_NAMES: Dict[int, str] = {
@@ -85,6 +88,7 @@ STATUS_NAMES: Dict[int, str] = {
     ERR_SYSTEM: "GOIPC_ERR_SYSTEM",
     ERR_ADDRESS_IN_USE: "GOIPC_ERR_ADDRESS_IN_USE",
     ERR_NOT_SUPPORTED: "GOIPC_ERR_NOT_SUPPORTED",
+    ERR_LIMIT: "GOIPC_ERR_LIMIT",
 }
 
 
@@ -173,6 +177,16 @@ class NotSupportedError(Error):
     Linux)."""
 
 
+class LimitError(Error):
+    """GOIPC_ERR_LIMIT: a listener refused the connection because one of
+    its limits is reached (``max_conns``, ``max_segment_size``,
+    ``max_mapped_bytes``, or it ran out of file descriptors); the message
+    names the limit and its value. Other connections are not affected:
+    retry later, or raise the listener's limit (:func:`goipc.listen`).
+    Raised by :func:`goipc.dial`; :meth:`goipc.Listener.accept` raises it
+    for the refused client and the listener stays usable."""
+
+
 class ForkError(Error, RuntimeError):
     """A goipc call in a process created by ``fork()`` from a process that
     had loaded libgoipc.so.
@@ -222,6 +236,7 @@ STATUS_ERRORS: Dict[int, Type[Error]] = {
     ERR_SYSTEM: SystemCallError,
     ERR_ADDRESS_IN_USE: AddressInUseError,
     ERR_NOT_SUPPORTED: NotSupportedError,
+    ERR_LIMIT: LimitError,
 }
 
 
