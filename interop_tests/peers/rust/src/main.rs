@@ -40,9 +40,7 @@ const _: () = {
     assert!(sys::GOIPC_ERR_SYSTEM == 9);
     assert!(sys::GOIPC_ERR_ADDRESS_IN_USE == 10);
     assert!(sys::GOIPC_ERR_NOT_SUPPORTED == 11);
-    // GOIPC_ERR_LIMIT (12) is in goipc.h but not yet in the binding's sys
-    // module: check_constants asks the library about it meanwhile. Add
-    // `assert!(sys::GOIPC_ERR_LIMIT == 12);` here once sys declares it.
+    assert!(sys::GOIPC_ERR_LIMIT == 12);
 };
 
 const STATUS_NAMES: [&str; 13] = [
