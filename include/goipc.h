@@ -178,11 +178,14 @@ typedef struct goipc_options {
      * defines the connection; a listener refuses dialers whose value is
      * above its own (the dialer sees GOIPC_ERR_INVALID_ARGUMENT). */
     uint64_t max_message_size;
-    /* How long a waiting call polls before it sleeps on a futex, in ns:
-     * 0 = default (50 us) then sleep; -1 (any negative) = sleep at once
-     * (lowest CPU, highest latency); INT64_MAX = poll forever (lowest
-     * latency, one busy core per waiting side; timeouts and peer death are
-     * still honoured). Applies to connections made with these options. */
+    /* How long a waiting call polls before it sleeps, in ns: 0 = default
+     * (50 us); -1 (any negative) = sleep at once (lowest CPU, highest
+     * latency); INT64_MAX = poll forever (lowest latency, one busy core per
+     * waiting side; timeouts and peer death are still honoured). A sleeping
+     * call first waits on a futex for up to 2 ms (holding its thread), then
+     * on the connection's doorbell (holding no Go thread; a C caller's own
+     * thread stays blocked in the call either way). Applies to connections
+     * made with these options. */
     int64_t spin_ns;
     /* Bound on the connection handshake in ms; 0 = default (5000). Must
      * not be negative. */
@@ -236,7 +239,9 @@ int32_t goipc_listen(const char *path, goipc_listener *out);
 
 /* goipc_listen with options; opts may be NULL (all defaults). The
  * listener's max_message_size, spin_ns, handshake_timeout_ms, allow_any_uid
- * and protocol_version_override apply to every accepted connection.
+ * and protocol_version_override apply to every accepted connection; its
+ * limits (max_conns, max_segment_size, max_mapped_bytes,
+ * max_pending_handshakes) bound what dialers can make it hold.
  * Additional errors: GOIPC_ERR_INVALID_ARGUMENT for bad options
  * (struct_size not set by goipc_options_init, out-of-range values);
  * GOIPC_ERR_NOT_SUPPORTED if opts comes from a newer goipc.h and sets
@@ -244,14 +249,20 @@ int32_t goipc_listen(const char *path, goipc_listener *out);
  * opts is only read during the call. */
 int32_t goipc_listen_ex(const char *path, const goipc_options *opts, goipc_listener *out);
 
-/* Waits for a client and completes its handshake. Returns GOIPC_OK and sets
- * *out to a new connection handle, owned by the caller (close it with
- * goipc_conn_close). timeout_ms 0 takes only a client already waiting.
+/* Waits for a client whose handshake has completed. Handshakes run inside
+ * the library, concurrently and each under its own deadline, from the
+ * moment goipc_listen returns: a silent or slow client never delays
+ * another, and at most max_pending_handshakes are in progress (the oldest
+ * is dropped beyond). Returns GOIPC_OK and sets *out to a new connection
+ * handle, owned by the caller (close it with goipc_conn_close).
+ * timeout_ms 0 takes only a client whose handshake has already completed.
  * Errors: GOIPC_ERR_INVALID_ARGUMENT (bad handle, out NULL),
  * GOIPC_ERR_CLOSED (the listener is or gets closed), GOIPC_ERR_TIMEOUT,
- * and, for a handshake that failed with one client, GOIPC_ERR_PROTOCOL,
- * GOIPC_ERR_PERMISSION, GOIPC_ERR_PEER_CLOSED, GOIPC_ERR_SYSTEM: the listener
- * stays usable after those, keep accepting.
+ * and, reporting one client's failed handshake, GOIPC_ERR_PROTOCOL,
+ * GOIPC_ERR_PERMISSION, GOIPC_ERR_LIMIT, GOIPC_ERR_TIMEOUT (that client's
+ * handshake timed out or was dropped), GOIPC_ERR_SYSTEM: the listener
+ * stays usable after those, keep accepting. (At most 64 such failures are
+ * kept for accept to report; the clients get their own errors anyway.)
  * Thread safety: any number of threads may accept on one listener. */
 int32_t goipc_accept(goipc_listener l, int64_t timeout_ms, goipc_conn *out);
 
