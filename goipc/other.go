@@ -23,3 +23,5 @@ func (l *Listener) AcceptTimeout(timeout time.Duration) (*Conn, error) { return 
 func (l *Listener) AcceptContext(ctx context.Context) (*Conn, error)   { return nil, ErrNotSupported }
 func (l *Listener) Close() error                                       { return ErrNotSupported }
 func (l *Listener) Addr() string                                       { return "" }
+
+func Pipe(opts *Options) (dialer, listener *Conn, err error) { return nil, nil, ErrNotSupported }
