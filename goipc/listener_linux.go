@@ -341,15 +341,21 @@ func (l *Listener) admit(sock *net.UnixConn) {
 	go l.handshake(p)
 }
 
-func (l *Listener) removePending(p *pendingHandshake) {
+// removePending takes p off the pending list. It reports false if p was
+// no longer there: evicted, or the listener closed, either of which has
+// set its socket's deadline in the past. Only a handshake that removed
+// itself may hand its socket to a connection: from then on nobody else
+// touches the socket's deadline.
+func (l *Listener) removePending(p *pendingHandshake) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for i, q := range l.pending {
 		if q == p {
 			l.pending = append(l.pending[:i], l.pending[i+1:]...)
-			return
+			return true
 		}
 	}
+	return false
 }
 
 // refuse answers a client with a failure status and hangs up, without
@@ -394,8 +400,8 @@ func (l *Listener) reply(status uint32, limit uint32, value uint64) []byte {
 func (l *Listener) handshake(p *pendingHandshake) {
 	defer l.handshakes.Done()
 	err := l.acceptHandshake(p)
-	l.removePending(p)
 	if err != nil {
+		l.removePending(p)
 		p.sock.Close()
 		// A client that hangs up before saying hello (such as Listen's
 		// probe of a live socket path) is no client.
@@ -483,6 +489,11 @@ func (l *Listener) acceptHandshake(p *pendingHandshake) error {
 		return fmt.Errorf("client pid %d: %w", cred.Pid, err)
 	}
 	owned = nil
+	if !l.removePending(p) {
+		seg.unmap()
+		release()
+		return handshakeIOError("evicted or listener closed", os.ErrDeadlineExceeded)
+	}
 	seg.setAcceptorPID(sys.Getpid())
 	sock.SetDeadline(time.Time{})
 	c, err := newConn(seg, false, sock, o, cred.Pid, l.path, release)

@@ -520,3 +520,34 @@ func TestListenerOutOfDescriptors(t *testing.T) {
 		t.Fatalf("dial: %v, want ErrLimit naming file descriptors", err)
 	}
 }
+
+// Closing the listener (or evicting a handshake) never touches a
+// connection whose handshake has completed, even when Close comes right
+// after Dial returned and before the handshake goroutine has finished.
+func TestListenerCloseSparesFinishedHandshakes(t *testing.T) {
+	checkLeaks(t)
+	for i := 0; i < 50; i++ {
+		path := socketPath(t)
+		ln, err := Listen(path, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		c, err := Dial(path, &Options{RingSize: MinRingSize, MaxMessageSize: 1024})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s, err := ln.AcceptTimeout(5 * time.Second)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln.Close()
+		if err := c.Send([]byte("x")); err != nil {
+			t.Fatal(err)
+		}
+		if m, err := s.RecvTimeout(5 * time.Second); err != nil || string(m) != "x" {
+			t.Fatalf("round %d: %q %v", i, m, err)
+		}
+		c.Close()
+		s.Close()
+	}
+}
