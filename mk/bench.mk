@@ -36,12 +36,17 @@ bench-ipc: $(BIN)/goipc ## goipc bench, default suite: table on stdout, build/be
 # `make bench` runs the IPC comparison too (before the core's go test -bench).
 bench: bench-ipc
 
+# strace counts system calls per message; chromium (with a font) renders the
+# HTML report. test-bench installs them (mk/require-debian-packages.sh).
+BENCH_DEBS := strace:strace chromium:/usr/bin/chromium \
+              fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+SYSTEM_DEPS += $(BENCH_DEBS)
+
 chromium: ## install Debian's chromium (used by the bench HTML render test) unless present
-	.ci/install-chromium
+	@$(REQUIRE_DEB) chromium chromium:/usr/bin/chromium fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 
 test-bench: $(BIN)/goipc ## bench: each mechanism two-process with payload checks, JSON schema, strace counts, HTML in headless chromium
-	@if [ "$${CI:-}" = "true" ]; then .ci/install-chromium; \
-	 else .ci/install-chromium || echo "test-bench: chromium could not be installed; the HTML render test will skip (it fails in CI)"; fi
+	@$(REQUIRE_DEB) test-bench $(BENCH_DEBS)
 	$(GO) vet ./bench/ ./cmd/goipc/
 	@out=$$(gofmt -l bench cmd/goipc/bench.go); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) test -count=1 -timeout 10m ./bench/

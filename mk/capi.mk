@@ -16,6 +16,8 @@ CAPI_SRCS     := $(shell find goipc capi -name '*.go' -not -name '*_test.go' 2>/
                  $(wildcard capi/*.c capi/*.h capi/*.map) include/goipc.h go.mod go.sum
 CAPI_LDFLAGS  := -linkmode=external -extldflags '-Wl,--version-script=$(CURDIR)/capi/libgoipc.map -Wl,-soname,libgoipc.so'
 
+# The C examples are built with pkg-config, like a user's program.
+SYSTEM_DEPS   += pkg-config:pkg-config
 CBUILD        := $(BUILD)/c
 CC            ?= cc
 # Warnings are errors everywhere in C; the tests also run under sanitizers.
@@ -64,6 +66,7 @@ $(CAPI_PC): mk/capi.mk
 c-examples: $(C_EXAMPLES) ## build the C examples (build/c/ping, pong, unix_pingpong)
 
 $(CBUILD)/ping $(CBUILD)/pong: $(CBUILD)/%: bindings/c/%.c bindings/c/latency.h $(CAPI_LIB) $(CAPI_HEADER) $(CAPI_PC)
+	@$(REQUIRE_DEB) "the C examples" pkg-config:pkg-config
 	@mkdir -p $(@D)
 	$(CC) $(C_STD) -O2 -g $(C_WARN) $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --cflags goipc) \
 	  -o $@ $< $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --libs goipc) -lpthread -lm
@@ -72,6 +75,7 @@ c-bench-peer: $(C_BENCH_PEER) ## build the C peer of `goipc bench --peers c` (bu
 
 # Linked like ping/pong: pkg-config's absolute -Wl,-rpath to build/lib.
 $(C_BENCH_PEER): bindings/c/bench_peer.c $(CAPI_LIB) $(CAPI_HEADER) $(CAPI_PC)
+	@$(REQUIRE_DEB) "the C bench peer" pkg-config:pkg-config
 	@mkdir -p $(@D)
 	$(CC) $(C_STD) -O2 -g $(C_WARN) $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --cflags goipc) \
 	  -o $@ $< $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --libs goipc) -lpthread
