@@ -26,7 +26,7 @@ CORE_PKGS := ./goipc/ ./goipc/internal/... ./cmd/...
 
 -include mk/*.mk
 
-.PHONY: help build test bench lint clean venv test-go fuzz deps-system model-check
+.PHONY: help build test bench lint clean venv test-go fuzz deps-system model-check install uninstall
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
@@ -38,6 +38,17 @@ build: $(BIN)/goipc ## build the CLI (build/bin/goipc) and everything else
 $(BIN)/goipc: $(shell find goipc cmd -name '*.go' 2>/dev/null) go.mod
 	@mkdir -p $(BIN)
 	$(GO) build -o $@ ./cmd/goipc
+
+# make install PREFIX=/usr/local (the default) DESTDIR=/staging: the CLI
+# here, the C library, header and pkg-config file in mk/capi.mk (install-lib).
+BINDIR ?= $(PREFIX)/bin
+
+install: $(BIN)/goipc install-lib ## install the CLI, libgoipc.so.1 + libgoipc.a, goipc.h and goipc.pc into $(DESTDIR)$(PREFIX) (default /usr/local)
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 $(BIN)/goipc $(DESTDIR)$(BINDIR)/goipc
+
+uninstall: uninstall-lib ## remove what make install installed (same PREFIX and DESTDIR)
+	rm -f $(DESTDIR)$(BINDIR)/goipc
 
 venv: $(VENV)/.stamp ## create the Python venv used by tests and tools (build/venv)
 
