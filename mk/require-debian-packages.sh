@@ -58,8 +58,10 @@ export DEBIAN_FRONTEND=noninteractive
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 # A fresh machine may have no package lists yet: update them once, here.
-if ! "${sudo[@]}" apt-get update -qq >"$log" 2>&1 ||
-   ! "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
+# Another apt run holding dpkg's lock is waited for, not an error.
+apt=(apt-get -o DPkg::Lock::Timeout=600)
+if ! "${sudo[@]}" "${apt[@]}" update -qq >"$log" 2>&1 ||
+   ! "${sudo[@]}" "${apt[@]}" install -y -qq --no-install-recommends "${missing[@]}" >>"$log" 2>&1; then
   echo "$target: apt-get could not install ${missing[*]}:" >&2
   tail -n 20 "$log" >&2
   exit 1
