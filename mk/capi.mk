@@ -10,7 +10,8 @@
 #   build/include/goipc.h            copy of include/goipc.h (where the .pc points)
 #   build/lib/pkgconfig/goipc.pc     relocatable: paths are relative to the .pc
 #   build/c/                         C examples and tests
-#   build/bin/goipc-bench-peer-c     the C peer of `goipc bench --peers c`
+#   build/bin/goipc-ping-c           the ping-pong example in C (examples/ping-pong/c),
+#                                    also the C peer of `goipc bench --peers c`
 #
 # make install-lib (part of `make install`, Makefile) copies the library into
 # $(DESTDIR)$(PREFIX): lib/libgoipc.so.1.0.0 with the links libgoipc.so.1
@@ -42,8 +43,9 @@ C_STD         := -std=c11 -D_GNU_SOURCE
 C_LINK        := -L$(BUILD)/lib -lgoipc -Wl,-rpath,$(abspath $(BUILD)/lib) -lpthread -lm
 C_SAN         := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 C_EXAMPLES    := $(CBUILD)/ping $(CBUILD)/pong $(CBUILD)/unix_pingpong
-# The C peer of `goipc bench --peers c` (bench/peers.go looks for it here).
-C_BENCH_PEER  := $(BIN)/goipc-bench-peer-c
+# The ping-pong example, the C peer of `goipc bench --peers c` (bench/peers.go
+# looks for it here).
+C_BENCH_PEER  := $(BIN)/goipc-ping-c
 C_TESTS_SRC   := $(wildcard bindings/c/tests/*.c)
 C_TEST_BIN    := $(CBUILD)/tests/test_capi
 # A C test that only links the header into C99 and C++ translation units.
@@ -104,11 +106,11 @@ $(CBUILD)/ping $(CBUILD)/pong: $(CBUILD)/%: bindings/c/%.c bindings/c/latency.h 
 	$(CC) $(C_STD) -O2 -g $(C_WARN) $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --cflags goipc) \
 	  -o $@ $< $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --libs goipc) -lpthread -lm
 
-c-bench-peer: $(C_BENCH_PEER) ## build the C peer of `goipc bench --peers c` (build/bin/goipc-bench-peer-c)
+c-bench-peer: $(C_BENCH_PEER) ## build the C ping-pong example, the C peer of `goipc bench --peers c` (build/bin/goipc-ping-c)
 
 # Linked like ping/pong: pkg-config's absolute -Wl,-rpath to build/lib.
-$(C_BENCH_PEER): bindings/c/bench_peer.c $(CAPI_LIB) $(CAPI_HEADER) $(CAPI_PC)
-	@$(REQUIRE_DEB) "the C bench peer" pkg-config:pkg-config
+$(C_BENCH_PEER): examples/ping-pong/c/ping.c $(CAPI_LIB) $(CAPI_HEADER) $(CAPI_PC)
+	@$(REQUIRE_DEB) "the C ping-pong example" pkg-config:pkg-config
 	@mkdir -p $(@D)
 	$(CC) $(C_STD) -O2 -g $(C_WARN) $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --cflags goipc) \
 	  -o $@ $< $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --libs goipc) -lpthread
