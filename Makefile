@@ -15,13 +15,18 @@ PY      := $(VENV)/bin/python
 FUZZTIME ?= 10s
 
 TEST_TARGETS := test-go model-check
+# Installs the Debian packages a target needs (root or passwordless sudo),
+# announcing each, or fails naming the command: mk/require-debian-packages.sh.
+REQUIRE_DEB := mk/require-debian-packages.sh
+# Every Debian package some target needs, as PACKAGE:PROBE (make deps-system).
+SYSTEM_DEPS := spin:spin
 GO_PKGS := ./...
 # The core and the CLI; other Go packages are tested by their own mk/ targets.
 CORE_PKGS := ./goipc/ ./goipc/internal/... ./cmd/...
 
 -include mk/*.mk
 
-.PHONY: help build test bench lint clean venv test-go fuzz deps-system model-check
+.PHONY: help build test bench lint clean venv test-go fuzz deps-system model-check install uninstall
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_.-]+:.*## ' $(MAKEFILE_LIST) | sort -u | \
@@ -34,6 +39,17 @@ $(BIN)/goipc: $(shell find goipc cmd -name '*.go' 2>/dev/null) go.mod
 	@mkdir -p $(BIN)
 	$(GO) build -o $@ ./cmd/goipc
 
+# make install PREFIX=/usr/local (the default) DESTDIR=/staging: the CLI
+# here, the C library, header and pkg-config file in mk/capi.mk (install-lib).
+BINDIR ?= $(PREFIX)/bin
+
+install: $(BIN)/goipc install-lib ## install the CLI, libgoipc.so.1 + libgoipc.a, goipc.h and goipc.pc into $(DESTDIR)$(PREFIX) (default /usr/local)
+	install -d $(DESTDIR)$(BINDIR)
+	install -m 0755 $(BIN)/goipc $(DESTDIR)$(BINDIR)/goipc
+
+uninstall: uninstall-lib ## remove what make install installed (same PREFIX and DESTDIR)
+	rm -f $(DESTDIR)$(BINDIR)/goipc
+
 venv: $(VENV)/.stamp ## create the Python venv used by tests and tools (build/venv)
 
 $(VENV)/.stamp: requirements-dev.txt
@@ -42,8 +58,20 @@ $(VENV)/.stamp: requirements-dev.txt
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-test: $(TEST_TARGETS) ## run every test (what CI runs)
-	@echo "make test: all test targets passed: $(TEST_TARGETS)"
+# Each group runs in its own make, one after the other, whatever the others
+# did; the last line names every group as passed or failed, and the exit
+# status is non-zero if any failed.
+test: ## run every test group (what CI runs), not stopping at a failure; one summary line at the end
+	@passed=(); failed=(); \
+	for t in $(TEST_TARGETS); do \
+	  echo; echo "==== make $$t"; start=$$SECONDS; \
+	  if $(MAKE) --no-print-directory $$t; then passed+=($$t); verdict=passed; \
+	  else failed+=($$t); verdict=FAILED; fi; \
+	  echo "==== make $$t: $$verdict ($$((SECONDS - start)) s)"; \
+	done; \
+	echo; \
+	echo "make test: $${#passed[@]} groups passed: $${passed[*]:-none}; $${#failed[@]} failed: $${failed[*]:-none}"; \
+	[ $${#failed[@]} -eq 0 ]
 
 test-go: ## Go unit, two-process, race and fuzz tests of the core
 	$(GO) vet $(GO_PKGS)
@@ -54,12 +82,12 @@ test-go: ## Go unit, two-process, race and fuzz tests of the core
 fuzz: ## run each Go fuzz target for FUZZTIME (default 10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzFrameReader$$' -fuzztime $(FUZZTIME) ./goipc/
 
-deps-system: ## install the Debian packages tests need (spin, strace, chromium); needs root
-	.ci/install-system-deps
+deps-system: ## install every Debian package the targets need (each target also installs its own when it can)
+	@$(REQUIRE_DEB) deps-system $(SYSTEM_DEPS)
 
 MODEL := docs/model/ring.pml
 model-check: ## model-check the wakeup protocol (futex and doorbell waits) with spin; both seeded bugs must be caught
-	@command -v spin >/dev/null || { echo "spin is not installed: run 'make deps-system'"; exit 1; }
+	@$(REQUIRE_DEB) model-check spin:spin
 	@rm -rf $(BUILD)/model && mkdir -p $(BUILD)/model && cp $(MODEL) $(BUILD)/model/
 	@cd $(BUILD)/model && spin -a ring.pml >/dev/null && cc -O2 -DNOCLAIM -o pan pan.c && ./pan > safety.txt && \
 	  grep -q "errors: 0" safety.txt && echo "model-check: no deadlock or lost wakeup (safety)"
@@ -75,7 +103,7 @@ bench: build ## benchmarks: `goipc bench` (every IPC mechanism) then go test -be
 
 lint: ## go vet and gofmt check
 	$(GO) vet $(GO_PKGS)
-	@out=$$(gofmt -l goipc cmd capi 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l goipc cmd capi examples 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 clean: ## remove build outputs
 	rm -rf $(BUILD)

@@ -72,14 +72,16 @@ var ErrPeerNotBuilt = errors.New("bench: peer program not built")
 
 // peerCandidates are the places each language's peer program is looked for,
 // relative to the repository root; GOIPC_BENCH_PEER_<LANG> (a command line,
-// split on spaces) overrides them. `make bench-peers` builds all three:
-// bindings/c/bench_peer.c, bindings/python/goipc_bench_peer.py (run with
+// split on spaces) overrides them. They are the ping-pong examples
+// (examples/ping-pong/<lang>), which `make bench-peers` builds:
+// examples/ping-pong/c/ping.c, examples/ping-pong/python/ping.py (run with
 // the venv's python: it imports the binding from bindings/python/src) and
-// bindings/rust/examples/bench_peer.rs (cargo build --release --example).
+// examples/ping-pong/rust/ping.rs (the crate's example ping_pong: cargo
+// build --release --example ping_pong in bindings/rust).
 var peerCandidates = map[string][][]string{
-	"c":      {{"build/bin/goipc-bench-peer-c"}},
-	"python": {{"build/venv/bin/python", "bindings/python/goipc_bench_peer.py"}},
-	"rust":   {{"bindings/rust/target/release/examples/bench_peer"}},
+	"c":      {{"build/bin/goipc-ping-c"}},
+	"python": {{"build/venv/bin/python", "examples/ping-pong/python/ping.py"}},
+	"rust":   {{"bindings/rust/target/release/examples/ping_pong"}},
 }
 
 // PeerLangs lists the languages --peers accepts.

@@ -82,14 +82,14 @@ func TestJSONSchema(t *testing.T) {
 // TestSyscallCount measures a pipe's calls with strace: one write and one
 // read per message, exactly, on the benchmark threads.
 func TestSyscallCount(t *testing.T) {
-	// CI installs strace (.ci/install-system-deps) and must run this test;
-	// elsewhere a machine without strace or ptrace skips it, saying why.
+	// make test-bench installs strace and CI must run this test; elsewhere
+	// (go test alone) a machine without strace or ptrace skips it, saying why.
 	skip := t.Skipf
 	if os.Getenv("CI") == "true" {
 		skip = t.Fatalf
 	}
 	if _, err := exec.LookPath("strace"); err != nil {
-		skip("strace not installed (make deps-system installs it)")
+		skip("strace not installed (make test-bench installs it)")
 	}
 	if out, err := exec.Command("strace", "-f", "-o", "/dev/null", "true").CombinedOutput(); err != nil {
 		skip("strace cannot trace here (ptrace not permitted?): %v %s", err, out)
@@ -184,32 +184,19 @@ func TestPeers(t *testing.T) {
 	}
 }
 
-// chromium finds Debian's chromium. In CI (CI=true) a missing chromium is
-// installed with .ci/install-chromium (which make test-bench also runs),
-// and if that fails the test fails: it never skips in CI.
+// chromium finds Debian's chromium, which make test-bench installs before
+// it runs the tests. In CI (CI=true) a missing chromium fails the test; it
+// never skips there.
 func chromium(t *testing.T) string {
-	find := func() string {
-		for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
-			if p, err := exec.LookPath(name); err == nil {
-				return p
-			}
+	for _, name := range []string{"/usr/bin/chromium", "chromium", "chromium-browser"} {
+		if p, err := exec.LookPath(name); err == nil {
+			return p
 		}
-		return ""
 	}
-	if p := find(); p != "" {
-		return p
+	if os.Getenv("CI") == "true" {
+		t.Fatal("chromium is not installed (CI=true, so this fails rather than skips): make test-bench installs it")
 	}
-	if os.Getenv("CI") != "true" {
-		t.Skip("chromium is not installed: run .ci/install-chromium (make chromium); in CI this test fails instead")
-	}
-	script, _ := filepath.Abs(filepath.Join("..", ".ci", "install-chromium"))
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, script).CombinedOutput()
-	if p := find(); p != "" {
-		return p
-	}
-	t.Fatalf("chromium is not installed and %s failed (CI=true, so this fails rather than skips): %v\n%s", script, err, out)
+	t.Skip("chromium is not installed: make test-bench (or make chromium) installs it")
 	return ""
 }
 

@@ -6,10 +6,11 @@
 #                      mechanism, payloads verified; JSON; strace counts;
 #                      the HTML report rendered in headless chromium)
 #   make bench-peers   build the cross-language peers of `goipc bench
-#                      --peers`: C (build/bin/goipc-bench-peer-c), Python
-#                      (bindings/python/goipc_bench_peer.py, run with
+#                      --peers`, the ping-pong examples (examples/ping-pong):
+#                      C (build/bin/goipc-ping-c), Python
+#                      (examples/ping-pong/python/ping.py, run with
 #                      build/venv's python) and Rust
-#                      (bindings/rust/target/release/examples/bench_peer)
+#                      (bindings/rust/target/release/examples/ping_pong)
 #   make bench-langs   the default suite plus the C, Python, Rust and Go
 #                      peers' rows (64 B): build/bench/langs.*
 #   make test-bench-peers  each peer over goipc and unix against the Go
@@ -36,12 +37,17 @@ bench-ipc: $(BIN)/goipc ## goipc bench, default suite: table on stdout, build/be
 # `make bench` runs the IPC comparison too (before the core's go test -bench).
 bench: bench-ipc
 
+# strace counts system calls per message; chromium (with a font) renders the
+# HTML report. test-bench installs them (mk/require-debian-packages.sh).
+BENCH_DEBS := strace:strace chromium:/usr/bin/chromium \
+              fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
+SYSTEM_DEPS += $(BENCH_DEBS)
+
 chromium: ## install Debian's chromium (used by the bench HTML render test) unless present
-	.ci/install-chromium
+	@$(REQUIRE_DEB) chromium chromium:/usr/bin/chromium fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 
 test-bench: $(BIN)/goipc ## bench: each mechanism two-process with payload checks, JSON schema, strace counts, HTML in headless chromium
-	@if [ "$${CI:-}" = "true" ]; then .ci/install-chromium; \
-	 else .ci/install-chromium || echo "test-bench: chromium could not be installed; the HTML render test will skip (it fails in CI)"; fi
+	@$(REQUIRE_DEB) test-bench $(BENCH_DEBS)
 	$(GO) vet ./bench/ ./cmd/goipc/
 	@out=$$(gofmt -l bench cmd/goipc/bench.go); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) test -count=1 -timeout 10m ./bench/
@@ -67,7 +73,7 @@ bench-peers: lib c-bench-peer $(VENV)/.stamp bench-rust-peer ## build the C, Pyt
 # bench/peers.go looks in, whatever CARGO_TARGET_DIR says.
 bench-rust-peer: lib
 	GOIPC_LIBRARY_DIR=$(abspath $(BUILD)/lib) CARGO_TARGET_DIR=$(abspath bindings/rust/target) \
-	  $(BENCH_CARGO) build --locked --release --manifest-path bindings/rust/Cargo.toml --example bench_peer
+	  $(BENCH_CARGO) build --locked --release --manifest-path bindings/rust/Cargo.toml --example ping_pong
 
 bench-langs: $(BIN)/goipc bench-peers ## the default suite (64 B) plus the C, Python, Rust and Go peers' rows: build/bench/langs.*
 	@mkdir -p $(BENCH_OUT)
@@ -142,8 +148,8 @@ test-bench-peers: $(BIN)/goipc bench-peers ## each language's bench peer over go
 	$(BIN)/goipc bench --quick -q --mechanisms goipc:default --workloads pingpong --sizes 64 --peers $(BENCH_PEER_LANGS) \
 	  --json $(BENCH_OUT)/peers-smoke.json > $(BENCH_OUT)/peers-smoke.txt
 	@$(PY) -c "$$BENCH_PEERS_CHECK" $(BENCH_OUT)/peers-smoke.json $(BENCH_PEER_LANGS)
-	@$(PY) -c "$$BENCH_PEERS_CHECK" corrupt $(BIN)/goipc-bench-peer-c \
-	  "$(PY) bindings/python/goipc_bench_peer.py" bindings/rust/target/release/examples/bench_peer
+	@$(PY) -c "$$BENCH_PEERS_CHECK" corrupt $(BIN)/goipc-ping-c \
+	  "$(PY) examples/ping-pong/python/ping.py" bindings/rust/target/release/examples/ping_pong
 	@echo "test-bench-peers: ok ($(BENCH_OUT)/peers-smoke.txt)"
 
 TEST_TARGETS += test-bench-peers

@@ -2,7 +2,8 @@
 # (docs/RUST.md). Cargo's target dir is bindings/rust/target (ignored).
 #
 # The crate's build.rs links build/lib/libgoipc.so (GOIPC_LIBRARY_DIR says
-# where) and its Go-peer tests and benchmark run build/bin/goipc
+# where; without it, a dependent program gets the static library, see
+# docs/RUST.md) and its Go-peer tests and benchmark run build/bin/goipc
 # (GOIPC_BIN), so both targets depend on `lib` and `build`.
 
 CARGO      ?= $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
@@ -13,8 +14,9 @@ RUST_MANIFEST := --manifest-path $(RUST_DIR)/Cargo.toml
 
 .PHONY: test-rust bench-rust
 
-test-rust: lib build ## Rust binding: cargo test (API, header vs declarations, Go peer, SIGKILL, examples), clippy -D warnings, rustfmt check
+test-rust: lib build ## Rust binding: cargo test (API, header vs declarations, Go peer, SIGKILL, examples), cargo doc, clippy -D warnings, rustfmt check
 	$(RUST_CARGO) test --locked $(RUST_MANIFEST)
+	RUSTDOCFLAGS='-D warnings' $(RUST_CARGO) doc --no-deps --locked --quiet $(RUST_MANIFEST)
 	@if $(RUST_CARGO) clippy --version >/dev/null 2>&1; then \
 	  echo "$(RUST_CARGO) clippy --locked $(RUST_MANIFEST) --all-targets -- -D warnings"; \
 	  $(RUST_CARGO) clippy --locked $(RUST_MANIFEST) --all-targets -- -D warnings; \

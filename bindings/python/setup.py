@@ -8,10 +8,12 @@ binding looks second) if it exists at build time, taken from:
 1. $GOIPC_LIBRARY_DIR/libgoipc.so, else
 2. build/lib/libgoipc.so of the repository around this file (`make lib`).
 
-It also records that repository's build/lib in goipc/_build_info.py, so an
-installed package still finds a library built later. With a bundled
-library the wheel is tagged as platform-specific. Nothing is written into
-src/.
+With a bundled library the wheel is tagged py3-none-<platform>: it holds
+no Python extension, only a C library loaded with ctypes, so it fits every
+CPython 3 on that platform (`make wheel` writes it under build/dist/, with
+a manylinux tag when auditwheel confirms one). Without one, the package
+records that repository's build/lib in goipc/_build_info.py, so that it
+still finds a library built later. Nothing is written into src/.
 """
 
 import os
@@ -20,6 +22,11 @@ from pathlib import Path
 
 from setuptools import Distribution, setup
 from setuptools.command.build_py import build_py
+
+try:  # setuptools >= 70.1 has its own; older ones use the wheel package's
+    from setuptools.command.bdist_wheel import bdist_wheel
+except ImportError:
+    from wheel.bdist_wheel import bdist_wheel
 
 HERE = Path(__file__).resolve().parent
 REPO_LIB_DIR = HERE.parent.parent / "build" / "lib"
@@ -44,17 +51,33 @@ class BuildPyWithLibrary(build_py):
         pkg = Path(self.build_lib) / "goipc"
         pkg.mkdir(parents=True, exist_ok=True)
         lib = library_to_bundle()
+        info = pkg / "_build_info.py"
         if lib is not None:
-            shutil.copy2(lib, pkg / LIB)
+            shutil.copy2(lib, pkg / LIB)  # the file, not a symlink to it
             print("goipc: bundled %s" % lib)
-        else:
-            print("goipc: no %s at build time; the package will look in $GOIPC_LIBRARY_DIR "
-                  "and %s at run time" % (LIB, REPO_LIB_DIR))
-        (pkg / "_build_info.py").write_text(
+            # A self-contained package: no path of the build machine in it.
+            if info.exists():
+                info.unlink()
+            return
+        print("goipc: no %s at build time; the package will look in $GOIPC_LIBRARY_DIR "
+              "and %s at run time" % (LIB, REPO_LIB_DIR))
+        info.write_text(
             '"""Written by setup.py at build time."""\n'
             "# build/lib of the repository the package was built from.\n"
             "SOURCE_LIBRARY_DIR = %r\n" % str(REPO_LIB_DIR)
         )
+
+
+class BdistWheelAnyPython(bdist_wheel):
+    """Tags a wheel that bundles libgoipc.so py3-none-<platform>: the
+    library is loaded with ctypes, not imported as an extension module, so
+    neither the Python version nor its ABI matters, only the platform."""
+
+    def get_tag(self):
+        python, abi, plat = super().get_tag()
+        if library_to_bundle() is not None:
+            return "py3", "none", plat
+        return python, abi, plat
 
 
 class MaybeBinaryDistribution(Distribution):
@@ -64,4 +87,7 @@ class MaybeBinaryDistribution(Distribution):
         return library_to_bundle() is not None
 
 
-setup(cmdclass={"build_py": BuildPyWithLibrary}, distclass=MaybeBinaryDistribution)
+setup(
+    cmdclass={"build_py": BuildPyWithLibrary, "bdist_wheel": BdistWheelAnyPython},
+    distclass=MaybeBinaryDistribution,
+)

@@ -7,6 +7,7 @@ import ctypes
 import os
 import re
 import shutil
+import sys
 from pathlib import Path
 
 import pytest
@@ -108,13 +109,19 @@ def test_options_init_sized_sets_our_size():
 
 
 def test_candidate_order(monkeypatch, tmp_path):
+    """The bundled copy first, then GOIPC_LIBRARY_DIR, then build/lib."""
+    bundled = Path(_lib.__file__).resolve().parent / "libgoipc.so"
     monkeypatch.setenv(_lib.ENV_LIBRARY_DIR, str(tmp_path))
     c = _lib.candidate_paths()
-    assert c[0] == tmp_path / "libgoipc.so"
-    assert c[1] == Path(_lib.__file__).resolve().parent / "libgoipc.so"
-    assert any(p.parent.name == "lib" and p.parent.parent.name == "build" for p in c[2:]), c
+    assert c[0] == bundled
+    assert c[1] == tmp_path / "libgoipc.so"
+    if bundled.exists():  # installed with its library: no build path recorded
+        assert c[2:] == [], c
+    else:  # the source tree: then the repository's build/lib
+        assert c[2:] == [REPO / "build" / "lib" / "libgoipc.so"], c
     monkeypatch.delenv(_lib.ENV_LIBRARY_DIR)
-    assert _lib.candidate_paths()[0] == Path(_lib.__file__).resolve().parent / "libgoipc.so"
+    assert _lib.candidate_paths()[0] == bundled
+    assert tmp_path / "libgoipc.so" not in _lib.candidate_paths()
 
 
 def test_not_found_lists_every_path(tmp_path):
@@ -127,42 +134,62 @@ def test_not_found_lists_every_path(tmp_path):
     assert "GOIPC_LIBRARY_DIR" in str(ei.value)
 
 
-def test_env_dir_wins(tmp_path):
-    """GOIPC_LIBRARY_DIR is searched first (in a fresh interpreter: the
-    library is loaded once per process)."""
-    shutil.copy(goipc.library_path(), tmp_path / "libgoipc.so")
-    r = run_python("import goipc; print(goipc.library_path())", env={"GOIPC_LIBRARY_DIR": str(tmp_path)})
+def unbundled_package_copy(dest: Path) -> Path:
+    """A copy of the goipc package without a bundled library, outside the
+    repository (so it finds no build/lib either); returns its sys.path
+    entry."""
+    src = Path(goipc.__file__).resolve().parent
+    shutil.copytree(src, dest / "goipc", ignore=shutil.ignore_patterns("libgoipc.so", "_build_info.py", "__pycache__"))
+    return dest
+
+
+def test_env_dir_serves_a_package_without_a_bundled_library(tmp_path):
+    """GOIPC_LIBRARY_DIR is where a package with no bundled copy (a source
+    tree) finds the library (in a fresh interpreter: the library is loaded
+    once per process)."""
+    libdir = tmp_path / "lib"
+    libdir.mkdir()
+    shutil.copy(goipc.library_path(), libdir / "libgoipc.so")
+    pkg = unbundled_package_copy(tmp_path / "pkg")
+    r = run_python(
+        "import goipc; print(goipc.library_path())",
+        env={"GOIPC_LIBRARY_DIR": str(libdir), "PYTHONPATH": os.pathsep.join([str(pkg)] + [p for p in sys.path if p])},
+    )
     assert r.returncode == 0, r.stderr
-    assert r.stdout.decode().strip() == str(tmp_path / "libgoipc.so")
+    assert r.stdout.decode().strip() == str(libdir / "libgoipc.so")
 
 
 def test_load_failure_is_library_error(tmp_path):
-    """A broken file found first is reported as LibraryError, naming it."""
+    """A broken file is reported as LibraryError, naming it."""
     bogus = tmp_path / "libgoipc.so"
     bogus.write_bytes(b"not an ELF file")
     code = (
-        "import goipc\n"
+        "import sys, goipc\n"
         "try:\n"
-        "    goipc.dial('/nonexistent/x.sock')\n"
+        "    goipc.load_library(sys.argv[1])\n"
         "except goipc.LibraryError as e:\n"
         "    print('LibraryError', e.tried)\n"
     )
-    r = run_python(code, env={"GOIPC_LIBRARY_DIR": str(tmp_path)})
+    r = run_python(code, str(bogus))
     assert r.returncode == 0, r.stderr
     out = r.stdout.decode()
     assert out.startswith("LibraryError"), out
     assert str(bogus) in out
 
 
-def test_installed_package_uses_its_bundled_library():
-    """Installed with `pip install ./bindings/python` after `make lib`, the
-    package carries libgoipc.so and loads that copy (unless
-    GOIPC_LIBRARY_DIR says otherwise)."""
+def test_installed_package_uses_its_bundled_library(tmp_path):
+    """Installed with `pip install ./bindings/python` after `make lib` (or
+    from `make wheel`), the package carries libgoipc.so and loads that copy,
+    whatever GOIPC_LIBRARY_DIR says."""
     pkg = Path(goipc.__file__).resolve().parent
     if pkg == REPO / "bindings" / "python" / "src" / "goipc":
         assert Path(goipc.library_path()) == REPO / "build" / "lib" / "libgoipc.so" or os.environ.get("GOIPC_LIBRARY_DIR")
-    elif not os.environ.get("GOIPC_LIBRARY_DIR"):
-        assert Path(goipc.library_path()) == pkg / "libgoipc.so"
+        return
+    assert Path(goipc.library_path()) == pkg / "libgoipc.so"
+    assert not (pkg / "_build_info.py").exists(), "a package with a bundled library records no build path"
+    r = run_python("import goipc; print(goipc.library_path())", env={"GOIPC_LIBRARY_DIR": str(tmp_path)})
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.decode().strip() == str(pkg / "libgoipc.so")
 
 
 def test_import_does_not_load_library():

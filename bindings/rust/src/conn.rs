@@ -213,6 +213,23 @@ impl Listener {
     /// Errors: [`Error::AddressInUse`] (a live listener serves the path, or
     /// it exists and is not a socket), [`Error::InvalidArgument`] (empty
     /// path, NUL byte, too long), [`Error::Permission`], [`Error::System`].
+    ///
+    /// ```no_run
+    /// // An echo consumer: one client at a time, until it hangs up.
+    /// let listener = goipc::Listener::bind("/tmp/echo.sock")?;
+    /// loop {
+    ///     let conn = listener.accept()?;
+    ///     loop {
+    ///         match conn.recv() {
+    ///             Ok(msg) => conn.send(&msg)?,
+    ///             Err(goipc::Error::PeerClosed) => break,
+    ///             Err(e) => return Err(e),
+    ///         }
+    ///     }
+    /// }
+    /// # #[allow(unreachable_code)]
+    /// # Ok::<(), goipc::Error>(())
+    /// ```
     pub fn bind(path: impl AsRef<Path>) -> Result<Listener> {
         Listener::bind_raw(path.as_ref(), None)
     }
@@ -324,6 +341,17 @@ impl Conn {
     /// listener, another protocol version), [`Error::Permission`],
     /// [`Error::InvalidArgument`] (bad path, or the listener refused our
     /// maximum message size), [`Error::PeerClosed`].
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    ///
+    /// // A consumer listens there, e.g. `goipc pong --listen /tmp/pong.sock`.
+    /// let conn = goipc::Conn::dial("/tmp/pong.sock", Some(Duration::from_secs(5)))?;
+    /// conn.send(b"hello")?;
+    /// let reply = conn.recv_timeout(Duration::from_secs(1))?;
+    /// assert_eq!(reply, b"hello");
+    /// # Ok::<(), goipc::Error>(())
+    /// ```
     pub fn dial(path: impl AsRef<Path>, timeout: Option<Duration>) -> Result<Conn> {
         Conn::dial_raw(path.as_ref(), None, timeout)
     }
@@ -395,6 +423,15 @@ impl Conn {
     ///
     /// If the message is larger than `buf`, returns
     /// [`Error::BufferTooSmall`] with the size needed and leaves it queued.
+    ///
+    /// ```no_run
+    /// # let conn = goipc::Conn::dial("/tmp/pong.sock", None)?;
+    /// let mut buf = vec![0u8; conn.max_message_size()?];
+    /// conn.send(b"ping")?;
+    /// let n = conn.recv_into(&mut buf)?; // no allocation per message
+    /// assert_eq!(&buf[..n], b"ping");
+    /// # Ok::<(), goipc::Error>(())
+    /// ```
     pub fn recv_into(&self, buf: &mut [u8]) -> Result<usize> {
         self.recv_into_raw(buf, -1)
     }
@@ -452,6 +489,15 @@ impl Conn {
     /// untrusted data from a copy ([`Conn::recv_into`]) if that matters.
     ///
     /// Holding the guard holds the receive side (see [Threads](Conn#threads)).
+    ///
+    /// ```no_run
+    /// # let conn = goipc::Conn::dial("/tmp/pong.sock", None)?;
+    /// let view = conn.recv_view()?; // derefs to &[u8], in the ring
+    /// let first = view.first().copied();
+    /// drop(view); // gives the space back to the peer
+    /// # let _ = first;
+    /// # Ok::<(), goipc::Error>(())
+    /// ```
     pub fn recv_view(&self) -> Result<RecvView<'_>> {
         self.recv_view_raw(-1)
     }
@@ -478,6 +524,14 @@ impl Conn {
     ///
     /// Holding the guard holds the send side (see [Threads](Conn#threads)).
     /// Errors: as [`Conn::send`].
+    ///
+    /// ```no_run
+    /// # let conn = goipc::Conn::dial("/tmp/pong.sock", None)?;
+    /// let mut r = conn.reserve(16)?; // derefs to &mut [u8], in the ring
+    /// r[..5].copy_from_slice(b"hello");
+    /// r.commit(5)?; // publishes the first 5 bytes as one message
+    /// # Ok::<(), goipc::Error>(())
+    /// ```
     pub fn reserve(&self, len: usize) -> Result<Reservation<'_>> {
         self.reserve_raw(len, -1)
     }

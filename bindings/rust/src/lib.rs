@@ -26,12 +26,16 @@
 //!   the verifying `flatbuffers::root`.
 //! - [`sys`]: the raw C declarations.
 //!
-//! Linking: `build.rs` links `libgoipc.so` from `$GOIPC_LIBRARY_DIR`, else
-//! the project's `build/lib` (`make lib`), and sets an rpath for this
-//! crate's tests and examples. Programs that depend on this crate find the
-//! library through their own rpath (the directory is in
-//! `DEP_GOIPC_LIB_DIR` for their build script), `LD_LIBRARY_PATH`, or an
-//! installed copy.
+//! Linking (`build.rs`): by default the static library `libgoipc.a` goes
+//! into the program, so a program whose `Cargo.toml` only says
+//! `goipc = { path = ".../bindings/rust" }` builds and runs with `cargo run`,
+//! with no build script and no `LD_LIBRARY_PATH` of its own. The archive is
+//! an installed one (`make install`; found with pkg-config) or, if there is
+//! none, built from the repository around the crate (`make lib-static`,
+//! which needs Go). With `$GOIPC_LIBRARY_DIR` set, the crate links
+//! `libgoipc.so` from there instead, with an rpath for its own tests and
+//! examples only (dependents get the directory as `DEP_GOIPC_LIB_DIR`).
+//! See docs/RUST.md.
 //!
 //! Process rules from the Go runtime inside the library: a child created
 //! by `fork()` cannot use the library (calls return

@@ -22,8 +22,8 @@ after the library was loaded every call raises :class:`ForkError`: use
 multiprocessing with the "spawn" or "forkserver" start method. See
 docs/PYTHON.md.
 
-The library is loaded on first use, from ``$GOIPC_LIBRARY_DIR``, the
-package folder or the repository's build/lib (:func:`library_path`).
+The library is loaded on first use, from the package folder (a bundled copy),
+``$GOIPC_LIBRARY_DIR`` or the repository's build/lib (:func:`library_path`).
 """
 
 from __future__ import annotations

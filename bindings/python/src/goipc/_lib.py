@@ -6,12 +6,17 @@ so a program may import goipc and fork before it uses it.
 
 Search order (the first existing file wins):
 
-1. ``$GOIPC_LIBRARY_DIR/libgoipc.so``
-2. the package's own folder (``pip install ./bindings/python`` copies
-   build/lib/libgoipc.so there when it exists at build time)
+1. the package's own folder: the copy a wheel (``make wheel``) or
+   ``pip install ./bindings/python`` bundles. An installed package thus
+   works with no environment variable, and always with the library it was
+   built with.
+2. ``$GOIPC_LIBRARY_DIR/libgoipc.so`` (for a package without a bundled
+   copy, such as the source tree)
 3. the project's ``build/lib``: found from this file's location when the
    package runs from the source tree, or recorded at build time
-   (``_build_info.py``) when it was installed from one.
+   (``_build_info.py``) when it was installed from one without a library.
+
+:func:`load` with an explicit path bypasses the search.
 
 When none exists, :class:`~goipc.LibraryError` lists every path tried.
 
@@ -234,11 +239,10 @@ def candidate_paths(env: Optional[dict] = None) -> List[Path]:
     """The paths where libgoipc.so is looked for, in order (see the module
     docstring). ``env`` defaults to os.environ."""
     env = os.environ if env is None else env
-    out: List[Path] = []
+    out: List[Path] = [Path(__file__).resolve().parent / LIBRARY_NAME]
     d = env.get(ENV_LIBRARY_DIR)
     if d:
         out.append(Path(d) / LIBRARY_NAME)
-    out.append(Path(__file__).resolve().parent / LIBRARY_NAME)
     for repo_dir in (_source_tree_library_dir(), _recorded_library_dir()):
         if repo_dir is not None:
             p = repo_dir / LIBRARY_NAME
@@ -256,8 +260,9 @@ def find_library(candidates: Optional[List[Path]] = None) -> Path:
         if p.is_file():
             return p
     err = _errors.LibraryError(
-        "goipc: cannot find %s; tried, in order:\n%s\nBuild it with `make lib` in the goipc "
-        "repository, or set %s to the folder that holds it."
+        "goipc: cannot find %s; tried, in order:\n%s\nInstall a wheel that bundles it "
+        "(`make wheel`), build it with `make lib` in the goipc repository, or set %s to the "
+        "folder that holds it."
         % (LIBRARY_NAME, "\n".join("  " + str(p) for p in candidates), ENV_LIBRARY_DIR)
     )
     err.tried = [str(p) for p in candidates]

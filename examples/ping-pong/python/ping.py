@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
-"""The Python peer of ``goipc bench --peers python`` (bench/peers.go,
+"""The ping-pong example in Python (examples/README.md): a producer that
+times round trips to a Go consumer that echoes every message. It is also
+the Python peer of ``goipc bench --peers python`` (bench/peers.go,
 docs/BENCHMARKS.md "Cross-language rows")::
 
-    build/venv/bin/python bindings/python/goipc_bench_peer.py \\
+    build/venv/bin/python examples/ping-pong/python/ping.py \\
         --transport goipc|unix --path PATH --size N --iters N --warmup N
 
-The bench process is the consumer: it listens on PATH and echoes every
-message. This script connects to it and does warmup + iters round trips of
-SIZE bytes:
+The consumer (``goipc bench`` or ``go run ./examples/ping-pong/go pong``)
+listens on PATH and echoes every message. This script connects to it
+and does warmup + iters round trips of SIZE bytes:
 
 * goipc: through the ``goipc`` package (the ctypes binding of
   libgoipc.so): ``goipc.dial``, then ``Conn.send`` + ``Conn.recv_into``
@@ -21,11 +23,11 @@ was sent (each message carries its sequence number in its first 8 bytes).
 Prints one JSON line on stdout, with the round-trip percentiles in ns, or
 ``{"error": ...}`` and exit status 1 on any failure.
 
-The ``goipc`` package is imported from bindings/python/src next to this
-file (so a clean checkout needs no ``pip install``; the package finds
-build/lib/libgoipc.so of the repository), else from wherever it is
-installed. It needs the ``flatbuffers`` module: run it with build/venv's
-python (``make venv``).
+The ``goipc`` package is imported from the repository's
+bindings/python/src (so a clean checkout needs no ``pip install``; the
+package finds build/lib/libgoipc.so of the repository), else from wherever
+it is installed (a wheel, ``make wheel``). It needs the ``flatbuffers``
+module: run it with build/venv's python (``make venv``).
 """
 
 import argparse
@@ -36,7 +38,7 @@ import struct
 import sys
 import time
 
-_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "src")
+_SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "bindings", "python", "src")
 if os.path.isdir(os.path.join(_SRC, "goipc")):
     sys.path.insert(0, _SRC)
 
@@ -163,7 +165,7 @@ def percentile(sorted_ns, permille):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="goipc_bench_peer.py", description="The Python peer of goipc bench --peers.")
+    ap = argparse.ArgumentParser(prog="ping.py", description="The Python peer of goipc bench --peers.")
     ap.add_argument("--transport", required=True, help="goipc or unix")
     ap.add_argument("--path", required=True)
     ap.add_argument("--size", type=int, required=True)
@@ -182,7 +184,7 @@ def main(argv=None):
             raise PeerError("unknown transport %r (goipc or unix)" % a.transport)
     except PeerError as e:
         line["error"] = str(e)
-        print("goipc_bench_peer.py: %s" % e, file=sys.stderr)
+        print("ping.py: %s" % e, file=sys.stderr)
         print(json.dumps(line), flush=True)
         return 1
     rtts.sort()

@@ -1,14 +1,17 @@
 /*
- * bench_peer.c - the C peer of `goipc bench --peers c` (bench/peers.go,
- * docs/BENCHMARKS.md "Cross-language rows"). Built by `make bench-peers`
- * (mk/capi.mk) into build/bin/goipc-bench-peer-c.
+ * ping.c - the ping-pong example in C (examples/README.md): a producer that
+ * times round trips to a Go consumer that echoes every message. It is also
+ * the C peer of `goipc bench --peers c` (bench/peers.go, docs/BENCHMARKS.md
+ * "Cross-language rows"). Built by `make examples` or `make bench-peers`
+ * (mk/capi.mk) into build/bin/goipc-ping-c, with pkg-config like any
+ * program using the library.
  *
- *   goipc-bench-peer-c --transport goipc|unix --path PATH --size N
- *                      --iters N --warmup N
+ *   goipc-ping-c --transport goipc|unix --path PATH --size N
+ *                --iters N --warmup N
  *
- * The bench process is the consumer: it listens on PATH and echoes every
- * message. This program connects to it and does warmup + iters round trips
- * of SIZE bytes:
+ * The consumer (`goipc bench` or `go run ./examples/ping-pong/go pong`)
+ * listens on PATH and echoes every message. This program connects to it
+ * and does warmup + iters round trips of SIZE bytes:
  *
  *   goipc  through libgoipc: goipc_dial_ex, then goipc_send + goipc_recv
  *          (blocking, timeout -1: the library returns PEER_CLOSED if the
@@ -81,7 +84,7 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "goipc-bench-peer-c: %s\n", msg);
+    fprintf(stderr, "goipc-ping-c: %s\n", msg);
     json_head(stdout);
     fputs(",\"error\":", stdout);
     json_string(stdout, msg);
@@ -93,8 +96,8 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 static void usage(const char *why)
 {
     fprintf(stderr,
-            "goipc-bench-peer-c: %s\n"
-            "usage: goipc-bench-peer-c --transport goipc|unix --path PATH --size N --iters N --warmup N\n",
+            "goipc-ping-c: %s\n"
+            "usage: goipc-ping-c --transport goipc|unix --path PATH --size N --iters N --warmup N\n",
             why);
     exit(2);
 }
@@ -105,7 +108,7 @@ static long long num_arg(const char *name, const char *s)
     errno = 0;
     long long v = strtoll(s, &end, 10);
     if (errno != 0 || *end != '\0' || end == s || v < 0) {
-        fprintf(stderr, "goipc-bench-peer-c: %s: %s is not a non-negative integer\n", name, s);
+        fprintf(stderr, "goipc-ping-c: %s: %s is not a non-negative integer\n", name, s);
         usage("bad argument");
     }
     return v;

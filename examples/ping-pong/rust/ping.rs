@@ -1,13 +1,16 @@
-//! The Rust peer of `goipc bench --peers rust` (bench/peers.go,
-//! docs/BENCHMARKS.md "Cross-language rows"). `make bench-peers` builds it
-//! with `cargo build --release --example bench_peer` into
-//! bindings/rust/target/release/examples/bench_peer, where the bench looks.
+//! The ping-pong example in Rust (examples/README.md): a producer that
+//! times round trips to a Go consumer that echoes every message. It is also
+//! the Rust peer of `goipc bench --peers rust` (bench/peers.go,
+//! docs/BENCHMARKS.md "Cross-language rows"): an example of the crate in
+//! bindings/rust (its Cargo.toml names it `ping_pong`), built by
+//! `make bench-peers` with `cargo build --release --example ping_pong` into
+//! bindings/rust/target/release/examples/ping_pong, where the bench looks.
 //!
-//!   bench_peer --transport goipc|unix --path PATH --size N --iters N --warmup N
+//!   ping_pong --transport goipc|unix --path PATH --size N --iters N --warmup N
 //!
-//! The bench process is the consumer: it listens on PATH and echoes every
-//! message. This program connects to it and does warmup + iters round trips
-//! of SIZE bytes:
+//! The consumer (`goipc bench` or `go run ./examples/ping-pong/go pong`)
+//! listens on PATH and echoes every message. This program connects to it
+//! and does warmup + iters round trips of SIZE bytes:
 //!   - goipc: through this crate's safe API, `Conn::dial_with`, then
 //!     `Conn::send` + `Conn::recv_into` (blocking; the library reports a
 //!     consumer that went away as `Error::PeerClosed`, so nothing hangs);
@@ -27,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use goipc::{Conn, Options};
 
-const USAGE: &str = "bench_peer --transport goipc|unix --path PATH --size N --iters N --warmup N";
+const USAGE: &str = "ping_pong --transport goipc|unix --path PATH --size N --iters N --warmup N";
 
 /// Bound on connect + handshake.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -177,7 +180,7 @@ fn main() -> ExitCode {
     let cfg = match parse_args() {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("bench_peer: {e}\nusage: {USAGE}");
+            eprintln!("ping_pong: {e}\nusage: {USAGE}");
             return ExitCode::from(2);
         }
     };
@@ -201,7 +204,7 @@ fn main() -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(e) => {
-            eprintln!("bench_peer: {e}");
+            eprintln!("ping_pong: {e}");
             println!("{head},\"error\":{}}}", json_string(&e));
             ExitCode::FAILURE
         }

@@ -1,0 +1,43 @@
+# mk/examples.mk — examples/<scenario>/<language> (examples/README.md): one
+# program per scenario per language, each run against the Go consumer of its
+# scenario by `make test-examples` (tests/examples/test_examples.py).
+#
+#   build/examples/<scenario>-go     go build ./examples/<scenario>/go
+#   build/examples/<scenario>-c      the C producers, with pkg-config like any
+#                                    program (ping-pong's is build/bin/goipc-ping-c,
+#                                    mk/capi.mk, also the bench's C peer)
+#   bindings/rust/target/release/examples/{ping_pong,many_producers,zero_copy}
+#                                    the crate's examples (bindings/rust/Cargo.toml)
+#   examples/<scenario>/python/*.py  run with build/venv's python
+
+EXAMPLE_SCENARIOS := ping-pong many-producers zero-copy
+EXAMPLE_OUT       := $(BUILD)/examples
+EXAMPLE_GO        := $(EXAMPLE_SCENARIOS:%=$(EXAMPLE_OUT)/%-go)
+EXAMPLE_C         := $(EXAMPLE_OUT)/many-producers-c $(EXAMPLE_OUT)/zero-copy-c
+EXAMPLE_GO_SRCS   := $(shell find goipc -name '*.go' -not -name '*_test.go' 2>/dev/null) go.mod go.sum
+
+.PHONY: examples examples-rust test-examples
+
+examples: $(EXAMPLE_GO) $(EXAMPLE_C) $(C_BENCH_PEER) examples-rust $(VENV)/.stamp ## build every program of examples/ (examples/README.md)
+
+$(EXAMPLE_OUT)/%-go: examples/%/go/main.go $(EXAMPLE_GO_SRCS)
+	@mkdir -p $(@D)
+	$(GO) build -o $@ ./examples/$*/go
+
+$(EXAMPLE_OUT)/%-c: examples/%/c/producer.c $(CAPI_LIB) $(CAPI_HEADER) $(CAPI_PC)
+	@$(REQUIRE_DEB) "the C examples" pkg-config:pkg-config
+	@mkdir -p $(@D)
+	$(CC) $(C_STD) -O2 -g $(C_WARN) $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --cflags goipc) \
+	  -o $@ $< $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --libs goipc)
+
+# Cargo decides what to rebuild. The target dir is pinned to the one
+# bench/peers.go looks in (ping_pong is the bench's Rust peer).
+examples-rust: lib
+	GOIPC_LIBRARY_DIR=$(abspath $(BUILD)/lib) CARGO_TARGET_DIR=$(abspath bindings/rust/target) \
+	  $(CARGO) build --locked --release --manifest-path bindings/rust/Cargo.toml \
+	  --example ping_pong --example many_producers --example zero_copy
+
+test-examples: examples ## run every example against its scenario's Go consumer: ping-pong, many producers at once, zero copy
+	cd tests/examples && PYTHONDONTWRITEBYTECODE=1 timeout 600 $(abspath $(PY)) -m pytest -q -p no:cacheprovider test_examples.py
+
+TEST_TARGETS += test-examples

@@ -1,0 +1,125 @@
+"""make test-examples: every program of examples/ runs as examples/README.md
+says, against the Go consumer of its scenario. The Makefile builds them
+first (`make examples`); EXAMPLE_BIN names where each one is.
+
+Test names say the pair: test_<scenario>_<producer language>_to_go.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+BUILD = REPO / "build"
+RUST = REPO / "bindings" / "rust" / "target" / "release" / "examples"
+PYTHON_ENV = dict(os.environ, PYTHONPATH=str(REPO / "bindings" / "python" / "src"))
+
+# The producer of each scenario, per language, as a command line.
+PRODUCERS = {
+    "ping-pong": {
+        "go": [BUILD / "examples" / "ping-pong-go", "ping"],
+        "c": [BUILD / "bin" / "goipc-ping-c", "--transport", "goipc"],
+        "python": [sys.executable, REPO / "examples" / "ping-pong" / "python" / "ping.py", "--transport", "goipc"],
+        "rust": [RUST / "ping_pong", "--transport", "goipc"],
+    },
+    "many-producers": {
+        "go": [BUILD / "examples" / "many-producers-go", "producer"],
+        "c": [BUILD / "examples" / "many-producers-c"],
+        "python": [sys.executable, REPO / "examples" / "many-producers" / "python" / "producer.py"],
+        "rust": [RUST / "many_producers"],
+    },
+    "zero-copy": {
+        "go": [BUILD / "examples" / "zero-copy-go", "producer"],
+        "c": [BUILD / "examples" / "zero-copy-c"],
+        "python": [sys.executable, REPO / "examples" / "zero-copy" / "python" / "producer.py"],
+        "rust": [RUST / "zero_copy"],
+    },
+}
+LANGS = ["go", "c", "python", "rust"]
+
+
+def cmd(*parts) -> list:
+    return [str(p) for p in parts]
+
+
+class Consumer:
+    """A Go consumer of examples/<scenario>/go, started and waited for
+    ("listening on" on its first line)."""
+
+    def __init__(self, scenario: str, tmp: Path, *args: str) -> None:
+        self.path = tmp / ("%s.sock" % scenario)
+        role = "pong" if scenario == "ping-pong" else "consumer"
+        self.proc = subprocess.Popen(
+            cmd(BUILD / "examples" / ("%s-go" % scenario), role, "--listen", self.path, *args),
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )
+        line = self.proc.stdout.readline()
+        assert line.startswith("listening on"), "the %s consumer did not start: %r %s" % (
+            scenario, line, self.proc.stderr.read() if self.proc.poll() is not None else "")
+
+    def finish(self, timeout: float = 30) -> tuple:
+        """Waits for a consumer that exits by itself; returns (code, stdout, stderr)."""
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.communicate(timeout=10)
+
+
+def produce(scenario: str, lang: str, *args: str, timeout: float = 120) -> str:
+    r = subprocess.run(cmd(*PRODUCERS[scenario][lang], *args), capture_output=True, text=True,
+                       timeout=timeout, env=PYTHON_ENV)
+    assert r.returncode == 0, "%s %s exited %d:\n%s%s" % (scenario, lang, r.returncode, r.stdout, r.stderr)
+    return r.stdout
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_ping_pong_to_go(lang, tmp_path):
+    pong = Consumer("ping-pong", tmp_path)
+    try:
+        out = produce("ping-pong", lang, "--path", pong.path, "--size", "64", "--iters", "2000", "--warmup", "100")
+    finally:
+        pong.stop()
+    line = json.loads(out.strip().splitlines()[-1])
+    assert "error" not in line, line
+    assert line["lang"] == lang and line["iters"] == 2000 and line["size"] == 64, line
+    assert 0 < line["p50_ns"] <= line["p99_ns"] <= line["max_ns"], line
+
+
+def test_many_producers_c_python_rust_go_to_one_go_consumer(tmp_path):
+    n = {"go": 20000, "c": 20000, "python": 5000, "rust": 20000}
+    consumer = Consumer("many-producers", tmp_path, "--producers", str(len(LANGS)))
+    try:
+        procs = {lang: subprocess.Popen(cmd(*PRODUCERS["many-producers"][lang], "--dial", consumer.path,
+                                            "--name", lang, "-n", n[lang]),
+                                        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=PYTHON_ENV)
+                 for lang in LANGS}
+        for lang, p in procs.items():
+            out, err = p.communicate(timeout=120)
+            assert p.returncode == 0, "producer %s exited %d: %s%s" % (lang, p.returncode, out, err)
+            assert out == "producer %s: %d messages, the consumer counted %d\n" % (lang, n[lang], n[lang])
+        code, out, err = consumer.finish()
+    finally:
+        consumer.stop()
+    assert code == 0, err
+    for lang in LANGS:
+        assert "consumer: %s sent %d messages, in order\n" % (lang, n[lang]) in out, out
+    assert out.endswith("consumer: 4 producers served\n"), out
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_zero_copy_to_go(lang, tmp_path):
+    consumer = Consumer("zero-copy", tmp_path)
+    try:
+        out = produce("zero-copy", lang, "--dial", consumer.path, "-n", "200", "--size", "65536")
+    finally:
+        consumer.stop()
+    assert out == "producer %s: 200 messages of 65536 bytes built and answered in place\n" % lang
