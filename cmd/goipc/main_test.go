@@ -25,6 +25,12 @@ func TestMain(m *testing.M) {
 		main()
 		return
 	}
+	switch os.Getenv("GOIPC_STAT_TEST_ROLE") { // processes stat_test.go runs
+	case "hostile":
+		os.Exit(runHostile())
+	case "hold":
+		os.Exit(runHold(os.Args[1]))
+	}
 	os.Exit(m.Run())
 }
 
