@@ -22,7 +22,7 @@ REQUIRE_DEB := mk/require-debian-packages.sh
 SYSTEM_DEPS := spin:spin
 GO_PKGS := ./...
 # The core and the CLI; other Go packages are tested by their own mk/ targets.
-CORE_PKGS := ./goipc/ ./goipc/internal/... ./cmd/...
+CORE_PKGS := ./goipc/ ./goipc/internal/... ./internal/... ./cmd/...
 
 -include mk/*.mk
 
@@ -81,6 +81,7 @@ test-go: ## Go unit, two-process, race and fuzz tests of the core
 
 fuzz: ## run each Go fuzz target for FUZZTIME (default 10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzFrameReader$$' -fuzztime $(FUZZTIME) ./goipc/
+	$(GO) test -run '^$$' -fuzz '^FuzzParseControl$$' -fuzztime $(FUZZTIME) ./internal/statread/
 
 deps-system: ## install every Debian package the targets need (each target also installs its own when it can)
 	@$(REQUIRE_DEB) deps-system $(SYSTEM_DEPS)

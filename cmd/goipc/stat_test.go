@@ -62,6 +62,23 @@ func endsOn(s statOutput, path string) map[string]statRecord {
 
 func key(pid int, role string) string { return strconv.Itoa(pid) + "/" + role }
 
+// endsByPeer is endsOn for a listener with several clients: its ends are
+// keyed "PID/listener/PEER".
+func endsByPeer(s statOutput, path string) map[string]statRecord {
+	m := map[string]statRecord{}
+	for _, r := range s.Connections {
+		if r.Path != path {
+			continue
+		}
+		k := key(r.PID, r.Role)
+		if r.Role == "listener" {
+			k += "/" + strconv.Itoa(r.PeerPID)
+		}
+		m[k] = r
+	}
+	return m
+}
+
 // waitUntil polls cond (a check of another process's state) until it
 // holds, failing the test after a generous bound.
 func waitUntil(t *testing.T, what string, cond func() bool) {
@@ -511,5 +528,98 @@ func TestStatShowsOtherUsersOnlyToRoot(t *testing.T) {
 	}
 	if _, ok := endsOn(all, nobodyPath)[key(holder.Process.Pid, "dialer")]; !ok {
 		t.Fatalf("root does not see nobody's connection: %+v", all)
+	}
+}
+
+// TestStatListsGoCAndPythonProducers: one `goipc pong`, three producers
+// (`goipc ping`, the C example build/c/ping, `python -m goipc.ping`), each
+// stopped mid-run with SIGSTOP; `goipc stat --json` lists every producer
+// with its pid, pong as its peer, and counts that agree exactly with
+// pong's side of the same connection. `make test-stat` builds the C and
+// Python producers and runs it (GOIPC_STAT_PEERS=1).
+func TestStatListsGoCAndPythonProducers(t *testing.T) {
+	if os.Getenv("GOIPC_STAT_PEERS") != "1" {
+		t.Skip("needs the C and Python producers: `make test-stat` builds them and runs this test")
+	}
+	cBin, python, pyPath, libDir := os.Getenv("GOIPC_C_BIN"), os.Getenv("GOIPC_PYTHON"), os.Getenv("GOIPC_PYTHONPATH"), os.Getenv("GOIPC_LIBRARY_DIR")
+	for _, p := range []string{filepath.Join(cBin, "ping"), python, filepath.Join(pyPath, "goipc", "ping.py"), filepath.Join(libDir, "libgoipc.so")} {
+		if _, err := os.Stat(p); err != nil {
+			t.Fatalf("producer missing (make test-stat builds it): %v", err)
+		}
+	}
+	path, pong, _ := startPong(t)
+	// Large messages and many round trips: a producer must still be
+	// running when the test stops it.
+	const size, rounds = 65536, "1000000"
+	sz := strconv.Itoa(size)
+	py := exec.Command(python, "-m", "goipc.ping", "--dial", path, "--mode", "raw", "--size", sz, "-n", rounds, "--warmup", "0")
+	py.Env = append(os.Environ(), "PYTHONPATH="+pyPath, "GOIPC_LIBRARY_DIR="+libDir, "PYTHONDONTWRITEBYTECODE=1")
+	producers := []struct {
+		lang string
+		cmd  *exec.Cmd
+	}{
+		{"go", cli("ping", "--dial", path, "--raw", "--size", sz, "-n", rounds, "--warmup", "0")},
+		{"c", exec.Command(filepath.Join(cBin, "ping"), "--dial", path, "--size", sz, "-n", rounds, "--warmup", "0")},
+		{"python", py},
+	}
+	for _, p := range producers {
+		var stderr syncBuffer
+		p.cmd.Stderr = &stderr
+		if err := p.cmd.Start(); err != nil {
+			t.Fatalf("%s producer: %v", p.lang, err)
+		}
+		t.Cleanup(func() { p.cmd.Process.Kill(); p.cmd.Wait() })
+		pid := p.cmd.Process.Pid
+		waitUntil(t, p.lang+" producer has sent messages", func() bool {
+			snap, err := statread.Scan(statread.Options{PID: pid})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if p.cmd.ProcessState != nil || syscall.Kill(pid, 0) != nil {
+				t.Fatalf("%s producer exited before it was stopped: %s", p.lang, stderr.String())
+			}
+			return len(snap.Ends) == 1 && snap.Ends[0].Sent.Messages >= 10
+		})
+		if err := p.cmd.Process.Signal(syscall.SIGSTOP); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The producers are frozen; pong answers what they sent and parks.
+	pongPID := pong.Process.Pid
+	frame := uint64(8 + size)
+	var ends map[string]statRecord
+	settled := func() bool {
+		ends = endsByPeer(statJSON(t, cli("stat", "--json")), path)
+		for _, p := range producers {
+			prod, srv := ends[key(p.cmd.Process.Pid, "dialer")], ends[key(pongPID, "listener/"+strconv.Itoa(p.cmd.Process.Pid))]
+			if prod.MessagesSent == 0 || srv.MessagesReceived != prod.MessagesSent || srv.MessagesSent != srv.MessagesReceived ||
+				prod.MessagesReceived+prod.RecvInUse/frame != srv.MessagesSent {
+				return false
+			}
+		}
+		return true
+	}
+	waitUntil(t, "pong has answered everything the stopped producers sent", settled)
+	if len(ends) != 6 {
+		t.Fatalf("%d ends on %s, want 3 producers and 3 pong ends: %+v", len(ends), path, ends)
+	}
+	for _, p := range producers {
+		pid := p.cmd.Process.Pid
+		prod, srv := ends[key(pid, "dialer")], ends[key(pongPID, "listener/"+strconv.Itoa(pid))]
+		t.Logf("%s producer pid %d (%s): sent %d, received %d; pong received %d, sent %d",
+			p.lang, pid, prod.Name, prod.MessagesSent, prod.MessagesReceived, srv.MessagesReceived, srv.MessagesSent)
+		if prod.PeerPID != pongPID || srv.PeerPID != pid || prod.Segment != srv.Segment ||
+			prod.BytesSent != prod.MessagesSent*size || prod.BytesReceived != prod.MessagesReceived*size ||
+			srv.BytesReceived != prod.BytesSent || srv.BytesSent != srv.MessagesSent*size ||
+			prod.MessagesSent-prod.MessagesReceived > 1 || prod.SendInUse != 0 {
+			t.Errorf("%s producer %+v\npong's end %+v", p.lang, prod, srv)
+		}
+	}
+	names := map[string]string{}
+	for _, p := range producers {
+		names[p.lang] = ends[key(p.cmd.Process.Pid, "dialer")].Name
+	}
+	if names["c"] != "ping" || !strings.HasPrefix(names["python"], "python") || names["go"] != ends[key(pongPID, "listener/"+strconv.Itoa(producers[0].cmd.Process.Pid))].Name {
+		t.Errorf("process names %v", names)
 	}
 }
