@@ -39,6 +39,17 @@ _Static_assert(offsetof(goipc_options, max_mapped_bytes) == 64, "goipc_options l
 _Static_assert(offsetof(goipc_options, max_pending_handshakes) == 72, "goipc_options layout");
 _Static_assert(sizeof(goipc_options) == 80, "goipc_options layout");
 _Static_assert(sizeof(goipc_conn) == 8 && sizeof(goipc_listener) == 8, "handle size");
+/* goipc_stats version 1 (capi/stats.go's statsV1Size). */
+_Static_assert(sizeof(goipc_direction_stats) == 56, "goipc_direction_stats layout");
+_Static_assert(offsetof(goipc_direction_stats, in_use) == 40, "goipc_direction_stats layout");
+_Static_assert(offsetof(goipc_direction_stats, sender_parked) == 48, "goipc_direction_stats layout");
+_Static_assert(offsetof(goipc_direction_stats, receiver_parked) == 52, "goipc_direction_stats layout");
+_Static_assert(offsetof(goipc_stats, dialer) == 4, "goipc_stats layout");
+_Static_assert(offsetof(goipc_stats, peer_pid) == 8, "goipc_stats layout");
+_Static_assert(offsetof(goipc_stats, opened_unix_ns) == 16, "goipc_stats layout");
+_Static_assert(offsetof(goipc_stats, sent) == 24, "goipc_stats layout");
+_Static_assert(offsetof(goipc_stats, received) == 80, "goipc_stats layout");
+_Static_assert(sizeof(goipc_stats) == 136, "goipc_stats layout");
 
 /*
  * fork(): a child forked from a process that has loaded the Go runtime
@@ -315,4 +326,10 @@ int32_t goipc_send_pong(goipc_conn c, uint64_t seq, int64_t ping_sent_ns, int64_
     FORK_GUARD();
     return capi_send_pong(c, seq, ping_sent_ns, received_ns != 0 ? received_ns : monotonic_ns(), (void *)payload,
                           len, timeout_ms, &tls);
+}
+
+int32_t goipc_conn_stats(goipc_conn c, goipc_stats *out)
+{
+    FORK_GUARD();
+    return capi_conn_stats(c, out, &tls);
 }

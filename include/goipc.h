@@ -451,6 +451,50 @@ int32_t goipc_recv_ping(goipc_conn c, uint64_t *seq, int64_t *sent_ns, void *buf
 int32_t goipc_send_pong(goipc_conn c, uint64_t seq, int64_t ping_sent_ns, int64_t received_ns, const void *payload,
                         size_t len, int64_t timeout_ms);
 
+/* ---- Statistics -------------------------------------------------------
+ *
+ * Each end counts what it moved in the connection's shared segment (plain
+ * stores next to the ring positions it writes anyway: no extra cost per
+ * message worth measuring, docs/STAT.md). `goipc stat` reads the same
+ * counters from outside the process. A hostile peer could overwrite the
+ * segment: treat the numbers as statistics, not accounting. */
+
+/* One direction of a connection, as this end counts it. */
+typedef struct goipc_direction_stats {
+    uint64_t messages;        /* messages this end sent (sent) or received (received) */
+    uint64_t bytes;           /* their payload bytes */
+    uint64_t parks;           /* times this end slept: waiting for ring space (sent) or for a message (received) */
+    uint64_t wakeups;         /* wakeups this end sent its peer (futex wakes and doorbell rings) */
+    uint64_t capacity;        /* the ring's capacity in bytes */
+    uint64_t in_use;          /* ring bytes published and not yet consumed, now */
+    uint32_t sender_parked;   /* 1 if the sending end of this direction is parked now (ring full), else 0 */
+    uint32_t receiver_parked; /* 1 if the receiving end of this direction is parked now (ring empty), else 0 */
+} goipc_direction_stats;
+
+/* A connection end's counters. Versioned like goipc_options: the struct may
+ * grow at its end in later versions. Version 1 is 136 bytes. */
+typedef struct goipc_stats {
+    /* Set by the caller to sizeof(goipc_stats) before the call; on success
+     * the library sets it to the number of bytes it wrote (less than the
+     * caller's size when the library is older than the caller's goipc.h:
+     * fields from that offset on were not written). */
+    uint32_t struct_size;
+    uint32_t dialer;                /* 1 if this end dialed (it created the segment), 0 if it accepted */
+    int64_t peer_pid;               /* the peer's process id */
+    int64_t opened_unix_ns;         /* when this end completed the handshake (CLOCK_REALTIME ns) */
+    goipc_direction_stats sent;     /* this end -> peer */
+    goipc_direction_stats received; /* peer -> this end */
+} goipc_stats;
+
+/* Fills *out with the connection's counters. Set out->struct_size to
+ * sizeof(goipc_stats) first (or goipc_stats s = {.struct_size = sizeof s}):
+ * the library writes min(struct_size, the size of its own goipc_stats)
+ * bytes and sets struct_size to that number. Never waits; thread-safe (any
+ * thread, at any time, also while other threads send or receive).
+ * Errors: GOIPC_ERR_INVALID_ARGUMENT (bad handle, out NULL, struct_size
+ * below 136 or above 4096: *out unchanged), GOIPC_ERR_CLOSED. */
+int32_t goipc_conn_stats(goipc_conn c, goipc_stats *out);
+
 #ifdef __cplusplus
 }
 #endif

@@ -41,6 +41,7 @@
     X(go_ping_c_pong)           \
     X(c_ping_example)           \
     X(typed_messages)           \
+    X(conn_stats)               \
     X(fork_child)               \
     X(panic_recovery)
 
