@@ -52,6 +52,7 @@ from .errors import (
     TimeoutError,
 )
 from .messages import Ping, Pong
+from .stats import DirectionStats, Stats
 
 __version__ = "0.1.0"
 
@@ -65,6 +66,8 @@ __all__ = [
     "Reservation",
     "Ping",
     "Pong",
+    "Stats",
+    "DirectionStats",
     "dial",
     "listen",
     "load_library",

@@ -93,6 +93,46 @@ for _name, _off in _OPTIONS_LAYOUT.items():
 assert ctypes.sizeof(Options) == 80, "goipc_options layout"
 assert ctypes.sizeof(c_size_t) == ctypes.sizeof(c_void_p), "size_t is pointer-sized"
 
+
+class DirectionStats(ctypes.Structure):
+    """Mirror of ``goipc_direction_stats`` (include/goipc.h)."""
+
+    _fields_ = [
+        ("messages", c_uint64),
+        ("bytes", c_uint64),
+        ("parks", c_uint64),
+        ("wakeups", c_uint64),
+        ("capacity", c_uint64),
+        ("in_use", c_uint64),
+        ("sender_parked", c_uint32),
+        ("receiver_parked", c_uint32),
+    ]
+
+
+class Stats(ctypes.Structure):
+    """Mirror of ``goipc_stats`` version 1 (include/goipc.h). The library
+    writes at most ``struct_size`` bytes, so a newer library's larger
+    struct never overruns this one."""
+
+    _fields_ = [
+        ("struct_size", c_uint32),
+        ("dialer", c_uint32),
+        ("peer_pid", c_int64),
+        ("opened_unix_ns", c_int64),
+        ("sent", DirectionStats),
+        ("received", DirectionStats),
+    ]
+
+
+# The offsets asserted by _Static_assert in capi/goipc_shim.c.
+_STATS_LAYOUT = {"struct_size": 0, "dialer": 4, "peer_pid": 8, "opened_unix_ns": 16, "sent": 24, "received": 80}
+_DIRECTION_STATS_LAYOUT = {"in_use": 40, "sender_parked": 48, "receiver_parked": 52}
+for _name, _off in _STATS_LAYOUT.items():
+    assert getattr(Stats, _name).offset == _off, ("goipc_stats layout", _name)
+for _name, _off in _DIRECTION_STATS_LAYOUT.items():
+    assert getattr(DirectionStats, _name).offset == _off, ("goipc_direction_stats layout", _name)
+assert ctypes.sizeof(DirectionStats) == 56 and ctypes.sizeof(Stats) == 136, "goipc_stats layout"
+
 # The options buffer: goipc_options_init_sized(buf, OPTIONS_BUFFER_SIZE)
 # zeroes exactly the struct this binding mirrors and records its size, so
 # that the library knows which fields we set (goipc_options_init, kept for
@@ -124,6 +164,7 @@ _FUNCTIONS = {
     "goipc_abort_reserve": (c_status, [c_handle]),
     "goipc_recv_view": (c_status, [c_handle, POINTER(c_void_p), POINTER(c_size_t), c_int64]),
     "goipc_release": (c_status, [c_handle]),
+    "goipc_conn_stats": (c_status, [c_handle, POINTER(Stats)]),
 }
 
 # Typed Ping/Pong helpers: optional (added to the ABI after version 1's

@@ -38,6 +38,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple, Union
 from . import _lib
 from . import errors as _errors
 from . import messages
+from . import stats as _stats
 from .messages import Ping, Pong
 
 __all__ = ["Conn", "Listener", "View", "Reservation", "Ping", "Pong", "dial", "listen", "WAIT_SLICE"]
@@ -758,6 +759,21 @@ class Conn:
             raise _lib.last_error(st)
         self._fd = out.value
         return self._fd
+
+    def stats(self) -> _stats.Stats:
+        """This end's counters (:class:`goipc.Stats`): messages and bytes
+        sent and received, times it parked, wakeups it sent, ring capacity
+        and bytes in use, and who is parked now. Never waits; any thread.
+
+        Raises:
+            ClosedError: after :meth:`close`.
+        """
+        lib = _check_live()
+        out = _lib.Stats(struct_size=ctypes.sizeof(_lib.Stats))
+        st = lib.goipc_conn_stats(self._h, out)
+        if st:
+            raise _lib.last_error(st)
+        return _stats.from_c(out)
 
     # -- sending --
 
