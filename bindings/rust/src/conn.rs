@@ -13,6 +13,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::error::{Error, Result};
+use crate::stats::Stats;
 use crate::sys;
 
 /// How long a waiting call polls before it sleeps on a futex
@@ -381,6 +382,19 @@ impl Conn {
         // SAFETY: self.h is ours; n is writable.
         check(unsafe { sys::goipc_conn_max_message_size(self.h, &mut n) })?;
         Ok(n)
+    }
+
+    /// This end's counters: messages and bytes sent and received, times it
+    /// parked, wakeups it sent, ring capacity and bytes in use, and who is
+    /// parked now. Never waits; callable from any thread.
+    ///
+    /// Errors: [`Error::Closed`].
+    pub fn stats(&self) -> Result<Stats> {
+        let mut s = sys::goipc_stats::for_call();
+        // SAFETY: self.h is ours; s is a goipc_stats whose struct_size is
+        // its own size, so the library writes at most that many bytes.
+        check(unsafe { sys::goipc_conn_stats(self.h, &mut s) })?;
+        Ok(Stats::from_c(&s))
     }
 
     /// Sends `data` as one message (copied into shared memory). Waits

@@ -47,6 +47,7 @@
 mod conn;
 mod error;
 pub mod message;
+mod stats;
 #[allow(missing_docs)]
 pub mod sys;
 
@@ -68,3 +69,4 @@ mod generated;
 pub use conn::{Conn, Limit, Listener, Options, RecvView, Reservation, Spin, abi_version};
 pub use error::{Error, Result, strerror};
 pub use message::{Messenger, fb};
+pub use stats::{DirectionStats, Stats};

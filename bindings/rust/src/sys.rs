@@ -2,12 +2,13 @@
 //!
 //! Written by hand (no bindgen at build time, no generated file to keep in
 //! step). Each declaration goes through a macro that also records it as
-//! text ([`FUNCTIONS`], [`CONSTANTS`], [`OPTIONS_FIELDS`]); the test
+//! text ([`FUNCTIONS`], [`CONSTANTS`], [`OPTIONS_FIELDS`],
+//! [`STATS_FIELDS`], [`DIRECTION_STATS_FIELDS`]); the test
 //! `tests/header.rs` parses include/goipc.h and checks that every function
 //! (name, parameter names and types, return type), every `#define
-//! GOIPC_*` constant, the handle typedefs and the layout of
-//! `goipc_options` match these, in both directions. The layout is also
-//! asserted at compile time below.
+//! GOIPC_*` constant, the handle typedefs and the layout of every struct
+//! (`goipc_options`, `goipc_stats`, `goipc_direction_stats`) match these,
+//! in both directions. The layouts are also asserted at compile time below.
 //!
 //! Everything here is `unsafe` to call and follows the header's rules
 //! (ownership, out-parameters written only on success, thread safety); the
@@ -159,6 +160,60 @@ impl goipc_options {
     }
 }
 
+ffi_struct! {
+    /// `goipc_direction_stats`: one direction of a connection, as this end
+    /// counts it (see the header for each field).
+    pub struct goipc_direction_stats, fields = DIRECTION_STATS_FIELDS {
+        pub messages: u64,
+        pub bytes: u64,
+        pub parks: u64,
+        pub wakeups: u64,
+        pub capacity: u64,
+        pub in_use: u64,
+        pub sender_parked: u32,
+        pub receiver_parked: u32,
+    }
+}
+
+ffi_struct! {
+    /// `goipc_stats`, filled by [`goipc_conn_stats`]: set `struct_size` to
+    /// this struct's size first; the library writes at most that many
+    /// bytes and sets it to the number written.
+    pub struct goipc_stats, fields = STATS_FIELDS {
+        pub struct_size: u32,
+        pub dialer: u32,
+        pub peer_pid: i64,
+        pub opened_unix_ns: i64,
+        pub sent: goipc_direction_stats,
+        pub received: goipc_direction_stats,
+    }
+}
+
+impl goipc_stats {
+    /// All zero, with `struct_size` set to this struct's size: ready for
+    /// [`goipc_conn_stats`].
+    pub const fn for_call() -> goipc_stats {
+        let d = goipc_direction_stats {
+            messages: 0,
+            bytes: 0,
+            parks: 0,
+            wakeups: 0,
+            capacity: 0,
+            in_use: 0,
+            sender_parked: 0,
+            receiver_parked: 0,
+        };
+        goipc_stats {
+            struct_size: core::mem::size_of::<goipc_stats>() as u32,
+            dialer: 0,
+            peer_pid: 0,
+            opened_unix_ns: 0,
+            sent: d,
+            received: d,
+        }
+    }
+}
+
 // The layout this crate depends on, checked at compile time (the header
 // test checks the same against include/goipc.h, and at run time against
 // the struct_size that goipc_options_init writes).
@@ -179,6 +234,16 @@ const _: () = {
     assert!(offset_of!(goipc_options, max_mapped_bytes) == 64);
     assert!(offset_of!(goipc_options, max_pending_handshakes) == 72);
     assert!(size_of::<goipc_conn>() == 8 && size_of::<goipc_listener>() == 8);
+    assert!(size_of::<goipc_direction_stats>() == 56);
+    assert!(offset_of!(goipc_direction_stats, in_use) == 40);
+    assert!(offset_of!(goipc_direction_stats, sender_parked) == 48);
+    assert!(offset_of!(goipc_direction_stats, receiver_parked) == 52);
+    assert!(size_of::<goipc_stats>() == 136);
+    assert!(offset_of!(goipc_stats, dialer) == 4);
+    assert!(offset_of!(goipc_stats, peer_pid) == 8);
+    assert!(offset_of!(goipc_stats, opened_unix_ns) == 16);
+    assert!(offset_of!(goipc_stats, sent) == 24);
+    assert!(offset_of!(goipc_stats, received) == 80);
     assert!(size_of::<usize>() == size_of::<u64>()); // size_t on LP64 Linux
 };
 
@@ -207,6 +272,7 @@ ffi_functions! {
     pub fn goipc_recv(c: goipc_conn, buf: *mut c_void, cap: usize, len: *mut usize, timeout_ms: i64) -> i32;
     pub fn goipc_conn_close(c: goipc_conn) -> i32;
     pub fn goipc_conn_fd(c: goipc_conn, fd: *mut c_int) -> i32;
+    pub fn goipc_conn_stats(c: goipc_conn, out: *mut goipc_stats) -> i32;
 
     pub fn goipc_reserve(c: goipc_conn, len: usize, timeout_ms: i64, out_ptr: *mut *mut c_void) -> i32;
     pub fn goipc_commit(c: goipc_conn, len: usize) -> i32;

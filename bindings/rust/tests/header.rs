@@ -1,11 +1,12 @@
 //! The hand-written declarations in src/sys.rs against include/goipc.h.
 //!
 //! Parses the header (a small parser for the subset of C it uses: fixed
-//! width integer types, pointers, const, one struct, two typedefs,
+//! width integer types, pointers, const, typedef'd structs, two typedefs,
 //! `#define GOIPC_* <integer>`) and checks, in both directions: every
 //! function's name, parameter names and types and return type; every
 //! constant and its value; the handle typedefs; the fields, types, offsets
-//! and size of goipc_options. Then it checks the loaded library: every
+//! and size of every struct (goipc_options, goipc_stats,
+//! goipc_direction_stats). Then it checks the loaded library: every
 //! declared symbol resolves, goipc_options_init writes the struct size we
 //! assume, the ABI version matches, every status has a description.
 
@@ -27,8 +28,8 @@ struct Header {
     constants: BTreeMap<String, i64>,
     /// typedef name -> C type
     typedefs: BTreeMap<String, String>,
-    /// (field name, C type) of goipc_options, in order
-    options_fields: Vec<(String, String)>,
+    /// struct name -> (field name, C type), in order
+    structs: BTreeMap<String, Vec<(String, String)>>,
     /// name -> (params [(name, Rust type)], Rust return type)
     functions: BTreeMap<String, (Vec<(String, String)>, String)>,
 }
@@ -82,7 +83,7 @@ fn rust_type(toks: &[String], typedefs: &BTreeMap<String, String>) -> String {
         "char" if pointer => "c_char".to_owned(),
         "void" if pointer => "c_void".to_owned(),
         "void" => "()".to_owned(),
-        name if typedefs.contains_key(name) || name == "goipc_options" => name.to_owned(),
+        name if typedefs.contains_key(name) => name.to_owned(),
         other => panic!("unsupported C type {other} in {toks:?}"),
     };
     // Each '*' wraps the type so far; its pointee is const if `const`
@@ -133,17 +134,24 @@ fn parse_header() -> Header {
         body.push('\n');
     }
 
-    // The one struct.
-    let open = "typedef struct goipc_options {";
-    let s = body.find(open).expect("typedef struct goipc_options");
-    let e = s + body[s..].find("} goipc_options;").expect("end of goipc_options");
-    let mut options_fields = Vec::new();
-    for f in body[s + open.len()..e].split(';').map(str::trim).filter(|f| !f.is_empty()) {
-        let t = tokens(f);
-        let (name, ty) = t.split_last().unwrap();
-        options_fields.push((name.clone(), ty.join(" ")));
+    // The structs: `typedef struct NAME { fields } NAME;`, cut out of the
+    // body, which then holds only typedefs and functions.
+    let mut structs = BTreeMap::new();
+    let mut rest = body;
+    while let Some(s) = rest.find("typedef struct ") {
+        let open = s + rest[s..].find('{').expect("typedef struct without {");
+        let name = rest["typedef struct ".len() + s..open].trim().to_owned();
+        let close = format!("}} {name};");
+        let e = open + rest[open..].find(&close).unwrap_or_else(|| panic!("end of {name}"));
+        let mut fields = Vec::new();
+        for f in rest[open + 1..e].split(';').map(str::trim).filter(|f| !f.is_empty()) {
+            let t = tokens(f);
+            let (fname, ty) = t.split_last().unwrap();
+            fields.push((fname.clone(), ty.join(" ")));
+        }
+        assert!(structs.insert(name.clone(), fields).is_none(), "struct {name} twice");
+        rest = format!("{}{}", &rest[..s], &rest[e + close.len()..]);
     }
-    let rest = format!("{}{}", &body[..s], &body[e + "} goipc_options;".len()..]);
 
     let mut typedefs = BTreeMap::new();
     let mut functions = BTreeMap::new();
@@ -155,6 +163,9 @@ fn parse_header() -> Header {
             typedefs.insert(name.clone(), ty.join(" "));
             continue;
         }
+        // Types a function may name: the handle typedefs and the structs.
+        let mut known = typedefs.clone();
+        known.extend(structs.keys().map(|n| (n.clone(), "struct".to_owned())));
         let open = stmt.find('(').unwrap_or_else(|| panic!("unexpected statement in header: {stmt}"));
         assert!(stmt.ends_with(')'), "unexpected statement in header: {stmt}");
         let head = tokens(&stmt[..open]);
@@ -165,13 +176,13 @@ fn parse_header() -> Header {
             for p in params_src.split(',') {
                 let t = tokens(p);
                 let (pname, pty) = t.split_last().unwrap();
-                params.push((pname.clone(), rust_type(pty, &typedefs)));
+                params.push((pname.clone(), rust_type(pty, &known)));
             }
         }
-        let prev = functions.insert(name.clone(), (params, rust_type(ret, &typedefs)));
+        let prev = functions.insert(name.clone(), (params, rust_type(ret, &known)));
         assert!(prev.is_none(), "{name} declared twice");
     }
-    Header { constants, typedefs, options_fields, functions }
+    Header { constants, typedefs, structs, functions }
 }
 
 #[test]
@@ -218,33 +229,54 @@ fn typedefs_match_header() {
     assert_eq!(l, c);
 }
 
-/// C layout of fixed-width integer fields (x86-64 / aarch64 SysV):
-/// each at the next multiple of its size; struct padded to its alignment.
-#[test]
-fn options_layout_matches_header() {
-    let h = parse_header();
+/// One struct field as (name, Rust type, offset, size).
+type FieldLayout = (String, String, usize, usize);
+
+/// The C layout of a struct of the header (x86-64 / aarch64 SysV): each
+/// field at the next multiple of its alignment, the struct padded to its
+/// alignment. Returns the fields, the size and the alignment.
+fn c_layout(h: &Header, name: &str) -> (Vec<FieldLayout>, usize, usize) {
+    let fields = h.structs.get(name).unwrap_or_else(|| panic!("struct {name} is not in goipc.h"));
     let mut off = 0usize;
     let mut align = 1usize;
-    let mut want = Vec::new();
-    for (name, cty) in &h.options_fields {
-        let (rty, size) = match cty.as_str() {
-            "uint32_t" => ("u32", 4),
-            "int32_t" => ("i32", 4),
-            "uint64_t" => ("u64", 8),
-            "int64_t" => ("i64", 8),
-            other => panic!("goipc_options.{name}: unsupported type {other}"),
+    let mut out = Vec::new();
+    for (fname, cty) in fields {
+        let (rty, size, falign) = match cty.as_str() {
+            "uint32_t" => ("u32".to_owned(), 4, 4),
+            "int32_t" => ("i32".to_owned(), 4, 4),
+            "uint64_t" => ("u64".to_owned(), 8, 8),
+            "int64_t" => ("i64".to_owned(), 8, 8),
+            inner if h.structs.contains_key(inner) => {
+                let (_, size, a) = c_layout(h, inner);
+                (inner.to_owned(), size, a)
+            }
+            other => panic!("{name}.{fname}: unsupported type {other}"),
         };
-        off = off.next_multiple_of(size);
-        want.push((name.clone(), rty.to_owned(), off, size));
+        off = off.next_multiple_of(falign);
+        out.push((fname.clone(), rty, off, size));
         off += size;
-        align = align.max(size);
+        align = align.max(falign);
     }
-    let c_size = off.next_multiple_of(align);
-    let ours: Vec<(String, String, usize, usize)> =
-        sys::OPTIONS_FIELDS.iter().map(|f| (f.name.to_owned(), squash(f.ty), f.offset, f.size)).collect();
-    assert_eq!(ours, want, "goipc_options fields (name, type, offset, size): src/sys.rs vs goipc.h");
-    assert_eq!(std::mem::size_of::<sys::goipc_options>(), c_size);
-    assert_eq!(std::mem::align_of::<sys::goipc_options>(), align);
+    (out, off.next_multiple_of(align), align)
+}
+
+/// Checks the sys.rs struct T (its recorded fields) against the header's.
+fn check_layout<T>(h: &Header, name: &str, ours: &[sys::Field]) {
+    let (want, c_size, c_align) = c_layout(h, name);
+    let ours: Vec<FieldLayout> = ours.iter().map(|f| (f.name.to_owned(), squash(f.ty), f.offset, f.size)).collect();
+    assert_eq!(ours, want, "{name} fields (name, type, offset, size): src/sys.rs vs goipc.h");
+    let (size, align) = (std::mem::size_of::<T>(), std::mem::align_of::<T>());
+    assert_eq!((size, align), (c_size, c_align), "{name} size and alignment: src/sys.rs vs goipc.h");
+}
+
+#[test]
+fn struct_layouts_match_header() {
+    let h = parse_header();
+    let names: Vec<&str> = h.structs.keys().map(String::as_str).collect();
+    assert_eq!(names, ["goipc_direction_stats", "goipc_options", "goipc_stats"], "structs in goipc.h");
+    check_layout::<sys::goipc_options>(&h, "goipc_options", sys::OPTIONS_FIELDS);
+    check_layout::<sys::goipc_stats>(&h, "goipc_stats", sys::STATS_FIELDS);
+    check_layout::<sys::goipc_direction_stats>(&h, "goipc_direction_stats", sys::DIRECTION_STATS_FIELDS);
 }
 
 fn sevens() -> sys::goipc_options {
@@ -328,7 +360,8 @@ fn every_status_has_a_description() {
 /// The parser itself, on declarations shaped like the header's.
 #[test]
 fn parser_types() {
-    let td: BTreeMap<String, String> = [("goipc_conn".to_owned(), "uint64_t".to_owned())].into();
+    let td: BTreeMap<String, String> =
+        [("goipc_conn".to_owned(), "uint64_t".to_owned()), ("goipc_options".to_owned(), "struct".to_owned())].into();
     let t = |s: &str| rust_type(&tokens(s), &td);
     assert_eq!(t("const void **"), "*mut*constc_void");
     assert_eq!(t("void **"), "*mut*mutc_void");
