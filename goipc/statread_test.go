@@ -259,3 +259,39 @@ func TestStatsShowParkedSides(t *testing.T) {
 		t.Fatalf("after the space came: %+v (%d queued)", cs.Sent, queued)
 	}
 }
+
+// BenchmarkSendRecvOneGoroutine: one goroutine sends a 64 B message and
+// receives it on the other end of an in-process pair, so nothing ever
+// waits and no cache line moves between cores: the per-message
+// instruction cost, which the statistics stores add to (docs/STAT.md
+// compares builds with and without them).
+func BenchmarkSendRecvOneGoroutine(b *testing.B) {
+	ln, err := Listen(socketPath(b), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	accepted := make(chan *Conn, 1)
+	go func() { c, _ := ln.Accept(); accepted <- c }()
+	client, err := Dial(ln.Addr(), nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer client.Close()
+	server := <-accepted
+	if server == nil {
+		b.Fatal("accept failed")
+	}
+	defer server.Close()
+	msg, buf := make([]byte, 64), make([]byte, 64)
+	b.SetBytes(64)
+	b.ResetTimer()
+	for range b.N {
+		if err := client.Send(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := server.RecvInto(buf, 0); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
