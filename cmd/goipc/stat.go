@@ -5,6 +5,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"slices"
 	"strconv"
@@ -151,7 +152,7 @@ type statRecord struct {
 	LayoutVersion    uint32  `json:"layout_version"`
 	ProtocolVersion  uint32  `json:"protocol_version"`
 	CreatedUnixNs    int64   `json:"created_unix_ns"`
-	AgeSeconds       float64 `json:"age_seconds"`
+	AgeSeconds       float64 `json:"age_seconds"` // milliseconds precision
 	MaxMessageSize   uint32  `json:"max_message_size"`
 	MessagesSent     uint64  `json:"messages_sent"`
 	BytesSent        uint64  `json:"bytes_sent"`
@@ -184,7 +185,7 @@ func record(e statread.End, now time.Time) statRecord {
 	r := statRecord{
 		PID: e.PID, Name: e.Name, PeerPID: e.PeerPID, Role: role(e), Path: e.Header.Path, Segment: e.Segment,
 		LayoutVersion: e.Header.LayoutVersion, ProtocolVersion: e.Header.ProtocolVersion,
-		AgeSeconds: e.Age(now).Seconds(), MaxMessageSize: e.Header.MaxMessageSize,
+		AgeSeconds: math.Round(e.Age(now).Seconds()*1e3) / 1e3, MaxMessageSize: e.Header.MaxMessageSize,
 		MessagesSent: e.Sent.Messages, BytesSent: e.Sent.Bytes,
 		MessagesReceived: e.Received.Messages, BytesReceived: e.Received.Bytes,
 		SendCapacity: e.Sent.Capacity, SendInUse: e.Sent.InUse, SendParks: e.Sent.Parks, SendWakeups: e.Sent.Wakeups,
