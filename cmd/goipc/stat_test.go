@@ -90,16 +90,24 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 	}
 }
 
-// TestStatCountsWhatATestSent: a test process sends known messages to
-// `goipc pong`; `goipc stat --json` reports exactly those numbers for both
-// ends, and the same numbers as Conn.Stats.
-func TestStatCountsWhatATestSent(t *testing.T) {
-	path, pong, _ := startPong(t)
+// dialPong starts `goipc pong` and connects this process to it; both end
+// with the test.
+func dialPong(t *testing.T) (path string, pong *exec.Cmd, c *goipc.Conn) {
+	t.Helper()
+	path, pong, _ = startPong(t)
 	c, err := goipc.Dial(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer c.Close()
+	t.Cleanup(func() { c.Close() })
+	return path, pong, c
+}
+
+// TestStatCountsWhatATestSent: a test process sends known messages to
+// `goipc pong`; `goipc stat --json` reports exactly those numbers for both
+// ends, and the same numbers as Conn.Stats.
+func TestStatCountsWhatATestSent(t *testing.T) {
+	path, pong, c := dialPong(t)
 	const n = 500
 	var total uint64
 	for i := range n {
@@ -158,12 +166,7 @@ func TestStatCountsWhatATestSent(t *testing.T) {
 }
 
 func TestStatWatchPrintsRates(t *testing.T) {
-	path, _, _ := startPong(t)
-	c, err := goipc.Dial(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	path, _, _ := dialPong(t)
 	out, err := cli("stat", "--watch", "--interval", "20ms", "--count", "3", "--pid", strconv.Itoa(os.Getpid())).CombinedOutput()
 	if err != nil {
 		t.Fatalf("%v\n%s", err, out)
@@ -494,12 +497,7 @@ func TestStatShowsOtherUsersOnlyToRoot(t *testing.T) {
 	holder := asNobody("GOIPC_STAT_TEST_ROLE=hold", nobodyPath)
 	start(holder, "connected")
 	// root's connection, in this process.
-	rootPath, rootPong, _ := startPong(t)
-	c, err := goipc.Dial(rootPath, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
+	rootPath, rootPong, _ := dialPong(t)
 
 	seen := statJSON(t, asNobody("GOIPC_CLI=1", "stat", "--json"))
 	nobodyEnds := endsOn(seen, nobodyPath)
