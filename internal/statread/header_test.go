@@ -3,7 +3,6 @@ package statread
 import (
 	"encoding/binary"
 	"errors"
-	"strings"
 	"testing"
 	"time"
 )
@@ -132,23 +131,37 @@ func TestInUseClampsHostileWords(t *testing.T) {
 }
 
 // FuzzParseControl: whatever a segment holds, ParseControl returns an
-// error or a header whose geometry is valid, and never panics.
+// error wrapping one of its reasons or a header whose geometry is valid,
+// and never panics. Random bytes rarely get past the magic, so the input
+// is a patch over a valid control area (at: where it lands; cut: a
+// truncation, 0 for none) or, with at = 0xffff, the raw control area
+// itself; small inputs also keep the fuzzer's minimization quick.
 func FuzzParseControl(f *testing.F) {
-	valid, size := validControl(4096)
-	f.Add(valid, size)
-	big, bigSize := validControl(1 << 20)
-	f.Add(big, bigSize)
-	f.Add(valid[:ControlSize-1], size)
-	f.Add(valid[:8], int64(8))
-	f.Add([]byte{}, int64(0))
-	v1 := append([]byte(nil), valid...)
-	binary.LittleEndian.PutUint32(v1[offLayoutVersion:], 1)
-	f.Add(v1, size)
-	longPath := append([]byte(nil), valid...)
-	binary.LittleEndian.PutUint32(longPath[offPathLen:], maxPathBytes)
-	copy(longPath[offPath:], strings.Repeat("\x1b[2J", maxPathBytes/4))
-	f.Add(longPath, size)
-	f.Fuzz(func(t *testing.T, ctl []byte, fileSize int64) {
+	_, size := validControl(4096)
+	_, bigSize := validControl(1 << 20)
+	le := func(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
+	f.Add([]byte{}, uint16(0), uint16(0), size)                          // valid
+	f.Add([]byte{}, uint16(0), uint16(0), bigSize)                       // a header of another size
+	f.Add([]byte{}, uint16(0), uint16(ControlSize-1), size)              // short read
+	f.Add([]byte{}, uint16(0), uint16(8), size)                          // magic only
+	f.Add([]byte{1}, uint16(offLayoutVersion), uint16(0), size)          // version 1
+	f.Add(le(0), uint16(offReady), uint16(0), size)                      // not ready
+	f.Add(le(1<<62), uint16(offRing0Control), uint16(0), size)           // head far ahead
+	f.Add(le(maxPathBytes), uint16(offPathLen), uint16(0), size)         // longest path
+	f.Add([]byte("\x1b[2J\n"), uint16(offPath), uint16(0), size)         // escapes in the path
+	f.Add(le(12288), uint16(offRing1DataOff), uint16(0), int64(12288))   // overlapping rings
+	f.Add([]byte("not a segment"), uint16(0xffff), uint16(0), int64(13)) // raw garbage
+	f.Fuzz(func(t *testing.T, patch []byte, at, cut uint16, fileSize int64) {
+		var ctl []byte
+		if at == 0xffff {
+			ctl = patch
+		} else {
+			ctl, _ = validControl(4096)
+			copy(ctl[int(at)%ControlSize:], patch)
+			if cut != 0 && int(cut) < len(ctl) {
+				ctl = ctl[:cut]
+			}
+		}
 		h, err := ParseControl(ctl, fileSize)
 		if err != nil {
 			for _, known := range []error{ErrNotSegment, ErrVersion, ErrNotReady, ErrTruncated, ErrInconsistent} {
@@ -165,11 +178,11 @@ func FuzzParseControl(f *testing.F) {
 			if !validRingSize(r.Capacity) || r.InUse() > r.Capacity {
 				t.Fatalf("ring %d: capacity %d, in use %d", i, r.Capacity, r.InUse())
 			}
-			for _, dialer := range []bool{true, false} {
-				e := newEnd(1, "x", 1, h, dialer)
-				if e.Sent.InUse > e.Sent.Capacity || e.Received.InUse > e.Received.Capacity {
-					t.Fatalf("end %+v", e)
-				}
+		}
+		for _, dialer := range []bool{true, false} {
+			e := newEnd(1, "x", 1, h, dialer)
+			if e.Sent.InUse > e.Sent.Capacity || e.Received.InUse > e.Received.Capacity {
+				t.Fatalf("end %+v", e)
 			}
 		}
 	})
