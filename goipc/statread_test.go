@@ -295,3 +295,22 @@ func BenchmarkSendRecvOneGoroutine(b *testing.B) {
 		}
 	}
 }
+
+// TestStatreadSeesBothEndsOfAPipe: Pipe's ends hold two descriptors on one
+// segment in one process, like a dialed pair: both are listed.
+func TestStatreadSeesBothEndsOfAPipe(t *testing.T) {
+	checkLeaks(t)
+	a, b, err := Pipe(&Options{RingSize: MinRingSize, MaxMessageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	exchange(t, a, b, 10)
+	d, l := scanEnds(t, a)
+	sameCounters(t, "pipe dialer", d, mustStats(t, a))
+	sameCounters(t, "pipe listener", l, mustStats(t, b))
+	if d.Sent.Messages != 10 || l.Received.Messages != 10 || d.Header.Path != "" {
+		t.Fatalf("pipe ends: %+v\n%+v", d, l)
+	}
+}
