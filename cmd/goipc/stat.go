@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"encoding/json"
 	"flag"
 	"fmt"
@@ -115,20 +116,9 @@ type endKey struct {
 func keyOf(e statread.End) endKey { return endKey{e.PID, e.Segment, e.Dialer} }
 
 func sortEnds(ends []statread.End) {
+	// By process, then connection, the dialer end first.
 	slices.SortFunc(ends, func(a, b statread.End) int {
-		if a.PID != b.PID {
-			return a.PID - b.PID
-		}
-		if a.Segment != b.Segment {
-			return int(a.Segment) - int(b.Segment)
-		}
-		if a.Dialer == b.Dialer {
-			return 0
-		}
-		if a.Dialer {
-			return -1
-		}
-		return 1
+		return cmp.Or(cmp.Compare(a.PID, b.PID), cmp.Compare(a.Segment, b.Segment), cmp.Compare(role(a), role(b)))
 	})
 }
 
