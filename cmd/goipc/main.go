@@ -1,5 +1,6 @@
 // Command goipc is the goipc command-line tool: a Go consumer (pong), a
-// producer that measures round trips (ping), and the IPC benchmark (bench).
+// producer that measures round trips (ping), the IPC benchmark (bench),
+// and the live connections of the host with their counters (stat).
 package main
 
 import (
