@@ -107,24 +107,33 @@ func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID
 		c.timers[i] = time.NewTimer(time.Hour)
 		c.timers[i].Stop()
 	}
-	c.prod.ring = c.ringDoorbell
-	c.cons.ring = c.ringDoorbell
+	c.prod.ring = c.ringData
+	c.cons.ring = c.ringSpace
 	go c.watchPeer()
 	return c, nil
 }
 
-// doorbellByte is what a side writes to the socket to wake a peer that
-// announced a doorbell wait. Its value carries no meaning: any byte makes
-// the peer re-check both rings.
-var doorbellByte = []byte{'!'}
+// Doorbell bytes: what a side writes to the socket to wake a peer that
+// announced a doorbell wait. The value says which wait: a message was
+// published on the peer's receive ring, or space was freed on its send
+// ring. A watcher treats any other byte as both.
+var (
+	doorbellData  = []byte{'D'}
+	doorbellSpace = []byte{'S'}
+)
+
+func (c *Conn) ringData()  { c.ringDoorbell(doorbellData) }
+func (c *Conn) ringSpace() { c.ringDoorbell(doorbellSpace) }
 
 // ringDoorbell wakes the peer's doorbell waiter: one byte on the socket,
 // which the peer's watcher reads through its netpoller. A full socket
-// buffer (EAGAIN) means bytes are already pending there, which wake the
-// peer just as well, so a failed write is dropped.
-func (c *Conn) ringDoorbell() {
+// buffer (EAGAIN) means the peer has not read the bytes already there:
+// each was written for an arm of its own (one ring per arm), so a legit
+// peer has at most a few pending and reads them soon; only a peer that
+// stopped reading its socket fills it, and it only loses its own wakeups.
+func (c *Conn) ringDoorbell(b []byte) {
 	c.sockRaw.Write(func(fd uintptr) bool {
-		sys.Write(int(fd), doorbellByte)
+		sys.Write(int(fd), b)
 		return true
 	})
 }
@@ -138,9 +147,18 @@ func (c *Conn) watchPeer() {
 	var b [64]byte
 	for {
 		n, err := c.sock.Read(b[:])
-		if n > 0 {
-			c.wakeBells()
-			c.notify.signal()
+		var data, space bool
+		for _, x := range b[:n] {
+			data = data || x != doorbellSpace[0]
+			space = space || x != doorbellData[0]
+		}
+		if data {
+			c.wakeBell(dirRecv)
+			c.notify.signal(dirRecv)
+		}
+		if space {
+			c.wakeBell(dirSend)
+			c.notify.signal(dirSend)
 		}
 		if err != nil {
 			break
@@ -151,19 +169,18 @@ func (c *Conn) watchPeer() {
 	if c.enter(dirRecv) == nil {
 		c.peerGone.Store(true)
 		c.wakeLocalWaiters()
-		c.notify.signal()
+		c.notify.signal(dirRecv)
+		c.notify.signal(dirSend)
 		c.leave(dirRecv)
 	}
 }
 
-// wakeBells hands each direction's doorbell waiter a token, without
-// blocking: a token already there does the same job.
-func (c *Conn) wakeBells() {
-	for _, b := range c.bells {
-		select {
-		case b <- struct{}{}:
-		default:
-		}
+// wakeBell hands a direction's doorbell waiter a token, without blocking:
+// a token already there does the same job.
+func (c *Conn) wakeBell(dir int) {
+	select {
+	case c.bells[dir] <- struct{}{}:
+	default:
 	}
 }
 
@@ -283,7 +300,6 @@ func (c *Conn) state(w *waitFor) error {
 // idempotent. drain makes a dead peer's already-published data still count
 // as ready. The caller holds dir's mutex.
 func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
-	c.notify.drain()
 	if err := c.state(w); err != nil {
 		return c.finalCheck(ready, err, drain)
 	}
@@ -291,7 +307,7 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 		return err
 	}
 	if w.try {
-		return c.tryFailed(ec, ready)
+		return c.tryFailed(dir, ec, ready)
 	}
 	budget := c.spinNow[dir]
 	var start time.Time
@@ -471,13 +487,16 @@ func (c *Conn) doorbellPark(dir int, ec eventCount, ready func() (bool, error), 
 }
 
 // tryFailed ends a call that may not wait. When the connection has a
-// NotifyFD, it arms the doorbell first, so that the descriptor becomes
-// readable when the peer next publishes, and looks once more: what the
-// peer published before the arm would ring nothing.
-func (c *Conn) tryFailed(ec eventCount, ready func() (bool, error)) error {
+// NotifyFD, the caller is about to wait on it: this resets the
+// descriptor's readiness for dir (notifyFD.reset), arms the doorbell, so
+// that the descriptor becomes readable when the peer next publishes (or
+// frees space), and looks once more: what the peer published before the
+// arm would ring nothing.
+func (c *Conn) tryFailed(dir int, ec eventCount, ready func() (bool, error)) error {
 	if !c.notify.open() {
 		return ErrTimeout
 	}
+	c.notify.reset(dir)
 	ec.arm()
 	if ok, err := ready(); ok || err != nil {
 		ec.disarm()

@@ -323,6 +323,9 @@ func (l *Listener) admit(sock *net.UnixConn) {
 		return
 	}
 	p := &pendingHandshake{sock: sock, cred: cred}
+	// The deadline is set here, before the handshake is pending: an
+	// eviction (a deadline in the past) must never be overwritten by it.
+	sock.SetDeadline(time.Now().Add(l.opts.handshakeTimeout))
 	l.mu.Lock()
 	if l.isClosed() {
 		l.mu.Unlock()
@@ -418,8 +421,7 @@ var errNoHello = fmt.Errorf("%w: client closed the connection before its hello",
 // that a dialer whose Dial returned finds its connection acceptable).
 func (l *Listener) acceptHandshake(p *pendingHandshake) error {
 	o := &l.opts
-	sock, cred := p.sock, p.cred
-	sock.SetDeadline(time.Now().Add(o.handshakeTimeout))
+	sock, cred := p.sock, p.cred // its deadline was set by admit
 	reply := func(status uint32) { sock.Write(l.reply(status, 0, 0)) }
 	var hello [hsHelloSize]byte
 	oob := make([]byte, unix.CmsgSpace(4*4)) // room to notice (and close) extra fds

@@ -10,35 +10,54 @@ import (
 
 // notifyFD is a connection's pollable descriptor: an eventfd of this
 // process (never shared with the peer) that the watcher makes readable
-// when the peer rings our doorbell or goes away, for event loops
-// (epoll, asyncio, tokio) that wait on many connections.
+// when the peer rings our doorbell or goes away, for event loops (epoll,
+// asyncio, tokio) that wait on many connections.
+//
+// One descriptor serves both directions, so readiness is kept per
+// direction: pending[dir] says a doorbell for dir arrived since dir's
+// last failed try. A failed try resets only its own direction, and
+// leaves the descriptor readable while the other direction is pending:
+// a send that finds the ring full must not swallow the wakeup of a
+// receive that waits on the same descriptor.
 type notifyFD struct {
 	mu sync.Mutex   // serialises creation and close
 	fd atomic.Int32 // -1 until NotifyFD is first called, and after close
-	// pending pairs with the watcher's signal: set after each write to
-	// the eventfd, cleared (with a read that resets the counter) by the
-	// next call on the connection.
-	pending atomic.Bool
+	// pending[dir] is set by the watcher before it writes the eventfd,
+	// and cleared by dir's next failed try (reset).
+	pending [2]atomic.Bool
 }
 
 func (n *notifyFD) open() bool { return n.fd.Load() >= 0 }
 
-// signal makes the descriptor readable, if there is one.
-func (n *notifyFD) signal() {
+// signal marks dir pending and makes the descriptor readable, if there
+// is one.
+func (n *notifyFD) signal(dir int) {
 	if fd := n.fd.Load(); fd >= 0 {
+		// SYNC POINT: this store precedes the eventfd write; pairs with
+		// reset's load of the other direction after its read.
+		n.pending[dir].Store(true)
 		sys.SignalEventFD(int(fd))
-		n.pending.Store(true)
 	}
 }
 
-// drain resets the descriptor's readiness: the call that drains it is
-// about to look at the ring itself. Costs one atomic load when nothing
-// is pending.
-func (n *notifyFD) drain() {
-	if n.pending.Load() && n.pending.CompareAndSwap(true, false) {
-		if fd := n.fd.Load(); fd >= 0 {
-			sys.DrainEventFD(int(fd))
-		}
+// reset clears dir's readiness before its caller waits on the descriptor.
+// The eventfd itself is read (reset) only when the other direction has
+// nothing pending; if the other direction became pending meanwhile, its
+// signal may have been consumed by that read, so the descriptor is made
+// readable again. A spurious readiness can result, never a lost one.
+func (n *notifyFD) reset(dir int) {
+	fd := n.fd.Load()
+	if fd < 0 {
+		return
+	}
+	n.pending[dir].Store(false)
+	other := &n.pending[1-dir]
+	if other.Load() {
+		return
+	}
+	sys.DrainEventFD(int(fd))
+	if other.Load() {
+		sys.SignalEventFD(int(fd))
 	}
 }
 
@@ -53,18 +72,22 @@ func (n *notifyFD) close() {
 
 // NotifyFD returns a file descriptor that becomes readable when a call on
 // this connection that returned ErrTimeout without waiting (TrySend,
-// TryRecv-style calls with timeout 0) may now succeed: a message arrived,
-// ring space was freed, or the connection ended (closed or peer gone). It
-// is for event loops (epoll, asyncio's add_reader, tokio's AsyncFd) that
-// wait on many connections without a thread each.
+// zero-timeout receives) may now succeed: a message arrived, ring space
+// was freed, or the connection ended (closed or peer gone). It is for
+// event loops (epoll, asyncio's add_reader, tokio's AsyncFd) that wait on
+// many connections without a thread each.
 //
 // The rules: a zero-timeout call that returns ErrTimeout arms the
-// descriptor; wait until it is readable (level-triggered; a wakeup may be
-// spurious); then call again. Any call on the connection resets the
-// readiness, so always call until ErrTimeout before waiting again. The
+// descriptor for its direction (receive or send) and resets that
+// direction's readiness; wait until the descriptor is readable
+// (level-triggered; a wakeup may be spurious); then call again. Calls that
+// succeed leave the readiness alone, so the descriptor may stay readable
+// until the next call that returns ErrTimeout. Readiness of one direction
+// survives a failed call in the other. A send does not arm the descriptor
+// for the reply: make one zero-timeout receive before the first wait. The
 // descriptor belongs to the connection: do not read, write or close it;
-// Close closes it (remove it from epoll sets first). Every call returns
-// the same descriptor.
+// Close closes it (remove it from epoll sets first). Every call returns the
+// same descriptor.
 func (c *Conn) NotifyFD() (int, error) {
 	if err := c.enter(dirRecv); err != nil {
 		return -1, err
@@ -80,8 +103,10 @@ func (c *Conn) NotifyFD() (int, error) {
 		return -1, fmt.Errorf("goipc: NotifyFD: %w", err)
 	}
 	c.notify.fd.Store(int32(fd))
-	// Events before the descriptor existed woke nobody: start readable,
-	// so that the first wait is preceded by a call that arms it.
-	c.notify.signal()
+	// Events before the descriptor existed woke nobody: start readable
+	// in both directions, so that the first wait is preceded by calls
+	// that arm it.
+	c.notify.signal(dirRecv)
+	c.notify.signal(dirSend)
 	return fd, nil
 }

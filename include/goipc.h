@@ -341,14 +341,19 @@ int32_t goipc_conn_close(goipc_conn c);
  * GOIPC_ERR_PEER_CLOSED). For event loops (epoll, poll, select, asyncio,
  * tokio) that wait on many connections without a thread each.
  * Rules:
- *  - Readiness is level-triggered and may be spurious. Any call on c
- *    resets it: after the descriptor is readable, call goipc_recv /
- *    goipc_send with timeout_ms 0 until one returns GOIPC_ERR_TIMEOUT,
- *    then wait again. A call returning GOIPC_ERR_TIMEOUT with timeout 0 is
- *    what arms the descriptor for the next event; blocking calls (timeout
- *    != 0) on c work as usual but should not run while another thread
- *    waits on the descriptor for the same direction.
- *  - With EPOLLET, the same rule holds: drain until GOIPC_ERR_TIMEOUT.
+ *  - A call with timeout_ms 0 that returns GOIPC_ERR_TIMEOUT arms the
+ *    descriptor for its direction (receive: the next message; send: ring
+ *    space) and resets that direction's readiness. Readiness is
+ *    level-triggered and may be spurious: when the descriptor is readable,
+ *    retry the calls you were waiting to make, each until it returns
+ *    GOIPC_ERR_TIMEOUT, then wait again. Calls that succeed leave the
+ *    readiness alone (the descriptor may stay readable until the next call
+ *    that returns GOIPC_ERR_TIMEOUT). A failed call in one direction never
+ *    swallows the other direction's readiness.
+ *  - A send does not arm the descriptor for the reply: make one receive
+ *    with timeout_ms 0 before the first wait.
+ *  - Blocking calls (timeout_ms != 0) on c work as usual.
+ *  - With EPOLLET, the same rule holds: retry until GOIPC_ERR_TIMEOUT.
  *  - The descriptor belongs to the connection: do not read, write or close
  *    it. goipc_conn_close closes it: remove it from epoll sets before.
  *  - It is an eventfd of this process, never shared with the peer.

@@ -1,0 +1,94 @@
+package goipc
+
+import (
+	"errors"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// readable waits up to d for fd to be readable.
+func readable(t *testing.T, fd int, d time.Duration) bool {
+	t.Helper()
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+	for {
+		n, err := unix.Poll(pfd, int(d/time.Millisecond))
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		return n > 0
+	}
+}
+
+// The descriptor wakes a waiting receive, and a failed send on the same
+// connection does not swallow that wakeup (one descriptor, two
+// directions).
+func TestNotifyFDBothDirections(t *testing.T) {
+	checkLeaks(t)
+	a, b, err := Pipe(&Options{RingSize: MinRingSize, MaxMessageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	fd, err := a.NotifyFD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again, _ := a.NotifyFD(); again != fd {
+		t.Fatalf("NotifyFD returned %d, then %d", fd, again)
+	}
+	msg := make([]byte, 1000)
+	for a.TrySend(msg) == nil { // fill a's send ring
+	}
+	if _, err := a.RecvTimeout(0); !errors.Is(err, ErrTimeout) { // arm the receive direction
+		t.Fatal(err)
+	}
+	if err := b.Send([]byte("ping")); err != nil {
+		t.Fatal(err)
+	}
+	if !readable(t, fd, 10*time.Second) {
+		t.Fatal("a message arrived, the descriptor stayed quiet")
+	}
+	if err := a.TrySend(msg); !errors.Is(err, ErrTimeout) { // the other direction fails
+		t.Fatal(err)
+	}
+	if !readable(t, fd, 10*time.Second) {
+		t.Fatal("a failed send swallowed the receive's wakeup")
+	}
+	if m, err := a.RecvTimeout(0); err != nil || string(m) != "ping" {
+		t.Fatalf("%q %v", m, err)
+	}
+	if _, err := a.RecvTimeout(0); !errors.Is(err, ErrTimeout) {
+		t.Fatal(err)
+	}
+	// The send direction: b frees space, the descriptor wakes a's sender.
+	if _, err := b.RecvTimeout(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if !readable(t, fd, 10*time.Second) {
+		t.Fatal("space was freed, the descriptor stayed quiet")
+	}
+	if err := a.TrySend(msg); err != nil {
+		t.Fatalf("send after space was freed: %v", err)
+	}
+	// The peer going away makes it readable too.
+	for a.TrySend(msg) == nil {
+	}
+	a.RecvTimeout(0)
+	b.Close()
+	if !readable(t, fd, 10*time.Second) {
+		t.Fatal("the peer closed, the descriptor stayed quiet")
+	}
+	for {
+		if _, err := a.RecvTimeout(0); errors.Is(err, ErrPeerClosed) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+}
