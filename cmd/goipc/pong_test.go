@@ -1,0 +1,212 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goipc/goipc/goipc"
+	"github.com/goipc/goipc/goipc/message"
+)
+
+// TestPongKeepsAConnectionWhosePongDoesNotFit: a valid Ping that fills the
+// connection's maximum message size has no Pong that fits (a Pong is 8 B
+// larger). pong answers it with an empty payload and keeps serving.
+func TestPongKeepsAConnectionWhosePongDoesNotFit(t *testing.T) {
+	path, _, stderr := startPong(t)
+	c, err := goipc.Dial(path, nil) // the default maximum, 1 MiB
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	payload := bytes.Repeat([]byte{0x5a}, 1048504)
+	big := message.AppendPing(nil, 41, 4242, payload)
+	if len(big) > c.MaxMessageSize() || message.PongSize(len(payload)) <= c.MaxMessageSize() {
+		t.Fatalf("test premise: Ping %d B, Pong %d B, maximum %d B", len(big), message.PongSize(len(payload)), c.MaxMessageSize())
+	}
+	if err := c.SendTimeout(big, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := c.RecvTimeout(10 * time.Second)
+	if err != nil {
+		t.Fatalf("the connection was dropped: %v (%s)", err, stderr)
+	}
+	pong, err := message.ParsePong(reply)
+	if err != nil || pong.Seq() != 41 || pong.PingSentNs() != 4242 || len(pong.Payload()) != 0 {
+		t.Fatalf("answer to the oversized Ping: %v, want a Pong with seq 41 and no payload", err)
+	}
+	// The same connection still answers normal Pings.
+	c.Send(message.AppendPing(nil, 42, 1, []byte("small")))
+	reply, err = c.RecvTimeout(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pong, err := message.ParsePong(reply); err != nil || pong.Seq() != 42 || string(pong.Payload()) != "small" {
+		t.Fatalf("next Pong: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "answered with an empty payload"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pong did not report the Pong it could not send: %s", stderr)
+		}
+	}
+}
+
+// TestPingSizesItsSegmentForThePong: goipc ping asks for a maximum message
+// size that holds the Pong, says what to do when the consumer refuses it,
+// and refuses sizes no connection can carry.
+func TestPingSizesItsSegmentForThePong(t *testing.T) {
+	path, _, _ := startPong(t)
+	out, err := cli("ping", "--dial", path, "-n", "5", "--warmup", "0", "--size", "1048504").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("ping --size 1048504 against a 1 MiB consumer: %v, want exit 1\n%s", err, out)
+	}
+	for _, want := range []string{"--size <= 1048500", "--max-message 1048584", "the Pong"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("ping --size 1048504 output lacks %q:\n%s", want, out)
+		}
+	}
+	// The largest payload whose Pong fits 1 MiB works against the default.
+	if out, err := cli("ping", "--dial", path, "-n", "5", "--warmup", "0", "--size", "1048500").CombinedOutput(); err != nil {
+		t.Fatalf("ping --size 1048500: %v\n%s", err, out)
+	}
+	// A consumer that allows more serves the larger size.
+	big, _, _ := startPong(t, "--max-message", "1048584")
+	if out, err := cli("ping", "--dial", big, "-n", "5", "--warmup", "0", "--size", "1048504").CombinedOutput(); err != nil {
+		t.Fatalf("ping --size 1048504 against --max-message 1048584: %v\n%s", err, out)
+	}
+	// Sizes no connection can carry are usage errors.
+	out, err = cli("ping", "--dial", path, "--size", strconv.Itoa(maxPingMessage)).CombinedOutput()
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "use --size <= ") {
+		t.Fatalf("ping --size %d: %v\n%s", maxPingMessage, err, out)
+	}
+}
+
+func TestMaxPongPayload(t *testing.T) {
+	for _, limit := range []int{80, 81, 87, 88, 4096, 1 << 20, 1<<20 + 3, maxPingMessage} {
+		n := maxPongPayload(limit)
+		if message.PongSize(n) > limit || message.PongSize(n+1) <= limit {
+			t.Errorf("maxPongPayload(%d) = %d: PongSize %d, next %d", limit, n, message.PongSize(n), message.PongSize(n+1))
+		}
+	}
+	if got := maxPongPayload(1 << 20); got != 1048500 {
+		t.Errorf("maxPongPayload(1 MiB) = %d, want 1048500", got)
+	}
+}
+
+// TestPingReportsAPongWithoutItsPayload: a consumer that answers with an
+// empty payload (as goipc pong does when the Pong cannot fit) is named as
+// such, not as a corrupt answer.
+func TestPingReportsAPongWithoutItsPayload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "empty.sock")
+	ln, err := goipc.Listen(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			m, err := c.Recv()
+			if err != nil {
+				return
+			}
+			ping, err := message.ParsePing(m)
+			if err != nil {
+				return
+			}
+			c.Send(message.AppendPong(nil, ping.Seq(), ping.SentNs(), 1, nil))
+		}
+	}()
+	out, err := cli("ping", "--dial", path, "-n", "3", "--warmup", "0", "--size", "64").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "without its payload") {
+		t.Fatalf("ping against a consumer that drops payloads: %v\n%s", err, out)
+	}
+}
+
+// TestPongRateLimitsItsLogPerListener: a client that reconnects in a loop
+// with a bad hello gets one log line per attempt today's way; pong writes a
+// burst, then a bounded rate, and accounts for every line it dropped.
+func TestPongRateLimitsItsLogPerListener(t *testing.T) {
+	path, _, stderr := startPong(t)
+	const attempts = 300
+	start := time.Now()
+	for i := 0; i < attempts; i++ {
+		nc, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Write(bytes.Repeat([]byte{'x'}, 32)) // a hello of the right size, with a bad magic
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var reply [16]byte
+		nc.Read(reply[:]) // pong's refusal: the attempt has been handled
+		nc.Close()
+	}
+	elapsed := time.Since(start)
+	rejected := regexp.MustCompile(`(?m)^goipc pong: rejected a client: `)
+	summary := regexp.MustCompile(`(?m)^goipc pong: (\d+) log lines suppressed`)
+	// Every attempt is either logged or counted in a summary, which comes at
+	// most logSummaryDelay after the first line it counts.
+	var logged, counted int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s := stderr.String()
+		logged, counted = len(rejected.FindAllString(s, -1)), 0
+		for _, m := range summary.FindAllStringSubmatch(s, -1) {
+			n, _ := strconv.Atoi(m[1])
+			counted += n
+		}
+		if logged+counted == attempts || time.Now().After(deadline) {
+			break
+		}
+	}
+	if logged+counted != attempts {
+		t.Fatalf("%d lines logged + %d counted as suppressed, want %d attempts accounted for:\n%s", logged, counted, attempts, stderr)
+	}
+	// The bucket: logBurst lines at once, then logRate per second.
+	if limit := logBurst + int(logRate*(elapsed.Seconds()+1)); logged > limit {
+		t.Fatalf("%d rejection lines in %v, want at most %d", logged, elapsed, limit)
+	}
+	if counted == 0 {
+		t.Fatalf("no line suppressed out of %d in %v:\n%s", attempts, elapsed, stderr)
+	}
+}
+
+func TestLogLimiterUnlimitedAndSummary(t *testing.T) {
+	var all syncBuffer
+	l := newLogLimiter(&all, true)
+	for i := 0; i < 50; i++ {
+		l.printf("line %d", i)
+	}
+	if n := strings.Count(all.String(), "\n"); n != 50 {
+		t.Fatalf("unlimited limiter wrote %d lines, want 50", n)
+	}
+	var some syncBuffer
+	l = newLogLimiter(&some, false)
+	l.delay = time.Hour // the summary comes with the next line that passes
+	for i := 0; i < logBurst+5; i++ {
+		l.printf("line %d", i)
+	}
+	if got := strings.Count(some.String(), "\n"); got != logBurst {
+		t.Fatalf("wrote %d lines of %d, want the burst of %d", got, logBurst+5, logBurst)
+	}
+	l.mu.Lock()
+	l.tokens = 1 // as if time had passed
+	l.mu.Unlock()
+	l.printf("after")
+	const want = "goipc pong: 5 log lines suppressed"
+	if s := some.String(); !strings.Contains(s, want) || !strings.HasSuffix(s, "after\n") {
+		t.Fatalf("want the summary %q then the line:\n%s", want, s)
+	}
+}
