@@ -23,6 +23,7 @@ const (
 // that a flood that stops is still reported. Safe for concurrent use.
 type logLimiter struct {
 	w         io.Writer
+	program   string // names the writer in the summary line
 	unlimited bool
 	burst     float64
 	rate      float64 // tokens per second
@@ -36,9 +37,10 @@ type logLimiter struct {
 	timer      *time.Timer // pending summary, nil when none
 }
 
-// newLogLimiter returns a limiter writing to w; unlimited writes every line.
-func newLogLimiter(w io.Writer, unlimited bool) *logLimiter {
-	return &logLimiter{w: w, unlimited: unlimited, burst: logBurst, rate: logRate, delay: logSummaryDelay,
+// newLogLimiter returns a limiter writing to w for program (the summary
+// line's prefix); unlimited writes every line.
+func newLogLimiter(w io.Writer, program string, unlimited bool) *logLimiter {
+	return &logLimiter{w: w, program: program, unlimited: unlimited, burst: logBurst, rate: logRate, delay: logSummaryDelay,
 		tokens: logBurst, last: time.Now()}
 }
 
@@ -77,8 +79,8 @@ func (l *logLimiter) summaryLocked() {
 	if l.suppressed == 0 {
 		return
 	}
-	fmt.Fprintf(l.w, "goipc pong: %d log lines suppressed in the last %v (at most %d lines at once, then %g per second, per listener; -v logs every line)\n",
-		l.suppressed, time.Since(l.firstDrop).Round(time.Millisecond), int(l.burst), l.rate)
+	fmt.Fprintf(l.w, "%s: %d log lines suppressed in the last %v (at most %d lines at once, then %g per second, per listener)\n",
+		l.program, l.suppressed, time.Since(l.firstDrop).Round(time.Millisecond), int(l.burst), l.rate)
 	l.suppressed = 0
 	if l.timer != nil {
 		l.timer.Stop()

@@ -42,7 +42,7 @@ func runPong(args []string) int {
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	s := &pongServer{ln: ln, verbose: *verbose, conns: map[*goipc.Conn]struct{}{}, log: newLogLimiter(os.Stderr, *verbose)}
+	s := &pongServer{ln: ln, verbose: *verbose, conns: map[*goipc.Conn]struct{}{}, log: newLogLimiter(os.Stderr, "goipc pong", *verbose)}
 	// The ready line: scripts and tests wait for it before dialing.
 	fmt.Printf("goipc pong: listening on %s\n", *path)
 	done := make(chan struct{})

@@ -185,7 +185,7 @@ func TestPongRateLimitsItsLogPerListener(t *testing.T) {
 
 func TestLogLimiterUnlimitedAndSummary(t *testing.T) {
 	var all syncBuffer
-	l := newLogLimiter(&all, true)
+	l := newLogLimiter(&all, "goipc pong", true)
 	for i := 0; i < 50; i++ {
 		l.printf("line %d", i)
 	}
@@ -193,7 +193,7 @@ func TestLogLimiterUnlimitedAndSummary(t *testing.T) {
 		t.Fatalf("unlimited limiter wrote %d lines, want 50", n)
 	}
 	var some syncBuffer
-	l = newLogLimiter(&some, false)
+	l = newLogLimiter(&some, "goipc pong", false)
 	l.delay = time.Hour // the summary comes with the next line that passes
 	for i := 0; i < logBurst+5; i++ {
 		l.printf("line %d", i)
