@@ -1,19 +1,15 @@
 package bench
 
 import (
-	"bufio"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 )
@@ -65,10 +61,6 @@ type ServerOptions struct {
 
 	// PongFlags are added to every `goipc pong` command line.
 	PongFlags []string
-	// IdlePongFlags returns more flags for the pong of the idle scenario,
-	// given the number of connections (listener limits large enough for
-	// them). Nil: none.
-	IdlePongFlags func(conns int) []string
 
 	Log io.Writer // progress lines; nil: quiet
 }
@@ -395,146 +387,6 @@ func (h *harness) sockPath(name string) string {
 	return filepath.Join(h.dir, fmt.Sprintf("%s-%d.sock", name, h.seq))
 }
 
-// proc is a process the harness started: its stdout lines arrive on lines
-// (closed at EOF), the tail of its stderr is kept for error messages.
-type proc struct {
-	name   string
-	cmd    *exec.Cmd
-	stdin  io.WriteCloser
-	lines  chan []byte
-	stderr *tailBuffer
-	exited chan struct{} // closed when the process has been waited for
-	err    error         // its exit status, after exited
-}
-
-func (h *harness) start(name string, args ...string) (*proc, error) {
-	argv := append(slices.Clone(h.opts.CLI), args...)
-	cmd := exec.Command(argv[0], argv[1:]...)
-	// A harness that dies takes its processes with it.
-	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	p := &proc{name: name, cmd: cmd, lines: make(chan []byte, 64), stderr: &tailBuffer{max: 4096}, exited: make(chan struct{})}
-	cmd.Stderr = p.stderr
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if p.stdin, err = cmd.StdinPipe(); err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, fmt.Errorf("start %s: %w", name, err)
-	}
-	go func() {
-		sc := bufio.NewScanner(stdout)
-		sc.Buffer(make([]byte, 64<<10), 1<<20)
-		for sc.Scan() {
-			p.lines <- slices.Clone(sc.Bytes())
-		}
-		close(p.lines)
-		p.err = cmd.Wait()
-		close(p.exited)
-	}()
-	return p, nil
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-func (p *proc) alive() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// why describes how the process ended, with the tail of its stderr.
-func (p *proc) why() string {
-	status := "exited"
-	if p.err != nil {
-		status = p.err.Error()
-	}
-	tail := strings.TrimSpace(p.stderr.String())
-	if tail == "" {
-		return fmt.Sprintf("%s %s", p.name, status)
-	}
-	return fmt.Sprintf("%s %s: %s", p.name, status, lastLines(tail, 3))
-}
-
-// line returns the next stdout line, or an error when the process ends
-// first or timeout passes.
-func (p *proc) line(timeout time.Duration) ([]byte, error) {
-	select {
-	case l, ok := <-p.lines:
-		if !ok {
-			<-p.exited
-			return nil, errors.New(p.why())
-		}
-		return l, nil
-	case <-time.After(timeout):
-		return nil, fmt.Errorf("%s: no answer within %v", p.name, timeout)
-	}
-}
-
-// stop ends the process: stdin closed (clients exit), SIGTERM (servers
-// shut down), SIGKILL after grace.
-func (p *proc) stop(grace time.Duration) {
-	go p.drain()
-	p.stdin.Close()
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.exited:
-	case <-time.After(grace):
-		p.cmd.Process.Kill()
-		<-p.exited
-	}
-}
-
-// kill ends the process at once.
-func (p *proc) kill() {
-	go p.drain()
-	p.cmd.Process.Kill()
-	<-p.exited
-}
-
-// drain discards stdout lines nobody will read, so that the reader can
-// reach the end of the output and wait for the process.
-func (p *proc) drain() {
-	for range p.lines {
-	}
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	b   []byte
-	max int
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = slices.Clone(t.b[len(t.b)-t.max:])
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(s, "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, " | ")
-}
-
 // startServer starts `goipc pong` (mode default or park) or `goipc
 // unix-echo` on a fresh socket path and waits for its ready line.
 func (h *harness) startServer(server, mode string, extra ...string) (*proc, string, error) {
@@ -567,8 +419,11 @@ func (h *harness) idle(server string) IdleResult {
 	o := h.opts
 	r := IdleResult{Server: server, Requested: o.Idle}
 	var extra []string
-	if server == serverGoipc && o.IdlePongFlags != nil {
-		extra = o.IdlePongFlags(o.Idle)
+	if server == serverGoipc {
+		// The listener's limits must admit the run: K connections, and
+		// K small segments (12 KiB each with the idle clients' 4 KiB rings;
+		// 64 KiB each leaves room for a larger control block).
+		extra = []string{"--max-conns", strconv.Itoa(o.Idle), "--max-mapped", strconv.Itoa(o.Idle * 64 << 10)}
 	}
 	srv, path, err := h.startServer(server, "default", extra...)
 	if err != nil {
@@ -903,100 +758,4 @@ func (h *harness) hogs() []RoundTripResult {
 
 func (h *harness) park() []RoundTripResult {
 	return h.oneProducerRows([]string{"park"}, h.opts.ParkTime)
-}
-
-// ---- goals -----------------------------------------------------------------
-
-// checkGoals compares the run with the goals of issue 11. A goal whose
-// rows are missing or failed is "not measured" (Met nil).
-func checkGoals(r *ServerReport, o *ServerOptions) []Goal {
-	var out []Goal
-	add := func(scenario, goal string, met *bool, detail string) {
-		out = append(out, Goal{Scenario: scenario, Goal: goal, Met: met, Detail: detail})
-	}
-	yes := func(b bool) *bool { return &b }
-	if o.has(ScenarioIdle) {
-		var g *IdleResult
-		for i := range r.Idle {
-			if r.Idle[i].Server == serverGoipc {
-				g = &r.Idle[i]
-			}
-		}
-		threadsGoal := 2*runtime.NumCPU() + 16
-		if g == nil || g.Error != "" || g.Opened == 0 {
-			add(ScenarioIdle, "goipc server CPU < 1% of a core and threads <= 2 x GOMAXPROCS + 16 with the idle connections", nil, "not measured")
-		} else {
-			full := g.Opened == g.Requested
-			note := ""
-			if !full {
-				note = fmt.Sprintf(" (only %d of %d connections)", g.Opened, g.Requested)
-			}
-			add(ScenarioIdle, fmt.Sprintf("goipc server CPU < 1%% of a core with %d idle connections", g.Requested),
-				yes(full && g.CPUPct < 1), fmt.Sprintf("%.2f%%%s", g.CPUPct, note))
-			add(ScenarioIdle, fmt.Sprintf("goipc server threads <= %d (2 x GOMAXPROCS + 16)", threadsGoal),
-				yes(full && g.Threads <= threadsGoal), fmt.Sprintf("%d threads%s", g.Threads, note))
-		}
-	}
-	if o.has(ScenarioSlowloris) && r.Slowloris != nil {
-		s := r.Slowloris
-		switch {
-		case s.Error != "":
-			add(ScenarioSlowloris, "ping -n 1000 < 100 ms slower with the hostile clients open", nil, "not measured")
-		case len(s.WithMs) == 0 || len(s.WithoutMs) == 0:
-			add(ScenarioSlowloris, "ping < 100 ms slower with the hostile clients open", yes(false), fmt.Sprintf("%d of %d pings failed", len(s.Failures), 2*o.PingRuns))
-		default:
-			add(ScenarioSlowloris, fmt.Sprintf("ping -n %d < 100 ms slower with %d silent + %d half-hello clients", o.PingN, s.Silent, s.HalfHello),
-				yes(s.DiffMs < 100 && len(s.Failures) == 0), fmt.Sprintf("%+.1f ms", s.DiffMs))
-		}
-	}
-	if o.has(ScenarioLoad) {
-		for _, n := range o.Producers {
-			g, u := findRow(r.Load, serverGoipc, "default", n), findRow(r.Load, serverUnix, "default", n)
-			if g == nil || u == nil || g.Error != "" || u.Error != "" || u.PerS == 0 {
-				add(ScenarioLoad, fmt.Sprintf("N=%d: throughput >= 2x unix, p99 and max <= unix", n), nil, "not measured")
-				continue
-			}
-			add(ScenarioLoad, fmt.Sprintf("N=%d: goipc throughput >= 2x unix", n), yes(g.PerS >= 2*u.PerS), fmt.Sprintf("%.2fx", g.PerS/u.PerS))
-			add(ScenarioLoad, fmt.Sprintf("N=%d: goipc p99 and max <= unix", n), yes(g.P99 <= u.P99 && g.Max <= u.Max),
-				fmt.Sprintf("p99 %s vs %s, max %s vs %s", FormatNs(float64(g.P99)), FormatNs(float64(u.P99)), FormatNs(float64(g.Max)), FormatNs(float64(u.Max))))
-		}
-		if g := findRow(r.Load, serverGoipc, "default", 1); g != nil && g.Error == "" {
-			add(ScenarioLoad, "one producer, quiet machine: 64 B p50 <= 500 ns", yes(g.P50 <= 500), FormatNs(float64(g.P50))+quietNote(r))
-		}
-	}
-	if o.has(ScenarioHogs) {
-		g, u := findRow(r.Hogs, serverGoipc, "default", 1), findRow(r.Hogs, serverUnix, "default", 1)
-		if g == nil || u == nil || g.Error != "" || u.Error != "" {
-			add(ScenarioHogs, "with CPU hogs: default mode p50, p90, p99 <= unix", nil, "not measured")
-		} else {
-			add(ScenarioHogs, fmt.Sprintf("with %d CPU hogs: default mode p50, p90, p99 <= unix", o.Hogs), yes(g.P50 <= u.P50 && g.P90 <= u.P90 && g.P99 <= u.P99),
-				fmt.Sprintf("p50 %s/%s, p90 %s/%s, p99 %s/%s", FormatNs(float64(g.P50)), FormatNs(float64(u.P50)), FormatNs(float64(g.P90)), FormatNs(float64(u.P90)),
-					FormatNs(float64(g.P99)), FormatNs(float64(u.P99))))
-		}
-	}
-	if o.has(ScenarioPark) {
-		g, u := findRow(r.Park, serverGoipc, "park", 1), findRow(r.Park, serverUnix, "default", 1)
-		if g == nil || u == nil || g.Error != "" || u.Error != "" {
-			add(ScenarioPark, "park-at-once round trip <= unix", nil, "not measured")
-		} else {
-			add(ScenarioPark, "park-at-once p50 round trip <= unix", yes(g.P50 <= u.P50), fmt.Sprintf("%s vs %s", FormatNs(float64(g.P50)), FormatNs(float64(u.P50))))
-		}
-	}
-	return out
-}
-
-func quietNote(r *ServerReport) string {
-	if la := loadAvgFloat(r.Machine.LoadAvgStart); la > 0.5 {
-		return fmt.Sprintf(" (load average %.2f at the start: not a quiet machine)", la)
-	}
-	return ""
-}
-
-func findRow(rows []RoundTripResult, server, mode string, producers int) *RoundTripResult {
-	for i := range rows {
-		if rows[i].Server == server && rows[i].Mode == mode && rows[i].Producers == producers {
-			return &rows[i]
-		}
-	}
-	return nil
 }

@@ -27,6 +27,14 @@ func runPong(args []string) int {
 	spin := fs.Duration("spin", 0, "spin budget before parking (0: default; -1ns: park at once)")
 	verbose := fs.Bool("v", false, "log each connection, and every log line (no rate limit)")
 	protoOverride := fs.Uint("protocol-version", 0, "announce another protocol `version` (testing version-mismatch handling)")
+	// Listener limits: 0 is the library's default, -1 no limit.
+	maxConns := fs.Int("max-conns", 0, fmt.Sprintf("most open connections (0: default %d; -1: no limit)", goipc.DefaultMaxConns))
+	var maxSegment, maxMapped byteSize
+	fs.Var(&maxSegment, "max-segment", fmt.Sprintf("largest segment `bytes` a client may share, K/M/G suffixes (0: default %s; -1: no limit)",
+		byteSize(goipc.DefaultMaxSegmentSize)))
+	fs.Var(&maxMapped, "max-mapped", fmt.Sprintf("segment `bytes` mapped over all connections, K/M/G suffixes (0: default %s; -1: no limit)",
+		byteSize(goipc.DefaultMaxMappedBytes)))
+	maxPending := fs.Int("max-pending", 0, fmt.Sprintf("most handshakes in progress; the oldest is dropped beyond (0: default %d; -1: no limit)", goipc.DefaultMaxPendingHandshakes))
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -34,7 +42,11 @@ func runPong(args []string) int {
 		fmt.Fprintln(os.Stderr, "goipc pong: --listen PATH is required")
 		return 2
 	}
-	opts := &goipc.Options{MaxMessageSize: *maxMsg, Spin: *spin, ProtocolVersionOverride: uint32(*protoOverride)}
+	opts := &goipc.Options{MaxMessageSize: *maxMsg, Spin: *spin, ProtocolVersionOverride: uint32(*protoOverride),
+		MaxConns: *maxConns, MaxSegmentSize: int64(maxSegment), MaxMappedBytes: int64(maxMapped), MaxPendingHandshakes: *maxPending}
+	s := &pongServer{verbose: *verbose, conns: map[*goipc.Conn]struct{}{}, log: newLogLimiter(os.Stderr, "goipc pong", *verbose)}
+	// The listener's own messages (a limit reached) share the rate limit.
+	opts.Logf = s.log.printf
 	ln, err := goipc.Listen(*path, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "goipc pong:", err)
@@ -42,7 +54,7 @@ func runPong(args []string) int {
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	s := &pongServer{ln: ln, verbose: *verbose, conns: map[*goipc.Conn]struct{}{}, log: newLogLimiter(os.Stderr, "goipc pong", *verbose)}
+	s.ln = ln
 	// The ready line: scripts and tests wait for it before dialing.
 	fmt.Printf("goipc pong: listening on %s\n", *path)
 	done := make(chan struct{})
