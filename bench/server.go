@@ -162,8 +162,10 @@ type IdleResult struct {
 	Server    string `json:"server"`
 	Requested int    `json:"requested"`
 	Opened    int    `json:"opened"` // connections the clients held during the window
-	// Note says why Opened < Requested (the thread cap, a dial error).
+	// Note says why Opened < Requested (the thread cap, a dial error);
+	// Capped is set when the thread cap stopped the opening.
 	Note    string  `json:"note,omitempty"`
+	Capped  bool    `json:"thread_capped,omitempty"`
 	WindowS float64 `json:"window_s"`
 	// Server CPU over the window, in percent of one core (utime+stime).
 	CPUPct float64 `json:"cpu_pct_of_core"`
@@ -458,8 +460,8 @@ func (h *harness) idle(server string) IdleResult {
 		}
 		clients = append(clients, c)
 	}
-	opened, notes, err := h.waitOpened(srv, clients)
-	r.Opened = opened
+	opened, capped, notes, err := h.waitOpened(srv, clients)
+	r.Opened, r.Capped = opened, capped
 	if err != nil {
 		r.Error = err.Error()
 		return r
@@ -506,7 +508,7 @@ func (h *harness) idle(server string) IdleResult {
 // telling them to stop when the server exceeds the thread cap (a thread
 // per connection would take the machine down long before 10,000). It
 // returns the connections held and notes on why fewer than asked.
-func (h *harness) waitOpened(srv *proc, clients []*proc) (int, string, error) {
+func (h *harness) waitOpened(srv *proc, clients []*proc) (opened int, capped bool, notes string, err error) {
 	o := h.opts
 	type update struct {
 		i   int
@@ -543,39 +545,38 @@ func (h *harness) waitOpened(srv *proc, clients []*proc) (int, string, error) {
 			}
 		}()
 	}
-	opened := make([]int, len(clients))
+	held := make([]int, len(clients))
 	done := 0
-	var notes []string
-	capped := false
+	var why []string
 	tick := time.NewTicker(100 * time.Millisecond)
 	defer tick.Stop()
 	for done < len(clients) {
 		select {
 		case u := <-updates:
 			if u.err != nil {
-				return sum(opened), "", u.err
+				return sum(held), capped, "", u.err
 			}
-			opened[u.i] = u.rep.Opened
+			held[u.i] = u.rep.Opened
 			if u.rep.Done {
 				done++
 				if u.rep.Error != "" {
-					notes = append(notes, clients[u.i].name+": "+u.rep.Error)
+					why = append(why, clients[u.i].name+": "+u.rep.Error)
 				}
 			}
 		case <-tick.C:
 			if !srv.alive() {
-				return sum(opened), "", fmt.Errorf("the server exited with %d connections open: %s", sum(opened), srv.why())
+				return sum(held), capped, "", fmt.Errorf("the server exited with %d connections open: %s", sum(held), srv.why())
 			}
 			if s, err := readProc(srv.pid()); err == nil && o.IdleThreadCap > 0 && s.threads > o.IdleThreadCap && !capped {
 				capped = true
-				notes = append(notes, fmt.Sprintf("stopped opening at about %d connections: the server had %d OS threads (cap %d, --idle-thread-cap)", sum(opened), s.threads, o.IdleThreadCap))
+				why = append(why, fmt.Sprintf("stopped opening at about %d connections: the server had %d OS threads (cap %d, --idle-thread-cap)", sum(held), s.threads, o.IdleThreadCap))
 				for _, c := range clients {
 					io.WriteString(c.stdin, "stop\n")
 				}
 			}
 		}
 	}
-	return sum(opened), strings.Join(notes, "; "), nil
+	return sum(held), capped, strings.Join(why, "; "), nil
 }
 
 func sum(v []int) int {

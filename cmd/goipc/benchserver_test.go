@@ -132,7 +132,7 @@ func TestBenchServerThreadCap(t *testing.T) {
 		t.Fatalf("%v: %s", err, b)
 	}
 	for _, x := range rep.Idle {
-		if x.Error != "" || x.Opened >= x.Requested || !strings.Contains(x.Note, "stopped opening") {
+		if x.Error != "" || x.Opened >= x.Requested || !x.Capped || !strings.Contains(x.Note, "stopped opening") {
 			t.Errorf("idle %s with a thread cap of 1: %+v", x.Server, x)
 		}
 	}
