@@ -102,3 +102,9 @@ func countFDs(pid int) int {
 	}
 	return len(ents)
 }
+
+// threadCount is the number of threads of pid (0 when unreadable): the
+// cheap part of readProc, for polling.
+func threadCount(pid int) int {
+	return int(readKV(fmt.Sprintf("/proc/%d/status", pid))["Threads"])
+}

@@ -567,9 +567,9 @@ func (h *harness) waitOpened(srv *proc, clients []*proc) (opened int, capped boo
 			if !srv.alive() {
 				return sum(held), capped, "", fmt.Errorf("the server exited with %d connections open: %s", sum(held), srv.why())
 			}
-			if s, err := readProc(srv.pid()); err == nil && o.IdleThreadCap > 0 && s.threads > o.IdleThreadCap && !capped {
+			if n := threadCount(srv.pid()); o.IdleThreadCap > 0 && n > o.IdleThreadCap && !capped {
 				capped = true
-				why = append(why, fmt.Sprintf("stopped opening at about %d connections: the server had %d OS threads (cap %d, --idle-thread-cap)", sum(held), s.threads, o.IdleThreadCap))
+				why = append(why, fmt.Sprintf("stopped opening at about %d connections: the server had %d OS threads (cap %d, --idle-thread-cap)", sum(held), n, o.IdleThreadCap))
 				for _, c := range clients {
 					io.WriteString(c.stdin, "stop\n")
 				}

@@ -33,6 +33,9 @@ func TestReadProcOfThisProcess(t *testing.T) {
 	if n := countFDs(os.Getpid()); n < 3 {
 		t.Fatalf("countFDs = %d", n)
 	}
+	if n := threadCount(os.Getpid()); n < 1 {
+		t.Fatalf("threadCount = %d", n)
+	}
 	if _, err := readProc(1 << 30); err == nil {
 		t.Fatal("readProc of a pid that does not exist succeeded")
 	}
