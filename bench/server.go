@@ -286,7 +286,7 @@ func RunServer(opts ServerOptions) (*ServerReport, error) {
 		return nil, err
 	}
 	defer os.RemoveAll(dir)
-	h := &harness{opts: &opts, dir: dir}
+	h := &harness{opts: &opts, dir: dir, fdLimit: rep.FDLimit.After}
 	if opts.has(ScenarioIdle) {
 		for _, srv := range []string{serverGoipc, serverUnix} {
 			opts.logf("idle: %d connections to %s", opts.Idle, srv)
@@ -379,9 +379,10 @@ func fdWarning(l FDLimit, idle int) string {
 
 // harness runs the scenarios.
 type harness struct {
-	opts *ServerOptions
-	dir  string
-	seq  int
+	opts    *ServerOptions
+	dir     string
+	seq     int
+	fdLimit uint64 // RLIMIT_NOFILE of the processes it starts
 }
 
 func (h *harness) sockPath(name string) string {
@@ -467,6 +468,9 @@ func (h *harness) idle(server string) IdleResult {
 		return r
 	}
 	r.Note = notes
+	if n := countFDs(srv.pid()); opened < o.Idle && h.fdLimit > 0 && uint64(n)+8 >= h.fdLimit {
+		r.Note = fmt.Sprintf("the server ran out of descriptors: it holds %d, RLIMIT_NOFILE is %d; %s", n, h.fdLimit, r.Note)
+	}
 	// Let the connections settle (spinning receivers give up and park)
 	// before the window.
 	time.Sleep(time.Second)

@@ -38,7 +38,7 @@ func checkGoals(r *ServerReport, o *ServerOptions) []Goal {
 			}
 			note := ""
 			if g.Opened < g.Requested {
-				note = fmt.Sprintf(" with only %d of %d connections (%s)", g.Opened, g.Requested, g.Note)
+				note = fmt.Sprintf(" with only %d of %d connections (the idle section says why)", g.Opened, g.Requested)
 			}
 			add(ScenarioIdle, fmt.Sprintf("goipc server CPU < 1%% of a core with %d idle connections", g.Requested),
 				judge(g.CPUPct < 1), fmt.Sprintf("%.2f%%%s", g.CPUPct, note))

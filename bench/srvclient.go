@@ -3,6 +3,7 @@ package bench
 import (
 	"bufio"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -11,6 +12,7 @@ import (
 	"runtime"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	hdrhistogram "github.com/HdrHistogram/hdrhistogram-go"
@@ -147,9 +149,9 @@ func holdIdle(out *json.Encoder, server, path string, n int, stop, eof chan stru
 		var c io.Closer
 		var err error
 		if server == serverGoipc {
-			c, err = goipc.DialTimeout(path, 60*time.Second, opts)
+			c, err = dialRetry(func() (*goipc.Conn, error) { return goipc.DialTimeout(path, dialTimeout, opts) })
 		} else {
-			c, err = net.DialTimeout("unix", path, 60*time.Second)
+			c, err = dialUnix(path)
 		}
 		if err != nil {
 			rep.Error = fmt.Sprintf("connection %d: %v", i+1, err)
@@ -179,7 +181,7 @@ func holdSlowloris(out *json.Encoder, path string, silent, half int, stop, eof c
 	for i := 0; i < silent+half && !stopped(stop); i++ {
 		// Alternate while both kinds remain, so that the server meets both.
 		sendHalf := rep.Half < half && (i%2 == 1 || rep.Opened-rep.Half >= silent)
-		c, err := net.DialTimeout("unix", path, 60*time.Second)
+		c, err := dialUnix(path)
 		if err == nil && sendHalf {
 			_, err = c.Write(magic)
 		}
@@ -275,19 +277,45 @@ func (u unixLoadConn) roundTrip(msg, reply []byte) error {
 func (u unixLoadConn) payload(buf []byte) []byte { return buf[4:] }
 func (u unixLoadConn) Close() error              { return u.c.Close() }
 
+// dialTimeout bounds one connection attempt: far above a handshake on a
+// slow machine.
+const dialTimeout = 60 * time.Second
+
+// dialRetry calls dial again while it fails with EAGAIN: a Unix socket's
+// connect fails so when the listener's backlog is full (the server has
+// not caught up with accepting), which a client of a busy server meets and
+// retries, within dialTimeout overall.
+func dialRetry[C any](dial func() (C, error)) (C, error) {
+	deadline := time.Now().Add(dialTimeout)
+	backoff := time.Millisecond
+	for {
+		c, err := dial()
+		if err == nil || !errors.Is(err, syscall.EAGAIN) || time.Now().After(deadline) {
+			return c, err
+		}
+		time.Sleep(backoff)
+		backoff = min(2*backoff, 50*time.Millisecond)
+	}
+}
+
+func dialUnix(path string) (net.Conn, error) {
+	return dialRetry(func() (net.Conn, error) { return net.DialTimeout("unix", path, dialTimeout) })
+}
+
 // loadOpTimeout bounds one send or receive: far above any round trip on a
 // slow machine, it only ends a run whose server stopped answering.
 const loadOpTimeout = 60 * time.Second
 
 func dialLoad(server, path string, spin time.Duration) (loadConn, error) {
 	if server == serverGoipc {
-		c, err := goipc.DialTimeout(path, 60*time.Second, &goipc.Options{RingSize: loadRingSize, MaxMessageSize: loadMaxMessage, Spin: spin})
+		opts := &goipc.Options{RingSize: loadRingSize, MaxMessageSize: loadMaxMessage, Spin: spin}
+		c, err := dialRetry(func() (*goipc.Conn, error) { return goipc.DialTimeout(path, dialTimeout, opts) })
 		if err != nil {
 			return nil, err
 		}
 		return goipcLoadConn{c}, nil
 	}
-	c, err := net.DialTimeout("unix", path, 60*time.Second)
+	c, err := dialUnix(path)
 	if err != nil {
 		return nil, err
 	}
