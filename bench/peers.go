@@ -58,12 +58,8 @@ type peerLine struct {
 	Transport string `json:"transport"`
 	Size      int    `json:"size"`
 	Iters     int    `json:"iters"`
-	P50       int64  `json:"p50_ns"`
-	P90       int64  `json:"p90_ns"`
-	P99       int64  `json:"p99_ns"`
-	P999      int64  `json:"p999_ns"`
-	Max       int64  `json:"max_ns"`
-	Error     string `json:"error,omitempty"`
+	Percentiles
+	Error string `json:"error,omitempty"`
 }
 
 // ErrPeerNotBuilt is returned by ResolvePeers for a language whose peer
@@ -360,8 +356,7 @@ func runGoPeer(spec *childSpec) error {
 				return err
 			}
 		}
-		line.P50, line.P90, line.P99 = h.ValueAtQuantile(50), h.ValueAtQuantile(90), h.ValueAtQuantile(99)
-		line.P999, line.Max = h.ValueAtQuantile(99.9), h.Max()
+		line.Percentiles = percentilesOf(h)
 		return nil
 	}()
 	if err != nil {

@@ -11,10 +11,12 @@ import (
 )
 
 // WriteJSON writes the report as indented JSON.
-func (r *Report) WriteJSON(w io.Writer) error {
+func (r *Report) WriteJSON(w io.Writer) error { return writeIndentedJSON(w, r) }
+
+func writeIndentedJSON(w io.Writer, v any) error {
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")
-	return enc.Encode(r)
+	return enc.Encode(v)
 }
 
 // WriteJSONFile writes the report to path.
@@ -157,6 +159,15 @@ func alignTable(w io.Writer, rows [][]string, left int) {
 	}
 }
 
+// writeLine prints the "machine:" line of a table.
+func (m *Machine) writeLine(w io.Writer) {
+	virt := ""
+	if m.Hypervisor {
+		virt = ", virtualized"
+	}
+	fmt.Fprintf(w, "machine: %s, %d cores (GOMAXPROCS %d%s), %s, %s, %s\n", m.CPUModel, m.Cores, m.GOMAXPROCS, virt, m.Kernel, m.Arch, m.GoVersion)
+}
+
 // resultsFor returns the results of one workload in table order.
 func (r *Report) resultsFor(workload string) []Result {
 	var out []Result
@@ -172,11 +183,7 @@ func (r *Report) resultsFor(workload string) []Result {
 // WriteTable prints the human-readable report.
 func (r *Report) WriteTable(w io.Writer) {
 	m := r.Machine
-	virt := ""
-	if m.Hypervisor {
-		virt = ", virtualized"
-	}
-	fmt.Fprintf(w, "machine: %s, %d cores (GOMAXPROCS %d%s), %s, %s, %s\n", m.CPUModel, m.Cores, m.GOMAXPROCS, virt, m.Kernel, m.Arch, m.GoVersion)
+	m.writeLine(w)
 	fmt.Fprintf(w, "noise:   %d timed runs per point of ~%.0f ms each after %.0f ms of warm-up; median run-to-run spread %s (max %s);\n"+
 		"         other processes used %.2f cores, steal %.2f cores on average; load average %s at start, %s at end\n",
 		r.Config.Runs, r.Config.RunTimeMs, r.Config.WarmupMs, formatPct(r.medianSpread()), formatPct(r.maxSpread()),

@@ -590,6 +590,20 @@ func (s *session) measure(r *Result) error {
 	return nil
 }
 
+// Percentiles are the round-trip figures of a row, in ns.
+type Percentiles struct {
+	P50  int64 `json:"p50_ns"`
+	P90  int64 `json:"p90_ns"`
+	P99  int64 `json:"p99_ns"`
+	P999 int64 `json:"p999_ns"`
+	Max  int64 `json:"max_ns"`
+}
+
+func percentilesOf(h *hdrhistogram.Histogram) Percentiles {
+	return Percentiles{P50: h.ValueAtQuantile(50), P90: h.ValueAtQuantile(90), P99: h.ValueAtQuantile(99),
+		P999: h.ValueAtQuantile(99.9), Max: h.Max()}
+}
+
 func fillLatency(r *Result, h *hdrhistogram.Histogram) {
 	r.P50 = h.ValueAtQuantile(50)
 	r.P90 = h.ValueAtQuantile(90)

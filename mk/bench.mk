@@ -17,15 +17,22 @@
 #                      consumer: the JSON has both rows per language with
 #                      sane percentiles; a corrupted echo makes every peer
 #                      fail with an {"error"} line (correctness, not speed)
+#   make bench-server  goipc pong as a server (issue 11): idle connections,
+#                      slowloris, N producers, CPU hogs, park-at-once, each
+#                      against a Unix-socket echo server in the same run:
+#                      build/bench/server.{txt,json} (about 2 minutes)
 #
 # bench-ipc (and `make bench`) never needs the peers.
+# BENCH_SERVER_FLAGS adds flags to bench-server, e.g. '--idle 2000 --load-time 5s'.
 # BENCH_FLAGS adds flags, e.g. make bench-ipc BENCH_FLAGS='--sizes 64,1K,64K,1M'
 
 BENCH_OUT  := $(BUILD)/bench
 BENCH_SRCS := $(shell find bench -name '*.go' -not -name '*_test.go' 2>/dev/null)
 BENCH_FLAGS ?=
 
-.PHONY: bench-ipc test-bench chromium bench-peers bench-rust-peer bench-langs test-bench-peers
+BENCH_SERVER_FLAGS ?=
+
+.PHONY: bench-ipc bench-server test-bench chromium bench-peers bench-rust-peer bench-langs test-bench-peers
 
 # The CLI embeds the bench package: rebuild it when the package changes.
 $(BIN)/goipc: $(BENCH_SRCS)
@@ -33,6 +40,13 @@ $(BIN)/goipc: $(BENCH_SRCS)
 bench-ipc: $(BIN)/goipc ## goipc bench, default suite: table on stdout, build/bench/results.json and results.html
 	@mkdir -p $(BENCH_OUT)
 	$(BIN)/goipc bench $(BENCH_FLAGS) --json $(BENCH_OUT)/results.json --html $(BENCH_OUT)/results.html | tee $(BENCH_OUT)/results.txt
+
+# The table is printed as it is written; the exit status is goipc's (1 only
+# when something could not be measured, never because the machine is slow).
+bench-server: $(BIN)/goipc ## goipc pong as a server vs a Unix-socket echo server: idle conns, slowloris, N producers, CPU hogs (~2 min): build/bench/server.*
+	@mkdir -p $(BENCH_OUT)
+	@echo "bench-server: load average $$(cut -d' ' -f1-3 /proc/loadavg) on $$(nproc) cores before the run"
+	set -o pipefail; $(BIN)/goipc bench-server $(BENCH_SERVER_FLAGS) --json $(BENCH_OUT)/server.json | tee $(BENCH_OUT)/server.txt
 
 # `make bench` runs the IPC comparison too (before the core's go test -bench).
 bench: bench-ipc
@@ -49,7 +63,7 @@ chromium: ## install Debian's chromium (used by the bench HTML render test) unle
 test-bench: $(BIN)/goipc ## bench: each mechanism two-process with payload checks, JSON schema, strace counts, HTML in headless chromium
 	@$(REQUIRE_DEB) test-bench $(BENCH_DEBS)
 	$(GO) vet ./bench/ ./cmd/goipc/
-	@out=$$(gofmt -l bench cmd/goipc/bench.go); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l bench cmd/goipc/bench.go cmd/goipc/benchserver.go); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) test -count=1 -timeout 10m ./bench/
 	@mkdir -p $(BENCH_OUT)
 	$(BIN)/goipc bench --quick -q --mechanisms pipe,goipc --peers go \

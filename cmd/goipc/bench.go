@@ -65,6 +65,20 @@ func splitList(s string) []string {
 	return out
 }
 
+// writeOutput writes a report file asked for by flag (nothing when path is
+// empty) and says so on stderr; false when it failed.
+func writeOutput(cmd, flag, path string, write func(string) error) bool {
+	if path == "" {
+		return true
+	}
+	if err := write(path); err != nil {
+		fmt.Fprintf(os.Stderr, "%s: %s: %v\n", cmd, flag, err)
+		return false
+	}
+	fmt.Fprintf(os.Stderr, "%s: wrote %s\n", cmd, path)
+	return true
+}
+
 func runBench(args []string) int {
 	fs := flag.NewFlagSet("goipc bench", flag.ContinueOnError)
 	fs.Usage = func() {
@@ -150,26 +164,10 @@ func runBench(args []string) int {
 		return 1
 	}
 	rep.WriteTable(os.Stdout)
-	if *jsonOut != "" {
-		if err := rep.WriteJSONFile(*jsonOut); err != nil {
-			fmt.Fprintln(os.Stderr, "goipc bench: --json:", err)
-			return 1
-		}
-		fmt.Fprintln(os.Stderr, "goipc bench: wrote", *jsonOut)
-	}
-	if *htmlOut != "" {
-		if err := rep.WriteHTMLFile(*htmlOut); err != nil {
-			fmt.Fprintln(os.Stderr, "goipc bench: --html:", err)
-			return 1
-		}
-		fmt.Fprintln(os.Stderr, "goipc bench: wrote", *htmlOut)
-	}
-	if *svgOut != "" {
-		if err := rep.WriteLatencySVGFile(*svgOut); err != nil {
-			fmt.Fprintln(os.Stderr, "goipc bench: --svg:", err)
-			return 1
-		}
-		fmt.Fprintln(os.Stderr, "goipc bench: wrote", *svgOut)
+	if !writeOutput("goipc bench", "--json", *jsonOut, rep.WriteJSONFile) ||
+		!writeOutput("goipc bench", "--html", *htmlOut, rep.WriteHTMLFile) ||
+		!writeOutput("goipc bench", "--svg", *svgOut, rep.WriteLatencySVGFile) {
+		return 1
 	}
 	for _, r := range rep.Results {
 		if r.Error != "" {

@@ -47,8 +47,12 @@ func usage() {
 		}
 	}
 	sort.Strings(names)
+	width := 0
 	for _, name := range names {
-		fmt.Fprintf(&b, "  %-6s %s\n", name, commands[name].summary)
+		width = max(width, len(name))
+	}
+	for _, name := range names {
+		fmt.Fprintf(&b, "  %-*s %s\n", width, name, commands[name].summary)
 	}
 	b.WriteString("\nRun 'goipc <command> -h' for its flags.\n")
 	fmt.Fprint(os.Stderr, b.String())

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -33,9 +34,32 @@ func runPing(args []string) int {
 		fmt.Fprintln(os.Stderr, "goipc ping: --dial PATH is required; -n must be > 0, --size and --warmup >= 0")
 		return 2
 	}
-	c, err := goipc.DialTimeout(*path, *timeout, &goipc.Options{Spin: *spin, MaxMessageSize: max(*size, goipc.DefaultMaxMessageSize)})
+	// The segment's maximum message size must hold the largest message of
+	// either direction: the echo in raw mode, the Pong (8 bytes larger
+	// than its Ping) otherwise.
+	largest := *size
+	if !*raw {
+		if largest = message.PongSize(*size); largest < 0 || largest > maxPingMessage {
+			fmt.Fprintf(os.Stderr, "goipc ping: --size %d: the Pong answering a Ping with that payload would exceed goipc's largest message (%d B); use --size <= %d\n",
+				*size, maxPingMessage, maxPongPayload(maxPingMessage))
+			return 2
+		}
+	} else if largest > maxPingMessage {
+		fmt.Fprintf(os.Stderr, "goipc ping: --size %d exceeds goipc's largest message (%d B)\n", *size, maxPingMessage)
+		return 2
+	}
+	c, err := goipc.DialTimeout(*path, *timeout, &goipc.Options{Spin: *spin, MaxMessageSize: max(largest, goipc.DefaultMaxMessageSize)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "goipc ping:", err)
+		if errors.Is(err, goipc.ErrInvalidArgument) && largest > goipc.DefaultMaxMessageSize {
+			what := "an echo"
+			if !*raw {
+				what = "the Pong (8 B more than its Ping)"
+			}
+			fmt.Fprintf(os.Stderr, "goipc ping: --size %d needs messages of %d B for %s, above the consumer's maximum message size: "+
+				"use --size <= %d against a consumer with the default maximum (%d B), or start goipc pong with --max-message %d\n",
+				*size, largest, what, sizeWithin(*raw, goipc.DefaultMaxMessageSize), goipc.DefaultMaxMessageSize, largest)
+		}
 		return 1
 	}
 	defer c.Close()
@@ -60,8 +84,9 @@ func pingPongLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]
 	for i := range payload {
 		payload[i] = byte(i*7 + 3)
 	}
-	if message.PingSize(size) > c.MaxMessageSize() {
-		return nil, 0, fmt.Errorf("a Ping with a %d B payload is %d B, above the connection's maximum of %d B", size, message.PingSize(size), c.MaxMessageSize())
+	if message.PongSize(size) > c.MaxMessageSize() {
+		return nil, 0, fmt.Errorf("the Pong answering a Ping with a %d B payload is %d B, above the connection's maximum of %d B: use a payload of at most %d B",
+			size, message.PongSize(size), c.MaxMessageSize(), maxPongPayload(c.MaxMessageSize()))
 	}
 	rtts := make([]time.Duration, 0, n)
 	var start time.Time
@@ -94,6 +119,9 @@ func pingPongLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]
 			err = fmt.Errorf("answer %d is not a valid Pong (is the consumer an exact echo? try --raw): %w", i, err)
 		case pong.Seq() != uint64(i) || pong.PingSentNs() != sent:
 			err = fmt.Errorf("Pong %d answers seq %d sent at %d, want seq %d sent at %d", i, pong.Seq(), pong.PingSentNs(), i, sent)
+		case len(pong.Payload()) == 0 && size > 0:
+			err = fmt.Errorf("Pong %d came back without its payload (the Ping's was %d B): the consumer could not fit the Pong (%d B) "+
+				"in its maximum message size; goipc pong answers so instead of dropping the connection", i, size, message.PongSize(size))
 		case !bytes.Equal(pong.Payload(), payload):
 			err = fmt.Errorf("Pong %d payload differs from the Ping's", i)
 		}
@@ -143,6 +171,29 @@ func echoPingLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]
 		}
 	}
 	return rtts, time.Since(start), nil
+}
+
+// maxPingMessage is the largest message a connection can carry: half the
+// largest ring (goipc.Options.MaxMessageSize).
+const maxPingMessage = goipc.MaxRingSize / 2
+
+// maxPongPayload is the largest Ping payload whose Pong fits in limit bytes.
+func maxPongPayload(limit int) int {
+	// PongSize(n) is PongSize(0) plus n rounded up to 8 bytes, so the
+	// answer is within 8 bytes of this.
+	n := max(0, limit-message.PongSize(0)+8)
+	for n > 0 && message.PongSize(n) > limit {
+		n--
+	}
+	return n
+}
+
+// sizeWithin is the largest --size whose messages fit in limit bytes.
+func sizeWithin(raw bool, limit int) int {
+	if raw {
+		return limit
+	}
+	return maxPongPayload(limit)
 }
 
 func percentile(sorted []time.Duration, p float64) time.Duration {

@@ -25,8 +25,16 @@ func runPong(args []string) int {
 	path := fs.String("listen", "", "Unix socket `path` to listen on (required)")
 	maxMsg := fs.Int("max-message", 0, "largest message `bytes` a client may ask for (0: default 1 MiB)")
 	spin := fs.Duration("spin", 0, "spin budget before parking (0: default; -1ns: park at once)")
-	verbose := fs.Bool("v", false, "log each connection")
+	verbose := fs.Bool("v", false, "log each connection, and every log line (no rate limit)")
 	protoOverride := fs.Uint("protocol-version", 0, "announce another protocol `version` (testing version-mismatch handling)")
+	// Listener limits: 0 is the library's default, -1 no limit.
+	maxConns := fs.Int("max-conns", 0, fmt.Sprintf("most open connections (0: default %d; -1: no limit)", goipc.DefaultMaxConns))
+	var maxSegment, maxMapped byteSize
+	fs.Var(&maxSegment, "max-segment", fmt.Sprintf("largest segment `bytes` a client may share, K/M/G suffixes (0: default %s; -1: no limit)",
+		byteSize(goipc.DefaultMaxSegmentSize)))
+	fs.Var(&maxMapped, "max-mapped", fmt.Sprintf("segment `bytes` mapped over all connections, K/M/G suffixes (0: default %s; -1: no limit)",
+		byteSize(goipc.DefaultMaxMappedBytes)))
+	maxPending := fs.Int("max-pending", 0, fmt.Sprintf("most handshakes in progress; the oldest is dropped beyond (0: default %d; -1: no limit)", goipc.DefaultMaxPendingHandshakes))
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -34,7 +42,11 @@ func runPong(args []string) int {
 		fmt.Fprintln(os.Stderr, "goipc pong: --listen PATH is required")
 		return 2
 	}
-	opts := &goipc.Options{MaxMessageSize: *maxMsg, Spin: *spin, ProtocolVersionOverride: uint32(*protoOverride)}
+	opts := &goipc.Options{MaxMessageSize: *maxMsg, Spin: *spin, ProtocolVersionOverride: uint32(*protoOverride),
+		MaxConns: *maxConns, MaxSegmentSize: int64(maxSegment), MaxMappedBytes: int64(maxMapped), MaxPendingHandshakes: *maxPending}
+	s := &pongServer{verbose: *verbose, conns: map[*goipc.Conn]struct{}{}, log: newLogLimiter(os.Stderr, "goipc pong", *verbose)}
+	// The listener's own messages (a limit reached) share the rate limit.
+	opts.Logf = s.log.printf
 	ln, err := goipc.Listen(*path, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "goipc pong:", err)
@@ -42,7 +54,7 @@ func runPong(args []string) int {
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	s := &pongServer{ln: ln, verbose: *verbose, conns: map[*goipc.Conn]struct{}{}}
+	s.ln = ln
 	// The ready line: scripts and tests wait for it before dialing.
 	fmt.Printf("goipc pong: listening on %s\n", *path)
 	done := make(chan struct{})
@@ -59,6 +71,7 @@ func runPong(args []string) int {
 type pongServer struct {
 	ln      *goipc.Listener
 	verbose bool
+	log     *logLimiter // every line about clients goes through it
 	mu      sync.Mutex
 	conns   map[*goipc.Conn]struct{}
 	wg      sync.WaitGroup
@@ -72,7 +85,7 @@ func (s *pongServer) serve() {
 			return
 		case err != nil:
 			// A failed handshake concerns that one client.
-			fmt.Fprintln(os.Stderr, "goipc pong: rejected a client:", err)
+			s.log.printf("goipc pong: rejected a client: %v", err)
 			continue
 		}
 		s.mu.Lock()
@@ -86,18 +99,14 @@ func (s *pongServer) serve() {
 func (s *pongServer) handle(c *goipc.Conn) {
 	defer s.wg.Done()
 	if s.verbose {
-		fmt.Fprintf(os.Stderr, "goipc pong: client pid %d connected\n", c.PeerPID())
+		s.log.printf("goipc pong: client pid %d connected", c.PeerPID())
 	}
 	start, n := time.Now(), 0
-	reported := 0
 	err := echoLoop(c, &n, func(err error) {
-		if reported < 10 { // a misbehaving client must not flood the log
-			reported++
-			fmt.Fprintf(os.Stderr, "goipc pong: client pid %d: malformed Ping echoed unchanged: %v\n", c.PeerPID(), err)
-		}
+		s.log.printf("goipc pong: client pid %d: %v", c.PeerPID(), err)
 	})
 	if s.verbose || !errors.Is(err, goipc.ErrPeerClosed) && !errors.Is(err, goipc.ErrClosed) {
-		fmt.Fprintf(os.Stderr, "goipc pong: client pid %d: %d messages in %v: %v\n", c.PeerPID(), n, time.Since(start).Round(time.Millisecond), err)
+		s.log.printf("goipc pong: client pid %d: %d messages in %v: %v", c.PeerPID(), n, time.Since(start).Round(time.Millisecond), err)
 	}
 	s.mu.Lock()
 	delete(s.conns, c)
@@ -109,14 +118,16 @@ func (s *pongServer) handle(c *goipc.Conn) {
 // (FlatBuffers Message/Ping) gets a Pong with the same seq and payload; any
 // other message is echoed unchanged. Either way the message is read in
 // place and the answer is written straight into reserved ring space, so
-// the payload is copied once, ring to ring.
-func echoLoop(c *goipc.Conn, n *int, malformed func(error)) error {
+// the payload is copied once, ring to ring. report is told about messages
+// that were answered but not as asked (a malformed Ping, a Pong that does
+// not fit); the connection goes on.
+func echoLoop(c *goipc.Conn, n *int, report func(error)) error {
 	for {
 		msg, err := c.RecvView(-1)
 		if err != nil {
 			return err
 		}
-		if err := answer(c, msg, malformed); err != nil {
+		if err := answer(c, msg, report); err != nil {
 			c.ReleaseView()
 			return err
 		}
@@ -125,7 +136,7 @@ func echoLoop(c *goipc.Conn, n *int, malformed func(error)) error {
 	}
 }
 
-func answer(c *goipc.Conn, msg []byte, malformed func(error)) error {
+func answer(c *goipc.Conn, msg []byte, report func(error)) error {
 	// Only a message carrying our file identifier is parsed: raw messages
 	// skip the verifier's error path entirely.
 	tagged := len(msg) >= 8 && string(msg[4:8]) == message.Identifier
@@ -133,12 +144,12 @@ func answer(c *goipc.Conn, msg []byte, malformed func(error)) error {
 	if tagged {
 		var ping message.PingView
 		if ping, perr = message.ParsePing(msg); perr == nil {
-			return answerPing(c, ping)
+			return answerPing(c, ping, report)
 		}
 		// Another body (a Pong, or one from a newer schema) is well
 		// formed: echo it quietly. Anything else is reported.
 		if !errors.Is(perr, message.ErrWrongBody) && !errors.Is(perr, message.ErrUnknownBody) {
-			malformed(perr)
+			report(fmt.Errorf("malformed Ping echoed unchanged: %w", perr))
 		}
 	}
 	out, err := c.Reserve(len(msg), -1)
@@ -150,9 +161,20 @@ func answer(c *goipc.Conn, msg []byte, malformed func(error)) error {
 }
 
 // answerPing builds the Pong straight into reserved ring space.
-func answerPing(c *goipc.Conn, ping message.PingView) error {
+//
+// A Pong is 8 bytes larger than its Ping (it adds received_ns), so a valid
+// Ping close to the connection's maximum message size has no Pong that
+// fits. Such a Ping is answered with a Pong that carries its seq and
+// clocks but an empty payload, and reported: the connection stays up, and
+// the sender sees a Pong it can tell apart (goipc ping names the cause).
+func answerPing(c *goipc.Conn, ping message.PingView, report func(error)) error {
 	received := monoNs()
 	payload := ping.Payload()
+	if message.PongSize(len(payload)) > c.MaxMessageSize() {
+		report(fmt.Errorf("the Pong of a Ping with a %d B payload would be %d B, above the connection's maximum message size of %d B: answered with an empty payload",
+			len(payload), message.PongSize(len(payload)), c.MaxMessageSize()))
+		payload = nil
+	}
 	out, err := c.Reserve(message.PongSize(len(payload)), -1)
 	if err != nil {
 		return err

@@ -550,6 +550,43 @@ def test_dial_options(sockdir):
         goipc.dial(path, spin=-1)
 
 
+@pytest.mark.parametrize(
+    "option, value, bits",
+    [
+        ("max_message_size", 2**64 + 65536, "18446744073709551615"),
+        ("max_message_size", -1, "18446744073709551615"),
+        ("ring_size", 2**64 + 4096, "18446744073709551615"),
+        ("protocol_version_override", 2**32 + 1, "4294967295"),
+        ("protocol_version_override", -1, "4294967295"),
+    ],
+)
+def test_integer_options_out_of_range_raise(sockdir, option, value, bits):
+    """A value that its C field cannot hold is refused before any call,
+    naming the option and its range (ctypes would store it modulo 2**bits:
+    2**64 + 65536 used to become 65536)."""
+    path = os.path.join(sockdir, "range.sock")
+    calls = [lambda: goipc.dial(path, **{option: value})]
+    if option != "ring_size":  # listen has no ring_size: the dialer sets it
+        calls.append(lambda: goipc.listen(path, **{option: value}))
+    for call in calls:
+        with pytest.raises(ValueError) as ei:
+            call()
+        assert option in str(ei.value) and bits in str(ei.value) and str(value) in str(ei.value)
+        assert not isinstance(ei.value, goipc.Error)  # refused here, not by the library
+        assert not os.path.exists(path)
+    with pytest.raises(TypeError, match=option):
+        goipc.dial(path, **{option: 1.5})
+
+
+def test_handshake_timeout_out_of_range_raises(sockdir):
+    path = os.path.join(sockdir, "range.sock")
+    for bad in (1e300, math.inf):
+        with pytest.raises(ValueError, match="handshake_timeout"):
+            goipc.dial(path, handshake_timeout=bad)
+        with pytest.raises(ValueError, match="handshake_timeout"):
+            goipc.listen(path, handshake_timeout=bad)
+
+
 def _accept_quietly(ln):
     try:
         ln.accept(timeout=10).close()

@@ -298,14 +298,13 @@ def _make_options(
     raw = (c_char * _lib.OPTIONS_BUFFER_SIZE)()
     lib.goipc_options_init_sized(raw, _lib.OPTIONS_BUFFER_SIZE)
     o = _lib.Options.from_buffer(raw)
+    # ctypes stores an int into a fixed-width field modulo 2**bits: every
+    # integer option is range-checked first, or 2**64 + 65536 would become
+    # 65536.
     if ring_size is not None:
-        if ring_size < 0:
-            raise ValueError("goipc: ring_size must be >= 0")
-        o.ring_size = ring_size
+        o.ring_size = _option_int("ring_size", ring_size, _U64)
     if max_message_size is not None:
-        if max_message_size < 0:
-            raise ValueError("goipc: max_message_size must be >= 0")
-        o.max_message_size = max_message_size
+        o.max_message_size = _option_int("max_message_size", max_message_size, _U64)
     if spin is not None:
         # Python: seconds; 0 = park at once, inf = poll forever.
         # C: ns; 0 = default, < 0 = park at once, INT64_MAX = poll forever.
@@ -318,18 +317,40 @@ def _make_options(
         else:
             o.spin_ns = max(1, int(spin * 1e9))
     if handshake_timeout is not None:
-        if handshake_timeout != handshake_timeout or handshake_timeout <= 0:
-            raise ValueError("goipc: handshake_timeout must be a positive number of seconds")
-        o.handshake_timeout_ms = _ms_ceil(handshake_timeout)
+        if handshake_timeout != handshake_timeout or handshake_timeout <= 0 or handshake_timeout == math.inf:
+            raise ValueError("goipc: handshake_timeout must be a positive, finite number of seconds")
+        ms = _ms_ceil(handshake_timeout)
+        if ms > _I64[1]:
+            raise ValueError(
+                "goipc: handshake_timeout must be at most %d seconds (a signed 64-bit count of ms), not %r"
+                % (_I64[1] // 1000, handshake_timeout)
+            )
+        o.handshake_timeout_ms = ms
     o.allow_any_uid = 1 if allow_any_uid else 0
-    o.protocol_version_override = protocol_version_override
+    o.protocol_version_override = _option_int("protocol_version_override", protocol_version_override, _U32)
     return raw
+
+
+# Ranges (inclusive) of the goipc_options integer fields.
+_U32 = (0, (1 << 32) - 1)
+_U64 = (0, (1 << 64) - 1)
+_I64 = (-(1 << 63), (1 << 63) - 1)
+
+
+def _option_int(name: str, v: int, bounds: Tuple[int, int]) -> int:
+    """v, checked to be an int within bounds (the C field's range)."""
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TypeError("goipc: %s must be an int, not %s" % (name, type(v).__name__))
+    lo, hi = bounds
+    if not lo <= v <= hi:
+        raise ValueError("goipc: %s must be in [%d, %d] (the range of its C field), not %d" % (name, lo, hi, v))
+    return v
 
 
 # Listener limits, in C: 0 = the default, negative = no limit. The C ABI
 # refuses max_conns and max_pending_handshakes above INT32_MAX.
 _INT32_MAX = (1 << 31) - 1
-_INT64_MAX = (1 << 63) - 1
+_INT64_MAX = _I64[1]
 
 
 def _limit_option(name: str, value: Optional[float], hi: int) -> int:

@@ -1,0 +1,193 @@
+package bench
+
+import (
+	"encoding/binary"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goipc/goipc/goipc"
+)
+
+func TestReadProcOfThisProcess(t *testing.T) {
+	s, err := readProc(os.Getpid())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.threads < 1 || s.rssKiB <= 0 || s.pssKiB <= 0 || s.vmSizeKiB <= 0 || s.volCtxSw+s.involCtxSw <= 0 {
+		t.Fatalf("implausible sample of this process: %+v", s)
+	}
+	// Burn a little CPU: utime+stime must not go backwards, and counts it.
+	t0 := s.cpuTicks
+	for end := time.Now().Add(50 * time.Millisecond); time.Now().Before(end); {
+	}
+	s, _ = readProc(os.Getpid())
+	if s.cpuTicks < t0 || s.cpuTicks == 0 {
+		t.Fatalf("cpu ticks %d after %d and 50 ms of work", s.cpuTicks, t0)
+	}
+	if n := countFDs(os.Getpid()); n < 3 {
+		t.Fatalf("countFDs = %d", n)
+	}
+	if n := threadCount(os.Getpid()); n < 1 {
+		t.Fatalf("threadCount = %d", n)
+	}
+	if _, err := readProc(1 << 30); err == nil {
+		t.Fatal("readProc of a pid that does not exist succeeded")
+	}
+}
+
+// serveUnix runs an echo server on a fresh socket; corrupt flips one byte
+// of the 3rd reply.
+func serveUnix(t *testing.T, corrupt bool) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "echo.sock")
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	if !corrupt {
+		go ServeUnixEcho(ln, UnixEchoMaxMessage, nil)
+		return path
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				buf := make([]byte, 4+64)
+				for i := 0; ; i++ {
+					if _, err := io.ReadFull(c, buf); err != nil {
+						return
+					}
+					if i == 2 {
+						buf[4+20] ^= 0xff
+					}
+					c.Write(buf)
+				}
+			}()
+		}
+	}()
+	return path
+}
+
+// serveCorruptGoipc runs a goipc echo server in this process that flips
+// one byte of the 3rd reply of each connection.
+func serveCorruptGoipc(t *testing.T) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "goipc.sock")
+	ln, err := goipc.Listen(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if errors.Is(err, goipc.ErrClosed) {
+				return
+			}
+			if err != nil {
+				continue
+			}
+			go func() {
+				defer c.Close()
+				for i := 0; ; i++ {
+					m, err := c.Recv()
+					if err != nil {
+						return
+					}
+					if i == 2 {
+						m[20] ^= 0xff
+					}
+					c.Send(m)
+				}
+			}()
+		}
+	}()
+	return path
+}
+
+// TestRunLoadChecksEveryReply: the load role measures round trips on each
+// producer's own connection and fails on the first reply that differs.
+func TestRunLoadChecksEveryReply(t *testing.T) {
+	good := serveUnix(t, false)
+	rep := runLoad(serverUnix, good, 3, 100*time.Millisecond, 64, 0)
+	if rep.Error != "" || rep.Producers != 3 || rep.RoundTrips < 3 || rep.P50 <= 0 || rep.P50 > rep.P99 || rep.P99 > rep.Max || rep.ElapsedS <= 0 {
+		t.Fatalf("unix load against a correct echo: %+v", rep)
+	}
+	bad := serveUnix(t, true)
+	rep = runLoad(serverUnix, bad, 2, 5*time.Second, 64, 0)
+	if !strings.Contains(rep.Error, "byte 20") {
+		t.Fatalf("unix load against a corrupting echo: %+v", rep)
+	}
+	// goipc: a corrupting in-process echo (the CLI's pong is tested in cmd/goipc).
+	rep = runLoad(serverGoipc, serveCorruptGoipc(t), 2, 5*time.Second, 64, 0)
+	if !strings.Contains(rep.Error, "byte 20") {
+		t.Fatalf("goipc load against a corrupting echo: %+v", rep)
+	}
+	if rep := runLoad(serverUnix, good, 1, time.Millisecond, 4, 0); rep.Error == "" {
+		t.Fatal("a 4-byte message has no room for the sequence number, and was accepted")
+	}
+	if rep := runLoad(serverUnix, filepath.Join(t.TempDir(), "none"), 1, time.Millisecond, 64, 0); !strings.Contains(rep.Error, "dial producer 1 of 1") {
+		t.Fatalf("dial to nothing: %+v", rep)
+	}
+}
+
+func TestUnixEchoRefusesOversizedMessages(t *testing.T) {
+	path := serveUnix(t, false)
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	msg, reply := make([]byte, 4+10), make([]byte, 4+10)
+	copy(msg[4:], "0123456789")
+	if err := unixEchoRoundTrip(c, msg, reply); err != nil || string(reply[4:]) != "0123456789" {
+		t.Fatalf("echo: %q %v", reply, err)
+	}
+	var hdr [4]byte
+	binary.LittleEndian.PutUint32(hdr[:], UnixEchoMaxMessage+1)
+	c.Write(hdr[:])
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, err := c.Read(reply); err != io.EOF {
+		t.Fatalf("after an oversized header: read %d, %v; want the server to hang up", n, err)
+	}
+}
+
+func TestShardedHistMergesEveryRecord(t *testing.T) {
+	h := newShardedHist()
+	for i := 0; i < 1000; i++ {
+		h.record(i, time.Duration(i+1)*time.Microsecond)
+	}
+	m := h.merged()
+	if m.TotalCount() != 1000 || m.Max() < 999000 || m.Min() > 1001 {
+		t.Fatalf("merged: count %d, min %d, max %d", m.TotalCount(), m.Min(), m.Max())
+	}
+}
+
+func TestGoalsAreNotMeasuredWithoutRows(t *testing.T) {
+	o := ServerOptions{}
+	o.fill()
+	rep := &ServerReport{Load: []RoundTripResult{{Server: serverGoipc, Mode: "default", Producers: 1, Error: "boom"}}}
+	goals := checkGoals(rep, &o)
+	if len(goals) == 0 {
+		t.Fatal("no goals")
+	}
+	for _, g := range goals {
+		if g.Met != nil && *g.Met {
+			t.Errorf("goal %q met without numbers", g.Goal)
+		}
+	}
+	if !rep.HasErrors() {
+		t.Error("a row with an error is not reported by HasErrors")
+	}
+}

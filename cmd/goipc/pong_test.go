@@ -1,0 +1,323 @@
+package main
+
+import (
+	"bytes"
+	"errors"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/goipc/goipc/goipc"
+	"github.com/goipc/goipc/goipc/message"
+)
+
+// TestPongKeepsAConnectionWhosePongDoesNotFit: a valid Ping that fills the
+// connection's maximum message size has no Pong that fits (a Pong is 8 B
+// larger). pong answers it with an empty payload and keeps serving.
+func TestPongKeepsAConnectionWhosePongDoesNotFit(t *testing.T) {
+	path, _, stderr := startPong(t)
+	c, err := goipc.Dial(path, nil) // the default maximum, 1 MiB
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	payload := bytes.Repeat([]byte{0x5a}, 1048504)
+	big := message.AppendPing(nil, 41, 4242, payload)
+	if len(big) > c.MaxMessageSize() || message.PongSize(len(payload)) <= c.MaxMessageSize() {
+		t.Fatalf("test premise: Ping %d B, Pong %d B, maximum %d B", len(big), message.PongSize(len(payload)), c.MaxMessageSize())
+	}
+	if err := c.SendTimeout(big, 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	reply, err := c.RecvTimeout(10 * time.Second)
+	if err != nil {
+		t.Fatalf("the connection was dropped: %v (%s)", err, stderr)
+	}
+	pong, err := message.ParsePong(reply)
+	if err != nil || pong.Seq() != 41 || pong.PingSentNs() != 4242 || len(pong.Payload()) != 0 {
+		t.Fatalf("answer to the oversized Ping: %v, want a Pong with seq 41 and no payload", err)
+	}
+	// The same connection still answers normal Pings.
+	c.Send(message.AppendPing(nil, 42, 1, []byte("small")))
+	reply, err = c.RecvTimeout(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if pong, err := message.ParsePong(reply); err != nil || pong.Seq() != 42 || string(pong.Payload()) != "small" {
+		t.Fatalf("next Pong: %v", err)
+	}
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "answered with an empty payload"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pong did not report the Pong it could not send: %s", stderr)
+		}
+	}
+}
+
+// TestPingSizesItsSegmentForThePong: goipc ping asks for a maximum message
+// size that holds the Pong, says what to do when the consumer refuses it,
+// and refuses sizes no connection can carry.
+func TestPingSizesItsSegmentForThePong(t *testing.T) {
+	path, _, _ := startPong(t)
+	out, err := cli("ping", "--dial", path, "-n", "5", "--warmup", "0", "--size", "1048504").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+		t.Fatalf("ping --size 1048504 against a 1 MiB consumer: %v, want exit 1\n%s", err, out)
+	}
+	for _, want := range []string{"--size <= 1048500", "--max-message 1048584", "the Pong"} {
+		if !strings.Contains(string(out), want) {
+			t.Errorf("ping --size 1048504 output lacks %q:\n%s", want, out)
+		}
+	}
+	// The largest payload whose Pong fits 1 MiB works against the default.
+	if out, err := cli("ping", "--dial", path, "-n", "5", "--warmup", "0", "--size", "1048500").CombinedOutput(); err != nil {
+		t.Fatalf("ping --size 1048500: %v\n%s", err, out)
+	}
+	// A consumer that allows more serves the larger size.
+	big, _, _ := startPong(t, "--max-message", "1048584")
+	if out, err := cli("ping", "--dial", big, "-n", "5", "--warmup", "0", "--size", "1048504").CombinedOutput(); err != nil {
+		t.Fatalf("ping --size 1048504 against --max-message 1048584: %v\n%s", err, out)
+	}
+	// Sizes no connection can carry are usage errors.
+	out, err = cli("ping", "--dial", path, "--size", strconv.Itoa(maxPingMessage)).CombinedOutput()
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "use --size <= ") {
+		t.Fatalf("ping --size %d: %v\n%s", maxPingMessage, err, out)
+	}
+}
+
+func TestMaxPongPayload(t *testing.T) {
+	for _, limit := range []int{80, 81, 87, 88, 4096, 1 << 20, 1<<20 + 3, maxPingMessage} {
+		n := maxPongPayload(limit)
+		if message.PongSize(n) > limit || message.PongSize(n+1) <= limit {
+			t.Errorf("maxPongPayload(%d) = %d: PongSize %d, next %d", limit, n, message.PongSize(n), message.PongSize(n+1))
+		}
+	}
+	if got := maxPongPayload(1 << 20); got != 1048500 {
+		t.Errorf("maxPongPayload(1 MiB) = %d, want 1048500", got)
+	}
+}
+
+// TestPingReportsAPongWithoutItsPayload: a consumer that answers with an
+// empty payload (as goipc pong does when the Pong cannot fit) is named as
+// such, not as a corrupt answer.
+func TestPingReportsAPongWithoutItsPayload(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "empty.sock")
+	ln, err := goipc.Listen(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	go func() {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		for {
+			m, err := c.Recv()
+			if err != nil {
+				return
+			}
+			ping, err := message.ParsePing(m)
+			if err != nil {
+				return
+			}
+			c.Send(message.AppendPong(nil, ping.Seq(), ping.SentNs(), 1, nil))
+		}
+	}()
+	out, err := cli("ping", "--dial", path, "-n", "3", "--warmup", "0", "--size", "64").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 || !strings.Contains(string(out), "without its payload") {
+		t.Fatalf("ping against a consumer that drops payloads: %v\n%s", err, out)
+	}
+}
+
+// TestPongRateLimitsItsLogPerListener: a client that reconnects in a loop
+// with a bad hello gets one log line per attempt today's way; pong writes a
+// burst, then a bounded rate, and accounts for every line it dropped.
+func TestPongRateLimitsItsLogPerListener(t *testing.T) {
+	path, _, stderr := startPong(t)
+	const attempts = 300
+	start := time.Now()
+	for i := 0; i < attempts; i++ {
+		nc, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Write(bytes.Repeat([]byte{'x'}, 32)) // a hello of the right size, with a bad magic
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var reply [16]byte
+		nc.Read(reply[:]) // pong's refusal: the attempt has been handled
+		nc.Close()
+	}
+	elapsed := time.Since(start)
+	rejected := regexp.MustCompile(`(?m)^goipc pong: rejected a client: `)
+	summary := regexp.MustCompile(`(?m)^goipc pong: (\d+) log lines suppressed`)
+	// Every attempt is either logged or counted in a summary, which comes at
+	// most logSummaryDelay after the first line it counts.
+	var logged, counted int
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		s := stderr.String()
+		logged, counted = len(rejected.FindAllString(s, -1)), 0
+		for _, m := range summary.FindAllStringSubmatch(s, -1) {
+			n, _ := strconv.Atoi(m[1])
+			counted += n
+		}
+		if logged+counted == attempts || time.Now().After(deadline) {
+			break
+		}
+	}
+	if logged+counted != attempts {
+		t.Fatalf("%d lines logged + %d counted as suppressed, want %d attempts accounted for:\n%s", logged, counted, attempts, stderr)
+	}
+	// The bucket: logBurst lines at once, then logRate per second.
+	if limit := logBurst + int(logRate*(elapsed.Seconds()+1)); logged > limit {
+		t.Fatalf("%d rejection lines in %v, want at most %d", logged, elapsed, limit)
+	}
+	if counted == 0 {
+		t.Fatalf("no line suppressed out of %d in %v:\n%s", attempts, elapsed, stderr)
+	}
+}
+
+func TestLogLimiterUnlimitedAndSummary(t *testing.T) {
+	var all syncBuffer
+	l := newLogLimiter(&all, "goipc pong", true)
+	for i := 0; i < 50; i++ {
+		l.printf("line %d", i)
+	}
+	if n := strings.Count(all.String(), "\n"); n != 50 {
+		t.Fatalf("unlimited limiter wrote %d lines, want 50", n)
+	}
+	var some syncBuffer
+	l = newLogLimiter(&some, "goipc pong", false)
+	l.delay = time.Hour // the summary comes with the next line that passes
+	for i := 0; i < logBurst+5; i++ {
+		l.printf("line %d", i)
+	}
+	if got := strings.Count(some.String(), "\n"); got != logBurst {
+		t.Fatalf("wrote %d lines of %d, want the burst of %d", got, logBurst+5, logBurst)
+	}
+	l.mu.Lock()
+	l.tokens = 1 // as if time had passed
+	l.mu.Unlock()
+	l.printf("after")
+	const want = "goipc pong: 5 log lines suppressed"
+	if s := some.String(); !strings.Contains(s, want) || !strings.HasSuffix(s, "after\n") {
+		t.Fatalf("want the summary %q then the line:\n%s", want, s)
+	}
+}
+
+// TestPongListenerLimitFlags: --max-conns, --max-segment and --max-mapped
+// reach the listener: a client over a limit is refused with ErrLimit
+// naming it, and the connections already open keep working.
+func TestPongListenerLimitFlags(t *testing.T) {
+	small := &goipc.Options{RingSize: 4096, MaxMessageSize: 1024} // a 12 KiB segment
+	big := &goipc.Options{RingSize: 1 << 16, MaxMessageSize: 1024}
+	for _, tc := range []struct {
+		flags   []string
+		opts    *goipc.Options // the second client's
+		limit   string
+		refused bool
+	}{
+		{[]string{"--max-conns", "1"}, small, "MaxConns", true},
+		{[]string{"--max-conns", "2"}, small, "", false},
+		{[]string{"--max-segment", "32K"}, big, "MaxSegmentSize", true},
+		{[]string{"--max-mapped", "20K"}, small, "MaxMappedBytes", true},
+		{[]string{"--max-mapped", "-1", "--max-segment", "-1"}, big, "", false},
+	} {
+		t.Run(strings.Join(tc.flags, "="), func(t *testing.T) {
+			path, _, stderr := startPong(t, tc.flags...)
+			defer func() {
+				if t.Failed() {
+					t.Logf("pong stderr: %s", stderr)
+				}
+			}()
+			first, err := goipc.DialTimeout(path, 10*time.Second, small)
+			if err != nil {
+				t.Fatalf("first client: %v", err)
+			}
+			defer first.Close()
+			second, err := goipc.DialTimeout(path, 10*time.Second, tc.opts)
+			if !tc.refused {
+				if err != nil {
+					t.Fatalf("second client: %v", err)
+				}
+				second.Close()
+			} else if !errors.Is(err, goipc.ErrLimit) || !strings.Contains(err.Error(), tc.limit) {
+				t.Fatalf("second client: %v, want ErrLimit naming %s", err, tc.limit)
+			}
+			first.Send([]byte("still served"))
+			if got, err := first.RecvTimeout(10 * time.Second); err != nil || string(got) != "still served" {
+				t.Fatalf("first client after the refusal: %q %v", got, err)
+			}
+		})
+	}
+}
+
+func TestByteSizeFlag(t *testing.T) {
+	for in, want := range map[string]int64{"65536": 65536, "64K": 64 << 10, "64KiB": 64 << 10, "16g": 16 << 30, "2T": 2 << 40, "-1": -1, "0": 0, "12B": 12} {
+		var b byteSize
+		if err := b.Set(in); err != nil || int64(b) != want {
+			t.Errorf("Set(%q) = %d, %v; want %d", in, b, err, want)
+		}
+	}
+	for _, bad := range []string{"", "x", "1.5G", "K", "9999999999T"} {
+		var b byteSize
+		if err := b.Set(bad); err == nil {
+			t.Errorf("Set(%q) accepted: %d", bad, b)
+		}
+	}
+	if s := byteSize(16 << 30).String(); s != "16G" {
+		t.Errorf("String = %q", s)
+	}
+	if err := cli("pong", "--listen", filepath.Join(t.TempDir(), "p.sock"), "--max-segment", "lots").Run(); err == nil {
+		t.Error("pong --max-segment lots started")
+	}
+}
+
+// TestPongMaxPendingFlag: with --max-pending 1, a legitimate client that
+// arrives while a silent one holds the only place evicts it at once (by
+// default the silent one would keep its place for the 5 s handshake
+// timeout).
+//
+// Skipped until the core's eviction is fixed: goipc.Listener evicts a
+// pending handshake by setting a past deadline on its socket, but the
+// handshake goroutine, when it starts after the eviction, sets its own
+// deadline (HandshakeTimeout) and the eviction is lost; and a handshake
+// that has answered OK stays in the pending list until its goroutine
+// returns, so an eviction in between kills an established connection
+// (goipc pong --max-pending 1, two dials in a row: the first connection
+// reports "peer closed" in about 1 of 10 pairs).
+func TestPongMaxPendingFlag(t *testing.T) {
+	if os.Getenv("GOIPC_TEST_EVICTION") != "1" {
+		t.Skip("the core loses evictions that precede the handshake goroutine (set GOIPC_TEST_EVICTION=1 to run)")
+	}
+	path, _, _ := startPong(t, "--max-pending", "1")
+	silent, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	c, err := goipc.DialTimeout(path, 10*time.Second, nil)
+	if err != nil {
+		t.Fatalf("legitimate client behind a silent one: %v", err)
+	}
+	defer c.Close()
+	// Evicted: pong hangs up on the silent client well before its
+	// handshake timeout (5 s); a read that waits 4 s tells them apart.
+	silent.SetReadDeadline(time.Now().Add(4 * time.Second))
+	var b [16]byte
+	if n, err := silent.Read(b[:]); !errors.Is(err, io.EOF) {
+		t.Fatalf("silent client after a legitimate one arrived: read %d, %v; want EOF (evicted)", n, err)
+	}
+	c.Send([]byte("served"))
+	if got, err := c.RecvTimeout(10 * time.Second); err != nil || string(got) != "served" {
+		t.Fatalf("legitimate client: %q %v", got, err)
+	}
+}
