@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"net"
-	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -285,19 +284,9 @@ func TestByteSizeFlag(t *testing.T) {
 // arrives while a silent one holds the only place evicts it at once (by
 // default the silent one would keep its place for the 5 s handshake
 // timeout).
-//
-// Skipped until the core's eviction is fixed: goipc.Listener evicts a
-// pending handshake by setting a past deadline on its socket, but the
-// handshake goroutine, when it starts after the eviction, sets its own
-// deadline (HandshakeTimeout) and the eviction is lost; and a handshake
-// that has answered OK stays in the pending list until its goroutine
-// returns, so an eviction in between kills an established connection
-// (goipc pong --max-pending 1, two dials in a row: the first connection
-// reports "peer closed" in about 1 of 10 pairs).
+// Two dials in a row with one place also check that an eviction never
+// touches a connection whose handshake has completed.
 func TestPongMaxPendingFlag(t *testing.T) {
-	if os.Getenv("GOIPC_TEST_EVICTION") != "1" {
-		t.Skip("the core loses evictions that precede the handshake goroutine (set GOIPC_TEST_EVICTION=1 to run)")
-	}
 	path, _, _ := startPong(t, "--max-pending", "1")
 	silent, err := net.Dial("unix", path)
 	if err != nil {
