@@ -33,9 +33,21 @@ SMALL = {"ring_size": 16384, "max_message_size": 1024}
 
 
 def run(coro) -> object:
+    """asyncio.run under the HANG bound; on uvloop's loop when
+    GOIPC_TEST_UVLOOP=1 (uvloop is not a test dependency: install it to
+    check goipc.aio against it)."""
+
     async def bounded():
         return await asyncio.wait_for(coro, HANG)
 
+    if os.environ.get("GOIPC_TEST_UVLOOP") == "1":
+        import uvloop  # type: ignore[import-not-found]
+
+        loop = uvloop.new_event_loop()
+        try:
+            return loop.run_until_complete(bounded())
+        finally:
+            loop.close()
     return asyncio.run(bounded())
 
 
