@@ -46,7 +46,8 @@ void test_conn_fd_poll(void)
     EXPECT_ST(goipc_recv(b, buf, sizeof buf, &len, 0), GOIPC_OK);
     EXPECT(len == 4 && memcmp(buf, "ping", 4) == 0);
     EXPECT_ST(goipc_recv(b, buf, sizeof buf, &len, 0), GOIPC_ERR_TIMEOUT);
-    EXPECT(!readable(fd, 0));
+    /* Not expected: quiet again. Readiness may be spurious, and the
+     * library's watcher can make it so just after the message was taken. */
 
     /* Ring space: the sender's descriptor becomes readable when the
      * receiver frees room in a full ring. */

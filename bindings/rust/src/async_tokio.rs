@@ -34,8 +34,9 @@
 //! **One descriptor, two directions.** Every library call resets the
 //! descriptor's readiness, so a call in one direction can consume a wakeup
 //! meant for a future waiting in the other. Hence: every call that made
-//! progress (or failed) wakes the futures waiting on the connection to
-//! look again, and while futures wait in both directions at once they also
+//! progress (or failed), and every waiting future that is dropped, wakes
+//! the futures waiting on the connection to look again, and while futures
+//! wait in both directions at once they also
 //! look again on a timer (1 ms, doubling to 100 ms), because a look that
 //! finds nothing can itself consume the other direction's wakeup. See
 //! docs/RUST.md.
@@ -130,19 +131,30 @@ pub struct AsyncConn {
     recv_hint: AtomicUsize,
 }
 
-/// Counts a waiting future for as long as it lives (also when dropped).
-struct Waiting<'a>(&'a AtomicUsize);
+/// Counts a waiting future for as long as it lives. Dropped without
+/// finishing (the future was cancelled), it wakes the futures still
+/// waiting: the call that made it wait may have reset a readiness meant
+/// for them.
+struct Waiting<'a> {
+    conn: &'a AsyncConn,
+    dir: usize,
+    finished: bool,
+}
 
 impl<'a> Waiting<'a> {
-    fn new(n: &'a AtomicUsize) -> Waiting<'a> {
-        n.fetch_add(1, SeqCst);
-        Waiting(n)
+    fn new(conn: &'a AsyncConn, dir: usize) -> Waiting<'a> {
+        conn.waiting[dir].fetch_add(1, SeqCst);
+        Waiting { conn, dir, finished: false }
     }
 }
 
 impl Drop for Waiting<'_> {
     fn drop(&mut self) {
-        self.0.fetch_sub(1, SeqCst);
+        let c = self.conn;
+        c.waiting[self.dir].fetch_sub(1, SeqCst);
+        if !self.finished && (c.waiting[RECV].load(SeqCst) != 0 || c.waiting[SEND].load(SeqCst) != 0) {
+            c.wake.notify_waiters();
+        }
     }
 }
 
@@ -309,7 +321,7 @@ impl AsyncConn {
     }
 
     async fn park_loop<T>(&self, dir: usize, try_op: &mut impl FnMut() -> Result<Option<T>>) -> Result<T> {
-        let _waiting = Waiting::new(&self.waiting[dir]);
+        let mut waiting = Waiting::new(self, dir);
         loop {
             // Registered (counted, and subscribed to `wake`) before the
             // call that decides to wait: a call elsewhere that resets the
@@ -318,12 +330,14 @@ impl AsyncConn {
             tokio::pin!(woken);
             woken.as_mut().enable();
             if self.closed.load(SeqCst) {
+                waiting.finished = true;
                 return Err(Error::Closed);
             }
             match try_op() {
                 Ok(None) => {}
                 done => {
-                    drop(_waiting);
+                    waiting.finished = true;
+                    drop(waiting);
                     self.progress();
                     return done.map(|v| v.expect("Some"));
                 }

@@ -51,10 +51,11 @@ exception classes of the blocking API.
 One descriptor serves both directions, and every library call resets its
 readiness: a call in one direction can consume a wakeup meant for a
 coroutine waiting in the other. So after any call that made progress (or
-failed), every parked coroutine of the connection retries; and while
-coroutines wait in both directions at once, a timer (1 ms, doubling up to
-100 ms) makes them retry too, because a retry that finds nothing can
-itself consume the other direction's wakeup (see docs/PYTHON.md).
+failed), and when a waiting coroutine is cancelled, every parked coroutine
+of the connection retries; and while coroutines wait in both directions
+at once, a timer (1 ms, doubling up to 100 ms) makes them retry too,
+because a retry that finds nothing can itself consume the other
+direction's wakeup (see docs/PYTHON.md).
 
 Accepting: a listener has no descriptor of its own in the C ABI, so
 :meth:`AsyncListener.accept` polls the listener without waiting
@@ -249,6 +250,10 @@ class AsyncConn:
             if self._timer is not None and not (self._parked[0] and self._parked[1]):
                 self._timer.cancel()
                 self._timer = None
+            if (not fut.done() or fut.cancelled()) and (self._parked[0] or self._parked[1]):
+                # Cancelled (not woken): the call that made us park may
+                # have reset a readiness meant for those still waiting.
+                self._wake_all()
 
     async def _wait(self, d: int, attempt: Any, *args: Any) -> Any:
         """The slow path, after a first call found nothing: poll for the
