@@ -16,6 +16,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from typing import List, Tuple
 
@@ -485,7 +486,34 @@ def test_listener_close_wakes_accept_and_limits(sockdir):
 
 
 def test_dial_cancelled_and_bad_options(sockdir):
+    """A dial cancelled while its handshake runs closes the connection the
+    handshake makes (the listener's end sees the peer gone); the dial
+    thread exits once idle; bad options fail before dialing."""
+
     async def main():
+        path = os.path.join(sockdir, "dc.sock")
+        async with goipc.aio.listen(path) as ln:
+            for _ in range(10):
+                d = asyncio.ensure_future(goipc.aio.dial(path, timeout=20))
+                await asyncio.sleep(0)  # the dial is handed to the dial thread
+                d.cancel()
+                with pytest.raises(asyncio.CancelledError):
+                    await d
+                try:
+                    s = await asyncio.wait_for(ln.accept(), 2)
+                except asyncio.TimeoutError:
+                    continue  # cancelled before the thread started it: try again
+                with pytest.raises(goipc.PeerClosedError):
+                    await asyncio.wait_for(s.recv(), 20)
+                s.close()
+                break
+            else:
+                pytest.fail("every dial was cancelled before it started")
+        for _ in range(200):  # the dial thread exits after a second idle
+            if not any(t.name == "goipc-aio-dial" for t in threading.enumerate()):
+                break
+            await asyncio.sleep(0.05)
+        assert not any(t.name == "goipc-aio-dial" for t in threading.enumerate())
         with pytest.raises(goipc.SystemCallError):
             await goipc.aio.dial(os.path.join(sockdir, "nobody.sock"), timeout=5)
         with pytest.raises(ValueError):

@@ -65,10 +65,11 @@ off from 1 ms to 20 ms while nobody connects: no thread, at most about
 
 Dialing: the handshake waits for the listener's reply (about a
 millisecond) inside one library call, so :func:`dial` runs the blocking
-:func:`goipc.dial` on a thread of this module (one, created on first use
-and shared by all loops: dials queue there, each a few milliseconds), not
-on the loop's default executor (up to 32 threads), so that a program
-dialing many connections keeps its thread count low.
+:func:`goipc.dial` on a thread of this module (one, started by the first
+dial and shared by all loops: dials queue there, each a few milliseconds;
+it exits after a second without dials), not on the loop's default
+executor (up to 32 threads, which stay), so that a program dialing many
+connections keeps its thread count low.
 
 An :class:`AsyncConn` belongs to the loop it was made in and must be used
 from that loop's thread only (as any asyncio object).
@@ -79,6 +80,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import math
+import queue
 import threading
 import time
 from ctypes import byref, c_size_t, c_uint64
@@ -451,18 +453,47 @@ def _parse(parse: Any, data: bytes, what: str) -> Any:
 
 # ---- dial --------------------------------------------------------------------
 
-_dial_pool: Optional[concurrent.futures.ThreadPoolExecutor] = None
-_dial_pool_lock = threading.Lock()
-#: Threads of the dial pool.
-DIAL_THREADS = 1
+class _DialThread:
+    """The thread that runs blocking dials for every loop of the process:
+    started by the first dial, it runs queued dials one after the other
+    and exits after IDLE seconds without one (so a process that dialed
+    once does not keep a thread for it)."""
+
+    IDLE = 1.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._running = False
+
+    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> "concurrent.futures.Future[Any]":
+        fut: "concurrent.futures.Future[Any]" = concurrent.futures.Future()
+        with self._lock:
+            self._jobs.put((fut, fn, args, kwargs))
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="goipc-aio-dial", daemon=True).start()
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            try:
+                fut, fn, args, kwargs = self._jobs.get(timeout=self.IDLE)
+            except queue.Empty:
+                with self._lock:
+                    if self._jobs.empty():
+                        self._running = False
+                        return
+                continue
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(*args, **kwargs))
+            except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
+                fut.set_exception(e)
 
 
-def _dial_executor() -> concurrent.futures.ThreadPoolExecutor:
-    global _dial_pool
-    with _dial_pool_lock:
-        if _dial_pool is None:
-            _dial_pool = concurrent.futures.ThreadPoolExecutor(DIAL_THREADS, thread_name_prefix="goipc-aio-dial")
-        return _dial_pool
+_dial_thread = _DialThread()
 
 
 def _close_if_connected(fut: "concurrent.futures.Future[Conn]") -> None:
@@ -473,7 +504,7 @@ def _close_if_connected(fut: "concurrent.futures.Future[Conn]") -> None:
 async def dial(path: PathArg, timeout: Optional[float] = None, *, spin: Optional[float] = None, **options: Any) -> AsyncConn:
     """Connects to the listener at ``path`` and returns an
     :class:`AsyncConn`. The handshake runs in :func:`goipc.dial` on this
-    module's dial threads; cancelling the coroutine closes the connection
+    module's dial thread; cancelling the coroutine closes the connection
     that handshake may still make.
 
     Args:
@@ -488,7 +519,7 @@ async def dial(path: PathArg, timeout: Optional[float] = None, *, spin: Optional
     Raises: as :func:`goipc.dial`.
     """
     _spin_budget(spin)  # validate before dialing
-    cf = _dial_executor().submit(_blocking_dial, path, timeout, **options)
+    cf = _dial_thread.submit(_blocking_dial, path, timeout, **options)
     try:
         conn = await asyncio.wrap_future(cf)
     except asyncio.CancelledError:
