@@ -69,8 +69,14 @@ def python_exe():
     return venv if os.path.exists(venv) else sys.executable
 
 
+# Consumers on an event loop: the Python peer on goipc.aio (asyncio), the
+# Rust peer on the tokio feature. Same peer programs, one more flag.
+EVENT_LOOP_CONSUMERS = {"python-asyncio": ("python", "--asyncio"), "rust-tokio": ("rust", "--tokio")}
+
+
 def peer_command(lang):
     """The command line of a language's peer (without role and flags)."""
+    lang = EVENT_LOOP_CONSUMERS.get(lang, (lang,))[0]
     if lang == "python":
         return [python_exe(), os.path.join(ROOT, "interop_tests", "peers", "python", "peer.py")]
     if lang == "golib":
@@ -249,6 +255,8 @@ class Runner:
             p = Proc("goipc pong", cmd, parse=parse_cli_pong)
         else:
             cmd = peer_command(lang) + ["consumer", "--listen", path]
+            if lang in EVENT_LOOP_CONSUMERS:
+                cmd.append(EVENT_LOOP_CONSUMERS[lang][1])
             if proto:
                 cmd += ["--protocol-version", str(proto)]
             p = Proc(f"{lang} consumer", cmd)
@@ -431,7 +439,8 @@ class Runner:
         if t.scenario == "layout":
             keys.add("go")  # the capture listener
         else:
-            keys.add({"go": "go-cli", "golib": "go"}.get(t.consumer, t.consumer))
+            consumer = EVENT_LOOP_CONSUMERS.get(t.consumer, (t.consumer,))[0]
+            keys.add({"go": "go-cli", "golib": "go"}.get(consumer, consumer))
         return sorted(keys)
 
     def run(self, t):
@@ -456,6 +465,7 @@ SCENARIOS = ("pingpong", "sizes", "burst", "consumer_killed", "producer_killed",
 
 def all_tests():
     pairs = [(p, c) for p in LANGS for c in ("go", "golib")] + [("go", c) for c in ("c", "python", "rust")]
+    pairs += [("go", c) for c in EVENT_LOOP_CONSUMERS]
     tests = [Test(s, p, c) for p, c in pairs for s in SCENARIOS]
     tests += [Test("layout", lang, "go") for lang in LANGS]
     return tests

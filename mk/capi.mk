@@ -42,7 +42,7 @@ C_WARN        := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-pr
 C_STD         := -std=c11 -D_GNU_SOURCE
 C_LINK        := -L$(BUILD)/lib -lgoipc -Wl,-rpath,$(abspath $(BUILD)/lib) -lpthread -lm
 C_SAN         := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-C_EXAMPLES    := $(CBUILD)/ping $(CBUILD)/pong $(CBUILD)/unix_pingpong
+C_EXAMPLES    := $(CBUILD)/ping $(CBUILD)/pong $(CBUILD)/unix_pingpong $(CBUILD)/epoll_ping
 # The ping-pong example, the C peer of `goipc bench --peers c` (bench/peers.go
 # looks for it here).
 C_BENCH_PEER  := $(BIN)/goipc-ping-c
@@ -98,13 +98,19 @@ $(CAPI_PC): mk/capi.mk
 	  'Libs.private: -lpthread' > $@
 	@echo "wrote $@"
 
-c-examples: $(C_EXAMPLES) ## build the C examples (build/c/ping, pong, unix_pingpong)
+c-examples: $(C_EXAMPLES) ## build the C examples (build/c/ping, pong, unix_pingpong, epoll_ping)
 
 $(CBUILD)/ping $(CBUILD)/pong: $(CBUILD)/%: bindings/c/%.c bindings/c/latency.h $(CAPI_LIB) $(CAPI_HEADER) $(CAPI_PC)
 	@$(REQUIRE_DEB) "the C examples" pkg-config:pkg-config
 	@mkdir -p $(@D)
 	$(CC) $(C_STD) -O2 -g $(C_WARN) $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --cflags goipc) \
 	  -o $@ $< $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --libs goipc) -lpthread -lm
+
+$(CBUILD)/epoll_ping: bindings/c/epoll_ping.c bindings/c/epoll_mux.h $(CAPI_LIB) $(CAPI_HEADER) $(CAPI_PC)
+	@$(REQUIRE_DEB) "the C examples" pkg-config:pkg-config
+	@mkdir -p $(@D)
+	$(CC) $(C_STD) -O2 -g $(C_WARN) $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --cflags goipc) \
+	  -o $@ $< $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --libs goipc)
 
 c-bench-peer: $(C_BENCH_PEER) ## build the C ping-pong example, the C peer of `goipc bench --peers c` (build/bin/goipc-ping-c)
 
@@ -119,7 +125,7 @@ $(CBUILD)/unix_pingpong: bindings/c/unix_pingpong.c bindings/c/latency.h
 	@mkdir -p $(@D)
 	$(CC) $(C_STD) -O2 -g $(C_WARN) -o $@ $< -lm
 
-$(C_TEST_BIN): $(C_TESTS_SRC) $(wildcard bindings/c/tests/*.h) $(CAPI_LIB) include/goipc.h
+$(C_TEST_BIN): $(C_TESTS_SRC) $(wildcard bindings/c/tests/*.h) bindings/c/epoll_mux.h $(CAPI_LIB) include/goipc.h
 	@mkdir -p $(@D)
 	$(CC) $(C_STD) -O1 -g $(C_WARN) $(C_SAN) -Iinclude -o $@ $(C_TESTS_SRC) $(C_LINK)
 

@@ -17,7 +17,7 @@
 PY_PKG := bindings/python
 PY_DIST := $(BUILD)/dist
 
-.PHONY: test-python bench-python wheel
+.PHONY: test-python bench-python bench-python-aio wheel
 
 test-python: lib build $(VENV)/.stamp ## Python binding: pip install into build/venv, then its pytest suite (with the Go consumer)
 	$(PY) -m pip install --quiet --force-reinstall --no-deps ./$(PY_PKG)
@@ -39,5 +39,9 @@ wheel: lib $(VENV)/.stamp ## Python wheel with libgoipc.so inside, for any CPyth
 	  tail -n 3 $(PY_DIST)/auditwheel.log; cp "$$raw" $(PY_DIST)/; \
 	fi; \
 	echo "wrote $$(ls $(PY_DIST)/goipc-*.whl)"
+
+bench-python-aio: lib build $(VENV)/.stamp ## goipc.aio vs the blocking binding vs asyncio Unix streams: one connection p50, then 1000 connections' throughput and threads (N=, ROUNDS=, CONNS=)
+	PYTHONPATH=$(PY_PKG)/src GOIPC_BIN=$(abspath $(BIN)/goipc) \
+	  $(PY) -m goipc.aio_bench -n $${N:-20000} --rounds $${ROUNDS:-3} --conns $${CONNS:-1000}
 
 TEST_TARGETS += test-python

@@ -12,14 +12,15 @@ RUST_ENV    = GOIPC_LIBRARY_DIR=$(abspath $(BUILD)/lib) GOIPC_BIN=$(abspath $(BI
 RUST_CARGO  = $(RUST_ENV) $(CARGO)
 RUST_MANIFEST := --manifest-path $(RUST_DIR)/Cargo.toml
 
-.PHONY: test-rust bench-rust
+.PHONY: test-rust bench-rust bench-rust-tokio
 
-test-rust: lib build ## Rust binding: cargo test (API, header vs declarations, Go peer, SIGKILL, examples), cargo doc, clippy -D warnings, rustfmt check
-	$(RUST_CARGO) test --locked $(RUST_MANIFEST)
-	RUSTDOCFLAGS='-D warnings' $(RUST_CARGO) doc --no-deps --locked --quiet $(RUST_MANIFEST)
+test-rust: lib build ## Rust binding: cargo test with the tokio feature (API, header vs declarations, Go peer, SIGKILL, AsyncConn, examples), cargo doc, clippy -D warnings, rustfmt check
+	$(RUST_CARGO) test --locked $(RUST_MANIFEST) --features tokio
+	RUSTDOCFLAGS='-D warnings' $(RUST_CARGO) doc --no-deps --locked --quiet $(RUST_MANIFEST) --features tokio
 	@if $(RUST_CARGO) clippy --version >/dev/null 2>&1; then \
-	  echo "$(RUST_CARGO) clippy --locked $(RUST_MANIFEST) --all-targets -- -D warnings"; \
-	  $(RUST_CARGO) clippy --locked $(RUST_MANIFEST) --all-targets -- -D warnings; \
+	  echo "$(RUST_CARGO) clippy --locked $(RUST_MANIFEST) --all-targets --features tokio -- -D warnings"; \
+	  $(RUST_CARGO) clippy --locked $(RUST_MANIFEST) --all-targets --features tokio -- -D warnings; \
+	  $(RUST_CARGO) clippy --locked $(RUST_MANIFEST) --lib -- -D warnings; \
 	else \
 	  echo "test-rust: WARNING: cargo clippy is not installed here; lint NOT run" >&2; \
 	fi
@@ -32,5 +33,8 @@ test-rust: lib build ## Rust binding: cargo test (API, header vs declarations, G
 
 bench-rust: lib build ## Rust->Go 64 B round trips over goipc (Ping/Pong and raw) next to a Rust UnixStream ping/pong, same run (N=200000)
 	$(RUST_CARGO) run --locked $(RUST_MANIFEST) --release --quiet --example bench -- --goipc $(abspath $(BIN)/goipc) -n $${N:-200000}
+
+bench-rust-tokio: lib build ## Rust: one tokio AsyncConn vs one blocking Conn to goipc pong, 64 B round trips, same run (N=100000)
+	$(RUST_CARGO) run --locked $(RUST_MANIFEST) --release --quiet --features tokio --example tokio_bench -- --goipc $(abspath $(BIN)/goipc) -n $${N:-100000}
 
 TEST_TARGETS += test-rust

@@ -42,6 +42,9 @@
     X(c_ping_example)           \
     X(typed_messages)           \
     X(conn_stats)               \
+    X(conn_fd_poll)             \
+    X(epoll_many_conns)         \
+    X(epoll_ping_example)       \
     X(fork_child)               \
     X(panic_recovery)
 

@@ -26,22 +26,12 @@ mod support;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitCode, Stdio};
+use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
 use goipc::{Conn, Messenger, message};
 
 const USAGE: &str = "bench --goipc PATH_TO_GOIPC_CLI [-n N] [--size BYTES] [--warmup W] [--rounds R]";
-
-/// Kills and reaps a child on every exit path.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The UnixStream peer: connect, echo every byte until EOF.
 fn unix_echo(path: &str, size: usize) -> ExitCode {
@@ -193,7 +183,7 @@ fn run_in(
         .spawn()
         .map_err(|e| format!("spawn {goipc} pong: {e}"))?;
     let out = child.stdout.take().unwrap();
-    let _pong = Reaper(child);
+    let _pong = support::Reaper(child);
     let mut line = String::new();
     let mut lines = BufReader::new(out);
     while !line.contains("listening on") {
@@ -207,7 +197,7 @@ fn run_in(
 
     // The UnixStream peers: child processes, as the Go consumer is one.
     let exe: PathBuf = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
-    let unix_peer = |mode: &str| -> Result<(UnixStream, Reaper), String> {
+    let unix_peer = |mode: &str| -> Result<(UnixStream, support::Reaper), String> {
         let path = dir.join(format!("{}.sock", mode.trim_start_matches('-')));
         let ul = UnixListener::bind(&path).map_err(|e| format!("bind {}: {e}", path.display()))?;
         let child = Command::new(&exe)
@@ -217,7 +207,7 @@ fn run_in(
             .arg(size.to_string())
             .spawn()
             .map_err(|e| format!("spawn the {mode} child: {e}"))?;
-        let reaper = Reaper(child);
+        let reaper = support::Reaper(child);
         let (s, _) = ul.accept().map_err(|e| format!("accept the {mode} child: {e}"))?;
         Ok((s, reaper))
     };

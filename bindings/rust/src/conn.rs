@@ -455,7 +455,7 @@ impl Conn {
         self.recv_into_raw(buf, ceil_ms(timeout))
     }
 
-    fn recv_into_raw(&self, buf: &mut [u8], ms: i64) -> Result<usize> {
+    pub(crate) fn recv_into_raw(&self, buf: &mut [u8], ms: i64) -> Result<usize> {
         let mut n = 0usize;
         // SAFETY: buf is valid and writable for buf.len() bytes; n is
         // writable. The library writes at most cap bytes.

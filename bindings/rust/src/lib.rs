@@ -44,6 +44,8 @@
 
 #![warn(missing_docs)]
 
+#[cfg(feature = "tokio")]
+mod async_tokio;
 mod conn;
 mod error;
 pub mod message;
@@ -66,6 +68,8 @@ pub mod sys;
 #[rustfmt::skip] // keep `cargo fmt` away from the generated file
 mod generated;
 
+#[cfg(feature = "tokio")]
+pub use async_tokio::{AsyncConn, AsyncListener};
 pub use conn::{Conn, Limit, Listener, Options, RecvView, Reservation, Spin, abi_version};
 pub use error::{Error, Result, strerror};
 pub use message::{Messenger, fb};

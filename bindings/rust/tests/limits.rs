@@ -109,6 +109,8 @@ fn notify_fd_follows_messages_space_and_peer_close() {
     a.send(b"ping").unwrap();
     assert!(readable(fd, 10_000));
     assert_eq!(b.recv_timeout(Duration::ZERO).unwrap(), b"ping");
+    // (Not asserted: quiet again. Readiness may be spurious, and the
+    // library's watcher can make it so just after the message was taken.)
 
     // Ring space: fill a's ring, then let b take one message.
     let afd = a.notify_fd().unwrap();

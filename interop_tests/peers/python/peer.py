@@ -5,7 +5,7 @@ Uses the `goipc` package of bindings/python (imported from the source
 tree; it finds libgoipc.so in build/lib). Same command line and JSON lines
 as every other peer (docs/INTEROP.md):
 
-    peer.py consumer --listen PATH [--protocol-version V] [--once]
+    peer.py consumer --listen PATH [--protocol-version V] [--once] [--asyncio]
     peer.py producer --dial PATH --scenario NAME [--n N] [--size B] [--warmup W]
                      [--rounds R] [--ring-size BYTES] [--max-message BYTES]
                      [--protocol-version V] [--snapshot FILE]
@@ -645,32 +645,111 @@ def run_consumer(a):
     return 0
 
 
+class Served:
+    """What one served connection reports in its conn_end event."""
+
+    def __init__(self):
+        self.n = self.malformed = self.in_a_row = 0
+
+    def bad(self):
+        """One malformed message, dropped; True once three in a row end
+        the connection."""
+        self.malformed += 1
+        self.in_a_row += 1
+        return self.in_a_row >= 3
+
+    def answered(self):
+        self.in_a_row = 0
+        self.n += 1
+
+    def end(self, c, err):
+        emit(event="conn_end", lang=LANG, status=status_of(err), error=str(err), messages=self.n,
+             malformed=self.malformed)
+        c.close()
+
+
 def serve(c):
-    n = malformed = in_a_row = 0
+    st = Served()
     err = None
     recv_ping, send_pong = c.recv_ping, c.send_pong
     while True:
         try:
             ping = recv_ping()
-        except goipc.ProtocolError as e:  # one malformed message, dropped
-            malformed += 1
-            in_a_row += 1
-            if in_a_row >= 3:
+        except goipc.ProtocolError as e:
+            if st.bad():
                 err = e
                 break
             continue
         except goipc.Error as e:
             err = e
             break
-        in_a_row = 0
         try:
             send_pong(ping.seq, ping.sent_ns, ping.payload)
         except goipc.Error as e:
             err = e
             break
-        n += 1
-    emit(event="conn_end", lang=LANG, status=status_of(err), error=str(err), messages=n, malformed=malformed)
-    c.close()
+        st.answered()
+    st.end(c, err)
+
+
+def run_consumer_asyncio(a):
+    """The consumer on goipc.aio: one asyncio loop, a task per client,
+    the same events as run_consumer."""
+    load()
+    import asyncio
+
+    import goipc.aio as aio
+
+    kw = {"protocol_version_override": a.protocol_version} if a.protocol_version else {}
+    try:
+        ln = aio.listen(a.listen, **kw)
+    except goipc.Error as e:
+        emit(event="listen_error", lang=LANG, status=status_of(e), error=str(e))
+        return 1
+
+    async def serve_async(c):
+        st = Served()
+        err = None
+        while True:
+            try:
+                ping = await c.recv_ping()
+            except goipc.ProtocolError as e:
+                if st.bad():
+                    err = e
+                    break
+                continue
+            except goipc.Error as e:
+                err = e
+                break
+            try:
+                await c.send_pong(ping.seq, ping.sent_ns, ping.payload)
+            except goipc.Error as e:
+                err = e
+                break
+            st.answered()
+        st.end(c, err)
+
+    async def main():
+        emit(event="ready", lang=LANG, path=a.listen)
+        tasks = []
+        async with ln:
+            while True:
+                try:
+                    c = await ln.accept()
+                except goipc.ClosedError:
+                    break
+                except goipc.Error as e:  # a failed handshake concerns that one client
+                    emit(event="accept_error", lang=LANG, status=status_of(e), error=str(e))
+                    if a.once:
+                        break
+                    continue
+                tasks.append(asyncio.ensure_future(serve_async(c)))
+                if a.once:
+                    break
+            await asyncio.gather(*tasks)
+
+    asyncio.run(main())
+    return 0
 
 
 def run_unix_echo(a):
@@ -717,6 +796,7 @@ def main():
     ap.add_argument("--protocol-version", type=int, default=0)
     ap.add_argument("--snapshot")
     ap.add_argument("--once", action="store_true")
+    ap.add_argument("--asyncio", action="store_true", help="consumer: serve with goipc.aio")
     a = ap.parse_args(sys.argv[2:])
     if role == "probe":
         return run_probe()
@@ -727,7 +807,7 @@ def main():
             emit(event="features", lang=LANG, error=f"{type(e).__name__}: {e}")
         return 0
     if role == "consumer" and a.listen:
-        return run_consumer(a)
+        return run_consumer_asyncio(a) if a.asyncio else run_consumer(a)
     if role == "producer" and a.dial and a.scenario:
         return run_producer(a)
     if role == "unix-echo" and a.listen:

@@ -95,6 +95,16 @@ __all__ = [
 ]
 
 
+def __getattr__(name: str):  # noqa: ANN201 - module attribute hook
+    # goipc.aio (asyncio) is imported on first use, so that `import goipc`
+    # does not import asyncio.
+    if name == "aio":
+        import importlib
+
+        return importlib.import_module(".aio", __name__)
+    raise AttributeError("module %r has no attribute %r" % (__name__, name))
+
+
 def load_library(path: Optional[str] = None) -> str:
     """Loads libgoipc.so now (instead of on first use) and returns its path.
 

@@ -236,6 +236,25 @@ def _send_arg(data: Any) -> Tuple[Any, int]:
     return _byref(c_char.from_buffer(mv)), n
 
 
+def _send_call_args(data: Any) -> Tuple[Any, c_size_t]:
+    """(pointer, c_size_t length) of a message for the fast send functions,
+    made once per message (a read-only buffer is copied here, not at every
+    attempt)."""
+    if type(data) is bytes:
+        ptr, n = data, len(data)
+    else:
+        ptr, n = _send_arg(data)
+    return ptr, _SIZES.get(n) or _size_c(n)
+
+
+def _recv_call_args(buffer: Any) -> Tuple[Any, c_size_t]:
+    """(pointer, c_size_t capacity) of a caller's receive buffer for the
+    fast receive function (the buffer stays exported while the pointer
+    lives, so it cannot be resized meanwhile)."""
+    ptr, cap = _recv_arg(buffer)
+    return ptr, _SIZES.get(cap) or _size_c(cap)
+
+
 def _recv_arg(buffer: Any) -> Tuple[Any, int]:
     """(pointer argument, capacity) for a writable bytes-like object. The
     c_char made by from_buffer holds a buffer export for the duration of
@@ -1181,6 +1200,96 @@ class Conn:
             return _tuple_new(Ping, (sc.seq.value, sc.sent.value, sc.arr[: sc.len.value]))
         finally:
             pool.append(sc)
+
+    # -- single attempts that never wait (for goipc.aio) --
+    #
+    # Each makes one library call with timeout 0 and reports "not now"
+    # (GOIPC_ERR_TIMEOUT, which also arms fileno()) as None instead of
+    # raising: an event loop gets it on every wait, and an exception costs
+    # three more library calls (message, errno) and the raise.
+
+    def _try_send(self, ptr: Any, n: c_size_t) -> Optional[bool]:
+        """One send of a message prepared by :func:`_send_call_args`: True
+        when sent, None when the ring is full."""
+        if _forked:
+            raise _lib.fork_error()
+        st = self._x_send(self._hc, ptr, n, _C_MS[0])
+        if st == _OK:
+            return True
+        if st == _TIMEOUT:
+            return None
+        raise _lib.last_error(st)
+
+    def _try_send_ping(self, seq: c_uint64, ptr: Any, n: c_size_t) -> Optional[bool]:
+        """One goipc_send_ping: True when sent, None when the ring is full."""
+        if _forked:
+            raise _lib.fork_error()
+        st = self._x_send_ping(self._hc, seq, ptr, n, _C_MS[0])
+        if st == _OK:
+            return True
+        if st == _TIMEOUT:
+            return None
+        raise _lib.last_error(st)
+
+    def _try_send_pong(self, seq: int, ping_sent_ns: int, received_ns: int, ptr: Any, n: int) -> Optional[bool]:
+        """One goipc_send_pong: True when sent, None when the ring is full."""
+        if _forked:
+            raise _lib.fork_error()
+        st = _state.lib.goipc_send_pong(self._h, seq, ping_sent_ns, received_ns, ptr, n, 0)  # type: ignore[union-attr]
+        if st == _OK:
+            return True
+        if st == _TIMEOUT:
+            return None
+        raise _lib.last_error(st)
+
+    def _try_recv_msg(self, kind: int) -> Any:
+        """One receive into a scratch buffer: the message as bytes, Pong or
+        Ping (by kind), or None when none is there. A message larger than
+        the scratch buffer is taken at once with a larger one."""
+        if _forked:
+            raise _lib.fork_error()
+        pool = self._pool
+        try:
+            sc = pool.pop()
+        except IndexError:
+            sc = self._new_scratch()
+        try:
+            if kind == _KIND_RAW:
+                st = self._x_recv(self._hc, sc.arr, sc.cap_c, sc.len_ref, _C_MS[0])
+            elif kind == _KIND_PONG:
+                st = self._x_recv_pong(self._hc, sc.seq_ref, sc.arr, sc.cap_c, sc.len_ref, _C_MS[0])
+            else:
+                st = _state.lib.goipc_recv_ping(self._h, sc.seq, sc.sent, sc.arr, sc.cap, sc.len, 0)  # type: ignore[union-attr]
+            if st == _TIMEOUT:
+                return None
+            if st == _BUFFER_TOO_SMALL:
+                sc = self._recv_wait(sc, 0, kind)  # queued: no wait
+            elif st != _OK:
+                raise _lib.last_error(st)
+            data = sc.arr[: sc.len.value]
+            if kind == _KIND_RAW:
+                return data
+            if kind == _KIND_PONG:
+                return _tuple_new(Pong, (sc.seq.value, data, None, None))
+            return _tuple_new(Ping, (sc.seq.value, sc.sent.value, data))
+        finally:
+            pool.append(sc)
+
+    def _try_recv_into(self, ptr: Any, cap: c_size_t, ln: c_size_t, ln_ref: Any) -> Optional[int]:
+        """One receive into a caller's buffer prepared by
+        :func:`_recv_call_args`: the size, or None when no message is
+        there. BufferTooSmallError (with .needed) as recv_into."""
+        if _forked:
+            raise _lib.fork_error()
+        st = self._x_recv(self._hc, ptr, cap, ln_ref, _C_MS[0])
+        if st == _OK:
+            return ln.value
+        if st == _TIMEOUT:
+            return None
+        err = _lib.last_error(st)
+        if st == _BUFFER_TOO_SMALL:
+            err.needed = ln.value  # type: ignore[attr-defined]
+        raise err
 
     # -- closing --
 

@@ -10,6 +10,16 @@ use std::time::{Duration, Instant};
 
 use goipc::{Conn, Messenger};
 
+/// Kills and reaps a child on every exit path.
+pub struct Reaper(pub std::process::Child);
+
+impl Drop for Reaper {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
 /// A timeout per round trip: a peer that stops answering fails the run.
 pub const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(10);
 

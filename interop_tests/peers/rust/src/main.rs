@@ -4,7 +4,7 @@
 //! lines as every other peer (docs/INTEROP.md):
 //!
 //! ```text
-//! peer consumer --listen PATH [--protocol-version V] [--once]
+//! peer consumer --listen PATH [--protocol-version V] [--once] [--tokio]
 //! peer producer --dial PATH --scenario NAME [--n N] [--size B] [--warmup W]
 //!               [--rounds R] [--ring-size BYTES] [--max-message BYTES]
 //!               [--protocol-version V] [--snapshot FILE]
@@ -232,6 +232,7 @@ struct Args {
     max_message: usize,
     proto: u32,
     once: bool,
+    tokio: bool,
 }
 
 fn usage() -> ! {
@@ -245,8 +246,9 @@ fn parse_args(argv: &[String]) -> Args {
     let num = |s: &str| s.parse::<u64>().unwrap_or_else(|_| usage());
     while i < argv.len() {
         let k = argv[i].as_str();
-        if k == "--once" {
-            a.once = true;
+        if k == "--once" || k == "--tokio" {
+            a.once |= k == "--once";
+            a.tokio |= k == "--tokio";
             i += 1;
             continue;
         }
@@ -767,6 +769,28 @@ fn run_producer(a: Args) -> ExitCode {
 
 // ---- Consumer -------------------------------------------------------------
 
+/// A `listen_error` or `accept_error` event for `e`.
+fn emit_error(event: &str, e: &Error) {
+    emit(&[
+        ("event", J::S(event.into())),
+        ("lang", J::S(LANG.into())),
+        ("status", J::S(status_name(e).into())),
+        ("error", J::S(e.to_string())),
+    ]);
+}
+
+/// The `conn_end` event of a served connection.
+fn emit_conn_end(err: &Error, messages: u64, malformed: u64) {
+    emit(&[
+        ("event", J::S("conn_end".into())),
+        ("lang", J::S(LANG.into())),
+        ("status", J::S(status_name(err).into())),
+        ("error", J::S(err.to_string())),
+        ("messages", J::U(messages)),
+        ("malformed", J::U(malformed)),
+    ]);
+}
+
 fn run_consumer(a: Args) -> ExitCode {
     let Some(path) = a.listen.as_deref() else { usage() };
     let mut o = Options::default();
@@ -774,12 +798,7 @@ fn run_consumer(a: Args) -> ExitCode {
     let ln = match Listener::bind_with(path, &o) {
         Ok(l) => l,
         Err(e) => {
-            emit(&[
-                ("event", J::S("listen_error".into())),
-                ("lang", J::S(LANG.into())),
-                ("status", J::S(status_name(&e).into())),
-                ("error", J::S(e.to_string())),
-            ]);
+            emit_error("listen_error", &e);
             return ExitCode::FAILURE;
         }
     };
@@ -788,12 +807,7 @@ fn run_consumer(a: Args) -> ExitCode {
         match ln.accept() {
             Ok(c) => serve(c), // one client at a time: the matrix uses one per consumer
             Err(Error::Closed) => break,
-            Err(e) => emit(&[
-                ("event", J::S("accept_error".into())),
-                ("lang", J::S(LANG.into())),
-                ("status", J::S(status_name(&e).into())),
-                ("error", J::S(e.to_string())),
-            ]),
+            Err(e) => emit_error("accept_error", &e),
         }
         if a.once {
             break;
@@ -830,14 +844,77 @@ fn serve(c: Conn) {
         }
         n += 1;
     };
-    emit(&[
-        ("event", J::S("conn_end".into())),
-        ("lang", J::S(LANG.into())),
-        ("status", J::S(status_name(&err).into())),
-        ("error", J::S(err.to_string())),
-        ("messages", J::U(n)),
-        ("malformed", J::U(malformed)),
-    ]);
+    emit_conn_end(&err, n, malformed);
+}
+
+/// The consumer on the tokio feature (AsyncListener, one task per
+/// client on a current-thread runtime), with the same events.
+fn run_consumer_tokio(a: Args) -> ExitCode {
+    let Some(path) = a.listen.clone() else { usage() };
+    let rt = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("peer: tokio runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    rt.block_on(async move {
+        let mut o = Options::default();
+        o.protocol_version_override = a.proto;
+        let ln = match goipc::AsyncListener::bind_with(&path, &o) {
+            Ok(l) => l,
+            Err(e) => {
+                emit_error("listen_error", &e);
+                return ExitCode::FAILURE;
+            }
+        };
+        emit(&[("event", J::S("ready".into())), ("lang", J::S(LANG.into())), ("path", J::S(path.clone()))]);
+        let mut tasks = Vec::new();
+        loop {
+            match ln.accept().await {
+                Ok(c) => tasks.push(tokio::spawn(serve_tokio(c))),
+                Err(Error::Closed) => break,
+                Err(e) => emit_error("accept_error", &e),
+            }
+            if a.once {
+                break;
+            }
+        }
+        for t in tasks {
+            let _ = t.await;
+        }
+        ExitCode::SUCCESS
+    })
+}
+
+async fn serve_tokio(c: goipc::AsyncConn) {
+    let mut b = flatbuffers::FlatBufferBuilder::with_capacity(1024);
+    let (mut n, mut malformed, mut in_a_row) = (0u64, 0u64, 0u32);
+    let err = loop {
+        let msg = match c.recv().await {
+            Ok(m) => m,
+            Err(e) => break e,
+        };
+        let (seq, sent, payload) = match goipc::message::parse_ping(&msg) {
+            Ok(p) => (p.seq(), p.sent_ns(), p.payload().map(|v| v.bytes()).unwrap_or(&[])),
+            // One malformed message, consumed; the connection stays usable.
+            Err(e) => {
+                malformed += 1;
+                in_a_row += 1;
+                if in_a_row >= 3 {
+                    break e;
+                }
+                continue;
+            }
+        };
+        in_a_row = 0;
+        let pong = goipc::message::build_pong(&mut b, seq, sent, goipc::message::monotonic_ns(), payload);
+        if let Err(e) = c.send(pong).await {
+            break e;
+        }
+        n += 1;
+    };
+    emit_conn_end(&err, n, malformed);
 }
 
 fn run_unix_echo(a: Args) -> ExitCode {
@@ -868,6 +945,7 @@ fn main() -> ExitCode {
     }
     let a = parse_args(&argv[2..]);
     match argv[1].as_str() {
+        "consumer" if a.tokio => run_consumer_tokio(a),
         "consumer" => run_consumer(a),
         "producer" => run_producer(a),
         "unix-echo" => run_unix_echo(a),

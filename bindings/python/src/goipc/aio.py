@@ -1,0 +1,630 @@
+"""goipc for asyncio: connections that wait in the event loop, not in a thread.
+
+::
+
+    import asyncio, goipc.aio
+
+    async def main():
+        async with await goipc.aio.dial("/tmp/pong.sock") as conn:
+            await conn.send(b"hello")
+            print(await conn.recv())
+
+    asyncio.run(main())
+
+    async def serve(path):
+        async with goipc.aio.listen(path) as ln:
+            while True:
+                conn = await ln.accept()
+                asyncio.ensure_future(echo(conn))
+
+    async def echo(conn):
+        async with conn:
+            async for msg in conn:          # until the peer closes
+                await conn.send(msg)
+
+Standard library only; works with any asyncio loop that implements
+``add_reader`` (the default selector loop, uvloop).
+
+How a call waits
+----------------
+Every send or receive first makes one library call with timeout 0. When
+the message is there (or the ring has room) that call is the whole
+operation: the coroutine does not suspend. Otherwise the call armed the
+connection's descriptor (:meth:`goipc.Conn.fileno`, an eventfd); the
+coroutine polls for a short, adaptive budget (``spin``, see :func:`dial`)
+and then parks on a future, woken by ``loop.add_reader`` on that
+descriptor. Nothing runs on another thread, and an idle connection costs
+no CPU.
+
+Cancellation and timeouts: a waiting coroutine sits in ``await future``
+between library calls, never inside one, so cancelling it
+(``asyncio.timeout``, ``wait_for``, ``task.cancel()``) loses nothing: a
+cancelled ``recv`` took no message (the next ``recv`` returns it), a
+cancelled ``send`` sent nothing (or, if it finished first, all of it).
+
+Closing the connection (:meth:`AsyncConn.close`, from any coroutine of the
+loop) wakes every coroutine waiting on it with :class:`goipc.ClosedError`;
+the peer closing or dying wakes them with :class:`goipc.PeerClosedError`
+(after every message the peer sent has been received). Errors are the
+exception classes of the blocking API.
+
+One descriptor serves both directions, and every library call resets its
+readiness: a call in one direction can consume a wakeup meant for a
+coroutine waiting in the other. So after any call that made progress (or
+failed), and when a waiting coroutine is cancelled, every parked coroutine
+of the connection retries; and while coroutines wait in both directions
+at once, a timer (1 ms, doubling up to 100 ms) makes them retry too,
+because a retry that finds nothing can itself consume the other
+direction's wakeup (see docs/PYTHON.md).
+
+Accepting: a listener has no descriptor of its own in the C ABI, so
+:meth:`AsyncListener.accept` polls the listener without waiting
+(handshakes complete in the background, in Go) with a sleep that backs
+off from 1 ms to 20 ms while nobody connects: no thread, at most about
+20 ms of extra latency for a client that arrives at an idle listener.
+
+Dialing: the handshake waits for the listener's reply (about a
+millisecond) inside one library call, so :func:`dial` runs the blocking
+:func:`goipc.dial` on a thread of this module (one, started by the first
+dial and shared by all loops: dials queue there, each a few milliseconds;
+it exits after a second without dials), not on the loop's default
+executor (up to 32 threads, which stay), so that a program dialing many
+connections keeps its thread count low.
+
+An :class:`AsyncConn` belongs to the loop it was made in and must be used
+from that loop's thread only (as any asyncio object).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import math
+import queue
+import threading
+import time
+from ctypes import byref, c_size_t, c_uint64
+from typing import Any, AsyncIterator, List, Optional
+
+from . import _lib
+from . import errors as _errors
+from . import messages
+from .conn import (
+    _KIND_PING,
+    _KIND_PONG,
+    _KIND_RAW,
+    Conn,
+    Listener,
+    PathArg,
+    _check_i64,
+    _check_seq,
+    _recv_call_args,
+    _send_arg,
+    _send_call_args,
+)
+from .conn import dial as _blocking_dial
+from .conn import listen as _blocking_listen
+from .messages import Ping, Pong
+
+__all__ = ["AsyncConn", "AsyncListener", "dial", "listen", "DEFAULT_SPIN"]
+
+#: The default polling budget of a waiting call, in seconds, before it
+#: parks on the event loop (adaptive per connection and direction: it
+#: halves after a poll that found nothing, down to 1/16, and doubles back
+#: after one that succeeded).
+DEFAULT_SPIN = 20e-6
+
+# The retry timer while coroutines wait in both directions (see the
+# module docstring), in seconds.
+_BOTH_WAITING_FIRST = 0.001
+_BOTH_WAITING_MAX = 0.1
+
+# AsyncListener.accept's backoff while nobody connects, in seconds.
+_ACCEPT_FIRST = 0.001
+_ACCEPT_MAX = 0.02
+
+_RECV, _SEND = 0, 1
+_monotonic = time.perf_counter
+_U64_MAX = (1 << 64) - 1
+
+
+def _spin_budget(spin: Optional[float]) -> float:
+    """The polling budget in seconds for the ``spin`` option."""
+    if spin is None:
+        return DEFAULT_SPIN
+    if isinstance(spin, bool) or not isinstance(spin, (int, float)):
+        raise TypeError("goipc: spin must be None or a number of seconds, not %s" % type(spin).__name__)
+    if spin != spin or spin < 0 or spin == math.inf:
+        raise ValueError(
+            "goipc: spin for goipc.aio must be None, 0 or a finite number of seconds >= 0 "
+            "(polling forever would block the event loop), not %r" % (spin,)
+        )
+    return float(spin)
+
+
+class AsyncConn:
+    """A goipc connection for asyncio. Create it with :func:`dial` or
+    :meth:`AsyncListener.accept`, or wrap a blocking :class:`goipc.Conn`
+    with ``AsyncConn(conn)`` inside a running loop (the AsyncConn then owns
+    it: do not use the Conn directly any more).
+
+    Use it as an async context manager or call :meth:`close`. Any number
+    of coroutines may send and receive at once; messages are whole, as
+    with the blocking API.
+    """
+
+    __slots__ = (
+        "_conn",
+        "_loop",
+        "_fd",
+        "_parked",
+        "_reading",
+        "_timer",
+        "_timer_delay",
+        "_closed",
+        "_spin",
+        "_budget",
+        "__weakref__",
+    )
+
+    def __init__(self, conn: Conn, *, spin: Optional[float] = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._spin = _spin_budget(spin)
+        self._conn = conn
+        self._fd = conn.fileno()
+        # Futures of the coroutines parked in each direction.
+        self._parked: List[List["asyncio.Future[None]"]] = [[], []]
+        self._reading = False  # add_reader registered
+        self._timer: Optional[asyncio.TimerHandle] = None
+        self._timer_delay = _BOTH_WAITING_FIRST
+        self._closed = False
+        # Current polling budget per direction (adapts within [spin/16, spin]).
+        self._budget = [self._spin, self._spin]
+
+    # -- properties --
+
+    @property
+    def conn(self) -> Conn:
+        """The underlying blocking connection (for its properties; calling
+        its blocking methods would stall the loop)."""
+        return self._conn
+
+    @property
+    def closed(self) -> bool:
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    @property
+    def max_message_size(self) -> int:
+        """The largest message, in bytes, this connection carries."""
+        return self._conn.max_message_size
+
+    def fileno(self) -> int:
+        """The connection's descriptor (:meth:`goipc.Conn.fileno`); this
+        object already watches it."""
+        return self._fd
+
+    # -- waiting --
+
+    def _on_readable(self) -> None:
+        # One shot: a descriptor left registered would make the loop call
+        # us on every iteration until some call drains it; the waiters
+        # that park again register it again.
+        self._loop.remove_reader(self._fd)
+        self._reading = False
+        self._wake_all()
+
+    def _wake_all(self) -> None:
+        for waiters in self._parked:
+            for fut in waiters:
+                if not fut.done():
+                    fut.set_result(None)
+            waiters.clear()
+
+    def _progress(self) -> None:
+        """After a call that did not report "not now": it may have reset a
+        readiness meant for a parked coroutine, which must look again."""
+        self._timer_delay = _BOTH_WAITING_FIRST
+        if self._parked[0] or self._parked[1]:
+            self._wake_all()
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._timer_delay = min(self._timer_delay * 2, _BOTH_WAITING_MAX)
+        self._wake_all()
+
+    async def _park(self, d: int) -> None:
+        if self._closed:
+            raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
+        fut = self._loop.create_future()
+        self._parked[d].append(fut)
+        if not self._reading:
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._reading = True
+        if self._parked[1 - d] and self._timer is None:
+            self._timer = self._loop.call_later(self._timer_delay, self._on_timer)
+        try:
+            await fut
+        finally:
+            waiters = self._parked[d]
+            if fut in waiters:
+                waiters.remove(fut)
+            if self._timer is not None and not (self._parked[0] and self._parked[1]):
+                self._timer.cancel()
+                self._timer = None
+            if (not fut.done() or fut.cancelled()) and (self._parked[0] or self._parked[1]):
+                # Cancelled (not woken): the call that made us park may
+                # have reset a readiness meant for those still waiting.
+                self._wake_all()
+
+    async def _wait(self, d: int, attempt: Any, *args: Any) -> Any:
+        """The slow path, after a first call found nothing: poll for the
+        direction's budget, then park until the descriptor (or a wakeup
+        from another call) says to look again. ``attempt(*args)`` is one
+        non-waiting library call returning None for "not now"."""
+        budget = self._budget[d]
+        if budget > 0:
+            t_end = _monotonic() + budget
+            while True:
+                try:
+                    r = attempt(*args)
+                except BaseException:
+                    self._progress()
+                    raise
+                if r is not None:
+                    self._budget[d] = min(budget * 2, self._spin)
+                    self._progress()
+                    return r
+                if _monotonic() >= t_end:
+                    break
+            self._budget[d] = max(budget / 2, self._spin / 16)
+        while True:
+            await self._park(d)
+            try:
+                r = attempt(*args)
+            except BaseException:
+                self._progress()
+                raise
+            if r is not None:
+                self._progress()
+                return r
+
+    # -- sending --
+
+    async def send(self, data: Any) -> None:
+        """Sends ``data`` (any bytes-like object) as one message, waiting
+        in the loop while the peer's ring is full. Cancelled while waiting:
+        nothing was sent.
+
+        Raises: as :meth:`goipc.Conn.send`.
+        """
+        ptr, n = _send_call_args(data)
+        try:
+            r = self._conn._try_send(ptr, n)
+        except BaseException:
+            self._progress()
+            raise
+        if r is None:
+            await self._wait(_SEND, self._conn._try_send, ptr, n)
+        elif self._parked[0] or self._parked[1]:
+            self._progress()
+
+    async def send_ping(self, seq: int, payload: Any = b"") -> None:
+        """Sends a Message/Ping (as :meth:`goipc.Conn.send_ping`)."""
+        if type(seq) is not int or not 0 <= seq <= _U64_MAX:
+            _check_seq(seq)
+        if not _lib.state.has_typed:
+            await self.send(messages.build_ping(seq, payload))
+            return
+        ptr, n = _send_call_args(payload)
+        seq_c = c_uint64(seq)
+        try:
+            r = self._conn._try_send_ping(seq_c, ptr, n)
+        except BaseException:
+            self._progress()
+            raise
+        if r is None:
+            await self._wait(_SEND, self._conn._try_send_ping, seq_c, ptr, n)
+        elif self._parked[0] or self._parked[1]:
+            self._progress()
+
+    async def send_pong(self, seq: int, ping_sent_ns: int, payload: Any = b"", received_ns: int = 0) -> None:
+        """Sends a Message/Pong (as :meth:`goipc.Conn.send_pong`)."""
+        _check_seq(seq)
+        _check_i64("ping_sent_ns", ping_sent_ns)
+        _check_i64("received_ns", received_ns)
+        if not _lib.state.has_typed:
+            await self.send(messages.build_pong(seq, payload, ping_sent_ns, received_ns or None))
+            return
+        ptr, n = _send_arg(payload)
+        try:
+            r = self._conn._try_send_pong(seq, ping_sent_ns, received_ns, ptr, n)
+        except BaseException:
+            self._progress()
+            raise
+        if r is None:
+            await self._wait(_SEND, self._conn._try_send_pong, seq, ping_sent_ns, received_ns, ptr, n)
+        elif self._parked[0] or self._parked[1]:
+            self._progress()
+
+    # -- receiving --
+
+    async def _recv_kind(self, kind: int) -> Any:
+        try:
+            m = self._conn._try_recv_msg(kind)
+        except BaseException:
+            self._progress()
+            raise
+        if m is None:
+            return await self._wait(_RECV, self._conn._try_recv_msg, kind)
+        if self._parked[0] or self._parked[1]:
+            self._progress()
+        return m
+
+    async def recv(self) -> bytes:
+        """Receives the next message (a copy). Cancelled while waiting: no
+        message was taken.
+
+        Raises: as :meth:`goipc.Conn.recv`; PeerClosedError once the peer
+        is gone and everything it sent was received.
+        """
+        return await self._recv_kind(_KIND_RAW)
+
+    async def recv_into(self, buffer: Any) -> int:
+        """Receives the next message into ``buffer`` (a writable bytes-like
+        object) and returns its size; as :meth:`goipc.Conn.recv_into`
+        (BufferTooSmallError keeps the message queued)."""
+        ptr, cap = _recv_call_args(buffer)
+        ln = c_size_t()
+        ln_ref = byref(ln)
+        try:
+            r = self._conn._try_recv_into(ptr, cap, ln, ln_ref)
+        except BaseException:
+            self._progress()
+            raise
+        if r is None:
+            return await self._wait(_RECV, self._conn._try_recv_into, ptr, cap, ln, ln_ref)
+        if self._parked[0] or self._parked[1]:
+            self._progress()
+        return r
+
+    async def recv_pong(self) -> Pong:
+        """Receives the next message, which must be a Message/Pong (as
+        :meth:`goipc.Conn.recv_pong`)."""
+        if not _lib.state.has_typed:
+            return _parse(messages.parse_pong, await self.recv(), "Pong")
+        return await self._recv_kind(_KIND_PONG)
+
+    async def recv_ping(self) -> Ping:
+        """Receives the next message, which must be a Message/Ping (as
+        :meth:`goipc.Conn.recv_ping`)."""
+        if not _lib.state.has_typed:
+            return _parse(messages.parse_ping, await self.recv(), "Ping")
+        return await self._recv_kind(_KIND_PING)
+
+    def __aiter__(self) -> AsyncIterator[bytes]:
+        return self
+
+    async def __anext__(self) -> bytes:
+        """The next message; the iteration ends when the peer has closed
+        (or died) and everything it sent was received."""
+        try:
+            return await self.recv()
+        except _errors.PeerClosedError:
+            raise StopAsyncIteration from None
+
+    # -- closing --
+
+    def close(self) -> None:
+        """Closes the connection. Coroutines waiting on it raise
+        ClosedError; the peer gets PeerClosedError once it has received
+        what was sent. Closing twice is harmless."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._reading:
+            # Before the library closes the descriptor.
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        try:
+            self._conn.close()
+        finally:
+            self._wake_all()
+
+    async def __aenter__(self) -> "AsyncConn":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "<goipc.aio.AsyncConn fd=%d %r>" % (self._fd, self._conn)
+
+
+def _parse(parse: Any, data: bytes, what: str) -> Any:
+    try:
+        return parse(data)
+    except _errors.InvalidMessageError as e:
+        raise _errors.make_error(_errors.ERR_PROTOCOL, "goipc: not a valid %s: %s" % (what, e)) from None
+
+
+# ---- dial --------------------------------------------------------------------
+
+class _DialThread:
+    """The thread that runs blocking dials for every loop of the process:
+    started by the first dial, it runs queued dials one after the other
+    and exits after IDLE seconds without one (so a process that dialed
+    once does not keep a thread for it)."""
+
+    IDLE = 1.0
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._jobs: "queue.SimpleQueue[Any]" = queue.SimpleQueue()
+        self._running = False
+
+    def submit(self, fn: Any, *args: Any, **kwargs: Any) -> "concurrent.futures.Future[Any]":
+        fut: "concurrent.futures.Future[Any]" = concurrent.futures.Future()
+        with self._lock:
+            self._jobs.put((fut, fn, args, kwargs))
+            if not self._running:
+                self._running = True
+                threading.Thread(target=self._run, name="goipc-aio-dial", daemon=True).start()
+        return fut
+
+    def _run(self) -> None:
+        while True:
+            try:
+                fut, fn, args, kwargs = self._jobs.get(timeout=self.IDLE)
+            except queue.Empty:
+                with self._lock:
+                    if self._jobs.empty():
+                        self._running = False
+                        return
+                continue
+            if not fut.set_running_or_notify_cancel():
+                continue
+            try:
+                fut.set_result(fn(*args, **kwargs))
+            except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
+                fut.set_exception(e)
+
+
+_dial_thread = _DialThread()
+
+
+def _close_if_connected(fut: "concurrent.futures.Future[Conn]") -> None:
+    if not fut.cancelled() and fut.exception() is None:
+        fut.result().close()
+
+
+async def dial(path: PathArg, timeout: Optional[float] = None, *, spin: Optional[float] = None, **options: Any) -> AsyncConn:
+    """Connects to the listener at ``path`` and returns an
+    :class:`AsyncConn`. The handshake runs in :func:`goipc.dial` on this
+    module's dial thread; cancelling the coroutine closes the connection
+    that handshake may still make.
+
+    Args:
+        timeout: bound on connect + handshake in seconds (as goipc.dial).
+        spin: how long a waiting call polls (seconds) before it parks in
+            the loop: None for :data:`DEFAULT_SPIN` (adaptive), 0 to park
+            at once. Polling blocks the loop; it pays off when the peer
+            answers within microseconds.
+        **options: the keyword options of :func:`goipc.dial`
+            (max_message_size, ring_size, handshake_timeout, ...).
+
+    Raises: as :func:`goipc.dial`.
+    """
+    _spin_budget(spin)  # validate before dialing
+    cf = _dial_thread.submit(_blocking_dial, path, timeout, **options)
+    try:
+        conn = await asyncio.wrap_future(cf)
+    except asyncio.CancelledError:
+        cf.add_done_callback(_close_if_connected)
+        raise
+    try:
+        return AsyncConn(conn, spin=spin)
+    except BaseException:
+        conn.close()
+        raise
+
+
+# ---- listener ------------------------------------------------------------------
+
+
+class AsyncListener:
+    """A goipc listener for asyncio (:func:`listen`). ``await accept()``
+    returns the next client's :class:`AsyncConn`. Closing it stops
+    listening, wakes pending accepts with ClosedError and leaves accepted
+    connections open."""
+
+    def __init__(self, listener: Listener, spin: Optional[float] = None) -> None:
+        self._ln = listener
+        self._spin = spin
+        self._sleepers: List["asyncio.Future[None]"] = []
+
+    @property
+    def listener(self) -> Listener:
+        """The underlying blocking listener."""
+        return self._ln
+
+    @property
+    def path(self) -> str:
+        """The socket path."""
+        return self._ln.path
+
+    @property
+    def closed(self) -> bool:
+        return self._ln.closed
+
+    async def accept(self) -> AsyncConn:
+        """Waits for a client whose handshake has completed and returns its
+        connection (see the module docstring for how it waits).
+
+        Raises: as :meth:`goipc.Listener.accept` (a failed handshake with
+        one client, such as LimitError or ProtocolError, leaves the
+        listener usable); ClosedError once the listener is closed.
+        """
+        loop = asyncio.get_running_loop()
+        delay = _ACCEPT_FIRST
+        while True:
+            if self._ln.closed:
+                raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the listener was closed")
+            try:
+                conn = self._ln.accept(timeout=0)
+            except _errors.TimeoutError:
+                pass
+            else:
+                try:
+                    return AsyncConn(conn, spin=self._spin)
+                except BaseException:
+                    conn.close()
+                    raise
+            fut = loop.create_future()
+            handle = loop.call_later(delay, _wake, fut)
+            self._sleepers.append(fut)
+            try:
+                await fut
+            finally:
+                handle.cancel()
+                if fut in self._sleepers:
+                    self._sleepers.remove(fut)
+            delay = min(delay * 2, _ACCEPT_MAX)
+
+    def close(self) -> None:
+        """Stops listening and removes the socket file; pending accepts
+        raise ClosedError. Closing twice is harmless."""
+        self._ln.close()
+        sleepers, self._sleepers = self._sleepers, []
+        for fut in sleepers:
+            _wake(fut)
+
+    async def __aenter__(self) -> "AsyncListener":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return "<goipc.aio.AsyncListener path=%r%s>" % (self.path, " closed" if self.closed else "")
+
+
+def _wake(fut: "asyncio.Future[None]") -> None:
+    if not fut.done():
+        fut.set_result(None)
+
+
+def listen(path: PathArg, *, spin: Optional[float] = None, **options: Any) -> AsyncListener:
+    """Listens on ``path`` and returns an :class:`AsyncListener`.
+    ``options`` are those of :func:`goipc.listen` (max_message_size,
+    max_conns, ...); ``spin`` is the polling budget of the accepted
+    connections (as for :func:`dial`). Listening does not wait, so this is
+    a plain function.
+
+    Raises: as :func:`goipc.listen`.
+    """
+    _spin_budget(spin)
+    return AsyncListener(_blocking_listen(path, **options), spin)

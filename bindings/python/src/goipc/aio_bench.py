@@ -1,0 +1,248 @@
+"""``python -m goipc.aio_bench``: goipc.aio against the blocking binding and
+asyncio's own Unix streams, in the same run (``make bench-python-aio``).
+
+Two parts, each printed with its verdict against issue 13's goals:
+
+1. **One connection, 64 B round trips, p50.** In alternating rounds (so
+   that every series sees the same machine load): the blocking binding
+   (``Conn.send`` + ``Conn.recv``) and goipc.aio (``await send`` +
+   ``await recv``), both against a Go consumer (``goipc pong``, started
+   here), and asyncio streams (``open_unix_connection``: ``write`` +
+   ``drain`` + ``readexactly``) against an asyncio echo server in a child
+   process. Goals: aio p50 <= 2x blocking, and >= 5x faster than streams.
+
+2. **Many connections in one process.** ``--conns`` (1000) connections in
+   one loop, each making ``--conn-rounds`` round trips at once, every
+   reply checked; first goipc.aio to ``goipc pong``, then asyncio streams
+   to the asyncio echo child. Reports round trips/s and this process's
+   thread count (``/proc/self/task``) at the end of the goipc part.
+   Goals: threads <= 8, goipc throughput >= 3x streams.
+
+The servers differ as the issue states them: ``goipc pong`` is Go (it can
+use both cores), the stream echo server is one asyncio process. The
+machine is shared: compare ratios within one run; ``uptime`` is printed
+first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from typing import List, Optional, Sequence
+
+from . import aio
+from .bench import find_goipc_bin, wait_ready
+from .conn import Conn, dial
+from .ping import percentile
+
+_ECHO_SERVER = r"""
+import asyncio, sys
+
+async def echo(reader, writer):
+    try:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                break
+            writer.write(data)
+            await writer.drain()
+    finally:
+        writer.close()
+
+async def main(path):
+    server = await asyncio.start_unix_server(echo, path, backlog=4096)
+    print("echo: listening", flush=True)
+    async with server:
+        await server.serve_forever()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+# Rings of the many-connection part: a segment is allocated in full
+# (8 MiB per connection with the default 4 MiB rings).
+_SMALL = {"ring_size": 16384, "max_message_size": 1024}
+
+
+def blocking_round(conn: Conn, n: int, msg: bytes) -> List[int]:
+    send, recv, clock = conn.send, conn.recv, time.perf_counter_ns
+    out: List[int] = []
+    for _ in range(n):
+        t0 = clock()
+        send(msg)
+        if recv() != msg:
+            raise RuntimeError("goipc pong answered something else")
+        out.append(clock() - t0)
+    return out
+
+
+async def aio_round(conn: aio.AsyncConn, n: int, msg: bytes) -> List[int]:
+    send, recv, clock = conn.send, conn.recv, time.perf_counter_ns
+    out: List[int] = []
+    for _ in range(n):
+        t0 = clock()
+        await send(msg)
+        if await recv() != msg:
+            raise RuntimeError("goipc pong answered something else")
+        out.append(clock() - t0)
+    return out
+
+
+async def stream_round(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, n: int, msg: bytes) -> List[int]:
+    clock = time.perf_counter_ns
+    out: List[int] = []
+    for _ in range(n):
+        t0 = clock()
+        writer.write(msg)
+        await writer.drain()
+        if await reader.readexactly(len(msg)) != msg:
+            raise RuntimeError("the echo server answered something else")
+        out.append(clock() - t0)
+    return out
+
+
+def _p(xs: List[int], q: float) -> float:
+    return percentile(sorted(xs), q) / 1e3
+
+
+async def one_connection(pong: str, echo: str, n: int, rounds: int, warmup: int, size: int) -> None:
+    msg = bytes(range(256)) * (size // 256) + bytes(range(size % 256))
+    blocking = dial(pong, timeout=10)
+    conn = await aio.dial(pong, timeout=10)
+    reader, writer = await asyncio.open_unix_connection(echo)
+    try:
+        blocking_round(blocking, warmup, msg)
+        await aio_round(conn, warmup, msg)
+        await stream_round(reader, writer, warmup, msg)
+        series = {"blocking": [], "aio": [], "streams": []}  # type: dict
+        print("part 1: one connection, %d B, %d rounds x %d round trips per series, alternating" % (size, rounds, n))
+        print("%-6s %14s %14s %14s" % ("round", "blocking p50", "aio p50", "streams p50"))
+        for r in range(rounds):
+            b = blocking_round(blocking, n, msg)
+            a = await aio_round(conn, n, msg)
+            s = await stream_round(reader, writer, n, msg)
+            series["blocking"] += b
+            series["aio"] += a
+            series["streams"] += s
+            print("%-6d %11.2f us %11.2f us %11.2f us" % (r + 1, _p(b, 50), _p(a, 50), _p(s, 50)))
+        print("%-44s %10s %10s %10s" % ("all rounds", "p50", "p90", "p99"))
+        names = {
+            "blocking": "goipc blocking Conn -> Go pong",
+            "aio": "goipc.aio AsyncConn -> Go pong",
+            "streams": "asyncio Unix stream -> asyncio echo",
+        }
+        for key, name in names.items():
+            xs = series[key]
+            print("%-44s %7.2f us %7.2f us %7.2f us" % (name, _p(xs, 50), _p(xs, 90), _p(xs, 99)))
+        a50, b50, s50 = _p(series["aio"], 50), _p(series["blocking"], 50), _p(series["streams"], 50)
+        print("aio p50 / blocking p50 = %.2f (goal <= 2: %s)" % (a50 / b50, "met" if a50 <= 2 * b50 else "NOT met"))
+        print("streams p50 / aio p50 = %.1fx (goal >= 5x: %s)" % (s50 / a50, "met" if s50 >= 5 * a50 else "NOT met"))
+    finally:
+        blocking.close()
+        conn.close()
+        writer.close()
+
+
+async def many_goipc(pong: str, conns: int, k: int, size: int) -> float:
+    """Round trips/s of conns goipc.aio connections making k round trips
+    each at once; prints the thread count."""
+    cs = await asyncio.gather(*(aio.dial(pong, timeout=60, **_SMALL) for _ in range(conns)))
+
+    async def client(c: aio.AsyncConn, i: int) -> None:
+        msg = i.to_bytes(4, "little") * (size // 4)
+        for _ in range(k):
+            await c.send(msg)
+            if await c.recv() != msg:
+                raise RuntimeError("wrong reply")
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(c, i) for i, c in enumerate(cs)))
+    dt = time.perf_counter() - t0
+    threads = len(os.listdir("/proc/self/task"))
+    for c in cs:
+        c.close()
+    rate = conns * k / dt
+    print("goipc.aio: %d connections x %d round trips: %.0f round trips/s; threads in this process: %d (goal <= 8: %s)"
+          % (conns, k, rate, threads, "met" if threads <= 8 else "NOT met"))
+    return rate
+
+
+async def many_streams(echo: str, conns: int, k: int, size: int) -> float:
+    pairs = [await asyncio.open_unix_connection(echo) for _ in range(conns)]
+
+    async def client(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, i: int) -> None:
+        msg = i.to_bytes(4, "little") * (size // 4)
+        for _ in range(k):
+            writer.write(msg)
+            await writer.drain()
+            if await reader.readexactly(len(msg)) != msg:
+                raise RuntimeError("wrong reply")
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client(r, w, i) for i, (r, w) in enumerate(pairs)))
+    dt = time.perf_counter() - t0
+    for _, w in pairs:
+        w.close()
+    rate = conns * k / dt
+    print("asyncio streams: %d connections x %d round trips: %.0f round trips/s" % (conns, k, rate))
+    return rate
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m goipc.aio_bench", description=__doc__.split("\n\n")[0])
+    ap.add_argument("-n", type=int, default=20000, help="round trips per round and series in part 1 (default 20000)")
+    ap.add_argument("--rounds", type=int, default=3, help="alternating rounds in part 1 (default 3)")
+    ap.add_argument("--warmup", type=int, default=2000, help="round trips before measuring (default 2000)")
+    ap.add_argument("--size", type=int, default=64, help="message size in bytes (default 64)")
+    ap.add_argument("--conns", type=int, default=1000, help="connections in part 2 (default 1000)")
+    ap.add_argument("--conn-rounds", type=int, default=100, help="round trips per connection in part 2 (default 100)")
+    ap.add_argument("--goipc-bin", default=None, help="the goipc CLI (default: $GOIPC_BIN or build/bin/goipc)")
+    args = ap.parse_args(argv)
+    if min(args.n, args.rounds, args.size, args.conns, args.conn_rounds) <= 0 or args.size % 4:
+        ap.error("counts must be > 0 and --size a multiple of 4")
+    exe = args.goipc_bin or find_goipc_bin()
+    if not exe:
+        ap.error("no goipc CLI: pass --goipc-bin, set GOIPC_BIN, or run `make build`")
+    print("machine load (uptime):", subprocess.run(["uptime"], capture_output=True, text=True).stdout.strip())
+    tmp = tempfile.mkdtemp(prefix="goipc-aio-bench-")
+    pong_path, echo_path = os.path.join(tmp, "pong.sock"), os.path.join(tmp, "echo.sock")
+    procs: List[subprocess.Popen] = []
+    try:
+        pong = subprocess.Popen([exe, "pong", "--listen", pong_path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        procs.append(pong)
+        echo = subprocess.Popen([sys.executable, "-c", _ECHO_SERVER, echo_path], stdout=subprocess.PIPE)
+        procs.append(echo)
+        assert pong.stdout is not None and echo.stdout is not None
+        wait_ready(pong, pong.stdout, b"listening on", 10.0)
+        wait_ready(echo, echo.stdout, b"echo: listening", 10.0)
+        asyncio.run(one_connection(pong_path, echo_path, args.n, args.rounds, args.warmup, args.size))
+        print()
+        print("part 2: %d connections in one process, %d round trips each, %d B" % (args.conns, args.conn_rounds, args.size))
+        g = asyncio.run(many_goipc(pong_path, args.conns, args.conn_rounds, args.size))
+        s = asyncio.run(many_streams(echo_path, args.conns, args.conn_rounds, args.size))
+        print("goipc.aio / streams throughput = %.1fx (goal >= 3x: %s)" % (g / s, "met" if g >= 3 * s else "NOT met"))
+        return 0
+    finally:
+        for p in procs:
+            p.terminate()
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+                p.wait()
+            if p.stdout is not None:
+                p.stdout.close()
+        for f in (pong_path, echo_path):
+            try:
+                os.unlink(f)
+            except OSError:
+                pass
+        os.rmdir(tmp)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

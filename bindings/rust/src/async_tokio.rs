@@ -1,0 +1,460 @@
+//! The `tokio` feature: [`AsyncConn`] and [`AsyncListener`], goipc
+//! connections that wait in a tokio runtime instead of blocking a thread.
+//!
+//! ```no_run
+//! # async fn demo() -> goipc::Result<()> {
+//! let conn = goipc::AsyncConn::dial("/tmp/pong.sock", None).await?;
+//! conn.send(b"hello").await?;
+//! let answer: Vec<u8> = conn.recv().await?;
+//! # let _ = answer;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # How a call waits
+//!
+//! Every send or receive first makes one library call with a zero timeout:
+//! when the message is there (or the ring has room) that call is the whole
+//! operation and the future is ready on its first poll. Otherwise the call
+//! armed the connection's descriptor ([`Conn::notify_fd`], an eventfd); the
+//! future polls for a short adaptive budget ([`Options::spin`], default
+//! 20 µs, halved after a poll that found nothing down to 1/16, doubled
+//! after one that succeeded) and then waits on
+//! [`tokio::io::unix::AsyncFd`]. No thread per connection, none per call.
+//!
+//! **Cancellation.** A future dropped while it waits was between library
+//! calls, never inside one: a dropped `recv` took no message (the next
+//! `recv` returns it), a dropped `send` sent nothing; one that completed
+//! sent all of it. `tokio::time::timeout` and `select!` are safe.
+//!
+//! **Ending.** [`AsyncConn::close`] (from any task) and the peer closing or
+//! dying wake every waiting future, with [`Error::Closed`] and
+//! [`Error::PeerClosed`] (after every message the peer sent was received).
+//!
+//! **One descriptor, two directions.** Every library call resets the
+//! descriptor's readiness, so a call in one direction can consume a wakeup
+//! meant for a future waiting in the other. Hence: every call that made
+//! progress (or failed), and every waiting future that is dropped, wakes
+//! the futures waiting on the connection to look again, and while futures
+//! wait in both directions at once they also
+//! look again on a timer (1 ms, doubling to 100 ms), because a look that
+//! finds nothing can itself consume the other direction's wakeup. See
+//! docs/RUST.md.
+//!
+//! **Accepting.** The C ABI gives a listener no descriptor, so
+//! [`AsyncListener::accept`] polls it without waiting (handshakes complete
+//! in the background, in Go) and sleeps between polls, backing off from
+//! 1 ms to 20 ms while nobody connects. **Dialing** runs the blocking
+//! handshake (a few milliseconds) on tokio's blocking pool.
+//!
+//! Both types need a tokio runtime with IO and time enabled
+//! (`Runtime::new`, `#[tokio::main]`, `enable_all`).
+
+use core::future::Future;
+use core::sync::atomic::Ordering::{Relaxed, SeqCst};
+use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use core::time::Duration;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tokio::io::Interest;
+use tokio::io::unix::AsyncFd;
+use tokio::sync::Notify;
+
+use crate::conn::{Conn, Listener, Options, Spin};
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// Default polling budget before a wait parks in the runtime.
+const DEFAULT_SPIN: Duration = Duration::from_micros(20);
+/// The retry timer while futures wait in both directions.
+const BOTH_WAITING_FIRST: Duration = Duration::from_millis(1);
+const BOTH_WAITING_MAX: Duration = Duration::from_millis(100);
+/// AsyncListener::accept's backoff while nobody connects.
+const ACCEPT_FIRST: Duration = Duration::from_millis(1);
+const ACCEPT_MAX: Duration = Duration::from_millis(20);
+
+const RECV: usize = 0;
+const SEND: usize = 1;
+
+/// The polling budget for `spin`; `Spin::Forever` would block a runtime
+/// thread for good.
+fn poll_budget(spin: Spin) -> Result<Duration> {
+    match spin {
+        Spin::Default => Ok(DEFAULT_SPIN),
+        Spin::SleepAtOnce => Ok(Duration::ZERO),
+        Spin::For(d) => Ok(d),
+        Spin::Forever => Err(Error::InvalidArgument(
+            "goipc: Spin::Forever would block a tokio worker thread for good; use a finite Spin::For".into(),
+        )),
+    }
+}
+
+fn io_error(e: std::io::Error) -> Error {
+    Error::System { errno: e.raw_os_error().unwrap_or(0), message: format!("goipc: tokio AsyncFd: {e}") }
+}
+
+/// "Not now" (a zero-timeout call that timed out) as `None`.
+fn attempt<T>(r: Result<T>) -> Result<Option<T>> {
+    match r {
+        Ok(v) => Ok(Some(v)),
+        Err(Error::Timeout) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// A goipc connection for tokio. Create it with [`AsyncConn::dial`],
+/// [`AsyncListener::accept`] or [`AsyncConn::new`] (from a blocking
+/// [`Conn`], inside a runtime). `Send + Sync`: share it (`Arc`) between
+/// tasks; any number may send and receive at once. Dropping it closes the
+/// connection.
+#[derive(Debug)]
+pub struct AsyncConn {
+    /// A duplicate of the connection's descriptor, registered with the
+    /// runtime: closing the connection (which closes the library's copy)
+    /// can then never pull a descriptor out from under the reactor.
+    /// Declared first: dropped (deregistered) before `conn` closes.
+    fd: AsyncFd<OwnedFd>,
+    conn: Conn,
+    /// Wakes waiting futures to look again (progress, close).
+    wake: Notify,
+    /// Futures waiting, per direction.
+    waiting: [AtomicUsize; 2],
+    closed: AtomicBool,
+    /// Configured polling budget, and the current one per direction (ns).
+    spin_ns: u64,
+    budget_ns: [AtomicU64; 2],
+    /// Current delay of the both-directions retry timer (ns).
+    retry_ns: AtomicU64,
+    /// Size of the last message received: the capacity `recv` allocates.
+    recv_hint: AtomicUsize,
+}
+
+/// Counts a waiting future for as long as it lives. Dropped without
+/// finishing (the future was cancelled), it wakes the futures still
+/// waiting: the call that made it wait may have reset a readiness meant
+/// for them.
+struct Waiting<'a> {
+    conn: &'a AsyncConn,
+    dir: usize,
+    finished: bool,
+}
+
+impl<'a> Waiting<'a> {
+    fn new(conn: &'a AsyncConn, dir: usize) -> Waiting<'a> {
+        conn.waiting[dir].fetch_add(1, SeqCst);
+        Waiting { conn, dir, finished: false }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        let c = self.conn;
+        c.waiting[self.dir].fetch_sub(1, SeqCst);
+        if !self.finished && (c.waiting[RECV].load(SeqCst) != 0 || c.waiting[SEND].load(SeqCst) != 0) {
+            c.wake.notify_waiters();
+        }
+    }
+}
+
+impl AsyncConn {
+    /// Wraps a blocking connection, with the default polling budget. Must
+    /// be called inside a tokio runtime with IO enabled (tokio's `AsyncFd`
+    /// panics otherwise).
+    ///
+    /// Errors: [`Error::System`] (the descriptor could not be created,
+    /// duplicated or registered), [`Error::Closed`].
+    pub fn new(conn: Conn) -> Result<AsyncConn> {
+        AsyncConn::with_spin(conn, Spin::Default)
+    }
+
+    /// [`AsyncConn::new`] with a polling budget: how long a waiting call
+    /// polls before it parks (`Spin::SleepAtOnce`: never; `Spin::For(d)`;
+    /// `Spin::Default`: 20 µs). `Spin::Forever` is refused
+    /// ([`Error::InvalidArgument`]): it would hold a runtime thread.
+    pub fn with_spin(conn: Conn, spin: Spin) -> Result<AsyncConn> {
+        let budget = poll_budget(spin)?;
+        let owned = conn.notify_fd()?.try_clone_to_owned().map_err(io_error)?;
+        // SAFETY: `owned` is an open descriptor that the AsyncFd owns from
+        // here on: it stays open, the same file, until the AsyncFd drops.
+        let fd = unsafe { AsyncFd::register_with_interest(owned, Interest::READABLE) }
+            .map_err(|e| io_error(e.into_parts().1))?;
+        let spin_ns = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
+        Ok(AsyncConn {
+            fd,
+            conn,
+            wake: Notify::new(),
+            waiting: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            closed: AtomicBool::new(false),
+            spin_ns,
+            budget_ns: [AtomicU64::new(spin_ns), AtomicU64::new(spin_ns)],
+            retry_ns: AtomicU64::new(BOTH_WAITING_FIRST.as_nanos() as u64),
+            recv_hint: AtomicUsize::new(256),
+        })
+    }
+
+    /// Connects to the listener at `path` (the blocking handshake runs on
+    /// tokio's blocking pool; dropping the future closes the connection it
+    /// may still make). `timeout` as for [`Conn::dial`].
+    pub async fn dial(path: impl AsRef<Path>, timeout: Option<Duration>) -> Result<AsyncConn> {
+        AsyncConn::dial_with(path, &Options::default(), timeout).await
+    }
+
+    /// [`AsyncConn::dial`] with options; `opts.spin` is the polling
+    /// budget (see [`AsyncConn::with_spin`]).
+    pub async fn dial_with(path: impl AsRef<Path>, opts: &Options, timeout: Option<Duration>) -> Result<AsyncConn> {
+        poll_budget(opts.spin)?;
+        let path: PathBuf = path.as_ref().to_owned();
+        let o = opts.clone();
+        let conn = tokio::task::spawn_blocking(move || Conn::dial_with(&path, &o, timeout))
+            .await
+            .map_err(|e| Error::System { errno: 0, message: format!("goipc: dial task failed: {e}") })??;
+        AsyncConn::with_spin(conn, opts.spin)
+    }
+
+    /// The underlying blocking connection (for its properties; its
+    /// blocking calls would hold a runtime thread).
+    pub fn conn(&self) -> &Conn {
+        &self.conn
+    }
+
+    /// The largest message, in bytes, this connection carries.
+    pub fn max_message_size(&self) -> Result<usize> {
+        self.conn.max_message_size()
+    }
+
+    /// Sends `data` as one message, waiting while the peer's ring is full.
+    /// Errors: as [`Conn::send`].
+    pub async fn send(&self, data: &[u8]) -> Result<()> {
+        self.run(SEND, || attempt(self.conn.send_raw(data, 0))).await
+    }
+
+    /// Receives the next message into a new `Vec` (one library call when
+    /// the message fits the capacity allocated from the last message's
+    /// size, two when it must grow). Errors: as [`Conn::recv`].
+    pub async fn recv(&self) -> Result<Vec<u8>> {
+        let try_recv = || {
+            let mut buf = Vec::with_capacity(self.recv_hint.load(Relaxed));
+            let r = attempt(self.conn.recv_vec_raw(&mut buf, 0))?;
+            Ok(r.map(|()| {
+                self.recv_hint.store(buf.len().max(64), Relaxed);
+                buf
+            }))
+        };
+        self.run(RECV, try_recv).await
+    }
+
+    /// Receives the next message into `buf` and returns its length;
+    /// [`Error::BufferTooSmall`] leaves it queued. Errors: as
+    /// [`Conn::recv_into`].
+    pub async fn recv_into(&self, buf: &mut [u8]) -> Result<usize> {
+        let mut try_recv = || attempt(self.conn.recv_into_raw(buf, 0));
+        self.run_mut(RECV, &mut try_recv).await
+    }
+
+    /// Closes the connection: futures waiting on it return
+    /// [`Error::Closed`], later calls too; the peer gets
+    /// [`Error::PeerClosed`] after what was sent. Closing twice is
+    /// harmless. (Drop closes as well.)
+    pub fn close(&self) {
+        if self.closed.swap(true, SeqCst) {
+            return;
+        }
+        // SAFETY: the handle is ours. No view or reservation of it exists
+        // (this type hands none out), and goipc_conn_close may run while
+        // other threads are inside calls on it: they return CLOSED. The
+        // Conn's drop closes it again, which returns GOIPC_ERR_CLOSED.
+        unsafe { sys::goipc_conn_close(self.conn.as_raw()) };
+        self.wake.notify_waiters();
+    }
+
+    /// After a call that did not say "not now": it may have reset a
+    /// readiness meant for a waiting future, which must look again.
+    fn progress(&self) {
+        if self.waiting[RECV].load(SeqCst) != 0 || self.waiting[SEND].load(SeqCst) != 0 {
+            self.retry_ns.store(BOTH_WAITING_FIRST.as_nanos() as u64, SeqCst);
+            self.wake.notify_waiters();
+        }
+    }
+
+    async fn run<T>(&self, dir: usize, mut try_op: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+        self.run_mut(dir, &mut try_op).await
+    }
+
+    async fn run_mut<T>(&self, dir: usize, try_op: &mut impl FnMut() -> Result<Option<T>>) -> Result<T> {
+        // The fast path: one call.
+        match try_op() {
+            Ok(None) => {}
+            done => {
+                self.progress();
+                return done.map(|v| v.expect("Some"));
+            }
+        }
+        if let Some(done) = self.poll_budget(dir, try_op) {
+            self.progress();
+            return done;
+        }
+        self.park_loop(dir, try_op).await
+    }
+
+    /// Polls for the direction's budget; Some when the operation ended.
+    fn poll_budget<T>(&self, dir: usize, try_op: &mut impl FnMut() -> Result<Option<T>>) -> Option<Result<T>> {
+        let budget = self.budget_ns[dir].load(Relaxed);
+        if budget == 0 {
+            return None;
+        }
+        let start = Instant::now();
+        loop {
+            match try_op() {
+                Ok(None) => {}
+                done => {
+                    self.budget_ns[dir].store((budget * 2).min(self.spin_ns), Relaxed);
+                    return Some(done.map(|v| v.expect("Some")));
+                }
+            }
+            if start.elapsed().as_nanos() as u64 >= budget {
+                self.budget_ns[dir].store((budget / 2).max(self.spin_ns / 16), Relaxed);
+                return None;
+            }
+        }
+    }
+
+    async fn park_loop<T>(&self, dir: usize, try_op: &mut impl FnMut() -> Result<Option<T>>) -> Result<T> {
+        let mut waiting = Waiting::new(self, dir);
+        loop {
+            // Registered (counted, and subscribed to `wake`) before the
+            // call that decides to wait: a call elsewhere that resets the
+            // descriptor after it sees us and wakes us.
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.closed.load(SeqCst) {
+                waiting.finished = true;
+                return Err(Error::Closed);
+            }
+            match try_op() {
+                Ok(None) => {}
+                done => {
+                    waiting.finished = true;
+                    drop(waiting);
+                    self.progress();
+                    return done.map(|v| v.expect("Some"));
+                }
+            }
+            let both = self.waiting[1 - dir].load(SeqCst) != 0;
+            let retry = Duration::from_nanos(self.retry_ns.load(SeqCst));
+            tokio::select! {
+                ready = self.fd.readable() => {
+                    let mut guard = ready.map_err(io_error)?;
+                    // The call that follows (next iteration) re-arms the
+                    // descriptor; readiness that arrives after this point
+                    // has a newer tick and is kept.
+                    guard.clear_ready();
+                }
+                _ = &mut woken => {}
+                _ = tokio::time::sleep(retry), if both => {
+                    // Every waiter looks again, in both directions: the
+                    // one that lost its wakeup may have no timer of its own.
+                    let next = (retry * 2).min(BOTH_WAITING_MAX);
+                    self.retry_ns.store(next.as_nanos() as u64, SeqCst);
+                    self.wake.notify_waiters();
+                }
+            }
+        }
+    }
+}
+
+/// A goipc listener for tokio: [`AsyncListener::accept`] returns each
+/// client's [`AsyncConn`]. Dropping it (or [`AsyncListener::close`])
+/// stops listening; accepted connections stay open.
+#[derive(Debug)]
+pub struct AsyncListener {
+    listener: Listener,
+    spin: Spin,
+    closed: AtomicBool,
+    wake: Notify,
+}
+
+impl AsyncListener {
+    /// Listens on `path` (see [`Listener::bind`]). Binding does not wait.
+    pub fn bind(path: impl AsRef<Path>) -> Result<AsyncListener> {
+        AsyncListener::bind_with(path, &Options::default())
+    }
+
+    /// [`AsyncListener::bind`] with options (see [`Listener::bind_with`]);
+    /// `opts.spin` is the polling budget of accepted connections.
+    pub fn bind_with(path: impl AsRef<Path>, opts: &Options) -> Result<AsyncListener> {
+        poll_budget(opts.spin)?;
+        let listener = Listener::bind_with(path, opts)?;
+        Ok(AsyncListener { listener, spin: opts.spin, closed: AtomicBool::new(false), wake: Notify::new() })
+    }
+
+    /// Waits for a client whose handshake has completed. Per-client
+    /// errors ([`Error::Limit`], [`Error::Protocol`], ...) leave the
+    /// listener usable; [`Error::Closed`] once it is closed. Cancel-safe:
+    /// a dropped future took no client.
+    pub async fn accept(&self) -> Result<AsyncConn> {
+        let mut delay = ACCEPT_FIRST;
+        loop {
+            let woken = self.wake.notified();
+            tokio::pin!(woken);
+            woken.as_mut().enable();
+            if self.closed.load(SeqCst) {
+                return Err(Error::Closed);
+            }
+            match self.listener.accept_timeout(Duration::ZERO) {
+                Ok(conn) => return AsyncConn::with_spin(conn, self.spin),
+                Err(Error::Timeout) => {}
+                Err(e) => return Err(e),
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(delay) => {}
+                _ = &mut woken => {}
+            }
+            delay = (delay * 2).min(ACCEPT_MAX);
+        }
+    }
+
+    /// Stops listening and removes the socket file; pending accepts
+    /// return [`Error::Closed`]. Closing twice is harmless.
+    pub fn close(&self) {
+        if self.closed.swap(true, SeqCst) {
+            return;
+        }
+        // SAFETY: the handle is ours; the Listener's drop closes it again
+        // (GOIPC_ERR_CLOSED, ignored). Accept calls in flight return CLOSED.
+        unsafe { sys::goipc_listener_close(self.listener.as_raw()) };
+        self.wake.notify_waiters();
+    }
+
+    /// The underlying blocking listener.
+    pub fn listener(&self) -> &Listener {
+        &self.listener
+    }
+}
+
+// Shared between tasks of a multi-threaded runtime.
+const _: () = {
+    const fn send_sync<T: Send + Sync>() {}
+    send_sync::<AsyncConn>();
+    send_sync::<AsyncListener>();
+};
+
+// The futures are Send (spawnable on a multi-threaded runtime).
+#[allow(dead_code)]
+fn futures_are_send(c: &AsyncConn, l: &AsyncListener, buf: &mut [u8]) {
+    fn send<F: Future + Send>(_: F) {}
+    send(c.send(b""));
+    send(c.recv());
+    send(c.recv_into(buf));
+    send(l.accept());
+    send(AsyncConn::dial("x", None));
+}
+
+impl AsRawFd for AsyncConn {
+    /// The registered duplicate of the connection's descriptor.
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
