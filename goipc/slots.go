@@ -29,13 +29,16 @@ var (
 	// least one: the rest park at once.
 	spinners slots
 	// futexSleepers bounds the calls sleeping on a futex at once: each
-	// holds an OS thread. The others sleep on their doorbell, which holds
-	// none.
+	// holds an OS thread, and its P too until sysmon retakes it (20 µs to
+	// 10 ms later: a blocking syscall does not hand the P off at once).
+	// With every P stuck in a futex wait, goroutines the netpoller wakes
+	// wait for sysmon: GOMAXPROCS-1 (at least one) keeps a P free. The
+	// others sleep on their doorbell, which holds neither.
 	futexSleepers slots
 )
 
 func init() {
 	procs := int32(runtime.GOMAXPROCS(0))
 	spinners.max.Store(max(1, procs/2))
-	futexSleepers.max.Store(2*procs + 4)
+	futexSleepers.max.Store(max(1, procs-1))
 }
