@@ -37,8 +37,10 @@ type Conn struct {
 	spin time.Duration // the configured budget: the ceiling of the adaptive one
 
 	// spinNow is each direction's adaptive spin budget, guarded by that
-	// direction's mutex (await runs under it).
-	spinNow [2]time.Duration
+	// direction's mutex (await runs under it). 0 after a spin was
+	// preempted: parks at once, with a probe every spinProbeEvery waits.
+	spinNow   [2]time.Duration
+	spinProbe [2]uint32 // waits since the budget fell to 0
 	// timers bound each direction's doorbell waits; guarded likewise.
 	timers [2]*time.Timer
 	// bells[dir] gets a token when the peer rings our doorbell (the
@@ -309,14 +311,26 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 	if w.try {
 		return c.tryFailed(dir, ec, ready)
 	}
-	budget := c.spinNow[dir]
+	budget := c.spinBudget(dir)
 	var start time.Time
 	if budget > 0 && spinners.acquire() {
 		start = time.Now()
-		done, err := c.spinFor(dir, budget, start, ready, w, drain)
+		outcome, err := c.spinFor(budget, start, ready, w, drain)
 		spinners.release()
-		if done {
+		switch outcome {
+		case spinWon:
+			c.adaptSpin(dir, true)
 			return err
+		case spinEnded:
+			return err
+		case spinPreemptedOut:
+			// We were descheduled while spinning: the machine has more
+			// runnable threads than cores, and spinning keeps the peer
+			// (or others) off a CPU. Park at once until a probe wins.
+			if c.spin != SpinForever {
+				c.spinNow[dir] = 0
+			}
+			start = time.Time{}
 		}
 	}
 	c.countPark(dir)
@@ -330,36 +344,56 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 	return err
 }
 
+// spinProbeEvery is how often a direction whose budget fell to 0 tries a
+// short spin again, to find out whether the contention is over.
+const spinProbeEvery = 32
+
+// spinBudget is how long this wait may spin: the direction's budget, or a
+// probe of the floor (1/16 of the configured budget) every
+// spinProbeEvery waits while the budget is 0.
+func (c *Conn) spinBudget(dir int) time.Duration {
+	b := c.spinNow[dir]
+	if b > 0 || c.spin <= 0 {
+		return b
+	}
+	c.spinProbe[dir]++
+	if c.spinProbe[dir] < spinProbeEvery {
+		return 0
+	}
+	c.spinProbe[dir] = 0
+	return c.spin / 16
+}
+
 // spinPreempted is a gap between two looks at the clock in the spin loop
 // that only a lost CPU explains (a look comes every few hundred ns).
 const spinPreempted = 50 * time.Microsecond
 
-// spinFor polls ready for up to budget. done reports that the wait is
-// over (with err); otherwise the caller parks.
-func (c *Conn) spinFor(dir int, budget time.Duration, start time.Time, ready func() (bool, error), w *waitFor, drain bool) (done bool, err error) {
+// How a spin ended.
+const (
+	spinWon          = iota // ready (or a ring error): the wait is over
+	spinEnded               // the call's state ended the wait (err)
+	spinLost                // the budget ran out: park
+	spinPreemptedOut        // we lost the CPU while spinning: park
+)
+
+// spinFor polls ready for up to budget.
+func (c *Conn) spinFor(budget time.Duration, start time.Time, ready func() (bool, error), w *waitFor, drain bool) (outcome int, err error) {
 	last := start
 	for i := 1; ; i++ {
 		if ok, err := ready(); ok || err != nil {
-			if err == nil {
-				c.adaptSpin(dir, true)
-			}
-			return true, err
+			return spinWon, err
 		}
 		if i%128 == 0 {
 			if err := c.state(w); err != nil {
-				return true, c.finalCheck(ready, err, drain)
+				return spinEnded, c.finalCheck(ready, err, drain)
 			}
 			now := time.Now()
 			if now.Sub(last) > spinPreempted {
-				// We were descheduled while spinning: the machine has
-				// more runnable threads than cores, and our spinning
-				// keeps the peer (or others) off a CPU.
-				c.adaptSpin(dir, false)
-				return false, nil
+				return spinPreemptedOut, nil
 			}
 			last = now
 			if now.Sub(start) >= budget {
-				return false, nil
+				return spinLost, nil
 			}
 			runtime.Gosched() // let this P's other goroutines run
 		}
@@ -367,15 +401,16 @@ func (c *Conn) spinFor(dir int, budget time.Duration, start time.Time, ready fun
 }
 
 // adaptSpin moves a direction's spin budget: doubling (up to the configured
-// budget) after a spin that caught the peer, halving (down to 1/16 of it)
-// after a spin that lost to CPU contention. SpinForever never adapts.
+// budget; from 0, a won probe restarts at 1/16 of it) after a spin that
+// caught the peer, halving (down to 1/16 of it) after a spin that lost to
+// CPU contention. SpinForever never adapts.
 func (c *Conn) adaptSpin(dir int, won bool) {
 	if c.spin == SpinForever {
 		return
 	}
 	b := c.spinNow[dir]
 	if won {
-		c.spinNow[dir] = min(c.spin, 2*b)
+		c.spinNow[dir] = min(c.spin, max(2*b, c.spin/16))
 	} else {
 		c.spinNow[dir] = max(c.spin/16, b/2)
 	}

@@ -463,6 +463,26 @@ func TestAdaptiveSpinBounds(t *testing.T) {
 	if got := c.spinNow[dirRecv]; got != 64*time.Microsecond {
 		t.Fatalf("after wins: %v, want the ceiling 64µs", got)
 	}
+	// Preempted: the budget falls to 0 (park at once), and every
+	// spinProbeEvery waits a probe of the floor runs; a won probe restarts
+	// the budget from the floor.
+	c.spinNow[dirRecv] = 0
+	probes := 0
+	for i := 0; i < 4*spinProbeEvery; i++ {
+		if b := c.spinBudget(dirRecv); b != 0 {
+			if b != 4*time.Microsecond {
+				t.Fatalf("probe budget %v, want the floor", b)
+			}
+			probes++
+		}
+	}
+	if probes != 4 {
+		t.Fatalf("%d probes in %d waits, want 4", probes, 4*spinProbeEvery)
+	}
+	c.adaptSpin(dirRecv, true)
+	if got := c.spinNow[dirRecv]; got != 4*time.Microsecond {
+		t.Fatalf("after a won probe: %v, want the floor", got)
+	}
 	f := &Conn{spin: SpinForever, spinNow: [2]time.Duration{SpinForever, SpinForever}}
 	f.adaptSpin(dirRecv, false)
 	if f.spinNow[dirRecv] != SpinForever {
