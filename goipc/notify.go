@@ -103,10 +103,10 @@ func (c *Conn) NotifyFD() (int, error) {
 		return -1, fmt.Errorf("goipc: NotifyFD: %w", err)
 	}
 	c.notify.fd.Store(int32(fd))
-	// Events before the descriptor existed woke nobody: start readable
-	// in both directions, so that the first wait is preceded by calls
-	// that arm it.
-	c.notify.signal(dirRecv)
-	c.notify.signal(dirSend)
+	// Events before the descriptor existed woke nobody: start readable,
+	// so that the first wait is preceded by a call that arms it. No
+	// direction is marked pending: the first failed call, in either
+	// direction, makes it quiet.
+	sys.SignalEventFD(fd)
 	return fd, nil
 }

@@ -92,3 +92,29 @@ func TestNotifyFDBothDirections(t *testing.T) {
 		}
 	}
 }
+
+// A connection used in one direction only: the descriptor starts
+// readable, and one failed call makes it quiet (no stale readiness of the
+// direction never used).
+func TestNotifyFDQuietAfterOneFailedCall(t *testing.T) {
+	checkLeaks(t)
+	a, b, err := Pipe(&Options{RingSize: MinRingSize, MaxMessageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	fd, err := a.NotifyFD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !readable(t, fd, 0) {
+		t.Fatal("a new descriptor is not readable")
+	}
+	if _, err := a.RecvTimeout(0); !errors.Is(err, ErrTimeout) {
+		t.Fatal(err)
+	}
+	if readable(t, fd, 0) {
+		t.Fatal("readable after the only direction in use found nothing")
+	}
+}
