@@ -68,6 +68,8 @@ var limitNames = [limitKinds]string{
 }
 
 // Dial connects to the listener at path, creating the connection's segment.
+// An address "scheme://..." (such as nats://host:4222/subject) goes to the
+// Transport registered for scheme (see RegisterTransport).
 func Dial(path string, opts *Options) (*Conn, error) {
 	return DialContext(context.Background(), path, opts)
 }
@@ -86,6 +88,12 @@ func DialTimeout(path string, timeout time.Duration, opts *Options) (*Conn, erro
 
 // DialContext is Dial that gives up when ctx is done.
 func DialContext(ctx context.Context, path string, opts *Options) (*Conn, error) {
+	if t, isURL, err := transportFor(path); isURL {
+		if err != nil {
+			return nil, err
+		}
+		return t.Dial(ctx, path, opts)
+	}
 	o, err := opts.resolve()
 	if err != nil {
 		return nil, err

@@ -29,9 +29,10 @@ import (
 // listener's limits (Options.MaxConns, MaxSegmentSize, MaxMappedBytes,
 // MaxPendingHandshakes) bound what dialers can make it hold.
 type Listener struct {
-	ln   *net.UnixListener
-	path string
-	opts resolved
+	ln     *net.UnixListener
+	remote io.Closer // instead of ln: a Transport's listener (transport_linux.go)
+	path   string
+	opts   resolved
 
 	mu      sync.Mutex
 	pending []*pendingHandshake // oldest first
@@ -66,8 +67,15 @@ const maxQueuedErrors = 64
 // Listen listens on the Unix socket path. A stale socket file left by a
 // dead listener is replaced; a path served by a live listener, or taken by
 // something that is not a socket, is refused with ErrAddressInUse. Close
-// removes the socket file.
+// removes the socket file. An address "scheme://..." (such as
+// nats://host:4222/subject) goes to the Transport registered for scheme.
 func Listen(path string, opts *Options) (*Listener, error) {
+	if t, isURL, err := transportFor(path); isURL {
+		if err != nil {
+			return nil, err
+		}
+		return listenTransport(t, path, opts)
+	}
 	o, err := opts.resolve()
 	if err != nil {
 		return nil, err
@@ -144,8 +152,12 @@ func (l *Listener) Addr() string { return l.path }
 // not yet returned by Accept are closed. Connections already accepted
 // stay open.
 func (l *Listener) Close() error {
-	if err := l.ln.Close(); err != nil {
-		if errors.Is(err, net.ErrClosed) {
+	var stop io.Closer = l.ln
+	if l.remote != nil {
+		stop = l.remote
+	}
+	if err := stop.Close(); err != nil {
+		if errors.Is(err, net.ErrClosed) || errors.Is(err, ErrClosed) {
 			return ErrClosed
 		}
 		return err
