@@ -1,0 +1,188 @@
+package natsbridge
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/goipc/goipc/goipc"
+	"github.com/goipc/goipc/goipc/natsbridge/natstest"
+)
+
+// pair listens and dials on one subject of srv and returns both ends.
+func pair(t *testing.T, url string, lopts, dopts *goipc.Options) (dialer, accepted *goipc.Conn) {
+	t.Helper()
+	ln, err := goipc.Listen(url, lopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	d, err := goipc.Dial(url, dopts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Close() })
+	a, err := ln.AcceptTimeout(10 * time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close() })
+	return d, a
+}
+
+func seqMsg(i, size int) []byte {
+	m := make([]byte, max(size, 8))
+	binary.LittleEndian.PutUint64(m, uint64(i))
+	for j := 8; j < len(m); j++ {
+		m[j] = byte(i + j)
+	}
+	return m
+}
+
+func TestPingPongBothWays(t *testing.T) {
+	srv := natstest.Start(t, natstest.Config{})
+	d, a := pair(t, srv.URL()+"/t.pingpong", nil, nil)
+	const n = 2000
+	for i := range n {
+		if err := d.Send(seqMsg(i, i%300)); err != nil {
+			t.Fatal(err)
+		}
+		got, err := a.RecvTimeout(10 * time.Second)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !bytes.Equal(got, seqMsg(i, i%300)) {
+			t.Fatalf("message %d: got %x", i, got[:8])
+		}
+		if err := a.Send(got); err != nil {
+			t.Fatal(err)
+		}
+		back, err := d.RecvTimeout(10 * time.Second)
+		if err != nil || !bytes.Equal(back, got) {
+			t.Fatalf("reply %d: %v", i, err)
+		}
+	}
+	st, err := d.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Sent.Messages != n || st.Received.Messages != n {
+		t.Fatalf("stats: sent %d received %d, want %d each", st.Sent.Messages, st.Received.Messages, n)
+	}
+}
+
+// A producer that closes after sending: the consumer receives every
+// message, in order, then ErrPeerClosed; and a Send to the closed peer
+// fails with ErrPeerClosed too.
+func TestCloseDeliversEverythingThenPeerClosed(t *testing.T) {
+	srv := natstest.Start(t, natstest.Config{})
+	d, a := pair(t, srv.URL()+"/t.close", nil, nil)
+	const n = 5000
+	for i := range n {
+		if err := d.Send(seqMsg(i, 1024)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	d.Close()
+	for i := range n {
+		got, err := a.RecvTimeout(10 * time.Second)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !bytes.Equal(got, seqMsg(i, 1024)) {
+			t.Fatalf("message %d out of order", i)
+		}
+	}
+	if _, err := a.RecvTimeout(10 * time.Second); !errors.Is(err, goipc.ErrPeerClosed) {
+		t.Fatalf("after the last message: %v, want ErrPeerClosed", err)
+	}
+	if err := a.Send([]byte("x")); !errors.Is(err, goipc.ErrPeerClosed) {
+		t.Fatalf("Send to a closed peer: %v, want ErrPeerClosed", err)
+	}
+}
+
+// faultAt installs a fault that applies to the data message with the
+// given sequence number of any connection, for the test's duration.
+func faultAt(t *testing.T, seq uint64, apply func(msg []byte) [][]byte) {
+	var mu sync.Mutex
+	testFault = func(msg []byte) [][]byte {
+		mu.Lock()
+		defer mu.Unlock()
+		if u64At(msg) == seq {
+			return apply(msg)
+		}
+		return [][]byte{msg}
+	}
+	t.Cleanup(func() { testFault = nil })
+}
+
+// Lost and repeated messages between the two bridges become
+// ErrProtocol on the receiving end, after the messages before the fault
+// and never a message twice or out of order.
+func TestLossAndDuplicateAreProtocolErrors(t *testing.T) {
+	srv := natstest.Start(t, natstest.Config{})
+	for _, tc := range []struct {
+		name  string
+		apply func(msg []byte) [][]byte
+		want  string
+	}{
+		{"loss", func([]byte) [][]byte { return nil }, "lost"},
+		{"duplicate", func(m []byte) [][]byte { return [][]byte{m, m} }, "duplicate"},
+		{"reorder", nil, "lost"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			const faultSeq, n = 50, 100
+			if tc.apply == nil { // hold message 50 back and send it after 51
+				var held []byte
+				testFault = func(msg []byte) [][]byte {
+					switch u64At(msg) {
+					case faultSeq:
+						held = append([]byte(nil), msg...)
+						return nil
+					case faultSeq + 1:
+						return [][]byte{msg, held}
+					}
+					return [][]byte{msg}
+				}
+				t.Cleanup(func() { testFault = nil })
+			} else {
+				faultAt(t, faultSeq, tc.apply)
+			}
+			d, a := pair(t, srv.URL()+"/t.fault."+tc.name, nil, nil)
+			for i := range n {
+				if err := d.Send(seqMsg(i, 16)); err != nil {
+					t.Fatal(err)
+				}
+			}
+			var got int
+			var err error
+			for {
+				var m []byte
+				m, err = a.RecvTimeout(10 * time.Second)
+				if err != nil {
+					break
+				}
+				if !bytes.Equal(m, seqMsg(got, 16)) {
+					t.Fatalf("message %d: got message %d", got, binary.LittleEndian.Uint64(m))
+				}
+				got++
+			}
+			if !errors.Is(err, goipc.ErrProtocol) {
+				t.Fatalf("after %d messages: %v, want ErrProtocol", got, err)
+			}
+			if got >= faultSeq {
+				t.Fatalf("%d messages received, the fault was at message %d", got, faultSeq)
+			}
+			if want := tc.want; !bytes.Contains([]byte(err.Error()), []byte(want)) {
+				t.Fatalf("error %q does not say %q", err, want)
+			}
+			// The dialer hears about it: its next receive fails.
+			if _, err := d.RecvTimeout(10 * time.Second); !errors.Is(err, goipc.ErrProtocol) && !errors.Is(err, goipc.ErrPeerClosed) {
+				t.Fatalf("dialer after the fault: %v, want ErrProtocol or ErrPeerClosed", err)
+			}
+		})
+	}
+}

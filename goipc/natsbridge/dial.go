@@ -1,0 +1,173 @@
+package natsbridge
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/goipc/goipc/goipc"
+)
+
+// transport is the goipc.Transport for nats:// and tls:// addresses.
+type transport struct{}
+
+func init() {
+	goipc.RegisterTransport("nats", transport{})
+	goipc.RegisterTransport("tls", transport{})
+}
+
+// connect opens a NATS connection for addr within ctx's deadline.
+func connect(ctx context.Context, a *address, extra ...nats.Option) (*nats.Conn, error) {
+	opts := append([]nats.Option{}, a.natsOpts...)
+	if dl, ok := ctx.Deadline(); ok {
+		opts = append(opts, nats.Timeout(max(time.Until(dl), time.Millisecond)))
+	}
+	opts = append(opts, extra...)
+	nc, err := nats.Connect(a.servers, opts...)
+	if err != nil {
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
+			return nil, fmt.Errorf("%w: NATS server %s refused the credentials: %w", goipc.ErrPermission, a.redacted, err)
+		}
+		return nil, fmt.Errorf("goipc: cannot reach a NATS server at %s: %w", a.redacted, err)
+	}
+	return nc, nil
+}
+
+// maxMessageFor is the connection's maximum message size: the one asked
+// for, or by default goipc's default bounded by what the server carries.
+func maxMessageFor(asked int, maxPayload int64, server string) (int, error) {
+	room := maxPayload - dataHeader
+	if asked == 0 {
+		return int(min(int64(goipc.DefaultMaxMessageSize), room)), nil
+	}
+	if int64(asked) > room {
+		return 0, fmt.Errorf("%w: MaxMessageSize %d does not fit the NATS server's max_payload %d at %s (%d bytes are the bridge's header): lower MaxMessageSize or raise max_payload",
+			goipc.ErrInvalidArgument, asked, maxPayload, server, dataHeader)
+	}
+	return asked, nil
+}
+
+// Dial connects to the goipc listener at a nats:// address; see the
+// package documentation.
+func (transport) Dial(ctx context.Context, addr string, opts *goipc.Options) (*goipc.Conn, error) {
+	a, err := parseAddress(addr)
+	if err != nil {
+		return nil, err
+	}
+	var o goipc.Options
+	if opts != nil {
+		o = *opts
+	}
+	timeout := o.HandshakeTimeout
+	if timeout <= 0 {
+		timeout = goipc.DefaultHandshakeTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	name := redact(addr)
+
+	// lost is closed when the NATS connection drops: the bridge, made
+	// later, then ends the connection.
+	lost := make(chan struct{})
+	nc, err := connect(ctx, a, nats.NoReconnect(), nats.DisconnectErrHandler(func(*nats.Conn, error) {
+		select {
+		case <-lost:
+		default:
+			close(lost)
+		}
+	}))
+	if err != nil {
+		return nil, fmt.Errorf("goipc: dial %s: %w", name, err)
+	}
+	o.MaxMessageSize, err = maxMessageFor(o.MaxMessageSize, nc.MaxPayload(), a.redacted)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("goipc: dial %s: %w", name, err)
+	}
+	user, end, err := goipc.Pipe(&o)
+	if err != nil {
+		nc.Close()
+		return nil, fmt.Errorf("goipc: dial %s: %w", name, err)
+	}
+	window := defaultWindow(o.MaxMessageSize)
+	if a.window > 0 {
+		window = uint64(a.window)
+	}
+	br := newBridge(nc, end, user, name, o.MaxMessageSize, a.heartbeat, a.peerTimeout, window)
+	br.onEnd = nc.Close
+	fail := func(err error) (*goipc.Conn, error) {
+		br.terminate()
+		user.Close()
+		return nil, err
+	}
+	inbox := nc.NewInbox()
+	if br.sub, err = nc.Subscribe(inbox, br.onMsg); err != nil {
+		return fail(fmt.Errorf("goipc: dial %s: subscribe: %w", name, err))
+	}
+	// Credit bounds what can be pending; nats.go must never drop.
+	br.sub.SetPendingLimits(-1, -1)
+	h := hello{
+		Version: protocolVersion, Inbox: inbox, MaxMessage: o.MaxMessageSize, Window: int64(window),
+		HeartbeatMs: a.heartbeat.Milliseconds(), PeerTimeoutMs: a.peerTimeout.Milliseconds(),
+	}
+	reply, err := nc.RequestWithContext(ctx, a.subject, encodeJSON(&h))
+	if err != nil {
+		switch {
+		case errors.Is(err, nats.ErrNoResponders):
+			err = fmt.Errorf("goipc: dial %s: no goipc listener on subject %q (is a goipc listener running there?)", name, a.subject)
+		case errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout):
+			err = fmt.Errorf("%w: dial %s: no answer from a listener within %v", goipc.ErrTimeout, name, timeout)
+		default:
+			err = fmt.Errorf("goipc: dial %s: connect request: %w", name, err)
+		}
+		return fail(err)
+	}
+	var w welcome
+	if err := json.Unmarshal(reply.Data, &w); err != nil {
+		return fail(fmt.Errorf("%w: dial %s: the listener's reply is not a goipc welcome: %v", goipc.ErrProtocol, name, err))
+	}
+	if err := welcomeError(&w, name); err != nil {
+		return fail(err)
+	}
+	if !validSubject(w.Inbox) || w.Window <= 0 {
+		return fail(fmt.Errorf("%w: dial %s: the listener's welcome has no valid inbox or window", goipc.ErrProtocol, name))
+	}
+	br.setPeer(w.Inbox, uint64(w.Window))
+	br.start()
+	go func() {
+		select {
+		case <-lost:
+			br.peerGone()
+		case <-br.done:
+		}
+	}()
+	return user, nil
+}
+
+// welcomeError maps a refusal to the error a Unix-socket dial would give.
+func welcomeError(w *welcome, name string) error {
+	if w.Version != protocolVersion && w.Status != statusOK {
+		return fmt.Errorf("%w: dial %s: the listener speaks bridge protocol version %d, this side %d", goipc.ErrVersionMismatch, name, w.Version, protocolVersion)
+	}
+	switch w.Status {
+	case statusOK:
+		if w.Version != protocolVersion {
+			return fmt.Errorf("%w: dial %s: the listener speaks bridge protocol version %d, this side %d", goipc.ErrVersionMismatch, name, w.Version, protocolVersion)
+		}
+		return nil
+	case statusVersion:
+		return fmt.Errorf("%w: dial %s: %s", goipc.ErrVersionMismatch, name, w.Error)
+	case statusTooLarge:
+		return fmt.Errorf("%w: dial %s: the listener refused the connection: %s", goipc.ErrInvalidArgument, name, w.Error)
+	case statusLimit:
+		return fmt.Errorf("%w: dial %s: %s", goipc.ErrLimit, name, w.Error)
+	case statusClosed:
+		return fmt.Errorf("%w: dial %s: the listener is closing", goipc.ErrPeerClosed, name)
+	default:
+		return fmt.Errorf("goipc: dial %s: the listener refused the connection: %s", name, w.Error)
+	}
+}

@@ -1,0 +1,183 @@
+// Package natstest starts real nats-server processes on loopback ports
+// for tests: one node, or a cluster whose routes are on 127.0.0.1. It
+// never binds anything but 127.0.0.1.
+package natstest
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Server is one running nats-server node.
+type Server struct {
+	Port, ClusterPort, MonitorPort int
+	cmd                            *exec.Cmd
+	exited                         chan struct{}
+	log                            string
+}
+
+// URL is the node's client URL.
+func (s *Server) URL() string { return fmt.Sprintf("nats://127.0.0.1:%d", s.Port) }
+
+// Kill sends SIGKILL and waits for the process to exit.
+func (s *Server) Kill() {
+	s.cmd.Process.Signal(syscall.SIGKILL)
+	<-s.exited
+}
+
+// Config holds what a test may change.
+type Config struct {
+	MaxPayload int    // 0: the server's default (1 MiB)
+	Extra      string // more configuration lines
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// Binary returns the nats-server to run: $GOIPC_NATS_SERVER (make sets
+// it to build/bin/nats-server), or one built from the pinned module.
+func Binary(t testing.TB) string {
+	buildOnce.Do(func() {
+		if p := os.Getenv("GOIPC_NATS_SERVER"); p != "" {
+			binPath = p
+			return
+		}
+		dir, err := os.MkdirTemp("", "goipc-nats-server-")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "nats-server")
+		out, err := exec.Command("go", "build", "-o", binPath, "github.com/nats-io/nats-server/v2").CombinedOutput()
+		if err != nil {
+			buildErr = fmt.Errorf("building nats-server: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+// FreePort returns a loopback TCP port that was free a moment ago.
+func FreePort(t testing.TB) int {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// Start runs one node; it is killed when the test ends.
+func Start(t testing.TB, cfg Config) *Server {
+	return Cluster(t, 1, cfg)[0]
+}
+
+// Cluster runs n nodes, fully routed on 127.0.0.1 when n > 1, and waits
+// until every node has a route to every other.
+func Cluster(t testing.TB, n int, cfg Config) []*Server {
+	bin := Binary(t)
+	dir := t.TempDir()
+	nodes := make([]*Server, n)
+	for i := range nodes {
+		nodes[i] = &Server{Port: FreePort(t), ClusterPort: FreePort(t), MonitorPort: FreePort(t), exited: make(chan struct{})}
+	}
+	for i, s := range nodes {
+		var conf strings.Builder
+		fmt.Fprintf(&conf, "server_name: node%d\nlisten: 127.0.0.1:%d\nhttp: 127.0.0.1:%d\n", i, s.Port, s.MonitorPort)
+		if cfg.MaxPayload > 0 {
+			fmt.Fprintf(&conf, "max_payload: %d\n", cfg.MaxPayload)
+		}
+		if n > 1 {
+			var routes []string
+			for j, o := range nodes {
+				if j != i {
+					routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", o.ClusterPort))
+				}
+			}
+			fmt.Fprintf(&conf, "cluster {\n  name: goipc-test\n  listen: 127.0.0.1:%d\n  routes: [%s]\n}\n", s.ClusterPort, strings.Join(routes, ", "))
+		}
+		conf.WriteString(cfg.Extra)
+		path := filepath.Join(dir, fmt.Sprintf("node%d.conf", i))
+		if err := os.WriteFile(path, []byte(conf.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		s.log = filepath.Join(dir, fmt.Sprintf("node%d.log", i))
+		logf, err := os.Create(s.log)
+		if err != nil {
+			t.Fatal(err)
+		}
+		s.cmd = exec.Command(bin, "-c", path)
+		s.cmd.Stdout, s.cmd.Stderr = logf, logf
+		if err := s.cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		logf.Close()
+		go func() { s.cmd.Wait(); close(s.exited) }()
+		t.Cleanup(s.Kill)
+	}
+	for _, s := range nodes {
+		s.waitReady(t, n-1)
+	}
+	return nodes
+}
+
+// waitReady polls the node's monitoring endpoint until it serves and
+// has the routes it should (a poll with a deadline, not a sleep).
+func (s *Server) waitReady(t testing.TB, routes int) {
+	deadline := time.Now().Add(30 * time.Second)
+	var last error
+	for time.Now().Before(deadline) {
+		select {
+		case <-s.exited:
+			log, _ := os.ReadFile(s.log)
+			t.Fatalf("nats-server on port %d exited: %s", s.Port, log)
+		default:
+		}
+		got, err := s.routes()
+		if err == nil && got >= routes {
+			return
+		}
+		last = err
+		time.Sleep(20 * time.Millisecond)
+	}
+	log, _ := os.ReadFile(s.log)
+	t.Fatalf("nats-server on port %d not ready with %d routes within 30 s (%v): %s", s.Port, routes, last, log)
+}
+
+func (s *Server) routes() (int, error) {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/routez", s.MonitorPort))
+	if err != nil {
+		return 0, err
+	}
+	defer resp.Body.Close()
+	var rz struct {
+		NumRoutes int `json:"num_routes"`
+		Routes    []struct {
+			RemoteName string `json:"remote_name"`
+		} `json:"routes"`
+	}
+	if err := json.NewDecoder(resp.Body).Decode(&rz); err != nil {
+		return 0, err
+	}
+	// With route pooling a peer has several route connections: count peers.
+	peers := map[string]bool{}
+	for _, r := range rz.Routes {
+		peers[r.RemoteName] = true
+	}
+	return len(peers), nil
+}

@@ -1,0 +1,92 @@
+package natsbridge
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"time"
+)
+
+// The bridge's protocol over NATS core (docs/NATS.md):
+//
+// Connect: the dialer subscribes to an inbox of its own, then sends a
+// hello (JSON) as a NATS request to the listener's subject; listeners
+// share the subject in a queue group, so one of them answers. The
+// winner subscribes to an inbox of its own and replies with a welcome
+// (JSON). From then on each side publishes to the other's inbox.
+//
+// Every message on an inbox starts with a type byte (little-endian
+// integers follow):
+//
+//	data       1  seq u64, payload     one goipc message; seq counts from 1
+//	credit     2  taken u64            cumulative cost the receiver has taken in
+//	heartbeat  3                       "still here", sent when nothing else was
+//	close      4  last seq u64         the sender's user closed after message `last`
+//	abort      5  reason (UTF-8)       the sender found a protocol error
+//
+// A message's cost is its payload length + costOverhead; a sender keeps
+// what it has sent minus what the receiver has taken within the window
+// the receiver announced, so NATS never holds more than a window per
+// direction and a slow receiver slows the sender (its ring fills, Send
+// waits). Sequence numbers make a lost or repeated message an error.
+const (
+	msgData      = 1
+	msgCredit    = 2
+	msgHeartbeat = 3
+	msgClose     = 4
+	msgAbort     = 5
+
+	dataHeader   = 9  // type + seq
+	costOverhead = 64 // bytes a message costs beyond its payload (headers, bookkeeping)
+
+	// protocolVersion is the bridge protocol's version, in hello and welcome.
+	protocolVersion = 1
+)
+
+// Welcome statuses.
+const (
+	statusOK       = "ok"
+	statusVersion  = "version"   // the listener speaks another protocol version
+	statusTooLarge = "too_large" // the dialer's maximum message is above the listener's
+	statusLimit    = "limit"     // a listener limit (goipc.ErrLimit)
+	statusClosed   = "closed"    // the listener is closing
+	statusError    = "error"     // anything else; see Error
+)
+
+// hello is the dialer's connect request.
+type hello struct {
+	Version       int    `json:"version"`
+	Inbox         string `json:"inbox"`          // where the listener publishes
+	MaxMessage    int    `json:"max_message"`    // the connection's maximum message size
+	Window        int64  `json:"window"`         // the dialer's receive window (cost bytes)
+	HeartbeatMs   int64  `json:"heartbeat_ms"`   // both sides send heartbeats this often
+	PeerTimeoutMs int64  `json:"peer_timeout_ms"` // and declare the peer gone after this silence
+}
+
+// welcome is the listener's reply.
+type welcome struct {
+	Version int    `json:"version"`
+	Status  string `json:"status"`
+	Error   string `json:"error,omitempty"`
+	Inbox   string `json:"inbox,omitempty"`  // where the dialer publishes
+	Window  int64  `json:"window,omitempty"` // the listener's receive window
+}
+
+func (h *hello) heartbeat() time.Duration   { return time.Duration(h.HeartbeatMs) * time.Millisecond }
+func (h *hello) peerTimeout() time.Duration { return time.Duration(h.PeerTimeoutMs) * time.Millisecond }
+
+func encodeJSON(v any) []byte {
+	b, err := json.Marshal(v)
+	if err != nil {
+		panic(err) // plain structs of strings and integers always marshal
+	}
+	return b
+}
+
+func cost(payload int) uint64 { return uint64(payload) + costOverhead }
+
+func appendU64(b []byte, typ byte, v uint64) []byte {
+	b = append(b, typ)
+	return binary.LittleEndian.AppendUint64(b, v)
+}
+
+func u64At(b []byte) uint64 { return binary.LittleEndian.Uint64(b[1:9]) }
