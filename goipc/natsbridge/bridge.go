@@ -71,10 +71,10 @@ type bridge struct {
 	reported uint64   // taken as last sent in a credit
 	wake     chan struct{}
 
-	heard   atomic.Bool // the peer sent something since the monitor's last look
-	spoke   atomic.Bool // we published something since the monitor's last look
-	done    chan struct{}
-	endOnce sync.Once
+	heard    atomic.Bool // the peer sent something since the monitor's last look
+	spoke    atomic.Bool // we published something since the monitor's last look
+	done     chan struct{}
+	endOnce  sync.Once
 	goneOnce sync.Once
 }
 

@@ -55,10 +55,10 @@ const (
 // hello is the dialer's connect request.
 type hello struct {
 	Version       int    `json:"version"`
-	Inbox         string `json:"inbox"`          // where the listener publishes
-	MaxMessage    int    `json:"max_message"`    // the connection's maximum message size
-	Window        int64  `json:"window"`         // the dialer's receive window (cost bytes)
-	HeartbeatMs   int64  `json:"heartbeat_ms"`   // both sides send heartbeats this often
+	Inbox         string `json:"inbox"`           // where the listener publishes
+	MaxMessage    int    `json:"max_message"`     // the connection's maximum message size
+	Window        int64  `json:"window"`          // the dialer's receive window (cost bytes)
+	HeartbeatMs   int64  `json:"heartbeat_ms"`    // both sides send heartbeats this often
 	PeerTimeoutMs int64  `json:"peer_timeout_ms"` // and declare the peer gone after this silence
 }
 
