@@ -76,6 +76,12 @@ type Conn struct {
 	opened    time.Time
 
 	notify notifyFD // the descriptor of NotifyFD, once asked for
+
+	// doorbellOnly skips the futex stage of a park (set by Pipe, before
+	// the ends are shared): when both ends are goroutines of one process,
+	// a futex sleeper holds its P until sysmon retakes it, starving the
+	// process's other goroutines (a bridge's network I/O among them).
+	doorbellOnly bool
 }
 
 func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID int32, path string, onRelease func()) (*Conn, error) {
@@ -437,7 +443,7 @@ var futexWindow = 2 * time.Millisecond
 // process's futex slots is free (they bound the threads parked calls
 // hold), then on the doorbell.
 func (c *Conn) park(dir int, ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
-	if futexSleepers.acquire() {
+	if !c.doorbellOnly && futexSleepers.acquire() {
 		done, err := c.futexPark(ec, ready, w, drain)
 		futexSleepers.release()
 		if done {

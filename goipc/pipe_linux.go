@@ -16,7 +16,9 @@ import (
 // segment and a Unix socket pair, exactly as Dial and Accept would make
 // them (the first end is the dialer's), with no listener and no
 // handshake. Each end behaves like any Conn: closing one makes the other
-// see ErrPeerClosed after it has received what was sent. Useful for tests,
+// see ErrPeerClosed after it has received what was sent. A waiting call
+// parks on the doorbell (the netpoller) at once, without the futex stage:
+// both ends live in this process, where a futex sleeper would hold a P. Useful for tests,
 // and for bridges that carry a connection over another transport.
 func Pipe(opts *Options) (dialer, listener *Conn, err error) {
 	o, err := opts.resolve()
@@ -72,6 +74,7 @@ func Pipe(opts *Options) (dialer, listener *Conn, err error) {
 			socks[1].Close()
 			return nil, nil, err
 		}
+		dialer.doorbellOnly, listener.doorbellOnly = true, true
 		return dialer, listener, nil
 	}
 	segA.unmap()
