@@ -13,7 +13,7 @@ import (
 )
 
 // pair listens and dials on one subject of srv and returns both ends.
-func pair(t *testing.T, url string, lopts, dopts *goipc.Options) (dialer, accepted *goipc.Conn) {
+func pair(t testing.TB, url string, lopts, dopts *goipc.Options) (dialer, accepted *goipc.Conn) {
 	t.Helper()
 	ln, err := goipc.Listen(url, lopts)
 	if err != nil {

@@ -58,10 +58,7 @@ func (transport) Dial(ctx context.Context, addr string, opts *goipc.Options) (*g
 	if err != nil {
 		return nil, err
 	}
-	var o goipc.Options
-	if opts != nil {
-		o = *opts
-	}
+	o := pipeOptions(opts)
 	timeout := o.HandshakeTimeout
 	if timeout <= 0 {
 		timeout = goipc.DefaultHandshakeTimeout
@@ -170,4 +167,20 @@ func welcomeError(w *welcome, name string) error {
 	default:
 		return fmt.Errorf("goipc: dial %s: the listener refused the connection: %s", name, w.Error)
 	}
+}
+
+// pipeOptions are the options of a bridged connection's pipe: the
+// user's, except that the default spin is none. A message over NATS takes
+// tens of microseconds or more, so a spinning wait (in the user's call or
+// the bridge's) would only take the CPU that NATS needs; an explicit
+// Options.Spin is kept.
+func pipeOptions(opts *goipc.Options) goipc.Options {
+	var o goipc.Options
+	if opts != nil {
+		o = *opts
+	}
+	if o.Spin == goipc.SpinDefault {
+		o.Spin = goipc.SpinNever
+	}
+	return o
 }

@@ -38,9 +38,7 @@ func (transport) Listen(addr string, opts *goipc.Options, offer func(*goipc.Conn
 		return nil, err
 	}
 	l := &listener{a: a, name: redact(addr), offer: offer, bridges: map[*bridge]struct{}{}}
-	if opts != nil {
-		l.opts = *opts
-	}
+	l.opts = pipeOptions(opts)
 	timeout := l.opts.HandshakeTimeout
 	if timeout <= 0 {
 		timeout = goipc.DefaultHandshakeTimeout
