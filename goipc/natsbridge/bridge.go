@@ -59,6 +59,10 @@ type bridge struct {
 	peerDone   bool   // the peer closed or is gone: discard what the user sends
 	ending     bool   // terminating: outbound stops
 	seq        uint64 // last data seq published (outbound goroutine only)
+	// published is seq once its message is in the NATS connection's
+	// buffer: a heartbeat carries it, and NATS keeps one publisher's
+	// messages in order, so the receiver can tell a lost last message.
+	published atomic.Uint64
 
 	// Receiving side. recvSeq belongs to the subscription callback; the
 	// rest is guarded by inMu.
@@ -150,6 +154,7 @@ func (b *bridge) outbound() {
 		if err := b.publishData(buf); err != nil {
 			b.peerGone()
 		}
+		b.published.Store(b.seq)
 	}
 }
 
@@ -178,11 +183,12 @@ func (b *bridge) waitCredit(c uint64) (forward, ok bool) {
 // testFault, when set (by tests only), sees every data message before it
 // is published and returns what to publish instead: nothing (a loss), the
 // message twice (a duplicate), or other messages.
-var testFault func(msg []byte) [][]byte
+// Atomic: bridges of a finished test may still be running.
+var testFault atomic.Pointer[func(msg []byte) [][]byte]
 
 func (b *bridge) publishData(msg []byte) error {
-	if f := testFault; f != nil {
-		for _, m := range f(msg) {
+	if f := testFault.Load(); f != nil {
+		for _, m := range (*f)(msg) {
 			if err := b.publish(m); err != nil {
 				return err
 			}
@@ -241,6 +247,14 @@ func (b *bridge) onMsg(m *nats.Msg) {
 		}
 		b.credit(u64At(d))
 	case msgHeartbeat:
+		if len(d) != 9 {
+			b.protocolError(fmt.Errorf("heartbeat message of %d bytes", len(d)))
+			return
+		}
+		if last := u64At(d); last != b.recvSeq {
+			b.protocolError(fmt.Errorf("the peer has sent %d messages, %d arrived: %d lost", last, b.recvSeq, last-b.recvSeq))
+			return
+		}
 	case msgClose:
 		if len(d) != 9 {
 			b.protocolError(fmt.Errorf("close message of %d bytes", len(d)))
@@ -374,7 +388,7 @@ func (b *bridge) monitor() {
 		case <-t.C:
 		}
 		if !b.spoke.Swap(false) {
-			b.publish([]byte{msgHeartbeat})
+			b.publish(appendU64(nil, msgHeartbeat, b.published.Load()))
 		}
 		if b.heard.Swap(false) {
 			silent = 0

@@ -22,7 +22,10 @@ func init() {
 
 // connect opens a NATS connection for addr within ctx's deadline.
 func connect(ctx context.Context, a *address, extra ...nats.Option) (*nats.Conn, error) {
-	opts := append([]nats.Option{}, a.natsOpts...)
+	// The servers are tried in the order given: the first is preferred.
+	// Asynchronous errors (a dropped connection) reach the bridges through
+	// the disconnect handlers; nats.go's default handler would print them.
+	opts := append([]nats.Option{nats.DontRandomize(), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})}, a.natsOpts...)
 	if dl, ok := ctx.Deadline(); ok {
 		opts = append(opts, nats.Timeout(max(time.Until(dl), time.Millisecond)))
 	}

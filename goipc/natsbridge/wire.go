@@ -19,7 +19,8 @@ import (
 //
 //	data       1  seq u64, payload     one goipc message; seq counts from 1
 //	credit     2  taken u64            cumulative cost the receiver has taken in
-//	heartbeat  3                       "still here", sent when nothing else was
+//	heartbeat  3  last seq u64         "still here, and I have sent `last` messages",
+//	                                   sent in each interval in which nothing else was
 //	close      4  last seq u64         the sender's user closed after message `last`
 //	abort      5  reason (UTF-8)       the sender found a protocol error
 //
@@ -27,7 +28,8 @@ import (
 // what it has sent minus what the receiver has taken within the window
 // the receiver announced, so NATS never holds more than a window per
 // direction and a slow receiver slows the sender (its ring fills, Send
-// waits). Sequence numbers make a lost or repeated message an error.
+// waits). Sequence numbers make a lost or repeated message an error; the
+// heartbeat's count catches the loss of the last message before a pause.
 const (
 	msgData      = 1
 	msgCredit    = 2
