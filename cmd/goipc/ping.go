@@ -20,7 +20,7 @@ func init() {
 
 func runPing(args []string) int {
 	fs := flag.NewFlagSet("goipc ping", flag.ContinueOnError)
-	path := fs.String("dial", "", "Unix socket `path` of the consumer (required)")
+	path := fs.String("dial", "", "`address` of the consumer: a Unix socket path or nats://host:port/subject (required)")
 	n := fs.Int("n", 100000, "number of round trips to measure")
 	warmup := fs.Int("warmup", 1000, "round trips before measuring")
 	size := fs.Int("size", 64, "message size in `bytes`")
@@ -48,7 +48,7 @@ func runPing(args []string) int {
 		fmt.Fprintf(os.Stderr, "goipc ping: --size %d exceeds goipc's largest message (%d B)\n", *size, maxPingMessage)
 		return 2
 	}
-	c, err := goipc.DialTimeout(*path, *timeout, &goipc.Options{Spin: *spin, MaxMessageSize: max(largest, goipc.DefaultMaxMessageSize)})
+	c, err := goipc.DialTimeout(*path, *timeout, &goipc.Options{Spin: *spin, MaxMessageSize: maxMessageFor(largest)})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "goipc ping:", err)
 		if errors.Is(err, goipc.ErrInvalidArgument) && largest > goipc.DefaultMaxMessageSize {

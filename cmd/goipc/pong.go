@@ -22,7 +22,8 @@ func init() {
 
 func runPong(args []string) int {
 	fs := flag.NewFlagSet("goipc pong", flag.ContinueOnError)
-	path := fs.String("listen", "", "Unix socket `path` to listen on (required)")
+	var addrs addrList
+	fs.Var(&addrs, "listen", "`address` to listen on: a Unix socket path or nats://host:port/subject (required; repeat for several)")
 	maxMsg := fs.Int("max-message", 0, "largest message `bytes` a client may ask for (0: default 1 MiB)")
 	spin := fs.Duration("spin", 0, "spin budget before parking (0: default; -1ns: park at once)")
 	verbose := fs.Bool("v", false, "log each connection, and every log line (no rate limit)")
@@ -38,8 +39,8 @@ func runPong(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *path == "" {
-		fmt.Fprintln(os.Stderr, "goipc pong: --listen PATH is required")
+	if len(addrs) == 0 {
+		fmt.Fprintln(os.Stderr, "goipc pong: --listen ADDRESS is required")
 		return 2
 	}
 	opts := &goipc.Options{MaxMessageSize: *maxMsg, Spin: *spin, ProtocolVersionOverride: uint32(*protoOverride),
@@ -47,18 +48,20 @@ func runPong(args []string) int {
 	s := &pongServer{verbose: *verbose, conns: map[*goipc.Conn]struct{}{}, log: newLogLimiter(os.Stderr, "goipc pong", *verbose)}
 	// The listener's own messages (a limit reached) share the rate limit.
 	opts.Logf = s.log.printf
-	ln, err := goipc.Listen(*path, opts)
+	lns, err := listenAll(addrs, opts)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "goipc pong:", err)
 		return 1
 	}
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
-	s.ln = ln
-	// The ready line: scripts and tests wait for it before dialing.
-	fmt.Printf("goipc pong: listening on %s\n", *path)
+	s.lns = lns
+	// The ready lines: scripts and tests wait for them before dialing.
+	for _, addr := range addrs {
+		fmt.Printf("goipc pong: listening on %s\n", addr)
+	}
 	done := make(chan struct{})
-	go func() { s.serve(); close(done) }()
+	go func() { acceptAll(lns, s.serve); close(done) }()
 	select {
 	case sig := <-sigs:
 		fmt.Fprintf(os.Stderr, "goipc pong: %v, shutting down\n", sig)
@@ -69,7 +72,7 @@ func runPong(args []string) int {
 }
 
 type pongServer struct {
-	ln      *goipc.Listener
+	lns     []*goipc.Listener
 	verbose bool
 	log     *logLimiter // every line about clients goes through it
 	mu      sync.Mutex
@@ -77,9 +80,9 @@ type pongServer struct {
 	wg      sync.WaitGroup
 }
 
-func (s *pongServer) serve() {
+func (s *pongServer) serve(ln *goipc.Listener) {
 	for {
-		c, err := s.ln.Accept()
+		c, err := ln.Accept()
 		switch {
 		case errors.Is(err, goipc.ErrClosed):
 			return
@@ -196,7 +199,9 @@ func monoNs() int64 {
 }
 
 func (s *pongServer) shutdown() {
-	s.ln.Close() // also removes the socket file
+	for _, ln := range s.lns {
+		ln.Close() // also removes a socket file
+	}
 	s.mu.Lock()
 	for c := range s.conns {
 		c.Close()
