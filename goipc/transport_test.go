@@ -1,0 +1,148 @@
+//go:build linux
+
+package goipc
+
+import (
+	"context"
+	"errors"
+	"io"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// loopTransport connects Dial("loop://NAME") to Listen("loop://NAME") in
+// this process through Pipe: the smallest transport, to test the hooks.
+type loopTransport struct {
+	mu     sync.Mutex
+	offers map[string]func(*Conn) error
+}
+
+type closerFunc func() error
+
+func (f closerFunc) Close() error { return f() }
+
+func (t *loopTransport) Listen(addr string, opts *Options, offer func(*Conn) error) (io.Closer, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.offers[addr] = offer
+	var once sync.Once
+	return closerFunc(func() error {
+		err := ErrClosed
+		once.Do(func() {
+			t.mu.Lock()
+			delete(t.offers, addr)
+			t.mu.Unlock()
+			err = nil
+		})
+		return err
+	}), nil
+}
+
+func (t *loopTransport) Dial(ctx context.Context, addr string, opts *Options) (*Conn, error) {
+	t.mu.Lock()
+	offer := t.offers[addr]
+	t.mu.Unlock()
+	if offer == nil {
+		return nil, errors.New("no listener")
+	}
+	d, l, err := Pipe(opts)
+	if err != nil {
+		return nil, err
+	}
+	if err := offer(l); err != nil {
+		d.Close()
+		l.Close()
+		return nil, err
+	}
+	return d, nil
+}
+
+var loop = &loopTransport{offers: map[string]func(*Conn) error{}}
+
+func init() { RegisterTransport("loop", loop) }
+
+func TestTransportDialListenAcceptAndLimits(t *testing.T) {
+	ln, err := Listen("loop://a", &Options{MaxConns: 1, Logf: func(string, ...any) {}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ln.Addr() != "loop://a" {
+		t.Fatalf("Addr %q", ln.Addr())
+	}
+	d, err := Dial("loop://a", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, err := ln.AcceptTimeout(time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Send([]byte("hi")); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := a.RecvTimeout(time.Second); err != nil || string(m) != "hi" {
+		t.Fatalf("%q %v", m, err)
+	}
+	if _, err := Dial("loop://a", nil); !errors.Is(err, ErrLimit) {
+		t.Fatalf("over MaxConns: %v, want ErrLimit", err)
+	}
+	// Both ends released: the connection's share of the limit returns.
+	d.Close()
+	a.Close()
+	d2, err := Dial("loop://a", nil)
+	if err != nil {
+		t.Fatalf("after the first connection closed: %v", err)
+	}
+	defer d2.Close()
+	if err := ln.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// The queued (never accepted) connection was closed by Close.
+	if _, err := d2.RecvTimeout(time.Second); !errors.Is(err, ErrPeerClosed) {
+		t.Fatalf("queued connection after Listener.Close: %v, want ErrPeerClosed", err)
+	}
+	if err := ln.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Close: %v", err)
+	}
+	if _, err := ln.AcceptTimeout(0); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Accept after Close: %v", err)
+	}
+}
+
+func TestTransportUnknownScheme(t *testing.T) {
+	for _, f := range []func() error{
+		func() error { _, err := Dial("nats://127.0.0.1:4222/x", nil); return err },
+		func() error { _, err := Listen("nats://127.0.0.1:4222/x", nil); return err },
+	} {
+		err := f()
+		if !errors.Is(err, ErrInvalidArgument) || !strings.Contains(err.Error(), "natsbridge") {
+			t.Fatalf("nats:// without the transport: %v, want ErrInvalidArgument naming the package", err)
+		}
+	}
+}
+
+// Break fails blocked and later calls with ErrProtocol (wrapping the
+// cause), on both directions.
+func TestBreakFailsCallsWithProtocolError(t *testing.T) {
+	d, l, err := Pipe(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer d.Close()
+	defer l.Close()
+	cause := errors.New("message 7 lost")
+	blocked := make(chan error, 1)
+	go func() { _, err := d.Recv(); blocked <- err }()
+	d.Break(cause)
+	if err := <-blocked; !errors.Is(err, ErrProtocol) || !errors.Is(err, cause) {
+		t.Fatalf("blocked Recv: %v", err)
+	}
+	if err := d.Send([]byte("x")); !errors.Is(err, ErrProtocol) {
+		t.Fatalf("Send after Break: %v", err)
+	}
+	if _, err := d.Stats(); err != nil {
+		t.Fatalf("Stats after Break: %v", err)
+	}
+}
