@@ -39,6 +39,7 @@ demo-nats: $(NATS_SERVER) interop-peers ## Python and C producers ping a Go cons
 	@PYTHONDONTWRITEBYTECODE=1 $(PY) interop_tests/demo_nats.py -n $(NATS_DEMO_N)
 
 bench-nats: $(NATS_SERVER) ## goipc over NATS vs plain nats.go (request/reply round trip, 1 KiB publish/subscribe), same server, same run
-	$(GO) test -count=1 -run '^$$' -bench . -benchtime 2s ./goipc/natsbridge/
+	$(GO) test -count=1 -run '^$$' -bench 'RoundTrip|OneWay' -benchtime 2s ./goipc/natsbridge/
+	$(GO) test -count=1 -run '^$$' -bench NodeKill -benchtime 3x ./goipc/natsbridge/
 
 TEST_TARGETS += test-nats

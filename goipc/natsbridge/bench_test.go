@@ -1,6 +1,7 @@
 package natsbridge
 
 import (
+	"errors"
 	"testing"
 	"time"
 
@@ -130,4 +131,62 @@ func natsConns(b *testing.B, url string) (x, y *nats.Conn) {
 	}
 	b.Cleanup(func() { x.Close(); y.Close() })
 	return x, y
+}
+
+// BenchmarkNodeKill measures, with the default heartbeat settings, how
+// long after SIGKILL of a cluster node the producer's call returns
+// ErrPeerClosed: the node carrying the dialer ("dialer-node", noticed on
+// the socket) and the node carrying the listener ("listener-node", noticed
+// by the heartbeats; the bound is peer_timeout + heartbeat = 1.2 s). Each
+// iteration starts its own 3-node cluster: run it with -benchtime 3x.
+func BenchmarkNodeKill(b *testing.B) {
+	for _, kill := range []struct {
+		name string
+		node int
+	}{{"dialer-node", 0}, {"listener-node", 1}} {
+		b.Run(kill.name, func(b *testing.B) {
+			var total time.Duration
+			for b.Loop() {
+				b.StopTimer()
+				nodes := natstest.Cluster(b, 3, natstest.Config{})
+				subject := "/bench.kill"
+				ln, err := goipc.Listen(nodes[1].URL()+","+nodes[2].URL()[len("nats://"):]+subject, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				d, err := goipc.DialTimeout(nodes[0].URL()+subject, 10*time.Second, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				a, err := ln.AcceptTimeout(10 * time.Second)
+				if err != nil {
+					b.Fatal(err)
+				}
+				go echo(a)
+				b.StartTimer()
+				killed := time.Now()
+				nodes[kill.node].Kill()
+				var perr error
+				for perr == nil {
+					if perr = d.Send(make([]byte, 64)); perr == nil {
+						_, perr = d.RecvTimeout(10 * time.Second)
+					}
+				}
+				took := time.Since(killed)
+				if !errors.Is(perr, goipc.ErrPeerClosed) {
+					b.Fatalf("after the kill: %v", perr)
+				}
+				total += took
+				b.StopTimer()
+				d.Close()
+				a.Close()
+				ln.Close()
+				for _, n := range nodes {
+					n.Kill()
+				}
+				b.StartTimer()
+			}
+			b.ReportMetric(float64(total.Milliseconds())/float64(b.N), "ms-to-ErrPeerClosed")
+		})
+	}
 }
