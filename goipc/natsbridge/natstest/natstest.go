@@ -47,13 +47,17 @@ var (
 	buildErr  error
 )
 
-// Binary returns the nats-server to run: $GOIPC_NATS_SERVER (make sets
-// it to build/bin/nats-server), or one built from the pinned module.
+// Binary returns the nats-server to run: $GOIPC_NATS_SERVER when that
+// file exists (make sets it to build/bin/nats-server), else one built
+// from the pinned module (go.mod's tool directive) into a temporary
+// directory, once per test process.
 func Binary(t testing.TB) string {
 	buildOnce.Do(func() {
 		if p := os.Getenv("GOIPC_NATS_SERVER"); p != "" {
-			binPath = p
-			return
+			if _, err := os.Stat(p); err == nil {
+				binPath = p
+				return
+			}
 		}
 		dir, err := os.MkdirTemp("", "goipc-nats-server-")
 		if err != nil {
