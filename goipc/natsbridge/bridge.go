@@ -251,7 +251,10 @@ func (b *bridge) onMsg(m *nats.Msg) {
 			b.protocolError(fmt.Errorf("heartbeat message of %d bytes", len(d)))
 			return
 		}
-		if last := u64At(d); last != b.recvSeq {
+		// A heartbeat may trail messages sent after it read its count
+		// (last < recvSeq); one that is ahead names messages that can
+		// no longer arrive: they were published before it.
+		if last := u64At(d); last > b.recvSeq {
 			b.protocolError(fmt.Errorf("the peer has sent %d messages, %d arrived: %d lost", last, b.recvSeq, last-b.recvSeq))
 			return
 		}
