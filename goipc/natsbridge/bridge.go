@@ -13,7 +13,7 @@ import (
 )
 
 // bridge carries one goipc connection over NATS. It owns one end of a
-// goipc.Pipe (end); the user holds the other. Three goroutines run it:
+// goipc.Pipe (end); the user holds the other. Four goroutines run it:
 //
 //   - outbound reads what the user sent (end.RecvView), waits for credit
 //     and publishes it to the peer's inbox;
