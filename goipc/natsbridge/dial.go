@@ -114,7 +114,7 @@ func (transport) Dial(ctx context.Context, addr string, opts *goipc.Options) (*g
 		Version: protocolVersion, Inbox: inbox, MaxMessage: o.MaxMessageSize, Window: int64(window),
 		HeartbeatMs: a.heartbeat.Milliseconds(), PeerTimeoutMs: a.peerTimeout.Milliseconds(),
 	}
-	reply, err := nc.RequestWithContext(ctx, a.subject, encodeJSON(&h))
+	reply, err := request(ctx, nc, a.subject, encodeJSON(&h))
 	if err != nil {
 		switch {
 		case errors.Is(err, nats.ErrNoResponders):
@@ -146,6 +146,31 @@ func (transport) Dial(ctx context.Context, addr string, opts *goipc.Options) (*g
 		}
 	}()
 	return user, nil
+}
+
+// noListenerGrace is how long Dial retries a connect request that no
+// listener received ("no responders"): in a cluster, a listener's
+// subscription reaches the other nodes a few milliseconds after Listen
+// returned, and a dialer on another node must not fail in between.
+const noListenerGrace = 500 * time.Millisecond
+
+// request sends the connect request, retrying "no responders" for
+// noListenerGrace (within ctx).
+func request(ctx context.Context, nc *nats.Conn, subject string, data []byte) (*nats.Msg, error) {
+	giveUp := time.Now().Add(noListenerGrace)
+	wait := 5 * time.Millisecond
+	for {
+		reply, err := nc.RequestWithContext(ctx, subject, data)
+		if !errors.Is(err, nats.ErrNoResponders) || time.Now().Add(wait).After(giveUp) {
+			return reply, err
+		}
+		select {
+		case <-time.After(wait):
+		case <-ctx.Done():
+			return nil, err
+		}
+		wait = min(2*wait, 100*time.Millisecond)
+	}
 }
 
 // welcomeError maps a refusal to the error a Unix-socket dial would give.
