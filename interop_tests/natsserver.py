@@ -45,9 +45,12 @@ class Node:
                                      stdin=subprocess.DEVNULL, start_new_session=True)
 
     def routes(self):
+        """(peers routed to, route connections): with route pooling a peer
+        has several connections, which come up one after another."""
         with urllib.request.urlopen(f"http://127.0.0.1:{self.monitor_port}/routez", timeout=2) as r:
             rz = json.load(r)
-        return len({x.get("remote_name") for x in rz.get("routes") or []})
+        routes = rz.get("routes") or []
+        return len({x.get("remote_name") for x in routes}), len(routes)
 
     def kill(self):
         if self.proc and self.proc.poll() is None:
@@ -70,14 +73,22 @@ def cluster(n, tmp, timeout=30.0):
     for node in nodes:
         node.start([p for p in nodes if p is not node] if n > 1 else [])
     deadline = time.monotonic() + timeout
+    # Every peer routed, and the count of route connections steady for
+    # 0.3 s: an account's interest travels on one of the pooled
+    # connections, which may come up after the first.
     for node in nodes:
+        last, steady_since = None, None
         while True:
             if node.proc.poll() is not None:
                 stop(nodes)
                 raise RuntimeError(f"nats-server node{node.index} exited: {node.log_tail()}")
             try:
-                if node.routes() >= n - 1:
-                    break
+                peers, conns = node.routes()
+                if peers >= n - 1:
+                    if conns != last:
+                        last, steady_since = conns, time.monotonic()
+                    elif time.monotonic() - steady_since >= 0.3:
+                        break
             except OSError:
                 pass
             if time.monotonic() > deadline:

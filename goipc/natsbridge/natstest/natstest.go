@@ -16,6 +16,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 // Server is one running nats-server node.
@@ -137,7 +139,49 @@ func Cluster(t testing.TB, n int, cfg Config) []*Server {
 	for _, s := range nodes {
 		s.waitReady(t, n-1)
 	}
+	if n > 1 {
+		waitInterest(t, nodes)
+	}
 	return nodes
+}
+
+// waitInterest waits until a subscription on each node is seen from
+// every other node. A route counted by /routez is not enough: with route
+// pooling, the connection that carries an account's interest may come up
+// a second later than the first one to a peer.
+func waitInterest(t testing.TB, nodes []*Server) {
+	conns := make([]*nats.Conn, len(nodes))
+	for i, s := range nodes {
+		nc, err := nats.Connect(s.URL())
+		if err != nil {
+			t.Fatalf("natstest: connect to node %d: %v", i, err)
+		}
+		defer nc.Close()
+		conns[i] = nc
+		subject := fmt.Sprintf("natstest.probe.%d", i)
+		if _, err := nc.Subscribe(subject, func(m *nats.Msg) { m.Respond(nil) }); err != nil {
+			t.Fatal(err)
+		}
+		nc.Flush()
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for i := range nodes {
+		for j, nc := range conns {
+			if i == j {
+				continue
+			}
+			for {
+				_, err := nc.Request(fmt.Sprintf("natstest.probe.%d", i), nil, time.Second)
+				if err == nil {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("natstest: node %d does not see a subscription on node %d within 30 s: %v", j, i, err)
+				}
+				time.Sleep(10 * time.Millisecond) // polling, bounded by the deadline
+			}
+		}
+	}
 }
 
 // waitReady polls the node's monitoring endpoint until it serves and
