@@ -117,7 +117,9 @@ func (b *bridge) start() {
 // ---- sending ----
 
 func (b *bridge) outbound() {
-	buf := make([]byte, 0, dataHeader+b.maxMessage)
+	// Grows to the largest message sent: an idle connection does not
+	// hold a maximum-size buffer.
+	buf := make([]byte, 0, dataHeader+min(b.maxMessage, 4096))
 	for {
 		msg, err := b.end.RecvView(-1)
 		if err != nil {
