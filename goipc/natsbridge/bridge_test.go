@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
@@ -215,5 +216,56 @@ func TestLossAndDuplicateAreProtocolErrors(t *testing.T) {
 				t.Fatalf("dialer after the fault: %v, want ErrProtocol or ErrPeerClosed", err)
 			}
 		})
+	}
+}
+
+// Many connections share the listener's NATS connection; each keeps its
+// own order, and every message is answered.
+func TestManyConnectionsOneListener(t *testing.T) {
+	srv := startServer(t)
+	url := srv.URL() + "/t.many"
+	ln, err := goipc.Listen(url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const conns, rounds = 64, 50
+	go func() {
+		for {
+			a, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() { defer a.Close(); echo(a) }()
+		}
+	}()
+	errs := make(chan error, conns)
+	for c := range conns {
+		go func() {
+			d, err := goipc.DialTimeout(url, 20*time.Second, nil)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer d.Close()
+			for i := range rounds {
+				m := seqMsg(c*rounds+i, 40)
+				if err := d.Send(m); err != nil {
+					errs <- err
+					return
+				}
+				got, err := d.RecvTimeout(20 * time.Second)
+				if err != nil || !bytes.Equal(got, m) {
+					errs <- fmt.Errorf("connection %d round trip %d: %v", c, i, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	for range conns {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
 	}
 }
