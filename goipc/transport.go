@@ -97,5 +97,6 @@ func (c *Conn) Break(err error) {
 	defer c.leave(dirRecv)
 	c.fail(err)
 	c.wakeLocalWaiters()
-	c.notify.signal()
+	c.notify.signal(dirRecv)
+	c.notify.signal(dirSend)
 }
