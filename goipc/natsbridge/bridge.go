@@ -3,6 +3,7 @@ package natsbridge
 import (
 	"errors"
 	"fmt"
+	"log"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -43,8 +44,9 @@ type bridge struct {
 	maxMessage  int
 	heartbeat   time.Duration
 	peerTimeout time.Duration
-	window      uint64 // our receive window, announced to the peer
-	onEnd       func() // after termination: the dialer closes its NATS connection
+	window      uint64                           // our receive window, announced to the peer
+	onEnd       func()                           // after termination: the dialer closes its NATS connection
+	logf        func(format string, args ...any) // Options.Logf: why a connection ended abnormally
 
 	// ready is closed once peer and the peer's window are known: the
 	// dialer learns them from the welcome, after subscribing.
@@ -82,9 +84,13 @@ type bridge struct {
 	goneOnce sync.Once
 }
 
-func newBridge(nc *nats.Conn, end, user *goipc.Conn, addr string, maxMessage int, heartbeat, peerTimeout time.Duration, window uint64) *bridge {
+func newBridge(nc *nats.Conn, end, user *goipc.Conn, addr string, maxMessage int, heartbeat, peerTimeout time.Duration, window uint64, logf func(string, ...any)) *bridge {
+	if logf == nil {
+		logf = log.Printf
+	}
 	b := &bridge{
-		nc: nc, end: end, user: user, addr: addr, maxMessage: maxMessage,
+		logf: logf,
+		nc:   nc, end: end, user: user, addr: addr, maxMessage: maxMessage,
 		heartbeat: heartbeat, peerTimeout: peerTimeout, window: window,
 		ready: make(chan struct{}),
 		wake:  make(chan struct{}, 1),
@@ -154,6 +160,7 @@ func (b *bridge) outbound() {
 		buf = append(appendU64(buf[:0], msgData, b.seq), msg...)
 		b.end.ReleaseView()
 		if err := b.publishData(buf); err != nil {
+			b.logf("goipc: %s: publish failed, ending the connection: %v", b.addr, err)
 			b.peerGone()
 		}
 		b.published.Store(b.seq)
@@ -401,6 +408,7 @@ func (b *bridge) monitor() {
 		}
 		silent += b.heartbeat
 		if silent >= b.peerTimeout {
+			b.logf("goipc: %s: nothing from the peer for %v (peer_timeout): the peer is gone, ending the connection", b.addr, silent)
 			b.peerGone()
 			return
 		}

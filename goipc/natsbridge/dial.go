@@ -73,10 +73,12 @@ func (transport) Dial(ctx context.Context, addr string, opts *goipc.Options) (*g
 	// lost is closed when the NATS connection drops: the bridge, made
 	// later, then ends the connection.
 	lost := make(chan struct{})
-	nc, err := connect(ctx, a, nats.NoReconnect(), nats.DisconnectErrHandler(func(*nats.Conn, error) {
+	var lostErr error
+	nc, err := connect(ctx, a, nats.NoReconnect(), nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 		select {
 		case <-lost:
 		default:
+			lostErr = err
 			close(lost)
 		}
 	}))
@@ -97,7 +99,7 @@ func (transport) Dial(ctx context.Context, addr string, opts *goipc.Options) (*g
 	if a.window > 0 {
 		window = uint64(a.window)
 	}
-	br := newBridge(nc, end, user, name, o.MaxMessageSize, a.heartbeat, a.peerTimeout, window)
+	br := newBridge(nc, end, user, name, o.MaxMessageSize, a.heartbeat, a.peerTimeout, window, o.Logf)
 	br.onEnd = nc.Close
 	fail := func(err error) (*goipc.Conn, error) {
 		br.terminate()
@@ -141,6 +143,11 @@ func (transport) Dial(ctx context.Context, addr string, opts *goipc.Options) (*g
 	go func() {
 		select {
 		case <-lost:
+			select {
+			case <-br.done: // our own Close
+			default:
+				br.logf("goipc: %s: the NATS connection dropped (%v), ending the connection", name, lostErr)
+			}
 			br.peerGone()
 		case <-br.done:
 		}

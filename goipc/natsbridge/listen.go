@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log"
 	"sync"
 	"time"
 
@@ -25,6 +26,7 @@ type listener struct {
 	opts  goipc.Options
 	offer func(*goipc.Conn) error
 	sub   *nats.Subscription
+	logf  func(format string, args ...any)
 
 	mu      sync.Mutex
 	bridges map[*bridge]struct{}
@@ -39,6 +41,10 @@ func (transport) Listen(addr string, opts *goipc.Options, offer func(*goipc.Conn
 	}
 	l := &listener{a: a, name: redact(addr), offer: offer, bridges: map[*bridge]struct{}{}}
 	l.opts = pipeOptions(opts)
+	l.logf = l.opts.Logf
+	if l.logf == nil {
+		l.logf = log.Printf
+	}
 	timeout := l.opts.HandshakeTimeout
 	if timeout <= 0 {
 		timeout = goipc.DefaultHandshakeTimeout
@@ -47,7 +53,7 @@ func (transport) Listen(addr string, opts *goipc.Options, offer func(*goipc.Conn
 	defer cancel()
 	l.nc, err = connect(ctx, a,
 		nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond),
-		nats.DisconnectErrHandler(func(*nats.Conn, error) { l.lost() }))
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) { l.lost(err) }))
 	if err != nil {
 		return nil, fmt.Errorf("goipc: listen %s: %w", l.name, err)
 	}
@@ -89,9 +95,12 @@ func (l *listener) Close() error {
 }
 
 // lost ends every connection when the NATS connection drops.
-func (l *listener) lost() {
+func (l *listener) lost(err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if len(l.bridges) > 0 {
+		l.logf("goipc: listener %s: the NATS connection dropped (%v): ending its %d connections; reconnecting", l.name, err, len(l.bridges))
+	}
 	for b := range l.bridges {
 		b.peerGone()
 	}
@@ -152,7 +161,7 @@ func (l *listener) onHello(m *nats.Msg) {
 	if l.a.window > 0 {
 		window = uint64(l.a.window)
 	}
-	b := newBridge(l.nc, end, user, l.name, h.MaxMessage, h.heartbeat(), h.peerTimeout(), window)
+	b := newBridge(l.nc, end, user, l.name, h.MaxMessage, h.heartbeat(), h.peerTimeout(), window, l.logf)
 	b.onEnd = func() { l.ended(b) }
 	b.setPeer(h.Inbox, uint64(h.Window))
 	l.mu.Lock()
