@@ -32,9 +32,9 @@ class Node:
     def url(self):
         return f"nats://127.0.0.1:{self.port}"
 
-    def start(self, peers, extra=""):
+    def start(self, peers, clustered, extra=""):
         conf = [f"server_name: node{self.index}", f"listen: 127.0.0.1:{self.port}", f"http: 127.0.0.1:{self.monitor_port}"]
-        if peers:
+        if clustered:
             routes = ", ".join(f"nats-route://127.0.0.1:{p.cluster_port}" for p in peers)
             conf.append(f"cluster {{\n  name: goipc-interop\n  listen: 127.0.0.1:{self.cluster_port}\n  routes: [{routes}]\n}}")
         path = os.path.join(self.tmp, f"node{self.index}.conf")
@@ -66,36 +66,65 @@ class Node:
 
 
 def cluster(n, tmp, timeout=30.0):
-    """n nodes, fully routed; raises RuntimeError when they do not come up."""
+    """n nodes, fully routed; raises RuntimeError when they do not come up.
+    A port taken between free_port() and the server's bind (other
+    processes share the machine) starts it again on new ports, up to 3 times."""
     if not os.access(NATS_SERVER, os.X_OK):
         raise RuntimeError(f"{NATS_SERVER} missing (make build builds it)")
-    nodes = [Node(i, tmp) for i in range(n)]
-    for node in nodes:
-        node.start([p for p in nodes if p is not node] if n > 1 else [])
+    for attempt in range(3):
+        nodes = [Node(i, tmp) for i in range(n)]
+        # Each node routes to the nodes before it; gossip completes the mesh
+        # (nodes that all dial each other at once sometimes settle with a
+        # route missing).
+        for i, node in enumerate(nodes):
+            node.start(nodes[:i], n > 1)
+        try:
+            wait_routed(nodes, timeout)
+            return nodes
+        except PortTaken:
+            stop(nodes)
+            if attempt == 2:
+                raise RuntimeError("nats-server: ports kept being taken by other processes")
+        except RuntimeError:
+            stop(nodes)
+            raise
+
+
+class PortTaken(Exception):
+    pass
+
+
+def wait_routed(nodes, timeout):
+    """Every peer routed, and each node's count of route connections steady
+    for 0.3 s: an account's interest travels on one of the pooled
+    connections, which may come up after the first."""
     deadline = time.monotonic() + timeout
-    # Every peer routed, and the count of route connections steady for
-    # 0.3 s: an account's interest travels on one of the pooled
-    # connections, which may come up after the first.
-    for node in nodes:
-        last, steady_since = None, None
-        while True:
+    last = {}
+    while True:
+        steady = 0
+        for node in nodes:
             if node.proc.poll() is not None:
-                stop(nodes)
+                tail = node.log_tail(20)
+                if "address already in use" in tail:
+                    raise PortTaken(tail)
                 raise RuntimeError(f"nats-server node{node.index} exited: {node.log_tail()}")
             try:
                 peers, conns = node.routes()
-                if peers >= n - 1:
-                    if conns != last:
-                        last, steady_since = conns, time.monotonic()
-                    elif time.monotonic() - steady_since >= 0.3:
-                        break
             except OSError:
-                pass
-            if time.monotonic() > deadline:
-                stop(nodes)
-                raise RuntimeError(f"nats-server node{node.index} not routed within {timeout:.0f} s: {node.log_tail()}")
-            time.sleep(0.02)  # polling the monitor endpoint, bounded by the deadline
-    return nodes
+                continue
+            if peers < len(nodes) - 1:
+                continue
+            seen = last.get(node.index)
+            if seen is None or seen[0] != conns:
+                last[node.index] = (conns, time.monotonic())
+            elif time.monotonic() - seen[1] >= 0.3:
+                steady += 1
+        if steady == len(nodes):
+            return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"nats-server nodes not routed within {timeout:.0f} s: "
+                               + " || ".join(n.log_tail() for n in nodes))
+        time.sleep(0.02)  # polling the monitor endpoints, bounded by the deadline
 
 
 def stop(nodes):

@@ -73,6 +73,7 @@ type bridge struct {
 	backlog  [][]byte // payloads waiting for ring space, oldest first
 	closing  bool     // deliver the backlog, then terminate
 	userGone bool     // the user closed its end: drop what arrives
+	broken   bool     // a protocol error broke the user's end
 	taken    uint64   // cumulative cost taken in (written to the ring, or dropped after the user left)
 	reported uint64   // taken as last sent in a credit
 	wake     chan struct{}
@@ -126,6 +127,21 @@ func (b *bridge) outbound() {
 	// Grows to the largest message sent: an idle connection does not
 	// hold a maximum-size buffer.
 	buf := make([]byte, 0, dataHeader+min(b.maxMessage, 4096))
+	defer func() {
+		// After a protocol error the end stays open (see terminate)
+		// until the user closes its own: wait for that, discarding
+		// (a broken end sends nothing, but a view may be pending).
+		b.inMu.Lock()
+		broken := b.broken
+		b.inMu.Unlock()
+		for broken {
+			if _, err := b.end.RecvView(-1); err != nil {
+				break
+			}
+			b.end.ReleaseView()
+		}
+		b.end.Close()
+	}()
 	for {
 		msg, err := b.end.RecvView(-1)
 		if err != nil {
@@ -438,13 +454,19 @@ func (b *bridge) peerGone() {
 // terminates.
 func (b *bridge) protocolError(err error) {
 	b.user.Break(fmt.Errorf("%w: %s: %w", goipc.ErrProtocol, b.addr, err))
+	b.inMu.Lock()
+	b.broken, b.userGone, b.backlog = true, true, nil
+	b.inMu.Unlock()
 	b.publish(append([]byte{msgAbort}, err.Error()...))
 	b.terminate()
 }
 
 // terminate stops the bridge: it closes its end (the user sees
 // ErrPeerClosed once it has received what is in its ring), stops the
-// goroutines and the subscription.
+// goroutines and the subscription. After a protocol error the end stays
+// open until the user closes its own (outbound then closes it): a closed
+// peer would make the user's next Send report ErrPeerClosed rather than
+// the ErrProtocol it was broken with.
 func (b *bridge) terminate() {
 	b.endOnce.Do(func() {
 		b.sendMu.Lock()
@@ -452,7 +474,12 @@ func (b *bridge) terminate() {
 		b.sendCond.Broadcast()
 		b.sendMu.Unlock()
 		close(b.done)
-		b.end.Close()
+		b.inMu.Lock()
+		broken := b.broken
+		b.inMu.Unlock()
+		if !broken {
+			b.end.Close()
+		}
 		if b.sub != nil {
 			b.sub.Unsubscribe()
 		}

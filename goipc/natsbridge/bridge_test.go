@@ -183,7 +183,10 @@ func TestLossAndDuplicateAreProtocolErrors(t *testing.T) {
 			}
 			d, a := pair(t, srv.URL()+"/t.fault."+tc.name, nil, nil)
 			for i := range n {
-				if err := d.Send(seqMsg(i, 16)); err != nil {
+				// The receiver may have reported the fault already.
+				if err := d.Send(seqMsg(i, 16)); errors.Is(err, goipc.ErrProtocol) {
+					break
+				} else if err != nil {
 					t.Fatal(err)
 				}
 			}
@@ -211,9 +214,12 @@ func TestLossAndDuplicateAreProtocolErrors(t *testing.T) {
 			if want := tc.want; !bytes.Contains([]byte(err.Error()), []byte(want)) {
 				t.Fatalf("error %q does not say %q", err, want)
 			}
-			// The dialer hears about it: its next receive fails.
-			if _, err := d.RecvTimeout(10 * time.Second); !errors.Is(err, goipc.ErrProtocol) && !errors.Is(err, goipc.ErrPeerClosed) {
-				t.Fatalf("dialer after the fault: %v, want ErrProtocol or ErrPeerClosed", err)
+			// The dialer hears about it: its calls fail with ErrProtocol.
+			if _, err := d.RecvTimeout(10 * time.Second); !errors.Is(err, goipc.ErrProtocol) {
+				t.Fatalf("dialer after the fault: %v, want ErrProtocol", err)
+			}
+			if err := d.Send([]byte("x")); !errors.Is(err, goipc.ErrProtocol) {
+				t.Fatalf("dialer's Send after the fault: %v, want ErrProtocol", err)
 			}
 		})
 	}
@@ -242,7 +248,9 @@ func TestManyConnectionsOneListener(t *testing.T) {
 	errs := make(chan error, conns)
 	for c := range conns {
 		go func() {
-			d, err := goipc.DialTimeout(url, 20*time.Second, nil)
+			// Liveness is not under test here: 64 connections under -race
+			// on a busy 2-core machine can starve a heartbeat for a second.
+			d, err := goipc.DialTimeout(url+"?heartbeat=500ms&peer_timeout=10s", 20*time.Second, nil)
 			if err != nil {
 				errs <- err
 				return

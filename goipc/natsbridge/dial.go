@@ -146,6 +146,9 @@ func (transport) Dial(ctx context.Context, addr string, opts *goipc.Options) (*g
 			select {
 			case <-br.done: // our own Close
 			default:
+				if lostErr == nil {
+					lostErr = errors.New("closed by the server")
+				}
 				br.logf("goipc: %s: the NATS connection dropped (%v), ending the connection", name, lostErr)
 			}
 			br.peerGone()

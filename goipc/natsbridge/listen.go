@@ -98,6 +98,9 @@ func (l *listener) Close() error {
 func (l *listener) lost(err error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if err == nil {
+		err = errors.New("closed by the server")
+	}
 	if len(l.bridges) > 0 {
 		l.logf("goipc: listener %s: the NATS connection dropped (%v): ending its %d connections; reconnecting", l.name, err, len(l.bridges))
 	}

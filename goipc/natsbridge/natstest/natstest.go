@@ -5,6 +5,7 @@ package natstest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net"
 	"net/http"
@@ -94,9 +95,31 @@ func Start(t testing.TB, cfg Config) *Server {
 }
 
 // Cluster runs n nodes, fully routed on 127.0.0.1 when n > 1, and waits
-// until every node has a route to every other.
+// until every node has a route to every other. A port taken between
+// FreePort and the server's bind (other processes share the machine)
+// makes it start again on new ports, up to three times.
 func Cluster(t testing.TB, n int, cfg Config) []*Server {
 	bin := Binary(t)
+	for attempt := 1; ; attempt++ {
+		nodes, err := startCluster(t, bin, n, cfg)
+		if err == nil {
+			if n > 1 {
+				waitInterest(t, nodes)
+			}
+			return nodes
+		}
+		for _, s := range nodes {
+			s.Kill()
+		}
+		if !errors.Is(err, errPortTaken) || attempt == 3 {
+			t.Fatal(err)
+		}
+	}
+}
+
+var errPortTaken = errors.New("natstest: a port was taken before nats-server bound it")
+
+func startCluster(t testing.TB, bin string, n int, cfg Config) ([]*Server, error) {
 	dir := t.TempDir()
 	nodes := make([]*Server, n)
 	for i := range nodes {
@@ -109,40 +132,36 @@ func Cluster(t testing.TB, n int, cfg Config) []*Server {
 			fmt.Fprintf(&conf, "max_payload: %d\n", cfg.MaxPayload)
 		}
 		if n > 1 {
+			// Each node routes to the nodes before it; gossip completes
+			// the mesh. Nodes that all dial each other at once sometimes
+			// settle with a route missing (duplicate-route resolution).
 			var routes []string
-			for j, o := range nodes {
-				if j != i {
-					routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", o.ClusterPort))
-				}
+			for _, o := range nodes[:i] {
+				routes = append(routes, fmt.Sprintf("nats-route://127.0.0.1:%d", o.ClusterPort))
 			}
 			fmt.Fprintf(&conf, "cluster {\n  name: goipc-test\n  listen: 127.0.0.1:%d\n  routes: [%s]\n}\n", s.ClusterPort, strings.Join(routes, ", "))
 		}
 		conf.WriteString(cfg.Extra)
 		path := filepath.Join(dir, fmt.Sprintf("node%d.conf", i))
 		if err := os.WriteFile(path, []byte(conf.String()), 0o600); err != nil {
-			t.Fatal(err)
+			return nodes[:i], err
 		}
 		s.log = filepath.Join(dir, fmt.Sprintf("node%d.log", i))
 		logf, err := os.Create(s.log)
 		if err != nil {
-			t.Fatal(err)
+			return nodes[:i], err
 		}
 		s.cmd = exec.Command(bin, "-c", path)
 		s.cmd.Stdout, s.cmd.Stderr = logf, logf
 		if err := s.cmd.Start(); err != nil {
-			t.Fatal(err)
+			logf.Close()
+			return nodes[:i], err
 		}
 		logf.Close()
 		go func() { s.cmd.Wait(); close(s.exited) }()
 		t.Cleanup(s.Kill)
 	}
-	for _, s := range nodes {
-		s.waitReady(t, n-1)
-	}
-	if n > 1 {
-		waitInterest(t, nodes)
-	}
-	return nodes
+	return nodes, waitReady(nodes)
 }
 
 // waitInterest waits until a subscription on each node is seen from
@@ -184,27 +203,44 @@ func waitInterest(t testing.TB, nodes []*Server) {
 	}
 }
 
-// waitReady polls the node's monitoring endpoint until it serves and
-// has the routes it should (a poll with a deadline, not a sleep).
-func (s *Server) waitReady(t testing.TB, routes int) {
+// waitReady polls the nodes' monitoring endpoints until each serves and
+// has a route to every other node (a poll with a deadline, not a sleep).
+// A node that exits fails it at once: errPortTaken when it could not bind.
+func waitReady(nodes []*Server) error {
 	deadline := time.Now().Add(30 * time.Second)
-	var last error
-	for time.Now().Before(deadline) {
-		select {
-		case <-s.exited:
-			log, _ := os.ReadFile(s.log)
-			t.Fatalf("nats-server on port %d exited: %s", s.Port, log)
-		default:
+	for {
+		ready := 0
+		var last error
+		for _, s := range nodes {
+			select {
+			case <-s.exited:
+				log, _ := os.ReadFile(s.log)
+				if strings.Contains(string(log), "address already in use") {
+					return fmt.Errorf("%w: %s", errPortTaken, log)
+				}
+				return fmt.Errorf("nats-server on port %d exited: %s", s.Port, log)
+			default:
+			}
+			got, err := s.routes()
+			if err == nil && got >= len(nodes)-1 {
+				ready++
+			} else if err != nil {
+				last = err
+			}
 		}
-		got, err := s.routes()
-		if err == nil && got >= routes {
-			return
+		if ready == len(nodes) {
+			return nil
 		}
-		last = err
+		if time.Now().After(deadline) {
+			var logs strings.Builder
+			for _, s := range nodes {
+				log, _ := os.ReadFile(s.log)
+				fmt.Fprintf(&logs, "\n--- node on port %d:\n%s", s.Port, log)
+			}
+			return fmt.Errorf("nats-server nodes not routed to each other within 30 s (%v):%s", last, logs.String())
+		}
 		time.Sleep(20 * time.Millisecond)
 	}
-	log, _ := os.ReadFile(s.log)
-	t.Fatalf("nats-server on port %d not ready with %d routes within 30 s (%v): %s", s.Port, routes, last, log)
 }
 
 func (s *Server) routes() (int, error) {
