@@ -21,7 +21,7 @@
 // a silent gap), credit-based flow control (NATS never holds more than
 // one window per direction, so it never drops for a slow consumer), and
 // heartbeats (a peer that dies, or whose server dies, is noticed within
-// peer_timeout + heartbeat, 1.7 s by default). Listeners on one subject
+// peer_timeout + heartbeat, 1.4 s by default). Listeners on one subject
 // form a queue group: each new connection goes to one of them.
 //
 // The address syntax, the options and the guarantees are in docs/NATS.md
