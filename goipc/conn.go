@@ -37,8 +37,9 @@ type Conn struct {
 	spin time.Duration // the configured budget: the ceiling of the adaptive one
 
 	// spinNow is each direction's adaptive spin budget, guarded by that
-	// direction's mutex (await runs under it). 0 after a spin was
-	// preempted: parks at once, with a probe every spinProbeEvery waits.
+	// direction's lock (sendMu, the receive side's; await runs under it).
+	// 0 after a spin was preempted: parks at once, with a probe every
+	// spinProbeEvery waits.
 	spinNow   [2]time.Duration
 	spinProbe [2]uint32 // waits since the budget fell to 0
 	// timers bound each direction's doorbell waits; guarded likewise.
@@ -52,7 +53,10 @@ type Conn struct {
 	endedOnce sync.Once
 
 	sendMu sync.Mutex // serialises senders; held from Reserve to Commit
-	recvMu sync.Mutex // serialises receivers; held from RecvView to ReleaseView
+	// rx is the receive side: its lock (held from RecvView to
+	// ReleaseView, and by a caller reading replies) and the routing of
+	// call replies (recvside.go).
+	rx recvSide
 
 	// inflight counts, per direction, calls in progress plus an open
 	// reservation or view: while it is non-zero the mapping must stay. Each
@@ -111,6 +115,7 @@ func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID
 		opened:    time.Now(),
 	}
 	c.notify.fd.Store(-1)
+	c.rx.init(o.maxInflightCalls)
 	for i := range c.timers {
 		c.timers[i] = time.NewTimer(time.Hour)
 		c.timers[i].Stop()
@@ -711,27 +716,8 @@ func (c *Conn) RecvView(timeout time.Duration) ([]byte, error) {
 }
 
 func (c *Conn) recvView(w waitFor) ([]byte, error) {
-	if err := c.enter(dirRecv); err != nil {
-		return nil, err
-	}
-	c.recvMu.Lock() // held until ReleaseView: an open view excludes other receivers
-	var msg []byte
-	var frame uint64
-	err := c.await(dirRecv, c.cons.r.dataEC, func() (bool, error) {
-		m, f, ok, err := c.cons.peek()
-		msg, frame = m, f
-		return ok, err
-	}, &w, true)
-	if err != nil {
-		if isProtocol(err) {
-			c.fail(err)
-		}
-		c.recvMu.Unlock()
-		c.leave(dirRecv)
-		return nil, err
-	}
-	c.cons.viewHeld, c.cons.viewFrame, c.cons.viewLen = true, frame, uint64(len(msg))
-	return msg, nil
+	f, err := c.recvFrame(takeMessage, &w)
+	return f.payload, err
 }
 
 // ReleaseView releases the message returned by RecvView, returning its
@@ -746,7 +732,7 @@ func (c *Conn) unview(consume bool) error {
 	if consume && !c.closed.Load() {
 		c.cons.consume(c.cons.viewFrame, c.cons.viewLen)
 	}
-	c.recvMu.Unlock()
+	c.unlockRecv()
 	c.leave(dirRecv)
 	return nil
 }

@@ -124,6 +124,7 @@ const (
 	frameKindPadding = 1
 	frameKindRequest = 2
 	frameKindReply   = 3
+	callIDSize       = 8 // the u64 call id that starts a call frame's payload
 
 	// MinRingSize and MaxRingSize bound a ring's capacity (a power of two).
 	MinRingSize = 4096

@@ -46,6 +46,17 @@ const (
 	DefaultMaxPendingHandshakes = 64
 )
 
+// Call limits (Options.MaxInflightCalls).
+const (
+	// DefaultMaxInflightCalls is enough to keep a peer busy from many
+	// goroutines; each slot costs about 100 bytes, allocated on the first
+	// call.
+	DefaultMaxInflightCalls = 64
+	// MaxInflightCallsLimit is the most slots a connection can have: a
+	// slot's index is the low 16 bits of its calls' ids.
+	MaxInflightCallsLimit = 1 << 16
+)
+
 // Options configure a connection. A nil *Options means all defaults. The
 // dialer's RingSize and MaxMessageSize define the segment; a listener
 // accepts a segment only if its maximum message size is within the
@@ -90,6 +101,12 @@ type Options struct {
 	MaxMappedBytes       int64 // segment bytes over all connections
 	MaxPendingHandshakes int   // handshakes in progress (the oldest is dropped)
 
+	// MaxInflightCalls bounds the calls (Call, CallInto, StartCall) in
+	// flight at once on one connection; a call beyond it waits for one to
+	// end (backpressure). 0 means DefaultMaxInflightCalls; at most
+	// MaxInflightCallsLimit. Each side sets its own.
+	MaxInflightCalls int
+
 	// Logf receives the listener's rare operational messages (a limit
 	// reached, descriptors exhausted). nil means the standard log package;
 	// use func(string, ...any) {} to silence them.
@@ -111,6 +128,8 @@ type resolved struct {
 	maxMapped  int64
 	maxPending int
 	logf       func(format string, args ...any)
+
+	maxInflightCalls int
 }
 
 // limitOrDefault applies the 0 = default, negative = none convention.
@@ -155,6 +174,14 @@ func (o *Options) resolve() (resolved, error) {
 		r.spin = DefaultSpin
 	case r.spin < 0:
 		r.spin = 0
+	}
+	switch {
+	case in.MaxInflightCalls == 0:
+		r.maxInflightCalls = DefaultMaxInflightCalls
+	case in.MaxInflightCalls < 0 || in.MaxInflightCalls > MaxInflightCallsLimit:
+		return r, fmt.Errorf("%w: MaxInflightCalls %d outside [0, %d]", ErrInvalidArgument, in.MaxInflightCalls, MaxInflightCallsLimit)
+	default:
+		r.maxInflightCalls = in.MaxInflightCalls
 	}
 	if in.MaxMessageSize < 0 || in.MaxMessageSize > MaxRingSize/2 {
 		return r, fmt.Errorf("%w: MaxMessageSize %d outside [0, %d]", ErrInvalidArgument, in.MaxMessageSize, MaxRingSize/2)

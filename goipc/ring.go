@@ -47,6 +47,10 @@ type producer struct {
 	resPos   uint64
 	resLen   uint64
 	resPad   bool
+	// A call frame's reservation (markCall): its kind, and the id bytes
+	// that precede the caller's payload (0 for a plain message).
+	resKind uint32
+	resSkip uint64
 
 	n    sideCounters
 	ring func() // rings the consumer's doorbell
@@ -117,15 +121,24 @@ func (p *producer) tryReserve(n uint64) (bool, error) {
 
 // reservedBytes is the payload area of the pending reservation.
 func (p *producer) reservedBytes() []byte {
-	off := p.resPos & p.r.mask
-	return p.r.data[off+frameHeaderSize : off+frameHeaderSize+p.resLen : off+frameHeaderSize+p.resLen]
+	start := p.resPos&p.r.mask + frameHeaderSize + p.resSkip
+	return p.r.data[start : start+p.resLen : start+p.resLen]
+}
+
+// markCall makes the pending reservation a call frame of the given kind
+// (request or reply) whose payload starts with the call's id; the
+// caller's part of the reservation shrinks by the id's 8 bytes.
+func (p *producer) markCall(kind uint32, id uint64) {
+	binary.LittleEndian.PutUint64(p.r.data[p.resPos&p.r.mask+frameHeaderSize:], id)
+	p.resKind, p.resSkip, p.resLen = kind, callIDSize, p.resLen-callIDSize
 }
 
 // commit publishes the first n bytes of the pending reservation.
 func (p *producer) commit(n uint64) {
 	off := p.resPos & p.r.mask
-	p.writeHeader(off, uint32(n), frameKindMessage)
-	p.reserved = false
+	n += p.resSkip
+	p.writeHeader(off, uint32(n), p.resKind)
+	p.reserved, p.resKind, p.resSkip = false, frameKindMessage, 0
 	p.n.msgs++
 	p.n.bytes += n
 	// Plain stores on the producer's own block (the line head is on):
@@ -134,7 +147,7 @@ func (p *producer) commit(n uint64) {
 	p.publish(p.resPos + frameSize(n))
 }
 
-func (p *producer) abort() { p.reserved = false }
+func (p *producer) abort() { p.reserved, p.resKind, p.resSkip = false, frameKindMessage, 0 }
 
 func (p *producer) writeHeader(off uint64, length uint32, kind uint32) {
 	binary.LittleEndian.PutUint32(p.r.data[off+offFrameLength:], length)
@@ -181,17 +194,18 @@ func (c *consumer) publishTail() {
 	}
 }
 
-// peek returns the next message in place, skipping padding frames. ok is
-// false when the ring is empty. The message stays in the ring until
+// peek returns the next frame's payload in place, and its kind (a
+// message, a call request or a call reply), skipping padding frames. ok
+// is false when the ring is empty. The frame stays in the ring until
 // consume(frame).
-func (c *consumer) peek() (msg []byte, frame uint64, ok bool, err error) {
+func (c *consumer) peek() (msg []byte, kind uint32, frame uint64, ok bool, err error) {
 	for {
 		if c.headSeen == c.tail {
 			if err := c.loadHead(); err != nil {
-				return nil, 0, false, err
+				return nil, 0, 0, false, err
 			}
 			if c.headSeen == c.tail {
-				return nil, 0, false, nil
+				return nil, 0, 0, false, nil
 			}
 		}
 		off := c.tail & c.r.mask
@@ -199,24 +213,27 @@ func (c *consumer) peek() (msg []byte, frame uint64, ok bool, err error) {
 		// Read each header field once: the peer may change the bytes under
 		// us, so only these local copies are validated and used.
 		length := uint64(binary.LittleEndian.Uint32(c.r.data[off+offFrameLength:]))
-		kind := binary.LittleEndian.Uint32(c.r.data[off+offFrameKind:])
+		kind = binary.LittleEndian.Uint32(c.r.data[off+offFrameKind:])
 		switch kind {
 		case frameKindPadding:
 			rest := c.r.cap - off
 			if length+frameHeaderSize != rest || rest > avail {
-				return nil, 0, false, protocolErrorf("padding frame at %d has length %d, expected %d (%d bytes published)", c.tail, length, rest-frameHeaderSize, avail)
+				return nil, 0, 0, false, protocolErrorf("padding frame at %d has length %d, expected %d (%d bytes published)", c.tail, length, rest-frameHeaderSize, avail)
 			}
 			c.tail += rest
 			c.publishTail()
-		case frameKindMessage:
+		case frameKindMessage, frameKindRequest, frameKindReply:
 			fs := frameSize(length)
 			if length > c.r.maxMsg || off+fs > c.r.cap || fs > avail {
-				return nil, 0, false, protocolErrorf("frame at %d has length %d (max %d, %d bytes published, %d before the ring end)", c.tail, length, c.r.maxMsg, avail, c.r.cap-off)
+				return nil, 0, 0, false, protocolErrorf("frame at %d has length %d (max %d, %d bytes published, %d before the ring end)", c.tail, length, c.r.maxMsg, avail, c.r.cap-off)
+			}
+			if kind != frameKindMessage && length < callIDSize {
+				return nil, 0, 0, false, protocolErrorf("call frame at %d (kind %d) has length %d, shorter than its %d-byte id", c.tail, kind, length, callIDSize)
 			}
 			start := off + frameHeaderSize
-			return c.r.data[start : start+length : start+length], fs, true, nil
+			return c.r.data[start : start+length : start+length], kind, fs, true, nil
 		default:
-			return nil, 0, false, protocolErrorf("frame at %d has unknown kind %d", c.tail, kind)
+			return nil, 0, 0, false, protocolErrorf("frame at %d has unknown kind %d", c.tail, kind)
 		}
 	}
 }

@@ -29,7 +29,7 @@ func put(t testing.TB, p *producer, msg []byte) bool {
 
 func get(t testing.TB, c *consumer) ([]byte, bool) {
 	t.Helper()
-	msg, frame, ok, err := c.peek()
+	msg, _, frame, ok, err := c.peek()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestRingConcurrent(t *testing.T) {
 	}()
 	scratch := make([]byte, maxMsg)
 	for seq := uint64(0); seq < n; {
-		msg, frame, ok, err := c.peek()
+		msg, _, frame, ok, err := c.peek()
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -49,6 +49,8 @@ func runChild(role string) int {
 		return runVictim(args[0], args[1])
 	case "adversary":
 		return runAdversary(args[0], args[1])
+	case "call-server":
+		return runCallServer(args[0])
 	}
 	if strings.HasPrefix(role, "bench-") {
 		return runBenchChild(role, args)
