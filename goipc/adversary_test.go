@@ -35,7 +35,12 @@ var adversaries = map[string]struct {
 		}
 		writeFrame(c, 200, frameKindMessage, 16)
 	}},
-	"unknown-kind":   {"recv", func(c *Conn) { writeFrame(c, 0, 7, 8) }},
+	"unknown-kind": {"recv", func(c *Conn) { writeFrame(c, 0, 7, 8) }},
+	// A call frame too short for its 8-byte id, and one too long.
+	"call-without-id": {"recv", func(c *Conn) { writeFrame(c, 4, frameKindReply, 16) }},
+	"call-too-large": {"recv", func(c *Conn) {
+		writeFrame(c, uint32(c.prod.r.maxMsg+1), frameKindRequest, 16)
+	}},
 	"bad-padding":    {"recv", func(c *Conn) { writeFrame(c, 8, frameKindPadding, 16) }},
 	"tail-ahead":     {"send", func(c *Conn) { atomic.StoreUint64(c.cons.r.tail, 1<<40) }},
 	"tail-unaligned": {"send", func(c *Conn) { atomic.StoreUint64(c.cons.r.tail, 5) }},

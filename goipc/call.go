@@ -438,17 +438,17 @@ func (c *Conn) awaitReply(s *callSlot, gen uint64, w *waitFor) error {
 // the call pending, detached from buf; otherwise the call ends, and a
 // reply that comes later is dropped. The reply goes to buf (into mode,
 // ErrBufferTooSmall if it does not fit) or is returned (out).
-func (c *Conn) conclude(idx uint32, gen uint64, waitErr error, buf []byte, into, keep bool) (n int, out []byte, err error) {
+func (c *Conn) conclude(idx uint32, gen uint64, waitErr error, buf []byte, into, keep bool) (n int, out []byte, pending bool, err error) {
 	t := c.rx.calls.Load()
 	s := &t.slots[idx]
 	if waitErr != nil {
 		if keep && (errors.Is(waitErr, ErrTimeout) || isContextErr(waitErr)) {
 			if s.detach(gen) {
 				s.inUse.Store(false)
-				return 0, nil, waitErr
+				return 0, nil, true, waitErr
 			}
 		} else if t.abandon(idx, gen) {
-			return 0, nil, waitErr
+			return 0, nil, false, waitErr
 		}
 		// The reply came in as we gave up: deliver it.
 	}
@@ -460,14 +460,14 @@ func (c *Conn) conclude(idx uint32, gen uint64, waitErr error, buf []byte, into,
 			err = fmt.Errorf("%w: the reply is %d bytes, buffer %d", ErrBufferTooSmall, n, len(buf))
 			if keep {
 				s.inUse.Store(false)
-				return n, nil, err
+				return n, nil, true, err
 			}
 		} else {
 			copy(buf, s.out)
 		}
 	}
 	t.end(idx, gen)
-	return n, out, err
+	return n, out, false, err
 }
 
 func isContextErr(err error) bool {
@@ -490,7 +490,7 @@ func (c *Conn) Call(ctx context.Context, req []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, out, err := c.conclude(idx, gen, c.awaitReply(&c.rx.calls.Load().slots[idx], gen, &w), nil, false, false)
+	_, out, _, err := c.conclude(idx, gen, c.awaitReply(&c.rx.calls.Load().slots[idx], gen, &w), nil, false, false)
 	return out, err
 }
 
@@ -517,8 +517,26 @@ func (c *Conn) callInto(w *waitFor, req, buf []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, _, err := c.conclude(idx, gen, c.awaitReply(&c.rx.calls.Load().slots[idx], gen, w), buf, true, false)
+	n, _, _, err := c.conclude(idx, gen, c.awaitReply(&c.rx.calls.Load().slots[idx], gen, w), buf, true, false)
 	return n, err
+}
+
+// CallIntoPending is CallTimeout for callers that wait in slices: when
+// the timeout expires after the request was sent, or the reply is larger
+// than buf, the call stays in flight and is returned (pending, with
+// ErrTimeout or ErrBufferTooSmall and the reply's length) for WaitInto or
+// Cancel. Otherwise the call is over and the PendingCall is zero.
+func (c *Conn) CallIntoPending(req, buf []byte, timeout time.Duration) (int, PendingCall, error) {
+	w := timeoutWait(timeout)
+	idx, gen, err := c.startCall(&w, req, len(req), nil, buf, true)
+	if err != nil {
+		return 0, PendingCall{}, err
+	}
+	n, _, pending, err := c.conclude(idx, gen, c.awaitReply(&c.rx.calls.Load().slots[idx], gen, &w), buf, true, true)
+	if pending {
+		return n, PendingCall{c: c, id: gen<<slotBits | uint64(idx)}, err
+	}
+	return n, PendingCall{}, err
 }
 
 // PendingCall is a call whose request is sent and whose reply has not
@@ -533,6 +551,12 @@ type PendingCall struct {
 
 // ID is the call's id, as the peer's RecvRequest sees it.
 func (p PendingCall) ID() uint64 { return p.id }
+
+// PendingCallOf returns the PendingCall with the given id (from ID), for
+// callers that keep ids rather than values (the C API). An id that does
+// not name a call in flight makes its methods fail with
+// ErrInvalidArgument.
+func (c *Conn) PendingCallOf(id uint64) PendingCall { return PendingCall{c: c, id: id} }
 
 // StartCall sends req as a call request and returns at once, without
 // waiting for the reply. timeout bounds the wait for a call slot and for
@@ -591,7 +615,7 @@ func (p PendingCall) Wait(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	w := waitFor{ctx: ctx}
-	_, out, err := p.c.conclude(idx, gen, p.c.awaitReply(&p.c.rx.calls.Load().slots[idx], gen, &w), nil, false, true)
+	_, out, _, err := p.c.conclude(idx, gen, p.c.awaitReply(&p.c.rx.calls.Load().slots[idx], gen, &w), nil, false, true)
 	return out, err
 }
 
@@ -608,7 +632,7 @@ func (p PendingCall) WaitInto(buf []byte, timeout time.Duration) (int, error) {
 	w := timeoutWait(timeout)
 	s := &p.c.rx.calls.Load().slots[idx]
 	s.attach(gen, buf)
-	n, _, err := p.c.conclude(idx, gen, p.c.awaitReply(s, gen, &w), buf, true, true)
+	n, _, _, err := p.c.conclude(idx, gen, p.c.awaitReply(s, gen, &w), buf, true, true)
 	return n, err
 }
 

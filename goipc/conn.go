@@ -24,6 +24,9 @@ const (
 //
 // A Conn is safe for concurrent use: sends are serialised with each other,
 // receives with each other, and a send and a receive run in parallel.
+// Send-then-Recv from several goroutines does not pair requests with
+// answers: use Call, which routes each reply to its caller by id, from
+// any number of goroutines (docs/PROTOCOL.md, "Calls").
 // Close may be called at any time from any goroutine; it interrupts blocked
 // calls, which return ErrClosed.
 //
