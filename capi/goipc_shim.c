@@ -333,3 +333,56 @@ int32_t goipc_conn_stats(goipc_conn c, goipc_stats *out)
     FORK_GUARD();
     return capi_conn_stats(c, out, &tls);
 }
+
+/* ---- calls ---- */
+
+int32_t goipc_call(goipc_conn c, const void *req, size_t req_len, void *resp, size_t resp_cap, size_t *resp_len,
+                   int64_t timeout_ms)
+{
+    FORK_GUARD();
+    return capi_call(c, (void *)req, req_len, resp, resp_cap, resp_len, timeout_ms, NULL, &tls);
+}
+
+int32_t goipc_call_ex(goipc_conn c, const void *req, size_t req_len, void *resp, size_t resp_cap, size_t *resp_len,
+                      int64_t timeout_ms, uint64_t *pending)
+{
+    FORK_GUARD();
+    return capi_call(c, (void *)req, req_len, resp, resp_cap, resp_len, timeout_ms, pending, &tls);
+}
+
+int32_t goipc_call_end(goipc_conn c, uint64_t call, void *resp, size_t resp_cap, size_t *resp_len, int64_t timeout_ms)
+{
+    FORK_GUARD();
+    return capi_call_end(c, call, resp, resp_cap, resp_len, timeout_ms, &tls);
+}
+
+int32_t goipc_call_cancel(goipc_conn c, uint64_t call)
+{
+    FORK_GUARD();
+    return capi_call_cancel(c, call, &tls);
+}
+
+int32_t goipc_conn_dropped_replies(goipc_conn c, uint64_t *out)
+{
+    FORK_GUARD();
+    return capi_conn_dropped_replies(c, out, &tls);
+}
+
+int32_t goipc_recv_request(goipc_conn c, uint64_t *call, void *buf, size_t cap, size_t *len, int64_t timeout_ms)
+{
+    FORK_GUARD();
+    return capi_recv_request(c, call, buf, cap, len, timeout_ms, &tls);
+}
+
+int32_t goipc_reply(goipc_conn c, uint64_t call, const void *data, size_t len, int64_t timeout_ms)
+{
+    FORK_GUARD();
+    return capi_reply(c, call, (void *)data, len, timeout_ms, &tls);
+}
+
+int32_t goipc_call_ping(goipc_conn c, uint64_t seq, const void *payload, size_t len, uint64_t *pong_seq, void *buf,
+                        size_t cap, size_t *out_len, int64_t timeout_ms)
+{
+    FORK_GUARD();
+    return capi_call_ping(c, seq, (void *)payload, len, monotonic_ns(), pong_seq, buf, cap, out_len, timeout_ms, &tls);
+}

@@ -500,6 +500,125 @@ typedef struct goipc_stats {
  * below 136 or above 4096: *out unchanged), GOIPC_ERR_CLOSED. */
 int32_t goipc_conn_stats(goipc_conn c, goipc_stats *out);
 
+/* ---- Calls: requests and replies with call ids -------------------------
+ *
+ * A call is a request answered by exactly one reply, routed back to its
+ * caller by a call id (docs/PROTOCOL.md, "Calls"). Any number of threads
+ * may call at once on one connection: each gets the reply to its own
+ * request, whatever the order in which the peer answers. Plain messages
+ * (goipc_send / goipc_recv) keep working on the same connection.
+ *
+ * Sizes: a request or reply is at most goipc_conn_max_message_size() - 8
+ * bytes (the frame also carries the 8-byte call id); a larger one returns
+ * GOIPC_ERR_MESSAGE_TOO_LARGE and sends nothing.
+ *
+ * In flight: at most 64 calls per connection at once (Go's default
+ * Options.MaxInflightCalls); a call beyond them waits for one to end,
+ * within its timeout.
+ *
+ * Head of line: the connection's receive side is shared. Whoever waits
+ * on it (a goipc_recv, a goipc_recv_request, a caller) reads the ring for
+ * everyone and routes replies to their callers; a plain message or a
+ * request at the head waits for a receiver of its kind, and the replies
+ * behind it wait too. So if the peer sends plain messages or requests on
+ * a connection you make calls on, keep a thread receiving them. A view
+ * (goipc_recv_view) or a message left queued by a too-small buffer holds
+ * the receive side too: calls wait until it is released or received.
+ *
+ * Timeouts: timeout_ms bounds the whole call (a free call slot, ring
+ * space for the request, the reply). A call that times out is over: its
+ * reply, if it comes later, is dropped (goipc_conn_dropped_replies counts
+ * it) and never delivered to another call. To wait in slices without
+ * giving the call up, use goipc_call_ex.
+ *
+ * Thread safety: every function here may be called from any thread. The
+ * thread that holds a reservation or a view on the connection gets
+ * GOIPC_ERR_INVALID_ARGUMENT from the calls that would wait on it. One
+ * pending call (goipc_call_ex) is ended by one thread: concurrent
+ * goipc_call_end / goipc_call_cancel on the same id get
+ * GOIPC_ERR_INVALID_ARGUMENT, never a crash.
+ */
+
+/* Sends req (req_len bytes; req may be NULL only if req_len is 0) as a
+ * call request, waits for its reply, and copies the reply into resp
+ * (resp_cap bytes; resp may be NULL only if resp_cap is 0), setting
+ * *resp_len to its size. One call into Go per round trip; the reply is
+ * copied once, from shared memory into resp.
+ * If the reply is larger than resp_cap: returns GOIPC_ERR_BUFFER_TOO_SMALL
+ * and sets *resp_len to the size needed; the reply is dropped (the call is
+ * over: calling again sends the request again). A resp_cap of
+ * goipc_conn_max_message_size() - 8 never sees this; goipc_call_ex keeps
+ * such a reply instead.
+ * Errors: GOIPC_ERR_INVALID_ARGUMENT (resp_len NULL, NULL buffers with
+ * non-zero sizes, bad handle, this thread holds a reservation or view),
+ * GOIPC_ERR_CLOSED, GOIPC_ERR_TIMEOUT (the call is over; a late reply is
+ * dropped), GOIPC_ERR_PEER_CLOSED (the peer closed or died before
+ * replying: every call in flight returns it promptly),
+ * GOIPC_ERR_MESSAGE_TOO_LARGE, GOIPC_ERR_BUFFER_TOO_SMALL,
+ * GOIPC_ERR_PROTOCOL. */
+int32_t goipc_call(goipc_conn c, const void *req, size_t req_len, void *resp, size_t resp_cap, size_t *resp_len,
+                   int64_t timeout_ms);
+
+/* goipc_call that can leave the call in flight. pending may be NULL (then
+ * this is goipc_call); otherwise *pending is always written: 0 when the
+ * call is over (success, or an error that ended it, or a request that was
+ * never sent), or the call's id when it is still in flight, which happens
+ * on GOIPC_ERR_TIMEOUT after the request was sent, and on
+ * GOIPC_ERR_BUFFER_TOO_SMALL (*resp_len = the size needed; the reply is
+ * kept). Continue a pending call with goipc_call_end, or end it with
+ * goipc_call_cancel; resp is not written after this function returns.
+ * For waits in slices (interruptible loops, event loops: timeout_ms 0
+ * sends the request and returns at once). */
+int32_t goipc_call_ex(goipc_conn c, const void *req, size_t req_len, void *resp, size_t resp_cap, size_t *resp_len,
+                      int64_t timeout_ms, uint64_t *pending);
+
+/* Waits up to timeout_ms for the reply of the pending call `call` (from
+ * goipc_call_ex) and copies it into resp, setting *resp_len. On
+ * GOIPC_ERR_TIMEOUT and GOIPC_ERR_BUFFER_TOO_SMALL (*resp_len = the size
+ * needed) the call stays pending: call again. Any other result ends it.
+ * Errors: as goipc_call; GOIPC_ERR_INVALID_ARGUMENT also for an id that
+ * does not name a pending call of c (ended, cancelled, never issued). */
+int32_t goipc_call_end(goipc_conn c, uint64_t call, void *resp, size_t resp_cap, size_t *resp_len, int64_t timeout_ms);
+
+/* Ends the pending call `call` without its reply: the reply, if it comes,
+ * is dropped. Errors: GOIPC_ERR_INVALID_ARGUMENT (not a pending call of c),
+ * GOIPC_ERR_CLOSED. */
+int32_t goipc_call_cancel(goipc_conn c, uint64_t call);
+
+/* Sets *out to the number of replies c received that no call was waiting
+ * for (late replies of calls that timed out or were cancelled, and
+ * replies to ids never issued): they were dropped. Errors:
+ * GOIPC_ERR_INVALID_ARGUMENT, GOIPC_ERR_CLOSED. */
+int32_t goipc_conn_dropped_replies(goipc_conn c, uint64_t *out);
+
+/* Server side: receives the next call request into buf (cap bytes) and
+ * sets *call to its id and *len to its size. Plain messages are left for
+ * goipc_recv (head of line, above). Answer with goipc_reply(c, *call, ...)
+ * from any thread, in any order. If the request is larger than cap:
+ * GOIPC_ERR_BUFFER_TOO_SMALL, *len = the size needed, the request stays
+ * queued. call and len must not be NULL.
+ * Errors: as goipc_recv. */
+int32_t goipc_recv_request(goipc_conn c, uint64_t *call, void *buf, size_t cap, size_t *len, int64_t timeout_ms);
+
+/* Sends data (len bytes, at most goipc_conn_max_message_size() - 8) as the
+ * reply to the request whose id is call. Waits for ring space up to
+ * timeout_ms. Replying twice, or to an id the peer never sent, is not an
+ * error here: the peer drops replies no call waits for.
+ * Errors: as goipc_send. */
+int32_t goipc_reply(goipc_conn c, uint64_t call, const void *data, size_t len, int64_t timeout_ms);
+
+/* Typed call: sends a Ping {seq, sent_ns = CLOCK_MONOTONIC now, payload}
+ * as a call request, waits for the reply, which must be a Pong, and copies
+ * the Pong's payload into buf (cap bytes), setting *pong_seq and *out_len. One
+ * call into Go; the Ping is built in place in the ring. A reply that is
+ * not a valid Pong returns GOIPC_ERR_PROTOCOL for this call only (the
+ * connection stays usable); a payload larger than cap returns
+ * GOIPC_ERR_BUFFER_TOO_SMALL with *out_len set, and the reply is dropped.
+ * `goipc pong` answers a Ping call with a Pong. pong_seq and out_len must
+ * not be NULL. Errors: as goipc_call. */
+int32_t goipc_call_ping(goipc_conn c, uint64_t seq, const void *payload, size_t len, uint64_t *pong_seq, void *buf,
+                        size_t cap, size_t *out_len, int64_t timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

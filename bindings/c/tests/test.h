@@ -46,7 +46,13 @@
     X(epoll_many_conns)         \
     X(epoll_ping_example)       \
     X(fork_child)               \
-    X(panic_recovery)
+    X(panic_recovery)           \
+    X(call_many_threads)        \
+    X(call_out_of_order)        \
+    X(call_timeouts_and_late_replies) \
+    X(call_peer_closes)         \
+    X(call_misuse)              \
+    X(call_go_pong)
 
 #define DECLARE_TEST(name) void test_##name(void);
 TEST_LIST(DECLARE_TEST)

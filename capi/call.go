@@ -1,0 +1,264 @@
+package main
+
+/*
+#include "goipc.h"
+#include "shim.h"
+*/
+import "C"
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+	"unsafe"
+
+	"github.com/goipc/goipc/goipc"
+	"github.com/goipc/goipc/goipc/message"
+)
+
+// Calls (issue 14): goipc_call and friends, one call into Go each. The
+// reply of goipc_call goes straight from the ring into the caller's
+// buffer (the Go side copies it there, under a guard that never writes
+// after the call returned); pending calls are named by their call id.
+
+// callsAllowed refuses a call from a thread that holds the connection's
+// reservation (its request could never be sent) or view (its reply could
+// never be read): each would wait on the thread itself.
+func callsAllowed(e *connEntry, t *C.goipc_tls, what string) C.int32_t {
+	switch me := tid(t); {
+	case e.resOwner.Load() == me:
+		return invalid(t, "%s: this thread holds a reservation on the connection (commit or abort it first)", what)
+	case e.viewOwner.Load() == me:
+		return invalid(t, "%s: this thread holds a view on the connection (release it first)", what)
+	}
+	return C.GOIPC_OK
+}
+
+// outBuf is the caller's buffer as a slice; a buffer larger than any
+// reply can be is not sliced further.
+func outBuf(e *connEntry, buf unsafe.Pointer, capacity C.size_t) []byte {
+	return unsafe.Slice((*byte)(buf), int(min(uint64(capacity), e.maxMsg)))
+}
+
+//export capi_call
+func capi_call(h C.uint64_t, req unsafe.Pointer, reqLen C.size_t, resp unsafe.Pointer, respCap C.size_t, respLen *C.size_t,
+	timeoutMs C.int64_t, pending *C.uint64_t, t *C.goipc_tls) (st C.int32_t) {
+	defer recoverPanic(&st, t)
+	maybePanic()
+	e, st := lookupConn(h, t, false)
+	if e == nil {
+		return st
+	}
+	switch {
+	case respLen == nil:
+		return invalid(t, "goipc_call: resp_len must not be NULL")
+	case req == nil && reqLen != 0:
+		return invalid(t, "goipc_call: req is NULL and req_len is %d", uint64(reqLen))
+	case resp == nil && respCap != 0:
+		return invalid(t, "goipc_call: resp is NULL and resp_cap is %d", uint64(respCap))
+	case uint64(reqLen) > e.maxMsg:
+		return fail(t, fmt.Errorf("%w: goipc_call: request of %d bytes, maximum is %d", goipc.ErrMessageTooLarge, uint64(reqLen), e.c.MaxCallSize()))
+	}
+	if st := callsAllowed(e, t, "goipc_call"); st != C.GOIPC_OK {
+		return st
+	}
+	in := unsafe.Slice((*byte)(req), int(reqLen))
+	out := outBuf(e, resp, respCap)
+	var n int
+	var err error
+	if pending == nil {
+		n, err = e.c.CallTimeout(in, out, duration(timeoutMs))
+	} else {
+		var p goipc.PendingCall
+		n, p, err = e.c.CallIntoPending(in, out, duration(timeoutMs))
+		*pending = C.uint64_t(p.ID()) // 0 when the call is over (or never started)
+	}
+	if err != nil {
+		if errors.Is(err, goipc.ErrBufferTooSmall) {
+			*respLen = C.size_t(n)
+		}
+		return fail(t, err)
+	}
+	*respLen = C.size_t(n)
+	return C.GOIPC_OK
+}
+
+//export capi_call_end
+func capi_call_end(h C.uint64_t, id C.uint64_t, resp unsafe.Pointer, respCap C.size_t, respLen *C.size_t, timeoutMs C.int64_t, t *C.goipc_tls) (st C.int32_t) {
+	defer recoverPanic(&st, t)
+	maybePanic()
+	e, st := lookupConn(h, t, false)
+	if e == nil {
+		return st
+	}
+	switch {
+	case respLen == nil:
+		return invalid(t, "goipc_call_end: resp_len must not be NULL")
+	case resp == nil && respCap != 0:
+		return invalid(t, "goipc_call_end: resp is NULL and resp_cap is %d", uint64(respCap))
+	}
+	if st := callsAllowed(e, t, "goipc_call_end"); st != C.GOIPC_OK {
+		return st
+	}
+	n, err := e.c.PendingCallOf(uint64(id)).WaitInto(outBuf(e, resp, respCap), duration(timeoutMs))
+	if err != nil {
+		if errors.Is(err, goipc.ErrBufferTooSmall) {
+			*respLen = C.size_t(n)
+		}
+		return fail(t, err)
+	}
+	*respLen = C.size_t(n)
+	return C.GOIPC_OK
+}
+
+//export capi_call_cancel
+func capi_call_cancel(h C.uint64_t, id C.uint64_t, t *C.goipc_tls) (st C.int32_t) {
+	defer recoverPanic(&st, t)
+	maybePanic()
+	e, st := lookupConn(h, t, false)
+	if e == nil {
+		return st
+	}
+	if err := e.c.PendingCallOf(uint64(id)).Cancel(); err != nil {
+		return fail(t, err)
+	}
+	return C.GOIPC_OK
+}
+
+//export capi_conn_dropped_replies
+func capi_conn_dropped_replies(h C.uint64_t, out *C.uint64_t, t *C.goipc_tls) (st C.int32_t) {
+	defer recoverPanic(&st, t)
+	maybePanic()
+	e, st := lookupConn(h, t, false)
+	if e == nil {
+		return st
+	}
+	if out == nil {
+		return invalid(t, "goipc_conn_dropped_replies: out must not be NULL")
+	}
+	*out = C.uint64_t(e.c.DroppedReplies())
+	return C.GOIPC_OK
+}
+
+//export capi_recv_request
+func capi_recv_request(h C.uint64_t, id *C.uint64_t, buf unsafe.Pointer, capacity C.size_t, n *C.size_t, timeoutMs C.int64_t, t *C.goipc_tls) (st C.int32_t) {
+	defer recoverPanic(&st, t)
+	maybePanic()
+	e, st := lookupConn(h, t, false)
+	if e == nil {
+		return st
+	}
+	switch {
+	case id == nil || n == nil:
+		return invalid(t, "goipc_recv_request: call and len must not be NULL")
+	case buf == nil && capacity != 0:
+		return invalid(t, "goipc_recv_request: buf is NULL and cap is %d", uint64(capacity))
+	case e.viewOwner.Load() == tid(t):
+		return invalid(t, "goipc_recv_request: this thread holds a view on the connection (release it first)")
+	}
+	callID, got, err := e.c.RecvRequestInto(outBuf(e, buf, capacity), duration(timeoutMs))
+	if err != nil {
+		if errors.Is(err, goipc.ErrBufferTooSmall) {
+			*n = C.size_t(got)
+		}
+		return fail(t, err)
+	}
+	*id, *n = C.uint64_t(callID), C.size_t(got)
+	return C.GOIPC_OK
+}
+
+//export capi_reply
+func capi_reply(h C.uint64_t, id C.uint64_t, data unsafe.Pointer, n C.size_t, timeoutMs C.int64_t, t *C.goipc_tls) (st C.int32_t) {
+	defer recoverPanic(&st, t)
+	maybePanic()
+	e, st := lookupConn(h, t, false)
+	if e == nil {
+		return st
+	}
+	switch {
+	case data == nil && n != 0:
+		return invalid(t, "goipc_reply: data is NULL and len is %d", uint64(n))
+	case uint64(n) > e.maxMsg:
+		return fail(t, fmt.Errorf("%w: goipc_reply: reply of %d bytes, maximum is %d", goipc.ErrMessageTooLarge, uint64(n), e.c.MaxCallSize()))
+	case e.resOwner.Load() == tid(t):
+		return invalid(t, "goipc_reply: this thread holds a reservation on the connection (commit or abort it first)")
+	}
+	if err := e.c.ReplyTimeout(uint64(id), unsafe.Slice((*byte)(data), int(n)), duration(timeoutMs)); err != nil {
+		return fail(t, err)
+	}
+	return C.GOIPC_OK
+}
+
+// replyScratch holds the whole Pong of a typed call while it is verified
+// (its payload alone is copied to the caller).
+var replyScratch = sync.Pool{New: func() any { b := make([]byte, 4096); return &b }}
+
+//export capi_call_ping
+func capi_call_ping(h C.uint64_t, seq C.uint64_t, payload unsafe.Pointer, n C.size_t, sentNs C.int64_t, pongSeq *C.uint64_t,
+	buf unsafe.Pointer, capacity C.size_t, outLen *C.size_t, timeoutMs C.int64_t, t *C.goipc_tls) (st C.int32_t) {
+	defer recoverPanic(&st, t)
+	maybePanic()
+	e, st := lookupConn(h, t, false)
+	if e == nil {
+		return st
+	}
+	switch {
+	case pongSeq == nil || outLen == nil:
+		return invalid(t, "goipc_call_ping: pong_seq and len must not be NULL")
+	case payload == nil && n != 0:
+		return invalid(t, "goipc_call_ping: payload is NULL and len is %d", uint64(n))
+	case buf == nil && capacity != 0:
+		return invalid(t, "goipc_call_ping: buf is NULL and cap is %d", uint64(capacity))
+	case uint64(n) > uint64(message.MaxPayload) || message.PingSize(int(n)) > e.c.MaxCallSize():
+		return fail(t, fmt.Errorf("%w: goipc_call_ping: a %d-byte payload makes a request larger than the maximum, %d bytes",
+			goipc.ErrMessageTooLarge, uint64(n), e.c.MaxCallSize()))
+	}
+	if st := callsAllowed(e, t, "goipc_call_ping"); st != C.GOIPC_OK {
+		return st
+	}
+	d := duration(timeoutMs)
+	var deadline time.Time
+	if d > 0 {
+		deadline = time.Now().Add(d)
+	}
+	in := unsafe.Slice((*byte)(payload), int(n))
+	p, err := e.c.StartCallFunc(message.PingSize(int(n)), func(dst []byte) error {
+		_, err := message.WritePing(dst, uint64(seq), int64(sentNs), in)
+		return err
+	}, d)
+	if err != nil {
+		return fail(t, err)
+	}
+	scratch := replyScratch.Get().(*[]byte)
+	defer replyScratch.Put(scratch)
+	for {
+		if !deadline.IsZero() {
+			d = max(time.Until(deadline), 0)
+		}
+		got, err := p.WaitInto(*scratch, d)
+		if errors.Is(err, goipc.ErrBufferTooSmall) {
+			*scratch = make([]byte, got) // the call stays pending: take it with a larger buffer
+			continue
+		}
+		if err != nil {
+			if errors.Is(err, goipc.ErrTimeout) {
+				p.Cancel()
+			}
+			return fail(t, err)
+		}
+		pong, perr := message.ParsePong((*scratch)[:got])
+		if perr != nil {
+			return fail(t, fmt.Errorf("%w: goipc_call_ping: the reply is not a valid Pong (the connection is still usable): %w", goipc.ErrProtocol, perr))
+		}
+		pl := pong.Payload()
+		*outLen = C.size_t(len(pl))
+		if len(pl) > int(capacity) {
+			return fail(t, fmt.Errorf("%w: goipc_call_ping: the Pong's payload is %d bytes, buffer %d (the reply is dropped)",
+				goipc.ErrBufferTooSmall, len(pl), uint64(capacity)))
+		}
+		copy(unsafe.Slice((*byte)(buf), len(pl)), pl)
+		*pongSeq = C.uint64_t(pong.Seq())
+		return C.GOIPC_OK
+	}
+}
