@@ -41,6 +41,29 @@ func outBuf(e *connEntry, buf unsafe.Pointer, capacity C.size_t) []byte {
 	return unsafe.Slice((*byte)(buf), int(min(uint64(capacity), e.maxMsg)))
 }
 
+// checkOut validates a (buffer, capacity, length out-parameter) triple.
+func checkOut(t *C.goipc_tls, what string, buf unsafe.Pointer, capacity C.size_t, n *C.size_t) C.int32_t {
+	switch {
+	case n == nil:
+		return invalid(t, "%s: the length out-parameter must not be NULL", what)
+	case buf == nil && capacity != 0:
+		return invalid(t, "%s: the buffer is NULL and its capacity is %d", what, uint64(capacity))
+	}
+	return C.GOIPC_OK
+}
+
+// withLen ends a call that yields a length: *n is written on success and,
+// with the size needed, on GOIPC_ERR_BUFFER_TOO_SMALL.
+func withLen(t *C.goipc_tls, n *C.size_t, got int, err error) C.int32_t {
+	if err == nil || errors.Is(err, goipc.ErrBufferTooSmall) {
+		*n = C.size_t(got)
+	}
+	if err != nil {
+		return fail(t, err)
+	}
+	return C.GOIPC_OK
+}
+
 //export capi_call
 func capi_call(h C.uint64_t, req unsafe.Pointer, reqLen C.size_t, resp unsafe.Pointer, respCap C.size_t, respLen *C.size_t,
 	timeoutMs C.int64_t, pending *C.uint64_t, t *C.goipc_tls) (st C.int32_t) {
@@ -50,13 +73,12 @@ func capi_call(h C.uint64_t, req unsafe.Pointer, reqLen C.size_t, resp unsafe.Po
 	if e == nil {
 		return st
 	}
+	if st := checkOut(t, "goipc_call", resp, respCap, respLen); st != C.GOIPC_OK {
+		return st
+	}
 	switch {
-	case respLen == nil:
-		return invalid(t, "goipc_call: resp_len must not be NULL")
 	case req == nil && reqLen != 0:
 		return invalid(t, "goipc_call: req is NULL and req_len is %d", uint64(reqLen))
-	case resp == nil && respCap != 0:
-		return invalid(t, "goipc_call: resp is NULL and resp_cap is %d", uint64(respCap))
 	case uint64(reqLen) > e.maxMsg:
 		return fail(t, fmt.Errorf("%w: goipc_call: request of %d bytes, maximum is %d", goipc.ErrMessageTooLarge, uint64(reqLen), e.c.MaxCallSize()))
 	}
@@ -74,14 +96,7 @@ func capi_call(h C.uint64_t, req unsafe.Pointer, reqLen C.size_t, resp unsafe.Po
 		n, p, err = e.c.CallIntoPending(in, out, duration(timeoutMs))
 		*pending = C.uint64_t(p.ID()) // 0 when the call is over (or never started)
 	}
-	if err != nil {
-		if errors.Is(err, goipc.ErrBufferTooSmall) {
-			*respLen = C.size_t(n)
-		}
-		return fail(t, err)
-	}
-	*respLen = C.size_t(n)
-	return C.GOIPC_OK
+	return withLen(t, respLen, n, err)
 }
 
 //export capi_call_end
@@ -92,24 +107,14 @@ func capi_call_end(h C.uint64_t, id C.uint64_t, resp unsafe.Pointer, respCap C.s
 	if e == nil {
 		return st
 	}
-	switch {
-	case respLen == nil:
-		return invalid(t, "goipc_call_end: resp_len must not be NULL")
-	case resp == nil && respCap != 0:
-		return invalid(t, "goipc_call_end: resp is NULL and resp_cap is %d", uint64(respCap))
+	if st := checkOut(t, "goipc_call_end", resp, respCap, respLen); st != C.GOIPC_OK {
+		return st
 	}
 	if st := callsAllowed(e, t, "goipc_call_end"); st != C.GOIPC_OK {
 		return st
 	}
 	n, err := e.c.PendingCallOf(uint64(id)).WaitInto(outBuf(e, resp, respCap), duration(timeoutMs))
-	if err != nil {
-		if errors.Is(err, goipc.ErrBufferTooSmall) {
-			*respLen = C.size_t(n)
-		}
-		return fail(t, err)
-	}
-	*respLen = C.size_t(n)
-	return C.GOIPC_OK
+	return withLen(t, respLen, n, err)
 }
 
 //export capi_call_cancel
@@ -149,23 +154,20 @@ func capi_recv_request(h C.uint64_t, id *C.uint64_t, buf unsafe.Pointer, capacit
 	if e == nil {
 		return st
 	}
+	if st := checkOut(t, "goipc_recv_request", buf, capacity, n); st != C.GOIPC_OK {
+		return st
+	}
 	switch {
-	case id == nil || n == nil:
-		return invalid(t, "goipc_recv_request: call and len must not be NULL")
-	case buf == nil && capacity != 0:
-		return invalid(t, "goipc_recv_request: buf is NULL and cap is %d", uint64(capacity))
+	case id == nil:
+		return invalid(t, "goipc_recv_request: call must not be NULL")
 	case e.viewOwner.Load() == tid(t):
 		return invalid(t, "goipc_recv_request: this thread holds a view on the connection (release it first)")
 	}
 	callID, got, err := e.c.RecvRequestInto(outBuf(e, buf, capacity), duration(timeoutMs))
-	if err != nil {
-		if errors.Is(err, goipc.ErrBufferTooSmall) {
-			*n = C.size_t(got)
-		}
-		return fail(t, err)
+	if err == nil {
+		*id = C.uint64_t(callID)
 	}
-	*id, *n = C.uint64_t(callID), C.size_t(got)
-	return C.GOIPC_OK
+	return withLen(t, n, got, err)
 }
 
 //export capi_reply
