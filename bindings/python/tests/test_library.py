@@ -8,6 +8,7 @@ import os
 import re
 import shutil
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -39,7 +40,7 @@ def test_load_and_abi_version():
 
 def test_every_header_function_is_declared():
     """argtypes and restype for every function of include/goipc.h."""
-    declared = set(_lib._FUNCTIONS) | set(_lib._TYPED_FUNCTIONS)
+    declared = set(_lib._FUNCTIONS) | set(_lib._TYPED_FUNCTIONS) | set(_lib._CALL_FUNCTIONS)
     in_header = header_functions()
     assert in_header, "no function found in the header"
     assert in_header - declared == set(), "declare these in goipc/_lib.py"
@@ -51,6 +52,9 @@ def test_every_header_function_is_declared():
         assert fn.restype == _lib._FUNCTIONS[name][0], name
     if goipc.has_typed_messages():
         for name in _lib._TYPED_FUNCTIONS:
+            assert getattr(lib, name).argtypes is not None, name
+    if goipc.has_calls():
+        for name in _lib._CALL_FUNCTIONS:
             assert getattr(lib, name).argtypes is not None, name
 
 
@@ -206,7 +210,7 @@ def _checking(name, declared):
     declared function."""
     from ctypes import Array, c_char, c_void_p
 
-    restype, argtypes = {**_lib._FUNCTIONS, **_lib._TYPED_FUNCTIONS}[name]
+    restype, argtypes = {**_lib._FUNCTIONS, **_lib._TYPED_FUNCTIONS, **_lib._CALL_FUNCTIONS}[name]
     calls = []
 
     def call(*args):
@@ -255,10 +259,26 @@ def test_fast_calls_pass_declared_types(monkeypatch, sockdir):
             p = s.recv_ping(timeout=5)
             s.send_pong(p.seq, p.sent_ns, p.payload)
             assert c.recv_pong() == goipc.Pong(5, b"p")
+        if goipc.has_calls():
+            def serve() -> None:
+                for _ in range(3):
+                    cid, req = s.recv_request(timeout=10)
+                    s.reply(cid, req)
+
+            t = threading.Thread(target=serve)
+            t.start()
+            assert c.call(b"call") == b"call"
+            buf = bytearray(8)
+            assert c.call_into(b"into", buf) == 4 and buf[:4] == b"into"
+            with pytest.raises(goipc.ProtocolError):  # an echo is no Pong
+                c.call_ping(1, b"p", timeout=10)
+            t.join(10)
         used = {n for f in checked.values() for n in f.calls}
         assert {"goipc_send", "goipc_recv"} <= used
         if goipc.has_typed_messages():
             assert {"goipc_send_ping", "goipc_recv_pong"} <= used
+        if goipc.has_calls():
+            assert {"goipc_call_ex", "goipc_call_ping"} <= used
     finally:
         c.close()
         s.close()

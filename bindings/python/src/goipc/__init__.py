@@ -74,6 +74,7 @@ __all__ = [
     "library_path",
     "abi_version",
     "has_typed_messages",
+    "has_calls",
     "candidate_paths",
     "messages",
     "Error",
@@ -145,3 +146,12 @@ def has_typed_messages() -> bool:
 
     _lib.load()
     return _lib.state.has_typed
+
+
+def has_calls() -> bool:
+    """True if the loaded library has the call functions (goipc_call ...):
+    :meth:`Conn.call`, :meth:`Conn.recv_request` and friends."""
+    from . import _lib
+
+    _lib.load()
+    return _lib.state.has_calls

@@ -180,10 +180,30 @@ _TYPED_FUNCTIONS = {
 }
 
 
+# Calls (requests and replies with call ids): optional too, for the same
+# reason; State.has_calls says whether they are there.
+_CALL_FUNCTIONS = {
+    "goipc_call": (c_status, [c_handle, c_void_p, c_size_t, c_buf, c_size_t, POINTER(c_size_t), c_int64]),
+    "goipc_call_ex": (
+        c_status,
+        [c_handle, c_void_p, c_size_t, c_buf, c_size_t, POINTER(c_size_t), c_int64, POINTER(c_uint64)],
+    ),
+    "goipc_call_end": (c_status, [c_handle, c_uint64, c_buf, c_size_t, POINTER(c_size_t), c_int64]),
+    "goipc_call_cancel": (c_status, [c_handle, c_uint64]),
+    "goipc_conn_dropped_replies": (c_status, [c_handle, POINTER(c_uint64)]),
+    "goipc_recv_request": (c_status, [c_handle, POINTER(c_uint64), c_buf, c_size_t, POINTER(c_size_t), c_int64]),
+    "goipc_reply": (c_status, [c_handle, c_uint64, c_void_p, c_size_t, c_int64]),
+    "goipc_call_ping": (
+        c_status,
+        [c_handle, c_uint64, c_void_p, c_size_t, POINTER(c_uint64), c_buf, c_size_t, POINTER(c_size_t), c_int64],
+    ),
+}
+
+
 # The per-message entry points, also bound WITHOUT argtypes (see
 # "Fast calls" below): conn.py calls them only with ctypes instances of the
 # declared types, built by the binding itself.
-FAST_FUNCTIONS = ("goipc_send", "goipc_recv", "goipc_send_ping", "goipc_recv_pong")
+FAST_FUNCTIONS = ("goipc_send", "goipc_recv", "goipc_send_ping", "goipc_recv_pong", "goipc_call_ex", "goipc_call_ping")
 # Set to 1 to make the per-message calls go through the argtypes
 # declarations too (slower; for debugging the binding).
 ENV_TYPED_CALLS = "GOIPC_PYTHON_TYPED_CALLS"
@@ -199,6 +219,7 @@ class State:
         forked: True in a child forked (os.fork, multiprocessing "fork")
             after the library was loaded: every call raises ForkError.
         has_typed: the library has the typed Ping/Pong helpers.
+        has_calls: the library has the call functions (goipc_call...).
         fast: the per-message functions of FAST_FUNCTIONS, by name, as
             called by conn.py's one-call fast paths.
     """
@@ -209,6 +230,7 @@ class State:
         self.pid: int = 0
         self.forked: bool = False
         self.has_typed: bool = False
+        self.has_calls: bool = False
         self.fast: dict = {}
 
 
@@ -360,10 +382,14 @@ def load(path: Optional[str] = None) -> ctypes.CDLL:
         has_typed = all(hasattr(lib, name) for name in _TYPED_FUNCTIONS)
         if has_typed:
             _declare(lib, _TYPED_FUNCTIONS)
+        has_calls = all(hasattr(lib, name) for name in _CALL_FUNCTIONS)
+        if has_calls:
+            _declare(lib, _CALL_FUNCTIONS)
         state.fast = _fast_functions(lib, str(found))
         state.path = str(found)
         state.pid = os.getpid()
         state.has_typed = has_typed
+        state.has_calls = has_calls
         state.lib = lib  # last: other threads test it without the lock
         return lib
 

@@ -115,7 +115,7 @@ class _Scratch:
     """A receive buffer and the out-parameters of one receive call, each
     with its prebuilt byref() for the fast calls."""
 
-    __slots__ = ("arr", "cap", "cap_c", "len", "len_ref", "seq", "seq_ref", "sent")
+    __slots__ = ("arr", "cap", "cap_c", "len", "len_ref", "seq", "seq_ref", "sent", "pend", "pend_ref")
 
     def __init__(self, size: int) -> None:
         self.arr = (c_char * size)()  # slicing a c_char array gives bytes
@@ -126,6 +126,8 @@ class _Scratch:
         self.seq = c_uint64()
         self.seq_ref = _byref(self.seq)
         self.sent = c_int64()
+        self.pend = c_uint64()  # goipc_call_ex's pending call id
+        self.pend_ref = _byref(self.pend)
 _c_char_from_buffer = c_char.from_buffer
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
@@ -275,6 +277,13 @@ def _recv_arg(buffer: Any) -> Tuple[Any, int]:
     if n == 0:
         return None, 0
     return _byref(c_char.from_buffer(mv)), n
+
+
+def _no_calls() -> _errors.Error:
+    return _errors.make_error(
+        _errors.ERR_NOT_SUPPORTED,
+        "goipc: the loaded libgoipc.so has no calls (goipc_call...): rebuild it (make lib)",
+    )
 
 
 def _check_seq(seq: int) -> None:
@@ -738,6 +747,8 @@ class Conn:
         self._x_recv = fast["goipc_recv"]
         self._x_send_ping = fast.get("goipc_send_ping")
         self._x_recv_pong = fast.get("goipc_recv_pong")
+        self._x_call_ex = fast.get("goipc_call_ex")
+        self._x_call_ping = fast.get("goipc_call_ping")
         self._hc = c_uint64(handle)
         # Receive scratch buffers for recv()/recv_pong()/recv_ping(): one
         # library call fills one, then the message is copied out as bytes.
@@ -1062,6 +1073,283 @@ class Conn:
         if st:
             raise _lib.last_error(st)
         return Reservation(self, ptr.value, size)
+
+    # -- calls: requests and replies with call ids --
+
+    def call(self, data: Any, timeout: Optional[float] = None) -> bytes:
+        """Sends ``data`` (bytes-like) as a call request and returns the
+        peer's reply to it (docs/PROTOCOL.md, "Calls").
+
+        Safe from many threads at once on one connection: each thread gets
+        the reply to its own request, whatever order the peer answers in.
+        One library call per round trip (goipc_call_ex) when the reply
+        comes within WAIT_SLICE; a longer wait continues the same call in
+        slices (goipc_call_end), so Ctrl-C works and the request is never
+        sent twice. If the timeout expires (or an exception such as
+        KeyboardInterrupt interrupts the wait), the call is cancelled: its
+        reply, if it comes later, is dropped (:attr:`dropped_replies`).
+
+        ``data`` may be up to ``max_message_size - 8`` bytes (the frame
+        carries the 8-byte call id). A plain message, or a request, that
+        the peer sends ahead of the reply must be received by someone
+        (:meth:`recv`, :meth:`recv_request`): the reply waits behind it.
+
+        Raises:
+            TimeoutError: no reply within the timeout (the call is over).
+            PeerClosedError: the peer closed or died first.
+            MessageTooLargeError, ClosedError, ProtocolError, ForkError,
+            NotSupportedError (a library without calls).
+        """
+        if _forked:
+            raise _lib.fork_error()
+        if self._x_call_ex is None:
+            raise _no_calls()
+        pool = self._pool
+        try:
+            sc = pool.pop()
+        except IndexError:
+            sc = self._new_scratch()
+        try:
+            if type(data) is bytes:
+                # Fast path: one call into the scratch buffer.
+                ms = _SLICE_MS if timeout is None else _first_ms(timeout)
+                n = len(data)
+                st = self._x_call_ex(
+                    self._hc, data, _SIZES.get(n) or _size_c(n), sc.arr, sc.cap_c, sc.len_ref, _C_MS[ms], sc.pend_ref
+                )
+                if st == _OK:
+                    return sc.arr[: sc.len.value]
+                sc = self._call_wait(sc, data, n, timeout, st, ms, None, 0)
+            else:
+                ptr, n = _send_arg(data)
+                sc = self._call_wait(sc, ptr, n, timeout, None, 0, None, 0)
+            return sc.arr[: sc.len.value]
+        finally:
+            pool.append(sc)
+
+    def call_into(self, data: Any, buffer: Any, timeout: Optional[float] = None) -> int:
+        """:meth:`call` with the reply copied straight into ``buffer`` (any
+        writable bytes-like object); returns the reply's length. One
+        library call per round trip.
+
+        Raises:
+            BufferTooSmallError: the reply is larger than the buffer; its
+                size is in ``.needed``. The call is over and the reply
+                dropped (a buffer of ``max_message_size - 8`` bytes never
+                sees this).
+            and as :meth:`call`.
+        """
+        if _forked:
+            raise _lib.fork_error()
+        if self._x_call_ex is None:
+            raise _no_calls()
+        if type(buffer) is bytearray and buffer:
+            out, cap = _byref(_c_char_from_buffer(buffer)), len(buffer)
+        else:
+            out, cap = _recv_arg(buffer)
+        pool = self._pool
+        try:
+            sc = pool.pop()
+        except IndexError:
+            sc = self._new_scratch()
+        try:
+            if type(data) is bytes:
+                ms = _SLICE_MS if timeout is None else _first_ms(timeout)
+                n = len(data)
+                st = self._x_call_ex(
+                    self._hc,
+                    data,
+                    _SIZES.get(n) or _size_c(n),
+                    out,
+                    _SIZES.get(cap) or _size_c(cap),
+                    sc.len_ref,
+                    _C_MS[ms],
+                    sc.pend_ref,
+                )
+                if st == _OK:
+                    return sc.len.value
+                sc = self._call_wait(sc, data, n, timeout, st, ms, out, cap)
+            else:
+                ptr, n = _send_arg(data)
+                sc = self._call_wait(sc, ptr, n, timeout, None, 0, out, cap)
+            return sc.len.value
+        finally:
+            pool.append(sc)
+
+    def _call_wait(
+        self, sc: "_Scratch", ptr: Any, n: int, timeout: Optional[float], st: Optional[int], first_ms: int,
+        out: Any, cap: int,
+    ) -> "_Scratch":
+        """The general call: ``st`` is the status of a first goipc_call_ex
+        that waited ``first_ms`` (None: not made yet). Sends the request
+        if it was not sent, waits for the reply in slices
+        (goipc_call_end), and cancels the call if the wait ends without
+        it. The reply goes to ``out`` (``cap`` bytes) or, with out None,
+        to the scratch, which is replaced by a larger one for a reply that
+        does not fit. Returns the scratch that holds the result."""
+        lib = _state.lib
+        assert lib is not None
+        h = self._h
+        timeout = _check_timeout(timeout)
+        if timeout is not None:
+            timeout = max(timeout - first_ms / 1000.0, 0.0)
+        t0 = _monotonic()
+        pend = sc.pend.value if st is not None else 0
+        try:
+            if st is None:
+                st = lib.goipc_call_ex(h, ptr, n, sc.arr if out is None else out, sc.cap if out is None else cap,
+                                       sc.len, _first_ms(timeout), sc.pend)
+                pend = sc.pend.value
+            while st != _OK:
+                if st == _BUFFER_TOO_SMALL and pend:
+                    need = sc.len.value
+                    if out is not None:
+                        err = _lib.last_error(st)
+                        err.needed = need  # type: ignore[attr-defined]
+                        raise err  # the pending call is cancelled below
+                    sc = _Scratch(need)  # the reply is kept: take it with a larger buffer
+                    st = lib.goipc_call_end(h, pend, sc.arr, sc.cap, sc.len, 0)
+                elif st == _TIMEOUT:
+                    ms = _next_ms(timeout, t0)
+                    if ms < 0:
+                        raise _lib.last_error(st)
+                    if pend:
+                        st = lib.goipc_call_end(h, pend, sc.arr if out is None else out,
+                                                sc.cap if out is None else cap, sc.len, ms)
+                    else:  # not sent yet (every call slot in use, or the ring full)
+                        st = lib.goipc_call_ex(h, ptr, n, sc.arr if out is None else out,
+                                               sc.cap if out is None else cap, sc.len, ms, sc.pend)
+                        pend = sc.pend.value
+                else:
+                    pend = 0  # any other status ends the call
+                    err = _lib.last_error(st)
+                    if st == _BUFFER_TOO_SMALL:
+                        err.needed = sc.len.value  # type: ignore[attr-defined]
+                    raise err
+            pend = 0
+            return sc
+        finally:
+            if pend:
+                lib.goipc_call_cancel(h, pend)
+
+    def call_ping(self, seq: int, payload: Any = b"", timeout: Optional[float] = None) -> Pong:
+        """A typed call: sends a FlatBuffers Message/Ping (``seq``,
+        ``payload``, sent_ns now) as a call request and returns the reply,
+        which must be a Message/Pong, as a :class:`Pong` (seq, payload).
+        One library call (goipc_call_ping): the Ping is built in place in
+        the ring, the Pong verified in Go. `goipc pong` answers it.
+
+        The wait is one library call: pass a timeout in code that must
+        react to Ctrl-C while a slow peer answers.
+
+        Raises:
+            ProtocolError: the reply was not a valid Pong (this call only).
+            and as :meth:`call`.
+        """
+        if _forked:
+            raise _lib.fork_error()
+        if self._x_call_ping is None:
+            raise _no_calls()
+        if type(seq) is not int or not 0 <= seq <= _U64_MAX:
+            _check_seq(seq)
+        t = _check_timeout(timeout)
+        ms = -1 if t is None else _ms_ceil(t)
+        ptr, n = (payload, len(payload)) if type(payload) is bytes else _send_arg(payload)
+        pool = self._pool
+        try:
+            sc = pool.pop()
+        except IndexError:
+            sc = self._new_scratch()
+        try:
+            st = self._x_call_ping(
+                self._hc, c_uint64(seq), ptr, _SIZES.get(n) or _size_c(n), sc.seq_ref, sc.arr, sc.cap_c, sc.len_ref,
+                _C_MS[ms] if 0 <= ms <= _SLICE_MS else c_int64(ms),
+            )
+            if st == _BUFFER_TOO_SMALL:
+                err = _lib.last_error(st)
+                err.needed = sc.len.value  # type: ignore[attr-defined]
+                raise err
+            if st:
+                raise _lib.last_error(st)
+            return _tuple_new(Pong, (sc.seq.value, sc.arr[: sc.len.value], None, None))
+        finally:
+            pool.append(sc)
+
+    def recv_request(self, timeout: Optional[float] = None) -> Tuple[int, bytes]:
+        """Receives the next call request: returns ``(call_id, request)``.
+        Answer it with :meth:`reply` (from any thread, in any order).
+        Plain messages are left for :meth:`recv`.
+
+        Raises: as :meth:`recv`.
+        """
+        if _forked:
+            raise _lib.fork_error()
+        if self._x_call_ex is None:
+            raise _no_calls()
+        lib = _state.lib
+        assert lib is not None
+        pool = self._pool
+        try:
+            sc = pool.pop()
+        except IndexError:
+            sc = self._new_scratch()
+        try:
+            h = self._h
+            t0 = _monotonic()
+            timeout = _check_timeout(timeout)
+            ms = _first_ms(timeout)
+            while True:
+                st = lib.goipc_recv_request(h, sc.seq, sc.arr, sc.cap, sc.len, ms)
+                if st == _OK:
+                    return sc.seq.value, sc.arr[: sc.len.value]
+                if st == _TIMEOUT:
+                    ms = _next_ms(timeout, t0)
+                    if ms < 0:
+                        raise _lib.last_error(st)
+                elif st == _BUFFER_TOO_SMALL:  # the request stays queued
+                    sc = _Scratch(max(sc.len.value, min(2 * sc.cap, self._max)))
+                    ms = 0
+                else:
+                    raise _lib.last_error(st)
+        finally:
+            pool.append(sc)
+
+    def reply(self, call_id: int, data: Any, timeout: Optional[float] = None) -> None:
+        """Sends ``data`` as the reply to the call request ``call_id``
+        (from :meth:`recv_request`). A reply nobody waits for any more is
+        dropped by the peer.
+
+        Raises: as :meth:`send`; ValueError for a call_id outside
+        [0, 2**64).
+        """
+        if _forked:
+            raise _lib.fork_error()
+        if self._x_call_ex is None:
+            raise _no_calls()
+        _check_seq(call_id)
+        fn = _state.lib.goipc_reply  # type: ignore[union-attr]
+        ptr, n = _send_arg(data)
+        h = self._h
+        t0 = _monotonic()
+        timeout = _check_timeout(timeout)
+        st = fn(h, call_id, ptr, n, _first_ms(timeout))
+        if st == _TIMEOUT:
+            st = _wait(lambda ms: fn(h, call_id, ptr, n, ms), timeout, t0)
+        if st:
+            raise _lib.last_error(st)
+
+    @property
+    def dropped_replies(self) -> int:
+        """Replies this end received that no call was waiting for (their
+        call timed out or was cancelled): dropped, never delivered to
+        another call."""
+        if self._x_call_ex is None:
+            raise _no_calls()
+        out = c_uint64()
+        st = _check_live().goipc_conn_dropped_replies(self._h, out)
+        if st:
+            raise _lib.last_error(st)
+        return out.value
 
     # -- typed messages: Ping / Pong (schema/goipc.fbs) --
 
