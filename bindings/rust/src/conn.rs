@@ -163,7 +163,7 @@ fn c_path(path: &Path) -> Result<CString> {
     CString::new(bytes).map_err(|_| Error::InvalidArgument(format!("goipc: path {path:?} contains a NUL byte")))
 }
 
-fn check(status: i32) -> Result<()> {
+pub(crate) fn check(status: i32) -> Result<()> {
     if status == sys::GOIPC_OK { Ok(()) } else { Err(Error::last(status)) }
 }
 
@@ -328,7 +328,7 @@ impl Drop for Listener {
 /// usable; `Duration::ZERO` never waits.
 #[derive(Debug)]
 pub struct Conn {
-    h: sys::goipc_conn,
+    pub(crate) h: sys::goipc_conn,
 }
 
 impl Conn {

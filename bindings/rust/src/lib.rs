@@ -46,6 +46,7 @@
 
 #[cfg(feature = "tokio")]
 mod async_tokio;
+mod call;
 mod conn;
 mod error;
 pub mod message;

@@ -210,6 +210,18 @@ impl<'c> Messenger<'c> {
         self.conn.send_raw(bytes, ms)
     }
 
+    /// A Ping call: sends a Ping (`seq`, `payload`, `sent_ns` now), built
+    /// with the FlatBuffers builder, as a call request
+    /// ([`Conn::call`]), and returns the reply verified as a Pong. A reply
+    /// that is not a valid Pong is reported ([`Error::UnexpectedBody`],
+    /// [`Error::InvalidMessage`], [`Error::NotAMessage`]) for this call
+    /// only. `goipc pong` answers Ping calls with Pongs.
+    pub fn call_ping(&mut self, seq: u64, payload: &[u8], timeout: Option<Duration>) -> Result<fb::Pong<'_>> {
+        let req = build_ping(&mut self.builder, seq, monotonic_ns(), payload);
+        self.rx = self.conn.call(req, timeout)?;
+        parse_pong(&self.rx)
+    }
+
     /// Receives the next message, verified (any body type, including ones
     /// this version does not know). A message that fails verification is
     /// consumed and reported ([`Error::NotAMessage`],

@@ -308,4 +308,54 @@ ffi_functions! {
         len: usize,
         timeout_ms: i64,
     ) -> i32;
+
+    pub fn goipc_call(
+        c: goipc_conn,
+        req: *const c_void,
+        req_len: usize,
+        resp: *mut c_void,
+        resp_cap: usize,
+        resp_len: *mut usize,
+        timeout_ms: i64,
+    ) -> i32;
+    pub fn goipc_call_ex(
+        c: goipc_conn,
+        req: *const c_void,
+        req_len: usize,
+        resp: *mut c_void,
+        resp_cap: usize,
+        resp_len: *mut usize,
+        timeout_ms: i64,
+        pending: *mut u64,
+    ) -> i32;
+    pub fn goipc_call_end(
+        c: goipc_conn,
+        call: u64,
+        resp: *mut c_void,
+        resp_cap: usize,
+        resp_len: *mut usize,
+        timeout_ms: i64,
+    ) -> i32;
+    pub fn goipc_call_cancel(c: goipc_conn, call: u64) -> i32;
+    pub fn goipc_conn_dropped_replies(c: goipc_conn, out: *mut u64) -> i32;
+    pub fn goipc_recv_request(
+        c: goipc_conn,
+        call: *mut u64,
+        buf: *mut c_void,
+        cap: usize,
+        len: *mut usize,
+        timeout_ms: i64,
+    ) -> i32;
+    pub fn goipc_reply(c: goipc_conn, call: u64, data: *const c_void, len: usize, timeout_ms: i64) -> i32;
+    pub fn goipc_call_ping(
+        c: goipc_conn,
+        seq: u64,
+        payload: *const c_void,
+        len: usize,
+        pong_seq: *mut u64,
+        buf: *mut c_void,
+        cap: usize,
+        out_len: *mut usize,
+        timeout_ms: i64,
+    ) -> i32;
 }

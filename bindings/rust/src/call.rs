@@ -1,0 +1,204 @@
+//! Calls: a request answered by exactly one reply, routed back to its
+//! caller by a call id (docs/PROTOCOL.md, "Calls"). Any number of threads
+//! may call at once on one [`Conn`] (it is `Sync`): each gets the reply
+//! to its own request, whatever order the peer answers in.
+
+use core::ffi::c_void;
+use core::time::Duration;
+
+use crate::conn::{Conn, check, timeout_ms};
+use crate::error::{Error, Result};
+use crate::sys;
+
+/// The reply buffer a [`Conn::call`] starts with: most replies fit, a
+/// larger one costs one more library call (the reply is kept for it).
+const FIRST_REPLY_CAPACITY: usize = 4096;
+
+impl Conn {
+    /// Sends `req` as a call request and returns the peer's reply. One
+    /// call into the library when the reply fits the vector's first 4 KiB
+    /// (a larger reply is kept and taken with one more call).
+    ///
+    /// `timeout` bounds the whole call (`None`: as long as it takes); when
+    /// it expires the call is over and a late reply is dropped
+    /// ([`Conn::dropped_replies`]). `req` may be up to
+    /// `max_message_size() - 8` bytes. A plain message or request the peer
+    /// sends ahead of the reply must be received by someone: the reply
+    /// waits behind it (the head-of-line rule).
+    ///
+    /// Errors: [`Error::Timeout`], [`Error::PeerClosed`] (every call in
+    /// flight gets it, promptly, when the peer closes or dies),
+    /// [`Error::MessageTooLarge`], [`Error::Closed`], [`Error::Protocol`],
+    /// [`Error::InvalidArgument`] (this thread holds a view or a
+    /// reservation on the connection).
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// // `goipc pong --listen /tmp/pong.sock` echoes a call's request.
+    /// let conn = goipc::Conn::dial("/tmp/pong.sock", None)?;
+    /// let reply = conn.call(b"hello", Some(Duration::from_secs(1)))?;
+    /// assert_eq!(reply, b"hello");
+    /// # Ok::<(), goipc::Error>(())
+    /// ```
+    pub fn call(&self, req: &[u8], timeout: Option<Duration>) -> Result<Vec<u8>> {
+        let mut out: Vec<u8> = Vec::with_capacity(FIRST_REPLY_CAPACITY);
+        let mut n = 0usize;
+        let mut pending = 0u64;
+        // SAFETY: req is readable for its length; the spare capacity of
+        // out (len 0) is writable for its capacity, and the library writes
+        // at most that many bytes and none after the call returns; n and
+        // pending are writable.
+        let st = unsafe {
+            sys::goipc_call_ex(
+                self.h,
+                req.as_ptr().cast::<c_void>(),
+                req.len(),
+                out.as_mut_ptr().cast::<c_void>(),
+                out.capacity(),
+                &mut n,
+                timeout_ms(timeout),
+                &mut pending,
+            )
+        };
+        match st {
+            sys::GOIPC_OK => {}
+            sys::GOIPC_ERR_BUFFER_TOO_SMALL if pending != 0 => {
+                // The reply is kept for us: take it with a buffer of its size.
+                out.reserve_exact(n);
+                // SAFETY: as above, for the new capacity; the reply is
+                // already in, so the call does not wait.
+                let st = unsafe {
+                    sys::goipc_call_end(self.h, pending, out.as_mut_ptr().cast::<c_void>(), out.capacity(), &mut n, 0)
+                };
+                if st != sys::GOIPC_OK {
+                    let err = Error::last(st);
+                    // SAFETY: ends the call if it is still pending (an
+                    // error for an ended one, which we ignore).
+                    unsafe { sys::goipc_call_cancel(self.h, pending) };
+                    return Err(err);
+                }
+            }
+            _ => {
+                let err = Error::last(st);
+                if pending != 0 {
+                    // SAFETY: a call left pending by a timeout: end it.
+                    unsafe { sys::goipc_call_cancel(self.h, pending) };
+                }
+                return Err(err);
+            }
+        }
+        debug_assert!(n <= out.capacity());
+        // SAFETY: the library wrote n <= capacity bytes at the start.
+        unsafe { out.set_len(n) };
+        Ok(out)
+    }
+
+    /// [`Conn::call`] with the reply copied straight into `buf`; returns
+    /// its length. One call into the library, no allocation.
+    ///
+    /// A reply larger than `buf` is [`Error::BufferTooSmall`] with the size
+    /// needed; the call is over and the reply dropped (a buffer of
+    /// `max_message_size() - 8` bytes never sees this).
+    pub fn call_into(&self, req: &[u8], buf: &mut [u8], timeout: Option<Duration>) -> Result<usize> {
+        let mut n = 0usize;
+        // SAFETY: req is readable and buf writable for their lengths, for
+        // the duration of the call only; n is writable.
+        let st = unsafe {
+            sys::goipc_call(
+                self.h,
+                req.as_ptr().cast::<c_void>(),
+                req.len(),
+                buf.as_mut_ptr().cast::<c_void>(),
+                buf.len(),
+                &mut n,
+                timeout_ms(timeout),
+            )
+        };
+        match st {
+            sys::GOIPC_OK => Ok(n),
+            sys::GOIPC_ERR_BUFFER_TOO_SMALL => Err(Error::BufferTooSmall { needed: n }),
+            _ => Err(Error::last(st)),
+        }
+    }
+
+    /// A typed call: sends a FlatBuffers Ping (`seq`, `payload`, sent now)
+    /// as a call request, and returns the reply's Pong as (seq, payload
+    /// length), the payload copied into `buf`. One call into the library
+    /// (`goipc_call_ping`: the Ping is built in place, the Pong verified).
+    /// `goipc pong` answers it. A reply that is not a valid Pong is
+    /// [`Error::Protocol`] for this call only. See also
+    /// [`crate::Messenger::call_ping`], which returns the verified Pong.
+    pub fn call_ping(
+        &self,
+        seq: u64,
+        payload: &[u8],
+        buf: &mut [u8],
+        timeout: Option<Duration>,
+    ) -> Result<(u64, usize)> {
+        let (mut pong_seq, mut n) = (0u64, 0usize);
+        // SAFETY: payload readable and buf writable for their lengths
+        // during the call; the out-parameters are writable.
+        let st = unsafe {
+            sys::goipc_call_ping(
+                self.h,
+                seq,
+                payload.as_ptr().cast::<c_void>(),
+                payload.len(),
+                &mut pong_seq,
+                buf.as_mut_ptr().cast::<c_void>(),
+                buf.len(),
+                &mut n,
+                timeout_ms(timeout),
+            )
+        };
+        match st {
+            sys::GOIPC_OK => Ok((pong_seq, n)),
+            sys::GOIPC_ERR_BUFFER_TOO_SMALL => Err(Error::BufferTooSmall { needed: n }),
+            _ => Err(Error::last(st)),
+        }
+    }
+
+    /// Server side: receives the next call request into `buf`, returning
+    /// its call id and length. Answer with [`Conn::reply`], from any
+    /// thread, in any order. Plain messages are left for
+    /// [`Conn::recv`]. A request larger than `buf` is
+    /// [`Error::BufferTooSmall`] and stays queued.
+    pub fn recv_request(&self, buf: &mut [u8], timeout: Option<Duration>) -> Result<(u64, usize)> {
+        let (mut id, mut n) = (0u64, 0usize);
+        // SAFETY: buf writable for its length during the call; the
+        // out-parameters are writable.
+        let st = unsafe {
+            sys::goipc_recv_request(
+                self.h,
+                &mut id,
+                buf.as_mut_ptr().cast::<c_void>(),
+                buf.len(),
+                &mut n,
+                timeout_ms(timeout),
+            )
+        };
+        match st {
+            sys::GOIPC_OK => Ok((id, n)),
+            sys::GOIPC_ERR_BUFFER_TOO_SMALL => Err(Error::BufferTooSmall { needed: n }),
+            _ => Err(Error::last(st)),
+        }
+    }
+
+    /// Sends `data` as the reply to the call request `call` (its id from
+    /// [`Conn::recv_request`]), waiting for ring space up to `timeout`.
+    pub fn reply(&self, call: u64, data: &[u8], timeout: Option<Duration>) -> Result<()> {
+        // SAFETY: data readable for its length during the call.
+        check(unsafe {
+            sys::goipc_reply(self.h, call, data.as_ptr().cast::<c_void>(), data.len(), timeout_ms(timeout))
+        })
+    }
+
+    /// Replies this end received that no call was waiting for (their call
+    /// timed out): dropped, never delivered to another call.
+    pub fn dropped_replies(&self) -> Result<u64> {
+        let mut n = 0u64;
+        // SAFETY: n is writable.
+        check(unsafe { sys::goipc_conn_dropped_replies(self.h, &mut n) })?;
+        Ok(n)
+    }
+}
