@@ -11,6 +11,9 @@ What it measures, per round trip, with ``time.perf_counter_ns()``:
   with ``Conn.recv`` (returns bytes), and in a second series with
   ``Conn.recv_into`` (fills a bytearray); one library call each, default
   spin settings on both sides;
+* goipc calls: the same bytes as a call request, answered by the same
+  consumer with the same echo: ``Conn.call`` (returns bytes) and
+  ``Conn.call_into``, one library call per round trip;
 * socketpair: this process sends the same bytes over one end of an
   AF_UNIX ``socket.socketpair()`` to a child Python process that echoes
   them back (``sendall`` / ``recv``), the usual way two Python processes
@@ -18,8 +21,8 @@ What it measures, per round trip, with ``time.perf_counter_ns()``:
 
 The two alternate in ``--rounds`` rounds of ``-n`` round trips each, so
 that both see the same machine load; the p50 over all rounds of each is
-compared, and the ratio socketpair/goipc is printed (the project's target:
-at least 5x). The VM this was written on is noisy: compare within a run.
+compared, and the ratio socketpair/goipc is printed (the project's targets:
+at least 5x for send + recv, 10x for a call). The VM this was written on is noisy: compare within a run.
 """
 
 from __future__ import annotations
@@ -35,6 +38,7 @@ import time
 from pathlib import Path
 from typing import IO, List, Optional, Sequence
 
+from . import has_calls
 from .conn import Conn, dial
 from .ping import percentile
 
@@ -120,6 +124,37 @@ def goipc_into_round(conn: Conn, n: int, size: int) -> List[int]:
     return out
 
 
+def goipc_call_round(conn: Conn, n: int, size: int) -> List[int]:
+    """n calls of size bytes to the Go consumer (Conn.call: one library
+    call per round trip, a new bytes object per reply)."""
+    msg = bytes(size)
+    call = conn.call
+    clock = time.perf_counter_ns
+    out: List[int] = []
+    append = out.append
+    for _ in range(n):
+        t0 = clock()
+        call(msg)
+        append(clock() - t0)
+    return out
+
+
+def goipc_call_into_round(conn: Conn, n: int, size: int) -> List[int]:
+    """As goipc_call_round, the reply copied into one bytearray
+    (Conn.call_into)."""
+    msg = bytes(size)
+    buf = bytearray(size)
+    call_into = conn.call_into
+    clock = time.perf_counter_ns
+    out: List[int] = []
+    append = out.append
+    for _ in range(n):
+        t0 = clock()
+        call_into(msg, buf)
+        append(clock() - t0)
+    return out
+
+
 def socket_round(sock: socket.socket, n: int, size: int) -> List[int]:
     """n round trips of size bytes through a Python echo child."""
     msg = bytes(size)
@@ -154,6 +189,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--size", type=int, default=64, help="message size in bytes (default 64)")
     ap.add_argument("--goipc-bin", default=None, help="the goipc CLI (default: $GOIPC_BIN or build/bin/goipc)")
     ap.add_argument("--dial", default=None, metavar="PATH", help="use a running echo consumer instead of starting one")
+    ap.add_argument(
+        "--no-calls", dest="calls", action="store_false", help="skip the call series (Conn.call, Conn.call_into)"
+    )
     args = ap.parse_args(argv)
     if args.n <= 0 or args.rounds <= 0 or args.size <= 0 or args.warmup < 0:
         ap.error("-n, --rounds and --size must be > 0, --warmup >= 0")
@@ -178,44 +216,48 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         b.close()
 
         with dial(path, timeout=10.0) as conn:
-            goipc_round(conn, args.warmup, args.size)
-            goipc_into_round(conn, args.warmup, args.size)
+            # Series: (name, round function, target ratio socketpair/goipc).
+            # Calls need a consumer that answers them (goipc pong does) and
+            # a library that has them.
+            series = [
+                ("send + recv", goipc_round, 5.0),
+                ("send + recv_into", goipc_into_round, 5.0),
+            ]
+            if args.calls and has_calls():
+                series += [("call", goipc_call_round, 10.0), ("call_into", goipc_call_into_round, 10.0)]
+            for _, fn, _ in series:
+                fn(conn, args.warmup, args.size)
             socket_round(a, args.warmup, args.size)
-            g_all: List[int] = []
-            i_all: List[int] = []
+            got: List[List[int]] = [[] for _ in series]
             s_all: List[int] = []
             print("goipc.bench: %d B round trips, %d rounds x %d per series, alternating" % (args.size, args.rounds, args.n))
-            print("%-6s %16s %16s %16s" % ("round", "goipc recv p50", "recv_into p50", "socketpair p50"))
+            print("%-6s" % "round" + "".join("%18s" % (name + " p50") for name, _, _ in series) + "%18s" % "socketpair p50")
             for r in range(args.rounds):
-                g = goipc_round(conn, args.n, args.size)
-                i = goipc_into_round(conn, args.n, args.size)
+                line = "%-6d" % (r + 1)
+                for k, (_, fn, _) in enumerate(series):
+                    xs = fn(conn, args.n, args.size)
+                    got[k] += xs
+                    line += "%15.2f us" % (percentile(sorted(xs), 50) / 1e3)
                 s = socket_round(a, args.n, args.size)
-                g_all += g
-                i_all += i
                 s_all += s
-                print(
-                    "%-6d %13.2f us %13.2f us %13.2f us"
-                    % (r + 1, percentile(sorted(g), 50) / 1e3, percentile(sorted(i), 50) / 1e3, percentile(sorted(s), 50) / 1e3)
-                )
-        g_all.sort()
-        i_all.sort()
+                print(line + "%15.2f us" % (percentile(sorted(s), 50) / 1e3))
+        for xs in got:
+            xs.sort()
         s_all.sort()
         print()
         print("%-40s %10s %10s %10s" % ("all rounds", "p50", "p99", "mean"))
-        for name, xs in (
-            ("goipc Python->Go (send + recv)", g_all),
-            ("goipc Python->Go (send + recv_into)", i_all),
-            ("socketpair Python<->Python", s_all),
-        ):
+        for name, xs in [("goipc Python->Go (%s)" % n, got[k]) for k, (n, _, _) in enumerate(series)] + [
+            ("socketpair Python<->Python", s_all)
+        ]:
             print(
                 "%-40s %7.2f us %7.2f us %7.2f us"
                 % (name, percentile(xs, 50) / 1e3, percentile(xs, 99) / 1e3, sum(xs) / len(xs) / 1e3)
             )
         s50 = percentile(s_all, 50)
-        for name, xs in (("send + recv", g_all), ("send + recv_into", i_all)):
-            ratio = s50 / max(percentile(xs, 50), 1)
-            verdict = "met" if ratio >= 5 else "NOT met"
-            print("ratio: socketpair p50 / goipc (%s) p50 = %.1fx (target >= 5x: %s)" % (name, ratio, verdict))
+        for k, (name, _, target) in enumerate(series):
+            ratio = s50 / max(percentile(got[k], 50), 1)
+            verdict = "met" if ratio >= target else "NOT met"
+            print("ratio: socketpair p50 / goipc (%s) p50 = %.1fx (target >= %gx: %s)" % (name, ratio, target, verdict))
         return 0
     finally:
         if a is not None:
