@@ -44,6 +44,7 @@ GOIPC = os.path.join(BUILD, "bin", "goipc")
 # on a 2-core machine; the 100,000 round trips are the requirement).
 PINGPONG_N = 100_000
 PINGPONG_SIZE = 32
+CALLS_N = 20_000  # typed calls, from the producer's threads on one connection
 BURST_ROUNDS = 20
 BURST_RING = 65536  # a small ring fills quickly; the dialer's size defines it
 BURST_MAX_MESSAGE = 4096
@@ -315,6 +316,17 @@ class Runner:
         return f"{PINGPONG_N} round trips of a {PINGPONG_SIZE} B payload, p50 {r['p50_ns'] / 1e3:.1f} us, " \
                f"p99 {r['p99_ns'] / 1e3:.1f} us"
 
+    def t_calls(self, t):
+        path = self.sock(t, "c.sock")
+        c = self.start_consumer(t.consumer, path)
+        p = self.start_producer(t.producer, path, "calls", "--n", CALLS_N, "--size", PINGPONG_SIZE)
+        r = self.result_of(p, DEFAULT_TIMEOUT)
+        if r.get("calls") != CALLS_N:
+            raise Failed(f"{r.get('calls')} calls, want {CALLS_N}")
+        self.consumer_end(c, CALLS_N)
+        return f"{CALLS_N} Ping calls from {r.get('threads')} threads on one connection, each answered by its own " \
+               f"Pong, p50 {r['p50_ns'] / 1e3:.1f} us, p99 {r['p99_ns'] / 1e3:.1f} us"
+
     def t_sizes(self, t):
         path = self.sock(t, "c.sock")
         c = self.start_consumer(t.consumer, path)
@@ -467,6 +479,9 @@ def all_tests():
     pairs = [(p, c) for p in LANGS for c in ("go", "golib")] + [("go", c) for c in ("c", "python", "rust")]
     pairs += [("go", c) for c in EVENT_LOOP_CONSUMERS]
     tests = [Test(s, p, c) for p, c in pairs for s in SCENARIOS]
+    # Calls: every producer against the Go consumers (which answer a Ping
+    # sent as a call request with a Pong as its reply).
+    tests += [Test("calls", p, c) for p in LANGS for c in ("go", "golib")]
     tests += [Test("layout", lang, "go") for lang in LANGS]
     return tests
 

@@ -9,10 +9,11 @@
  *                 [--protocol-version V] [--snapshot FILE]
  *   peer unix-echo --listen PATH --size B
  *
- * Scenarios: pingpong, sizes, burst, stream, version, layout, unix.
+ * Scenarios: pingpong, calls, sizes, burst, stream, version, layout, unix.
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -418,6 +419,94 @@ static void sc_pingpong(const args *a, result *r)
     }
     if (r->ok && n > 0)
         add_latencies(r, rtt, n, now_ns() - start, a->size);
+    free(rtt);
+    goipc_conn_close(c);
+}
+
+/* calls: CALL_THREADS threads make n typed calls in all on one connection
+ * (goipc_call_ping: a Ping request answered by a Pong reply); every Pong
+ * must answer its own Ping. */
+#define CALL_THREADS 4
+
+struct caller {
+    goipc_conn c;
+    int g;
+    long long n, size;
+    uint64_t *rtt; /* its share of the latencies */
+    size_t count;
+    result r;
+};
+
+static void *caller_run(void *p)
+{
+    struct caller *k = p;
+    unsigned char *buf = malloc((size_t)k->size + 1);
+    for (long long i = k->g; i < k->n && buf; i += CALL_THREADS) {
+        const unsigned char *payload = payload_for((uint64_t)i, (size_t)k->size);
+        uint64_t seq = 0, t0 = now_ns();
+        size_t len = 0;
+        int32_t st = goipc_call_ping(k->c, (uint64_t)i, payload, (size_t)k->size, &seq, buf, (size_t)k->size + 1, &len,
+                                     CALL_TIMEOUT_MS);
+        if (st != GOIPC_OK) {
+            char what[64];
+            snprintf(what, sizeof what, "call %lld (thread %d)", i, k->g);
+            set_fail_st(&k->r, st, what);
+            break;
+        }
+        if (seq != (uint64_t)i || len != (size_t)k->size || memcmp(buf, payload, len) != 0) {
+            set_fail(&k->r, -1, "call %lld: the Pong answers seq %" PRIu64 " with %zu B, want seq %lld with %lld B "
+                     "(another call's reply)", i, seq, len, i, k->size);
+            break;
+        }
+        k->rtt[k->count++] = now_ns() - t0;
+    }
+    free(buf);
+    return NULL;
+}
+
+static void sc_calls(const args *a, result *r)
+{
+    goipc_conn c;
+    int32_t st = dial(a, &c);
+    if (st != GOIPC_OK) {
+        set_fail_st(r, st, "dial");
+        return;
+    }
+    payload_for(0, (size_t)a->size); /* grows the shared pattern before the threads read it */
+    size_t n = (size_t)a->n, share = n / CALL_THREADS + 1; /* most calls one thread makes */
+    uint64_t *rtt = malloc(CALL_THREADS * share * sizeof *rtt);
+    if (rtt == NULL || n < CALL_THREADS) {
+        set_fail(r, -1, "calls: n must be at least %d", CALL_THREADS);
+        free(rtt);
+        goipc_conn_close(c);
+        return;
+    }
+    struct caller k[CALL_THREADS];
+    pthread_t t[CALL_THREADS];
+    uint64_t start = now_ns();
+    for (int g = 0; g < CALL_THREADS; g++) {
+        k[g] = (struct caller){.c = c, .g = g, .n = a->n, .size = a->size, .rtt = rtt + (size_t)g * share};
+        k[g].r.ok = 1;
+        k[g].r.status = -1;
+    }
+    for (int g = 0; g < CALL_THREADS; g++)
+        pthread_create(&t[g], NULL, caller_run, &k[g]);
+    size_t total = 0;
+    for (int g = 0; g < CALL_THREADS; g++) {
+        pthread_join(t[g], NULL);
+        if (!k[g].r.ok && r->ok)
+            *r = k[g].r;
+        /* gather the latencies at the front, in thread order */
+        memmove(rtt + total, k[g].rtt, k[g].count * sizeof *rtt);
+        total += k[g].count;
+    }
+    uint64_t elapsed = now_ns() - start;
+    if (r->ok) {
+        qsort(rtt, total, sizeof *rtt, cmp_u64);
+        add_extra(r, ",\"calls\":%zu,\"threads\":%d,\"size\":%lld,\"p50_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64
+                     ",\"calls_per_s\":%.1f",
+                  total, CALL_THREADS, a->size, pct(rtt, total, 50), pct(rtt, total, 99), (double)total * 1e9 / (double)elapsed);
+    }
     free(rtt);
     goipc_conn_close(c);
 }
@@ -988,7 +1077,7 @@ int main(int argc, char **argv)
         const char *name;
         void (*run)(const args *, result *);
     } scenarios[] = {
-        {"pingpong", sc_pingpong}, {"sizes", sc_sizes},   {"burst", sc_burst}, {"stream", sc_stream},
+        {"pingpong", sc_pingpong}, {"calls", sc_calls}, {"sizes", sc_sizes},   {"burst", sc_burst}, {"stream", sc_stream},
         {"version", sc_version},   {"layout", sc_layout}, {"unix", sc_unix},
     };
     for (size_t i = 0; i < sizeof scenarios / sizeof *scenarios; i++)

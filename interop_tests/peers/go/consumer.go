@@ -14,9 +14,10 @@ import (
 )
 
 // runConsumer listens on path and answers every Ping with a Pong carrying
-// its seq, sent_ns and payload (built in place in the ring). A message that
-// is not a Ping is counted as malformed and echoed, so that its sender
-// never waits for an answer that will not come.
+// its seq, sent_ns and payload (built in place in the ring): a Ping sent
+// as a message with a message, a Ping sent as a call request with the
+// call's reply. A message that is not a Ping is counted as malformed and
+// echoed, so that its sender never waits for an answer that will not come.
 func runConsumer(path string, proto uint32, once bool) int {
 	if path == "" {
 		usage()
@@ -59,21 +60,23 @@ func runConsumer(path string, proto uint32, once bool) int {
 	return 0
 }
 
+// serve answers plain messages with plain messages and call requests
+// with replies (the calls scenario), the same way.
 func serve(c *goipc.Conn) {
 	defer c.Close()
 	n, malformed := 0, 0
 	var err error
 	for {
-		var msg []byte
-		if msg, err = c.RecvView(-1); err != nil {
+		var in goipc.Incoming
+		if in, err = c.RecvNextView(-1); err != nil {
 			break
 		}
-		ping, perr := message.ParsePing(msg)
+		ping, perr := message.ParsePing(in.Data)
 		if perr != nil {
 			malformed++
-			err = echo(c, msg)
+			err = echo(c, in)
 		} else {
-			err = pong(c, ping)
+			err = pong(c, in, ping)
 		}
 		c.ReleaseView()
 		if err != nil {
@@ -85,10 +88,19 @@ func serve(c *goipc.Conn) {
 		"messages": n, "malformed": malformed})
 }
 
-func pong(c *goipc.Conn, ping message.PingView) error {
+// reserveAnswer reserves room for the answer to in: a plain message, or
+// the reply to a call request.
+func reserveAnswer(c *goipc.Conn, in goipc.Incoming, n int) ([]byte, error) {
+	if in.Call {
+		return c.ReserveReply(in.ID, n, -1)
+	}
+	return c.Reserve(n, -1)
+}
+
+func pong(c *goipc.Conn, in goipc.Incoming, ping message.PingView) error {
 	received := monoNs()
 	payload := ping.Payload()
-	out, err := c.Reserve(message.PongSize(len(payload)), -1)
+	out, err := reserveAnswer(c, in, message.PongSize(len(payload)))
 	if err != nil {
 		return err
 	}
@@ -100,13 +112,13 @@ func pong(c *goipc.Conn, ping message.PingView) error {
 	return c.Commit(m)
 }
 
-func echo(c *goipc.Conn, msg []byte) error {
-	out, err := c.Reserve(len(msg), -1)
+func echo(c *goipc.Conn, in goipc.Incoming) error {
+	out, err := reserveAnswer(c, in, len(in.Data))
 	if err != nil {
 		return err
 	}
-	copy(out, msg)
-	return c.Commit(len(msg))
+	copy(out, in.Data)
+	return c.Commit(len(in.Data))
 }
 
 // monoNs is CLOCK_MONOTONIC in ns, the clock of every Ping/Pong timestamp.

@@ -33,6 +33,7 @@ func (p *producer) run() int {
 	}
 	scenarios := map[string]func() result{
 		"pingpong": p.pingpong,
+		"calls":    p.calls,
 		"sizes":    p.sizes,
 		"burst":    p.burst,
 		"stream":   p.stream,
@@ -110,7 +111,12 @@ func recvPong(c *goipc.Conn, seq uint64, sent int64, payload []byte) error {
 		return err
 	}
 	defer c.ReleaseView()
-	pong, err := message.ParsePong(view)
+	return checkPong(view, seq, sent, payload)
+}
+
+// checkPong checks that msg is the Pong answering (seq, sent) with payload.
+func checkPong(msg []byte, seq uint64, sent int64, payload []byte) error {
+	pong, err := message.ParsePong(msg)
 	switch {
 	case err != nil:
 		return fmt.Errorf("answer to Ping %d is not a valid Pong: %w", seq, err)
@@ -164,6 +170,65 @@ func (p *producer) pingpong() result {
 	return result{"round_trips": p.n, "size": p.size, "p50_ns": pct(50), "p99_ns": pct(99), "p999_ns": pct(99.9),
 		"max_ns": rtts[len(rtts)-1], "elapsed_ns": elapsed.Nanoseconds(),
 		"round_trips_per_s": float64(p.n) / elapsed.Seconds()}
+}
+
+// callThreads is how many goroutines (threads, in the other peers) share
+// the one connection of the calls scenario.
+const callThreads = 4
+
+// calls: callThreads goroutines make n typed calls in all on one
+// connection, each a Ping request (seq i, payloadFor(i)) answered by a
+// Pong reply: every Pong must answer its own Ping (seq, ping_sent_ns,
+// payload), whatever order the consumer answers in.
+func (p *producer) calls() result {
+	c, err := p.dial()
+	if err != nil {
+		return failErr("dial", err)
+	}
+	defer c.Close()
+	payloadFor(0, p.size) // grows the shared pattern before the goroutines read it
+	type outcome struct {
+		rtts []int64
+		err  error
+	}
+	out := make(chan outcome, callThreads)
+	start := time.Now()
+	for g := range callThreads {
+		go func() {
+			req := make([]byte, message.PingSize(p.size))
+			reply := make([]byte, message.PongSize(p.size))
+			var o outcome
+			for i := g; i < p.n; i += callThreads {
+				seq := uint64(i)
+				payload := payloadFor(seq, p.size)
+				t0 := monoNs()
+				m, _ := message.WritePing(req, seq, t0, payload)
+				n, err := c.CallTimeout(req[:m], reply, callTimeout)
+				if err == nil {
+					err = checkPong(reply[:n], seq, t0, payload)
+				}
+				if err != nil {
+					o.err = fmt.Errorf("call %d: %w", i, err)
+					break
+				}
+				o.rtts = append(o.rtts, monoNs()-t0)
+			}
+			out <- o
+		}()
+	}
+	var rtts []int64
+	for range callThreads {
+		o := <-out
+		if o.err != nil {
+			return failErr("calls", o.err)
+		}
+		rtts = append(rtts, o.rtts...)
+	}
+	elapsed := time.Since(start)
+	slices.Sort(rtts)
+	pct := func(q float64) int64 { return rtts[int(q/100*float64(len(rtts)-1)+0.5)] }
+	return result{"calls": p.n, "threads": callThreads, "size": p.size, "p50_ns": pct(50), "p99_ns": pct(99),
+		"calls_per_s": float64(p.n) / elapsed.Seconds()}
 }
 
 // maxPayload is the largest payload whose Pong (the larger answer) fits a

@@ -21,6 +21,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -28,6 +29,7 @@ sys.path.insert(0, os.path.join(ROOT, "bindings", "python", "src"))
 
 LANG = "python"
 CALL_TIMEOUT = 10.0  # seconds; every blocking call is bounded
+CALL_THREADS = 4  # threads sharing the one connection of the calls scenario
 
 # Status codes (include/goipc.h), by value: the documented ABI.
 STATUS_NAMES = ["ok", "invalid_argument", "timeout", "closed", "peer_closed", "message_too_large",
@@ -178,6 +180,50 @@ class Producer:
                 if i >= a.warmup:
                     rtts.append(now() - t0)
             return latencies(rtts, now() - start, a.size)
+        finally:
+            c.close()
+
+    def calls(self):
+        """CALL_THREADS threads make n typed calls in all on one
+        connection (Conn.call_ping: a Ping request answered by a Pong
+        reply); every Pong must answer its own Ping."""
+        a = self.a
+        if not hasattr(goipc.Conn, "call_ping"):
+            raise Fail("the Python binding has no calls", "not_supported")
+        c = self.dial()
+        try:
+            payload_for(0, a.size)  # grows the shared pattern before the threads read it
+            rtts, errors = [], []
+            now = time.monotonic_ns
+
+            def caller(g):
+                mine = []
+                try:
+                    for i in range(g, a.n, CALL_THREADS):
+                        payload = payload_for(i, a.size)
+                        t0 = now()
+                        pong = c.call_ping(i, payload, CALL_TIMEOUT)
+                        if pong.seq != i or pong.payload != payload:
+                            raise Fail(f"call {i}: the Pong answers seq {pong.seq} with {len(pong.payload)} B, "
+                                       f"want seq {i} with {len(payload)} B (another call's reply)")
+                        mine.append(now() - t0)
+                except goipc.Error as e:
+                    errors.append(fail_from(f"call (thread {g})", e))
+                except Fail as e:
+                    errors.append(e)
+                rtts.extend(mine)
+
+            start = now()
+            threads = [threading.Thread(target=caller, args=(g,)) for g in range(CALL_THREADS)]
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            if errors:
+                raise errors[0]
+            r = latencies(rtts, now() - start, a.size)
+            return {"calls": r["round_trips"], "threads": CALL_THREADS, "size": a.size, "p50_ns": r["p50_ns"],
+                    "p99_ns": r["p99_ns"]}
         finally:
             c.close()
 
@@ -346,7 +392,7 @@ def latencies(rtts, elapsed, size):
 def run_producer(a):
     load()
     p = Producer(a)
-    scenarios = {"pingpong": p.pingpong, "sizes": p.sizes, "burst": p.burst, "stream": p.stream,
+    scenarios = {"pingpong": p.pingpong, "calls": p.calls, "sizes": p.sizes, "burst": p.burst, "stream": p.stream,
                  "version": p.version, "layout": p.layout, "unix": p.unix}
     if a.scenario not in scenarios:
         print(f"peer.py producer: unknown scenario {a.scenario}", file=sys.stderr)

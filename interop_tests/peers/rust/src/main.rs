@@ -21,6 +21,8 @@ use goipc::{Conn, Error, Listener, Messenger, Options, sys};
 const LANG: &str = "rust";
 /// Every blocking call is bounded: a bug shows as a timeout, never a hang.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
+/// Threads sharing the one connection of the calls scenario.
+const CALL_THREADS: u64 = 4;
 
 // ---- The documented constants this peer depends on ----------------------
 
@@ -170,6 +172,7 @@ use layout::{ping_size, pong_size};
 
 // ---- Output: JSON lines ---------------------------------------------------
 
+#[derive(Clone)]
 enum J {
     S(String),
     U(u64),
@@ -374,6 +377,54 @@ impl Producer {
             }
         }
         Ok(latencies(rtts, start.elapsed(), a.size))
+    }
+
+    /// CALL_THREADS threads make n typed calls in all on one connection
+    /// (`Conn::call_ping`: a Ping request answered by a Pong reply); every
+    /// Pong must answer its own Ping.
+    fn calls(&self) -> Result<Fields, Fail> {
+        let a = &self.a;
+        let c = self.dial()?;
+        let pat = pattern(a.size);
+        let start = Instant::now();
+        let per_thread: Vec<Result<Vec<u64>, Fail>> = std::thread::scope(|s| {
+            let threads: Vec<_> = (0..CALL_THREADS)
+                .map(|g| {
+                    let (c, pat) = (&c, &pat);
+                    s.spawn(move || {
+                        let mut buf = vec![0u8; a.size + 1];
+                        let mut rtts = Vec::new();
+                        for i in (g..a.n).step_by(CALL_THREADS as usize) {
+                            let p = payload(pat, i, a.size);
+                            let t0 = Instant::now();
+                            let (seq, n) = c
+                                .call_ping(i, p, &mut buf, Some(CALL_TIMEOUT))
+                                .map_err(|e| fail_err(format!("call {i} (thread {g})"), &e))?;
+                            if seq != i || &buf[..n] != p {
+                                return Err(fail(format!(
+                                    "call {i}: the Pong answers seq {seq} with {n} B, want seq {i} with {} B (another call's reply)",
+                                    p.len()
+                                )));
+                            }
+                            rtts.push(t0.elapsed().as_nanos() as u64);
+                        }
+                        Ok(rtts)
+                    })
+                })
+                .collect();
+            threads.into_iter().map(|t| t.join().unwrap()).collect()
+        });
+        let elapsed = start.elapsed();
+        let mut rtts = Vec::new();
+        for r in per_thread {
+            rtts.extend(r?);
+        }
+        let mut f = latencies(rtts, elapsed, a.size);
+        let calls = f.iter().find(|(k, _)| *k == "round_trips").map(|(_, v)| v.clone()).unwrap();
+        f.retain(|(k, _)| ["size", "p50_ns", "p99_ns"].contains(k));
+        f.push(("calls", calls));
+        f.push(("threads", J::U(CALL_THREADS)));
+        Ok(f)
     }
 
     fn sizes(&self) -> Result<Fields, Fail> {
@@ -736,6 +787,7 @@ fn run_producer(a: Args) -> ExitCode {
     let p = Producer { a };
     let r = match scenario.as_str() {
         "pingpong" => p.pingpong(),
+        "calls" => p.calls(),
         "sizes" => p.sizes(),
         "burst" => p.burst(),
         "stream" => p.stream(),
