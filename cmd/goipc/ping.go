@@ -27,6 +27,7 @@ func runPing(args []string) int {
 	spin := fs.Duration("spin", 0, "spin budget before parking (0: default; -1ns: park at once)")
 	timeout := fs.Duration("timeout", 10*time.Second, "give up on a round trip after this long")
 	raw := fs.Bool("raw", false, "send raw bytes and expect an exact echo, instead of FlatBuffers Ping/Pong")
+	call := fs.Bool("call", false, "make each round trip a call (a request answered by its reply) instead of a message and its answer")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -66,6 +67,12 @@ func runPing(args []string) int {
 	loop, what := pingPongLoop, "Ping/Pong round trips with a %d B payload"
 	if *raw {
 		loop, what = echoPingLoop, "raw echo round trips of %d B"
+	}
+	if *call {
+		loop, what = callPongLoop, "Ping/Pong calls with a %d B payload"
+		if *raw {
+			loop, what = callEchoLoop, "raw echo calls of %d B"
+		}
 	}
 	rtts, elapsed, err := loop(c, *warmup, *n, *size, *timeout)
 	if err != nil {

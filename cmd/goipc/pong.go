@@ -117,20 +117,22 @@ func (s *pongServer) handle(c *goipc.Conn) {
 	c.Close()
 }
 
-// echoLoop answers every message until the connection ends. A Ping
-// (FlatBuffers Message/Ping) gets a Pong with the same seq and payload; any
-// other message is echoed unchanged. Either way the message is read in
+// echoLoop answers every message and call request until the connection
+// ends. A Ping (FlatBuffers Message/Ping) gets a Pong with the same seq and
+// payload; any other message is echoed unchanged. Either way it is read in
 // place and the answer is written straight into reserved ring space, so
 // the payload is copied once, ring to ring. report is told about messages
 // that were answered but not as asked (a malformed Ping, a Pong that does
 // not fit); the connection goes on.
 func echoLoop(c *goipc.Conn, n *int, report func(error)) error {
+	r := &replier{Conn: c} // a call request is answered with its reply (calls.go)
 	for {
-		msg, err := c.RecvView(-1)
+		in, err := c.RecvNextView(-1)
 		if err != nil {
 			return err
 		}
-		if err := answer(c, msg, report); err != nil {
+		r.in = in
+		if err := answer(r, in.Data, report); err != nil {
 			c.ReleaseView()
 			return err
 		}
@@ -139,7 +141,7 @@ func echoLoop(c *goipc.Conn, n *int, report func(error)) error {
 	}
 }
 
-func answer(c *goipc.Conn, msg []byte, report func(error)) error {
+func answer(c answerer, msg []byte, report func(error)) error {
 	// Only a message carrying our file identifier is parsed: raw messages
 	// skip the verifier's error path entirely.
 	tagged := len(msg) >= 8 && string(msg[4:8]) == message.Identifier
@@ -170,7 +172,7 @@ func answer(c *goipc.Conn, msg []byte, report func(error)) error {
 // fits. Such a Ping is answered with a Pong that carries its seq and
 // clocks but an empty payload, and reported: the connection stays up, and
 // the sender sees a Pong it can tell apart (goipc ping names the cause).
-func answerPing(c *goipc.Conn, ping message.PingView, report func(error)) error {
+func answerPing(c answerer, ping message.PingView, report func(error)) error {
 	received := monoNs()
 	payload := ping.Payload()
 	if message.PongSize(len(payload)) > c.MaxMessageSize() {
