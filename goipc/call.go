@@ -120,8 +120,9 @@ func (s *callSlot) begin(dst []byte, attach bool) uint64 {
 }
 
 // fill delivers a reply to the slot's call of generation gen, if it is
-// still waiting for it. Run by the receiver that routes the reply.
-func (s *callSlot) fill(gen uint64, reply []byte) bool {
+// still waiting for it, and wakes its caller unless the caller is the one
+// routing it (own). Run by the receiver that routes the reply.
+func (s *callSlot) fill(gen uint64, reply []byte, own bool) bool {
 	base := gen << phaseBits
 	switch {
 	case s.state.CompareAndSwap(base|phaseWaiting, base|phaseFilling):
@@ -139,9 +140,11 @@ func (s *callSlot) fill(gen uint64, reply []byte) bool {
 		return false // its caller gave up, or the id is not ours
 	}
 	s.state.Store(base | phaseDone)
-	select {
-	case s.wake <- struct{}{}:
-	default:
+	if !own {
+		select {
+		case s.wake <- struct{}{}:
+		default:
+		}
 	}
 	return true
 }

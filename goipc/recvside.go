@@ -383,7 +383,7 @@ func (c *Conn) route(frame []byte, own *callSlot) {
 	id := binary.LittleEndian.Uint64(frame)
 	reply := frame[callIDSize:]
 	s, gen := c.rx.slotOf(id)
-	if s == nil || !s.fill(gen, reply) {
+	if s == nil || !s.fill(gen, reply, s == own) {
 		c.rx.dropped.Add(1)
 		return
 	}

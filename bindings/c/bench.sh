@@ -2,8 +2,8 @@
 # bench.sh GOIPC_BIN C_BIN_DIR N [ROUNDS] — `make bench-c`: in one run, the
 # C->Go round trip over goipc (build/c/ping against `goipc pong`) and the
 # same ping/pong between two C processes over a Unix stream socket, 64 B
-# each (plus, for information, the typed Ping/Pong helpers with a 64 B
-# payload). The three alternate for ROUNDS rounds (default 3), so that a
+# each (plus a call, goipc_call, against the send+recv round trip, and for
+# information the typed Ping/Pong helpers with a 64 B payload). The three alternate for ROUNDS rounds (default 3), so that a
 # burst of load on a shared machine hits all of them alike; the summary
 # compares the medians of their p50s. Like the socket baseline's blocking
 # I/O, the goipc runs wait without a timeout (--timeout-ms -1).
@@ -30,6 +30,8 @@ median() { sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 for r in $(seq 1 "$rounds"); do
     echo "== round $r/$rounds: goipc, C ping (libgoipc.so) -> Go pong, 64 B, n=$n =="
     "$cbin/ping" --dial "$sock" -n "$n" --size 64 --warmup 10000 --timeout-ms -1 | tee "$dir/goipc.$r"
+    echo "== round $r/$rounds: goipc call, C ping --call (goipc_call: one call into Go per round trip) -> Go pong, 64 B =="
+    "$cbin/ping" --dial "$sock" -n "$n" --size 64 --warmup 10000 --timeout-ms -1 --call | tee "$dir/call.$r"
     echo "== round $r/$rounds: goipc typed, C ping --typed (goipc_send_ping/goipc_recv_pong) -> Go pong, 64 B payload =="
     "$cbin/ping" --dial "$sock" -n "$n" --size 64 --warmup 10000 --timeout-ms -1 --typed | tee "$dir/typed.$r"
     echo "== round $r/$rounds: baseline, C ping -> C pong over a Unix stream socket, 64 B =="
@@ -39,5 +41,7 @@ done
 g=$(for r in $(seq 1 "$rounds"); do p50 "$dir/goipc.$r"; done | median)
 t=$(for r in $(seq 1 "$rounds"); do p50 "$dir/typed.$r"; done | median)
 u=$(for r in $(seq 1 "$rounds"); do p50 "$dir/unix.$r"; done | median)
-awk -v g="$g" -v t="$t" -v u="$u" -v r="$rounds" 'BEGIN {
-    printf "p50 round trip, 64 B, median of %d rounds: goipc C->Go %.2f us (typed Ping/Pong %.2f us), unix socket C<->C %.2f us: goipc is %.1fx lower (target >= 10x)\n", r, g/1e3, t/1e3, u/1e3, u/g }'
+k=$(for r in $(seq 1 "$rounds"); do p50 "$dir/call.$r"; done | median)
+awk -v g="$g" -v t="$t" -v u="$u" -v k="$k" -v r="$rounds" 'BEGIN {
+    printf "p50 round trip, 64 B, median of %d rounds: goipc C->Go %.2f us (typed Ping/Pong %.2f us), unix socket C<->C %.2f us: goipc is %.1fx lower (target >= 10x)\n", r, g/1e3, t/1e3, u/1e3, u/g
+    printf "p50 call, 64 B: goipc_call %.2f us = %.2fx the send+recv round trip (target <= 1.1x)\n", k/1e3, k/g }'

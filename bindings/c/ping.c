@@ -4,14 +4,16 @@
  * is byte for byte what was sent, and prints round-trip percentiles.
  *
  *   build/c/ping --dial PATH [-n N] [--size BYTES] [--warmup W] [--spin NS]
- *                [--timeout-ms MS] [--typed]
+ *                [--timeout-ms MS] [--typed] [--call]
  *
  * By default each message is SIZE raw bytes (stamped with its sequence
  * number) and the answer must be an exact echo: one goipc_send and one
  * goipc_recv per round trip, one call into Go each. With --typed it sends
  * the kit's FlatBuffers Ping with a SIZE-byte payload (goipc_send_ping) and
  * expects a Pong with the same seq and payload (goipc_recv_pong); `goipc
- * pong` answers both kinds. Each send and receive waits at most
+ * pong` answers both kinds. With --call each round trip is one call (a
+ * request answered by its reply: goipc_call, or goipc_call_ping with
+ * --typed), one call into Go. Each send and receive waits at most
  * --timeout-ms (default 10000; -1 waits forever, as blocking socket I/O
  * does: `make bench-c` uses that, and it also spares the library a clock
  * read per call). Exit status 0 if every round trip succeeded and matched.
@@ -27,7 +29,7 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: ping --dial PATH [-n N] [--size BYTES] [--warmup W] [--spin NS] [--timeout-ms MS] [--typed]\n");
+    fprintf(stderr, "usage: ping --dial PATH [-n N] [--size BYTES] [--warmup W] [--spin NS] [--timeout-ms MS] [--typed] [--call]\n");
     exit(2);
 }
 
@@ -45,8 +47,12 @@ int main(int argc, char **argv)
 {
     const char *path = NULL;
     long long n = 100000, size = 64, warmup = 1000, spin = 0, timeout = 10000;
-    int typed = 0;
+    int typed = 0, call = 0;
     for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--call") == 0) {
+            call = 1;
+            continue;
+        }
         if (strcmp(argv[i], "--typed") == 0) {
             typed = 1;
             continue;
@@ -100,16 +106,21 @@ int main(int argc, char **argv)
         if (size >= 8)
             memcpy(msg, &i, sizeof i); /* a sequence number, checked in the answer */
         uint64_t t0 = lat_now_ns(), seq = 0;
-        st = typed ? goipc_send_ping(c, (uint64_t)i, msg, (size_t)size, timeout)
-                   : goipc_send(c, msg, (size_t)size, timeout);
-        if (st != GOIPC_OK) {
-            fprintf(stderr, "ping: send %lld: %s (%s)\n", i, goipc_strerror(st), goipc_last_error_message());
-            rc = 1;
-            break;
-        }
         size_t got = 0;
-        st = typed ? goipc_recv_pong(c, &seq, reply, (size_t)size, &got, timeout)
-                   : goipc_recv(c, reply, (size_t)size, &got, timeout);
+        if (call) {
+            st = typed ? goipc_call_ping(c, (uint64_t)i, msg, (size_t)size, &seq, reply, (size_t)size, &got, timeout)
+                       : goipc_call(c, msg, (size_t)size, reply, (size_t)size, &got, timeout);
+        } else {
+            st = typed ? goipc_send_ping(c, (uint64_t)i, msg, (size_t)size, timeout)
+                       : goipc_send(c, msg, (size_t)size, timeout);
+            if (st != GOIPC_OK) {
+                fprintf(stderr, "ping: send %lld: %s (%s)\n", i, goipc_strerror(st), goipc_last_error_message());
+                rc = 1;
+                break;
+            }
+            st = typed ? goipc_recv_pong(c, &seq, reply, (size_t)size, &got, timeout)
+                       : goipc_recv(c, reply, (size_t)size, &got, timeout);
+        }
         uint64_t t1 = lat_now_ns();
         if (st != GOIPC_OK) {
             fprintf(stderr, "ping: receive %lld: %s (%s)\n", i, goipc_strerror(st), goipc_last_error_message());
@@ -127,9 +138,9 @@ int main(int argc, char **argv)
     if (rc == 0) {
         uint64_t elapsed = lat_now_ns() - start;
         if (typed)
-            printf("c ping: %lld Ping/Pong round trips with a %lld B payload to %s\n", n, size, path);
+            printf("c ping: %lld Ping/Pong %s with a %lld B payload to %s\n", n, call ? "calls" : "round trips", size, path);
         else
-            printf("c ping: %lld round trips of %lld B to %s\n", n, size, path);
+            printf("c ping: %lld %s of %lld B to %s\n", n, call ? "calls" : "round trips", size, path);
         lat_report(stdout, rtt, (size_t)n, elapsed);
     }
     goipc_conn_close(c);
