@@ -22,7 +22,7 @@ import (
 // in flight, and a reply for an earlier use of a slot (its caller gave
 // up) does not match the slot's generation and is dropped.
 //
-// A slot's state word is generation<<3 | phase:
+// A slot's state word is generation<<4 | claimed<<3 | phase:
 //
 //	free      no call
 //	waiting   a call whose reply goes straight into the caller's buffer (dst)
@@ -30,13 +30,15 @@ import (
 //	filling   a receiver is copying the reply in
 //	done      the reply is in: in dst (n bytes), or in out
 //
-// The receiver that routes a reply moves waiting/detached to filling with
-// a CAS, copies, stores done and wakes the caller. The caller gives up
-// with a CAS from waiting/detached (to free, or from waiting to detached
-// to keep the call pending without its buffer); if the CAS fails, the
-// reply is being copied or is in, and the caller takes it. So a reply is
-// never copied into a buffer whose caller has returned, and never
-// delivered to another call.
+// claimed is set while a goroutine acts on the call (its caller, or Wait
+// or Cancel of a PendingCall): one at a time. The receiver that routes a
+// reply moves waiting/detached to filling with a CAS, copies, moves on to
+// done and wakes the caller (a caller that routes its own reply, holding
+// the claim, does it with one store). The caller gives up with a CAS from
+// waiting/detached (to free, or from waiting to detached to keep the call
+// pending without its buffer); if the CAS fails, the reply is being copied
+// or is in, and the caller takes it. So a reply is never copied into a
+// buffer whose caller has returned, and never delivered to another call.
 const (
 	phaseFree = iota
 	phaseWaiting
@@ -44,18 +46,20 @@ const (
 	phaseFilling
 	phaseDone
 
-	phaseBits = 3
-	slotBits  = 16 // the index of a call's slot in the low bits of its id
-	genMask   = 1<<(64-slotBits) - 1
+	phaseMask  = 1<<3 - 1
+	claimedBit = 1 << 3
+	genShift   = 4
+	slotBits   = 16 // the index of a call's slot in the low bits of its id
+	genMask    = 1<<(64-slotBits) - 1
 )
 
 type callSlot struct {
 	state atomic.Uint64
-	// inUse serialises the goroutines that act on the call (its caller;
-	// Wait, Cancel): one at a time.
-	inUse atomic.Bool
-	wake  chan struct{} // a token once the reply is in (room for one)
-	timer *time.Timer   // the caller's deadline; made on first use
+	wake  chan struct{} // a token once another goroutine routed the reply (room for one)
+	// woken says a token was sent (written by the router before the reply
+	// is marked done, read by the slot's next caller): begin drains it.
+	woken bool
+	timer *time.Timer // the caller's deadline; made on first use
 
 	dst   []byte // waiting: where the reply goes
 	out   []byte // the reply, when it did not go to dst (inOut)
@@ -63,9 +67,17 @@ type callSlot struct {
 	n     int // the reply's length
 }
 
+// stateOf is a slot's state word for generation gen, claimed, in phase.
+func stateOf(gen uint64, phase uint64) uint64 { return gen<<genShift | claimedBit | phase }
+
 type callTable struct {
 	slots []callSlot
-	free  chan uint32 // indexes of free slots: taking one is the backpressure
+	// The free slots. Slot 0 is taken straight from its state word (a
+	// CAS from free), so a goroutine calling over and over never touches
+	// the channel; the channel holds the other free slots, and slot 0
+	// too when a caller waits there (all slots busy: the backpressure).
+	waiters atomic.Int32 // goroutines blocked on free
+	free    chan uint32
 }
 
 // table returns the connection's call table, made on the first call.
@@ -81,7 +93,9 @@ func (r *recvSide) table() *callTable {
 	t := &callTable{slots: make([]callSlot, r.maxCalls), free: make(chan uint32, r.maxCalls)}
 	for i := range t.slots {
 		t.slots[i].wake = make(chan struct{}, 1)
-		t.free <- uint32(i)
+		if i > 0 {
+			t.free <- uint32(i)
+		}
 	}
 	r.calls.Store(t)
 	return t
@@ -98,60 +112,81 @@ func (r *recvSide) slotOf(id uint64) (*callSlot, uint64) {
 	return &t.slots[idx], id >> slotBits
 }
 
-// begin starts a new call in the slot (taken from the free list) and
-// returns its generation.
-func (s *callSlot) begin(dst []byte, attach bool) uint64 {
-	gen := (s.state.Load()>>phaseBits + 1) & genMask
+// nextGen is the generation after the one in state word st.
+func nextGen(st uint64) uint64 {
+	gen := (st>>genShift + 1) & genMask
 	if gen == 0 {
 		gen = 1 // ids are never 0
 	}
-	select {
-	case <-s.wake: // a token of the slot's previous call that nobody took
-	default:
+	return gen
+}
+
+// begin starts a new call of generation gen in the slot, which the
+// caller took (from the free list, or by claiming slot 0).
+func (s *callSlot) begin(gen uint64, dst []byte, attach bool) {
+	if s.woken {
+		s.woken = false
+		select {
+		case <-s.wake: // a token of the slot's previous call that nobody took
+		default:
+		}
 	}
 	s.dst, s.out, s.inOut, s.n = dst, nil, false, 0
 	phase := uint64(phaseDetached)
 	if attach {
 		phase = phaseWaiting
 	}
-	s.inUse.Store(true)
-	s.state.Store(gen<<phaseBits | phase)
-	return gen
+	s.state.Store(stateOf(gen, phase))
 }
 
 // fill delivers a reply to the slot's call of generation gen, if it is
 // still waiting for it, and wakes its caller unless the caller is the one
-// routing it (own). Run by the receiver that routes the reply.
+// routing it (own: it holds the claim, so nobody else changes the state).
+// Run by the receiver that routes the reply.
 func (s *callSlot) fill(gen uint64, reply []byte, own bool) bool {
-	base := gen << phaseBits
-	switch {
-	case s.state.CompareAndSwap(base|phaseWaiting, base|phaseFilling):
-		if len(reply) <= len(s.dst) {
-			s.n = copy(s.dst, reply)
+	st := s.state.Load()
+	for {
+		phase := st & phaseMask
+		if st>>genShift != gen || phase != phaseWaiting && phase != phaseDetached {
+			return false // its caller gave up, or the id is not ours
+		}
+		if own || s.state.CompareAndSwap(st, st&^phaseMask|phaseFilling) {
 			break
 		}
-		// Larger than the caller's buffer: keep a copy, the caller
-		// decides (ErrBufferTooSmall).
-		fallthrough
-	case s.state.CompareAndSwap(base|phaseDetached, base|phaseFilling):
+		st = s.state.Load() // the claim changed hands: look again
+	}
+	if st&phaseMask == phaseWaiting && len(reply) <= len(s.dst) {
+		s.n = copy(s.dst, reply)
+	} else {
+		// No buffer, or one too small: keep a copy, the caller decides
+		// (ErrBufferTooSmall).
 		s.out = append(make([]byte, 0, len(reply)), reply...)
 		s.inOut, s.n = true, len(reply)
-	default:
-		return false // its caller gave up, or the id is not ours
 	}
-	s.state.Store(base | phaseDone)
-	if !own {
-		select {
-		case s.wake <- struct{}{}:
-		default:
-		}
+	if own {
+		s.state.Store(st&^phaseMask | phaseDone)
+		return true
+	}
+	// An Add moves the phase on without disturbing the claim bit, which
+	// a PendingCall may take or drop meanwhile.
+	s.woken = true
+	s.state.Add(phaseDone - phaseFilling)
+	select {
+	case s.wake <- struct{}{}:
+	default:
 	}
 	return true
 }
 
+// isDone reports whether the call gen's reply is in.
+func (s *callSlot) isDone(gen uint64) bool {
+	st := s.state.Load()
+	return st>>genShift == gen && st&phaseMask == phaseDone
+}
+
 // untilDone waits out a receiver that is copying the reply in.
 func (s *callSlot) untilDone(gen uint64) {
-	for s.state.Load() == gen<<phaseBits|phaseFilling {
+	for st := s.state.Load(); st>>genShift == gen && st&phaseMask == phaseFilling; st = s.state.Load() {
 		runtime.Gosched() // a copy of at most the maximum message size
 	}
 }
@@ -159,8 +194,8 @@ func (s *callSlot) untilDone(gen uint64) {
 // detach keeps a waiting call pending without its buffer, so that the
 // caller may return. It reports false when the reply came in meanwhile.
 func (s *callSlot) detach(gen uint64) bool {
-	base := gen << phaseBits
-	if s.state.CompareAndSwap(base|phaseWaiting, base|phaseDetached) || s.state.Load() == base|phaseDetached {
+	if s.state.CompareAndSwap(stateOf(gen, phaseWaiting), stateOf(gen, phaseDetached)) ||
+		s.state.Load() == stateOf(gen, phaseDetached) {
 		return true
 	}
 	s.untilDone(gen)
@@ -169,23 +204,24 @@ func (s *callSlot) detach(gen uint64) bool {
 
 // attach gives a detached call a buffer for its reply.
 func (s *callSlot) attach(gen uint64, buf []byte) {
-	base := gen << phaseBits
-	if s.state.Load() != base|phaseDetached {
+	if s.state.Load() != stateOf(gen, phaseDetached) {
 		return
 	}
 	s.dst = buf // a detached slot's dst is read by nobody
-	s.state.CompareAndSwap(base|phaseDetached, base|phaseWaiting)
+	s.state.CompareAndSwap(stateOf(gen, phaseDetached), stateOf(gen, phaseWaiting))
 }
+
+// unclaim lets other goroutines act on the pending call.
+func (s *callSlot) unclaim() { s.state.Add(^uint64(claimedBit - 1)) }
 
 // abandon ends the call idx/gen if its reply has not come in, and
 // reports whether it did; if the reply is in (or being copied in), it
 // leaves the call alone, done, and reports false.
 func (t *callTable) abandon(idx uint32, gen uint64) bool {
 	s := &t.slots[idx]
-	base := gen << phaseBits
-	for _, from := range [...]uint64{base | phaseWaiting, base | phaseDetached} {
-		if s.state.CompareAndSwap(from, base|phaseFree) {
-			t.release(idx)
+	for _, phase := range [...]uint64{phaseWaiting, phaseDetached} {
+		if s.state.CompareAndSwap(stateOf(gen, phase), stateOf(gen, phaseFree)) {
+			t.release(idx, gen)
 			return true
 		}
 	}
@@ -193,33 +229,62 @@ func (t *callTable) abandon(idx uint32, gen uint64) bool {
 	return false
 }
 
-func (t *callTable) release(idx uint32) {
+// end frees the slot of the call idx/gen, claimed by the caller: a reply
+// that comes later is dropped.
+func (t *callTable) end(idx uint32, gen uint64) {
 	s := &t.slots[idx]
-	s.dst, s.out, s.inOut = nil, nil, false
-	s.inUse.Store(false)
-	t.free <- idx
-}
-
-// end frees the slot of the call idx/gen: a reply that comes later is
-// dropped. It reports whether the reply had come in.
-func (t *callTable) end(idx uint32, gen uint64) bool {
-	s := &t.slots[idx]
-	base := gen << phaseBits
+	if idx == 0 && s.state.Load() == stateOf(gen, phaseDone) {
+		// The common end of a call in slot 0: nobody else changes a done
+		// slot we hold, so one store frees it (release, without a CAS).
+		t.release(0, gen)
+		return
+	}
 	for {
-		st := s.state.Load()
-		switch st {
-		case base | phaseWaiting, base | phaseDetached, base | phaseDone:
-			if !s.state.CompareAndSwap(st, base|phaseFree) {
-				continue
+		switch st := s.state.Load(); st {
+		case stateOf(gen, phaseWaiting), stateOf(gen, phaseDetached), stateOf(gen, phaseDone):
+			if s.state.CompareAndSwap(st, stateOf(gen, phaseFree)) {
+				t.release(idx, gen)
+				return
 			}
-			t.release(idx)
-			return st == base|phaseDone
-		case base | phaseFilling:
+		case stateOf(gen, phaseFilling):
 			s.untilDone(gen)
 		default:
-			return false
+			return
 		}
 	}
+}
+
+// release returns a slot whose call ended (its state free, still
+// claimed: nobody takes it before its fields are cleared) to the channel,
+// or, for slot 0, to its state word, unclaimed, unless a caller waits on
+// the channel: then slot 0 goes there, claimed for it.
+func (t *callTable) release(idx uint32, gen uint64) {
+	s := &t.slots[idx]
+	s.dst, s.out, s.inOut = nil, nil, false
+	if idx != 0 {
+		t.free <- idx
+		return
+	}
+	s.state.Store(gen<<genShift | phaseFree)
+	// SYNC POINT: this load comes after the store that freed slot 0; a
+	// waiter adds itself to waiters before it tries to claim slot 0
+	// (takeFree): either it claims the slot, or we see it and hand the
+	// slot over.
+	if t.waiters.Load() != 0 {
+		if _, ok := t.claimFast(); ok {
+			t.free <- 0
+		}
+	}
+}
+
+// claimFast takes slot 0 if it is free, returning its next generation.
+func (t *callTable) claimFast() (uint64, bool) {
+	s := &t.slots[0]
+	st := s.state.Load()
+	if st&(claimedBit|phaseMask) != phaseFree || !s.state.CompareAndSwap(st, st|claimedBit) {
+		return 0, false
+	}
+	return nextGen(st), true
 }
 
 // arm starts the slot's timer for deadline.
@@ -233,9 +298,26 @@ func (s *callSlot) arm(deadline time.Time) <-chan time.Time {
 	return s.timer.C
 }
 
-// acquireSlot takes a free slot, waiting within w while all are in use
-// (backpressure).
-func (c *Conn) acquireSlot(t *callTable, w *waitFor) (uint32, error) {
+// acquireSlot takes a free slot and starts a call in it (begin), waiting
+// within w while all slots are in use (backpressure).
+func (c *Conn) acquireSlot(t *callTable, w *waitFor, dst []byte, attach bool) (uint32, uint64, error) {
+	if gen, ok := t.claimFast(); ok {
+		t.slots[0].begin(gen, dst, attach)
+		return 0, gen, nil
+	}
+	idx, err := c.takeFree(t, w)
+	if err != nil {
+		return 0, 0, err
+	}
+	s := &t.slots[idx]
+	gen := nextGen(s.state.Load())
+	s.begin(gen, dst, attach)
+	return idx, gen, nil
+}
+
+// takeFree takes a slot from the free channel, or slot 0 if it frees
+// first, waiting within w.
+func (c *Conn) takeFree(t *callTable, w *waitFor) (uint32, error) {
 	select {
 	case i := <-t.free:
 		return i, nil
@@ -243,6 +325,11 @@ func (c *Conn) acquireSlot(t *callTable, w *waitFor) (uint32, error) {
 	}
 	if w.try {
 		return 0, fmt.Errorf("%w: all %d call slots are in use", ErrTimeout, len(t.slots))
+	}
+	t.waiters.Add(1)
+	defer t.waiters.Add(-1)
+	if _, ok := t.claimFast(); ok { // pairs with release's load of waiters
+		return 0, nil
 	}
 	timer, timeout, cancelled := w.sleepChans()
 	if timer != nil {
@@ -307,11 +394,10 @@ func (c *Conn) startCall(w *waitFor, req []byte, size int, fill func([]byte) err
 		return 0, 0, err
 	}
 	t := c.rx.table()
-	idx, err = c.acquireSlot(t, w)
+	idx, gen, err = c.acquireSlot(t, w, dst, attach)
 	if err != nil {
 		return 0, 0, err
 	}
-	gen = t.slots[idx].begin(dst, attach)
 	if err := c.sendCall(frameKindRequest, gen<<slotBits|uint64(idx), req, size, fill, w); err != nil {
 		t.end(idx, gen)
 		return 0, 0, err
@@ -325,14 +411,43 @@ func (c *Conn) startCall(w *waitFor, req []byte, size int, fill func([]byte) err
 // takes it when it is free (and reads until its own reply is in), else
 // sleeps until its reply is routed to it or the side is free.
 func (c *Conn) awaitReply(s *callSlot, gen uint64, w *waitFor) error {
-	done := gen<<phaseBits | phaseDone
+	done := stateOf(gen, phaseDone) // the caller holds the claim
 	if s.state.Load() == done {
 		return nil
 	}
 	if err := c.enter(dirRecv); err != nil {
 		return err
 	}
-	defer c.leave(dirRecv)
+	// The common case, without defers: the receive side is free, and the
+	// reply is the next frame or comes after replies to route.
+	if c.rx.tryLock() {
+		if stalled, err := c.readReplies(s, done, w); err != nil || !stalled {
+			c.unlockRecv()
+			c.leave(dirRecv)
+			return err
+		}
+		c.unlockRecv() // the slow path looks at the stall again
+	}
+	err := c.awaitReplySlow(s, gen, done, w)
+	c.leave(dirRecv)
+	return err
+}
+
+// readReplies reads the ring, the receive side held, until s's reply is
+// in (done) or the head holds a frame callers do not take (stalled).
+func (c *Conn) readReplies(s *callSlot, done uint64, w *waitFor) (stalled bool, err error) {
+	err = c.await(dirRecv, c.cons.r.dataEC, func() (bool, error) {
+		return c.pump(0, s, done, nil, nil, &stalled)
+	}, w, true)
+	if err != nil && isProtocol(err) {
+		c.fail(err)
+	}
+	return stalled, err
+}
+
+// awaitReplySlow is awaitReply when the receive side is busy or the head
+// is stalled: sleep until the reply is routed to us or the side is free.
+func (c *Conn) awaitReplySlow(s *callSlot, gen, done uint64, w *waitFor) error {
 	r := &c.rx
 	var timeout <-chan time.Time
 	if !w.deadline.IsZero() && !w.try {
@@ -363,14 +478,8 @@ func (c *Conn) awaitReply(s *callSlot, gen uint64, w *waitFor) error {
 		}
 		took = false
 		if locked {
-			stalled := false
-			err := c.await(dirRecv, c.cons.r.dataEC, func() (bool, error) {
-				return c.pump(0, s, done, nil, nil, &stalled)
-			}, w, true)
+			stalled, err := c.readReplies(s, done, w)
 			if err != nil || !stalled {
-				if err != nil && isProtocol(err) {
-					c.fail(err)
-				}
 				c.unlockRecv()
 				return err
 			}
@@ -447,7 +556,7 @@ func (c *Conn) conclude(idx uint32, gen uint64, waitErr error, buf []byte, into,
 	if waitErr != nil {
 		if keep && (errors.Is(waitErr, ErrTimeout) || isContextErr(waitErr)) {
 			if s.detach(gen) {
-				s.inUse.Store(false)
+				s.unclaim()
 				return 0, nil, true, waitErr
 			}
 		} else if t.abandon(idx, gen) {
@@ -462,7 +571,7 @@ func (c *Conn) conclude(idx uint32, gen uint64, waitErr error, buf []byte, into,
 		} else if n > len(buf) {
 			err = fmt.Errorf("%w: the reply is %d bytes, buffer %d", ErrBufferTooSmall, n, len(buf))
 			if keep {
-				s.inUse.Store(false)
+				s.unclaim()
 				return n, nil, true, err
 			}
 		} else {
@@ -585,7 +694,7 @@ func (c *Conn) startPending(req []byte, size int, fill func([]byte) error, timeo
 	if err != nil {
 		return PendingCall{}, err
 	}
-	c.rx.calls.Load().slots[idx].inUse.Store(false)
+	c.rx.calls.Load().slots[idx].unclaim()
 	return PendingCall{c: c, id: gen<<slotBits | uint64(idx)}, nil
 }
 
@@ -596,17 +705,18 @@ func (p PendingCall) claim() (uint32, uint64, error) {
 		return 0, 0, fmt.Errorf("%w: zero PendingCall", ErrInvalidArgument)
 	}
 	s, gen := p.c.rx.slotOf(p.id)
-	if s == nil || s.state.Load()>>phaseBits != gen || s.state.Load()&(1<<phaseBits-1) == phaseFree {
-		return 0, 0, fmt.Errorf("%w: call %#x has ended (its reply was taken, or it was cancelled)", ErrInvalidArgument, p.id)
+	for s != nil {
+		st := s.state.Load()
+		switch {
+		case st>>genShift != gen || st&phaseMask == phaseFree:
+			s = nil
+		case st&claimedBit != 0:
+			return 0, 0, fmt.Errorf("%w: call %#x is in use by another goroutine", ErrInvalidArgument, p.id)
+		case s.state.CompareAndSwap(st, st|claimedBit):
+			return uint32(p.id & (1<<slotBits - 1)), gen, nil
+		}
 	}
-	if !s.inUse.CompareAndSwap(false, true) {
-		return 0, 0, fmt.Errorf("%w: call %#x is in use by another goroutine", ErrInvalidArgument, p.id)
-	}
-	if s.state.Load()>>phaseBits != gen { // ended before we claimed it
-		s.inUse.Store(false)
-		return 0, 0, fmt.Errorf("%w: call %#x has ended", ErrInvalidArgument, p.id)
-	}
-	return uint32(p.id & (1<<slotBits - 1)), gen, nil
+	return 0, 0, fmt.Errorf("%w: call %#x has ended (its reply was taken, or it was cancelled)", ErrInvalidArgument, p.id)
 }
 
 // Wait waits for the reply and returns it. If ctx is done first, it
