@@ -5,7 +5,7 @@
 //!   cargo run --release --example bench -- --goipc build/bin/goipc
 //!       [-n N] [--size BYTES] [--warmup W] [--rounds R]
 //!
-//! Four series, measured in R interleaved rounds (each series in turn,
+//! Five series, measured in R interleaved rounds (each series in turn,
 //! then again) so that a noisy neighbour hits all of them alike:
 //!   - goipc raw: SIZE-byte messages, echoed by the Go consumer;
 //!   - goipc Ping/Pong: a FlatBuffers Ping with a SIZE-byte payload,
@@ -15,7 +15,9 @@
 //!     binary re-executed with --unix-echo), read back with read_exact;
 //!   - UnixStream Ping/Pong: the same FlatBuffers messages as goipc's, each
 //!     framed by a u32 length, answered by a child (--unix-pong) that
-//!     verifies the Ping and builds the Pong with the same code.
+//!     verifies the Ping and builds the Pong with the same code;
+//!   - goipc call: SIZE-byte requests answered by the Go consumer with
+//!     their echo as the call's reply (`Conn::call_into`, one FFI call).
 //!
 //! Prints each series' percentiles and the p50 ratios. Exit status 1 on
 //! any error (a failed or mismatched round trip included).
@@ -217,7 +219,7 @@ fn run_in(
 
     // Interleaved rounds; the warmup runs once per series, in round 0.
     let per = n.div_ceil(rounds);
-    let mut series: [(Vec<u64>, Duration); 4] = Default::default();
+    let mut series: [(Vec<u64>, Duration); 5] = Default::default();
     for r in 0..rounds {
         let w = if r == 0 { warmup } else { 0 };
         let seq0 = (r * (per + warmup)) as u64;
@@ -226,6 +228,7 @@ fn run_in(
             support::typed_round_trips(&mut m, seq0, per, w, size)?,
             support::unix_round_trips(&mut echo, seq0, per, w, size)?,
             unix_typed_round_trips(&mut pw, &mut pr, seq0, per, w, size)?,
+            support::call_round_trips(&conn, seq0, per, w, size)?,
         ];
         for (acc, s) in series.iter_mut().zip(runs) {
             acc.0.extend(s.rtt);
@@ -241,8 +244,9 @@ fn run_in(
         format!("goipc Ping/Pong: Rust Ping (FlatBuffers, {size} B payload) -> Go `goipc pong` -> Pong"),
         format!("UnixStream raw: Rust -> Rust echo child, {size} B"),
         "UnixStream Ping/Pong: the same FlatBuffers messages, length-framed, Rust -> Rust child".to_owned(),
+        format!("goipc call: Rust Conn::call_into -> Go `goipc pong` echo as the reply, {size} B"),
     ];
-    let mut p50 = [0u64; 4];
+    let mut p50 = [0u64; 5];
     for (i, (title, (rtt, elapsed))) in titles.iter().zip(series.iter_mut()).enumerate() {
         println!("== {title}, n={count} ==");
         p50[i] = support::report(rtt, *elapsed);
@@ -266,6 +270,11 @@ fn run_in(
     println!(
         "  goipc Ping/Pong against UnixStream raw (FlatBuffers work on one side only): {:.1}x lower",
         ratio(p50[2], p50[1])
+    );
+    println!(
+        "  call:      goipc Conn::call_into {:.2} us = {:.2}x the raw send + receive round trip (target <= 1.1x)",
+        us(p50[4]),
+        ratio(p50[4], p50[0])
     );
     let met = ratio(p50[2], p50[0]) >= 10.0;
     println!("target: goipc 64 B p50 at least 10x lower than UnixStream: {}", if met { "met" } else { "NOT met" });

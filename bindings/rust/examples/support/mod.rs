@@ -131,6 +131,35 @@ pub fn raw_round_trips(conn: &Conn, seq0: u64, n: usize, warmup: usize, size: us
     Ok(Samples { rtt, elapsed: start.elapsed() })
 }
 
+/// Calls whose peer answers with the request (`goipc pong`): one
+/// `Conn::call_into` per round trip, next to raw_round_trips' send +
+/// receive.
+pub fn call_round_trips(conn: &Conn, seq0: u64, n: usize, warmup: usize, size: usize) -> Result<Samples, String> {
+    let mut req: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
+    let mut reply = vec![0u8; size];
+    let mut rtt = Vec::with_capacity(n);
+    let mut start = Instant::now();
+    for i in 0..warmup + n {
+        if i == warmup {
+            start = Instant::now();
+        }
+        let seq = seq0 + i as u64;
+        if size >= 8 {
+            req[..8].copy_from_slice(&seq.to_le_bytes());
+        }
+        let t0 = Instant::now();
+        let got = conn.call_into(&req, &mut reply, Some(ROUND_TRIP_TIMEOUT)).map_err(|e| format!("call {seq}: {e}"))?;
+        let dt = t0.elapsed();
+        if reply[..got] != req[..] {
+            return Err(format!("reply {seq} differs from the request ({got} bytes, want {size})"));
+        }
+        if i >= warmup {
+            rtt.push(dt.as_nanos() as u64);
+        }
+    }
+    Ok(Samples { rtt, elapsed: start.elapsed() })
+}
+
 /// Round trips over a Unix stream socket whose peer echoes every byte.
 pub fn unix_round_trips(
     s: &mut UnixStream,
