@@ -81,6 +81,7 @@ test-go: ## Go unit, two-process, race and fuzz tests of the core
 
 fuzz: ## run each Go fuzz target for FUZZTIME (default 10s)
 	$(GO) test -run '^$$' -fuzz '^FuzzFrameReader$$' -fuzztime $(FUZZTIME) ./goipc/
+	$(GO) test -run '^$$' -fuzz '^FuzzCallReplies$$' -fuzztime $(FUZZTIME) ./goipc/
 	$(GO) test -run '^$$' -fuzz '^FuzzParseControl$$' -fuzztime $(FUZZTIME) ./internal/statread/
 
 deps-system: ## install every Debian package the targets need (each target also installs its own when it can)
