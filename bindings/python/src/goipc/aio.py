@@ -93,6 +93,7 @@ from .conn import (
     _KIND_PING,
     _KIND_PONG,
     _KIND_RAW,
+    _PENDING,
     Conn,
     Listener,
     PathArg,
@@ -401,6 +402,45 @@ class AsyncConn:
         if not _lib.state.has_typed:
             return _parse(messages.parse_ping, await self.recv(), "Ping")
         return await self._recv_kind(_KIND_PING)
+
+    # -- calls --
+
+    async def call(self, data: Any) -> bytes:
+        """Sends ``data`` as a call request and returns the peer's reply
+        (as :meth:`goipc.Conn.call`), waiting in the loop: for a call slot
+        and ring space, then for the reply. Any number of coroutines (and
+        threads) may call at once on one connection; each gets its own
+        reply. Cancelled while waiting: the request was not sent, or the
+        call is cancelled and its reply, if it comes, dropped.
+
+        Raises: as :meth:`goipc.Conn.call`.
+        """
+        conn = self._conn
+        cs = conn._call_state(data)
+        try:
+            try:
+                r = conn._try_call_start(cs)
+            except BaseException:
+                self._progress()
+                raise
+            if r is None:
+                r = await self._wait(_SEND, conn._try_call_start, cs)
+            elif self._parked[0] or self._parked[1]:
+                self._progress()
+            if r is not _PENDING:
+                return r
+            try:
+                r = conn._try_call_end(cs)
+            except BaseException:
+                self._progress()
+                raise
+            if r is None:
+                return await self._wait(_RECV, conn._try_call_end, cs)
+            if self._parked[0] or self._parked[1]:
+                self._progress()
+            return r
+        finally:
+            conn._end_call(cs)
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self

@@ -279,6 +279,20 @@ def _recv_arg(buffer: Any) -> Tuple[Any, int]:
     return _byref(c_char.from_buffer(mv)), n
 
 
+class _CallState:
+    """A call made in slices by an event loop (goipc.aio): the request's
+    pointer and length, the scratch buffer of the reply, the pending id."""
+
+    __slots__ = ("ptr", "n", "sc", "pending")
+
+    def __init__(self) -> None:
+        self.pending = 0
+
+
+# _try_call_start's "sent, the reply is not there yet".
+_PENDING = object()
+
+
 def _no_calls() -> _errors.Error:
     return _errors.make_error(
         _errors.ERR_NOT_SUPPORTED,
@@ -1578,6 +1592,68 @@ class Conn:
         if st == _BUFFER_TOO_SMALL:
             err.needed = ln.value  # type: ignore[attr-defined]
         raise err
+
+    def _call_state(self, data: Any) -> "_CallState":
+        """A call for an event loop (goipc.aio): its request and a scratch
+        buffer from the pool (give it back with _end_call)."""
+        if _forked:
+            raise _lib.fork_error()
+        if self._x_call_ex is None:
+            raise _no_calls()
+        cs = _CallState()
+        cs.ptr, cs.n = _send_call_args(data)
+        try:
+            cs.sc = self._pool.pop()
+        except IndexError:
+            cs.sc = self._new_scratch()
+        return cs
+
+    def _try_call_start(self, cs: "_CallState") -> Any:
+        """One goipc_call_ex that does not wait: the reply (bytes) when it
+        came at once, _PENDING once the request is sent (cs.pending is the
+        call's id), None when it could not be sent yet (every call slot in
+        use, or the ring full)."""
+        if _forked:
+            raise _lib.fork_error()
+        sc = cs.sc
+        st = self._x_call_ex(self._hc, cs.ptr, cs.n, sc.arr, sc.cap_c, sc.len_ref, _C_MS[0], sc.pend_ref)
+        if st == _OK:
+            return sc.arr[: sc.len.value]
+        cs.pending = sc.pend.value
+        if st == _TIMEOUT:
+            return _PENDING if cs.pending else None
+        if st == _BUFFER_TOO_SMALL and cs.pending:
+            return self._try_call_end(cs)  # the reply is kept: take it with a larger buffer
+        raise _lib.last_error(st)
+
+    def _try_call_end(self, cs: "_CallState") -> Optional[bytes]:
+        """One goipc_call_end that does not wait: the reply, or None while
+        it has not come. A reply larger than the scratch buffer is taken
+        at once with a larger one."""
+        if _forked:
+            raise _lib.fork_error()
+        lib = _state.lib
+        assert lib is not None
+        while True:
+            sc = cs.sc
+            st = lib.goipc_call_end(self._h, cs.pending, sc.arr, sc.cap, sc.len, 0)
+            if st == _TIMEOUT:
+                return None
+            if st == _BUFFER_TOO_SMALL:
+                cs.sc = _Scratch(sc.len.value)
+                continue
+            cs.pending = 0  # any other status ends the call
+            if st != _OK:
+                raise _lib.last_error(st)
+            return cs.sc.arr[: cs.sc.len.value]
+
+    def _end_call(self, cs: "_CallState") -> None:
+        """Cancels the call if it is still pending (the reply, if it comes,
+        is dropped) and gives the scratch buffer back."""
+        if cs.pending and not _forked:
+            _state.lib.goipc_call_cancel(self._h, cs.pending)  # type: ignore[union-attr]
+            cs.pending = 0
+        self._pool.append(cs.sc)
 
     # -- closing --
 
