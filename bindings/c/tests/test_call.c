@@ -402,6 +402,20 @@ void test_call_misuse(void)
     goipc_conn_close(a);
     EXPECT_ST(goipc_call(a, "x", 1, buf, sizeof buf, &len, 0), GOIPC_ERR_CLOSED);
     goipc_conn_close(b);
+
+    /* A peer that announces protocol version 1 (no calls) is refused at
+     * the handshake: no call can reach it. */
+    char path[300];
+    sock_path(path, sizeof path, "v1");
+    goipc_listener l;
+    REQUIRE_ST(goipc_listen(path, &l), GOIPC_OK);
+    goipc_options o;
+    goipc_options_init(&o);
+    o.protocol_version_override = 1;
+    goipc_conn old;
+    EXPECT_ST(goipc_dial_ex(path, &o, 5000, &old), GOIPC_ERR_PROTOCOL);
+    EXPECT(strstr(goipc_last_error_message(), "version") != NULL);
+    goipc_listener_close(l);
 }
 
 /* test_call_c_caller_go_server: `goipc pong` answers calls with the echo
