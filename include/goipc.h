@@ -40,8 +40,9 @@
  * is one sender thread and one receiver thread. An open reservation
  * (goipc_reserve .. goipc_commit/goipc_abort_reserve) holds the send side,
  * and an open view (goipc_recv_view .. goipc_release) holds the receive
- * side: other threads' sends (resp. receives) on that connection wait for it
- * to end, whatever their timeout, so keep reservations and views short.
+ * side: other threads' sends on that connection wait for a reservation to
+ * end whatever their timeout; receives and calls wait for a view to end
+ * within their timeout. Keep reservations and views short.
  * The thread that holds a reservation (view) gets GOIPC_ERR_INVALID_ARGUMENT
  * if it sends (receives) again before ending it, instead of deadlocking.
  * goipc_conn_close may be called at any time from any thread: calls blocked

@@ -313,8 +313,9 @@ impl Drop for Listener {
 /// parallel with a receive. So share `&Conn` between one sender thread and
 /// one receiver thread (the intended use); more threads are correct but
 /// take turns. A [`RecvView`] (a [`Reservation`]) holds the receive (send)
-/// side: other threads' receives (sends) wait until it is dropped,
-/// whatever their timeout, and the thread holding it gets
+/// side: other threads' receives and calls (sends) wait until it is
+/// dropped (receives and calls within their timeout, sends whatever their
+/// timeout), and the thread holding it gets
 /// [`Error::InvalidArgument`] if it receives (sends) again meanwhile.
 /// Closing needs the `Conn` by value, so it cannot happen while a guard or
 /// another thread still borrows it.
