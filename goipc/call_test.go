@@ -811,3 +811,33 @@ func TestCallPeerKilledWithCallsInFlight(t *testing.T) {
 		})
 	}
 }
+
+// TestReceiveSideWaitHonoursTimeout: a receive (or a call) waiting for the
+// receive side while another goroutine holds a view gives up at its
+// timeout, and gets the side once the view is released.
+func TestReceiveSideWaitHonoursTimeout(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	server.Send([]byte("held"))
+	server.Send([]byte("next"))
+	if _, err := client.RecvView(time.Second); err != nil { // held by this goroutine
+		t.Fatal(err)
+	}
+	got := make(chan error, 2)
+	go func() {
+		_, err := client.RecvTimeout(20 * time.Millisecond)
+		got <- err
+	}()
+	go func() {
+		_, err := client.CallTimeout([]byte("x"), make([]byte, 8), 20*time.Millisecond)
+		got <- err
+	}()
+	for range 2 {
+		if err := <-got; !errors.Is(err, ErrTimeout) {
+			t.Fatalf("waiting for a held receive side: %v, want ErrTimeout", err)
+		}
+	}
+	client.ReleaseView()
+	if m, err := client.RecvTimeout(time.Second); err != nil || string(m) != "next" {
+		t.Fatalf("after the view: %q %v", m, err)
+	}
+}
