@@ -57,6 +57,9 @@ const (
 const (
 	takeMessage = 1 << frameKindMessage
 	takeRequest = 1 << frameKindRequest
+	// takeReply takes replies as frames instead of routing them to this
+	// end's calls: only a transport's raw receive (RecvFrameView) does.
+	takeReply = 1 << frameKindReply
 )
 
 type recvSide struct {
@@ -268,7 +271,8 @@ type frameView struct {
 }
 
 // pump reads the frames at the head of the ring; the caller holds the
-// receive side. It routes replies (consuming them) and stops, reporting
+// receive side. It routes replies (consuming them; unless take has
+// takeReply: then they are taken like the other kinds) and stops, reporting
 // true, at the first frame whose kind is in take (in *f, left in the
 // ring), at a frame of another kind (*stalled), or once own's reply is in
 // (own's state is ownDone). It reports false when the ring is empty.
@@ -281,7 +285,7 @@ func (c *Conn) pump(take uint32, own *callSlot, ownDone uint64, f *frameView, fr
 		if !ok || err != nil {
 			return false, err
 		}
-		if kind == frameKindReply {
+		if kind == frameKindReply && take&takeReply == 0 {
 			c.route(payload, own)
 			c.cons.consume(fs, uint64(len(payload)))
 			continue

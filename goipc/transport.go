@@ -7,6 +7,7 @@ import (
 	"io"
 	"strings"
 	"sync"
+	"time"
 )
 
 // Transport carries goipc connections for addresses of one URL scheme
@@ -99,4 +100,54 @@ func (c *Conn) Break(err error) {
 	c.wakeLocalWaiters()
 	c.notify.signal(dirRecv)
 	c.notify.signal(dirSend)
+}
+
+// FrameKind says what a frame carries. It is meant for transports, which
+// move every kind of frame, with its call id, between their end of a Pipe
+// and their network (docs/PROTOCOL.md, "Calls").
+type FrameKind uint8
+
+const (
+	FrameMessage FrameKind = frameKindMessage // a plain message
+	FrameRequest FrameKind = frameKindRequest // a call request, answered by a reply with its ID
+	FrameReply   FrameKind = frameKindReply   // the reply to the call request with its ID
+)
+
+// Frame is one frame as a transport reads (RecvFrameView) or writes
+// (SendFrame) it: its kind, its call id (requests and replies), and its
+// payload (without the id).
+type Frame struct {
+	Kind FrameKind
+	ID   uint64
+	Data []byte
+}
+
+// RecvFrameView is for transports: it returns the next frame of any kind,
+// in place (valid until ReleaseView, as RecvView). Replies included: they
+// are handed over with their ids instead of being routed to this end's
+// calls, so a transport's end must not make calls itself. timeout is as
+// for RecvTimeout.
+func (c *Conn) RecvFrameView(timeout time.Duration) (Frame, error) {
+	w := timeoutWait(timeout)
+	f, err := c.recvFrame(takeMessage|takeRequest|takeReply, &w)
+	return Frame{Kind: FrameKind(f.kind), ID: f.id, Data: f.payload}, err
+}
+
+// SendFrame is for transports: it writes f into the ring as it came from
+// the network: a request keeps the id its caller chose (the reply must
+// carry it back), a reply the id of the request it answers. timeout is as
+// for SendTimeout (0: ErrTimeout at once if the ring is full). A call
+// frame's payload is at most MaxCallSize bytes.
+func (c *Conn) SendFrame(f Frame, timeout time.Duration) error {
+	w := timeoutWait(timeout)
+	switch f.Kind {
+	case FrameMessage:
+		return c.send(f.Data, w)
+	case FrameRequest, FrameReply:
+		if err := c.checkCallSize(len(f.Data), "call frame"); err != nil {
+			return err
+		}
+		return c.sendCall(uint32(f.Kind), f.ID, f.Data, len(f.Data), nil, &w)
+	}
+	return fmt.Errorf("%w: frame kind %d", ErrInvalidArgument, f.Kind)
 }

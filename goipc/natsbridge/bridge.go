@@ -1,6 +1,7 @@
 package natsbridge
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log"
@@ -16,12 +17,13 @@ import (
 // bridge carries one goipc connection over NATS. It owns one end of a
 // goipc.Pipe (end); the user holds the other. Four goroutines run it:
 //
-//   - outbound reads what the user sent (end.RecvView), waits for credit
+//   - outbound reads what the user sent (end.RecvFrameView: messages,
+//     call requests and replies, with their ids), waits for credit
 //     and publishes it to the peer's inbox;
 //   - the subscription callback (onMsg) checks each message from the peer
-//     and writes data into end without waiting (TrySend); when the user's
-//     ring is full it appends to the backlog, which
-//   - writer moves into end as the user makes room (Send, which waits);
+//     and writes its frame into end without waiting (SendFrame, timeout
+//     0); when the user's ring is full it appends to the backlog, which
+//   - writer moves into end as the user makes room (SendFrame, waiting);
 //   - monitor sends heartbeats and declares the peer gone after
 //     peerTimeout of silence.
 //
@@ -70,12 +72,12 @@ type bridge struct {
 	// rest is guarded by inMu.
 	recvSeq  uint64
 	inMu     sync.Mutex
-	backlog  [][]byte // payloads waiting for ring space, oldest first
-	closing  bool     // deliver the backlog, then terminate
-	userGone bool     // the user closed its end: drop what arrives
-	broken   bool     // a protocol error broke the user's end
-	taken    uint64   // cumulative cost taken in (written to the ring, or dropped after the user left)
-	reported uint64   // taken as last sent in a credit
+	backlog  []goipc.Frame // frames waiting for ring space, oldest first
+	closing  bool          // deliver the backlog, then terminate
+	userGone bool          // the user closed its end: drop what arrives
+	broken   bool          // a protocol error broke the user's end
+	taken    uint64        // cumulative cost taken in (written to the ring, or dropped after the user left)
+	reported uint64        // taken as last sent in a credit
 	wake     chan struct{}
 
 	heard    atomic.Bool // the peer sent something since the monitor's last look
@@ -126,7 +128,7 @@ func (b *bridge) start() {
 func (b *bridge) outbound() {
 	// Grows to the largest message sent: an idle connection does not
 	// hold a maximum-size buffer.
-	buf := make([]byte, 0, dataHeader+min(b.maxMessage, 4096))
+	buf := make([]byte, 0, callHeader+min(b.maxMessage, 4096))
 	defer func() {
 		// After a protocol error the end stays open (see terminate)
 		// until the user closes its own: wait for that, discarding
@@ -135,7 +137,7 @@ func (b *bridge) outbound() {
 		broken := b.broken
 		b.inMu.Unlock()
 		for broken {
-			if _, err := b.end.RecvNextView(-1); err != nil {
+			if _, err := b.end.RecvFrameView(-1); err != nil {
 				break
 			}
 			b.end.ReleaseView()
@@ -143,17 +145,10 @@ func (b *bridge) outbound() {
 		b.end.Close()
 	}()
 	for {
-		// Messages and call requests alike: a request left in the ring
-		// would hold up everything the user sends after it.
-		in, err := b.end.RecvNextView(-1)
-		msg := in.Data
-		if err == nil && in.Call {
-			// Calls are not carried over NATS yet (docs/NATS.md): refuse
-			// the call at once, rather than leave it unanswered.
-			b.end.ReleaseView()
-			b.protocolError(fmt.Errorf("a call request: calls are not carried over NATS (yet); use messages"))
-			return
-		}
+		// Messages, call requests and replies alike, in the ring's order,
+		// each with its call id: the peer's bridge writes them into its
+		// end as they were, so the callers' ids come back on their replies.
+		f, err := b.end.RecvFrameView(-1)
 		if err != nil {
 			if errors.Is(err, goipc.ErrPeerClosed) {
 				// The user closed its end after everything it sent was
@@ -172,8 +167,7 @@ func (b *bridge) outbound() {
 			b.terminate()
 			return
 		}
-		c := cost(len(msg))
-		forward, ok := b.waitCredit(c)
+		forward, ok := b.waitCredit(frameCost(f))
 		if !ok {
 			b.end.ReleaseView()
 			return
@@ -183,7 +177,7 @@ func (b *bridge) outbound() {
 			continue
 		}
 		b.seq++
-		buf = append(appendU64(buf[:0], msgData, b.seq), msg...)
+		buf = appendFrame(buf[:0], b.seq, f)
 		b.end.ReleaseView()
 		if err := b.publishData(buf); err != nil {
 			b.logf("goipc: %s: publish failed, ending the connection: %v", b.addr, err)
@@ -191,6 +185,27 @@ func (b *bridge) outbound() {
 		}
 		b.published.Store(b.seq)
 	}
+}
+
+// frameCost is what a frame counts against the peer's window.
+func frameCost(f goipc.Frame) uint64 {
+	if f.Kind == goipc.FrameMessage {
+		return cost(len(f.Data))
+	}
+	return cost(len(f.Data) + 8)
+}
+
+// appendFrame appends the NATS message that carries frame f as message seq.
+func appendFrame(buf []byte, seq uint64, f goipc.Frame) []byte {
+	switch f.Kind {
+	case goipc.FrameRequest:
+		buf = binary.LittleEndian.AppendUint64(appendU64(buf, msgRequest, seq), f.ID)
+	case goipc.FrameReply:
+		buf = binary.LittleEndian.AppendUint64(appendU64(buf, msgReply, seq), f.ID)
+	default:
+		buf = appendU64(buf, msgData, seq)
+	}
+	return append(buf, f.Data...)
 }
 
 // waitCredit waits until the peer's window has room for a message of
@@ -256,12 +271,12 @@ func (b *bridge) onMsg(m *nats.Msg) {
 		return
 	}
 	switch d[0] {
-	case msgData:
-		if len(d) < dataHeader {
-			b.protocolError(fmt.Errorf("data message of %d bytes, shorter than its header", len(d)))
+	case msgData, msgRequest, msgReply:
+		f, seq, err := b.parseFrame(d)
+		if err != nil {
+			b.protocolError(err)
 			return
 		}
-		seq := u64At(d)
 		switch {
 		case seq <= b.recvSeq:
 			b.protocolError(fmt.Errorf("message %d received again after message %d (a duplicate)", seq, b.recvSeq))
@@ -269,12 +284,9 @@ func (b *bridge) onMsg(m *nats.Msg) {
 		case seq > b.recvSeq+1:
 			b.protocolError(fmt.Errorf("message %d received after message %d: %d lost", seq, b.recvSeq, seq-b.recvSeq-1))
 			return
-		case len(d)-dataHeader > b.maxMessage:
-			b.protocolError(fmt.Errorf("message %d is %d bytes, above the connection's maximum %d", seq, len(d)-dataHeader, b.maxMessage))
-			return
 		}
 		b.recvSeq = seq
-		b.deliver(d[dataHeader:])
+		b.deliver(f)
 	case msgCredit:
 		if len(d) != 9 {
 			b.protocolError(fmt.Errorf("credit message of %d bytes", len(d)))
@@ -310,31 +322,56 @@ func (b *bridge) onMsg(m *nats.Msg) {
 	}
 }
 
-// deliver writes a payload into the user's ring, or queues it for the
-// writer when the ring is full or older payloads are queued.
-func (b *bridge) deliver(p []byte) {
+// parseFrame checks a data, request or reply message from the peer and
+// returns the frame it carries and its sequence number.
+func (b *bridge) parseFrame(d []byte) (goipc.Frame, uint64, error) {
+	f := goipc.Frame{Kind: goipc.FrameMessage}
+	header, limit, what := dataHeader, b.maxMessage, "data"
+	if d[0] != msgData {
+		f.Kind, header, limit, what = goipc.FrameReply, callHeader, b.maxMessage-8, "reply"
+		if d[0] == msgRequest {
+			f.Kind, what = goipc.FrameRequest, "request"
+		}
+	}
+	if len(d) < header {
+		return f, 0, fmt.Errorf("%s message of %d bytes, shorter than its header", what, len(d))
+	}
+	seq := u64At(d)
+	if len(d)-header > limit {
+		return f, 0, fmt.Errorf("%s message %d is %d bytes, above the connection's maximum %d", what, seq, len(d)-header, limit)
+	}
+	if header == callHeader {
+		f.ID = binary.LittleEndian.Uint64(d[dataHeader:callHeader])
+	}
+	f.Data = d[header:]
+	return f, seq, nil
+}
+
+// deliver writes a frame into the user's ring, or queues it for the
+// writer when the ring is full or older frames are queued.
+func (b *bridge) deliver(f goipc.Frame) {
 	b.inMu.Lock()
 	defer b.inMu.Unlock()
 	if b.userGone {
-		b.took(cost(len(p)))
+		b.took(frameCost(f))
 		return
 	}
 	if len(b.backlog) == 0 {
-		err := b.end.TrySend(p)
+		err := b.end.SendFrame(f, 0)
 		switch {
 		case err == nil:
-			b.took(cost(len(p)))
+			b.took(frameCost(f))
 			return
 		case errors.Is(err, goipc.ErrTimeout): // the ring is full
 		case errors.Is(err, goipc.ErrPeerClosed): // the user closed its end
 			b.userGone = true
-			b.took(cost(len(p)))
+			b.took(frameCost(f))
 			return
 		default: // ErrClosed (terminating) or a broken pipe
 			return
 		}
 	}
-	b.backlog = append(b.backlog, p) // nats.go gave us our own copy
+	b.backlog = append(b.backlog, f) // nats.go gave us our own copy
 	select {
 	case b.wake <- struct{}{}:
 	default:
@@ -377,8 +414,8 @@ func (b *bridge) writer() {
 		for {
 			b.inMu.Lock()
 			if b.userGone { // nobody will read them: taken all the same
-				for _, p := range b.backlog {
-					b.took(cost(len(p)))
+				for _, f := range b.backlog {
+					b.took(frameCost(f))
 				}
 				b.backlog = nil
 			}
@@ -391,17 +428,17 @@ func (b *bridge) writer() {
 				}
 				break
 			}
-			p := b.backlog[0]
+			f := b.backlog[0]
 			b.inMu.Unlock()
-			err := b.end.Send(p)
+			err := b.end.SendFrame(f, -1)
 			b.inMu.Lock()
-			b.backlog[0] = nil
+			b.backlog[0] = goipc.Frame{}
 			b.backlog = b.backlog[1:]
 			if errors.Is(err, goipc.ErrPeerClosed) {
 				b.userGone = true
 				err = nil
 			}
-			b.took(cost(len(p)))
+			b.took(frameCost(f))
 			b.inMu.Unlock()
 			if err != nil { // ErrClosed: terminating
 				return

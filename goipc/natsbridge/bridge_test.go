@@ -277,25 +277,3 @@ func TestManyConnectionsOneListener(t *testing.T) {
 		}
 	}
 }
-
-// TestCallIsRefused: calls are not carried over NATS yet; a call on a
-// bridged connection fails at once with ErrProtocol (the bridge refuses
-// the request) instead of waiting for a reply that cannot come.
-func TestCallIsRefused(t *testing.T) {
-	srv := startServer(t)
-	d, a := pair(t, srv.URL()+"/t.call", nil, nil)
-	if err := d.Send([]byte("before")); err != nil {
-		t.Fatal(err)
-	}
-	if got, err := a.RecvTimeout(10 * time.Second); err != nil || string(got) != "before" {
-		t.Fatalf("plain message: %q %v", got, err)
-	}
-	start := time.Now()
-	_, err := d.CallTimeout([]byte("request"), make([]byte, 16), 10*time.Second)
-	if !errors.Is(err, goipc.ErrProtocol) || !strings.Contains(err.Error(), "call") {
-		t.Fatalf("call over NATS: %v", err)
-	}
-	if time.Since(start) > 5*time.Second {
-		t.Fatalf("the refusal took %v", time.Since(start))
-	}
-}

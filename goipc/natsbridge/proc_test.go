@@ -17,7 +17,9 @@ import (
 
 // The test binary doubles as a consumer process: with GOIPC_NATS_CONSUMER
 // set to an address it listens there, prints "ready", and on every
-// connection first sends its pid (8 bytes), then echoes every message.
+// connection first sends its pid (8 bytes), then echoes every message
+// and answers every call with its request, except a call whose request
+// is "hold": that one it never answers.
 func TestMain(m *testing.M) {
 	if addr := os.Getenv("GOIPC_NATS_CONSUMER"); addr != "" {
 		os.Exit(runConsumer(addr))
@@ -45,8 +47,27 @@ func runConsumer(addr string) int {
 			if c.Send(binary.LittleEndian.AppendUint64(nil, uint64(os.Getpid()))) != nil {
 				return
 			}
-			echo(c)
+			echoAndAnswer(c)
 		}()
+	}
+}
+
+func echoAndAnswer(c *goipc.Conn) {
+	for {
+		in, err := c.RecvNextView(-1)
+		if err != nil {
+			return
+		}
+		switch {
+		case !in.Call:
+			err = c.Send(in.Data)
+		case string(in.Data) != "hold":
+			err = c.Reply(in.ID, in.Data)
+		}
+		c.ReleaseView()
+		if err != nil {
+			return
+		}
 	}
 }
 

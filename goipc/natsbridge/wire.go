@@ -23,6 +23,13 @@ import (
 //	                                   sent in each interval in which nothing else was
 //	close      4  last seq u64         the sender's user closed after message `last`
 //	abort      5  reason (UTF-8)       the sender found a protocol error
+//	request    6  seq u64, id u64, payload   a call request with its caller's id
+//	reply      7  seq u64, id u64, payload   the reply to the request with that id
+//
+// Data, request and reply messages share one sequence (they are the
+// frames of the user's ring, in their order), one window and the same
+// loss/duplicate checks: a call is carried like any other message, and
+// the id is what pairs a reply with its request at the caller's end.
 //
 // A message's cost is its payload length + costOverhead; a sender keeps
 // what it has sent minus what the receiver has taken within the window
@@ -36,12 +43,16 @@ const (
 	msgHeartbeat = 3
 	msgClose     = 4
 	msgAbort     = 5
+	msgRequest   = 6
+	msgReply     = 7
 
 	dataHeader   = 9  // type + seq
+	callHeader   = 17 // type + seq + call id: a call's payload is at most the maximum message - 8, so it fits as data does
 	costOverhead = 64 // bytes a message costs beyond its payload (headers, bookkeeping)
 
 	// protocolVersion is the bridge protocol's version, in hello and welcome.
-	protocolVersion = 1
+	// Version 2 added requests and replies (calls).
+	protocolVersion = 2
 )
 
 // Welcome statuses.
