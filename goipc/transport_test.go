@@ -146,3 +146,86 @@ func TestBreakFailsCallsWithProtocolError(t *testing.T) {
 		t.Fatalf("Stats after Break: %v", err)
 	}
 }
+
+// A transport's end reads every frame raw with its id (RecvFrameView, the
+// user's replies too, not routed as calls) and writes frames with the ids
+// they came with (SendFrame): a relay between two pipes carries calls
+// both ways, each reply back to its own caller.
+func TestFramesRelayCalls(t *testing.T) {
+	caller, callerEnd, err := Pipe(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer caller.Close()
+	serverEnd, server, err := Pipe(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer server.Close()
+	relay := func(from, to *Conn) {
+		defer to.Close()
+		for {
+			f, err := from.RecvFrameView(-1)
+			if err != nil {
+				return
+			}
+			err = to.SendFrame(f, -1)
+			from.ReleaseView()
+			if err != nil {
+				return
+			}
+		}
+	}
+	go relay(callerEnd, serverEnd)
+	go relay(serverEnd, callerEnd)
+	go func() {
+		for {
+			in, err := server.RecvNextView(-1)
+			if err != nil {
+				return
+			}
+			if in.Call {
+				err = server.Reply(in.ID, append([]byte("re:"), in.Data...))
+			} else {
+				err = server.Send(in.Data)
+			}
+			server.ReleaseView()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 100 {
+				req := []byte(strings.Repeat("x", g) + string(rune('a'+i%26)))
+				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+				got, err := caller.Call(ctx, req)
+				cancel()
+				if err != nil || string(got) != "re:"+string(req) {
+					t.Errorf("call %d/%d: %q %v", g, i, got, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if err := caller.Send([]byte("plain")); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := caller.RecvTimeout(10 * time.Second); err != nil || string(got) != "plain" {
+		t.Fatalf("a plain message through the relay: %q %v", got, err)
+	}
+	if n := caller.DroppedReplies(); n != 0 {
+		t.Fatalf("%d replies dropped", n)
+	}
+	if err := callerEnd.SendFrame(Frame{Kind: FrameKind(9)}, 0); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("an unknown frame kind: %v, want ErrInvalidArgument", err)
+	}
+	if err := callerEnd.SendFrame(Frame{Kind: FrameReply, Data: make([]byte, callerEnd.MaxCallSize()+1)}, 0); !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("a reply above MaxCallSize: %v, want ErrMessageTooLarge", err)
+	}
+}
