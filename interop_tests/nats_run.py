@@ -9,7 +9,9 @@ with nats:// addresses instead of Unix socket paths.
 test's consumer listens through node 0 and its producer dials through
 node 1, so every message crosses a route. Pairs: producers in C, Python,
 Rust and Go against the two Go consumers (`goipc pong`, "go", and the Go
-library's consumer, "golib"). Scenarios: pingpong, sizes, burst (with a
+library's consumer, "golib"). Scenarios: pingpong, calls (typed Ping
+calls from the producer's threads on one connection, carried as bridge
+requests and replies), sizes, burst (with a
 64 KiB credit window, so that the rings fill), consumer_killed and
 producer_killed (SIGKILL; the survivor sees peer-closed within the
 heartbeat bound). The version and layout scenarios concern the
@@ -27,8 +29,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import run  # noqa: E402
 import natsserver  # noqa: E402
 
-SCENARIOS = ("pingpong", "sizes", "burst", "consumer_killed", "producer_killed")
+SCENARIOS = ("pingpong", "calls", "sizes", "burst", "consumer_killed", "producer_killed")
 PINGPONG_N = 5000  # NATS round trips take ~100 us on loopback: keep the matrix short
+CALLS_N = 4000  # typed calls from the producer's threads on one connection
 
 
 class NatsRunner(run.Runner):
@@ -67,6 +70,7 @@ def main():
             print(t.name + "_over_nats")
         return 0
     run.PINGPONG_N = PINGPONG_N
+    run.CALLS_N = CALLS_N
 
     nodes = []
 

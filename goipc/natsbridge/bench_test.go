@@ -45,6 +45,20 @@ func BenchmarkRoundTrip64B(b *testing.B) {
 			}
 		}
 	})
+	// A call (request frame with its id, reply routed back by id) in
+	// place of the send and the receive.
+	b.Run("goipc-nats-call", func(b *testing.B) {
+		d, a := pair(b, srv.URL()+"/bench.call", nil, nil)
+		go echoAndAnswer(a)
+		msg := make([]byte, 64)
+		buf := make([]byte, 64)
+		b.ResetTimer()
+		for b.Loop() {
+			if _, err := d.CallTimeout(msg, buf, -1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
 	b.Run("nats-request", func(b *testing.B) {
 		resp, req := natsConns(b, srv.URL())
 		sub, err := resp.Subscribe("bench.req", func(m *nats.Msg) { m.Respond(m.Data) })

@@ -257,3 +257,31 @@ func TestConsumerKilledWithCallsInFlight(t *testing.T) {
 		t.Fatalf("calls ended %v after the kill; the bound is 350 ms (allowed %v)", worst, deathSlack)
 	}
 }
+
+// The server closes its end with calls in flight: each returns
+// ErrPeerClosed once the close has crossed NATS, none waits for ever.
+func TestServerClosesWithCallsInFlight(t *testing.T) {
+	srv := startServer(t)
+	d, a := pair(t, srv.URL()+"/t.calls.close", nil, nil)
+	const inFlight = 4
+	results := make(chan error, inFlight)
+	for range inFlight {
+		go func() {
+			_, err := d.CallTimeout([]byte("held"), make([]byte, 16), 30*time.Second)
+			results <- err
+		}()
+	}
+	for i := range inFlight {
+		if _, _, err := a.RecvRequestInto(make([]byte, 16), 10*time.Second); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	closed := time.Now()
+	a.Close()
+	for range inFlight {
+		if err := <-results; !errors.Is(err, goipc.ErrPeerClosed) {
+			t.Errorf("a call in flight when the server closed: %v, want ErrPeerClosed", err)
+		}
+	}
+	t.Logf("calls ended %v after the close", time.Since(closed).Round(time.Millisecond))
+}
