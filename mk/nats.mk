@@ -38,7 +38,7 @@ test-nats: $(NATS_SERVER) interop-peers ## goipc over NATS: bridge tests (cluste
 demo-nats: $(NATS_SERVER) interop-peers ## Python and C producers ping a Go consumer through a 3-node NATS cluster: latencies next to shared memory
 	@PYTHONDONTWRITEBYTECODE=1 $(PY) interop_tests/demo_nats.py -n $(NATS_DEMO_N)
 
-bench-nats: $(NATS_SERVER) ## goipc over NATS vs plain nats.go (request/reply round trip, 1 KiB publish/subscribe), same server, same run
+bench-nats: $(NATS_SERVER) ## goipc over NATS vs plain nats.go (round trip and call vs request/reply, 1 KiB publish/subscribe), same server, same run
 	$(GO) test -count=1 -run '^$$' -bench 'RoundTrip|OneWay' -benchtime 2s ./goipc/natsbridge/
 	$(GO) test -count=1 -run '^$$' -bench NodeKill -benchtime 3x ./goipc/natsbridge/
 
