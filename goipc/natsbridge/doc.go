@@ -15,7 +15,9 @@
 // process drives the other and moves messages between it and NATS. Every
 // goipc.Conn method works as over shared memory: ordered delivery,
 // backpressure (a slow receiver makes Send wait), timeouts, views and
-// reservations, ErrPeerClosed after the peer's messages were received.
+// reservations, ErrPeerClosed after the peer's messages were received,
+// and calls (Call, RecvRequest and Reply, goipc.Serve) in both directions:
+// requests and replies travel among the messages, with their call ids.
 // What NATS core does not give, the bridge adds: sequence numbers (a lost
 // or repeated message breaks the connection with goipc.ErrProtocol, never
 // a silent gap), credit-based flow control (NATS never holds more than

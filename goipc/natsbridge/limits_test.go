@@ -2,6 +2,7 @@ package natsbridge
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"strings"
 	"testing"
@@ -81,6 +82,23 @@ func TestMaxPayload(t *testing.T) {
 	}
 	if got, err := a.RecvTimeout(10 * time.Second); err != nil || !bytes.Equal(got, big) {
 		t.Fatalf("the largest message: %v", err)
+	}
+	// The largest call: its request and reply, with the 8-byte id, fill a
+	// NATS message of max_payload exactly (17-byte header).
+	go func() {
+		id, req, err := a.RecvRequest(context.Background())
+		if err == nil {
+			a.Reply(id, req)
+		}
+	}()
+	bigCall := bytes.Repeat([]byte{9}, d.MaxCallSize())
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if got, err := d.Call(ctx, bigCall); err != nil || !bytes.Equal(got, bigCall) {
+		t.Fatalf("the largest call (%d bytes): %v", len(bigCall), err)
+	}
+	if _, err := d.Call(ctx, make([]byte, d.MaxCallSize()+1)); !errors.Is(err, goipc.ErrMessageTooLarge) {
+		t.Fatalf("a call one byte over: %v, want ErrMessageTooLarge", err)
 	}
 	_, err := goipc.Dial(url, &goipc.Options{MaxMessageSize: 1 << 20})
 	if !errors.Is(err, goipc.ErrInvalidArgument) || !strings.Contains(err.Error(), "max_payload") {
