@@ -8,18 +8,21 @@ import (
 )
 
 // One pong serves a Unix socket and a NATS subject at once; ping reaches
-// it through both.
+// it through both, with round trips and with calls.
 func TestPongListensOnUnixAndNATS(t *testing.T) {
 	srv := natstest.Start(t, natstest.Config{})
 	natsAddr := srv.URL() + "/cli.pong"
 	path, _, stderr := startPong(t, "--listen", natsAddr)
 	for _, addr := range []string{path, natsAddr} {
-		out, err := cli("ping", "--dial", addr, "-n", "300", "--warmup", "10").CombinedOutput()
-		if err != nil {
-			t.Fatalf("ping %s: %v\n%s\npong: %s", addr, err, out, stderr)
-		}
-		if !strings.Contains(string(out), "p50") {
-			t.Fatalf("ping %s printed no latencies:\n%s", addr, out)
+		for _, mode := range [][]string{nil, {"--call"}} {
+			args := append([]string{"ping", "--dial", addr, "-n", "300", "--warmup", "10"}, mode...)
+			out, err := cli(args...).CombinedOutput()
+			if err != nil {
+				t.Fatalf("ping %s %v: %v\n%s\npong: %s", addr, mode, err, out, stderr)
+			}
+			if !strings.Contains(string(out), "p50") {
+				t.Fatalf("ping %s %v printed no latencies:\n%s", addr, mode, out)
+			}
 		}
 	}
 }
