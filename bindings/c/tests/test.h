@@ -40,6 +40,7 @@
     X(many_threads)             \
     X(go_ping_c_pong)           \
     X(c_ping_example)           \
+    X(c_ping_c_pong_unix)       \
     X(typed_messages)           \
     X(conn_stats)               \
     X(conn_fd_poll)             \

@@ -3,7 +3,8 @@
  * consumer (`goipc pong`), that consumer SIGKILLed, a C peer SIGKILLed
  * while we are blocked sending, many threads each with a connection, a Go
  * producer (`goipc ping`) against the C consumer example, and the C
- * producer example.
+ * producer example (examples/ping-pong/c: build/c/ping and build/c/pong)
+ * against `goipc pong` and, over a plain Unix socket, against the C pong.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -339,8 +340,28 @@ void test_go_ping_c_pong(void)
     go_ping_c_pong(1);
 }
 
-/* test_c_producer_go_consumer via the example program build/c/ping, raw
- * and typed. */
+/* Runs the ping-pong example's C ping (build/c/ping) with argv (ping_bin
+ * first) and checks that it exits 0 with one JSON line holding every
+ * field in want (e.g. "\"typed\":true") and its percentiles. */
+static void run_c_ping(char *const argv[], const char *const want[])
+{
+    child ping;
+    char out[8192] = "";
+    if (!EXPECT(spawn_child(&ping, argv, NULL) == 0))
+        return;
+    EXPECT(wait_output(&ping, "\"p50_ns\":", 60000, out, sizeof out) == 0);
+    int status = wait_exit(&ping, 60000);
+    EXPECT(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    EXPECT(strncmp(out, "{\"lang\":\"c\",", 12) == 0 && strstr(out, "\"error\"") == NULL);
+    for (int i = 0; want[i] != NULL; i++)
+        if (!EXPECT(strstr(out, want[i]) != NULL))
+            fprintf(stderr, "    want %s in: %s\n", want[i], out);
+    EXPECT(strstr(out, "\"p99_ns\":") != NULL && strstr(out, "\"max_ns\":") != NULL);
+    reap_child(&ping);
+}
+
+/* test_e2e_ping_c_pong_go: the ping-pong example's C ping against `goipc
+ * pong`, in its four ways: raw or typed (Ping/Pong), send + recv or call. */
 void test_c_ping_example(void)
 {
     NEED_GO();
@@ -349,19 +370,51 @@ void test_c_ping_example(void)
     char path[300], ping_bin[600];
     sock_path(path, sizeof path, "cping");
     snprintf(ping_bin, sizeof ping_bin, "%s/ping", g_cbin);
-    child pong, ping;
+    child pong;
     REQUIRE(start_go_pong(&pong, path) == 0);
-    for (int typed = 0; typed <= 1; typed++) {
-        char out[8192] = "";
-        char *argv[] = {ping_bin, "--dial", path, "-n", "3000", "--warmup", "100", typed ? "--typed" : NULL, NULL};
-        if (!EXPECT(spawn_child(&ping, argv, NULL) == 0))
-            break;
-        EXPECT(wait_output(&ping, "p50_ns=", 60000, out, sizeof out) == 0);
-        int status = wait_exit(&ping, 60000);
-        EXPECT(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
-        EXPECT(strstr(out, typed ? "c ping: 3000 Ping/Pong round trips with a 64 B payload" : "c ping: 3000 round trips of 64 B") != NULL);
-        reap_child(&ping);
+    for (int mode = 0; mode < 4; mode++) {
+        int typed = mode & 1, call = mode & 2;
+        char *argv[12] = {ping_bin, "--dial", path, "-n", "3000", "--warmup", "100", "--timeout-ms", "10000"};
+        int argc = 9;
+        if (typed)
+            argv[argc++] = "--typed";
+        if (call)
+            argv[argc++] = "--call";
+        argv[argc] = NULL;
+        const char *want[] = {"\"transport\":\"goipc\"", "\"size\":64", "\"iters\":3000",
+                              typed ? "\"typed\":true" : "\"typed\":false", call ? "\"call\":true" : "\"call\":false",
+                              NULL};
+        run_c_ping(argv, want);
     }
+    reap_child(&pong);
+}
+
+/* test_e2e_ping_c_pong_c_unix: the baseline of `make bench-c`, the C ping
+ * against the C pong over a plain Unix stream socket (no goipc); the pong
+ * then exits on SIGTERM and removes its socket path. */
+void test_c_ping_c_pong_unix(void)
+{
+    if (g_cbin == NULL)
+        SKIP("GOIPC_C_BIN (the C examples) is not set");
+    char path[300], ping_bin[600], pong_bin[600];
+    sock_path(path, sizeof path, "cunix");
+    snprintf(ping_bin, sizeof ping_bin, "%s/ping", g_cbin);
+    snprintf(pong_bin, sizeof pong_bin, "%s/pong", g_cbin);
+    child pong;
+    char *pargv[] = {pong_bin, "--transport", "unix", "--listen", path, NULL};
+    REQUIRE(spawn_child(&pong, pargv, NULL) == 0);
+    if (!EXPECT(wait_output(&pong, "c pong: listening on", 10000, NULL, 0) == 0)) {
+        reap_child(&pong);
+        return;
+    }
+    char *argv[] = {ping_bin, "--transport", "unix", "--path", path, "--iters", "3000", "--warmup", "100",
+                    "--size", "1000", NULL};
+    const char *want[] = {"\"transport\":\"unix\"", "\"size\":1000", "\"iters\":3000", NULL};
+    run_c_ping(argv, want);
+    kill(pong.pid, SIGTERM);
+    int status = wait_exit(&pong, 10000);
+    EXPECT(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+    EXPECT(access(path, F_OK) != 0);
     reap_child(&pong);
 }
 

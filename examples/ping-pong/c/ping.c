@@ -1,34 +1,48 @@
 /*
  * ping.c - the ping-pong example in C (examples/README.md): a producer that
- * times round trips to a Go consumer that echoes every message. It is also
- * the C peer of `goipc bench --peers c` (bench/peers.go, docs/BENCHMARKS.md
- * "Cross-language rows"). Built by `make examples` or `make bench-peers`
- * (mk/capi.mk) into build/bin/goipc-ping-c, with pkg-config like any
- * program using the library.
+ * times round trips to a consumer that echoes every message. It is the one
+ * C ping program: the C peer of `goipc bench --peers c` (bench/peers.go,
+ * docs/BENCHMARKS.md "Cross-language rows"), the producer of `make bench-c`
+ * (bindings/c/bench.sh) and of the C tests against Go. Built by `make
+ * build` (mk/capi.mk) into build/c/ping and build/bin/goipc-ping-c, with
+ * pkg-config like any program using the library.
  *
- *   goipc-ping-c --transport goipc|unix --path PATH --size N
- *                --iters N --warmup N
+ *   ping [--transport goipc|unix] --path PATH [--size N] [--iters N]
+ *        [--warmup N] [--typed] [--call] [--spin NS] [--timeout-ms MS]
  *
- * The consumer (`goipc bench` or `go run ./examples/ping-pong/go pong`)
- * listens on PATH and echoes every message. This program connects to it
- * and does warmup + iters round trips of SIZE bytes:
+ * (--dial is another name for --path, -n for --iters.) The consumer
+ * listens on PATH and answers every message: `goipc pong`, the Go example
+ * (`go run ./examples/ping-pong/go pong`) or pong.c next to this file. This
+ * program connects to it and does warmup + iters round trips (defaults
+ * 1000 + 10000) of SIZE bytes (default 64):
  *
- *   goipc  through libgoipc: goipc_dial_ex, then goipc_send + goipc_recv
- *          (blocking, timeout -1: the library returns PEER_CLOSED if the
- *          consumer goes away, so nothing hangs);
+ *   goipc  through libgoipc: goipc_dial_ex, then goipc_send + goipc_recv,
+ *          an exact echo expected. With --typed each message is the kit's
+ *          FlatBuffers Ping with a SIZE-byte payload (goipc_send_ping) and
+ *          the answer a Pong with the same seq and payload
+ *          (goipc_recv_pong). With --call each round trip is one call, a
+ *          request answered by its reply (goipc_call, or goipc_call_ping
+ *          with --typed): one call into Go instead of two. Each send and
+ *          receive waits at most --timeout-ms (default -1: wait forever,
+ *          as blocking socket I/O does; the library returns PEER_CLOSED if
+ *          the consumer goes away, so nothing hangs; a finite timeout
+ *          costs a clock read per call). --spin sets how long a waiting
+ *          side spins before it sleeps (goipc_options.spin_ns);
  *   unix   a plain AF_UNIX SOCK_STREAM socket: write the SIZE bytes, read
- *          SIZE bytes back.
+ *          SIZE bytes back (`pong --transport unix` or `goipc bench`).
  *
  * Each round trip after the warm-up is timed with CLOCK_MONOTONIC; every
  * reply (warm-up included) must equal what was sent byte for byte (each
  * message carries its sequence number in its first 8 bytes). It prints one
  * JSON line on stdout:
  *
- *   {"lang":"c","transport":"goipc","size":64,"iters":20000,
- *    "p50_ns":...,"p90_ns":...,"p99_ns":...,"p999_ns":...,"max_ns":...}
+ *   {"lang":"c","transport":"goipc","size":64,"iters":10000,"typed":false,
+ *    "call":false,"p50_ns":...,"p90_ns":...,"p99_ns":...,"p999_ns":...,
+ *    "max_ns":...,"per_s":...}
  *
- * or, on any failure, {"lang":"c",...,"error":"..."} and exit status 1
- * (2 for a bad command line).
+ * (per_s: timed round trips per second of wall time) or, on any failure,
+ * {"lang":"c",...,"error":"..."} and exit status 1 (2 for a bad command
+ * line).
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -46,6 +60,7 @@
 /* Whatever the peer was asked, echoed in every JSON line. */
 static const char *g_transport = "";
 static long long g_size = 0, g_iters = 0;
+static int g_typed = 0, g_call = 0;
 
 static uint64_t now_ns(void)
 {
@@ -73,7 +88,8 @@ static void json_head(FILE *f)
 {
     fputs("{\"lang\":\"c\",\"transport\":", f);
     json_string(f, g_transport);
-    fprintf(f, ",\"size\":%lld,\"iters\":%lld", g_size, g_iters);
+    fprintf(f, ",\"size\":%lld,\"iters\":%lld,\"typed\":%s,\"call\":%s", g_size, g_iters,
+            g_typed ? "true" : "false", g_call ? "true" : "false");
 }
 
 /* Prints the error line and returns 1 (the exit status). */
@@ -84,7 +100,7 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
-    fprintf(stderr, "goipc-ping-c: %s\n", msg);
+    fprintf(stderr, "c ping: %s\n", msg);
     json_head(stdout);
     fputs(",\"error\":", stdout);
     json_string(stdout, msg);
@@ -96,19 +112,21 @@ __attribute__((format(printf, 1, 2))) static int fail(const char *fmt, ...)
 static void usage(const char *why)
 {
     fprintf(stderr,
-            "goipc-ping-c: %s\n"
-            "usage: goipc-ping-c --transport goipc|unix --path PATH --size N --iters N --warmup N\n",
+            "c ping: %s\n"
+            "usage: ping [--transport goipc|unix] --path PATH [--size N] [--iters N] [--warmup N]\n"
+            "            [--typed] [--call] [--spin NS] [--timeout-ms MS]\n",
             why);
     exit(2);
 }
 
-static long long num_arg(const char *name, const char *s)
+/* An integer argument, at least min. */
+static long long num_arg(const char *name, const char *s, long long min)
 {
     char *end;
     errno = 0;
     long long v = strtoll(s, &end, 10);
-    if (errno != 0 || *end != '\0' || end == s || v < 0) {
-        fprintf(stderr, "goipc-ping-c: %s: %s is not a non-negative integer\n", name, s);
+    if (errno != 0 || *end != '\0' || end == s || v < min) {
+        fprintf(stderr, "c ping: %s: %s is not an integer >= %lld\n", name, s, min);
         usage("bad argument");
     }
     return v;
@@ -116,32 +134,53 @@ static long long num_arg(const char *name, const char *s)
 
 /* ---- the two transports ------------------------------------------------ */
 
-/* One connection: send len bytes, receive len bytes into reply. Returns 0,
- * or -1 after writing a description into err. */
+/* One connection: send message seq (len bytes), receive len bytes into
+ * reply. Returns 0, or -1 after writing a description into err. */
 struct transport {
-    int (*roundtrip)(struct transport *t, const unsigned char *msg, unsigned char *reply, size_t len, char *err,
-                     size_t errlen);
+    int (*roundtrip)(struct transport *t, uint64_t seq, const unsigned char *msg, unsigned char *reply, size_t len,
+                     char *err, size_t errlen);
     void (*close)(struct transport *t);
     goipc_conn conn;
+    int64_t timeout_ms;
     int fd;
 };
 
-static int goipc_roundtrip(struct transport *t, const unsigned char *msg, unsigned char *reply, size_t len,
-                           char *err, size_t errlen)
+/* The four ways through libgoipc: raw or typed (Ping/Pong), send + recv or
+ * one call. A typed answer must also carry seq back. */
+static int goipc_roundtrip(struct transport *t, uint64_t seq, const unsigned char *msg, unsigned char *reply,
+                           size_t len, char *err, size_t errlen)
 {
-    int32_t st = goipc_send(t->conn, msg, len, -1);
-    if (st != GOIPC_OK) {
-        snprintf(err, errlen, "goipc_send: %s (%s)", goipc_strerror(st), goipc_last_error_message());
-        return -1;
-    }
+    int32_t st;
     size_t got = 0;
-    st = goipc_recv(t->conn, reply, len, &got, -1);
+    uint64_t pong_seq = seq;
+    const char *what;
+    if (g_call) {
+        what = g_typed ? "goipc_call_ping" : "goipc_call";
+        st = g_typed ? goipc_call_ping(t->conn, seq, msg, len, &pong_seq, reply, len, &got, t->timeout_ms)
+                     : goipc_call(t->conn, msg, len, reply, len, &got, t->timeout_ms);
+    } else {
+        st = g_typed ? goipc_send_ping(t->conn, seq, msg, len, t->timeout_ms)
+                     : goipc_send(t->conn, msg, len, t->timeout_ms);
+        if (st != GOIPC_OK) {
+            snprintf(err, errlen, "%s: %s (%s)", g_typed ? "goipc_send_ping" : "goipc_send", goipc_strerror(st),
+                     goipc_last_error_message());
+            return -1;
+        }
+        what = g_typed ? "goipc_recv_pong" : "goipc_recv";
+        st = g_typed ? goipc_recv_pong(t->conn, &pong_seq, reply, len, &got, t->timeout_ms)
+                     : goipc_recv(t->conn, reply, len, &got, t->timeout_ms);
+    }
     if (st == GOIPC_ERR_BUFFER_TOO_SMALL) {
         snprintf(err, errlen, "reply of %zu bytes, sent %zu", got, len);
         return -1;
     }
     if (st != GOIPC_OK) {
-        snprintf(err, errlen, "goipc_recv: %s (%s)", goipc_strerror(st), goipc_last_error_message());
+        snprintf(err, errlen, "%s: %s (%s)", what, goipc_strerror(st), goipc_last_error_message());
+        return -1;
+    }
+    if (pong_seq != seq) {
+        snprintf(err, errlen, "a Pong with seq %llu, sent a Ping with seq %llu", (unsigned long long)pong_seq,
+                 (unsigned long long)seq);
         return -1;
     }
     if (got != len) {
@@ -176,9 +215,10 @@ static int full_io(int fd, unsigned char *buf, size_t len, int writing, char *er
     return 0;
 }
 
-static int unix_roundtrip(struct transport *t, const unsigned char *msg, unsigned char *reply, size_t len, char *err,
-                          size_t errlen)
+static int unix_roundtrip(struct transport *t, uint64_t seq, const unsigned char *msg, unsigned char *reply,
+                          size_t len, char *err, size_t errlen)
 {
+    (void)seq; /* it is in the message's first bytes */
     if (full_io(t->fd, (unsigned char *)msg, len, 1, err, errlen) != 0)
         return -1;
     return full_io(t->fd, reply, len, 0, err, errlen);
@@ -189,13 +229,16 @@ static void unix_close(struct transport *t)
     close(t->fd);
 }
 
-static int open_goipc(struct transport *t, const char *path, size_t size, char *err, size_t errlen)
+static int open_goipc(struct transport *t, const char *path, size_t size, int64_t spin_ns, char *err, size_t errlen)
 {
     goipc_options opts;
     goipc_options_init(&opts);
-    /* The consumer listens with max(1 MiB, size); the default is 1 MiB. */
-    if (size > 1024 * 1024)
-        opts.max_message_size = size;
+    opts.spin_ns = spin_ns;
+    /* The consumer listens with max(1 MiB, size); the default is 1 MiB. A
+     * Ping or Pong needs room for its fields around the payload. */
+    size_t need = size + (g_typed ? 128 : 0);
+    if (need > 1024 * 1024)
+        opts.max_message_size = need;
     int32_t st = goipc_dial_ex(path, &opts, 10000, &t->conn);
     if (st != GOIPC_OK) {
         snprintf(err, errlen, "goipc_dial %s: %s (%s)", path, goipc_strerror(st), goipc_last_error_message());
@@ -268,29 +311,41 @@ static void fill(unsigned char *msg, size_t len)
 
 int main(int argc, char **argv)
 {
-    const char *transport = NULL, *path = NULL;
-    long long size = -1, iters = -1, warmup = -1;
+    const char *transport = "goipc", *path = NULL;
+    long long size = 64, iters = 10000, warmup = 1000, spin = 0, timeout = -1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
             usage("help");
+        if (strcmp(argv[i], "--typed") == 0) {
+            g_typed = 1;
+            continue;
+        }
+        if (strcmp(argv[i], "--call") == 0) {
+            g_call = 1;
+            continue;
+        }
         if (i + 1 >= argc)
             usage("missing value");
         const char *name = argv[i], *val = argv[++i];
         if (strcmp(name, "--transport") == 0)
             transport = val;
-        else if (strcmp(name, "--path") == 0)
+        else if (strcmp(name, "--path") == 0 || strcmp(name, "--dial") == 0)
             path = val;
         else if (strcmp(name, "--size") == 0)
-            size = num_arg(name, val);
-        else if (strcmp(name, "--iters") == 0)
-            iters = num_arg(name, val);
+            size = num_arg(name, val, 0);
+        else if (strcmp(name, "--iters") == 0 || strcmp(name, "-n") == 0)
+            iters = num_arg(name, val, 1);
         else if (strcmp(name, "--warmup") == 0)
-            warmup = num_arg(name, val);
+            warmup = num_arg(name, val, 0);
+        else if (strcmp(name, "--spin") == 0)
+            spin = num_arg(name, val, 0);
+        else if (strcmp(name, "--timeout-ms") == 0)
+            timeout = num_arg(name, val, -1);
         else
             usage("unknown flag");
     }
-    if (transport == NULL || path == NULL || size < 0 || iters < 1 || warmup < 0)
-        usage("--transport, --path, --size, --iters (>= 1) and --warmup are required");
+    if (path == NULL)
+        usage("--path is required");
     g_transport = transport;
     g_size = size;
     g_iters = iters;
@@ -298,9 +353,12 @@ int main(int argc, char **argv)
     char err[768];
     struct transport t;
     memset(&t, 0, sizeof t);
+    t.timeout_ms = timeout;
     if (strcmp(transport, "goipc") == 0) {
-        if (open_goipc(&t, path, (size_t)size, err, sizeof err) != 0)
+        if (open_goipc(&t, path, (size_t)size, spin, err, sizeof err) != 0)
             return fail("%s", err);
+    } else if ((g_typed || g_call) && strcmp(transport, "unix") == 0) {
+        return fail("--typed and --call need --transport goipc");
     } else if (strcmp(transport, "unix") == 0) {
         if (open_unix(&t, path, err, sizeof err) != 0)
             return fail("%s", err);
@@ -319,12 +377,15 @@ int main(int argc, char **argv)
 
     int rc = 0;
     long long total = warmup + iters;
+    uint64_t start = 0;
     for (long long i = 0; i < total; i++) {
+        if (i == warmup)
+            start = now_ns();
         for (size_t j = 0; j < 8 && j < len; j++)
             msg[j] = (unsigned char)((uint64_t)i >> (8 * j));
         memset(reply, 0, len < 16 ? len : 16); /* a stale buffer must not pass the check */
         uint64_t t0 = now_ns();
-        if (t.roundtrip(&t, msg, reply, len, err, sizeof err) != 0) {
+        if (t.roundtrip(&t, (uint64_t)i, msg, reply, len, err, sizeof err) != 0) {
             rc = fail("round trip %lld: %s", i, err);
             break;
         }
@@ -340,15 +401,16 @@ int main(int argc, char **argv)
         if (i >= warmup)
             rtt[i - warmup] = t1 - t0;
     }
+    uint64_t elapsed = now_ns() - start;
     t.close(&t);
     if (rc == 0) {
         size_t n = (size_t)iters;
         qsort(rtt, n, sizeof *rtt, cmp_u64);
         json_head(stdout);
-        printf(",\"p50_ns\":%llu,\"p90_ns\":%llu,\"p99_ns\":%llu,\"p999_ns\":%llu,\"max_ns\":%llu}\n",
+        printf(",\"p50_ns\":%llu,\"p90_ns\":%llu,\"p99_ns\":%llu,\"p999_ns\":%llu,\"max_ns\":%llu,\"per_s\":%.0f}\n",
                (unsigned long long)percentile(rtt, n, 500), (unsigned long long)percentile(rtt, n, 900),
                (unsigned long long)percentile(rtt, n, 990), (unsigned long long)percentile(rtt, n, 999),
-               (unsigned long long)rtt[n - 1]);
+               (unsigned long long)rtt[n - 1], elapsed > 0 ? (double)n * 1e9 / (double)elapsed : 0.0);
         fflush(stdout);
     }
     free(msg);

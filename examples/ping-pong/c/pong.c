@@ -1,9 +1,12 @@
 /*
- * pong.c - a C consumer: listens on a Unix socket path and answers every
- * message, so that a producer (for example the Go one, `goipc ping --dial
- * PATH`) can measure round trips against C.
+ * pong.c - the C consumer of the ping-pong example (examples/README.md):
+ * listens on a Unix socket path and answers every message, so that a
+ * producer (ping.c next to it, or the Go one, `goipc ping --dial PATH`)
+ * can measure round trips against C. Built by `make build` (mk/capi.mk)
+ * into build/c/pong.
  *
- *   build/c/pong --listen PATH [--raw] [--spin NS] [--once] [-v]
+ *   build/c/pong --listen PATH [--raw] [--transport goipc|unix] [--spin NS]
+ *                [--once] [-v]
  *
  * By default it speaks the kit's typed messages: each Ping is answered
  * with a Pong carrying its seq, sent_ns and payload (goipc_recv_ping +
@@ -12,18 +15,26 @@
  * message only). With --raw it is an exact echo of any message, with the
  * zero-copy pair: goipc_recv_view reads the message in place,
  * goipc_reserve gets ring space for the answer, one memcpy goes ring to
- * ring (use `goipc ping --raw` against it).
+ * ring (use `goipc ping --raw` or ping.c against it).
+ *
+ * With --transport unix it is no goipc at all: an echo of the bytes of a
+ * plain AF_UNIX SOCK_STREAM socket (read, write back), the baseline `make
+ * bench-c` measures `ping --transport unix` against.
  *
  * Prints "c pong: listening on PATH" on stdout once ready (scripts wait for
  * that line). Each connection gets its own thread. SIGINT or SIGTERM (or,
  * with --once, the end of the first connection) closes the listener, which
  * removes the socket path, and every connection.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
 
 #include "goipc.h"
 
@@ -31,6 +42,7 @@
 
 static volatile sig_atomic_t stop;
 static int verbose, once, raw;
+static const char *transport = "goipc";
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static goipc_conn conns[MAX_CONNS];
 static pthread_t threads[MAX_CONNS];
@@ -109,6 +121,99 @@ static void *serve(void *arg)
     return NULL;
 }
 
+/* ---- --transport unix: the socket baseline ------------------------------ */
+
+static int unix_fds[MAX_CONNS];
+static int unix_listen_fd = -1;
+
+/* Echoes the bytes of one connection until it ends. */
+static void *unix_echo(void *arg)
+{
+    int fd = *(int *)arg;
+    unsigned char buf[65536];
+    for (;;) {
+        ssize_t r = read(fd, buf, sizeof buf);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            break;
+        for (ssize_t done = 0; done < r;) {
+            ssize_t w = write(fd, buf + done, (size_t)(r - done));
+            if (w < 0 && errno == EINTR)
+                continue;
+            if (w < 0)
+                goto out;
+            done += w;
+        }
+    }
+out:
+    if (once) {
+        stop = 1;
+        shutdown(unix_listen_fd, SHUT_RDWR); /* wakes the accept in main */
+    }
+    return NULL;
+}
+
+static int serve_unix(const char *path)
+{
+    struct sockaddr_un addr;
+    memset(&addr, 0, sizeof addr);
+    addr.sun_family = AF_UNIX;
+    if (strlen(path) >= sizeof addr.sun_path) {
+        fprintf(stderr, "c pong: socket path too long: %s\n", path);
+        return 1;
+    }
+    strcpy(addr.sun_path, path);
+    int lfd = unix_listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (lfd < 0 || bind(lfd, (struct sockaddr *)&addr, sizeof addr) != 0 || listen(lfd, 64) != 0) {
+        fprintf(stderr, "c pong: listen %s: %s\n", path, strerror(errno));
+        return 1;
+    }
+    printf("c pong: listening on %s (unix socket echo)\n", path);
+    fflush(stdout);
+    /* The signal handler has no SA_RESTART, and the echo threads block
+     * SIGINT and SIGTERM: a signal interrupts this accept. */
+    sigset_t sigs, old;
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    int rc = 0;
+    while (!stop) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || stop)
+                continue;
+            fprintf(stderr, "c pong: accept: %s\n", strerror(errno));
+            rc = 1;
+            break;
+        }
+        if (nconns == MAX_CONNS) {
+            fprintf(stderr, "c pong: too many connections, refusing one\n");
+            close(fd);
+            continue;
+        }
+        unix_fds[nconns] = fd;
+        pthread_sigmask(SIG_BLOCK, &sigs, &old); /* the new thread inherits the mask */
+        int err = pthread_create(&threads[nconns], NULL, unix_echo, &unix_fds[nconns]);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
+        if (err != 0) {
+            fprintf(stderr, "c pong: pthread_create failed\n");
+            close(fd);
+            continue;
+        }
+        nconns++;
+    }
+    close(lfd);
+    unlink(path);
+    for (int i = 0; i < nconns; i++)
+        shutdown(unix_fds[i], SHUT_RDWR); /* ends the blocked reads */
+    for (int i = 0; i < nconns; i++) {
+        pthread_join(threads[i], NULL);
+        close(unix_fds[i]);
+    }
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *path = NULL;
@@ -120,6 +225,8 @@ int main(int argc, char **argv)
             spin = atoll(argv[++i]);
         else if (strcmp(argv[i], "--once") == 0)
             once = 1;
+        else if (strcmp(argv[i], "--transport") == 0 && i + 1 < argc)
+            transport = argv[++i];
         else if (strcmp(argv[i], "--raw") == 0)
             raw = 1;
         else if (strcmp(argv[i], "-v") == 0)
@@ -127,8 +234,8 @@ int main(int argc, char **argv)
         else
             path = NULL, i = argc;
     }
-    if (path == NULL) {
-        fprintf(stderr, "usage: pong --listen PATH [--raw] [--spin NS] [--once] [-v]\n");
+    if (path == NULL || (strcmp(transport, "goipc") != 0 && strcmp(transport, "unix") != 0)) {
+        fprintf(stderr, "usage: pong --listen PATH [--raw] [--transport goipc|unix] [--spin NS] [--once] [-v]\n");
         return 2;
     }
     struct sigaction sa;
@@ -136,6 +243,8 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    if (strcmp(transport, "unix") == 0)
+        return serve_unix(path);
 
     goipc_options opts;
     goipc_options_init(&opts);
