@@ -188,42 +188,62 @@ fn sender_and_receiver_threads_against_go() {
 
 // ---- The examples ---------------------------------------------------------
 
-/// `examples/ping` against `goipc pong`: exit 0 and a report, typed and raw.
+/// The `{"key":value,...}` line `ping_pong` prints: the value of `key`
+/// (its text, quotes included for a string).
+fn json_field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
+    let rest = line.split(&format!("\"{key}\":")).nth(1)?;
+    rest.split([',', '}']).next()
+}
+
+/// test_e2e_ping_rust_pong_go: the ping-pong example's Rust ping
+/// (`ping_pong`) against `goipc pong`, in its four ways: raw or typed
+/// (Ping/Pong), send + receive or call. Exit 0 and one JSON line.
 #[test]
 fn ping_example_against_go_pong() {
     let pong = go_pong(&[]);
-    for extra in [&[][..], &["--raw"][..]] {
-        let out = Command::new(example_bin("ping"))
-            .arg("--dial")
-            .arg(&pong.path)
-            .args(["-n", "2000", "--warmup", "100"])
-            .args(extra)
-            .output()
-            .unwrap();
+    for (typed, call) in [(false, false), (true, false), (false, true), (true, true)] {
+        let mut cmd = Command::new(example_bin("ping_pong"));
+        cmd.arg("--dial").arg(&pong.path).args(["-n", "2000", "--warmup", "100"]);
+        if typed {
+            cmd.arg("--typed");
+        }
+        if call {
+            cmd.arg("--call");
+        }
+        let out = cmd.output().unwrap();
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(
             out.status.success(),
-            "{extra:?}: {:?}\n{stdout}\n{}",
+            "typed={typed} call={call}: {:?}\n{stdout}\n{}",
             out.status,
             String::from_utf8_lossy(&out.stderr)
         );
-        assert!(stdout.contains("round trip: min") && stdout.contains("p50_ns="), "{stdout}");
-        let p50: u64 = stdout.split("p50_ns=").nth(1).unwrap().split_whitespace().next().unwrap().parse().unwrap();
-        assert!(p50 > 0);
+        assert_eq!(json_field(&stdout, "lang"), Some("\"rust\""), "{stdout}");
+        assert_eq!(json_field(&stdout, "iters"), Some("2000"), "{stdout}");
+        assert_eq!(json_field(&stdout, "typed"), Some(if typed { "true" } else { "false" }), "{stdout}");
+        assert_eq!(json_field(&stdout, "call"), Some(if call { "true" } else { "false" }), "{stdout}");
+        let p50: u64 = json_field(&stdout, "p50_ns").unwrap().parse().unwrap();
+        assert!(p50 > 0, "{stdout}");
     }
 }
 
-/// `examples/ping` exits non-zero on errors: nothing listening, bad usage,
-/// and a consumer that answers Pings with something else.
+/// `ping_pong` exits non-zero on errors, with an error line: nothing
+/// listening, bad usage, and a consumer that answers Pings with something
+/// else.
 #[test]
 fn ping_example_fails_loudly() {
-    let st =
-        Command::new(example_bin("ping")).arg("--dial").arg(sock_path("nobody")).args(["-n", "10"]).output().unwrap();
+    let st = Command::new(example_bin("ping_pong"))
+        .arg("--dial")
+        .arg(sock_path("nobody"))
+        .args(["-n", "10"])
+        .output()
+        .unwrap();
     assert_eq!(st.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&st.stderr).contains("dial"));
-    let st = Command::new(example_bin("ping")).arg("--bogus").output().unwrap();
+    let stdout = String::from_utf8_lossy(&st.stdout);
+    assert!(json_field(&stdout, "error").is_some_and(|e| e.contains("dial")), "{stdout}");
+    let st = Command::new(example_bin("ping_pong")).arg("--bogus").output().unwrap();
     assert_eq!(st.status.code(), Some(2));
-    let st = Command::new(example_bin("ping")).output().unwrap();
+    let st = Command::new(example_bin("ping_pong")).output().unwrap();
     assert_eq!(st.status.code(), Some(2));
 
     // A consumer that echoes (Rust listener in this process): the Ping
@@ -239,15 +259,20 @@ fn ping_example_fails_loudly() {
                 }
             }
         });
-        let out = Command::new(example_bin("ping")).arg("--dial").arg(&path).args(["-n", "5"]).output().unwrap();
+        let out = Command::new(example_bin("ping_pong"))
+            .arg("--dial")
+            .arg(&path)
+            .args(["-n", "5", "--typed"])
+            .output()
+            .unwrap();
         assert_eq!(out.status.code(), Some(1));
         let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains("body Ping, expected Pong"), "{err}");
+        assert!(err.contains("recv_pong") && err.contains("Pong"), "{err}");
     });
 }
 
 /// test_e2e_go_producer_rust_consumer: `goipc ping` (Go, Ping/Pong and
-/// raw) against `examples/pong`, which exits 0 once its client is done.
+/// raw) against the ping-pong example's Rust `pong`, which exits 0 once its client is done.
 #[test]
 fn go_ping_rust_pong_example() {
     for raw in [false, true] {
@@ -273,7 +298,7 @@ fn go_ping_rust_pong_example() {
     }
 }
 
-/// `examples/pong` answers our own Messenger too, several clients at once.
+/// The Rust `pong` answers our own Messenger too, several clients at once.
 #[test]
 fn rust_ping_rust_pong_example() {
     let path = sock_path("rustpong2");

@@ -1,26 +1,35 @@
 //! The ping-pong example in Rust (examples/README.md): a producer that
-//! times round trips to a Go consumer that echoes every message. It is also
-//! the Rust peer of `goipc bench --peers rust` (bench/peers.go,
+//! times round trips to a consumer that echoes every message (`goipc
+//! pong`, the Go example, or pong.rs next to this file). It is the one Rust
+//! ping program: the Rust peer of `goipc bench --peers rust` (bench/peers.go,
 //! docs/BENCHMARKS.md "Cross-language rows"): an example of the crate in
 //! bindings/rust (its Cargo.toml names it `ping_pong`), built by
 //! `make bench-peers` with `cargo build --release --example ping_pong` into
 //! bindings/rust/target/release/examples/ping_pong, where the bench looks.
 //!
-//!   ping_pong --transport goipc|unix --path PATH --size N --iters N --warmup N
+//!   ping_pong [--transport goipc|unix] --path PATH [--size N] [--iters N]
+//!             [--warmup N] [--typed] [--call]
 //!
-//! The consumer (`goipc bench` or `go run ./examples/ping-pong/go pong`)
-//! listens on PATH and echoes every message. This program connects to it
-//! and does warmup + iters round trips of SIZE bytes:
+//! (--dial is another name for --path, -n for --iters.) The consumer
+//! listens on PATH and answers every message. This program connects to it
+//! and does warmup + iters round trips (defaults 1000 + 10000) of SIZE
+//! bytes (default 64):
 //!   - goipc: through this crate's safe API, `Conn::dial_with`, then
 //!     `Conn::send` + `Conn::recv_into` (blocking; the library reports a
-//!     consumer that went away as `Error::PeerClosed`, so nothing hangs);
+//!     consumer that went away as `Error::PeerClosed`, so nothing hangs).
+//!     With --typed each message is the kit's FlatBuffers Ping with a
+//!     SIZE-byte payload (`Messenger::send_ping`) and the answer a Pong
+//!     with the same seq and payload (`Messenger::recv_pong`). With --call
+//!     each round trip is one call, a request answered by its reply
+//!     (`Conn::call_into`, or `Messenger::call_ping` with --typed);
 //!   - unix: a std `UnixStream`: `write_all` the SIZE bytes, `read_exact`
 //!     them back.
 //!
 //! Each round trip after the warm-up is timed with `Instant` (the monotonic
 //! clock); every reply, warm-up included, must equal what was sent (each
 //! message carries its sequence number in its first 8 bytes). Prints one
-//! JSON line on stdout with the round-trip percentiles in ns, or
+//! JSON line on stdout with the round-trip percentiles in ns (and
+//! `per_s`, timed round trips per second of wall time), or
 //! `{"error": ...}` and exit status 1 on any failure (2: bad command line).
 
 use std::io::{ErrorKind, Read, Write};
@@ -28,9 +37,10 @@ use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use goipc::{Conn, Options};
+use goipc::{Conn, Messenger, Options};
 
-const USAGE: &str = "ping_pong --transport goipc|unix --path PATH --size N --iters N --warmup N";
+const USAGE: &str =
+    "ping_pong [--transport goipc|unix] --path PATH [--size N] [--iters N] [--warmup N] [--typed] [--call]";
 
 /// Bound on connect + handshake.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
@@ -42,29 +52,47 @@ struct Config {
     size: usize,
     iters: usize,
     warmup: usize,
+    typed: bool,
+    call: bool,
 }
 
 fn parse_args() -> Result<Config, String> {
-    let (mut transport, mut path, mut size, mut iters, mut warmup) = (None, None, None, None, None);
+    let mut cfg = Config {
+        transport: "goipc".into(),
+        path: String::new(),
+        size: 64,
+        iters: 10_000,
+        warmup: 1000,
+        typed: false,
+        call: false,
+    };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
-        let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
-        let num = || value.parse::<usize>().map_err(|_| format!("{flag}: {value:?} is not a non-negative integer"));
         match flag.as_str() {
-            "--transport" => transport = Some(value.clone()),
-            "--path" => path = Some(value.clone()),
-            "--size" => size = Some(num()?),
-            "--iters" => iters = Some(num()?),
-            "--warmup" => warmup = Some(num()?),
-            _ => return Err(format!("unknown argument {flag:?}")),
+            "--typed" => cfg.typed = true,
+            "--call" => cfg.call = true,
+            _ => {
+                let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
+                let num =
+                    || value.parse::<usize>().map_err(|_| format!("{flag}: {value:?} is not a non-negative integer"));
+                match flag.as_str() {
+                    "--transport" => cfg.transport = value.clone(),
+                    "--path" | "--dial" => cfg.path = value.clone(),
+                    "--size" => cfg.size = num()?,
+                    "--iters" | "-n" => cfg.iters = num()?,
+                    "--warmup" => cfg.warmup = num()?,
+                    _ => return Err(format!("unknown argument {flag:?}")),
+                }
+            }
         }
     }
-    match (transport, path, size, iters, warmup) {
-        (Some(transport), Some(path), Some(size), Some(iters), Some(warmup)) if iters >= 1 => {
-            Ok(Config { transport, path, size, iters, warmup })
-        }
-        _ => Err("--transport, --path, --size, --iters (>= 1) and --warmup are required".into()),
+    if cfg.path.is_empty() || cfg.iters < 1 {
+        return Err("--path is required and --iters must be at least 1".into());
     }
+    if (cfg.typed || cfg.call) && cfg.transport != "goipc" {
+        return Err("--typed and --call need --transport goipc".into());
+    }
+    Ok(cfg)
 }
 
 /// One connection to the consumer: a round trip sends `msg` and fills
@@ -79,9 +107,11 @@ impl Transport {
         match cfg.transport.as_str() {
             "goipc" => {
                 let mut opts = Options::default();
-                // The consumer listens with max(1 MiB, size); 0 is the 1 MiB default.
-                if cfg.size > 1 << 20 {
-                    opts.max_message_size = cfg.size;
+                // The consumer listens with max(1 MiB, size); 0 is the 1 MiB
+                // default. A Ping or Pong needs room around its payload.
+                let need = cfg.size + if cfg.typed { 128 } else { 0 };
+                if need > 1 << 20 {
+                    opts.max_message_size = need;
                 }
                 Conn::dial_with(&cfg.path, &opts, Some(DIAL_TIMEOUT))
                     .map(Transport::Goipc)
@@ -106,23 +136,43 @@ impl Transport {
             other => Err(format!("unknown transport {other:?} (goipc or unix)")),
         }
     }
+}
 
-    fn round_trip(&mut self, msg: &[u8], reply: &mut [u8]) -> Result<(), String> {
-        match self {
-            Transport::Goipc(c) => {
-                c.send(msg).map_err(|e| format!("send: {e}"))?;
-                let n = c.recv_into(reply).map_err(|e| format!("receive: {e}"))?;
-                if n != msg.len() {
-                    return Err(format!("reply of {n} bytes, sent {}", msg.len()));
-                }
-                Ok(())
-            }
-            Transport::Unix(s) => {
-                s.write_all(msg).map_err(|e| format!("write: {e}"))?;
-                s.read_exact(reply).map_err(|e| format!("read: {e}"))
-            }
+/// One round trip on a goipc connection, in one of four ways: raw or
+/// typed (Ping/Pong, through `m`), send + receive or one call. A typed
+/// answer must also carry `seq` back; its payload lands in `reply`.
+fn goipc_round_trip(
+    cfg: &Config,
+    c: &Conn,
+    m: &mut Messenger<'_>,
+    seq: u64,
+    msg: &[u8],
+    reply: &mut [u8],
+) -> Result<(), String> {
+    let n = if cfg.typed {
+        let pong = if cfg.call {
+            m.call_ping(seq, msg, None).map_err(|e| format!("call_ping: {e}"))?
+        } else {
+            m.send_ping(seq, msg).map_err(|e| format!("send_ping: {e}"))?;
+            m.recv_pong().map_err(|e| format!("recv_pong: {e}"))?
+        };
+        if pong.seq() != seq {
+            return Err(format!("a Pong with seq {}, sent a Ping with seq {seq}", pong.seq()));
         }
+        let payload = pong.payload().map(|p| p.bytes()).unwrap_or_default();
+        let n = payload.len().min(reply.len());
+        reply[..n].copy_from_slice(&payload[..n]);
+        payload.len()
+    } else if cfg.call {
+        c.call_into(msg, reply, None).map_err(|e| format!("call: {e}"))?
+    } else {
+        c.send(msg).map_err(|e| format!("send: {e}"))?;
+        c.recv_into(reply).map_err(|e| format!("receive: {e}"))?
+    };
+    if n != msg.len() {
+        return Err(format!("reply of {n} bytes, sent {}", msg.len()));
     }
+    Ok(())
 }
 
 /// Nearest rank: the smallest sample with at least `permille`/1000 of them
@@ -132,19 +182,41 @@ fn percentile(sorted: &[u64], permille: usize) -> u64 {
     sorted[rank - 1]
 }
 
-/// The timed round trips (ns, after the warm-up), every reply checked.
-fn run(cfg: &Config) -> Result<Vec<u64>, String> {
-    let mut t = Transport::open(cfg)?;
+/// The timed round trips (ns, after the warm-up), every reply checked, and
+/// the wall time they took.
+fn run(cfg: &Config) -> Result<(Vec<u64>, Duration), String> {
+    let t = Transport::open(cfg)?;
+    // A Messenger keeps the buffer typed messages are built in; it borrows
+    // the connection, so it lives here rather than in Transport.
+    let mut messenger = match &t {
+        Transport::Goipc(c) => Some(Messenger::new(c)),
+        Transport::Unix(_) => None,
+    };
     let mut msg: Vec<u8> = (0..cfg.size).map(|j| (j * 131 + 7) as u8).collect();
     let mut reply = vec![0u8; cfg.size];
     let mut rtt = Vec::with_capacity(cfg.iters);
     let stamp_len = cfg.size.min(8);
     let clear_len = cfg.size.min(16);
+    let mut start = Instant::now();
     for i in 0..cfg.warmup + cfg.iters {
+        if i == cfg.warmup {
+            start = Instant::now();
+        }
         msg[..stamp_len].copy_from_slice(&(i as u64).to_le_bytes()[..stamp_len]);
         reply[..clear_len].fill(0); // a stale buffer must not pass the check
         let t0 = Instant::now();
-        t.round_trip(&msg, &mut reply).map_err(|e| format!("round trip {i}: {e}"))?;
+        let done = match (&t, messenger.as_mut()) {
+            (Transport::Goipc(c), Some(m)) => goipc_round_trip(cfg, c, m, i as u64, &msg, &mut reply),
+            (Transport::Goipc(_), None) => unreachable!("a goipc transport has its Messenger"),
+            // `&UnixStream` reads and writes: the stream need not be borrowed mutably.
+            (Transport::Unix(s), _) => {
+                let mut s: &UnixStream = s;
+                s.write_all(&msg)
+                    .map_err(|e| format!("write: {e}"))
+                    .and_then(|()| s.read_exact(&mut reply).map_err(|e| format!("read: {e}")))
+            }
+        };
+        done.map_err(|e| format!("round trip {i}: {e}"))?;
         let dt = t0.elapsed();
         if reply != msg {
             let at = reply.iter().zip(&msg).position(|(a, b)| a != b).unwrap_or(0);
@@ -157,7 +229,7 @@ fn run(cfg: &Config) -> Result<Vec<u64>, String> {
             rtt.push(u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX));
         }
     }
-    Ok(rtt)
+    Ok((rtt, start.elapsed()))
 }
 
 /// `s` as a JSON string, quotes included.
@@ -185,21 +257,24 @@ fn main() -> ExitCode {
         }
     };
     let head = format!(
-        "{{\"lang\":\"rust\",\"transport\":{},\"size\":{},\"iters\":{}",
+        "{{\"lang\":\"rust\",\"transport\":{},\"size\":{},\"iters\":{},\"typed\":{},\"call\":{}",
         json_string(&cfg.transport),
         cfg.size,
-        cfg.iters
+        cfg.iters,
+        cfg.typed,
+        cfg.call
     );
     match run(&cfg) {
-        Ok(mut rtt) => {
+        Ok((mut rtt, elapsed)) => {
             rtt.sort_unstable();
             println!(
-                "{head},\"p50_ns\":{},\"p90_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{}}}",
+                "{head},\"p50_ns\":{},\"p90_ns\":{},\"p99_ns\":{},\"p999_ns\":{},\"max_ns\":{},\"per_s\":{:.0}}}",
                 percentile(&rtt, 500),
                 percentile(&rtt, 900),
                 percentile(&rtt, 990),
                 percentile(&rtt, 999),
-                rtt[rtt.len() - 1]
+                rtt[rtt.len() - 1],
+                rtt.len() as f64 / elapsed.as_secs_f64().max(1e-9)
             );
             ExitCode::SUCCESS
         }

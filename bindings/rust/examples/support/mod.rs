@@ -1,6 +1,6 @@
-//! Shared by the examples: argument parsing, the round-trip loops, and
-//! the percentile report (the same format as the C examples'
-//! bindings/c/latency.h, so scripts read every language alike).
+//! Shared by the benchmark examples (bench, tokio_bench) and tokio_pong:
+//! argument parsing, the round-trip loops, and the percentile report
+//! (`round trip: min ...`, `p50_ns=...`).
 
 #![allow(dead_code)] // each example uses a subset
 

@@ -1,16 +1,15 @@
-//! A Rust consumer: listens, and on every connection answers each
-//! FlatBuffers Ping with a Pong carrying the same seq, sent_ns and payload
-//! (and its own received_ns); any other message is echoed unchanged, as
-//! the Go consumer `goipc pong` does.
+//! The Rust consumer of the ping-pong example (examples/README.md): listens,
+//! and on every connection answers each FlatBuffers Ping with a Pong
+//! carrying the same seq, sent_ns and payload (and its own received_ns);
+//! any other message is echoed unchanged, as the Go consumer `goipc pong`
+//! does. An example of the crate in bindings/rust (its Cargo.toml names it
+//! `pong`).
 //!
 //!   cargo run --release --example pong -- --listen PATH [--once]
 //!
 //! Prints "goipc rust pong: listening on PATH" when ready (scripts and
 //! tests wait for that line). --once: serve one connection, then exit 0
 //! when its peer closes it (1 if it ends with another error).
-
-#[path = "support/mod.rs"]
-mod support;
 
 use std::process::ExitCode;
 
@@ -49,8 +48,23 @@ fn serve(conn: &Conn) -> Error {
 }
 
 fn main() -> ExitCode {
-    let args = support::Args::parse(USAGE, &["--listen"], &["--once"]);
-    let Some(path) = args.value("--listen") else { support::usage_exit(USAGE, "--listen PATH is required") };
+    let (mut path, mut once) = (None, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--listen" => path = args.next(),
+            "--once" => once = true,
+            other => {
+                eprintln!("pong: unknown argument {other:?}\nusage: {USAGE}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    let Some(path) = path else {
+        eprintln!("pong: --listen PATH is required\nusage: {USAGE}");
+        return ExitCode::from(2);
+    };
+    let path = path.as_str();
     let listener = match Listener::bind(path) {
         Ok(l) => l,
         Err(e) => {
@@ -59,7 +73,7 @@ fn main() -> ExitCode {
         }
     };
     println!("goipc rust pong: listening on {path}");
-    if args.has("--once") {
+    if once {
         let conn = match listener.accept() {
             Ok(c) => c,
             Err(e) => {
