@@ -94,6 +94,29 @@ def test_ping_pong_to_go(lang, tmp_path):
     assert 0 < line["p50_ns"] <= line["p99_ns"] <= line["max_ns"], line
 
 
+@pytest.mark.parametrize("lang", ["c", "python", "rust"])
+@pytest.mark.parametrize("typed,call", [(True, False), (False, True), (True, True)])
+def test_ping_pong_typed_and_call_to_go_cli(lang, typed, call, tmp_path):
+    """The C, Python and Rust pings' other ways, against `goipc pong`
+    (which answers a Ping with its Pong and a call with its reply): typed
+    Ping/Pong, one call per round trip, both."""
+    path = tmp_path / "pong.sock"
+    pong = subprocess.Popen(cmd(BUILD / "bin" / "goipc", "pong", "--listen", path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = pong.stdout.readline()
+        assert "listening on" in line, "goipc pong did not start: %r" % line
+        flags = (["--typed"] if typed else []) + (["--call"] if call else [])
+        out = produce("ping-pong", lang, "--path", path, "--size", "100", "--iters", "1000", "--warmup", "10", *flags)
+    finally:
+        pong.terminate()
+        pong.communicate(timeout=10)
+    line = json.loads(out.strip().splitlines()[-1])
+    assert "error" not in line, line
+    assert (line["lang"], line["typed"], line["call"], line["size"]) == (lang, typed, call, 100), line
+    assert 0 < line["p50_ns"] <= line["p99_ns"] <= line["max_ns"] and line["per_s"] > 0, line
+
+
 def test_many_producers_c_python_rust_go_to_one_go_consumer(tmp_path):
     n = {"go": 20000, "c": 20000, "python": 5000, "rust": 20000}
     consumer = Consumer("many-producers", tmp_path, "--producers", str(len(LANGS)))

@@ -1,26 +1,35 @@
 #!/usr/bin/env python3
 """The ping-pong example in Python (examples/README.md): a producer that
-times round trips to a Go consumer that echoes every message. It is also
-the Python peer of ``goipc bench --peers python`` (bench/peers.go,
-docs/BENCHMARKS.md "Cross-language rows")::
+times round trips to a consumer that echoes every message. It is the one
+Python ping program: the Python peer of ``goipc bench --peers python``
+(bench/peers.go, docs/BENCHMARKS.md "Cross-language rows") and what
+``python -m goipc.ping`` runs in a checkout::
 
     build/venv/bin/python examples/ping-pong/python/ping.py \\
-        --transport goipc|unix --path PATH --size N --iters N --warmup N
+        [--transport goipc|unix] --path PATH [--size N] [--iters N] \\
+        [--warmup N] [--typed] [--call]
 
-The consumer (``goipc bench`` or ``go run ./examples/ping-pong/go pong``)
-listens on PATH and echoes every message. This script connects to it
-and does warmup + iters round trips of SIZE bytes:
+(``--dial`` is another name for ``--path``, ``-n`` for ``--iters``.) The
+consumer (``goipc pong``, ``goipc bench`` or ``go run
+./examples/ping-pong/go pong``) listens on PATH and answers every message.
+This script connects to it and does warmup + iters round trips (defaults
+1000 + 10000) of SIZE bytes (default 64):
 
 * goipc: through the ``goipc`` package (the ctypes binding of
   libgoipc.so): ``goipc.dial``, then ``Conn.send`` + ``Conn.recv_into``
-  into one bytearray;
+  into one bytearray. With ``--typed`` each message is the kit's
+  FlatBuffers Ping with a SIZE-byte payload (``Conn.send_ping``) and the
+  answer a Pong with the same seq and payload (``Conn.recv_pong``). With
+  ``--call`` each round trip is one call, a request answered by its reply
+  (``Conn.call_into``, or ``Conn.call_ping`` with ``--typed``);
 * unix: the standard ``socket`` module, AF_UNIX SOCK_STREAM: ``sendall``
   the SIZE bytes, ``recv_into`` until SIZE bytes are back.
 
 Each round trip after the warm-up is timed with ``time.perf_counter_ns``
 (CLOCK_MONOTONIC on Linux); every reply, warm-up included, must equal what
 was sent (each message carries its sequence number in its first 8 bytes).
-Prints one JSON line on stdout, with the round-trip percentiles in ns, or
+Prints one JSON line on stdout, with the round-trip percentiles in ns (and
+``per_s``, timed round trips per second of wall time), or
 ``{"error": ...}`` and exit status 1 on any failure.
 
 The ``goipc`` package is imported from the repository's
@@ -75,7 +84,7 @@ def check(i, msg, reply, got):
         )
 
 
-def run_goipc(path, size, iters, warmup):
+def run_goipc(path, size, iters, warmup, typed=False, call=False):
     try:
         import goipc
     except ImportError as e:
@@ -84,24 +93,29 @@ def run_goipc(path, size, iters, warmup):
         ) from e
 
     kw = {}
-    if size > 1 << 20:  # the consumer listens with max(1 MiB, size)
-        kw["max_message_size"] = size
+    # The consumer listens with max(1 MiB, size); a Ping or Pong needs room
+    # for its fields around the payload.
+    need = size + (128 if typed else 0)
+    if need > 1 << 20:
+        kw["max_message_size"] = need
     try:
         conn = goipc.dial(path, timeout=DIAL_TIMEOUT, **kw)
     except goipc.Error as e:
         raise PeerError("goipc.dial %s: %s" % (path, e)) from e
     msg, reply = payload(size), bytearray(size)
     clock = time.perf_counter_ns
-    send, recv_into = conn.send, conn.recv_into
     rtts = []
     append = rtts.append
+    round_trip = _round_trip(conn, typed, call)
+    start = clock()
     try:
         for i in range(warmup + iters):
+            if i == warmup:
+                start = clock()
             stamp(msg, i)
             reply[: min(size, 16)] = bytes(min(size, 16))  # a stale buffer must not pass
             t0 = clock()
-            send(msg)
-            got = recv_into(reply)
+            got = round_trip(i, msg, reply)
             t1 = clock()
             check(i, msg, reply, got)
             if i >= warmup:
@@ -110,7 +124,36 @@ def run_goipc(path, size, iters, warmup):
         raise PeerError("round trip %d: %s" % (i, e)) from e
     finally:
         conn.close()
-    return rtts
+    return rtts, (clock() - start) / 1e9
+
+
+def _round_trip(conn, typed, call):
+    """The round trip of one of the four ways: (seq, msg, reply) -> the
+    answer's length, its bytes (a Pong's payload when typed) in reply."""
+    if not typed:
+        if call:
+            return lambda seq, msg, reply: conn.call_into(msg, reply)
+        send, recv_into = conn.send, conn.recv_into
+
+        def raw(seq, msg, reply):
+            send(msg)
+            return recv_into(reply)
+
+        return raw
+
+    def typed_round_trip(seq, msg, reply):
+        if call:
+            pong = conn.call_ping(seq, msg)
+        else:
+            conn.send_ping(seq, msg)
+            pong = conn.recv_pong()
+        if pong.seq != seq:
+            raise PeerError("a Pong with seq %d, sent a Ping with seq %d" % (pong.seq, seq))
+        n = min(len(pong.payload), len(reply))
+        reply[:n] = pong.payload[:n]
+        return len(pong.payload)
+
+    return typed_round_trip
 
 
 def run_unix(path, size, iters, warmup):
@@ -132,7 +175,10 @@ def run_unix(path, size, iters, warmup):
         sendall, recv_into = s.sendall, s.recv_into
         rtts = []
         append = rtts.append
+        start = clock()
         for i in range(warmup + iters):
+            if i == warmup:
+                start = clock()
             stamp(msg, i)
             reply[: min(size, 16)] = bytes(min(size, 16))
             t0 = clock()
@@ -149,7 +195,7 @@ def run_unix(path, size, iters, warmup):
             check(i, msg, reply, got)
             if i >= warmup:
                 append(t1 - t0)
-        return rtts
+        return rtts, (clock() - start) / 1e9
     except OSError as e:
         raise PeerError("unix socket: %s" % e) from e
     finally:
@@ -165,21 +211,26 @@ def percentile(sorted_ns, permille):
 
 
 def main(argv=None):
-    ap = argparse.ArgumentParser(prog="ping.py", description="The Python peer of goipc bench --peers.")
-    ap.add_argument("--transport", required=True, help="goipc or unix")
-    ap.add_argument("--path", required=True)
-    ap.add_argument("--size", type=int, required=True)
-    ap.add_argument("--iters", type=int, required=True)
-    ap.add_argument("--warmup", type=int, required=True)
+    ap = argparse.ArgumentParser(prog="ping.py", description="The ping-pong example's Python ping.")
+    ap.add_argument("--transport", default="goipc", help="goipc (default) or unix")
+    ap.add_argument("--path", "--dial", required=True, help="Unix socket path of the consumer")
+    ap.add_argument("--size", type=int, default=64, help="message (or Ping payload) size in bytes (default 64)")
+    ap.add_argument("--iters", "-n", type=int, default=10000, help="timed round trips (default 10000)")
+    ap.add_argument("--warmup", type=int, default=1000, help="untimed round trips first (default 1000)")
+    ap.add_argument("--typed", action="store_true", help="FlatBuffers Ping, answered by a Pong")
+    ap.add_argument("--call", action="store_true", help="one call per round trip")
     a = ap.parse_args(argv)
-    line = {"lang": LANG, "transport": a.transport, "size": a.size, "iters": a.iters}
+    line = {"lang": LANG, "transport": a.transport, "size": a.size, "iters": a.iters, "typed": a.typed,
+            "call": a.call}
     try:
         if a.size < 0 or a.iters < 1 or a.warmup < 0:
             raise PeerError("need --size >= 0, --iters >= 1, --warmup >= 0")
         if a.transport == "goipc":
-            rtts = run_goipc(a.path, a.size, a.iters, a.warmup)
+            rtts, elapsed = run_goipc(a.path, a.size, a.iters, a.warmup, a.typed, a.call)
+        elif a.typed or a.call:
+            raise PeerError("--typed and --call need --transport goipc")
         elif a.transport == "unix":
-            rtts = run_unix(a.path, a.size, a.iters, a.warmup)
+            rtts, elapsed = run_unix(a.path, a.size, a.iters, a.warmup)
         else:
             raise PeerError("unknown transport %r (goipc or unix)" % a.transport)
     except PeerError as e:
@@ -194,6 +245,7 @@ def main(argv=None):
         p99_ns=percentile(rtts, 990),
         p999_ns=percentile(rtts, 999),
         max_ns=rtts[-1],
+        per_s=round(len(rtts) / max(elapsed, 1e-9)),
     )
     print(json.dumps(line), flush=True)
     return 0
