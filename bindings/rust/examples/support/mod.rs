@@ -200,7 +200,7 @@ pub struct Samples {
     pub elapsed: Duration,
 }
 
-/// Nearest-rank percentile of sorted samples (as latency.h).
+/// Nearest-rank percentile of sorted samples.
 pub fn percentile(sorted: &[u64], p: f64) -> u64 {
     if sorted.is_empty() {
         return 0;
