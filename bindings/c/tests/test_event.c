@@ -70,8 +70,19 @@ void test_conn_fd_poll(void)
     EXPECT(readable(fd, 10000));
     int got = 0;
     int32_t st;
-    while ((st = goipc_recv(b, buf, sizeof buf, &len, 0)) == GOIPC_OK)
-        got++;
+    for (;;) {
+        st = goipc_recv(b, buf, sizeof buf, &len, 0);
+        if (st == GOIPC_OK) {
+            got++;
+        } else if (st == GOIPC_ERR_TIMEOUT) {
+            /* The readiness was left from an earlier message (calls that
+             * succeed keep it): wait for the next event, as a loop does. */
+            if (!readable(fd, 10000))
+                break;
+        } else {
+            break;
+        }
+    }
     EXPECT_ST(st, GOIPC_ERR_PEER_CLOSED);
     EXPECT(got == sent - 1);
     EXPECT_ST(goipc_conn_close(b), GOIPC_OK);
