@@ -58,7 +58,10 @@ resets the direction's readiness, which the head relies on), and each
 head hands the direction to the next when it is done: sent or received,
 failed, or cancelled. So messages sent by several coroutines go out in
 the order of their calls, and receivers get messages in the order they
-asked.
+asked. Calls (:meth:`AsyncConn.call`) send their request the same way;
+each waits for its own reply, so those do not queue: they all look again
+when the descriptor is readable and when any call ends (see
+``_wait_reply``).
 
 Accepting: a listener has no descriptor of its own in the C ABI, so
 :meth:`AsyncListener.accept` polls the listener without waiting
@@ -160,6 +163,7 @@ class AsyncConn:
         "_parked",
         "_queued",
         "_busy",
+        "_callers",
         "_reading",
         "_closed",
         "_spin",
@@ -178,6 +182,8 @@ class AsyncConn:
         self._busy = [False, False]
         self._parked: List[Optional["asyncio.Future[None]"]] = [None, None]
         self._queued: List[Deque["asyncio.Future[None]"]] = [collections.deque(), collections.deque()]
+        # Calls waiting for their replies: each for its own, so no queue.
+        self._callers: List["asyncio.Future[bool]"] = []
         self._reading = False  # add_reader registered
         self._closed = False
         # Current polling budget per direction (adapts within [spin/16, spin]).
@@ -216,27 +222,38 @@ class AsyncConn:
         # readiness alone), it would call us on every loop iteration until
         # a call finds nothing: unregister then; the next head to park
         # registers it again.
-        parked = self._parked
-        woke = False
-        for d in (_RECV, _SEND):
-            fut = parked[d]
-            if fut is not None:
-                parked[d] = None
-                woke = True
-                if not fut.done():
-                    fut.set_result(None)
+        woke = self._wake_heads()
+        if self._callers:
+            self._wake_callers(False)
+            woke = True
         if not woke:
             self._loop.remove_reader(self._fd)
             self._reading = False
 
+    def _wake_heads(self, directions: Any = (_RECV, _SEND), hop: bool = False) -> bool:
+        """Wakes the heads parked on the descriptor in those directions;
+        hop: woken after another's call found nothing (see _wait)."""
+        woke = False
+        for d in directions:
+            fut = self._parked[d]
+            if fut is not None:
+                self._parked[d] = None
+                woke = True
+                if not fut.done():
+                    fut.set_result(hop)
+        return woke
+
+    def _wake_callers(self, hop: bool) -> None:
+        callers, self._callers = self._callers, []
+        for fut in callers:
+            if not fut.done():
+                fut.set_result(hop)
+
     def _wake_all(self) -> None:
         """Wakes every waiting coroutine (close)."""
-        for d in (_RECV, _SEND):
-            fut = self._parked[d]
-            self._parked[d] = None
-            if fut is not None and not fut.done():
-                fut.set_result(None)
-            queued = self._queued[d]
+        self._wake_heads()
+        self._wake_callers(False)
+        for queued in self._queued:
             for fut in queued:
                 if not fut.done():
                     fut.set_result(None)
@@ -275,19 +292,40 @@ class AsyncConn:
         if self._closed:
             raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
 
-    async def _park(self, d: int) -> None:
+    def _watch(self) -> None:
+        if not self._reading:
+            self._loop.add_reader(self._fd, self._on_readable)
+            self._reading = True
+
+    async def _park(self, d: int) -> bool:
+        """Parks the head of direction d until the descriptor (or a call's
+        end, or another's failed call: then True) says to look again."""
         if self._closed:
             raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
         fut = self._loop.create_future()
         self._parked[d] = fut
-        if not self._reading:
-            self._loop.add_reader(self._fd, self._on_readable)
-            self._reading = True
+        self._watch()
         try:
-            await fut
+            return bool(await fut)
         finally:
             if self._parked[d] is fut:
                 self._parked[d] = None
+
+    def _poll(self, d: int, attempt: Any, *args: Any) -> Any:
+        """Calls attempt for the direction's polling budget: its result,
+        or None if nothing came (the budget adapts)."""
+        budget = self._budget[d]
+        if budget <= 0:
+            return None
+        t_end = _monotonic() + budget
+        while True:
+            r = attempt(*args)
+            if r is not None:
+                self._budget[d] = min(budget * 2, self._spin)
+                return r
+            if _monotonic() >= t_end:
+                self._budget[d] = max(budget / 2, self._spin / 16)
+                return None
 
     async def _wait(self, d: int, attempt: Any, *args: Any) -> Any:
         """The slow path. ``attempt(*args)`` is one non-waiting library
@@ -310,24 +348,65 @@ class AsyncConn:
                 r = attempt(*args)
                 if r is not None:
                     return r
-            budget = self._budget[d]
-            if budget > 0:
-                t_end = _monotonic() + budget
-                while True:
-                    r = attempt(*args)
-                    if r is not None:
-                        self._budget[d] = min(budget * 2, self._spin)
-                        return r
-                    if _monotonic() >= t_end:
-                        break
-                self._budget[d] = max(budget / 2, self._spin / 16)
+            r = self._poll(d, attempt, *args)
+            if r is not None:
+                return r
+            hop = False
             while True:
-                await self._park(d)
+                if d == _RECV and self._callers and not hop:
+                    # A receive that found nothing reset the readiness
+                    # that calls waiting for replies share with it: they
+                    # look once more (see _wait_reply).
+                    self._wake_callers(True)
+                hop = await self._park(d)
                 r = attempt(*args)
                 if r is not None:
                     return r
         finally:
             self._pass_turn(d)
+
+    async def _wait_reply(self, attempt: Any, *args: Any) -> Any:
+        """A call's wait for its own reply, after a call that found it not
+        there. Calls waiting for replies share the receive direction's
+        readiness with each other and with receives, and a call that finds
+        nothing resets it: a reply routed to another waiting call, or a
+        message for a waiting receive, can lose its wakeup that way. So
+        every waiting call looks again when the descriptor is readable and
+        when any call of the connection ends; a call that finds nothing
+        makes the receive head look once more, and a receive that finds
+        nothing makes the waiting calls look once more (those woken that
+        way do not pass it on: no endless ping-pong)."""
+        r = self._poll(_RECV, attempt, *args)
+        if r is not None:
+            return r
+        hop = False
+        while True:
+            if not hop and self._parked[_RECV] is not None:
+                self._wake_heads((_RECV,), True)
+            if self._closed:
+                raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
+            fut: "asyncio.Future[bool]" = self._loop.create_future()
+            self._callers.append(fut)
+            self._watch()
+            try:
+                hop = bool(await fut)
+            finally:
+                try:
+                    self._callers.remove(fut)
+                except ValueError:
+                    pass
+            r = attempt(*args)
+            if r is not None:
+                return r
+
+    def _call_ended(self) -> None:
+        """A call ended: its slot is free (the library does not signal that
+        on the descriptor, and a call start may be waiting for a slot), and
+        its calls that found nothing may have reset readiness that others
+        wait for: everyone parked looks again."""
+        self._wake_heads()
+        if self._callers:
+            self._wake_callers(False)
 
     # -- sending --
 
@@ -428,29 +507,21 @@ class AsyncConn:
         conn = self._conn
         cs = conn._call_state(data)
         try:
-            try:
-                r = conn._try_call_start(cs)
-            except BaseException:
-                self._progress()
-                raise
+            # The request goes out as a send does (queued behind waiting
+            # sends); a start that waits for a free call slot is woken by
+            # _call_ended.
+            r = None if self._busy[_SEND] else conn._try_call_start(cs)
             if r is None:
                 r = await self._wait(_SEND, conn._try_call_start, cs)
-            elif self._parked[0] or self._parked[1]:
-                self._progress()
             if r is not _PENDING:
                 return r
-            try:
-                r = conn._try_call_end(cs)
-            except BaseException:
-                self._progress()
-                raise
+            r = conn._try_call_end(cs)
             if r is None:
-                return await self._wait(_RECV, conn._try_call_end, cs)
-            if self._parked[0] or self._parked[1]:
-                self._progress()
+                r = await self._wait_reply(conn._try_call_end, cs)
             return r
         finally:
             conn._end_call(cs)
+            self._call_ended()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
