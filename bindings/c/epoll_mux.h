@@ -130,8 +130,8 @@ static int mux_run(const goipc_conn *conns, uint32_t n, uint32_t rounds, size_t 
             snprintf(err, errsz, "first send on conn %u: %s", i, goipc_strerror(st));
             goto out;
         }
-        /* The send reset the descriptor without arming it for replies:
-         * a receive that finds nothing does (or takes an early reply). */
+        /* A send does not arm the descriptor for replies: a receive
+         * that finds nothing does (or takes an early reply). */
         if (mux_drain(&m, i) < 0)
             goto out;
     }

@@ -118,6 +118,7 @@ def test_recv_cancelled_loses_nothing(sockdir):
     async def main():
         ln, c, s = await aio_pair(os.path.join(sockdir, "rc.sock"))
         rng = random.Random(1)
+        received = [0]
 
         async def producer():
             for i in range(n):
@@ -125,6 +126,12 @@ def test_recv_cancelled_loses_nothing(sockdir):
                 if rng.random() < 0.3:
                     await asyncio.sleep(0)
                 if rng.random() < 0.02:
+                    # Let the consumer catch up, then pause longer than any
+                    # of its timeouts: it waits on an empty ring and is
+                    # cancelled (it lags behind otherwise, and might never
+                    # have to wait at all).
+                    while received[0] <= i:
+                        await asyncio.sleep(0)
                     await asyncio.sleep(0.001)
 
         async def consumer():
@@ -137,6 +144,7 @@ def test_recv_cancelled_loses_nothing(sockdir):
                     continue
                 assert int.from_bytes(m, "little") == expect
                 expect += 1
+                received[0] = expect
             return timeouts
 
         _, timeouts = await asyncio.gather(producer(), consumer())
@@ -268,47 +276,45 @@ def _readable(fd: int, timeout: float) -> bool:
     return select.select([fd], [], [], timeout)[0] == [fd]
 
 
-def _until_exercised(scenario, sockdir: str, name: str, tries: int = 10) -> None:
-    """Runs scenario(path) until it reports that its probe really consumed
-    the wakeup. The library's watcher makes the descriptor readable a
-    moment before a call can reset it (it writes the eventfd, then marks
-    it pending), so a probe made in that moment consumes nothing and the
-    run proves nothing (its recovery assertions hold all the same)."""
-    for i in range(tries):
-        if run(scenario(os.path.join(sockdir, "%s%d.sock" % (name, i)))):
-            return
-    pytest.fail("the probe never consumed the wakeup in %d runs" % tries)
+_NOT_QUIET = "the descriptor is readable while nothing can succeed (docs/C_API.md, goipc_conn_fd)"
 
 
-def test_wakeup_consumed_by_the_other_direction_is_recovered(sockdir):
-    """A receiver and a sender wait on one connection. The peer sends a
-    message (the descriptor becomes readable), and in the same loop
-    iteration a third coroutine's send finds the ring still full, resets
-    the descriptor and waits too. Nobody makes progress and nobody leaves:
-    only the retry timer of waits in both directions can give the receiver
-    its message."""
+async def _becomes_quiet(fd: int, iterations: int = 100) -> bool:
+    """Whether fd is quiet within a few loop iterations (which let the
+    coroutines woken by an earlier readiness retry)."""
+    for _ in range(iterations):
+        if not _readable(fd, 0):
+            return True
+        await asyncio.sleep(0)
+    return False
 
-    async def scenario(path: str) -> bool:
-        ln, c, s = await aio_pair(path, spin=0, ring_size=4096, max_message_size=1024)
+
+def test_a_failed_send_keeps_the_waiting_receive_s_wakeup(sockdir):
+    """A receiver waits on a connection whose send ring is full. The peer
+    sends a message (the descriptor becomes readable) and, before the loop
+    looks, a send finds the ring still full: its call resets the send
+    direction's readiness only. The descriptor stays readable and the
+    receiver gets the message (nothing else wakes it: no other call makes
+    progress, no timer)."""
+
+    async def main():
+        ln, c, s = await aio_pair(os.path.join(sockdir, "x1.sock"), spin=0, ring_size=4096, max_message_size=1024)
         await _fill(c, 500)
         r = asyncio.ensure_future(c.recv())
-        w = asyncio.ensure_future(c.send(bytes(500)))
-        await asyncio.sleep(0)  # both run their first call and park
-        assert not r.done() and not w.done()
+        await asyncio.sleep(0)  # its call finds nothing; it parks
+        assert not r.done()
+        assert not _readable(c.fileno(), 0), _NOT_QUIET
         await s.send(b"data")  # does not suspend: the ring has room
         assert _readable(c.fileno(), 10)
-        done, probe = _step_until_parked(c.send(bytes(500)))
+        done, probe = _step_until_parked(c.send(bytes(500)))  # nobody waits to send: it calls
         assert not done
-        consumed = not _readable(c.fileno(), 0)
+        assert _readable(c.fileno(), 0), "a failed send swallowed the receive's wakeup"
         assert await asyncio.wait_for(r, 10) == b"data"
         probe.close()
-        await s.recv()  # room for w
-        await asyncio.wait_for(w, 10)
         for x in (c, s, ln):
             x.close()
-        return consumed
 
-    _until_exercised(scenario, sockdir, "x1-")
+    run(main())
 
 
 async def _sender_wakeup_pending(path: str, queued: bytes = b""):
@@ -323,48 +329,147 @@ async def _sender_wakeup_pending(path: str, queued: bytes = b""):
     w = asyncio.ensure_future(c.send(b"last"))
     await asyncio.sleep(0)
     assert not w.done()
+    assert not _readable(c.fileno(), 0), _NOT_QUIET
     await s.recv()  # frees space: the sender's wakeup
     assert _readable(c.fileno(), 10)
     return ln, c, s, w
 
 
-def test_wakeup_consumed_by_a_receive_that_got_a_message_is_recovered(sockdir):
+def test_a_receive_that_takes_a_message_keeps_the_waiting_send_s_wakeup(sockdir):
     """A sender waits on a full ring; the peer frees space (readable), and
-    in the same loop iteration a receive takes a message that was already
-    queued, resetting the descriptor: the sender must still be woken
-    (every call that made progress wakes the parked coroutines)."""
+    before the loop looks a receive takes a message that was already
+    queued: a call that succeeds leaves the readiness alone, so the sender
+    is woken by the descriptor."""
 
-    async def scenario(path: str) -> bool:
-        ln, c, s, w = await _sender_wakeup_pending(path, b"queued")
+    async def main():
+        ln, c, s, w = await _sender_wakeup_pending(os.path.join(sockdir, "x2.sock"), b"queued")
         done, got = _step_until_parked(c.recv())
         assert done and got == b"queued"
-        consumed = not _readable(c.fileno(), 0)
+        assert _readable(c.fileno(), 0), "a receive swallowed the send's wakeup"
         await asyncio.wait_for(w, 10)
         for x in (c, s, ln):
             x.close()
-        return consumed
 
-    _until_exercised(scenario, sockdir, "x2-")
+    run(main())
 
 
-def test_wakeup_consumed_by_a_cancelled_receive_is_recovered(sockdir):
+def test_a_cancelled_receive_keeps_the_waiting_send_s_wakeup(sockdir):
     """A sender waits on a full ring; the peer frees space (readable), and
-    in the same loop iteration a receive finds nothing, resets the
-    descriptor, waits, and is cancelled. The sender must still be woken
-    (a cancelled waiter wakes those still waiting)."""
+    before the loop looks a receive finds nothing (resetting the receive
+    direction's readiness), waits, and is cancelled. The sender is woken
+    by the descriptor."""
 
-    async def scenario(path: str) -> bool:
-        ln, c, s, w = await _sender_wakeup_pending(path)
+    async def main():
+        ln, c, s, w = await _sender_wakeup_pending(os.path.join(sockdir, "x3.sock"))
         done, probe = _step_until_parked(c.recv())
         assert not done
-        consumed = not _readable(c.fileno(), 0)
+        assert _readable(c.fileno(), 0), "a failed receive swallowed the send's wakeup"
         probe.close()  # cancelled while waiting
         await asyncio.wait_for(w, 10)
         for x in (c, s, ln):
             x.close()
-        return consumed
 
-    _until_exercised(scenario, sockdir, "x3-")
+    run(main())
+
+
+def test_a_send_behind_a_waiting_send_keeps_its_wakeup(sockdir):
+    """Two sends in one direction: a small one waits on a full ring; the
+    peer frees room for it but not for a large one, which is called before
+    the loop looks. Had the large send called the library, its failed call
+    would have reset the send direction's readiness, meant for the small
+    one, and nothing would have woken the small one again. It queues
+    behind the small one instead, and both go out, in call order."""
+
+    async def main():
+        ln, c, s = await aio_pair(os.path.join(sockdir, "x4.sock"), spin=0, ring_size=4096, max_message_size=1024)
+        filled = await _fill(c, 500)  # 512-byte frames: no byte of the ring left
+        small = asyncio.ensure_future(c.send(b"small"))
+        await asyncio.sleep(0)
+        assert not small.done()
+        assert not _readable(c.fileno(), 0), _NOT_QUIET
+        await s.recv()  # frees one 512-byte frame: room for "small", not for 1000 bytes
+        assert _readable(c.fileno(), 10)
+        large = c.send(bytes(1000))
+        turn = large.send(None)  # runs it up to its first suspension, before the loop looks
+        assert _readable(c.fileno(), 0), "the queued send reset the waiting send's readiness"
+        await asyncio.wait_for(small, 10)
+        large_task = asyncio.ensure_future(_drive(large, turn))
+        got = [await asyncio.wait_for(s.recv(), 10) for _ in range(filled)]
+        assert got == [bytes(500)] * (filled - 1) + [b"small"]
+        await asyncio.wait_for(large_task, 10)
+        assert await asyncio.wait_for(s.recv(), 10) == bytes(1000)
+        for x in (c, s, ln):
+            x.close()
+
+    run(main())
+
+
+async def _drive(coro, fut):
+    """Runs to its end, by hand, a coroutine that was run by hand up to a
+    suspension on fut."""
+    while True:
+        fut._asyncio_future_blocking = False  # what a Task does with a yielded future
+        await fut
+        try:
+            fut = coro.send(None)
+        except StopIteration as e:
+            return e.value
+
+
+def test_waiters_of_one_direction_are_served_in_call_order(sockdir):
+    """Five sends wait on a full ring and three receives on an empty one:
+    the sends go out, and the receives get messages, in the order of their
+    calls."""
+
+    async def main():
+        ln, c, s = await aio_pair(os.path.join(sockdir, "fifo.sock"), spin=0, ring_size=4096, max_message_size=1024)
+        filled = await _fill(c, 500)
+        sends = [asyncio.ensure_future(c.send(b"%d" % i)) for i in range(5)]
+        recvs = [asyncio.ensure_future(c.recv()) for _ in range(3)]
+        await asyncio.sleep(0)
+        assert not any(t.done() for t in sends + recvs)
+        got = [await asyncio.wait_for(s.recv(), 10) for _ in range(filled + 5)]
+        assert got[filled:] == [b"%d" % i for i in range(5)]
+        await asyncio.wait_for(asyncio.gather(*sends), 10)
+        for i in range(3):
+            await s.send(b"r%d" % i)
+        assert await asyncio.wait_for(asyncio.gather(*recvs), 10) == [b"r0", b"r1", b"r2"]
+        for x in (c, s, ln):
+            x.close()
+
+    run(main())
+
+
+def test_the_descriptor_is_quiet_while_a_receive_waits(sockdir):
+    """A receive waits on an idle connection, after a send that waited
+    for ring space and then went out: the descriptor stays quiet, so the
+    loop sleeps (a descriptor left readable by the send direction, which
+    nobody waits for any more, would wake the loop on every iteration)."""
+
+    async def main():
+        ln, c, s = await aio_pair(os.path.join(sockdir, "q.sock"), spin=0, ring_size=4096, max_message_size=1024)
+        r = asyncio.ensure_future(c.recv())
+        await asyncio.sleep(0)
+        assert not r.done()
+        assert not _readable(c.fileno(), 0.05), _NOT_QUIET
+        filled = await _fill(c, 500)
+        w = asyncio.ensure_future(c.send(b"last"))
+        await asyncio.sleep(0)
+        assert not w.done()
+        await s.recv()  # room for w: the send direction's wakeup
+        await asyncio.wait_for(w, 10)
+        # The send's wakeup may still wake the receive once (it retries,
+        # finds nothing, and that call resets the descriptor).
+        assert await _becomes_quiet(c.fileno()), _NOT_QUIET
+        assert not r.done()
+        for _ in range(filled):
+            await s.recv()
+        await s.send(b"at last")
+        assert await asyncio.wait_for(r, 10) == b"at last"
+        for x in (c, s, ln):
+            x.close()
+
+    run(main())
 
 
 PARKED_PEER = r"""

@@ -13,14 +13,16 @@
 //!
 //! # How a call waits
 //!
-//! Every send or receive first makes one library call with a zero timeout:
-//! when the message is there (or the ring has room) that call is the whole
-//! operation and the future is ready on its first poll. Otherwise the call
-//! armed the connection's descriptor ([`Conn::notify_fd`], an eventfd); the
-//! future polls for a short adaptive budget ([`Options::spin`], default
-//! 20 µs, halved after a poll that found nothing down to 1/16, doubled
-//! after one that succeeded) and then waits on
-//! [`tokio::io::unix::AsyncFd`]. No thread per connection, none per call.
+//! Every send or receive first makes one library call with a zero timeout
+//! (unless another future waits in its direction: it queues behind it, see
+//! below): when the message is there (or the ring has room) that call is
+//! the whole operation and the future is ready on its first poll.
+//! Otherwise the call armed the connection's descriptor
+//! ([`Conn::notify_fd`], an eventfd); the future polls for a short
+//! adaptive budget ([`Options::spin`], default 20 µs, halved after a poll
+//! that found nothing down to 1/16, doubled after one that succeeded) and
+//! then waits on [`tokio::io::unix::AsyncFd`]. No thread per connection,
+//! none per call.
 //!
 //! **Cancellation.** A future dropped while it waits was between library
 //! calls, never inside one: a dropped `recv` took no message (the next
@@ -31,15 +33,15 @@
 //! dying wake every waiting future, with [`Error::Closed`] and
 //! [`Error::PeerClosed`] (after every message the peer sent was received).
 //!
-//! **One descriptor, two directions.** Every library call resets the
-//! descriptor's readiness, so a call in one direction can consume a wakeup
-//! meant for a future waiting in the other. Hence: every call that made
-//! progress (or failed), and every waiting future that is dropped, wakes
-//! the futures waiting on the connection to look again, and while futures
-//! wait in both directions at once they also
-//! look again on a timer (1 ms, doubling to 100 ms), because a look that
-//! finds nothing can itself consume the other direction's wakeup. See
-//! docs/RUST.md.
+//! **One descriptor, two directions.** The library keeps the descriptor's
+//! readiness per direction: a call in one direction never consumes the
+//! other's wakeup. Within a direction futures queue (a fair
+//! `tokio::sync::Mutex` per direction): the one holding the direction
+//! makes the calls and waits on the descriptor; the others wait for the
+//! lock without calling the library, because a call that finds nothing
+//! resets the direction's readiness, which the waiting one relies on.
+//! Sent messages thus go out in the order of the calls, received ones are
+//! handed out in that order too. See docs/RUST.md.
 //!
 //! **Accepting.** The C ABI gives a listener no descriptor, so
 //! [`AsyncListener::accept`] polls it without waiting (handshakes complete
@@ -51,8 +53,10 @@
 //! (`Runtime::new`, `#[tokio::main]`, `enable_all`).
 
 use core::future::Future;
+use core::pin::Pin;
 use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
+use core::task::Poll;
 use core::time::Duration;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -60,7 +64,7 @@ use std::time::Instant;
 
 use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
-use tokio::sync::Notify;
+use tokio::sync::{Mutex, Notify};
 
 use crate::conn::{Conn, Listener, Options, Spin};
 use crate::error::{Error, Result};
@@ -68,9 +72,6 @@ use crate::sys;
 
 /// Default polling budget before a wait parks in the runtime.
 const DEFAULT_SPIN: Duration = Duration::from_micros(20);
-/// The retry timer while futures wait in both directions.
-const BOTH_WAITING_FIRST: Duration = Duration::from_millis(1);
-const BOTH_WAITING_MAX: Duration = Duration::from_millis(100);
 /// AsyncListener::accept's backoff while nobody connects.
 const ACCEPT_FIRST: Duration = Duration::from_millis(1);
 const ACCEPT_MAX: Duration = Duration::from_millis(20);
@@ -117,45 +118,17 @@ pub struct AsyncConn {
     /// Declared first: dropped (deregistered) before `conn` closes.
     fd: AsyncFd<OwnedFd>,
     conn: Conn,
-    /// Wakes waiting futures to look again (progress, close).
-    wake: Notify,
-    /// Futures waiting, per direction.
-    waiting: [AtomicUsize; 2],
+    /// Per direction: held by the future that makes the calls (and waits
+    /// on the descriptor); the others queue for it, first come first served.
+    turn: [Mutex<()>; 2],
+    /// Wakes the waiting futures when the connection is closed.
+    closing: Notify,
     closed: AtomicBool,
     /// Configured polling budget, and the current one per direction (ns).
     spin_ns: u64,
     budget_ns: [AtomicU64; 2],
-    /// Current delay of the both-directions retry timer (ns).
-    retry_ns: AtomicU64,
     /// Size of the last message received: the capacity `recv` allocates.
     recv_hint: AtomicUsize,
-}
-
-/// Counts a waiting future for as long as it lives. Dropped without
-/// finishing (the future was cancelled), it wakes the futures still
-/// waiting: the call that made it wait may have reset a readiness meant
-/// for them.
-struct Waiting<'a> {
-    conn: &'a AsyncConn,
-    dir: usize,
-    finished: bool,
-}
-
-impl<'a> Waiting<'a> {
-    fn new(conn: &'a AsyncConn, dir: usize) -> Waiting<'a> {
-        conn.waiting[dir].fetch_add(1, SeqCst);
-        Waiting { conn, dir, finished: false }
-    }
-}
-
-impl Drop for Waiting<'_> {
-    fn drop(&mut self) {
-        let c = self.conn;
-        c.waiting[self.dir].fetch_sub(1, SeqCst);
-        if !self.finished && (c.waiting[RECV].load(SeqCst) != 0 || c.waiting[SEND].load(SeqCst) != 0) {
-            c.wake.notify_waiters();
-        }
-    }
 }
 
 impl AsyncConn {
@@ -184,12 +157,11 @@ impl AsyncConn {
         Ok(AsyncConn {
             fd,
             conn,
-            wake: Notify::new(),
-            waiting: [AtomicUsize::new(0), AtomicUsize::new(0)],
+            turn: [Mutex::new(()), Mutex::new(())],
+            closing: Notify::new(),
             closed: AtomicBool::new(false),
             spin_ns,
             budget_ns: [AtomicU64::new(spin_ns), AtomicU64::new(spin_ns)],
-            retry_ns: AtomicU64::new(BOTH_WAITING_FIRST.as_nanos() as u64),
             recv_hint: AtomicUsize::new(256),
         })
     }
@@ -266,16 +238,7 @@ impl AsyncConn {
         // other threads are inside calls on it: they return CLOSED. The
         // Conn's drop closes it again, which returns GOIPC_ERR_CLOSED.
         unsafe { sys::goipc_conn_close(self.conn.as_raw()) };
-        self.wake.notify_waiters();
-    }
-
-    /// After a call that did not say "not now": it may have reset a
-    /// readiness meant for a waiting future, which must look again.
-    fn progress(&self) {
-        if self.waiting[RECV].load(SeqCst) != 0 || self.waiting[SEND].load(SeqCst) != 0 {
-            self.retry_ns.store(BOTH_WAITING_FIRST.as_nanos() as u64, SeqCst);
-            self.wake.notify_waiters();
-        }
+        self.closing.notify_waiters();
     }
 
     async fn run<T>(&self, dir: usize, mut try_op: impl FnMut() -> Result<Option<T>>) -> Result<T> {
@@ -283,19 +246,23 @@ impl AsyncConn {
     }
 
     async fn run_mut<T>(&self, dir: usize, try_op: &mut impl FnMut() -> Result<Option<T>>) -> Result<T> {
+        // Held until the operation ends (or the future is dropped): a
+        // future that finds the direction taken queues without calling the
+        // library, since a call that finds nothing would reset the
+        // readiness the holder waits for.
+        let _turn = match self.turn[dir].try_lock() {
+            Ok(turn) => turn,
+            Err(_) => self.turn[dir].lock().await,
+        };
         // The fast path: one call.
         match try_op() {
             Ok(None) => {}
-            done => {
-                self.progress();
-                return done.map(|v| v.expect("Some"));
-            }
+            done => return done.map(|v| v.expect("Some")),
         }
         if let Some(done) = self.poll_budget(dir, try_op) {
-            self.progress();
             return done;
         }
-        self.park_loop(dir, try_op).await
+        self.park_loop(try_op).await
     }
 
     /// Polls for the direction's budget; Some when the operation ended.
@@ -320,49 +287,44 @@ impl AsyncConn {
         }
     }
 
-    async fn park_loop<T>(&self, dir: usize, try_op: &mut impl FnMut() -> Result<Option<T>>) -> Result<T> {
-        let mut waiting = Waiting::new(self, dir);
+    /// Waits on the descriptor and calls again until the operation ends.
+    /// The caller holds the direction's turn.
+    async fn park_loop<T>(&self, try_op: &mut impl FnMut() -> Result<Option<T>>) -> Result<T> {
         loop {
-            // Registered (counted, and subscribed to `wake`) before the
-            // call that decides to wait: a call elsewhere that resets the
-            // descriptor after it sees us and wakes us.
-            let woken = self.wake.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
+            let closing = self.closing.notified();
+            tokio::pin!(closing);
+            closing.as_mut().enable();
+            // Registered with the reactor before the call that decides to
+            // wait: an event after this point wakes this future even if the
+            // other direction's future clears the shared readiness first.
+            let readable = self.fd.readable();
+            tokio::pin!(readable);
+            let early = poll_once(readable.as_mut()).await;
             if self.closed.load(SeqCst) {
-                waiting.finished = true;
                 return Err(Error::Closed);
             }
             match try_op() {
                 Ok(None) => {}
-                done => {
-                    waiting.finished = true;
-                    drop(waiting);
-                    self.progress();
-                    return done.map(|v| v.expect("Some"));
-                }
+                done => return done.map(|v| v.expect("Some")),
             }
-            let both = self.waiting[1 - dir].load(SeqCst) != 0;
-            let retry = Duration::from_nanos(self.retry_ns.load(SeqCst));
-            tokio::select! {
-                ready = self.fd.readable() => {
-                    let mut guard = ready.map_err(io_error)?;
-                    // The call that follows (next iteration) re-arms the
-                    // descriptor; readiness that arrives after this point
-                    // has a newer tick and is kept.
-                    guard.clear_ready();
-                }
-                _ = &mut woken => {}
-                _ = tokio::time::sleep(retry), if both => {
-                    // Every waiter looks again, in both directions: the
-                    // one that lost its wakeup may have no timer of its own.
-                    let next = (retry * 2).min(BOTH_WAITING_MAX);
-                    self.retry_ns.store(next.as_nanos() as u64, SeqCst);
-                    self.wake.notify_waiters();
-                }
-            }
+            let ready = match early {
+                Poll::Ready(ready) => ready,
+                Poll::Pending => tokio::select! {
+                    ready = &mut readable => ready,
+                    _ = &mut closing => continue,
+                },
+            };
+            // The call of the next round follows: readiness that arrives
+            // after this point has a newer tick and is kept.
+            ready.map_err(io_error)?.clear_ready();
         }
     }
+}
+
+/// Polls `f` once with the current task's waker (registering it, if `f`
+/// is pending).
+async fn poll_once<F: Future + ?Sized>(mut f: Pin<&mut F>) -> Poll<F::Output> {
+    std::future::poll_fn(|cx| Poll::Ready(f.as_mut().poll(cx))).await
 }
 
 /// A goipc listener for tokio: [`AsyncListener::accept`] returns each

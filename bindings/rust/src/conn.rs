@@ -580,10 +580,11 @@ impl Conn {
     /// tokio's `AsyncFd`: the `tokio` feature's `AsyncConn` does it) that
     /// wait on many connections without a thread each.
     ///
-    /// Rules: readiness is level-triggered and may be spurious; every call
-    /// on the connection resets it, so after a wakeup call with
-    /// `Duration::ZERO` until one returns [`Error::Timeout`] (that call
-    /// arms the descriptor), then wait again. The descriptor belongs to the
+    /// Rules: readiness is level-triggered and may be spurious; after a
+    /// wakeup call with `Duration::ZERO` until one returns
+    /// [`Error::Timeout`] (that call arms the descriptor and resets the
+    /// readiness of its own direction only; calls that succeed leave it
+    /// alone), then wait again. The descriptor belongs to the
     /// connection (hence the borrow): never read, write or close it, and
     /// deregister it before the `Conn` is closed. Every call returns the
     /// same descriptor; the first creates it (an eventfd of this process).

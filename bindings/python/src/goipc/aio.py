@@ -27,8 +27,9 @@ Standard library only; works with any asyncio loop that implements
 
 How a call waits
 ----------------
-Every send or receive first makes one library call with timeout 0. When
-the message is there (or the ring has room) that call is the whole
+Every send or receive first makes one library call with timeout 0 (unless
+other coroutines already wait in its direction: see below). When the
+message is there (or the ring has room) that call is the whole
 operation: the coroutine does not suspend. Otherwise the call armed the
 connection's descriptor (:meth:`goipc.Conn.fileno`, an eventfd); the
 coroutine polls for a short, adaptive budget (``spin``, see :func:`dial`)
@@ -48,14 +49,19 @@ the peer closing or dying wakes them with :class:`goipc.PeerClosedError`
 (after every message the peer sent has been received). Errors are the
 exception classes of the blocking API.
 
-One descriptor serves both directions, and every library call resets its
-readiness: a call in one direction can consume a wakeup meant for a
-coroutine waiting in the other. So after any call that made progress (or
-failed), and when a waiting coroutine is cancelled, every parked coroutine
-of the connection retries; and while coroutines wait in both directions
-at once, a timer (1 ms, doubling up to 100 ms) makes them retry too,
-because a retry that finds nothing can itself consume the other
-direction's wakeup (see docs/PYTHON.md).
+One descriptor serves both directions; the library keeps its readiness
+per direction, so a call in one direction never swallows the other's
+wakeup. Within a direction the coroutines queue: the first one that must
+wait (the head) polls and parks on the descriptor, the others wait their
+turn behind it without calling the library (a call that finds nothing
+resets the direction's readiness, which the head relies on), and each
+head hands the direction to the next when it is done: sent or received,
+failed, or cancelled. So messages sent by several coroutines go out in
+the order of their calls, and receivers get messages in the order they
+asked. Calls (:meth:`AsyncConn.call`) send their request the same way;
+each waits for its own reply, so those do not queue: they all look again
+when the descriptor is readable and when any call ends (see
+``_wait_reply``).
 
 Accepting: a listener has no descriptor of its own in the C ABI, so
 :meth:`AsyncListener.accept` polls the listener without waiting
@@ -78,13 +84,14 @@ from that loop's thread only (as any asyncio object).
 from __future__ import annotations
 
 import asyncio
+import collections
 import concurrent.futures
 import math
 import queue
 import threading
 import time
 from ctypes import byref, c_size_t, c_uint64
-from typing import Any, AsyncIterator, List, Optional
+from typing import Any, AsyncIterator, Deque, List, Optional
 
 from . import _lib
 from . import errors as _errors
@@ -114,11 +121,6 @@ __all__ = ["AsyncConn", "AsyncListener", "dial", "listen", "DEFAULT_SPIN"]
 #: halves after a poll that found nothing, down to 1/16, and doubles back
 #: after one that succeeded).
 DEFAULT_SPIN = 20e-6
-
-# The retry timer while coroutines wait in both directions (see the
-# module docstring), in seconds.
-_BOTH_WAITING_FIRST = 0.001
-_BOTH_WAITING_MAX = 0.1
 
 # AsyncListener.accept's backoff while nobody connects, in seconds.
 _ACCEPT_FIRST = 0.001
@@ -159,9 +161,10 @@ class AsyncConn:
         "_loop",
         "_fd",
         "_parked",
+        "_queued",
+        "_busy",
+        "_callers",
         "_reading",
-        "_timer",
-        "_timer_delay",
         "_closed",
         "_spin",
         "_budget",
@@ -173,11 +176,15 @@ class AsyncConn:
         self._spin = _spin_budget(spin)
         self._conn = conn
         self._fd = conn.fileno()
-        # Futures of the coroutines parked in each direction.
-        self._parked: List[List["asyncio.Future[None]"]] = [[], []]
+        # Per direction: whether a coroutine waits in it (the head), the
+        # future it is parked on while it waits on the descriptor, and the
+        # turns of the coroutines queued behind it (first in, first out).
+        self._busy = [False, False]
+        self._parked: List[Optional["asyncio.Future[None]"]] = [None, None]
+        self._queued: List[Deque["asyncio.Future[None]"]] = [collections.deque(), collections.deque()]
+        # Calls waiting for their replies: each for its own, so no queue.
+        self._callers: List["asyncio.Future[bool]"] = []
         self._reading = False  # add_reader registered
-        self._timer: Optional[asyncio.TimerHandle] = None
-        self._timer_delay = _BOTH_WAITING_FIRST
         self._closed = False
         # Current polling budget per direction (adapts within [spin/16, spin]).
         self._budget = [self._spin, self._spin]
@@ -208,87 +215,198 @@ class AsyncConn:
     # -- waiting --
 
     def _on_readable(self) -> None:
-        # One shot: a descriptor left registered would make the loop call
-        # us on every iteration until some call drains it; the waiters
-        # that park again register it again.
-        self._loop.remove_reader(self._fd)
-        self._reading = False
-        self._wake_all()
+        # The reader stays registered while heads park again and again
+        # (a request/response loop would otherwise pay an epoll_ctl to add
+        # it and one to remove it per message). Readable with nobody
+        # parked (a wakeup already acted on: calls that succeed leave the
+        # readiness alone), it would call us on every loop iteration until
+        # a call finds nothing: unregister then; the next head to park
+        # registers it again.
+        woke = self._wake_heads()
+        if self._callers:
+            self._wake_callers(False)
+            woke = True
+        if not woke:
+            self._loop.remove_reader(self._fd)
+            self._reading = False
+
+    def _wake_heads(self, directions: Any = (_RECV, _SEND), hop: bool = False) -> bool:
+        """Wakes the heads parked on the descriptor in those directions;
+        hop: woken after another's call found nothing (see _wait)."""
+        woke = False
+        for d in directions:
+            fut = self._parked[d]
+            if fut is not None:
+                self._parked[d] = None
+                woke = True
+                if not fut.done():
+                    fut.set_result(hop)
+        return woke
+
+    def _wake_callers(self, hop: bool) -> None:
+        callers, self._callers = self._callers, []
+        for fut in callers:
+            if not fut.done():
+                fut.set_result(hop)
 
     def _wake_all(self) -> None:
-        for waiters in self._parked:
-            for fut in waiters:
+        """Wakes every waiting coroutine (close)."""
+        self._wake_heads()
+        self._wake_callers(False)
+        for queued in self._queued:
+            for fut in queued:
                 if not fut.done():
                     fut.set_result(None)
-            waiters.clear()
+            queued.clear()
 
-    def _progress(self) -> None:
-        """After a call that did not report "not now": it may have reset a
-        readiness meant for a parked coroutine, which must look again."""
-        self._timer_delay = _BOTH_WAITING_FIRST
-        if self._parked[0] or self._parked[1]:
-            self._wake_all()
+    def _pass_turn(self, d: int) -> None:
+        """The head of direction d is done: the next queued coroutine
+        becomes the head (and makes its call at once), or nobody waits."""
+        queued = self._queued[d]
+        while queued:
+            fut = queued.popleft()
+            if not fut.done():
+                fut.set_result(None)
+                return
+        self._busy[d] = False
 
-    def _on_timer(self) -> None:
-        self._timer = None
-        self._timer_delay = min(self._timer_delay * 2, _BOTH_WAITING_MAX)
-        self._wake_all()
-
-    async def _park(self, d: int) -> None:
+    async def _wait_turn(self, d: int) -> None:
+        """Queues behind the coroutines waiting in direction d until this
+        one is the head."""
         if self._closed:
             raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
-        fut = self._loop.create_future()
-        self._parked[d].append(fut)
+        turn = self._loop.create_future()
+        self._queued[d].append(turn)
+        try:
+            await turn
+        except BaseException:
+            if turn.done() and not turn.cancelled():
+                # Handed the turn, then cancelled before running: pass it on.
+                self._pass_turn(d)
+            else:
+                try:
+                    self._queued[d].remove(turn)
+                except ValueError:
+                    pass
+            raise
+        if self._closed:
+            raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
+
+    def _watch(self) -> None:
         if not self._reading:
             self._loop.add_reader(self._fd, self._on_readable)
             self._reading = True
-        if self._parked[1 - d] and self._timer is None:
-            self._timer = self._loop.call_later(self._timer_delay, self._on_timer)
+
+    async def _park(self, d: int) -> bool:
+        """Parks the head of direction d until the descriptor (or a call's
+        end, or another's failed call: then True) says to look again."""
+        if self._closed:
+            raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
+        fut = self._loop.create_future()
+        self._parked[d] = fut
+        self._watch()
         try:
-            await fut
+            return bool(await fut)
         finally:
-            waiters = self._parked[d]
-            if fut in waiters:
-                waiters.remove(fut)
-            if self._timer is not None and not (self._parked[0] and self._parked[1]):
-                self._timer.cancel()
-                self._timer = None
-            if (not fut.done() or fut.cancelled()) and (self._parked[0] or self._parked[1]):
-                # Cancelled (not woken): the call that made us park may
-                # have reset a readiness meant for those still waiting.
-                self._wake_all()
+            if self._parked[d] is fut:
+                self._parked[d] = None
+
+    def _poll(self, d: int, attempt: Any, *args: Any) -> Any:
+        """Calls attempt for the direction's polling budget: its result,
+        or None if nothing came (the budget adapts)."""
+        budget = self._budget[d]
+        if budget <= 0:
+            return None
+        t_end = _monotonic() + budget
+        while True:
+            r = attempt(*args)
+            if r is not None:
+                self._budget[d] = min(budget * 2, self._spin)
+                return r
+            if _monotonic() >= t_end:
+                self._budget[d] = max(budget / 2, self._spin / 16)
+                return None
 
     async def _wait(self, d: int, attempt: Any, *args: Any) -> Any:
-        """The slow path, after a first call found nothing: poll for the
-        direction's budget, then park until the descriptor (or a wakeup
-        from another call) says to look again. ``attempt(*args)`` is one
-        non-waiting library call returning None for "not now"."""
-        budget = self._budget[d]
-        if budget > 0:
-            t_end = _monotonic() + budget
-            while True:
-                try:
-                    r = attempt(*args)
-                except BaseException:
-                    self._progress()
-                    raise
-                if r is not None:
-                    self._budget[d] = min(budget * 2, self._spin)
-                    self._progress()
-                    return r
-                if _monotonic() >= t_end:
-                    break
-            self._budget[d] = max(budget / 2, self._spin / 16)
-        while True:
-            await self._park(d)
-            try:
+        """The slow path. ``attempt(*args)`` is one non-waiting library
+        call returning None for "not now". Called either after the
+        caller's own first attempt found nothing (nobody waited in d: this
+        coroutine becomes the head) or, when coroutines already wait in d,
+        without any attempt: it queues behind them first. The head polls
+        for the direction's budget, then parks until the descriptor says
+        to look again."""
+        if self._busy[d]:
+            await self._wait_turn(d)
+            looked = False
+        else:
+            self._busy[d] = True
+            looked = True
+        try:
+            if not looked:
+                # The head before us may have taken what its wakeup
+                # announced, or left more: look before waiting.
                 r = attempt(*args)
-            except BaseException:
-                self._progress()
-                raise
+                if r is not None:
+                    return r
+            r = self._poll(d, attempt, *args)
             if r is not None:
-                self._progress()
                 return r
+            hop = False
+            while True:
+                if d == _RECV and self._callers and not hop:
+                    # A receive that found nothing reset the readiness
+                    # that calls waiting for replies share with it: they
+                    # look once more (see _wait_reply).
+                    self._wake_callers(True)
+                hop = await self._park(d)
+                r = attempt(*args)
+                if r is not None:
+                    return r
+        finally:
+            self._pass_turn(d)
+
+    async def _wait_reply(self, attempt: Any, *args: Any) -> Any:
+        """A call's wait for its own reply, after a call that found it not
+        there. Calls waiting for replies share the receive direction's
+        readiness with each other and with receives, and a call that finds
+        nothing resets it: a reply routed to another waiting call, or a
+        message for a waiting receive, can lose its wakeup that way. So
+        every waiting call looks again when the descriptor is readable and
+        when any call of the connection ends; a call that finds nothing
+        makes the receive head look once more, and a receive that finds
+        nothing makes the waiting calls look once more (those woken that
+        way do not pass it on: no endless ping-pong)."""
+        r = self._poll(_RECV, attempt, *args)
+        if r is not None:
+            return r
+        hop = False
+        while True:
+            if not hop and self._parked[_RECV] is not None:
+                self._wake_heads((_RECV,), True)
+            if self._closed:
+                raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
+            fut: "asyncio.Future[bool]" = self._loop.create_future()
+            self._callers.append(fut)
+            self._watch()
+            try:
+                hop = bool(await fut)
+            finally:
+                try:
+                    self._callers.remove(fut)
+                except ValueError:
+                    pass
+            r = attempt(*args)
+            if r is not None:
+                return r
+
+    def _call_ended(self) -> None:
+        """A call ended: its slot is free (the library does not signal that
+        on the descriptor, and a call start may be waiting for a slot), and
+        its calls that found nothing may have reset readiness that others
+        wait for: everyone parked looks again."""
+        self._wake_heads()
+        if self._callers:
+            self._wake_callers(False)
 
     # -- sending --
 
@@ -300,15 +418,8 @@ class AsyncConn:
         Raises: as :meth:`goipc.Conn.send`.
         """
         ptr, n = _send_call_args(data)
-        try:
-            r = self._conn._try_send(ptr, n)
-        except BaseException:
-            self._progress()
-            raise
-        if r is None:
+        if self._busy[_SEND] or self._conn._try_send(ptr, n) is None:
             await self._wait(_SEND, self._conn._try_send, ptr, n)
-        elif self._parked[0] or self._parked[1]:
-            self._progress()
 
     async def send_ping(self, seq: int, payload: Any = b"") -> None:
         """Sends a Message/Ping (as :meth:`goipc.Conn.send_ping`)."""
@@ -319,15 +430,8 @@ class AsyncConn:
             return
         ptr, n = _send_call_args(payload)
         seq_c = c_uint64(seq)
-        try:
-            r = self._conn._try_send_ping(seq_c, ptr, n)
-        except BaseException:
-            self._progress()
-            raise
-        if r is None:
+        if self._busy[_SEND] or self._conn._try_send_ping(seq_c, ptr, n) is None:
             await self._wait(_SEND, self._conn._try_send_ping, seq_c, ptr, n)
-        elif self._parked[0] or self._parked[1]:
-            self._progress()
 
     async def send_pong(self, seq: int, ping_sent_ns: int, payload: Any = b"", received_ns: int = 0) -> None:
         """Sends a Message/Pong (as :meth:`goipc.Conn.send_pong`)."""
@@ -338,28 +442,17 @@ class AsyncConn:
             await self.send(messages.build_pong(seq, payload, ping_sent_ns, received_ns or None))
             return
         ptr, n = _send_arg(payload)
-        try:
-            r = self._conn._try_send_pong(seq, ping_sent_ns, received_ns, ptr, n)
-        except BaseException:
-            self._progress()
-            raise
-        if r is None:
+        if self._busy[_SEND] or self._conn._try_send_pong(seq, ping_sent_ns, received_ns, ptr, n) is None:
             await self._wait(_SEND, self._conn._try_send_pong, seq, ping_sent_ns, received_ns, ptr, n)
-        elif self._parked[0] or self._parked[1]:
-            self._progress()
 
     # -- receiving --
 
     async def _recv_kind(self, kind: int) -> Any:
-        try:
-            m = self._conn._try_recv_msg(kind)
-        except BaseException:
-            self._progress()
-            raise
+        if self._busy[_RECV]:
+            return await self._wait(_RECV, self._conn._try_recv_msg, kind)
+        m = self._conn._try_recv_msg(kind)
         if m is None:
             return await self._wait(_RECV, self._conn._try_recv_msg, kind)
-        if self._parked[0] or self._parked[1]:
-            self._progress()
         return m
 
     async def recv(self) -> bytes:
@@ -378,15 +471,11 @@ class AsyncConn:
         ptr, cap = _recv_call_args(buffer)
         ln = c_size_t()
         ln_ref = byref(ln)
-        try:
-            r = self._conn._try_recv_into(ptr, cap, ln, ln_ref)
-        except BaseException:
-            self._progress()
-            raise
+        if self._busy[_RECV]:
+            return await self._wait(_RECV, self._conn._try_recv_into, ptr, cap, ln, ln_ref)
+        r = self._conn._try_recv_into(ptr, cap, ln, ln_ref)
         if r is None:
             return await self._wait(_RECV, self._conn._try_recv_into, ptr, cap, ln, ln_ref)
-        if self._parked[0] or self._parked[1]:
-            self._progress()
         return r
 
     async def recv_pong(self) -> Pong:
@@ -418,29 +507,21 @@ class AsyncConn:
         conn = self._conn
         cs = conn._call_state(data)
         try:
-            try:
-                r = conn._try_call_start(cs)
-            except BaseException:
-                self._progress()
-                raise
+            # The request goes out as a send does (queued behind waiting
+            # sends); a start that waits for a free call slot is woken by
+            # _call_ended.
+            r = None if self._busy[_SEND] else conn._try_call_start(cs)
             if r is None:
                 r = await self._wait(_SEND, conn._try_call_start, cs)
-            elif self._parked[0] or self._parked[1]:
-                self._progress()
             if r is not _PENDING:
                 return r
-            try:
-                r = conn._try_call_end(cs)
-            except BaseException:
-                self._progress()
-                raise
+            r = conn._try_call_end(cs)
             if r is None:
-                return await self._wait(_RECV, conn._try_call_end, cs)
-            if self._parked[0] or self._parked[1]:
-                self._progress()
+                r = await self._wait_reply(conn._try_call_end, cs)
             return r
         finally:
             conn._end_call(cs)
+            self._call_ended()
 
     def __aiter__(self) -> AsyncIterator[bytes]:
         return self
@@ -466,9 +547,6 @@ class AsyncConn:
             # Before the library closes the descriptor.
             self._loop.remove_reader(self._fd)
             self._reading = False
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
         try:
             self._conn.close()
         finally:

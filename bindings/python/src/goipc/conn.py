@@ -799,10 +799,11 @@ class Conn:
         :mod:`goipc.aio`) that wait on many connections without a thread
         each.
 
-        The rules: readiness is level-triggered and may be spurious; any
-        call on the connection resets it, so after the descriptor is
-        readable, call with ``timeout=0`` until a call raises
-        TimeoutError (that call arms the descriptor), then wait again. The
+        The rules: readiness is level-triggered and may be spurious; after
+        the descriptor is readable, call with ``timeout=0`` until a call
+        raises TimeoutError (that call arms the descriptor and resets the
+        readiness of its own direction only; calls that succeed leave it
+        alone), then wait again. The
         descriptor belongs to the connection: do not read, write or close
         it, and unregister it from selectors before :meth:`close`, which
         closes it. Every call returns the same descriptor; the first one
