@@ -316,6 +316,7 @@ func (c *Conn) state(w *waitFor) error {
 // idempotent. drain makes a dead peer's already-published data still count
 // as ready. The caller holds dir's mutex.
 func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
+	c.notify.begin(dir)
 	if err := c.state(w); err != nil {
 		return c.finalCheck(ready, err, drain)
 	}
@@ -549,6 +550,7 @@ func (c *Conn) tryFailed(dir int, ec eventCount, ready func() (bool, error)) err
 	ec.arm()
 	if ok, err := ready(); ok || err != nil {
 		ec.disarm()
+		c.notify.begin(dir)
 		return err
 	}
 	return ErrTimeout

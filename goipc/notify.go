@@ -25,6 +25,23 @@ type notifyFD struct {
 	// pending[dir] is set by the watcher before it writes the eventfd,
 	// and cleared by dir's next failed try (reset).
 	pending [2]atomic.Bool
+	// waiting[dir] says dir's last call ended in a failed try (its caller
+	// waits on the descriptor): set by reset, cleared when the next call
+	// in dir begins. A pending direction nobody waits for (a wakeup that
+	// was acted on, the initial readiness, a stale doorbell byte) must not
+	// keep the descriptor readable through the other direction's resets.
+	waiting [2]atomic.Bool
+}
+
+// live reports whether dir has a waiter whose wakeup arrived.
+func (n *notifyFD) live(dir int) bool { return n.waiting[dir].Load() && n.pending[dir].Load() }
+
+// begin marks dir as no longer waiting: a call in dir is about to look at
+// the ring itself (and ends in reset again if it finds nothing).
+func (n *notifyFD) begin(dir int) {
+	if n.waiting[dir].Load() {
+		n.waiting[dir].Store(false)
+	}
 }
 
 func (n *notifyFD) open() bool { return n.fd.Load() >= 0 }
@@ -51,12 +68,12 @@ func (n *notifyFD) reset(dir int) {
 		return
 	}
 	n.pending[dir].Store(false)
-	other := &n.pending[1-dir]
-	if other.Load() {
+	n.waiting[dir].Store(true)
+	if n.live(1 - dir) {
 		return
 	}
 	sys.DrainEventFD(int(fd))
-	if other.Load() {
+	if n.live(1 - dir) {
 		sys.SignalEventFD(int(fd))
 	}
 }

@@ -118,3 +118,38 @@ func TestNotifyFDQuietAfterOneFailedCall(t *testing.T) {
 		t.Fatal("readable after the only direction in use found nothing")
 	}
 }
+
+// A direction whose wakeup was acted on (a send that waited for space and
+// then went out) does not keep the descriptor readable for the other
+// direction: an idle receive after it is quiet.
+func TestNotifyFDQuietAfterAWakeupWasUsed(t *testing.T) {
+	checkLeaks(t)
+	a, b, err := Pipe(&Options{RingSize: MinRingSize, MaxMessageSize: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	defer b.Close()
+	fd, err := a.NotifyFD()
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg := make([]byte, 1000)
+	for a.TrySend(msg) == nil { // fill a's ring: the send direction is armed
+	}
+	if _, err := b.RecvTimeout(5 * time.Second); err != nil { // frees space
+		t.Fatal(err)
+	}
+	if !readable(t, fd, 10*time.Second) {
+		t.Fatal("space was freed, the descriptor stayed quiet")
+	}
+	if err := a.TrySend(msg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.RecvTimeout(0); !errors.Is(err, ErrTimeout) {
+		t.Fatal(err)
+	}
+	if readable(t, fd, 100*time.Millisecond) {
+		t.Fatal("readable while only an idle receive waits")
+	}
+}
