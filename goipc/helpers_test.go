@@ -48,7 +48,7 @@ func countResources(t testing.TB) resources {
 // checkLeaks records the resources in use now and, when the test ends,
 // fails it if more remain. Goroutines and fds owned by the runtime settle
 // asynchronously, so the check polls for a bounded time before failing.
-func checkLeaks(t *testing.T) {
+func checkLeaks(t testing.TB) {
 	t.Helper()
 	before := countResources(t)
 	t.Cleanup(func() {
@@ -76,7 +76,7 @@ func socketPath(t testing.TB) string {
 }
 
 // pair returns a connected dialer/listener pair, closed at cleanup.
-func pair(t *testing.T, dialOpts, listenOpts *Options) (client, server *Conn) {
+func pair(t testing.TB, dialOpts, listenOpts *Options) (client, server *Conn) {
 	t.Helper()
 	checkLeaks(t)
 	path := socketPath(t)
