@@ -80,9 +80,14 @@ func IsFdExhaustion(err error) bool {
 	return errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE)
 }
 
-// MapShared maps size bytes of fd read-write and shared.
+// MapShared maps size bytes of fd read-write and shared, with its page
+// tables filled in (MAP_POPULATE): the pages are already allocated (the
+// creator fallocates them), and mapping them now costs a fraction of a
+// microsecond per page, where a fault on first touch costs one to two
+// microseconds inside a send or a receive, once per page for the first
+// lap of each ring (docs/PERFORMANCE.md).
 func MapShared(fd int, size int) ([]byte, error) {
-	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED)
+	mem, err := unix.Mmap(fd, 0, size, unix.PROT_READ|unix.PROT_WRITE, unix.MAP_SHARED|unix.MAP_POPULATE)
 	if err != nil {
 		return nil, fmt.Errorf("mmap %d bytes: %w", size, err)
 	}
