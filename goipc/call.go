@@ -450,6 +450,7 @@ func (c *Conn) readReplies(s *callSlot, done uint64, w *waitFor) (stalled bool, 
 func (c *Conn) awaitReplySlow(s *callSlot, gen, done uint64, w *waitFor) error {
 	r := &c.rx
 	var timeout <-chan time.Time
+	w.fixDeadline()
 	if !w.deadline.IsZero() && !w.try {
 		timeout = s.arm(w.deadline)
 		defer s.timer.Stop()

@@ -43,8 +43,9 @@ type Conn struct {
 	// direction's lock (sendMu, the receive side's; await runs under it).
 	// 0 after a spin was preempted: parks at once, with a probe every
 	// spinProbeEvery waits.
-	spinNow   [2]time.Duration
-	spinProbe [2]uint32 // waits since the budget fell to 0
+	spinNow      [2]time.Duration
+	spinProbe    [2]uint32 // waits since the last probe
+	spinProbeGap [2]uint32 // waits between probes now (0 means 1)
 	// timers bound each direction's doorbell waits; guarded likewise.
 	timers [2]*time.Timer
 	// bells[dir] gets a token when the peer rings our doorbell (the
@@ -272,7 +273,13 @@ func (c *Conn) fail(err error) error {
 
 // waitFor describes how long a call may wait.
 type waitFor struct {
-	deadline time.Time // zero: no deadline
+	// timeout, when > 0, bounds the wait. It becomes deadline the first
+	// time the call looks at the clock, which only a call that has to
+	// wait does: a call that finds its message or ring space at once
+	// reads no clock (time.Now costs about as much as the rest of such a
+	// call, docs/PERFORMANCE.md).
+	timeout  time.Duration
+	deadline time.Time // zero: no deadline (yet: see fixDeadline)
 	try      bool      // never wait
 	ctx      context.Context
 }
@@ -284,13 +291,52 @@ func timeoutWait(d time.Duration) waitFor {
 	case d == 0:
 		return waitFor{try: true}
 	default:
-		return waitFor{deadline: time.Now().Add(d)}
+		return waitFor{timeout: d}
+	}
+}
+
+// startDeadline fixes the deadline of a call with a timeout, once.
+func (w *waitFor) startDeadline(now time.Time) {
+	if w.timeout > 0 && w.deadline.IsZero() {
+		w.deadline = now.Add(w.timeout)
+	}
+}
+
+// fixDeadline fixes the deadline now if it is not yet: call it before
+// reading w.deadline to sleep off the ring.
+func (w *waitFor) fixDeadline() {
+	if w.timeout > 0 && w.deadline.IsZero() {
+		w.deadline = time.Now().Add(w.timeout)
 	}
 }
 
 // state returns the error that ends a wait, if any: local close, a broken
-// connection, a dead peer, an expired deadline or context.
+// connection, a dead peer, a done context, an expired deadline. It reads
+// the clock only for a call with a timeout.
 func (c *Conn) state(w *waitFor) error {
+	if w.timeout > 0 {
+		return c.stateAt(w, time.Now())
+	}
+	return c.stateNoClock(w)
+}
+
+// stateAt is state at a time the caller has just read.
+func (c *Conn) stateAt(w *waitFor, now time.Time) error {
+	if err := c.stateNoClock(w); err != nil {
+		return err
+	}
+	if w.timeout > 0 {
+		w.startDeadline(now)
+		if !now.Before(w.deadline) {
+			return ErrTimeout
+		}
+	}
+	return nil
+}
+
+// stateNoClock is state without the deadline: what a call checks before
+// its first look at the ring.
+func (c *Conn) stateNoClock(w *waitFor) error {
 	if c.closed.Load() {
 		return ErrClosed
 	}
@@ -305,19 +351,26 @@ func (c *Conn) state(w *waitFor) error {
 			return err
 		}
 	}
-	if !w.deadline.IsZero() && !time.Now().Before(w.deadline) {
-		return ErrTimeout
-	}
 	return nil
+}
+
+// fastPath reports whether a call that holds its direction may try the
+// ring at once, before await: nothing is wrong with the connection and no
+// context needs a look. (Close was checked when the call entered, and a
+// dead peer's last messages are still delivered, as await's finalCheck
+// does.) The caller clears its direction's NotifyFD wait first
+// (notify.begin), as await does.
+func (c *Conn) fastPath(w *waitFor) bool {
+	return w.ctx == nil && c.broken.Load() == nil
 }
 
 // await polls ready until it reports true or an error: it spins for the
 // direction's spin budget, then parks (see park). ready must be cheap and
 // idempotent. drain makes a dead peer's already-published data still count
-// as ready. The caller holds dir's mutex.
+// as ready. The caller holds dir's lock.
 func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
 	c.notify.begin(dir)
-	if err := c.state(w); err != nil {
+	if err := c.stateNoClock(w); err != nil {
 		return c.finalCheck(ready, err, drain)
 	}
 	if ok, err := ready(); ok || err != nil {
@@ -328,10 +381,10 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 	}
 	budget := c.spinBudget(dir)
 	var start time.Time
-	if budget > 0 && spinners.acquire() {
-		start = time.Now()
-		outcome, err := c.spinFor(budget, start, ready, w, drain)
-		spinners.release()
+	if budget > 0 {
+		var outcome int
+		var err error
+		outcome, start, err = c.spinFor(dir, budget, ready, w, drain)
 		switch outcome {
 		case spinWon:
 			c.adaptSpin(dir, true)
@@ -348,6 +401,7 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 			start = time.Time{}
 		}
 	}
+	w.startDeadline(time.Now())
 	c.countPark(dir)
 	err := c.park(dir, ec, ready, w, drain)
 	if err == nil && !start.IsZero() && time.Since(start) < 2*budget {
@@ -359,58 +413,114 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 	return err
 }
 
-// spinProbeEvery is how often a direction whose budget fell to 0 tries a
-// short spin again, to find out whether the contention is over.
+// spinProbeEvery is how often, at most, a direction whose budget fell to
+// 0 tries a short spin again, to find out whether the contention is over.
 const spinProbeEvery = 32
 
-// spinBudget is how long this wait may spin: the direction's budget, or a
-// probe of the floor (1/16 of the configured budget) every
-// spinProbeEvery waits while the budget is 0.
+// spinBudget is how long this wait may spin: the direction's budget, or,
+// while the budget is 0, a probe of the floor (1/16 of the configured
+// budget) now and then. The first probe comes with the first wait after
+// the fall and the gaps double up to spinProbeEvery waits while probes
+// keep losing; a won probe restores the budget (adaptSpin) and the next
+// fall starts again from a gap of one. Under lasting contention that is a
+// probe every spinProbeEvery waits; a lone preemption on a quiet machine
+// (another process's burst, a kernel thread) costs one parked wait
+// instead of spinProbeEvery (docs/PERFORMANCE.md).
 func (c *Conn) spinBudget(dir int) time.Duration {
 	b := c.spinNow[dir]
 	if b > 0 || c.spin <= 0 {
 		return b
 	}
 	c.spinProbe[dir]++
-	if c.spinProbe[dir] < spinProbeEvery {
+	gap := max(1, c.spinProbeGap[dir])
+	if c.spinProbe[dir] < gap {
 		return 0
 	}
 	c.spinProbe[dir] = 0
+	c.spinProbeGap[dir] = min(2*gap, spinProbeEvery)
 	return c.spin / 16
 }
 
 // spinPreempted is a gap between two looks at the clock in the spin loop
-// that only a lost CPU explains (a look comes every few hundred ns).
+// that only a lost CPU explains (a look comes every microsecond or so).
 const spinPreempted = 50 * time.Microsecond
 
 // How a spin ended.
 const (
 	spinWon          = iota // ready (or a ring error): the wait is over
 	spinEnded               // the call's state ended the wait (err)
-	spinLost                // the budget ran out: park
+	spinLost                // the budget ran out, or no spin slot was free: park
 	spinPreemptedOut        // we lost the CPU while spinning: park
 )
 
-// spinFor polls ready for up to budget.
-func (c *Conn) spinFor(budget time.Duration, start time.Time, ready func() (bool, error), w *waitFor, drain bool) (outcome int, err error) {
-	last := start
-	for i := 1; ; i++ {
-		if ok, err := ready(); ok || err != nil {
-			return spinWon, err
+// spinPollsPerLook is how many times the spin loop polls the ring between
+// two looks at the clock and at the connection's state. A poll costs a few
+// nanoseconds and a look tens, so a wait that ends within the first
+// polls, as most waits for a peer that answers at memory speed do, reads
+// no clock at all.
+const spinPollsPerLook = 128
+
+// spinFor polls ready for up to budget, counted from its first look at the
+// clock, which it returns as start (zero if the wait ended before, or if
+// no spin slot was free then). The spin slot (spinners) is taken at the
+// first look too, so a short wait never touches it; a call that finds no
+// slot free then stops spinning and parks.
+//
+// It yields its P (runtime.Gosched) at every look only when GOMAXPROCS is
+// 1. With more Ps, other goroutines run on the other Ps, a spin lasts at
+// most its budget (50 µs by default; Go itself lets a goroutine compute
+// for 10 ms before it preempts it), and spinners are at most half the Ps.
+// A yield is not free: in a goroutine locked to its thread, as every call
+// from C through libgoipc is, it costs two context switches; in any
+// goroutine it wakes an idle P's thread (runtime.wakep), which on a machine
+// with as many busy threads as cores takes the core of the peer we are
+// waiting for (docs/PERFORMANCE.md).
+func (c *Conn) spinFor(dir int, budget time.Duration, ready func() (bool, error), w *waitFor, drain bool) (outcome int, start time.Time, err error) {
+	var last time.Time
+	var yield bool
+	defer func() {
+		if !start.IsZero() {
+			spinners.release()
 		}
-		if i%128 == 0 {
-			if err := c.state(w); err != nil {
-				return spinEnded, c.finalCheck(ready, err, drain)
+	}()
+	// A poll is a load of the one word the wait depends on, compared with
+	// its value when ready last failed: a receive waits for the peer's
+	// head to move, a send for its tail. ready runs again only when it
+	// moved (or at a look).
+	word, seen := c.prod.r.tail, &c.prod.tailSeen
+	if dir == dirRecv {
+		word, seen = c.cons.r.head, &c.cons.headSeen
+	}
+	for i := 1; ; i++ {
+		if i == 1 || atomic.LoadUint64(word) != *seen {
+			if ok, err := ready(); ok || err != nil {
+				return spinWon, start, err
 			}
-			now := time.Now()
-			if now.Sub(last) > spinPreempted {
-				return spinPreemptedOut, nil
+		}
+		if i%spinPollsPerLook != 0 {
+			continue
+		}
+		now := time.Now()
+		if err := c.stateAt(w, now); err != nil {
+			return spinEnded, start, c.finalCheck(ready, err, drain)
+		}
+		switch {
+		case start.IsZero():
+			if !spinners.acquire() {
+				return spinLost, start, nil
 			}
-			last = now
-			if now.Sub(start) >= budget {
-				return spinLost, nil
-			}
-			runtime.Gosched() // let this P's other goroutines run
+			start = now
+			// With one P, the goroutines we wait for (an in-process
+			// peer among them) run only when we yield.
+			yield = runtime.GOMAXPROCS(0) == 1
+		case now.Sub(last) > spinPreempted:
+			return spinPreemptedOut, start, nil
+		case now.Sub(start) >= budget:
+			return spinLost, start, nil
+		}
+		last = now
+		if yield {
+			runtime.Gosched()
 		}
 	}
 }
@@ -426,6 +536,7 @@ func (c *Conn) adaptSpin(dir int, won bool) {
 	b := c.spinNow[dir]
 	if won {
 		c.spinNow[dir] = min(c.spin, max(2*b, c.spin/16))
+		c.spinProbe[dir], c.spinProbeGap[dir] = 0, 0
 	} else {
 		c.spinNow[dir] = max(c.spin/16, b/2)
 	}
@@ -594,7 +705,7 @@ func (c *Conn) send(msg []byte, w waitFor) error {
 		return err
 	}
 	copy(buf, msg)
-	return c.Commit(len(msg))
+	return c.commit(uint64(len(msg)))
 }
 
 // Reserve reserves room for a message of up to n bytes and returns it, for
@@ -626,6 +737,12 @@ func (c *Conn) reserve(n int, w waitFor) ([]byte, error) {
 		c.leave(dirSend)
 		return nil, ErrPeerClosed
 	}
+	c.notify.begin(dirSend)
+	if c.fastPath(&w) {
+		if ok, err := c.prod.tryReserve(uint64(n)); ok && err == nil {
+			return c.prod.reservedBytes(), nil
+		}
+	}
 	err := c.await(dirSend, c.prod.r.spaceEC, func() (bool, error) { return c.prod.tryReserve(uint64(n)) }, &w, false)
 	if err != nil {
 		if isProtocol(err) {
@@ -647,13 +764,20 @@ func (c *Conn) Commit(n int) error {
 	if n < 0 || uint64(n) > c.prod.resLen {
 		return fmt.Errorf("%w: Commit of %d bytes, %d reserved", ErrInvalidArgument, n, c.prod.resLen)
 	}
-	defer c.leave(dirSend)
-	defer c.sendMu.Unlock()
+	return c.commit(uint64(n))
+}
+
+// commit is Commit of n checked bytes.
+func (c *Conn) commit(n uint64) error {
 	if c.closed.Load() {
 		c.prod.abort()
+		c.sendMu.Unlock()
+		c.leave(dirSend)
 		return ErrClosed
 	}
-	c.prod.commit(uint64(n))
+	c.prod.commit(n)
+	c.sendMu.Unlock()
+	c.leave(dirSend)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -463,25 +464,28 @@ func TestAdaptiveSpinBounds(t *testing.T) {
 	if got := c.spinNow[dirRecv]; got != 64*time.Microsecond {
 		t.Fatalf("after wins: %v, want the ceiling 64µs", got)
 	}
-	// Preempted: the budget falls to 0 (park at once), and every
-	// spinProbeEvery waits a probe of the floor runs; a won probe restarts
-	// the budget from the floor.
-	c.spinNow[dirRecv] = 0
-	probes := 0
-	for i := 0; i < 4*spinProbeEvery; i++ {
-		if b := c.spinBudget(dirRecv); b != 0 {
-			if b != 4*time.Microsecond {
-				t.Fatalf("probe budget %v, want the floor", b)
+	// Preempted: the budget falls to 0 (park at once). Probes of the
+	// floor come at the first wait, then after gaps that double up to
+	// spinProbeEvery while they lose; a won probe restarts the budget from
+	// the floor, and the next fall probes at once again.
+	for fall := 0; fall < 2; fall++ {
+		c.spinNow[dirRecv] = 0
+		var at []int
+		for i := 1; i <= 4*spinProbeEvery; i++ {
+			if b := c.spinBudget(dirRecv); b != 0 {
+				if b != 4*time.Microsecond {
+					t.Fatalf("probe budget %v, want the floor", b)
+				}
+				at = append(at, i)
 			}
-			probes++
 		}
-	}
-	if probes != 4 {
-		t.Fatalf("%d probes in %d waits, want 4", probes, 4*spinProbeEvery)
-	}
-	c.adaptSpin(dirRecv, true)
-	if got := c.spinNow[dirRecv]; got != 4*time.Microsecond {
-		t.Fatalf("after a won probe: %v, want the floor", got)
+		if want := []int{1, 3, 7, 15, 31, 63, 95, 127}; !slices.Equal(at, want) {
+			t.Fatalf("fall %d: probes at waits %v, want %v", fall, at, want)
+		}
+		c.adaptSpin(dirRecv, true)
+		if got := c.spinNow[dirRecv]; got != 4*time.Microsecond {
+			t.Fatalf("after a won probe: %v, want the floor", got)
+		}
 	}
 	f := &Conn{spin: SpinForever, spinNow: [2]time.Duration{SpinForever, SpinForever}}
 	f.adaptSpin(dirRecv, false)

@@ -66,7 +66,9 @@ func (e eventCount) disarm() {
 	atomic.AndUint64(e.word, ^uint64(ecDoorbell))
 }
 
-// waiting reports whether a waiter is announced (for statistics).
+// waiting reports whether a waiter is announced. After a seq-cst store of
+// a position it is the notifier's sync load (see notify); a false answer
+// there means no wakeup is owed.
 func (e eventCount) waiting() bool {
 	return atomic.LoadUint64(e.word)&(ecWaitersMask|ecDoorbell) != 0
 }

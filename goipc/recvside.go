@@ -193,6 +193,7 @@ func (c *Conn) lockRecv(w *waitFor) error {
 // timer (stop it when done) and its channel, nil without a deadline, and
 // the context's Done channel.
 func (w *waitFor) sleepChans() (*time.Timer, <-chan time.Time, <-chan struct{}) {
+	w.fixDeadline()
 	var cancelled <-chan struct{}
 	if w.ctx != nil {
 		cancelled = w.ctx.Done()
@@ -316,6 +317,20 @@ func (c *Conn) recvFrame(take uint32, w *waitFor) (frameView, error) {
 	if err := c.lockRecv(w); err != nil {
 		c.leave(dirRecv)
 		return frameView{}, err
+	}
+	c.notify.begin(dirRecv)
+	if c.fastPath(w) {
+		// The frame may be there already: take it without await.
+		var f frameView
+		var fs uint64
+		stalled := false
+		if ok, err := c.pump(take, nil, 0, &f, &fs, &stalled); ok && err == nil && !stalled {
+			c.cons.viewHeld, c.cons.viewFrame, c.cons.viewLen = true, fs, uint64(len(f.payload))
+			if f.kind != frameKindMessage {
+				c.cons.viewLen += callIDSize
+			}
+			return f, nil
+		}
 	}
 	for {
 		var f frameView

@@ -78,6 +78,13 @@ func (p *producer) publish(newHead uint64) {
 	// sequentially consistent, orders this store before notify's load of
 	// the waiter count (Dekker with eventCount.prepare).
 	atomic.StoreUint64(p.r.head, newHead)
+	if p.r.dataEC.waiting() {
+		p.wake()
+	}
+}
+
+// wake wakes the consumer after publish found it announced.
+func (p *producer) wake() {
 	if p.r.dataEC.notify(p.ring) {
 		p.n.wakes++
 		*p.r.prodWakes = p.n.wakes
@@ -149,9 +156,9 @@ func (p *producer) commit(n uint64) {
 
 func (p *producer) abort() { p.reserved, p.resKind, p.resSkip = false, frameKindMessage, 0 }
 
+// writeHeader writes a frame header in one store.
 func (p *producer) writeHeader(off uint64, length uint32, kind uint32) {
-	binary.LittleEndian.PutUint32(p.r.data[off+offFrameLength:], length)
-	binary.LittleEndian.PutUint32(p.r.data[off+offFrameKind:], kind)
+	binary.LittleEndian.PutUint64(p.r.data[off:], uint64(length)<<(8*offFrameLength)|uint64(kind)<<(8*offFrameKind))
 }
 
 // consumer is the reading end of a ring. Its own tail is authoritative;
@@ -188,6 +195,13 @@ func (c *consumer) publishTail() {
 	// sequentially consistent, so it is ordered before notify's load of
 	// the waiter count (Dekker with eventCount.prepare).
 	atomic.StoreUint64(c.r.tail, c.tail)
+	if c.r.spaceEC.waiting() {
+		c.wake()
+	}
+}
+
+// wake wakes the producer after publishTail found it announced.
+func (c *consumer) wake() {
 	if c.r.spaceEC.notify(c.ring) {
 		c.n.wakes++
 		*c.r.consWakes = c.n.wakes
@@ -210,10 +224,12 @@ func (c *consumer) peek() (msg []byte, kind uint32, frame uint64, ok bool, err e
 		}
 		off := c.tail & c.r.mask
 		avail := c.headSeen - c.tail
-		// Read each header field once: the peer may change the bytes under
-		// us, so only these local copies are validated and used.
-		length := uint64(binary.LittleEndian.Uint32(c.r.data[off+offFrameLength:]))
-		kind = binary.LittleEndian.Uint32(c.r.data[off+offFrameKind:])
+		// Read the header once, in one load: the peer may change the
+		// bytes under us, so only these local copies are validated and
+		// used.
+		hdr := binary.LittleEndian.Uint64(c.r.data[off:])
+		length := uint64(uint32(hdr >> (8 * offFrameLength)))
+		kind = uint32(hdr >> (8 * offFrameKind))
 		switch kind {
 		case frameKindPadding:
 			rest := c.r.cap - off

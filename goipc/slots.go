@@ -26,7 +26,8 @@ var (
 	// spinners bounds the calls spinning at once in this process: with
 	// more spinners than CPUs, spinning only steals the CPU that the
 	// peers (and this process's other goroutines) need. Half the Ps, at
-	// least one: the rest park at once.
+	// least one: the rest park. A call takes a slot only after its first
+	// spinPollsPerLook polls, so short waits never touch it.
 	spinners slots
 	// futexSleepers bounds the calls sleeping on a futex at once: each
 	// holds an OS thread, and its P too until sysmon retakes it (20 µs to
