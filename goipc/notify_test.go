@@ -24,21 +24,27 @@ func readable(t *testing.T, fd int, d time.Duration) bool {
 	}
 }
 
-// The descriptor wakes a waiting receive, and a failed send on the same
-// connection does not swallow that wakeup (one descriptor, two
-// directions).
-func TestNotifyFDBothDirections(t *testing.T) {
+// notifyPipe returns a small pipe, closed at cleanup, and the first
+// end's NotifyFD.
+func notifyPipe(t *testing.T) (a, b *Conn, fd int) {
+	t.Helper()
 	checkLeaks(t)
 	a, b, err := Pipe(&Options{RingSize: MinRingSize, MaxMessageSize: 1000})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer a.Close()
-	defer b.Close()
-	fd, err := a.NotifyFD()
-	if err != nil {
+	t.Cleanup(func() { a.Close(); b.Close() })
+	if fd, err = a.NotifyFD(); err != nil {
 		t.Fatal(err)
 	}
+	return a, b, fd
+}
+
+// The descriptor wakes a waiting receive, and a failed send on the same
+// connection does not swallow that wakeup (one descriptor, two
+// directions).
+func TestNotifyFDBothDirections(t *testing.T) {
+	a, b, fd := notifyPipe(t)
 	if again, _ := a.NotifyFD(); again != fd {
 		t.Fatalf("NotifyFD returned %d, then %d", fd, again)
 	}
@@ -97,17 +103,7 @@ func TestNotifyFDBothDirections(t *testing.T) {
 // readable, and one failed call makes it quiet (no stale readiness of the
 // direction never used).
 func TestNotifyFDQuietAfterOneFailedCall(t *testing.T) {
-	checkLeaks(t)
-	a, b, err := Pipe(&Options{RingSize: MinRingSize, MaxMessageSize: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	defer b.Close()
-	fd, err := a.NotifyFD()
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, _, fd := notifyPipe(t)
 	if !readable(t, fd, 0) {
 		t.Fatal("a new descriptor is not readable")
 	}
@@ -123,17 +119,7 @@ func TestNotifyFDQuietAfterOneFailedCall(t *testing.T) {
 // then went out) does not keep the descriptor readable for the other
 // direction: an idle receive after it is quiet.
 func TestNotifyFDQuietAfterAWakeupWasUsed(t *testing.T) {
-	checkLeaks(t)
-	a, b, err := Pipe(&Options{RingSize: MinRingSize, MaxMessageSize: 1000})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close()
-	defer b.Close()
-	fd, err := a.NotifyFD()
-	if err != nil {
-		t.Fatal(err)
-	}
+	a, b, fd := notifyPipe(t)
 	msg := make([]byte, 1000)
 	for a.TrySend(msg) == nil { // fill a's ring: the send direction is armed
 	}
