@@ -418,14 +418,18 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 const spinProbeEvery = 32
 
 // spinBudget is how long this wait may spin: the direction's budget, or,
-// while the budget is 0, a probe of the floor (1/16 of the configured
-// budget) now and then. The first probe comes with the first wait after
-// the fall and the gaps double up to spinProbeEvery waits while probes
-// keep losing; a won probe restores the budget (adaptSpin) and the next
-// fall starts again from a gap of one. Under lasting contention that is a
-// probe every spinProbeEvery waits; a lone preemption on a quiet machine
-// (another process's burst, a kernel thread) costs one parked wait
-// instead of spinProbeEvery (docs/PERFORMANCE.md).
+// while the budget is 0, a probe now and then. The first probe comes with
+// the first wait after the fall and spins the whole configured budget;
+// the next ones spin the floor (1/16 of it), after gaps that double up to
+// spinProbeEvery waits while they keep losing. A won probe restores the
+// budget (adaptSpin) and the next fall starts over. Under lasting
+// contention that is a short probe every spinProbeEvery waits, and a
+// probe, long or short, ends at the first look after it lost the CPU; a
+// lone preemption on a quiet machine costs one parked wait. The first
+// probe is long because both ends fall at once: each then parks at once,
+// so each answers the other only after a futex wakeup, and short probes
+// on both sides keep losing to each other (measured: 4 preemptions left a
+// pair parking for 30,000 waits; docs/PERFORMANCE.md).
 func (c *Conn) spinBudget(dir int) time.Duration {
 	b := c.spinNow[dir]
 	if b > 0 || c.spin <= 0 {
@@ -438,6 +442,9 @@ func (c *Conn) spinBudget(dir int) time.Duration {
 	}
 	c.spinProbe[dir] = 0
 	c.spinProbeGap[dir] = min(2*gap, spinProbeEvery)
+	if gap == 1 {
+		return c.spin
+	}
 	return c.spin / 16
 }
 

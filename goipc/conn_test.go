@@ -464,17 +464,22 @@ func TestAdaptiveSpinBounds(t *testing.T) {
 	if got := c.spinNow[dirRecv]; got != 64*time.Microsecond {
 		t.Fatalf("after wins: %v, want the ceiling 64µs", got)
 	}
-	// Preempted: the budget falls to 0 (park at once). Probes of the
-	// floor come at the first wait, then after gaps that double up to
-	// spinProbeEvery while they lose; a won probe restarts the budget from
-	// the floor, and the next fall probes at once again.
+	// Preempted: the budget falls to 0 (park at once). A probe of the
+	// whole budget comes at the first wait, then probes of the floor after
+	// gaps that double up to spinProbeEvery while they lose; a won probe
+	// restarts the budget from the floor, and the next fall probes at once
+	// again.
 	for fall := 0; fall < 2; fall++ {
 		c.spinNow[dirRecv] = 0
 		var at []int
 		for i := 1; i <= 4*spinProbeEvery; i++ {
 			if b := c.spinBudget(dirRecv); b != 0 {
-				if b != 4*time.Microsecond {
-					t.Fatalf("probe budget %v, want the floor", b)
+				want := 4 * time.Microsecond
+				if len(at) == 0 {
+					want = 64 * time.Microsecond
+				}
+				if b != want {
+					t.Fatalf("probe %d budget %v, want %v", len(at)+1, b, want)
 				}
 				at = append(at, i)
 			}
