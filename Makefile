@@ -59,15 +59,24 @@ $(VENV)/.stamp: requirements-dev.txt
 	@touch $@
 
 # Each group runs in its own make, one after the other, whatever the others
-# did; the last line names every group as passed or failed, and the exit
-# status is non-zero if any failed.
-test: ## run every test group (what CI runs), not stopping at a failure; one summary line at the end
-	@passed=(); failed=(); \
+# did, its output kept in build/test-logs/<group>.log; the end recalls the
+# lines that name failures in each failed group's log (a CI page may show
+# only the tail), then one line names every group as passed or failed. The
+# exit status is non-zero if any failed.
+TEST_LOGS := $(BUILD)/test-logs
+
+test: ## run every test group (what CI runs), not stopping at a failure; failures recalled and one summary line at the end
+	@passed=(); failed=(); mkdir -p $(TEST_LOGS); \
 	for t in $(TEST_TARGETS); do \
 	  echo; echo "==== make $$t"; start=$$SECONDS; \
-	  if $(MAKE) --no-print-directory $$t; then passed+=($$t); verdict=passed; \
+	  $(MAKE) --no-print-directory $$t 2>&1 | tee $(TEST_LOGS)/$$t.log; \
+	  if [ $${PIPESTATUS[0]} -eq 0 ]; then passed+=($$t); verdict=passed; \
 	  else failed+=($$t); verdict=FAILED; fi; \
 	  echo "==== make $$t: $$verdict ($$((SECONDS - start)) s)"; \
+	done; \
+	for t in $${failed[@]}; do \
+	  echo; echo "==== what failed in make $$t (whole output: $(TEST_LOGS)/$$t.log)"; \
+	  grep -E -- 'FAIL|[Ff]ailed|[Ee]rror|panic:|\*\*\*' $(TEST_LOGS)/$$t.log | grep -v -E ' PASS |^ok ' | tail -n 25; \
 	done; \
 	echo; \
 	echo "make test: $${#passed[@]} groups passed: $${passed[*]:-none}; $${#failed[@]} failed: $${failed[*]:-none}"; \
