@@ -85,6 +85,11 @@ type Conn struct {
 
 	notify notifyFD // the descriptor of NotifyFD, once asked for
 
+	// polls are each direction's entry on the ring poller's list while
+	// a call in that direction parks (guarded by the direction's lock
+	// and, while listed, by poller.mu).
+	polls [2]pollEntry
+
 	// doorbellOnly skips the futex stage of a park (set by Pipe, before
 	// the ends are shared): when both ends are goroutines of one process,
 	// a futex sleeper holds its P until sysmon retakes it, starving the
@@ -119,6 +124,7 @@ func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID
 		opened:    time.Now(),
 	}
 	c.notify.fd.Store(-1)
+	c.polls[dirSend].index, c.polls[dirRecv].index = -1, -1
 	c.rx.init(o.maxInflightCalls)
 	for i := range c.timers {
 		c.timers[i] = time.NewTimer(time.Hour)
@@ -380,6 +386,11 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 		return c.tryFailed(dir, ec, ready)
 	}
 	budget := c.spinBudget(dir)
+	if budget > 0 && c.spin != SpinForever && pollerBusy() {
+		// The ring poller is sweeping for other parked calls: it watches
+		// this one too, without taking a P of its own (poller.go).
+		budget = 0
+	}
 	var start time.Time
 	if budget > 0 {
 		var outcome int
@@ -494,10 +505,7 @@ func (c *Conn) spinFor(dir int, budget time.Duration, ready func() (bool, error)
 	// its value when ready last failed: a receive waits for the peer's
 	// head to move, a send for its tail. ready runs again only when it
 	// moved (or at a look).
-	word, seen := c.prod.r.tail, &c.prod.tailSeen
-	if dir == dirRecv {
-		word, seen = c.cons.r.head, &c.cons.headSeen
-	}
+	word, seen := c.positionWord(dir), c.positionSeen(dir)
 	for i := 1; ; i++ {
 		if i == 1 || atomic.LoadUint64(word) != *seen {
 			if ok, err := ready(); ok || err != nil {
@@ -570,7 +578,7 @@ var futexWindow = 2 * time.Millisecond
 // process's futex slots is free (they bound the threads parked calls
 // hold), then on the doorbell.
 func (c *Conn) park(dir int, ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
-	if !c.doorbellOnly && futexSleepers.acquire() {
+	if !c.doorbellOnly && !(c.usePoller() && pollerBusy()) && futexSleepers.acquire() {
 		done, err := c.futexPark(ec, ready, w, drain)
 		futexSleepers.release()
 		if done {
@@ -633,16 +641,24 @@ func (c *Conn) doorbellPark(dir int, ec eventCount, ready func() (bool, error), 
 	if w.ctx != nil {
 		cancelled = w.ctx.Done()
 	}
+	var e *pollEntry
+	if c.usePoller() {
+		e = &c.polls[dir]
+		e.c, e.dir, e.ec, e.word = c, dir, ec, c.positionWord(dir)
+	}
 	for {
-		ec.arm()
+		if e != nil {
+			e.seen, e.armed = *c.positionSeen(dir), false
+			poller.add(e)
+		} else {
+			ec.arm()
+		}
 		if ok, err := ready(); ok || err != nil {
-			ec.disarm()
+			c.unpark(e, ec, false)
 			return err
 		}
 		if err := c.state(w); err != nil {
-			if !c.notify.open() {
-				ec.disarm()
-			}
+			c.unpark(e, ec, c.notify.open())
 			return c.finalCheck(ready, err, drain)
 		}
 		select {
@@ -651,6 +667,49 @@ func (c *Conn) doorbellPark(dir int, ec eventCount, ready func() (bool, error), 
 		case <-timeout:
 		case <-cancelled:
 		}
+		if e != nil {
+			// Off the poller's list before the next look, disarmed if it
+			// armed for us: the next round registers afresh.
+			c.unpark(e, ec, false)
+		}
+	}
+}
+
+// usePoller reports whether this Conn's parked calls go to the ring
+// poller (poller.go) rather than straight to their doorbell: all but
+// SpinNever's, which asked for the least CPU, and a NotifyFD user's,
+// whose descriptor reports the arms a call leaves behind (tryFailed).
+func (c *Conn) usePoller() bool { return c.spin > 0 && !c.notify.open() }
+
+// positionWord is the shared word a wait in dir depends on: the peer's
+// tail for a send (space), its head for a receive (data).
+func (c *Conn) positionWord(dir int) *uint64 {
+	if dir == dirRecv {
+		return c.cons.r.head
+	}
+	return c.prod.r.tail
+}
+
+// positionSeen is where the ring keeps positionWord's value as of the
+// last failed ready().
+func (c *Conn) positionSeen(dir int) *uint64 {
+	if dir == dirRecv {
+		return &c.cons.headSeen
+	}
+	return &c.prod.tailSeen
+}
+
+// unpark ends a doorbell wait's announcement: off the poller's list (and
+// disarmed if the poller armed it), or disarmed, unless keepArm (a
+// NotifyFD user keeps the arm: the descriptor then reports the peer's
+// next move).
+func (c *Conn) unpark(e *pollEntry, ec eventCount, keepArm bool) {
+	armed := true
+	if e != nil {
+		armed = poller.remove(e)
+	}
+	if armed && !keepArm {
+		ec.disarm()
 	}
 }
 

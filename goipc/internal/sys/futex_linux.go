@@ -43,3 +43,11 @@ func FutexWake(addr *uint32) {
 	const all = 1<<31 - 1
 	unix.Syscall6(unix.SYS_FUTEX, uintptr(unsafe.Pointer(addr)), futexWake, all, 0, 0, 0)
 }
+
+// Yield gives the CPU to another runnable thread of the machine, if one
+// waits for it (sched_yield(2)), keeping the calling goroutine's P: the
+// ring poller yields after a sweep that found nothing, so that its
+// polling takes only CPU that nothing else wants.
+func Yield() {
+	unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+}

@@ -1,0 +1,191 @@
+package goipc
+
+import (
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/goipc/goipc/goipc/internal/sys"
+)
+
+// The ring poller: one goroutine per process that watches the rings of
+// every parked call at once, so that a busy server's waits cost neither a
+// syscall on the peer's side nor a thread on ours.
+//
+// With more waiting calls than CPUs, a call cannot spin (spin slots are
+// half the Ps) nor sleep on a futex (futex slots are GOMAXPROCS-1): it
+// parks on its doorbell, and every message it waits for then costs the
+// peer a write(2) on the socket and us a netpoller wakeup, a read(2) and a
+// goroutine handoff: about what a Unix socket costs, and the reason a
+// server with 64 producers was no faster than one. A busy server does not
+// need any of that: some message is almost always on its way. The poller
+// keeps the parked calls un-armed (the peer sees no doorbell flag and
+// rings nothing) and sweeps their position words, one load each, handing a
+// call a token on its doorbell channel when its word moves. When a whole
+// pollerIdle passes without a word moving, the machine has gone quiet:
+// the poller arms every call's doorbell for it, re-checks each word once
+// (the Dekker check a doorbell wait does itself, see eventCount), drops
+// them all and sleeps until the next call parks. From then on those calls
+// wait exactly as a doorbell wait does, at no CPU cost.
+//
+// The wakeup protocol between the processes is unchanged: the poller is
+// an in-process spinner that watches many rings, and its arm-then-check is
+// the doorbell waiter's (docs/PROTOCOL.md, "The ring poller").
+
+// pollerIdle is how long the poller sweeps without seeing a word move
+// before it arms the doorbells and sleeps: about a spin budget.
+const pollerIdle = 50 * time.Microsecond
+
+// pollEntry is one parked call watched by the poller. Every field but
+// index and armed is written before the entry is registered and not
+// while it is listed.
+type pollEntry struct {
+	c    *Conn
+	dir  int
+	ec   eventCount
+	word *uint64 // the position the call waits on: the peer's head or tail
+	seen uint64  // its value when the call's ready() last failed
+	// index is the entry's place in ringPoller.entries, -1 while it is
+	// not listed; armed says the poller armed the doorbell for the call,
+	// which disarms it if it returns first. Both guarded by ringPoller.mu.
+	index int
+	armed bool
+}
+
+type ringPoller struct {
+	mu      sync.Mutex
+	entries []*pollEntry
+	// active is 1 while the poller sweeps (it has entries and has not
+	// given up on them). Written under mu; read without it by calls
+	// deciding whether to skip their own spin and futex stages
+	// (pollerBusy), where a stale answer only costs a worse choice.
+	active atomic.Bool
+	kick   chan struct{} // a token wakes the sleeping poller
+	idle   time.Duration // pollerIdle; guarded by mu (tests change it)
+}
+
+// poller runs from package initialisation on: one goroutine, blocked on
+// its kick channel while no call is parked with it.
+var poller = ringPoller{kick: make(chan struct{}, 1), idle: pollerIdle}
+
+func init() { go poller.run() }
+
+// pollerBusy reports whether the poller is sweeping: parking with it then
+// beats spinning or a futex sleep, which would each take a P from the
+// calls the poller is waking.
+func pollerBusy() bool { return poller.active.Load() }
+
+// add registers a parked call and wakes the poller if it sleeps.
+func (p *ringPoller) add(e *pollEntry) {
+	p.mu.Lock()
+	e.index = len(p.entries)
+	p.entries = append(p.entries, e)
+	wasActive := p.active.Swap(true)
+	p.mu.Unlock()
+	if !wasActive {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// remove takes e off the list if it is still there and reports whether
+// the poller had armed the doorbell for it.
+func (p *ringPoller) remove(e *pollEntry) (armed bool) {
+	p.mu.Lock()
+	p.unlink(e)
+	armed = e.armed
+	p.mu.Unlock()
+	return armed
+}
+
+// unlink removes e from entries (swap with the last). p.mu is held.
+func (p *ringPoller) unlink(e *pollEntry) {
+	i := e.index
+	if i < 0 {
+		return
+	}
+	last := len(p.entries) - 1
+	p.entries[i] = p.entries[last]
+	p.entries[i].index = i
+	p.entries[last] = nil
+	p.entries = p.entries[:last]
+	e.index = -1
+}
+
+func (p *ringPoller) run() {
+	for {
+		<-p.kick
+		p.sweepUntilIdle()
+	}
+}
+
+// sweepUntilIdle sweeps until pollerIdle passes with no word moving, then
+// hands the remaining calls to their doorbells.
+func (p *ringPoller) sweepUntilIdle() {
+	lastMove := time.Now()
+	for sweeps := 1; ; sweeps++ {
+		p.mu.Lock()
+		if len(p.entries) == 0 {
+			p.active.Store(false)
+			p.mu.Unlock()
+			return
+		}
+		moved := false
+		for i := 0; i < len(p.entries); {
+			e := p.entries[i]
+			// SYNC POINT: this load pairs with the peer's seq-cst store of
+			// its position (publish); a call woken here re-runs ready().
+			if atomic.LoadUint64(e.word) != e.seen {
+				p.unlink(e) // moves the last entry to i
+				e.c.wakeBell(e.dir)
+				moved = true
+				continue
+			}
+			i++
+		}
+		if !moved && sweeps%16 == 0 && time.Since(lastMove) >= p.idle {
+			p.armAll()
+			p.active.Store(false)
+			p.mu.Unlock()
+			return
+		}
+		p.mu.Unlock()
+		if moved {
+			lastMove = time.Now()
+			// Let the calls just woken run, on this P if no other is
+			// free.
+			runtime.Gosched()
+		} else {
+			// Nothing moved: give the CPU to whatever else wants it, in
+			// this process (Gosched) or another (sched_yield: on a
+			// machine with more runnable threads than cores the peers we
+			// poll for are among them), so that polling takes only CPU
+			// nobody else wants.
+			runtime.Gosched()
+			sys.Yield()
+		}
+	}
+}
+
+// armAll arms every listed call's doorbell, re-checks its word and drops
+// it: the call's select on its doorbell channel now ends through the
+// peer's ring (or our token, if the word moved). p.mu is held.
+func (p *ringPoller) armAll() {
+	for _, e := range p.entries {
+		e.ec.arm()
+		// SYNC POINT: the RMW of arm precedes this load (Dekker with the
+		// peer's publish-then-load in notify), as in doorbellPark.
+		if atomic.LoadUint64(e.word) != e.seen {
+			e.ec.disarm()
+			e.c.wakeBell(e.dir)
+		} else {
+			e.armed = true
+		}
+		e.index = -1
+	}
+	clear(p.entries)
+	p.entries = p.entries[:0]
+}

@@ -1,0 +1,156 @@
+package goipc
+
+import (
+	"encoding/binary"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+)
+
+// waitUntil polls cond until it holds or the deadline passes: a state
+// check with a bound, not a sleep standing in for an event.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10 s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// More parked calls than futex slots: the ring poller wakes them, every
+// message arrives in order, and once the traffic stops the poller arms
+// the doorbells it holds and goes idle.
+func TestPollerCarriesManyConnections(t *testing.T) {
+	checkLeaks(t)
+	const conns, rounds = 48, 1000
+	var wg sync.WaitGroup
+	errs := make(chan error, 2*conns)
+	for i := 0; i < conns; i++ {
+		client, server := pair(t, nil, nil)
+		wg.Add(2)
+		go func() { // echo
+			defer wg.Done()
+			buf := make([]byte, 64)
+			for {
+				n, err := server.RecvInto(buf, -1)
+				if errors.Is(err, ErrPeerClosed) {
+					return
+				}
+				if err == nil {
+					err = server.Send(buf[:n])
+				}
+				if err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+		go func(id uint64) {
+			defer wg.Done()
+			defer client.Close()
+			msg, reply := make([]byte, 16), make([]byte, 64)
+			for r := uint64(0); r < rounds; r++ {
+				binary.LittleEndian.PutUint64(msg, id)
+				binary.LittleEndian.PutUint64(msg[8:], r)
+				if err := client.Send(msg); err != nil {
+					errs <- err
+					return
+				}
+				n, err := client.RecvInto(reply, -1)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if n != 16 || binary.LittleEndian.Uint64(reply) != id || binary.LittleEndian.Uint64(reply[8:]) != r {
+					errs <- errors.New("a reply out of order or for another connection")
+					return
+				}
+			}
+		}(uint64(i))
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	waitUntil(t, "the poller going idle", func() bool { return !pollerBusy() })
+	poller.mu.Lock()
+	left := len(poller.entries)
+	poller.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d calls still on the idle poller's list", left)
+	}
+}
+
+// A call the poller gave up on waits on its doorbell: armed in the shared
+// word, woken by the peer's ring, with the message.
+func TestPollerHandsQuietCallsToTheirDoorbell(t *testing.T) {
+	checkLeaks(t)
+	saved := futexWindow
+	futexWindow = 0 // straight from the spin to the poller
+	defer func() { futexWindow = saved }()
+	client, server := pair(t, nil, nil)
+	got := make(chan []byte, 1)
+	go func() {
+		m, err := server.Recv()
+		if err != nil {
+			t.Error(err)
+		}
+		got <- m
+	}()
+	ec := server.cons.r.dataEC
+	waitUntil(t, "the receive's doorbell armed", func() bool { return atomic.LoadUint64(ec.word)&ecDoorbell != 0 })
+	waitUntil(t, "the poller going idle", func() bool { return !pollerBusy() })
+	if err := client.Send([]byte("rung")); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-got; string(m) != "rung" {
+		t.Fatalf("received %q, want %q", m, "rung")
+	}
+	if atomic.LoadUint64(ec.word)&ecDoorbell != 0 {
+		t.Fatal("the doorbell is still armed after the call returned")
+	}
+}
+
+// A call parked with the poller ends on Close, off the poller's list.
+func TestPollerForgetsClosedCalls(t *testing.T) {
+	checkLeaks(t)
+	saved := futexWindow
+	futexWindow = 0
+	defer func() { futexWindow = saved }()
+	setPollerIdle(time.Hour) // the poller never gives up here
+	defer setPollerIdle(pollerIdle)
+	_, server := pair(t, nil, nil)
+	done := make(chan error, 1)
+	go func() {
+		_, err := server.Recv()
+		done <- err
+	}()
+	waitUntil(t, "the receive on the poller's list", func() bool {
+		poller.mu.Lock()
+		defer poller.mu.Unlock()
+		return server.polls[dirRecv].index >= 0
+	})
+	server.Close()
+	if err := <-done; !errors.Is(err, ErrClosed) {
+		t.Fatalf("Recv on a closed Conn = %v, want ErrClosed", err)
+	}
+	poller.mu.Lock()
+	idx := server.polls[dirRecv].index
+	poller.mu.Unlock()
+	if idx != -1 {
+		t.Fatal("the closed call is still on the poller's list")
+	}
+	setPollerIdle(pollerIdle)
+	waitUntil(t, "the poller going idle", func() bool { return !pollerBusy() })
+}
+
+func setPollerIdle(d time.Duration) {
+	poller.mu.Lock()
+	poller.idle = d
+	poller.mu.Unlock()
+}
