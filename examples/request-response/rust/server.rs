@@ -56,7 +56,7 @@ fn serve(path: &str, clients: u64, threads: u64) -> goipc::Result<u64> {
         // first other error is this connection's.
         std::thread::scope(|s| {
             let workers: Vec<_> = (0..threads).map(|_| s.spawn(|| work(&conn, &answered))).collect();
-            workers.into_iter().map(|w| w.join().expect("a worker panicked")).collect::<goipc::Result<()>>()
+            workers.into_iter().try_for_each(|w| w.join().expect("a worker panicked"))
         })?;
     }
     Ok(answered.into_inner())
