@@ -8,11 +8,11 @@
 //	go run ./examples/event-loop/go client --dial PATH [--conns N] [-n ROUNDS]
 //
 // The server echoes every message, a goroutine per connection, until
-// SIGINT or SIGTERM; it then prints how many connections and messages it
-// served. The client dials N connections, reports what they cost while
-// idle (goroutines, OS threads, Go memory), then runs ROUNDS round trips
-// on every connection at once, a goroutine each, checking every reply,
-// and prints one line. The event-loop programs of the other languages
+// SIGINT or SIGTERM; it then prints how many connections it accepted and
+// how many messages it echoed. The client dials N connections, reports
+// what they cost while idle (goroutines, OS threads, Go memory), then
+// runs ROUNDS round trips on every connection at once, a goroutine each,
+// checking every reply, and prints one line. The event-loop programs of the other languages
 // (asyncio, tokio, epoll) talk to this server the same way.
 package main
 
@@ -70,16 +70,18 @@ func serve(path string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println("listening on", path)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	go func() {
 		<-ctx.Done()
 		ln.Close() // ends Accept below
 	}()
+	fmt.Println("listening on", path)
 
-	var served, echoed atomic.Int64
-	var wg sync.WaitGroup
+	// Counted before the client can see them done (the connection before
+	// its first answer, a message before its echo): when a client has all
+	// its answers, the counts include them.
+	var accepted, echoed atomic.Int64
 	for {
 		c, err := ln.Accept()
 		if errors.Is(err, goipc.ErrClosed) {
@@ -88,17 +90,14 @@ func serve(path string) error {
 		if err != nil {
 			continue // a failed handshake concerns that one client
 		}
-		wg.Add(1)
+		accepted.Add(1)
 		go func() {
-			defer wg.Done()
 			defer c.Close()
 			echo(c, &echoed)
-			served.Add(1)
 		}()
 	}
-	// Connections still open are left to the process's exit; the counts
-	// are of those that ended.
-	fmt.Printf("server go: %d connections served, %d messages echoed\n", served.Load(), echoed.Load())
+	// Connections still open end with the process.
+	fmt.Printf("server go: %d connections accepted, %d messages echoed\n", accepted.Load(), echoed.Load())
 	return nil
 }
 
@@ -109,12 +108,12 @@ func echo(c *goipc.Conn, echoed *atomic.Int64) {
 		if err != nil {
 			return // ErrPeerClosed: the client is done
 		}
+		echoed.Add(1)
 		err = c.Send(msg) // the one copy, ring to ring
 		c.ReleaseView()
 		if err != nil {
 			return
 		}
-		echoed.Add(1)
 	}
 }
 

@@ -5,7 +5,7 @@ task each, echoing every message::
     python server.py --listen PATH
 
 Prints "listening on PATH" once ready and serves until SIGINT or SIGTERM;
-it then prints how many connections it served and how many messages it
+it then prints how many connections it accepted and how many messages it
 echoed. Needs the goipc package (see client.py).
 """
 
@@ -19,16 +19,19 @@ import goipc.aio
 
 
 class Echo:
+    """Counts what it serves before the client can see it done (the
+    connection before its first answer, a message before its echo): when a
+    client has all its answers, the counts include them."""
+
     def __init__(self) -> None:
-        self.served = 0
+        self.accepted = 0
         self.echoed = 0
 
     async def serve(self, conn: goipc.aio.AsyncConn) -> None:
         async with conn:
             async for msg in conn:  # until the peer closes
-                await conn.send(msg)
                 self.echoed += 1
-        self.served += 1
+                await conn.send(msg)
 
 
 async def run(path: str) -> Echo:
@@ -48,11 +51,11 @@ async def run(path: str) -> Echo:
                 break
             except goipc.Error:
                 continue  # a failed handshake concerns that one client
+            echo.accepted += 1
             task = asyncio.ensure_future(echo.serve(conn))
             tasks.add(task)  # keep a reference until it is done
             task.add_done_callback(tasks.discard)
-    # Connections still open are closed with the loop; the counts are of
-    # those that ended.
+    # Connections still open are closed with the loop.
     for task in list(tasks):
         task.cancel()
     return echo
@@ -63,7 +66,7 @@ def main() -> int:
     ap.add_argument("--listen", required=True, help="Unix socket path to listen on")
     args = ap.parse_args()
     echo = asyncio.run(run(args.listen))
-    print("server python: %d connections served, %d messages echoed" % (echo.served, echo.echoed))
+    print("server python: %d connections accepted, %d messages echoed" % (echo.accepted, echo.echoed))
     return 0
 
 

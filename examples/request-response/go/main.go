@@ -85,8 +85,6 @@ func serve(path string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Println("listening on", path)
-
 	// Serve returns once the listener is closed: close it on a signal.
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -94,8 +92,9 @@ func serve(path string) error {
 		<-ctx.Done()
 		ln.Close()
 	}()
+	fmt.Println("listening on", path)
 
-	var answered atomic.Int64
+	var answered atomic.Int64 // counted before the reply leaves: a client that has its reply sees it counted
 	err = goipc.Serve(ln, func(req []byte) ([]byte, error) {
 		answered.Add(1)
 		return square(req)
