@@ -10,7 +10,8 @@
 #   build/include/goipc.h            copy of include/goipc.h (where the .pc points)
 #   build/lib/pkgconfig/goipc.pc     relocatable: paths are relative to the .pc
 #   build/c/                         C examples and tests; build/c/ping and build/c/pong
-#                                    are the ping-pong example (examples/ping-pong/c)
+#                                    are the ping-pong example (examples/ping-pong/c),
+#                                    build/c/epoll_ping the event-loop one (examples/event-loop/c)
 #   build/bin/goipc-ping-c           build/c/ping again, under the name bench/peers.go
 #                                    looks for (the C peer of `goipc bench --peers c`)
 #
@@ -99,7 +100,7 @@ $(CAPI_PC): mk/capi.mk
 	  'Libs.private: -lpthread' > $@
 	@echo "wrote $@"
 
-c-examples: $(C_EXAMPLES) ## build the C examples (build/c/ping, pong: examples/ping-pong/c; build/c/epoll_ping)
+c-examples: $(C_EXAMPLES) ## build the C examples (build/c/ping, pong: examples/ping-pong/c; build/c/epoll_ping: examples/event-loop/c)
 
 $(CBUILD)/ping $(CBUILD)/pong: $(CBUILD)/%: examples/ping-pong/c/%.c $(CAPI_LIB) $(CAPI_HEADER) $(CAPI_PC)
 	@$(REQUIRE_DEB) "the C examples" pkg-config:pkg-config
@@ -107,7 +108,7 @@ $(CBUILD)/ping $(CBUILD)/pong: $(CBUILD)/%: examples/ping-pong/c/%.c $(CAPI_LIB)
 	$(CC) $(C_STD) -O2 -g $(C_WARN) $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --cflags goipc) \
 	  -o $@ $< $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --libs goipc) -lpthread -lm
 
-$(CBUILD)/epoll_ping: bindings/c/epoll_ping.c bindings/c/epoll_mux.h $(CAPI_LIB) $(CAPI_HEADER) $(CAPI_PC)
+$(CBUILD)/epoll_ping: examples/event-loop/c/epoll_ping.c examples/event-loop/c/epoll_mux.h $(CAPI_LIB) $(CAPI_HEADER) $(CAPI_PC)
 	@$(REQUIRE_DEB) "the C examples" pkg-config:pkg-config
 	@mkdir -p $(@D)
 	$(CC) $(C_STD) -O2 -g $(C_WARN) $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --cflags goipc) \
@@ -120,7 +121,7 @@ $(C_BENCH_PEER): $(CBUILD)/ping
 	@mkdir -p $(@D)
 	cp $< $@
 
-$(C_TEST_BIN): $(C_TESTS_SRC) $(wildcard bindings/c/tests/*.h) bindings/c/epoll_mux.h $(CAPI_LIB) include/goipc.h
+$(C_TEST_BIN): $(C_TESTS_SRC) $(wildcard bindings/c/tests/*.h) examples/event-loop/c/epoll_mux.h $(CAPI_LIB) include/goipc.h
 	@mkdir -p $(@D)
 	$(CC) $(C_STD) -O1 -g $(C_WARN) $(C_SAN) -Iinclude -o $@ $(C_TESTS_SRC) $(C_LINK)
 

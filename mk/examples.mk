@@ -40,4 +40,30 @@ examples-rust: lib
 test-examples: examples ## run every example against its scenario's Go consumer: ping-pong, many producers at once, zero copy
 	cd tests/examples && PYTHONDONTWRITEBYTECODE=1 timeout 600 $(abspath $(PY)) -m pytest -q -p no:cacheprovider test_examples.py
 
+# The request/response and event-loop scenarios: every language has both
+# sides (a client and a server), each run against the Go one.
+#   build/examples/{request-response,event-loop}-go
+#   build/examples/request-response-c-{client,server}
+#   build/c/epoll_ping                the C event-loop client (mk/capi.mk; the C
+#                                     tests run it too)
+#   bindings/rust/target/release/examples/{request_response,request_response_server,
+#                                     event_loop,tokio_pong} (the last two: --features tokio)
+EXAMPLE_CALLS_LOOPS_GO := $(EXAMPLE_OUT)/request-response-go $(EXAMPLE_OUT)/event-loop-go
+EXAMPLE_CALLS_LOOPS_C  := $(EXAMPLE_OUT)/request-response-c-client $(EXAMPLE_OUT)/request-response-c-server
+
+.PHONY: examples-rust-calls-loops
+
+examples: $(EXAMPLE_CALLS_LOOPS_GO) $(EXAMPLE_CALLS_LOOPS_C) $(CBUILD)/epoll_ping examples-rust-calls-loops
+
+$(EXAMPLE_OUT)/request-response-c-%: examples/request-response/c/%.c $(CAPI_LIB) $(CAPI_HEADER) $(CAPI_PC)
+	@$(REQUIRE_DEB) "the C examples" pkg-config:pkg-config
+	@mkdir -p $(@D)
+	$(CC) $(C_STD) -O2 -g $(C_WARN) $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --cflags goipc) \
+	  -o $@ $< $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --libs goipc) -lpthread
+
+examples-rust-calls-loops: lib
+	GOIPC_LIBRARY_DIR=$(abspath $(BUILD)/lib) CARGO_TARGET_DIR=$(abspath bindings/rust/target) \
+	  $(CARGO) build --locked --release --manifest-path bindings/rust/Cargo.toml --features tokio \
+	  --example request_response --example request_response_server --example event_loop --example tokio_pong
+
 TEST_TARGETS += test-examples

@@ -146,3 +146,176 @@ def test_zero_copy_to_go(lang, tmp_path):
     finally:
         consumer.stop()
     assert out == "producer %s: 200 messages of 65536 bytes built and answered in place\n" % lang
+
+
+# ---- request/response and event loops: both sides in every language ---------
+#
+# Every client runs against the Go server of its scenario, and the Go client
+# against every other language's server. Test names say the pair:
+# test_<scenario>_<client language>_client_to_<server language>_server.
+
+EXAMPLES = BUILD / "examples"
+# The client of each scenario, per language, as a command line.
+CLIENTS = {
+    "request-response": {
+        "go": [EXAMPLES / "request-response-go", "client"],
+        "c": [EXAMPLES / "request-response-c-client"],
+        "python": [sys.executable, REPO / "examples" / "request-response" / "python" / "client.py"],
+        "rust": [RUST / "request_response"],
+    },
+    "event-loop": {
+        "go": [EXAMPLES / "event-loop-go", "client"],
+        "c": [BUILD / "c" / "epoll_ping"],
+        "python": [sys.executable, REPO / "examples" / "event-loop" / "python" / "client.py"],
+        "rust": [RUST / "event_loop"],
+    },
+}
+# The server of each scenario, per language; each prints a line with
+# "listening on PATH" when ready.
+SERVERS = {
+    "request-response": {
+        "go": [EXAMPLES / "request-response-go", "server"],
+        "c": [EXAMPLES / "request-response-c-server"],
+        "python": [sys.executable, REPO / "examples" / "request-response" / "python" / "server.py"],
+        "rust": [RUST / "request_response_server"],
+    },
+    "event-loop": {
+        "go": [EXAMPLES / "event-loop-go", "server"],
+        "python": [sys.executable, REPO / "examples" / "event-loop" / "python" / "server.py"],
+        "rust": [RUST / "tokio_pong"],
+    },
+}
+
+
+class Server:
+    """A server of examples/<scenario>/<lang>, started and waited for."""
+
+    def __init__(self, scenario: str, lang: str, tmp: Path, *args: str) -> None:
+        self.path = tmp / ("%s-%s.sock" % (scenario, lang))
+        self.proc = subprocess.Popen(cmd(*SERVERS[scenario][lang], "--listen", self.path, *args),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=PYTHON_ENV)
+        line = self.proc.stdout.readline()
+        assert "listening on" in line, "the %s %s server did not start: %r %s" % (
+            lang, scenario, line, self.proc.stderr.read() if self.proc.poll() is not None else "")
+
+    def finish(self, terminate: bool, timeout: float = 30) -> tuple:
+        """Waits for the server to exit (after SIGTERM if terminate);
+        returns (code, stdout, stderr)."""
+        if terminate:
+            self.proc.terminate()
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, out, err
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.communicate(timeout=10)
+
+
+def run_client(scenario: str, lang: str, *args: str, timeout: float = 180) -> str:
+    r = subprocess.run(cmd(*CLIENTS[scenario][lang], *args), capture_output=True, text=True,
+                       timeout=timeout, env=PYTHON_ENV)
+    assert r.returncode == 0, "%s %s client exited %d:\n%s%s" % (scenario, lang, r.returncode, r.stdout, r.stderr)
+    return r.stdout
+
+
+CALL_THREADS, CALLS = 8, 500
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_request_response_client_to_go_server(lang, tmp_path):
+    """Several threads (goroutines) call at once on one connection; the Go
+    server (goipc.Serve, handlers running concurrently) answers every call."""
+    server = Server("request-response", "go", tmp_path)
+    try:
+        out = run_client("request-response", lang, "--dial", server.path,
+                         "--threads", str(CALL_THREADS), "-n", str(CALLS))
+        code, sout, err = server.finish(terminate=True)
+    finally:
+        server.stop()
+    assert out == "client %s: %d threads x %d calls on one connection, every reply matched its request\n" % (
+        lang, CALL_THREADS, CALLS)
+    assert code == 0, err
+    assert sout.endswith("server go: %d calls answered\n" % (CALL_THREADS * CALLS)), sout
+
+
+@pytest.mark.parametrize("lang", ["c", "python", "rust"])
+def test_request_response_go_client_to_server(lang, tmp_path):
+    """The Go client against the C, Python and Rust servers
+    (recv_request/reply); each serves two clients and exits."""
+    server = Server("request-response", lang, tmp_path, "--clients", "2")
+    try:
+        for threads in (CALL_THREADS, 1):
+            out = run_client("request-response", "go", "--dial", server.path, "--threads", str(threads), "-n", str(CALLS))
+            assert out == "client go: %d threads x %d calls on one connection, every reply matched its request\n" % (
+                threads, CALLS)
+        code, sout, err = server.finish(terminate=False)
+    finally:
+        server.stop()
+    assert code == 0, err
+    assert sout.endswith("server %s: 2 clients, %d calls answered\n" % (lang, (CALL_THREADS + 1) * CALLS)), sout
+
+
+LOOP_CONNS, LOOP_ROUNDS = 200, 50
+
+
+def check_loop_client(lang: str, out: str, conns: int, rounds: int) -> None:
+    """The client's summary line; for the others than C (one thread by
+    construction), its thread count stays far below one per connection."""
+    lines = out.splitlines()
+    if lang == "c":
+        assert lines[0] == "c epoll_ping: %d connections x %d round trips of 64 B, every reply checked, one thread" % (
+            conns, rounds), out
+        return
+    if lang == "go":
+        idle, summary = lines
+        assert idle.startswith("idle: %d connections: " % conns), out
+        threads = int(idle.split(" OS threads")[0].rsplit(" ", 1)[1])
+        assert summary == "client go: %d connections x %d round trips, a goroutine each, every reply checked" % (
+            conns, rounds), out
+    else:
+        (summary,) = lines
+        where = "one event loop" if lang == "python" else "one tokio runtime"
+        head = "client %s: %d connections x %d round trips in %s, every reply checked; " % (lang, conns, rounds, where)
+        assert summary.startswith(head) and summary.endswith(" threads"), out
+        threads = int(summary[len(head):].split()[0])
+    assert 1 <= threads < conns // 4, out
+
+
+def loop_client_args(lang: str, path: Path) -> list:
+    if lang == "c":
+        return ["--dial", path, "-c", str(LOOP_CONNS), "-n", str(LOOP_ROUNDS), "--ring", "16384"]
+    return ["--dial", path, "--conns", str(LOOP_CONNS), "-n", str(LOOP_ROUNDS)]
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_event_loop_client_to_go_server(lang, tmp_path):
+    """Many connections from one process (goroutines, asyncio, tokio, epoll)
+    to the Go server, a goroutine per connection."""
+    server = Server("event-loop", "go", tmp_path)
+    try:
+        out = run_client("event-loop", lang, *loop_client_args(lang, server.path))
+        code, sout, err = server.finish(terminate=True)
+    finally:
+        server.stop()
+    check_loop_client(lang, out, LOOP_CONNS, LOOP_ROUNDS)
+    assert code == 0, err
+    assert sout.endswith("server go: %d connections accepted, %d messages echoed\n" % (
+        LOOP_CONNS, LOOP_CONNS * LOOP_ROUNDS)), sout
+
+
+@pytest.mark.parametrize("lang", ["python", "rust"])
+def test_event_loop_go_client_to_server(lang, tmp_path):
+    """The Go client's connections served by one asyncio loop, by one tokio
+    runtime."""
+    server = Server("event-loop", lang, tmp_path)
+    try:
+        out = run_client("event-loop", "go", *loop_client_args("go", server.path))
+        code, sout, err = server.finish(terminate=True)
+    finally:
+        server.stop()
+    check_loop_client("go", out, LOOP_CONNS, LOOP_ROUNDS)
+    if lang == "python":
+        assert code == 0, err
+        assert sout.endswith("server python: %d connections accepted, %d messages echoed\n" % (
+            LOOP_CONNS, LOOP_CONNS * LOOP_ROUNDS)), sout

@@ -2,14 +2,14 @@
  * test_event.c - the pollable descriptor (goipc_conn_fd): poll(2) on one
  * connection's descriptor through its rules, and one thread multiplexing
  * 100 connections to the Go consumer with epoll (epoll_mux.h, shared with
- * the example epoll_ping.c).
+ * the event-loop example epoll_ping.c, both in examples/event-loop/c).
  */
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "../epoll_mux.h"
+#include "../../../examples/event-loop/c/epoll_mux.h"
 #include "test.h"
 
 static int readable(int fd, int timeout_ms)

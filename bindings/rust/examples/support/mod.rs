@@ -1,4 +1,4 @@
-//! Shared by the benchmark examples (bench, tokio_bench) and tokio_pong:
+//! Shared by the benchmark examples (bench, tokio_bench):
 //! argument parsing, the round-trip loops, and the percentile report
 //! (`round trip: min ...`, `p50_ns=...`).
 

@@ -1,7 +1,8 @@
 /*
  * epoll_mux.h - one thread serving many goipc connections with epoll over
  * their notification descriptors (goipc_conn_fd), shared by the example
- * epoll_ping.c and the C tests (tests/test_event.c).
+ * epoll_ping.c next to it and the C tests
+ * (bindings/c/tests/test_event.c).
  *
  * The loop follows the rules of goipc_conn_fd in goipc.h: descriptors are
  * registered level-triggered; when one is readable, its connection is

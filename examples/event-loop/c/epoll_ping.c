@@ -1,9 +1,12 @@
 /*
- * epoll_ping.c - one C thread, many connections: dials a goipc consumer
- * (for example `goipc pong --listen PATH`) CONNS times, then runs ROUNDS
+ * epoll_ping.c - the event-loop example in C (examples/README.md): one C
+ * thread, many connections. Dials a goipc consumer that echoes (the Go
+ * one of this scenario, `go run ./examples/event-loop/go server --listen
+ * PATH`, or `goipc pong --listen PATH`) CONNS times, then runs ROUNDS
  * round trips on every connection at once from a single epoll loop over
- * the connections' descriptors (goipc_conn_fd; the loop is epoll_mux.h).
- * Every answer is checked byte for byte.
+ * the connections' descriptors (goipc_conn_fd; the loop is epoll_mux.h
+ * next to this file). Every answer is checked byte for byte. Built by
+ * `make build` into build/c/epoll_ping.
  *
  *   build/c/epoll_ping --dial PATH [-c CONNS] [-n ROUNDS] [--size BYTES] [--ring BYTES]
  *

@@ -1,23 +1,20 @@
-//! An asynchronous Rust consumer on tokio (`--features tokio`): one task
-//! per connection, no thread per connection. Answers each FlatBuffers Ping
-//! with a Pong (same seq, sent_ns, payload) and echoes anything else, as
-//! the Go consumer `goipc pong` does.
+//! The server side of the event-loop example in Rust (examples/README.md):
+//! a consumer on tokio (the crate's `tokio` feature: `AsyncListener`,
+//! `AsyncConn`), one task per connection, no thread per connection.
+//! Answers each FlatBuffers Ping with a Pong (same seq, sent_ns, payload)
+//! and echoes anything else, as the Go consumer `goipc pong` does. An
+//! example of the crate in bindings/rust:
 //!
 //!   cargo run --release --features tokio --example tokio_pong -- --listen PATH [--once]
 //!
 //! Prints "goipc rust tokio pong: listening on PATH" when ready. --once:
 //! serve one connection, then exit 0 when its peer closes it.
 
-#[path = "support/mod.rs"]
-mod support;
-
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use flatbuffers::FlatBufferBuilder;
 use goipc::{AsyncConn, AsyncListener, Error, message};
-
-const USAGE: &str = "tokio_pong --listen PATH [--once]";
 
 /// Answers until the connection ends; returns how it ended.
 async fn serve(conn: Arc<AsyncConn>) -> Error {
@@ -44,8 +41,20 @@ async fn serve(conn: Arc<AsyncConn>) -> Error {
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> ExitCode {
-    let args = support::Args::parse(USAGE, &["--listen"], &["--once"]);
-    let Some(path) = args.value("--listen") else { support::usage_exit(USAGE, "--listen PATH is required") };
+    let (mut path, mut once) = (None, false);
+    let mut args = std::env::args().skip(1);
+    while let Some(flag) = args.next() {
+        match flag.as_str() {
+            "--listen" => path = args.next(),
+            "--once" => once = true,
+            _ => path = None,
+        }
+    }
+    let Some(path) = path else {
+        eprintln!("usage: tokio_pong --listen PATH [--once]");
+        return ExitCode::from(2);
+    };
+    let path = path.as_str();
     let listener = match AsyncListener::bind(path) {
         Ok(l) => l,
         Err(e) => {
@@ -63,7 +72,7 @@ async fn main() -> ExitCode {
                 continue;
             }
         };
-        if args.has("--once") {
+        if once {
             return match serve(conn).await {
                 Error::PeerClosed => ExitCode::SUCCESS,
                 e => {
