@@ -577,15 +577,25 @@ var futexWindow = 2 * time.Millisecond
 // park sleeps until ready: on the futex for futexWindow when one of the
 // process's futex slots is free (they bound the threads parked calls
 // hold), then on the doorbell.
+//
+// The ring poller (poller.go) takes the doorbell stage of the calls that
+// found no futex slot, or found the poller already sweeping: a process
+// with more waiting calls than cores, where it saves a system call per
+// message. A lone call that outlasted its futex window waits on its
+// doorbell directly: the kernel wakes it however busy the machine is,
+// while a poller competing with busy threads for a core may not run for
+// a time slice.
 func (c *Conn) park(dir int, ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
-	if !c.doorbellOnly && !(c.usePoller() && pollerBusy()) && futexSleepers.acquire() {
+	usePoller := c.usePoller()
+	if !c.doorbellOnly && !(usePoller && pollerBusy()) && futexSleepers.acquire() {
 		done, err := c.futexPark(ec, ready, w, drain)
 		futexSleepers.release()
 		if done {
 			return err
 		}
+		usePoller = false
 	}
-	return c.doorbellPark(dir, ec, ready, w, drain)
+	return c.doorbellPark(dir, ec, ready, w, drain, usePoller)
 }
 
 // futexPark sleeps on ec's futex until ready or for futexWindow. done
@@ -628,8 +638,9 @@ func (c *Conn) futexPark(ec eventCount, ready func() (bool, error), w *waitFor, 
 
 // doorbellPark announces a doorbell wait on ec and sleeps on the Go
 // netpoller (the watcher reading the socket) until ready: no thread, no
-// periodic wakeup.
-func (c *Conn) doorbellPark(dir int, ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
+// periodic wakeup. With usePoller the call goes on the ring poller's list
+// instead, un-armed, and the poller arms it once the process is quiet.
+func (c *Conn) doorbellPark(dir int, ec eventCount, ready func() (bool, error), w *waitFor, drain, usePoller bool) error {
 	var timeout <-chan time.Time
 	if !w.deadline.IsZero() {
 		t := c.timers[dir]
@@ -642,13 +653,13 @@ func (c *Conn) doorbellPark(dir int, ec eventCount, ready func() (bool, error), 
 		cancelled = w.ctx.Done()
 	}
 	var e *pollEntry
-	if c.usePoller() {
+	if usePoller {
 		e = &c.polls[dir]
 		e.c, e.dir, e.ec, e.word = c, dir, ec, c.positionWord(dir)
 	}
 	for {
 		if e != nil {
-			e.seen, e.armed = *c.positionSeen(dir), false
+			e.seen = *c.positionSeen(dir)
 			poller.add(e)
 		} else {
 			ec.arm()
@@ -679,7 +690,13 @@ func (c *Conn) doorbellPark(dir int, ec eventCount, ready func() (bool, error), 
 // poller (poller.go) rather than straight to their doorbell: all but
 // SpinNever's, which asked for the least CPU, and a NotifyFD user's,
 // whose descriptor reports the arms a call leaves behind (tryFailed).
-func (c *Conn) usePoller() bool { return c.spin > 0 && !c.notify.open() }
+//
+// Nor while the poller is backing off after it was starved of CPU (a
+// busier machine than it can serve: poller.go); the clock read is on the
+// slow path only, as every park reads it.
+func (c *Conn) usePoller() bool {
+	return c.spin > 0 && !c.notify.open() && !poller.starved(time.Now())
+}
 
 // positionWord is the shared word a wait in dir depends on: the peer's
 // tail for a send (space), its head for a receive (data).

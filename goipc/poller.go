@@ -63,6 +63,11 @@ type ringPoller struct {
 	active atomic.Bool
 	kick   chan struct{} // a token wakes the sleeping poller
 	idle   time.Duration // pollerIdle; guarded by mu (tests change it)
+	// starvedUntil (Unix ns) keeps calls off the poller after it was
+	// starved of CPU: written by the poller goroutine, read by parking
+	// calls (usePoller); a stale read only costs a worse choice.
+	starvedUntil atomic.Int64
+	backoff      time.Duration // the current backoff; the poller goroutine's own
 }
 
 // poller runs from package initialisation on: one goroutine, blocked on
@@ -79,7 +84,7 @@ func pollerBusy() bool { return poller.active.Load() }
 // add registers a parked call and wakes the poller if it sleeps.
 func (p *ringPoller) add(e *pollEntry) {
 	p.mu.Lock()
-	e.index = len(p.entries)
+	e.index, e.armed = len(p.entries), false
 	p.entries = append(p.entries, e)
 	wasActive := p.active.Swap(true)
 	p.mu.Unlock()
@@ -122,11 +127,13 @@ func (p *ringPoller) run() {
 	}
 }
 
-// sweepUntilIdle sweeps until pollerIdle passes with no word moving, then
-// hands the remaining calls to their doorbells.
+// sweepUntilIdle sweeps until pollerIdle passes with no word moving, or
+// until the poller finds it was starved of CPU, then hands the remaining
+// calls to their doorbells.
 func (p *ringPoller) sweepUntilIdle() {
 	lastMove := time.Now()
-	for sweeps := 1; ; sweeps++ {
+	lastSweep := lastMove
+	for {
 		p.mu.Lock()
 		if len(p.entries) == 0 {
 			p.active.Store(false)
@@ -146,28 +153,66 @@ func (p *ringPoller) sweepUntilIdle() {
 			}
 			i++
 		}
-		if !moved && sweeps%16 == 0 && time.Since(lastMove) >= p.idle {
+		now := time.Now()
+		starved := now.Sub(lastSweep) > pollerStarved
+		if moved {
+			lastMove = now
+		}
+		if starved || now.Sub(lastMove) >= p.idle {
 			p.armAll()
 			p.active.Store(false)
 			p.mu.Unlock()
+			p.noteStarved(starved, now)
 			return
 		}
 		p.mu.Unlock()
-		if moved {
-			lastMove = time.Now()
-			// Let the calls just woken run, on this P if no other is
-			// free.
-			runtime.Gosched()
-		} else {
-			// Nothing moved: give the CPU to whatever else wants it, in
-			// this process (Gosched) or another (sched_yield: on a
-			// machine with more runnable threads than cores the peers we
-			// poll for are among them), so that polling takes only CPU
-			// nobody else wants.
-			runtime.Gosched()
+		// Let the calls just woken run, on this P if no other is free,
+		// and any other goroutine of the process.
+		runtime.Gosched()
+		if !moved {
+			// Nothing moved: give the CPU to any other thread of the
+			// machine that wants it (sched_yield): with more runnable
+			// threads than cores, the peers we poll for are among them.
 			sys.Yield()
 		}
+		lastSweep = time.Now()
 	}
+}
+
+// pollerStarved is a gap between two sweeps that a lost CPU explains: a
+// sweep, its yields and the calls it woke take microseconds to tens of
+// them, while a busy thread of another process (a CPU hog, a build) given
+// the core by sched_yield keeps it for a time slice, a millisecond or
+// more. A call left un-armed on the list then waits for the poller to get
+// a core back; its doorbell would not: the kernel wakes the watcher as it
+// wakes any blocked thread. Measured with goipc bench-server (4 hogs, one
+// producer): without this check p99 80 ms against the Unix socket's
+// 0.8 ms; with it 0.1-0.7 ms. A 200 µs bound was too tight for 256
+// producers, whose woken calls alone can take that long to run.
+const pollerStarved = 500 * time.Microsecond
+
+// Starvation backoff: after a starved sweep, calls park on their
+// doorbells without the poller for pollerBackoffMin, doubling with each
+// starved sweep in a row up to pollerBackoffMax; a session that ends
+// idle instead resets it.
+const (
+	pollerBackoffMin = 10 * time.Millisecond
+	pollerBackoffMax = time.Second
+)
+
+// noteStarved records how the last sweeping session ended.
+func (p *ringPoller) noteStarved(starved bool, now time.Time) {
+	if !starved {
+		p.backoff = 0
+		return
+	}
+	p.backoff = min(pollerBackoffMax, max(pollerBackoffMin, 2*p.backoff))
+	p.starvedUntil.Store(now.Add(p.backoff).UnixNano())
+}
+
+// starved reports whether calls should keep off the poller for now.
+func (p *ringPoller) starved(now time.Time) bool {
+	return now.UnixNano() < p.starvedUntil.Load()
 }
 
 // armAll arms every listed call's doorbell, re-checks its word and drops

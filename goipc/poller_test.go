@@ -90,9 +90,7 @@ func TestPollerCarriesManyConnections(t *testing.T) {
 // word, woken by the peer's ring, with the message.
 func TestPollerHandsQuietCallsToTheirDoorbell(t *testing.T) {
 	checkLeaks(t)
-	saved := futexWindow
-	futexWindow = 0 // straight from the spin to the poller
-	defer func() { futexWindow = saved }()
+	takeFutexSlots(t) // straight from the spin to the poller
 	client, server := pair(t, nil, nil)
 	got := make(chan []byte, 1)
 	go func() {
@@ -103,7 +101,14 @@ func TestPollerHandsQuietCallsToTheirDoorbell(t *testing.T) {
 		got <- m
 	}()
 	ec := server.cons.r.dataEC
-	waitUntil(t, "the receive's doorbell armed", func() bool { return atomic.LoadUint64(ec.word)&ecDoorbell != 0 })
+	waitUntil(t, "the poller arming the receive's doorbell", func() bool {
+		poller.mu.Lock()
+		defer poller.mu.Unlock()
+		return server.polls[dirRecv].armed
+	})
+	if atomic.LoadUint64(ec.word)&ecDoorbell == 0 {
+		t.Fatal("the poller says it armed the doorbell, the shared word says not")
+	}
 	waitUntil(t, "the poller going idle", func() bool { return !pollerBusy() })
 	if err := client.Send([]byte("rung")); err != nil {
 		t.Fatal(err)
@@ -119,9 +124,7 @@ func TestPollerHandsQuietCallsToTheirDoorbell(t *testing.T) {
 // A call parked with the poller ends on Close, off the poller's list.
 func TestPollerForgetsClosedCalls(t *testing.T) {
 	checkLeaks(t)
-	saved := futexWindow
-	futexWindow = 0
-	defer func() { futexWindow = saved }()
+	takeFutexSlots(t)
 	setPollerIdle(time.Hour) // the poller never gives up here
 	defer setPollerIdle(pollerIdle)
 	_, server := pair(t, nil, nil)
@@ -153,4 +156,19 @@ func setPollerIdle(d time.Duration) {
 	poller.mu.Lock()
 	poller.idle = d
 	poller.mu.Unlock()
+}
+
+// takeFutexSlots holds every futex slot until the test ends, as parked
+// calls of a busy server would: the next call to park goes to the poller.
+func takeFutexSlots(t *testing.T) {
+	poller.starvedUntil.Store(0) // no backoff left by an earlier test
+	n := 0
+	for futexSleepers.acquire() {
+		n++
+	}
+	t.Cleanup(func() {
+		for ; n > 0; n-- {
+			futexSleepers.release()
+		}
+	})
 }
