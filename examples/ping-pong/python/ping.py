@@ -2,8 +2,9 @@
 """The ping-pong example in Python (examples/README.md): a producer that
 times round trips to a consumer that echoes every message. It is the one
 Python ping program: the Python peer of ``goipc bench --peers python``
-(bench/peers.go, docs/BENCHMARKS.md "Cross-language rows") and what
-``python -m goipc.ping`` runs in a checkout::
+(bench/peers.go, docs/BENCHMARKS.md "Cross-language rows"), of
+``make demo`` and of the interop matrix, and what ``python -m goipc.ping``
+runs (``goipc.bench`` runs its round trips too)::
 
     build/venv/bin/python examples/ping-pong/python/ping.py \\
         [--transport goipc|unix] --path PATH [--size N] [--iters N] \\
