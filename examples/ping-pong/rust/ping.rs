@@ -38,6 +38,10 @@
 //! JSON line on stdout with the round-trip percentiles in ns (and
 //! `per_s`, timed round trips per second of wall time), or
 //! `{"error": ...}` and exit status 1 on any failure (2: bad command line).
+//!
+//! The crate's benchmarks (bindings/rust/examples/bench.rs, tokio_bench.rs)
+//! time this file's `round_trips`, included as a module: that is why
+//! `Config`, `Transport` and `round_trips` are `pub`.
 
 use std::io::{ErrorKind, Read, Write};
 use std::iter::StepBy;
@@ -48,22 +52,21 @@ use std::time::{Duration, Instant};
 
 use goipc::{Conn, Messenger, Options};
 
-const USAGE: &str =
-    "ping_pong [--transport goipc|unix] --path PATH [--size N] [--iters N] [--warmup N] [--typed] [--call] [--threads N]";
+const USAGE: &str = "ping_pong [--transport goipc|unix] --path PATH [--size N] [--iters N] [--warmup N] [--typed] [--call] [--threads N]";
 
 /// Bound on connect + handshake.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The command line.
-struct Config {
-    transport: String,
-    path: String,
-    size: usize,
-    iters: usize,
-    warmup: usize,
-    typed: bool,
-    call: bool,
-    threads: usize,
+pub struct Config {
+    pub transport: String,
+    pub path: String,
+    pub size: usize,
+    pub iters: usize,
+    pub warmup: usize,
+    pub typed: bool,
+    pub call: bool,
+    pub threads: usize,
 }
 
 fn parse_args() -> Result<Config, String> {
@@ -114,7 +117,7 @@ fn parse_args() -> Result<Config, String> {
 
 /// One connection to the consumer: a round trip sends `msg` and fills
 /// `reply` (of the same length) with the answer.
-enum Transport {
+pub enum Transport {
     Goipc(Conn),
     Unix(UnixStream),
 }
@@ -228,7 +231,7 @@ fn phase(cfg: &Config, t: &Transport, from: usize, to: usize) -> Result<Vec<u64>
 }
 
 /// The round trips of `seqs`, each reply checked; their times in ns.
-fn round_trips(cfg: &Config, t: &Transport, seqs: StepBy<Range<usize>>) -> Result<Vec<u64>, String> {
+pub fn round_trips(cfg: &Config, t: &Transport, seqs: StepBy<Range<usize>>) -> Result<Vec<u64>, String> {
     // A Messenger keeps the buffer typed messages are built in; it borrows
     // the connection, so each thread has its own.
     let mut messenger = match t {
