@@ -42,7 +42,7 @@ interop-deps: ## check the tools the interop matrix and the demo need (go, cc, p
 interop-peers: interop-deps build lib $(VENV)/.stamp $(INTEROP_GO_PEER) $(INTEROP_C_PEER) interop-rust-peer interop-pings ## build the interop peers (build/interop/) and the ping-pong examples they run with
 
 # The ping-pong examples: the pingpong and calls producers and the demo's.
-interop-pings: $(EXAMPLE_OUT)/ping-pong-go $(CBUILD)/ping $(CBUILD)/pong interop-rust-ping
+interop-pings: $(EXAMPLE_OUT)/ping-pong-go $(CBUILD)/ping $(CBUILD)/pong interop-rust-ping ## build the ping-pong examples the interop matrix and the demo run (examples/ping-pong)
 
 $(INTEROP_GO_PEER): $(INTEROP_GO_SRCS)
 	@mkdir -p $(@D)
