@@ -4,17 +4,20 @@
     build/venv/bin/python interop_tests/demo.py [-n N] [--size B]
 
 Starts `goipc pong` (the Go consumer), then for each language runs its
-interop peer (interop_tests/peers/<lang>) for N checked Ping/Pong round
-trips with a B-byte payload, and the same language's Unix-socket baseline:
-N round trips of B bytes over a Unix stream socket to an echo process
-written in that language. It does that for R rounds, alternating goipc and
-socket runs, and reports the median of each figure over the rounds (a busy
-machine moves single runs a lot). Prints one table. Every process it starts is
-killed and every socket removed when it ends, also on Ctrl-C or an error.
-See docs/DEMO.md.
+ping-pong example (examples/ping-pong/<lang>, the program users read) for
+N checked round trips of B bytes (each answer must equal what was sent),
+and the same program's Unix-socket baseline (`--transport unix`): N round
+trips of B bytes over a Unix stream socket to an echo process (the C
+example's `pong --transport unix`, the fastest echo the project has, so
+the socket is measured at its best). It does that for R rounds,
+alternating goipc and socket runs, and reports the median of each figure
+over the rounds (a busy machine moves single runs a lot). Prints one
+table. Every process it starts is killed and every socket removed when it
+ends, also on Ctrl-C or an error. See docs/DEMO.md.
 """
 
 import argparse
+import json
 import os
 import resource
 import shutil
@@ -23,7 +26,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import GOIPC, Proc, kill_all, parse_cli_pong, peer_command, probe  # noqa: E402
+from run import BUILD, GOIPC, Proc, kill_all, parse_cli_pong, ping_command, probe  # noqa: E402
 
 LANGS = [("Go", "go"), ("C", "c"), ("Python", "python"), ("Rust", "rust")]
 
@@ -32,37 +35,48 @@ class DemoError(Exception):
     pass
 
 
-def run_producer(lang, path, scenario, n, size, warmup, timeout=300):
-    p = Proc(f"{lang} {scenario}", peer_command(lang) + ["producer", "--dial", path, "--scenario", scenario,
-                                                         "--n", str(n), "--size", str(size),
-                                                         "--warmup", str(warmup)])
+C_PONG = os.path.join(BUILD, "c", "pong")
+
+
+def parse_c_pong(stream, line):
+    """The ready event of the C pong (it prints no JSON)."""
+    return {"event": "ready"} if "c pong: listening on" in line else None
+
+
+def run_ping(lang, path, transport, n, size, warmup, *flags, timeout=300):
+    """Runs the language's ping-pong example; returns its JSON line."""
+    p = Proc(f"{lang} ping --transport {transport}",
+             ping_command(lang) + ["--transport", transport, "--path", path, "--iters", str(n),
+                                   "--size", str(size), "--warmup", str(warmup), *flags])
     try:
-        ev = p.wait_event({"result"}, timeout)
-        if ev is None:
-            raise DemoError(f"{lang} {scenario}: no result within {timeout} s: {p.tail()}")
-        if not ev.get("ok"):
-            raise DemoError(f"{lang} {scenario}: {ev.get('error')}")
-        return ev
+        if p.wait_exit(timeout) is None:
+            raise DemoError(f"{p.name}: no result within {timeout} s: {p.tail()}")
+        for t in p.readers:
+            t.join(timeout=5)
+        lines = [l for s, l in p.log if s == "stdout" and l.startswith("{")]
+        if not lines:
+            raise DemoError(f"{p.name} exited {p.p.returncode} without a result: {p.tail()}")
+        r = json.loads(lines[-1])
+        if r.get("error") or p.p.returncode != 0:
+            raise DemoError(f"{p.name}: {r.get('error') or p.tail()}")
+        return r
     finally:
         p.cleanup()
 
 
-def unix_baseline(lang, tmp, n, size, warmup):
-    path = os.path.join(tmp, f"unix-{lang}.sock")
-    echo = Proc(f"{lang} unix-echo", peer_command(lang) + ["unix-echo", "--listen", path, "--size", str(size)])
-    try:
-        ev = echo.wait_event({"ready", "listen_error"}, 30)
-        if ev is None or ev["event"] != "ready":
-            raise DemoError(f"{lang} unix-echo did not start: {echo.tail()}")
-        return run_producer(lang, path, "unix", n, size, warmup)
-    finally:
-        echo.cleanup()
+def start_unix_echo(tmp):
+    """The Unix-socket echo every language's baseline talks to."""
+    path = os.path.join(tmp, "unix-echo.sock")
+    echo = Proc("c pong --transport unix", [C_PONG, "--transport", "unix", "--listen", path], parse=parse_c_pong)
+    if echo.wait_event({"ready"}, 30) is None:
+        raise DemoError(f"the Unix-socket echo (build/c/pong --transport unix) did not start: {echo.tail()}")
+    return echo, path
 
 
 def medians(results):
     """The median of each figure over the rounds."""
     out = {}
-    for k in ("p50_ns", "p99_ns", "round_trips_per_s"):
+    for k in ("p50_ns", "p99_ns", "per_s"):
         v = sorted(r[k] for r in results)
         out[k] = v[len(v) // 2]
     return out
@@ -106,7 +120,7 @@ def table(rows, n, size):
     head = ["language", "goipc p50", "goipc p99", "msgs/s", "unix p50", "unix/goipc"]
     body = []
     for name, g, u in rows:
-        msgs = 2 * g["round_trips_per_s"]  # a round trip is a Ping and a Pong
+        msgs = 2 * g["per_s"]  # a round trip is a message and its answer
         body.append([name, us(g["p50_ns"]), us(g["p99_ns"]), f"{msgs:,.0f}", us(u["p50_ns"]),
                      f"{u['p50_ns'] / g['p50_ns']:.1f}x"])
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
@@ -137,17 +151,21 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        for lang in ("go-cli",) + tuple(l for _, l in LANGS):
+        for lang in ("go-cli",) + tuple("ping-" + l for _, l in LANGS):
             why = probe(lang)
             if why:
                 raise DemoError(f"{lang}: {why}")
+        if not os.access(C_PONG, os.X_OK):
+            raise DemoError(f"{C_PONG} missing (make c-examples)")
         path = os.path.join(tmp, "pong.sock")
         pong = Proc("goipc pong", [GOIPC, "pong", "--listen", path], parse=parse_cli_pong)
         if pong.wait_event({"ready"}, 30) is None:
             raise DemoError(f"goipc pong did not start: {pong.tail()}")
         print(f"goipc demo: a Go consumer (goipc pong, pid {pong.p.pid}) on {path}")
-        print(f"Each language, {args.rounds} rounds of: {args.n:,} checked Ping/Pong round trips with a {args.size} B "
-              f"payload (after {args.warmup:,} warm-up), then its own Unix-socket ping/pong of {args.size} B.", flush=True)
+        echo, echo_path = start_unix_echo(tmp)
+        print(f"Each language's ping-pong example (examples/ping-pong), {args.rounds} rounds of: {args.n:,} checked "
+              f"round trips of {args.size} B (after {args.warmup:,} warm-up), then the same over a Unix socket.",
+              flush=True)
         print(flush=True)
         cpu0, ours0 = cpu_times(), children_cpu()
         rows = []
@@ -155,19 +173,20 @@ def main():
             print(f"  {name}:", end="", flush=True)
             gs, uss = [], []
             for r in range(args.rounds):
-                gs.append(run_producer(lang, path, "pingpong", args.n, args.size, args.warmup))
-                uss.append(unix_baseline(lang, tmp, args.n, args.size, args.warmup))
+                gs.append(run_ping(lang, path, "goipc", args.n, args.size, args.warmup))
+                uss.append(run_ping(lang, echo_path, "unix", args.n, args.size, args.warmup))
                 print(f" {r + 1}", end="", flush=True)
             print(" done", flush=True)
             rows.append((name, medians(gs), medians(uss)))
         pong.cleanup()
+        echo.cleanup()
         cpu1, ours1 = cpu_times(), children_cpu()
         print()
         print(table(rows, args.n, args.size))
         print()
-        print("goipc: the language's binding pinging the Go consumer through shared memory (p50/p99 round trip;")
-        print("msgs/s counts Pings and Pongs). unix: the same language pinging an echo process written in that")
-        print("language over a Unix stream socket. unix/goipc: how many times longer the socket round trip takes.")
+        print("goipc: the language's ping through its binding to the Go consumer, shared memory (p50/p99 round")
+        print("trip; msgs/s counts messages and answers). unix: the same program over a Unix stream socket to an")
+        print("echo process in C. unix/goipc: how many times longer the socket round trip takes.")
         print(noise_note(cpu0, cpu1, ours1 - ours0))
         return 0
     except DemoError as e:

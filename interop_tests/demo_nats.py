@@ -6,11 +6,12 @@ NATS cluster, next to the same producers over shared memory.
 
 Starts a 3-node nats-server cluster on loopback ports (routes on
 127.0.0.1) and one `goipc pong` listening on a Unix socket and, through
-node 0, on a NATS subject. Each producer (the interop peers: the Python
-binding, the C library) runs N checked Ping/Pong round trips over shared
-memory, then N through node 1 of the cluster (every message crosses a
-route), for R rounds; the table shows the median of each figure. The
-producers' code is the same for both: only the address differs.
+node 0, on a NATS subject. Each producer (the ping-pong examples,
+examples/ping-pong/<lang>: the Python binding, the C library) runs N
+checked Ping/Pong round trips over shared memory, then N through node 1 of
+the cluster (every message crosses a route), for R rounds; the table shows
+the median of each figure. The producers' code is the same for both: only
+the address differs.
 Everything it starts is stopped at the end, also on Ctrl-C or an error.
 """
 
@@ -23,7 +24,7 @@ import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from run import GOIPC, Proc, kill_all, parse_cli_pong, probe  # noqa: E402
-from demo import DemoError, children_cpu, cpu_times, medians, noise_note, run_producer, us  # noqa: E402
+from demo import DemoError, children_cpu, cpu_times, medians, noise_note, run_ping, us  # noqa: E402
 import natsserver  # noqa: E402
 
 LANGS = [("Python", "python"), ("C", "c")]
@@ -34,7 +35,7 @@ def table(rows):
     body = []
     for name, s, n in rows:
         body.append([name, us(s["p50_ns"]), us(s["p99_ns"]), us(n["p50_ns"]), us(n["p99_ns"]),
-                     f"{2 * n['round_trips_per_s']:,.0f}", f"{n['p50_ns'] / s['p50_ns']:.0f}x"])
+                     f"{2 * n['per_s']:,.0f}", f"{n['p50_ns'] / s['p50_ns']:.0f}x"])
     widths = [max(len(r[i]) for r in [head] + body) for i in range(len(head))]
 
     def line(cells):
@@ -67,7 +68,7 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
-        for lang in ("go-cli",) + tuple(l for _, l in LANGS):
+        for lang in ("go-cli",) + tuple("ping-" + l for _, l in LANGS):
             why = probe(lang)
             if why:
                 raise DemoError(f"{lang}: {why}")
@@ -94,8 +95,8 @@ def main():
             print(f"  {name}:", end="", flush=True)
             shm, nats = [], []
             for r in range(args.rounds):
-                shm.append(run_producer(lang, path, "pingpong", args.n, args.size, args.warmup))
-                nats.append(run_producer(lang, dial_nats, "pingpong", args.n, args.size, args.warmup))
+                shm.append(run_ping(lang, path, "goipc", args.n, args.size, args.warmup, "--typed"))
+                nats.append(run_ping(lang, dial_nats, "goipc", args.n, args.size, args.warmup, "--typed"))
                 print(f" {r + 1}", end="", flush=True)
             print(" done", flush=True)
             rows.append((name, medians(shm), medians(nats)))

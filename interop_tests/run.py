@@ -15,6 +15,12 @@ and the run ends with the line "N passed, M failed"; the exit status is 1
 if anything failed. docs/INTEROP.md describes the peers, the scenarios and
 what each checks.
 
+The producers of the pingpong and calls scenarios are the ping-pong
+examples (examples/ping-pong/<lang>: build/examples/ping-pong-go ping,
+build/c/ping, ping.py, the Rust crate's ping_pong), the programs users
+read; the other scenarios, the consumers and the layout capture are the
+peers (interop_tests/peers/<lang>), which hold only what is test-only.
+
 Rules the driver keeps: it waits for ready lines (never a sleep standing in
 for synchronisation); every step has a timeout, so nothing hangs; every
 process it starts is killed and reaped at the end of its test (and on
@@ -44,7 +50,8 @@ GOIPC = os.path.join(BUILD, "bin", "goipc")
 # on a 2-core machine; the 100,000 round trips are the requirement).
 PINGPONG_N = 100_000
 PINGPONG_SIZE = 32
-CALLS_N = 20_000  # typed calls, from the producer's threads on one connection
+CALLS_N = 20_000  # calls, from the producer's threads on one connection
+CALL_THREADS = 4
 BURST_ROUNDS = 20
 BURST_RING = 65536  # a small ring fills quickly; the dialer's size defines it
 BURST_MAX_MESSAGE = 4096
@@ -85,6 +92,18 @@ def peer_command(lang):
     return [os.path.join(INTEROP, lang + "-peer")]
 
 
+def ping_command(lang):
+    """The command line of a language's ping-pong example, the producer of
+    the pingpong and calls scenarios (examples/README.md)."""
+    if lang == "python":
+        return [python_exe(), os.path.join(ROOT, "examples", "ping-pong", "python", "ping.py")]
+    return {
+        "go": [os.path.join(BUILD, "examples", "ping-pong-go"), "ping"],
+        "c": [os.path.join(BUILD, "c", "ping")],
+        "rust": [os.path.join(ROOT, "bindings", "rust", "target", "release", "examples", "ping_pong")],
+    }[lang]
+
+
 def build_log_tail(lang, lines=6):
     path = os.path.join(INTEROP, lang + "-build.log")
     try:
@@ -96,7 +115,17 @@ def build_log_tail(lang, lines=6):
 
 
 def probe(lang):
-    """None if the language's peer can run, else why not."""
+    """None if the language's peer can run, else why not. "ping-<lang>": the
+    language's ping-pong example instead."""
+    if lang.startswith("ping-"):
+        lang = lang[len("ping-"):]
+        if lang == "python":
+            return probe("python")  # the same binding, the same interpreter
+        exe = ping_command(lang)[0]
+        if not os.access(exe, os.X_OK):
+            why = build_log_tail("rust-ping") if lang == "rust" else ""
+            return f"binding not built: {exe} missing" + (f" ({why})" if why else "")
+        return None
     if lang == "go-cli":
         return None if os.access(GOIPC, os.X_OK) else f"{GOIPC} missing (make build)"
     if lang == "python":
@@ -239,7 +268,7 @@ class Runner:
         self.tmp = tempfile.mkdtemp(prefix="goipc-interop-", dir="/tmp")
         self.seq = 0
         self.unavailable = {}
-        for lang in ("go-cli", "go", "c", "python", "rust"):
+        for lang in ("go-cli", "go", "c", "python", "rust") + tuple("ping-" + l for l in LANGS):
             self.unavailable[lang] = probe(lang)
 
     def close(self):
@@ -248,7 +277,7 @@ class Runner:
 
     # ---- processes ----
 
-    def start_consumer(self, lang, path, proto=0):
+    def start_consumer(self, lang, path, proto=0, calls=False):
         if lang == "go":  # the CLI
             cmd = [GOIPC, "pong", "--listen", path, "-v"]
             if proto:
@@ -260,6 +289,8 @@ class Runner:
                 cmd.append(EVENT_LOOP_CONSUMERS[lang][1])
             if proto:
                 cmd += ["--protocol-version", str(proto)]
+            if calls and lang != "golib":  # the Go library's consumer answers both kinds
+                cmd.append("--calls")
             p = Proc(f"{lang} consumer", cmd)
         ev = p.wait_event({"ready", "listen_error"}, READY_TIMEOUT)
         if ev is None or ev["event"] != "ready":
@@ -268,9 +299,38 @@ class Runner:
             raise Failed(f"{lang} consumer did not start: {what}; {p.tail()}")
         return p
 
+    def dial_address(self, path):
+        """Where a producer dials the consumer listening on path."""
+        return path
+
     def start_producer(self, lang, path, scenario, *flags):
-        cmd = peer_command(lang) + ["producer", "--dial", path, "--scenario", scenario] + [str(f) for f in flags]
-        return Proc(f"{lang} producer", cmd)
+        cmd = peer_command(lang) + ["producer", "--dial", self.dial_address(path), "--scenario", scenario]
+        return Proc(f"{lang} producer", cmd + [str(f) for f in flags])
+
+    def ping(self, lang, path, n, timeout, *flags):
+        """Runs the language's ping-pong example: n round trips (no warm-up,
+        so that the consumer's count is n), every reply checked by the
+        example. Returns its JSON line."""
+        cmd = ping_command(lang) + ["--path", self.dial_address(path), "--iters", str(n), "--warmup", "0",
+                                    "--size", str(PINGPONG_SIZE)] + [str(f) for f in flags]
+        p = Proc(f"{lang} ping", cmd)
+        code = p.wait_exit(timeout)
+        if code is None:
+            raise Failed(f"{p.name}: no result within {timeout:.0f} s (killed); {p.tail()}")
+        for t in p.readers:
+            t.join(timeout=5)
+        lines = [l for s, l in p.log if s == "stdout" and l.startswith("{")]
+        try:
+            r = json.loads(lines[-1])
+        except (IndexError, ValueError):
+            raise Failed(f"{p.name} exited {code} without a JSON line; {p.tail()}") from None
+        if r.get("error"):
+            raise Failed(f"{p.name}: {r['error']}")
+        if code != 0:
+            raise Failed(f"{p.name} printed a result but exited {code}; {p.tail()}")
+        if r.get("iters") != n or r.get("lang") != lang:
+            raise Failed(f"{p.name} reports {r.get('iters')} round trips of {r.get('lang')}, want {n} of {lang}")
+        return r
 
     def result_of(self, p, timeout):
         ev = p.wait_event({"result"}, timeout)
@@ -308,24 +368,24 @@ class Runner:
     def t_pingpong(self, t):
         path = self.sock(t, "c.sock")
         c = self.start_consumer(t.consumer, path)
-        p = self.start_producer(t.producer, path, "pingpong", "--n", PINGPONG_N, "--size", PINGPONG_SIZE)
-        r = self.result_of(p, RUN_TIMEOUT["pingpong"])
-        if r.get("round_trips") != PINGPONG_N:
-            raise Failed(f"{r.get('round_trips')} round trips, want {PINGPONG_N}")
+        r = self.ping(t.producer, path, PINGPONG_N, RUN_TIMEOUT["pingpong"], "--typed")
         self.consumer_end(c, PINGPONG_N)
-        return f"{PINGPONG_N} round trips of a {PINGPONG_SIZE} B payload, p50 {r['p50_ns'] / 1e3:.1f} us, " \
+        return f"{PINGPONG_N} Ping/Pong round trips of a {PINGPONG_SIZE} B payload, p50 {r['p50_ns'] / 1e3:.1f} us, " \
                f"p99 {r['p99_ns'] / 1e3:.1f} us"
 
     def t_calls(self, t):
         path = self.sock(t, "c.sock")
-        c = self.start_consumer(t.consumer, path)
-        p = self.start_producer(t.producer, path, "calls", "--n", CALLS_N, "--size", PINGPONG_SIZE)
-        r = self.result_of(p, DEFAULT_TIMEOUT)
-        if r.get("calls") != CALLS_N:
-            raise Failed(f"{r.get('calls')} calls, want {CALLS_N}")
+        c = self.start_consumer(t.consumer, path, calls=True)
+        # The C API has no typed reply, so the C consumer answers each
+        # request with its own bytes: raw calls to it, Ping calls elsewhere.
+        typed = t.consumer != "c"
+        r = self.ping(t.producer, path, CALLS_N, DEFAULT_TIMEOUT, "--call", "--threads", CALL_THREADS,
+                      *(["--typed"] if typed else []))
         self.consumer_end(c, CALLS_N)
-        return f"{CALLS_N} Ping calls from {r.get('threads')} threads on one connection, each answered by its own " \
-               f"Pong, p50 {r['p50_ns'] / 1e3:.1f} us, p99 {r['p99_ns'] / 1e3:.1f} us"
+        what = "Ping calls" if typed else f"{PINGPONG_SIZE} B calls"
+        answer = "its own Pong" if typed else "its own bytes"
+        return f"{CALLS_N} {what} from {CALL_THREADS} threads on one connection, each answered by {answer}, " \
+               f"p50 {r['p50_ns'] / 1e3:.1f} us, p99 {r['p99_ns'] / 1e3:.1f} us"
 
     def t_sizes(self, t):
         path = self.sock(t, "c.sock")
@@ -447,7 +507,7 @@ class Runner:
     @staticmethod
     def needs(t):
         """The probe keys a test needs: go-cli is `goipc pong`, go the Go peer."""
-        keys = {t.producer}
+        keys = {"ping-" + t.producer if t.scenario in ("pingpong", "calls") else t.producer}
         if t.scenario == "layout":
             keys.add("go")  # the capture listener
         else:
@@ -480,8 +540,10 @@ def all_tests():
     pairs += [("go", c) for c in EVENT_LOOP_CONSUMERS]
     tests = [Test(s, p, c) for p, c in pairs for s in SCENARIOS]
     # Calls: every producer against the Go consumers (which answer a Ping
-    # sent as a call request with a Pong as its reply).
+    # sent as a call request with a Pong as its reply), and the Go producer
+    # against the C, Python and Rust consumers (peer consumer --calls).
     tests += [Test("calls", p, c) for p in LANGS for c in ("go", "golib")]
+    tests += [Test("calls", "go", c) for c in ("c", "python", "rust")]
     tests += [Test("layout", lang, "go") for lang in LANGS]
     return tests
 

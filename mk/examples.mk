@@ -18,7 +18,7 @@ EXAMPLE_GO_SRCS   := $(shell find goipc -name '*.go' -not -name '*_test.go' 2>/d
 
 .PHONY: examples examples-rust test-examples
 
-examples: $(EXAMPLE_GO) $(EXAMPLE_C) $(C_BENCH_PEER) examples-rust $(VENV)/.stamp ## build every program of examples/ (examples/README.md)
+examples: $(EXAMPLE_GO) $(EXAMPLE_C) $(C_BENCH_PEER) $(CBUILD)/pong examples-rust $(VENV)/.stamp ## build every program of examples/ (examples/README.md)
 
 $(EXAMPLE_OUT)/%-go: examples/%/go/main.go $(EXAMPLE_GO_SRCS)
 	@mkdir -p $(@D)

@@ -14,6 +14,12 @@ CPython 3 on that platform (`make wheel` writes it under build/dist/, with
 a manylinux tag when auditwheel confirms one). Without one, the package
 records that repository's build/lib in goipc/_build_info.py, so that it
 still finds a library built later. Nothing is written into src/.
+
+It also copies the ping-pong example's Python ping
+(examples/ping-pong/python/ping.py) into the built package as
+goipc/_ping_example.py: `python -m goipc.ping` runs it (goipc/ping.py), so
+that the program is written once, in the example, and still ships with
+the package.
 """
 
 import os
@@ -31,6 +37,7 @@ except ImportError:
 HERE = Path(__file__).resolve().parent
 REPO_LIB_DIR = HERE.parent.parent / "build" / "lib"
 LIB = "libgoipc.so"
+PING_EXAMPLE = HERE.parent.parent / "examples" / "ping-pong" / "python" / "ping.py"
 
 
 def library_to_bundle():
@@ -50,6 +57,8 @@ class BuildPyWithLibrary(build_py):
         super().run()
         pkg = Path(self.build_lib) / "goipc"
         pkg.mkdir(parents=True, exist_ok=True)
+        if PING_EXAMPLE.is_file():
+            shutil.copy2(PING_EXAMPLE, pkg / "_ping_example.py")
         lib = library_to_bundle()
         info = pkg / "_build_info.py"
         if lib is not None:

@@ -550,7 +550,7 @@ func TestStatListsGoCAndPythonProducers(t *testing.T) {
 	// running when the test stops it.
 	const size, rounds = 65536, "1000000"
 	sz := strconv.Itoa(size)
-	py := exec.Command(python, "-m", "goipc.ping", "--dial", path, "--mode", "raw", "--size", sz, "-n", rounds, "--warmup", "0")
+	py := exec.Command(python, "-m", "goipc.ping", "--dial", path, "--size", sz, "-n", rounds, "--warmup", "0")
 	py.Env = append(os.Environ(), "PYTHONPATH="+pyPath, "GOIPC_LIBRARY_DIR="+libDir, "PYTHONDONTWRITEBYTECODE=1")
 	producers := []struct {
 		lang string

@@ -94,27 +94,49 @@ def test_ping_pong_to_go(lang, tmp_path):
     assert 0 < line["p50_ns"] <= line["p99_ns"] <= line["max_ns"], line
 
 
-@pytest.mark.parametrize("lang", ["c", "python", "rust"])
-@pytest.mark.parametrize("typed,call", [(True, False), (False, True), (True, True)])
-def test_ping_pong_typed_and_call_to_go_cli(lang, typed, call, tmp_path):
-    """The C, Python and Rust pings' other ways, against `goipc pong`
-    (which answers a Ping with its Pong and a call with its reply): typed
-    Ping/Pong, one call per round trip, both."""
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("typed,call,threads", [(True, False, 1), (False, True, 1), (True, True, 1), (True, True, 3)])
+def test_ping_pong_typed_and_call_to_go_cli(lang, typed, call, threads, tmp_path):
+    """The pings' other ways, against `goipc pong` (which answers a Ping
+    with its Pong and a call with its reply): typed Ping/Pong, one call per
+    round trip, both, and calls from 3 threads on one connection."""
     path = tmp_path / "pong.sock"
     pong = subprocess.Popen(cmd(BUILD / "bin" / "goipc", "pong", "--listen", path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = pong.stdout.readline()
         assert "listening on" in line, "goipc pong did not start: %r" % line
-        flags = (["--typed"] if typed else []) + (["--call"] if call else [])
+        flags = (["--typed"] if typed else []) + (["--call"] if call else []) + ["--threads", str(threads)]
         out = produce("ping-pong", lang, "--path", path, "--size", "100", "--iters", "1000", "--warmup", "10", *flags)
     finally:
         pong.terminate()
         pong.communicate(timeout=10)
     line = json.loads(out.strip().splitlines()[-1])
     assert "error" not in line, line
-    assert (line["lang"], line["typed"], line["call"], line["size"]) == (lang, typed, call, 100), line
+    assert (line["lang"], line["typed"], line["call"], line["threads"], line["size"]) == (lang, typed, call, threads, 100), line
     assert 0 < line["p50_ns"] <= line["p99_ns"] <= line["max_ns"] and line["per_s"] > 0, line
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_ping_pong_unix_transport_to_c_echo(lang, tmp_path):
+    """--transport unix (the baseline of make demo and goipc bench): the
+    same program over a Unix stream socket to the C pong's echo."""
+    path = tmp_path / "echo.sock"
+    echo = subprocess.Popen(cmd(BUILD / "c" / "pong", "--transport", "unix", "--listen", path),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        line = echo.stdout.readline()
+        assert "listening on" in line, "c pong --transport unix did not start: %r" % line
+        # The last --transport wins: PRODUCERS says goipc for some.
+        out = produce("ping-pong", lang, "--transport", "unix", "--path", path, "--size", "64", "--iters", "500",
+                      "--warmup", "10")
+    finally:
+        echo.terminate()
+        echo.communicate(timeout=10)
+    line = json.loads(out.strip().splitlines()[-1])
+    assert "error" not in line, line
+    assert (line["lang"], line["transport"], line["iters"]) == (lang, "unix", 500), line
+    assert 0 < line["p50_ns"] <= line["p99_ns"] <= line["max_ns"], line
 
 
 def test_many_producers_c_python_rust_go_to_one_go_consumer(tmp_path):

@@ -5,11 +5,13 @@ a Go consumer killed with SIGKILL, and the `python -m goipc.ping` and
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import threading
 import time
+from typing import Tuple
 
 import pytest
 
@@ -132,36 +134,32 @@ def test_e2e_go_producer_python_consumer(sockdir, mode):
         t.join(10)
 
 
-def test_ping_tool(go_pong):
+def ping_tool(*args: str) -> Tuple[int, dict]:
+    """Runs `python -m goipc.ping` (the ping-pong example's Python ping);
+    returns its exit status and its JSON line."""
     r = subprocess.run(
-        [sys.executable, "-m", "goipc.ping", "--dial", go_pong.path, "-n", "2000", "--warmup", "100"],
-        capture_output=True,
-        timeout=120,
-        env=child_env(),
+        [sys.executable, "-m", "goipc.ping", *args], capture_output=True, timeout=120, env=child_env()
     )
-    assert r.returncode == 0, r.stderr
-    out = r.stdout.decode()
-    assert "round trip:" in out and "p50" in out and "p99" in out
-    assert "Ping/Pong round trips" in out or "raw echo round trips" in out
-    r = subprocess.run(
-        [sys.executable, "-m", "goipc.ping", "--dial", go_pong.path, "-n", "500", "--mode", "raw", "--size", "100"],
-        capture_output=True,
-        timeout=120,
-        env=child_env(),
-    )
-    assert r.returncode == 0, r.stderr
-    assert "500 raw echo round trips of 100 B" in r.stdout.decode()
+    lines = r.stdout.decode().strip().splitlines()
+    assert lines, "goipc.ping printed nothing: %r" % r.stderr
+    return r.returncode, json.loads(lines[-1])
+
+
+@pytest.mark.parametrize("flags", [[], ["--typed"], ["--call"], ["--typed", "--call", "--threads", "3"]])
+def test_ping_tool(go_pong, flags):
+    """The installed package runs the example's ping: raw echo, Ping/Pong,
+    calls, calls from threads, every answer checked."""
+    code, line = ping_tool("--dial", go_pong.path, "-n", "600", "--warmup", "30", "--size", "100", *flags)
+    assert code == 0 and "error" not in line, line
+    assert (line["lang"], line["iters"], line["size"]) == ("python", 600, 100), line
+    assert line["typed"] == ("--typed" in flags) and line["call"] == ("--call" in flags), line
+    assert 0 < line["p50_ns"] <= line["p99_ns"] <= line["max_ns"], line
 
 
 def test_ping_tool_errors(sockdir):
-    r = subprocess.run(
-        [sys.executable, "-m", "goipc.ping", "--dial", os.path.join(sockdir, "none.sock"), "-n", "10"],
-        capture_output=True,
-        timeout=60,
-        env=child_env(),
-    )
-    assert r.returncode == 1
-    assert b"goipc.ping:" in r.stderr
+    code, line = ping_tool("--dial", os.path.join(sockdir, "none.sock"), "-n", "10")
+    assert code == 1
+    assert "none.sock" in line["error"], line
 
 
 def test_bench_tool_smoke():
@@ -173,4 +171,4 @@ def test_bench_tool_smoke():
     )
     assert r.returncode == 0, r.stderr
     out = r.stdout.decode()
-    assert "goipc Python->Go (send + recv)" in out and "socketpair" in out and "ratio:" in out
+    assert "goipc Python->Go (send + recv_into)" in out and "socketpair" in out and "ratio:" in out

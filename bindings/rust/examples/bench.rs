@@ -6,18 +6,26 @@
 //!       [-n N] [--size BYTES] [--warmup W] [--rounds R]
 //!
 //! Five series, measured in R interleaved rounds (each series in turn,
-//! then again) so that a noisy neighbour hits all of them alike:
+//! then again) so that a noisy neighbour hits all of them alike. The goipc
+//! and UnixStream raw series are the round trips of the ping-pong example
+//! (examples/ping-pong/rust/ping.rs, included as `support::ping`: written
+//! once, there), every answer checked:
 //!   - goipc raw: SIZE-byte messages, echoed by the Go consumer;
 //!   - goipc Ping/Pong: a FlatBuffers Ping with a SIZE-byte payload,
 //!     answered by the Go consumer with a Pong (built and verified on both
-//!     sides);
+//!     sides; the example's --typed);
 //!   - UnixStream raw: SIZE bytes written, echoed by a child process (this
 //!     binary re-executed with --unix-echo), read back with read_exact;
 //!   - UnixStream Ping/Pong: the same FlatBuffers messages as goipc's, each
 //!     framed by a u32 length, answered by a child (--unix-pong) that
 //!     verifies the Ping and builds the Pong with the same code;
 //!   - goipc call: SIZE-byte requests answered by the Go consumer with
-//!     their echo as the call's reply (`Conn::call_into`, one FFI call).
+//!     their echo as the call's reply (`Conn::call_into`, one FFI call;
+//!     the example's --call).
+//!
+//! The UnixStream Ping/Pong series (length-framed FlatBuffers over a
+//! socket) is the benchmark's own: no example sends typed messages over a
+//! plain socket.
 //!
 //! Prints each series' percentiles and the p50 ratios. Exit status 1 on
 //! any error (a failed or mismatched round trip included).
@@ -31,7 +39,9 @@ use std::path::PathBuf;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
 
-use goipc::{Conn, Messenger, message};
+use goipc::{Conn, message};
+
+use support::ping::Transport;
 
 const USAGE: &str = "bench --goipc PATH_TO_GOIPC_CLI [-n N] [--size BYTES] [--warmup W] [--rounds R]";
 
@@ -121,8 +131,8 @@ fn unix_pong(path: &str) -> ExitCode {
     }
 }
 
-/// Ping/Pong round trips over a UnixStream to `unix_pong` (see
-/// support::typed_round_trips for the goipc twin).
+/// Ping/Pong round trips over a UnixStream to `unix_pong` (the goipc twin
+/// is the example's --typed round trip).
 fn unix_typed_round_trips(
     w: &mut UnixStream,
     r: &mut BufReader<UnixStream>,
@@ -195,7 +205,7 @@ fn run_in(
         }
     }
     let conn = Conn::dial(&gsock, Some(Duration::from_secs(10))).map_err(|e| format!("dial goipc pong: {e}"))?;
-    let mut m = Messenger::new(&conn);
+    let goipc = Transport::Goipc(conn);
 
     // The UnixStream peers: child processes, as the Go consumer is one.
     let exe: PathBuf = std::env::current_exe().map_err(|e| format!("current_exe: {e}"))?;
@@ -213,7 +223,8 @@ fn run_in(
         let (s, _) = ul.accept().map_err(|e| format!("accept the {mode} child: {e}"))?;
         Ok((s, reaper))
     };
-    let (mut echo, _echo) = unix_peer("--unix-echo")?;
+    let (echo, _echo) = unix_peer("--unix-echo")?;
+    let echo = Transport::Unix(echo);
     let (mut pw, _pong2) = unix_peer("--unix-pong")?;
     let mut pr = BufReader::new(pw.try_clone().map_err(|e| format!("clone UnixStream: {e}"))?);
 
@@ -222,13 +233,13 @@ fn run_in(
     let mut series: [(Vec<u64>, Duration); 5] = Default::default();
     for r in 0..rounds {
         let w = if r == 0 { warmup } else { 0 };
-        let seq0 = (r * (per + warmup)) as u64;
+        let seq0 = r * (per + warmup);
         let runs = [
-            support::raw_round_trips(&conn, seq0, per, w, size)?,
-            support::typed_round_trips(&mut m, seq0, per, w, size)?,
-            support::unix_round_trips(&mut echo, seq0, per, w, size)?,
-            unix_typed_round_trips(&mut pw, &mut pr, seq0, per, w, size)?,
-            support::call_round_trips(&conn, seq0, per, w, size)?,
+            support::example_round_trips(&goipc, false, false, seq0, per, w, size)?,
+            support::example_round_trips(&goipc, true, false, seq0, per, w, size)?,
+            support::example_round_trips(&echo, false, false, seq0, per, w, size)?,
+            unix_typed_round_trips(&mut pw, &mut pr, seq0 as u64, per, w, size)?,
+            support::example_round_trips(&goipc, false, true, seq0, per, w, size)?,
         ];
         for (acc, s) in series.iter_mut().zip(runs) {
             acc.0.extend(s.rtt);
@@ -236,7 +247,9 @@ fn run_in(
         }
     }
     drop((echo, pw, pr));
-    conn.close().map_err(|e| format!("close: {e}"))?;
+    if let Transport::Goipc(conn) = goipc {
+        conn.close().map_err(|e| format!("close: {e}"))?;
+    }
 
     let count = series[0].0.len();
     let titles = [

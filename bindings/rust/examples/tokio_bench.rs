@@ -65,12 +65,14 @@ fn run(goipc: &str, n: usize, size: usize, warmup: usize, rounds: usize) -> Resu
         return Err(format!("goipc pong did not start: {line:?}"));
     }
     let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().map_err(|e| e.to_string())?;
-    let blocking = Conn::dial(&path, Some(Duration::from_secs(10))).map_err(|e| e.to_string())?;
+    let blocking =
+        support::ping::Transport::Goipc(Conn::dial(&path, Some(Duration::from_secs(10))).map_err(|e| e.to_string())?);
     let asynch = rt.block_on(AsyncConn::dial(&path, Some(Duration::from_secs(10)))).map_err(|e| e.to_string())?;
     let (mut b_all, mut t_all) = (Vec::new(), Vec::new());
     let (mut b_time, mut t_time) = (Duration::ZERO, Duration::ZERO);
     for r in 0..rounds {
-        let b = support::raw_round_trips(&blocking, (r * (n + warmup)) as u64, n, warmup, size)?;
+        // The blocking side: the ping-pong example's raw round trips.
+        let b = support::example_round_trips(&blocking, false, false, r * (n + warmup), n, warmup, size)?;
         b_time += b.elapsed;
         b_all.extend(b.rtt);
         let t = rt.block_on(tokio_round_trips(&asynch, n, warmup, size))?;

@@ -8,7 +8,8 @@
  * pkg-config like any program using the library.
  *
  *   ping [--transport goipc|unix] --path PATH [--size N] [--iters N]
- *        [--warmup N] [--typed] [--call] [--spin NS] [--timeout-ms MS]
+ *        [--warmup N] [--typed] [--call] [--threads N] [--spin NS]
+ *        [--timeout-ms MS]
  *
  * (--dial is another name for --path, -n for --iters.) The consumer
  * listens on PATH and answers every message: `goipc pong`, the Go example
@@ -22,7 +23,10 @@
  *          the answer a Pong with the same seq and payload
  *          (goipc_recv_pong). With --call each round trip is one call, a
  *          request answered by its reply (goipc_call, or goipc_call_ping
- *          with --typed): one call into Go instead of two. Each send and
+ *          with --typed): one call into Go instead of two; --threads N
+ *          makes the calls from N threads at once on the one connection,
+ *          each checking that it got the reply to its own request (the
+ *          interop matrix's calls scenario). Each send and
  *          receive waits at most --timeout-ms (default -1: wait forever,
  *          as blocking socket I/O does; the library returns PEER_CLOSED if
  *          the consumer goes away, so nothing hangs; a finite timeout
@@ -31,13 +35,17 @@
  *   unix   a plain AF_UNIX SOCK_STREAM socket: write the SIZE bytes, read
  *          SIZE bytes back (`pong --transport unix` or `goipc bench`).
  *
+ * The warm-up round trips come first, then the timed ones; with threads,
+ * round trip i is made by thread i mod N. PATH may also be a nats://
+ * address (docs/NATS.md): libgoipc dials it through a NATS server.
+ *
  * Each round trip after the warm-up is timed with CLOCK_MONOTONIC; every
  * reply (warm-up included) must equal what was sent byte for byte (each
  * message carries its sequence number in its first 8 bytes). It prints one
  * JSON line on stdout:
  *
  *   {"lang":"c","transport":"goipc","size":64,"iters":10000,"typed":false,
- *    "call":false,"p50_ns":...,"p90_ns":...,"p99_ns":...,"p999_ns":...,
+ *    "call":false,"threads":1,"p50_ns":...,"p90_ns":...,"p99_ns":...,"p999_ns":...,
  *    "max_ns":...,"per_s":...}
  *
  * (per_s: timed round trips per second of wall time) or, on any failure,
@@ -45,6 +53,7 @@
  * line).
  */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -59,7 +68,7 @@
 
 /* Whatever the peer was asked, echoed in every JSON line. */
 static const char *g_transport = "";
-static long long g_size = 0, g_iters = 0;
+static long long g_size = 0, g_iters = 0, g_threads = 1;
 static int g_typed = 0, g_call = 0;
 
 static uint64_t now_ns(void)
@@ -88,8 +97,8 @@ static void json_head(FILE *f)
 {
     fputs("{\"lang\":\"c\",\"transport\":", f);
     json_string(f, g_transport);
-    fprintf(f, ",\"size\":%lld,\"iters\":%lld,\"typed\":%s,\"call\":%s", g_size, g_iters,
-            g_typed ? "true" : "false", g_call ? "true" : "false");
+    fprintf(f, ",\"size\":%lld,\"iters\":%lld,\"typed\":%s,\"call\":%s,\"threads\":%lld", g_size, g_iters,
+            g_typed ? "true" : "false", g_call ? "true" : "false", g_threads);
 }
 
 /* Prints the error line and returns 1 (the exit status). */
@@ -114,7 +123,7 @@ static void usage(const char *why)
     fprintf(stderr,
             "c ping: %s\n"
             "usage: ping [--transport goipc|unix] --path PATH [--size N] [--iters N] [--warmup N]\n"
-            "            [--typed] [--call] [--spin NS] [--timeout-ms MS]\n",
+            "            [--typed] [--call] [--threads N] [--spin NS] [--timeout-ms MS]\n",
             why);
     exit(2);
 }
@@ -135,7 +144,9 @@ static long long num_arg(const char *name, const char *s, long long min)
 /* ---- the two transports ------------------------------------------------ */
 
 /* One connection: send message seq (len bytes), receive len bytes into
- * reply. Returns 0, or -1 after writing a description into err. */
+ * reply. Returns 0, or -1 after writing a description into err. With
+ * --threads the threads share it (goipc calls only: each reply goes to
+ * its own caller). */
 struct transport {
     int (*roundtrip)(struct transport *t, uint64_t seq, const unsigned char *msg, unsigned char *reply, size_t len,
                      char *err, size_t errlen);
@@ -309,10 +320,122 @@ static void fill(unsigned char *msg, size_t len)
         msg[j] = (unsigned char)(j * 131 + 7);
 }
 
+/* One thread's share of a phase: round trips from, from + step, ... below
+ * to, each reply checked; with rtt, each one's time is stored there. */
+struct worker {
+    struct transport *t;
+    long long from, to, step;
+    size_t len;
+    uint64_t *rtt; /* NULL: not timed (the warm-up) */
+    size_t count;
+    int failed;
+    char err[1024];
+};
+
+static void *work(void *arg)
+{
+    struct worker *w = arg;
+    size_t len = w->len;
+    unsigned char *msg = malloc(len + 1), *reply = malloc(len + 1);
+    if (msg == NULL || reply == NULL) {
+        w->failed = 1;
+        snprintf(w->err, sizeof w->err, "out of memory");
+        goto out;
+    }
+    fill(msg, len);
+    char err[768];
+    for (long long i = w->from; i < w->to; i += w->step) {
+        for (size_t j = 0; j < 8 && j < len; j++)
+            msg[j] = (unsigned char)((uint64_t)i >> (8 * j));
+        memset(reply, 0, len < 16 ? len : 16); /* a stale buffer must not pass the check */
+        uint64_t t0 = now_ns();
+        if (w->t->roundtrip(w->t, (uint64_t)i, msg, reply, len, err, sizeof err) != 0) {
+            w->failed = 1;
+            snprintf(w->err, sizeof w->err, "round trip %lld: %s", i, err);
+            break;
+        }
+        uint64_t t1 = now_ns();
+        if (memcmp(reply, msg, len) != 0) {
+            size_t at = 0;
+            while (reply[at] == msg[at])
+                at++;
+            w->failed = 1;
+            snprintf(w->err, sizeof w->err,
+                     "round trip %lld: the reply differs from what was sent at byte %zu (0x%02x, want 0x%02x)", i, at,
+                     reply[at], msg[at]);
+            break;
+        }
+        if (w->rtt != NULL)
+            w->rtt[w->count++] = t1 - t0;
+    }
+out:
+    free(msg);
+    free(reply);
+    return NULL;
+}
+
+/* Round trips from..to-1 on g_threads threads; with rtt, their times end
+ * up at its front. Returns 0, or -1 with the first failure in err. */
+static int phase(struct transport *t, long long from, long long to, size_t len, uint64_t *rtt, char *err,
+                 size_t errlen)
+{
+    long long n = g_threads;
+    struct worker *w = calloc((size_t)n, sizeof *w);
+    pthread_t *tid = calloc((size_t)n, sizeof *tid);
+    if (w == NULL || tid == NULL) {
+        free(w);
+        free(tid);
+        snprintf(err, errlen, "out of memory");
+        return -1;
+    }
+    size_t share = (size_t)((to - from) / n + 1); /* the most round trips one thread makes */
+    uint64_t *times = rtt != NULL ? malloc((size_t)n * share * sizeof *times) : NULL;
+    int rc = 0;
+    if (rtt != NULL && times == NULL) {
+        snprintf(err, errlen, "out of memory");
+        rc = -1;
+        n = 0;
+    }
+    long long started = 0;
+    for (long long g = 0; g < n; g++) {
+        w[g] = (struct worker){.t = t, .from = from + g, .to = to, .step = n, .len = len,
+                               .rtt = times != NULL ? times + (size_t)g * share : NULL};
+        if (n == 1) { /* no thread of its own: the round trip stays on main's */
+            work(&w[g]);
+        } else if (pthread_create(&tid[g], NULL, work, &w[g]) != 0) {
+            w[g].failed = 1;
+            snprintf(w[g].err, sizeof w[g].err, "pthread_create failed");
+            break;
+        }
+        started++;
+    }
+    size_t total = 0;
+    for (long long g = 0; g < started; g++) {
+        if (n > 1)
+            pthread_join(tid[g], NULL);
+        if (w[g].failed && rc == 0) {
+            snprintf(err, errlen, "%s", w[g].err);
+            rc = -1;
+        }
+        if (times != NULL) {
+            memcpy(rtt + total, w[g].rtt, w[g].count * sizeof *rtt);
+            total += w[g].count;
+        }
+    }
+    if (started < n && rc == 0) {
+        snprintf(err, errlen, "%s", w[started].err);
+        rc = -1;
+    }
+    free(times);
+    free(w);
+    free(tid);
+    return rc;
+}
+
 int main(int argc, char **argv)
 {
     const char *transport = "goipc", *path = NULL;
-    long long size = 64, iters = 10000, warmup = 1000, spin = 0, timeout = -1;
+    long long size = 64, iters = 10000, warmup = 1000, spin = 0, timeout = -1, threads = 1;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "-h") == 0 || strcmp(argv[i], "--help") == 0)
             usage("help");
@@ -337,6 +460,8 @@ int main(int argc, char **argv)
             iters = num_arg(name, val, 1);
         else if (strcmp(name, "--warmup") == 0)
             warmup = num_arg(name, val, 0);
+        else if (strcmp(name, "--threads") == 0)
+            threads = num_arg(name, val, 1);
         else if (strcmp(name, "--spin") == 0)
             spin = num_arg(name, val, 0);
         else if (strcmp(name, "--timeout-ms") == 0)
@@ -346,11 +471,16 @@ int main(int argc, char **argv)
     }
     if (path == NULL)
         usage("--path is required");
+    /* Replies to plain messages are not addressed: two receivers on one
+     * connection would get each other's answers. */
+    if (threads > 1 && !g_call)
+        usage("--threads needs --call");
     g_transport = transport;
     g_size = size;
     g_iters = iters;
+    g_threads = threads;
 
-    char err[768];
+    char err[1024];
     struct transport t;
     memset(&t, 0, sizeof t);
     t.timeout_ms = timeout;
@@ -366,42 +496,21 @@ int main(int argc, char **argv)
         return fail("unknown transport \"%s\" (goipc or unix)", transport);
     }
 
-    size_t len = (size_t)size;
-    unsigned char *msg = malloc(len + 1), *reply = malloc(len + 1);
     uint64_t *rtt = malloc((size_t)iters * sizeof *rtt);
-    if (msg == NULL || reply == NULL || rtt == NULL) {
+    if (rtt == NULL) {
         t.close(&t);
-        return fail("out of memory (%lld iterations of %lld B)", iters, size);
+        return fail("out of memory (%lld iterations)", iters);
     }
-    fill(msg, len);
-
     int rc = 0;
-    long long total = warmup + iters;
-    uint64_t start = 0;
-    for (long long i = 0; i < total; i++) {
-        if (i == warmup)
-            start = now_ns();
-        for (size_t j = 0; j < 8 && j < len; j++)
-            msg[j] = (unsigned char)((uint64_t)i >> (8 * j));
-        memset(reply, 0, len < 16 ? len : 16); /* a stale buffer must not pass the check */
-        uint64_t t0 = now_ns();
-        if (t.roundtrip(&t, (uint64_t)i, msg, reply, len, err, sizeof err) != 0) {
-            rc = fail("round trip %lld: %s", i, err);
-            break;
-        }
-        uint64_t t1 = now_ns();
-        if (memcmp(reply, msg, len) != 0) {
-            size_t at = 0;
-            while (reply[at] == msg[at])
-                at++;
-            rc = fail("round trip %lld: the reply differs from what was sent at byte %zu (0x%02x, want 0x%02x)", i,
-                      at, reply[at], msg[at]);
-            break;
-        }
-        if (i >= warmup)
-            rtt[i - warmup] = t1 - t0;
+    uint64_t start = 0, elapsed = 0;
+    if (phase(&t, 0, warmup, (size_t)size, NULL, err, sizeof err) != 0) {
+        rc = fail("%s", err);
+    } else {
+        start = now_ns();
+        if (phase(&t, warmup, warmup + iters, (size_t)size, rtt, err, sizeof err) != 0)
+            rc = fail("%s", err);
+        elapsed = now_ns() - start;
     }
-    uint64_t elapsed = now_ns() - start;
     t.close(&t);
     if (rc == 0) {
         size_t n = (size_t)iters;
@@ -413,8 +522,6 @@ int main(int argc, char **argv)
                (unsigned long long)rtt[n - 1], elapsed > 0 ? (double)n * 1e9 / (double)elapsed : 0.0);
         fflush(stdout);
     }
-    free(msg);
-    free(reply);
     free(rtt);
     return rc;
 }

@@ -2,12 +2,13 @@
 """The ping-pong example in Python (examples/README.md): a producer that
 times round trips to a consumer that echoes every message. It is the one
 Python ping program: the Python peer of ``goipc bench --peers python``
-(bench/peers.go, docs/BENCHMARKS.md "Cross-language rows") and what
-``python -m goipc.ping`` runs in a checkout::
+(bench/peers.go, docs/BENCHMARKS.md "Cross-language rows"), of
+``make demo`` and of the interop matrix, and what ``python -m goipc.ping``
+runs (``goipc.bench`` runs its round trips too)::
 
     build/venv/bin/python examples/ping-pong/python/ping.py \\
         [--transport goipc|unix] --path PATH [--size N] [--iters N] \\
-        [--warmup N] [--typed] [--call]
+        [--warmup N] [--typed] [--call] [--threads N]
 
 (``--dial`` is another name for ``--path``, ``-n`` for ``--iters``.) The
 consumer (``goipc pong``, ``goipc bench`` or ``go run
@@ -22,8 +23,16 @@ This script connects to it and does warmup + iters round trips (defaults
   answer a Pong with the same seq and payload (``Conn.recv_pong``). With
   ``--call`` each round trip is one call, a request answered by its reply
   (``Conn.call_into``, or ``Conn.call_ping`` with ``--typed``);
+  ``--threads N`` makes the calls from N threads at once on the one
+  connection, each checking that it got the reply to its own request
+  (the interop matrix's calls scenario; the library releases the GIL
+  while a call waits);
 * unix: the standard ``socket`` module, AF_UNIX SOCK_STREAM: ``sendall``
   the SIZE bytes, ``recv_into`` until SIZE bytes are back.
+
+The warm-up round trips come first, then the timed ones; with threads,
+round trip i is made by thread i mod N. PATH may also be a nats://
+address (docs/NATS.md): libgoipc dials it through a NATS server.
 
 Each round trip after the warm-up is timed with ``time.perf_counter_ns``
 (CLOCK_MONOTONIC on Linux); every reply, warm-up included, must equal what
@@ -45,6 +54,7 @@ import os
 import socket
 import struct
 import sys
+import threading
 import time
 
 _SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "..", "bindings", "python", "src")
@@ -84,7 +94,7 @@ def check(i, msg, reply, got):
         )
 
 
-def run_goipc(path, size, iters, warmup, typed=False, call=False):
+def run_goipc(path, size, iters, warmup, typed=False, call=False, threads=1):
     try:
         import goipc
     except ImportError as e:
@@ -102,29 +112,61 @@ def run_goipc(path, size, iters, warmup, typed=False, call=False):
         conn = goipc.dial(path, timeout=DIAL_TIMEOUT, **kw)
     except goipc.Error as e:
         raise PeerError("goipc.dial %s: %s" % (path, e)) from e
+    try:
+        phase(conn, 0, warmup, size, typed, call, threads)
+        start = time.perf_counter_ns()
+        rtts = phase(conn, warmup, warmup + iters, size, typed, call, threads)
+        return rtts, (time.perf_counter_ns() - start) / 1e9
+    finally:
+        conn.close()
+
+
+def phase(conn, first, end, size, typed, call, threads):
+    """Round trips first..end-1 on ``threads`` threads (round trip i on
+    thread i mod threads); returns their times in ns."""
+    if threads == 1:
+        return round_trips(conn, range(first, end), size, typed, call)
+    results = [None] * threads
+
+    def work(g):
+        try:
+            results[g] = round_trips(conn, range(first + g, end, threads), size, typed, call)
+        except PeerError as e:
+            results[g] = e
+
+    ts = [threading.Thread(target=work, args=(g,)) for g in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    for r in results:
+        if isinstance(r, PeerError):
+            raise r
+    return [ns for r in results for ns in r]
+
+
+def round_trips(conn, seqs, size, typed, call):
+    """The round trips of seqs, each answer checked; returns their times."""
+    import goipc
+
     msg, reply = payload(size), bytearray(size)
     clock = time.perf_counter_ns
     rtts = []
     append = rtts.append
     round_trip = _round_trip(conn, typed, call)
-    start = clock()
+    i = None
     try:
-        for i in range(warmup + iters):
-            if i == warmup:
-                start = clock()
+        for i in seqs:
             stamp(msg, i)
             reply[: min(size, 16)] = bytes(min(size, 16))  # a stale buffer must not pass
             t0 = clock()
             got = round_trip(i, msg, reply)
             t1 = clock()
             check(i, msg, reply, got)
-            if i >= warmup:
-                append(t1 - t0)
+            append(t1 - t0)
     except goipc.Error as e:
         raise PeerError("round trip %d: %s" % (i, e)) from e
-    finally:
-        conn.close()
-    return rtts, (clock() - start) / 1e9
+    return rtts
 
 
 def _round_trip(conn, typed, call):
@@ -219,14 +261,19 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=1000, help="untimed round trips first (default 1000)")
     ap.add_argument("--typed", action="store_true", help="FlatBuffers Ping, answered by a Pong")
     ap.add_argument("--call", action="store_true", help="one call per round trip")
+    ap.add_argument("--threads", type=int, default=1, help="threads making the calls at once (with --call)")
     a = ap.parse_args(argv)
     line = {"lang": LANG, "transport": a.transport, "size": a.size, "iters": a.iters, "typed": a.typed,
-            "call": a.call}
+            "call": a.call, "threads": a.threads}
     try:
-        if a.size < 0 or a.iters < 1 or a.warmup < 0:
-            raise PeerError("need --size >= 0, --iters >= 1, --warmup >= 0")
+        if a.size < 0 or a.iters < 1 or a.warmup < 0 or a.threads < 1:
+            raise PeerError("need --size >= 0, --iters >= 1, --warmup >= 0, --threads >= 1")
+        if a.threads > 1 and not a.call:
+            # Replies to plain messages are not addressed: two receivers on
+            # one connection would get each other's answers.
+            raise PeerError("--threads needs --call")
         if a.transport == "goipc":
-            rtts, elapsed = run_goipc(a.path, a.size, a.iters, a.warmup, a.typed, a.call)
+            rtts, elapsed = run_goipc(a.path, a.size, a.iters, a.warmup, a.typed, a.call, a.threads)
         elif a.typed or a.call:
             raise PeerError("--typed and --call need --transport goipc")
         elif a.transport == "unix":

@@ -8,7 +8,7 @@
 //! bindings/rust/target/release/examples/ping_pong, where the bench looks.
 //!
 //!   ping_pong [--transport goipc|unix] --path PATH [--size N] [--iters N]
-//!             [--warmup N] [--typed] [--call]
+//!             [--warmup N] [--typed] [--call] [--threads N]
 //!
 //! (--dial is another name for --path, -n for --iters.) The consumer
 //! listens on PATH and answers every message. This program connects to it
@@ -22,8 +22,15 @@
 //!     with the same seq and payload (`Messenger::recv_pong`). With --call
 //!     each round trip is one call, a request answered by its reply
 //!     (`Conn::call_into`, or `Messenger::call_ping` with --typed);
+//!     --threads N makes the calls from N threads at once on the one
+//!     connection (a `Conn` is `Sync`), each checking that it got the
+//!     reply to its own request (the interop matrix's calls scenario);
 //!   - unix: a std `UnixStream`: `write_all` the SIZE bytes, `read_exact`
 //!     them back.
+//!
+//! The warm-up round trips come first, then the timed ones; with threads,
+//! round trip i is made by thread i mod N. PATH may also be a nats://
+//! address (docs/NATS.md): libgoipc dials it through a NATS server.
 //!
 //! Each round trip after the warm-up is timed with `Instant` (the monotonic
 //! clock); every reply, warm-up included, must equal what was sent (each
@@ -31,29 +38,35 @@
 //! JSON line on stdout with the round-trip percentiles in ns (and
 //! `per_s`, timed round trips per second of wall time), or
 //! `{"error": ...}` and exit status 1 on any failure (2: bad command line).
+//!
+//! The crate's benchmarks (bindings/rust/examples/bench.rs, tokio_bench.rs)
+//! time this file's `round_trips`, included as a module: that is why
+//! `Config`, `Transport` and `round_trips` are `pub`.
 
 use std::io::{ErrorKind, Read, Write};
+use std::iter::StepBy;
+use std::ops::Range;
 use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
 use goipc::{Conn, Messenger, Options};
 
-const USAGE: &str =
-    "ping_pong [--transport goipc|unix] --path PATH [--size N] [--iters N] [--warmup N] [--typed] [--call]";
+const USAGE: &str = "ping_pong [--transport goipc|unix] --path PATH [--size N] [--iters N] [--warmup N] [--typed] [--call] [--threads N]";
 
 /// Bound on connect + handshake.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The command line.
-struct Config {
-    transport: String,
-    path: String,
-    size: usize,
-    iters: usize,
-    warmup: usize,
-    typed: bool,
-    call: bool,
+pub struct Config {
+    pub transport: String,
+    pub path: String,
+    pub size: usize,
+    pub iters: usize,
+    pub warmup: usize,
+    pub typed: bool,
+    pub call: bool,
+    pub threads: usize,
 }
 
 fn parse_args() -> Result<Config, String> {
@@ -65,6 +78,7 @@ fn parse_args() -> Result<Config, String> {
         warmup: 1000,
         typed: false,
         call: false,
+        threads: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -81,13 +95,19 @@ fn parse_args() -> Result<Config, String> {
                     "--size" => cfg.size = num()?,
                     "--iters" | "-n" => cfg.iters = num()?,
                     "--warmup" => cfg.warmup = num()?,
+                    "--threads" => cfg.threads = num()?,
                     _ => return Err(format!("unknown argument {flag:?}")),
                 }
             }
         }
     }
-    if cfg.path.is_empty() || cfg.iters < 1 {
-        return Err("--path is required and --iters must be at least 1".into());
+    if cfg.path.is_empty() || cfg.iters < 1 || cfg.threads < 1 {
+        return Err("--path is required and --iters and --threads must be at least 1".into());
+    }
+    // Replies to plain messages are not addressed: two receivers on one
+    // connection would get each other's answers.
+    if cfg.threads > 1 && !cfg.call {
+        return Err("--threads needs --call".into());
     }
     if (cfg.typed || cfg.call) && cfg.transport != "goipc" {
         return Err("--typed and --call need --transport goipc".into());
@@ -97,7 +117,7 @@ fn parse_args() -> Result<Config, String> {
 
 /// One connection to the consumer: a round trip sends `msg` and fills
 /// `reply` (of the same length) with the answer.
-enum Transport {
+pub enum Transport {
     Goipc(Conn),
     Unix(UnixStream),
 }
@@ -186,26 +206,48 @@ fn percentile(sorted: &[u64], permille: usize) -> u64 {
 /// the wall time they took.
 fn run(cfg: &Config) -> Result<(Vec<u64>, Duration), String> {
     let t = Transport::open(cfg)?;
+    phase(cfg, &t, 0, cfg.warmup)?;
+    let start = Instant::now();
+    let rtt = phase(cfg, &t, cfg.warmup, cfg.warmup + cfg.iters)?;
+    Ok((rtt, start.elapsed()))
+}
+
+/// Round trips `from..to` on `cfg.threads` threads (round trip i on
+/// thread i mod threads), sharing the one connection; their times in ns.
+fn phase(cfg: &Config, t: &Transport, from: usize, to: usize) -> Result<Vec<u64>, String> {
+    if cfg.threads == 1 {
+        return round_trips(cfg, t, (from..to).step_by(1));
+    }
+    std::thread::scope(|s| {
+        let workers: Vec<_> = (0..cfg.threads)
+            .map(|g| s.spawn(move || round_trips(cfg, t, (from + g..to).step_by(cfg.threads))))
+            .collect();
+        let mut all = Vec::with_capacity(to - from);
+        for w in workers {
+            all.extend(w.join().map_err(|_| "a round-trip thread panicked".to_string())??);
+        }
+        Ok(all)
+    })
+}
+
+/// The round trips of `seqs`, each reply checked; their times in ns.
+pub fn round_trips(cfg: &Config, t: &Transport, seqs: StepBy<Range<usize>>) -> Result<Vec<u64>, String> {
     // A Messenger keeps the buffer typed messages are built in; it borrows
-    // the connection, so it lives here rather than in Transport.
-    let mut messenger = match &t {
+    // the connection, so each thread has its own.
+    let mut messenger = match t {
         Transport::Goipc(c) => Some(Messenger::new(c)),
         Transport::Unix(_) => None,
     };
     let mut msg: Vec<u8> = (0..cfg.size).map(|j| (j * 131 + 7) as u8).collect();
     let mut reply = vec![0u8; cfg.size];
-    let mut rtt = Vec::with_capacity(cfg.iters);
+    let mut rtt = Vec::with_capacity(seqs.len());
     let stamp_len = cfg.size.min(8);
     let clear_len = cfg.size.min(16);
-    let mut start = Instant::now();
-    for i in 0..cfg.warmup + cfg.iters {
-        if i == cfg.warmup {
-            start = Instant::now();
-        }
+    for i in seqs {
         msg[..stamp_len].copy_from_slice(&(i as u64).to_le_bytes()[..stamp_len]);
         reply[..clear_len].fill(0); // a stale buffer must not pass the check
         let t0 = Instant::now();
-        let done = match (&t, messenger.as_mut()) {
+        let done = match (t, messenger.as_mut()) {
             (Transport::Goipc(c), Some(m)) => goipc_round_trip(cfg, c, m, i as u64, &msg, &mut reply),
             (Transport::Goipc(_), None) => unreachable!("a goipc transport has its Messenger"),
             // `&UnixStream` reads and writes: the stream need not be borrowed mutably.
@@ -225,11 +267,9 @@ fn run(cfg: &Config) -> Result<(Vec<u64>, Duration), String> {
                 reply[at], msg[at]
             ));
         }
-        if i >= cfg.warmup {
-            rtt.push(u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX));
-        }
+        rtt.push(u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX));
     }
-    Ok((rtt, start.elapsed()))
+    Ok(rtt)
 }
 
 /// `s` as a JSON string, quotes included.
@@ -257,12 +297,13 @@ fn main() -> ExitCode {
         }
     };
     let head = format!(
-        "{{\"lang\":\"rust\",\"transport\":{},\"size\":{},\"iters\":{},\"typed\":{},\"call\":{}",
+        "{{\"lang\":\"rust\",\"transport\":{},\"size\":{},\"iters\":{},\"typed\":{},\"call\":{},\"threads\":{}",
         json_string(&cfg.transport),
         cfg.size,
         cfg.iters,
         cfg.typed,
-        cfg.call
+        cfg.call,
+        cfg.threads
     );
     match run(&cfg) {
         Ok((mut rtt, elapsed)) => {

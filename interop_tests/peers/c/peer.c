@@ -3,23 +3,22 @@
  * against libgoipc.so with the typed Ping/Pong helpers of goipc.h. Same
  * command line and JSON lines as every other peer (docs/INTEROP.md):
  *
- *   peer consumer --listen PATH [--protocol-version V] [--once]
- *   peer producer --dial PATH --scenario NAME [--n N] [--size B] [--warmup W]
+ *   peer consumer --listen PATH [--protocol-version V] [--once] [--calls]
+ *   peer producer --dial PATH --scenario NAME [--n N] [--size B]
  *                 [--rounds R] [--ring-size BYTES] [--max-message BYTES]
  *                 [--protocol-version V] [--snapshot FILE]
- *   peer unix-echo --listen PATH --size B
  *
- * Scenarios: pingpong, calls, sizes, burst, stream, version, layout, unix.
+ * Only what is test-only lives here: the scenarios sizes, burst, stream
+ * (the kill points), version and layout, and a consumer that reports each
+ * connection's end. The pingpong and calls scenarios run the ping-pong
+ * example, examples/ping-pong/c/ping.c, the program users read.
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -221,13 +220,13 @@ static void emit_result(const char *scenario, const result *r)
 
 typedef struct {
     const char *listen, *dial, *scenario, *snapshot;
-    long long n, size, warmup, rounds, ring_size, max_message, proto;
-    int once;
+    long long n, size, rounds, ring_size, max_message, proto;
+    int once, calls;
 } args;
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: peer consumer|producer|unix-echo [flags] (see docs/INTEROP.md)\n");
+    fprintf(stderr, "usage: peer consumer|producer [flags] (see docs/INTEROP.md)\n");
     exit(2);
 }
 
@@ -246,8 +245,9 @@ static args parse(int argc, char **argv)
     args a = {.n = 100000, .size = 32, .rounds = 20};
     for (int i = 2; i < argc; i++) {
         const char *k = argv[i];
-        if (strcmp(k, "--once") == 0) {
-            a.once = 1;
+        if (strcmp(k, "--once") == 0 || strcmp(k, "--calls") == 0) {
+            a.once |= strcmp(k, "--once") == 0;
+            a.calls |= strcmp(k, "--calls") == 0;
             continue;
         }
         if (i + 1 >= argc)
@@ -265,8 +265,6 @@ static args parse(int argc, char **argv)
             a.n = num(v);
         else if (strcmp(k, "--size") == 0)
             a.size = num(v);
-        else if (strcmp(k, "--warmup") == 0)
-            a.warmup = num(v);
         else if (strcmp(k, "--rounds") == 0)
             a.rounds = num(v);
         else if (strcmp(k, "--ring-size") == 0)
@@ -278,7 +276,7 @@ static args parse(int argc, char **argv)
         else
             usage();
     }
-    if (a.n < 0 || a.size < 0 || a.warmup < 0 || a.rounds < 0)
+    if (a.n < 0 || a.size < 0 || a.rounds < 0)
         usage();
     return a;
 }
@@ -377,139 +375,7 @@ static int round_trip(result *r, goipc_conn c, uint64_t seq, size_t size)
     return recv_check(r, c, seq, size);
 }
 
-static int cmp_u64(const void *x, const void *y)
-{
-    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
-    return (a > b) - (a < b);
-}
-
-static uint64_t pct(const uint64_t *s, size_t n, double q) { return s[(size_t)(q / 100 * (double)(n - 1) + 0.5)]; }
-
-static void add_latencies(result *r, uint64_t *rtt, size_t n, uint64_t elapsed, long long size)
-{
-    qsort(rtt, n, sizeof *rtt, cmp_u64);
-    add_extra(r,
-              ",\"round_trips\":%zu,\"size\":%lld,\"p50_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64 ",\"p999_ns\":%" PRIu64
-              ",\"max_ns\":%" PRIu64 ",\"elapsed_ns\":%" PRIu64 ",\"round_trips_per_s\":%.1f",
-              n, size, pct(rtt, n, 50), pct(rtt, n, 99), pct(rtt, n, 99.9), rtt[n - 1], elapsed,
-              (double)n * 1e9 / (double)elapsed);
-}
-
 /* ---- Scenarios ------------------------------------------------------- */
-
-static void sc_pingpong(const args *a, result *r)
-{
-    goipc_conn c;
-    int32_t st = dial(a, &c);
-    if (st != GOIPC_OK)
-        {
-            set_fail_st(r, st, "dial");
-            return;
-        }
-    size_t n = (size_t)a->n;
-    uint64_t *rtt = malloc((n ? n : 1) * sizeof *rtt), start = 0;
-    for (long long i = 0; i < a->warmup + a->n && rtt; i++) {
-        if (i == a->warmup)
-            start = now_ns();
-        uint64_t t0 = now_ns();
-        if (round_trip(r, c, (uint64_t)i, (size_t)a->size) != 0)
-            break;
-        if (i >= a->warmup)
-            rtt[i - a->warmup] = now_ns() - t0;
-    }
-    if (r->ok && n > 0)
-        add_latencies(r, rtt, n, now_ns() - start, a->size);
-    free(rtt);
-    goipc_conn_close(c);
-}
-
-/* calls: CALL_THREADS threads make n typed calls in all on one connection
- * (goipc_call_ping: a Ping request answered by a Pong reply); every Pong
- * must answer its own Ping. */
-#define CALL_THREADS 4
-
-struct caller {
-    goipc_conn c;
-    int g;
-    long long n, size;
-    uint64_t *rtt; /* its share of the latencies */
-    size_t count;
-    result r;
-};
-
-static void *caller_run(void *p)
-{
-    struct caller *k = p;
-    unsigned char *buf = malloc((size_t)k->size + 1);
-    for (long long i = k->g; i < k->n && buf; i += CALL_THREADS) {
-        const unsigned char *payload = payload_for((uint64_t)i, (size_t)k->size);
-        uint64_t seq = 0, t0 = now_ns();
-        size_t len = 0;
-        int32_t st = goipc_call_ping(k->c, (uint64_t)i, payload, (size_t)k->size, &seq, buf, (size_t)k->size + 1, &len,
-                                     CALL_TIMEOUT_MS);
-        if (st != GOIPC_OK) {
-            char what[64];
-            snprintf(what, sizeof what, "call %lld (thread %d)", i, k->g);
-            set_fail_st(&k->r, st, what);
-            break;
-        }
-        if (seq != (uint64_t)i || len != (size_t)k->size || memcmp(buf, payload, len) != 0) {
-            set_fail(&k->r, -1, "call %lld: the Pong answers seq %" PRIu64 " with %zu B, want seq %lld with %lld B "
-                     "(another call's reply)", i, seq, len, i, k->size);
-            break;
-        }
-        k->rtt[k->count++] = now_ns() - t0;
-    }
-    free(buf);
-    return NULL;
-}
-
-static void sc_calls(const args *a, result *r)
-{
-    goipc_conn c;
-    int32_t st = dial(a, &c);
-    if (st != GOIPC_OK) {
-        set_fail_st(r, st, "dial");
-        return;
-    }
-    payload_for(0, (size_t)a->size); /* grows the shared pattern before the threads read it */
-    size_t n = (size_t)a->n, share = n / CALL_THREADS + 1; /* most calls one thread makes */
-    uint64_t *rtt = malloc(CALL_THREADS * share * sizeof *rtt);
-    if (rtt == NULL || n < CALL_THREADS) {
-        set_fail(r, -1, "calls: n must be at least %d", CALL_THREADS);
-        free(rtt);
-        goipc_conn_close(c);
-        return;
-    }
-    struct caller k[CALL_THREADS];
-    pthread_t t[CALL_THREADS];
-    uint64_t start = now_ns();
-    for (int g = 0; g < CALL_THREADS; g++) {
-        k[g] = (struct caller){.c = c, .g = g, .n = a->n, .size = a->size, .rtt = rtt + (size_t)g * share};
-        k[g].r.ok = 1;
-        k[g].r.status = -1;
-    }
-    for (int g = 0; g < CALL_THREADS; g++)
-        pthread_create(&t[g], NULL, caller_run, &k[g]);
-    size_t total = 0;
-    for (int g = 0; g < CALL_THREADS; g++) {
-        pthread_join(t[g], NULL);
-        if (!k[g].r.ok && r->ok)
-            *r = k[g].r;
-        /* gather the latencies at the front, in thread order */
-        memmove(rtt + total, k[g].rtt, k[g].count * sizeof *rtt);
-        total += k[g].count;
-    }
-    uint64_t elapsed = now_ns() - start;
-    if (r->ok) {
-        qsort(rtt, total, sizeof *rtt, cmp_u64);
-        add_extra(r, ",\"calls\":%zu,\"threads\":%d,\"size\":%lld,\"p50_ns\":%" PRIu64 ",\"p99_ns\":%" PRIu64
-                     ",\"calls_per_s\":%.1f",
-                  total, CALL_THREADS, a->size, pct(rtt, total, 50), pct(rtt, total, 99), (double)total * 1e9 / (double)elapsed);
-    }
-    free(rtt);
-    goipc_conn_close(c);
-}
 
 static size_t max_payload(size_t max_msg)
 {
@@ -890,97 +756,6 @@ static void sc_layout(const args *a, result *r)
                   got);
 }
 
-static int full_io(int fd, unsigned char *buf, size_t len, int writing)
-{
-    size_t done = 0;
-    while (done < len) {
-        ssize_t k = writing ? write(fd, buf + done, len - done) : read(fd, buf + done, len - done);
-        if (k < 0 && errno == EINTR)
-            continue;
-        if (k <= 0)
-            return -1;
-        done += (size_t)k;
-    }
-    return 0;
-}
-
-static int unix_socket(const char *path, struct sockaddr_un *sa)
-{
-    memset(sa, 0, sizeof *sa);
-    sa->sun_family = AF_UNIX;
-    if (strlen(path) >= sizeof sa->sun_path)
-        return -1;
-    strcpy(sa->sun_path, path);
-    return socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-}
-
-/* unix: the demo's baseline, the same round trip over a Unix stream socket. */
-static void sc_unix(const args *a, result *r)
-{
-    struct sockaddr_un sa;
-    int fd = unix_socket(a->dial, &sa);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0)
-        {
-            set_fail(r, -1, "connect %s: %s", a->dial, strerror(errno));
-            return;
-        }
-    size_t size = (size_t)a->size, n = (size_t)a->n;
-    unsigned char *msg = malloc(size + 8), *reply = malloc(size + 8);
-    uint64_t *rtt = malloc((n ? n : 1) * sizeof *rtt), start = 0;
-    memcpy(msg, payload_for(0, size), size);
-    for (long long i = 0; i < a->warmup + a->n; i++) {
-        if (i == a->warmup)
-            start = now_ns();
-        if (size >= 8)
-            memcpy(msg, &i, 8);
-        uint64_t t0 = now_ns();
-        if (full_io(fd, msg, size, 1) != 0 || full_io(fd, reply, size, 0) != 0) {
-            set_fail(r, -1, "round trip %lld: %s", i, strerror(errno));
-            break;
-        }
-        if (i >= a->warmup)
-            rtt[i - a->warmup] = now_ns() - t0;
-        if (memcmp(msg, reply, size) != 0) {
-            set_fail(r, -1, "answer %lld differs", i);
-            break;
-        }
-    }
-    if (r->ok && n > 0)
-        add_latencies(r, rtt, n, now_ns() - start, a->size);
-    close(fd);
-    free(msg);
-    free(reply);
-    free(rtt);
-}
-
-static int run_unix_echo(const args *a)
-{
-    if (a->listen == NULL || a->size <= 0)
-        usage();
-    struct sockaddr_un sa;
-    int ln = unix_socket(a->listen, &sa);
-    unlink(a->listen);
-    if (ln < 0 || bind(ln, (struct sockaddr *)&sa, sizeof sa) != 0 || listen(ln, 1) != 0) {
-        printf("{\"event\":\"listen_error\",\"lang\":\"c\",\"error\":\"%s\"}\n", strerror(errno));
-        return 1;
-    }
-    printf("{\"event\":\"ready\",\"lang\":\"c\",\"path\":");
-    json_str(stdout, a->listen);
-    printf("}\n");
-    fflush(stdout);
-    int fd = accept(ln, NULL, NULL);
-    close(ln);
-    unlink(a->listen);
-    if (fd < 0)
-        return 1;
-    unsigned char *buf = malloc((size_t)a->size);
-    while (full_io(fd, buf, (size_t)a->size, 0) == 0 && full_io(fd, buf, (size_t)a->size, 1) == 0)
-        ;
-    close(fd);
-    free(buf);
-    return 0;
-}
-
 /* ---- Consumer -------------------------------------------------------- */
 
 static void conn_end(int32_t st, unsigned long long n, unsigned long long malformed)
@@ -990,6 +765,32 @@ static void conn_end(int32_t st, unsigned long long n, unsigned long long malfor
     json_str(stdout, st == GOIPC_OK ? "" : goipc_last_error_message());
     printf("}\n");
     fflush(stdout);
+}
+
+/* --calls: answers each call request with its own bytes (the C API has
+ * no typed reply: a Pong would have to be built by hand, so the matrix's
+ * Go producer makes raw calls to this consumer). */
+static void serve_calls(goipc_conn c)
+{
+    unsigned long long n = 0;
+    int32_t st;
+    for (;;) {
+        uint64_t call = 0;
+        size_t len = 0;
+        st = goipc_recv_request(c, &call, reply_buf, reply_cap, &len, -1);
+        if (st == GOIPC_ERR_BUFFER_TOO_SMALL) { /* the request stays queued */
+            reserve_reply(len);
+            continue;
+        }
+        if (st != GOIPC_OK)
+            break;
+        st = goipc_reply(c, call, reply_buf, len, -1);
+        if (st != GOIPC_OK)
+            break;
+        n++;
+    }
+    conn_end(st, n, 0);
+    goipc_conn_close(c);
 }
 
 static void serve(goipc_conn c)
@@ -1053,7 +854,10 @@ static int run_consumer(const args *a)
             printf("}\n");
             fflush(stdout);
         } else {
-            serve(c); /* one client at a time: the matrix uses one per consumer */
+            if (a->calls)
+                serve_calls(c); /* one client at a time: the matrix uses one per consumer */
+            else
+                serve(c);
         }
         if (a->once)
             break;
@@ -1069,16 +873,14 @@ int main(int argc, char **argv)
     args a = parse(argc, argv);
     if (strcmp(argv[1], "consumer") == 0)
         return run_consumer(&a);
-    if (strcmp(argv[1], "unix-echo") == 0)
-        return run_unix_echo(&a);
     if (strcmp(argv[1], "producer") != 0 || a.dial == NULL || a.scenario == NULL)
         usage();
     static const struct {
         const char *name;
         void (*run)(const args *, result *);
     } scenarios[] = {
-        {"pingpong", sc_pingpong}, {"calls", sc_calls}, {"sizes", sc_sizes},   {"burst", sc_burst}, {"stream", sc_stream},
-        {"version", sc_version},   {"layout", sc_layout}, {"unix", sc_unix},
+        {"sizes", sc_sizes},     {"burst", sc_burst},   {"stream", sc_stream},
+        {"version", sc_version}, {"layout", sc_layout},
     };
     for (size_t i = 0; i < sizeof scenarios / sizeof *scenarios; i++)
         if (strcmp(a.scenario, scenarios[i].name) == 0) {

@@ -1,16 +1,21 @@
 // Command peer is the Go peer of the interop matrix (interop_tests/run.py):
-// a consumer written with the Go library, the Go producer, the capture
-// listener of the layout scenario and the Go Unix-socket baseline of the
-// demo. Every language has a peer with the same command line and the same
-// JSON lines; docs/INTEROP.md describes them.
+// a consumer written with the Go library, the Go producer of the test-only
+// scenarios and the capture listener of the layout scenario. Every
+// language has a peer with the same command line and the same JSON lines;
+// docs/INTEROP.md describes them.
 //
 //	peer consumer --listen PATH [--protocol-version V] [--once]
-//	peer producer --dial PATH --scenario NAME [--n N] [--size B] [--warmup W]
+//	peer producer --dial PATH --scenario NAME [--n N] [--size B]
 //	              [--rounds R] [--ring-size BYTES] [--max-message BYTES]
 //	              [--protocol-version V]
 //	              [--snapshot FILE]
 //	peer capture  --listen PATH --snapshot FILE
-//	peer unix-echo --listen PATH --size B
+//
+// Only what is test-only lives here: the scenarios sizes, burst, stream
+// (the kill points), version and layout, the capture, and a consumer that
+// reports each connection's end. The pingpong and calls scenarios run the
+// ping-pong example, examples/ping-pong/go (`ping`), the program users
+// read.
 //
 // Output: one JSON object per line on stdout. A consumer prints
 // {"event":"ready"} once it listens, then one "conn_end" or "accept_error"
@@ -78,7 +83,7 @@ func statusName(err error) string {
 }
 
 func usage() {
-	fmt.Fprintln(os.Stderr, "usage: peer consumer|producer|capture|unix-echo [flags] (see docs/INTEROP.md)")
+	fmt.Fprintln(os.Stderr, "usage: peer consumer|producer|capture [flags] (see docs/INTEROP.md)")
 	os.Exit(2)
 }
 
@@ -90,9 +95,8 @@ func main() {
 	listen := fs.String("listen", "", "Unix socket path to listen on")
 	dial := fs.String("dial", "", "Unix socket path to dial")
 	scenario := fs.String("scenario", "", "producer scenario")
-	n := fs.Int("n", 100000, "round trips (pingpong, stream warm-up)")
+	n := fs.Int("n", 100000, "round trips before the stream scenario reports streaming")
 	size := fs.Int("size", 32, "payload bytes")
-	warmup := fs.Int("warmup", 0, "unmeasured round trips before pingpong")
 	rounds := fs.Int("rounds", 20, "bursts (burst scenario)")
 	ringSize := fs.Int("ring-size", 0, "ring capacity in bytes for the dialer (0: default)")
 	maxMsg := fs.Int("max-message", 0, "largest message in bytes for the dialer (0: default)")
@@ -106,14 +110,12 @@ func main() {
 		os.Exit(runConsumer(*listen, uint32(*proto), *once))
 	case "producer":
 		p := producer{
-			path: *dial, scenario: *scenario, n: *n, size: *size, warmup: *warmup,
+			path: *dial, scenario: *scenario, n: *n, size: *size,
 			rounds: *rounds, ringSize: *ringSize, maxMsg: *maxMsg, proto: uint32(*proto), snapshot: *snapshot,
 		}
 		os.Exit(p.run())
 	case "capture":
 		os.Exit(runCapture(*listen, *snapshot))
-	case "unix-echo":
-		os.Exit(runUnixEcho(*listen, *size))
 	default:
 		usage()
 	}

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"slices"
 	"strings"
 	"time"
 
@@ -19,7 +18,7 @@ const callTimeout = 10 * time.Second
 
 type producer struct {
 	path, scenario, snapshot string
-	n, size, warmup, rounds  int
+	n, size, rounds          int
 	ringSize, maxMsg         int
 	proto                    uint32
 }
@@ -32,14 +31,11 @@ func (p *producer) run() int {
 		usage()
 	}
 	scenarios := map[string]func() result{
-		"pingpong": p.pingpong,
-		"calls":    p.calls,
-		"sizes":    p.sizes,
-		"burst":    p.burst,
-		"stream":   p.stream,
-		"version":  p.version,
-		"layout":   p.layout,
-		"unix":     p.unixPing,
+		"sizes":   p.sizes,
+		"burst":   p.burst,
+		"stream":  p.stream,
+		"version": p.version,
+		"layout":  p.layout,
 	}
 	f, ok := scenarios[p.scenario]
 	if !ok {
@@ -140,95 +136,6 @@ func roundTrip(c *goipc.Conn, seq uint64, size int) error {
 		return fmt.Errorf("receive Pong %d: %w", seq, err)
 	}
 	return nil
-}
-
-// pingpong: n checked round trips (after warmup unmeasured ones), with
-// latency percentiles.
-func (p *producer) pingpong() result {
-	c, err := p.dial()
-	if err != nil {
-		return failErr("dial", err)
-	}
-	defer c.Close()
-	rtts := make([]int64, 0, p.n)
-	var start time.Time
-	for i := 0; i < p.warmup+p.n; i++ {
-		if i == p.warmup {
-			start = time.Now()
-		}
-		t0 := monoNs()
-		if err := roundTrip(c, uint64(i), p.size); err != nil {
-			return failErr(fmt.Sprintf("round trip %d", i), err)
-		}
-		if i >= p.warmup {
-			rtts = append(rtts, monoNs()-t0)
-		}
-	}
-	elapsed := time.Since(start)
-	slices.Sort(rtts)
-	pct := func(q float64) int64 { return rtts[int(q/100*float64(len(rtts)-1)+0.5)] }
-	return result{"round_trips": p.n, "size": p.size, "p50_ns": pct(50), "p99_ns": pct(99), "p999_ns": pct(99.9),
-		"max_ns": rtts[len(rtts)-1], "elapsed_ns": elapsed.Nanoseconds(),
-		"round_trips_per_s": float64(p.n) / elapsed.Seconds()}
-}
-
-// callThreads is how many goroutines (threads, in the other peers) share
-// the one connection of the calls scenario.
-const callThreads = 4
-
-// calls: callThreads goroutines make n typed calls in all on one
-// connection, each a Ping request (seq i, payloadFor(i)) answered by a
-// Pong reply: every Pong must answer its own Ping (seq, ping_sent_ns,
-// payload), whatever order the consumer answers in.
-func (p *producer) calls() result {
-	c, err := p.dial()
-	if err != nil {
-		return failErr("dial", err)
-	}
-	defer c.Close()
-	payloadFor(0, p.size) // grows the shared pattern before the goroutines read it
-	type outcome struct {
-		rtts []int64
-		err  error
-	}
-	out := make(chan outcome, callThreads)
-	start := time.Now()
-	for g := range callThreads {
-		go func() {
-			req := make([]byte, message.PingSize(p.size))
-			reply := make([]byte, message.PongSize(p.size))
-			var o outcome
-			for i := g; i < p.n; i += callThreads {
-				seq := uint64(i)
-				payload := payloadFor(seq, p.size)
-				t0 := monoNs()
-				m, _ := message.WritePing(req, seq, t0, payload)
-				n, err := c.CallTimeout(req[:m], reply, callTimeout)
-				if err == nil {
-					err = checkPong(reply[:n], seq, t0, payload)
-				}
-				if err != nil {
-					o.err = fmt.Errorf("call %d: %w", i, err)
-					break
-				}
-				o.rtts = append(o.rtts, monoNs()-t0)
-			}
-			out <- o
-		}()
-	}
-	var rtts []int64
-	for range callThreads {
-		o := <-out
-		if o.err != nil {
-			return failErr("calls", o.err)
-		}
-		rtts = append(rtts, o.rtts...)
-	}
-	elapsed := time.Since(start)
-	slices.Sort(rtts)
-	pct := func(q float64) int64 { return rtts[int(q/100*float64(len(rtts)-1)+0.5)] }
-	return result{"calls": p.n, "threads": callThreads, "size": p.size, "p50_ns": pct(50), "p99_ns": pct(99),
-		"calls_per_s": float64(p.n) / elapsed.Seconds()}
 }
 
 // maxPayload is the largest payload whose Pong (the larger answer) fits a

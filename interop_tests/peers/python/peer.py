@@ -5,23 +5,25 @@ Uses the `goipc` package of bindings/python (imported from the source
 tree; it finds libgoipc.so in build/lib). Same command line and JSON lines
 as every other peer (docs/INTEROP.md):
 
-    peer.py consumer --listen PATH [--protocol-version V] [--once] [--asyncio]
-    peer.py producer --dial PATH --scenario NAME [--n N] [--size B] [--warmup W]
+    peer.py consumer --listen PATH [--protocol-version V] [--once] [--asyncio | --calls]
+    peer.py producer --dial PATH --scenario NAME [--n N] [--size B]
                      [--rounds R] [--ring-size BYTES] [--max-message BYTES]
                      [--protocol-version V] [--snapshot FILE]
-    peer.py unix-echo --listen PATH --size B
     peer.py probe       can the binding run the peer? {"event":"probe","ok":...}
     peer.py features    what the binding offers {"event":"features",...}
+
+Only what is test-only lives here: the scenarios sizes, burst, stream (the
+kill points), version and layout, and a consumer that reports each
+connection's end. The pingpong and calls scenarios run the ping-pong
+example, examples/ping-pong/python/ping.py, the program users read.
 """
 
 import argparse
 import inspect
 import json
 import os
-import socket
 import struct
 import sys
-import threading
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
@@ -29,7 +31,6 @@ sys.path.insert(0, os.path.join(ROOT, "bindings", "python", "src"))
 
 LANG = "python"
 CALL_TIMEOUT = 10.0  # seconds; every blocking call is bounded
-CALL_THREADS = 4  # threads sharing the one connection of the calls scenario
 
 # Status codes (include/goipc.h), by value: the documented ABI.
 STATUS_NAMES = ["ok", "invalid_argument", "timeout", "closed", "peer_closed", "message_too_large",
@@ -164,69 +165,6 @@ class Producer:
         if pong.payload != payload:
             raise Fail(f"Pong {seq} payload ({len(pong.payload)} B) differs from the Ping's ({len(payload)} B)")
 
-    def pingpong(self):
-        a = self.a
-        c = self.dial()
-        try:
-            rtts = []
-            start = 0
-            now = time.monotonic_ns
-            rt = self.round_trip
-            for i in range(a.warmup + a.n):
-                if i == a.warmup:
-                    start = now()
-                t0 = now()
-                rt(c, i, a.size)
-                if i >= a.warmup:
-                    rtts.append(now() - t0)
-            return latencies(rtts, now() - start, a.size)
-        finally:
-            c.close()
-
-    def calls(self):
-        """CALL_THREADS threads make n typed calls in all on one
-        connection (Conn.call_ping: a Ping request answered by a Pong
-        reply); every Pong must answer its own Ping."""
-        a = self.a
-        if not hasattr(goipc.Conn, "call_ping"):
-            raise Fail("the Python binding has no calls", "not_supported")
-        c = self.dial()
-        try:
-            payload_for(0, a.size)  # grows the shared pattern before the threads read it
-            rtts, errors = [], []
-            now = time.monotonic_ns
-
-            def caller(g):
-                mine = []
-                try:
-                    for i in range(g, a.n, CALL_THREADS):
-                        payload = payload_for(i, a.size)
-                        t0 = now()
-                        pong = c.call_ping(i, payload, CALL_TIMEOUT)
-                        if pong.seq != i or pong.payload != payload:
-                            raise Fail(f"call {i}: the Pong answers seq {pong.seq} with {len(pong.payload)} B, "
-                                       f"want seq {i} with {len(payload)} B (another call's reply)")
-                        mine.append(now() - t0)
-                except goipc.Error as e:
-                    errors.append(fail_from(f"call (thread {g})", e))
-                except Fail as e:
-                    errors.append(e)
-                rtts.extend(mine)
-
-            start = now()
-            threads = [threading.Thread(target=caller, args=(g,)) for g in range(CALL_THREADS)]
-            for t in threads:
-                t.start()
-            for t in threads:
-                t.join()
-            if errors:
-                raise errors[0]
-            r = latencies(rtts, now() - start, a.size)
-            return {"calls": r["round_trips"], "threads": CALL_THREADS, "size": a.size, "p50_ns": r["p50_ns"],
-                    "p99_ns": r["p99_ns"]}
-        finally:
-            c.close()
-
     def sizes(self):
         c = self.dial()
         try:
@@ -344,56 +282,10 @@ class Producer:
                            "socket path), ring control blocks (positions, counters, eventcounts), frame, Ping bytes",
                 "snapshot_bytes": len(snap)}
 
-    def unix(self):
-        a = self.a
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(300)
-        s.connect(a.dial)
-        msg = bytearray(payload_for(0, a.size))
-        reply = bytearray(a.size)
-        view = memoryview(reply)
-        rtts = []
-        now = time.monotonic_ns
-        start = 0
-        try:
-            for i in range(a.warmup + a.n):
-                if i == a.warmup:
-                    start = now()
-                if a.size >= 8:
-                    struct.pack_into("<Q", msg, 0, i)
-                t0 = now()
-                s.sendall(msg)
-                got = 0
-                while got < a.size:
-                    k = s.recv_into(view[got:])
-                    if k == 0:
-                        raise Fail(f"round trip {i}: the echo hung up")
-                    got += k
-                if i >= a.warmup:
-                    rtts.append(now() - t0)
-                if reply != msg:
-                    raise Fail(f"answer {i} differs")
-        finally:
-            s.close()
-        return latencies(rtts, now() - start, a.size)
-
-
-def latencies(rtts, elapsed, size):
-    rtts.sort()
-    n = len(rtts)
-
-    def pct(q):
-        return rtts[int(q / 100 * (n - 1) + 0.5)]
-
-    return {"round_trips": n, "size": size, "p50_ns": pct(50), "p99_ns": pct(99), "p999_ns": pct(99.9),
-            "max_ns": rtts[-1], "elapsed_ns": elapsed, "round_trips_per_s": n * 1e9 / elapsed}
-
-
 def run_producer(a):
     load()
     p = Producer(a)
-    scenarios = {"pingpong": p.pingpong, "calls": p.calls, "sizes": p.sizes, "burst": p.burst, "stream": p.stream,
-                 "version": p.version, "layout": p.layout, "unix": p.unix}
+    scenarios = {"sizes": p.sizes, "burst": p.burst, "stream": p.stream, "version": p.version, "layout": p.layout}
     if a.scenario not in scenarios:
         print(f"peer.py producer: unknown scenario {a.scenario}", file=sys.stderr)
         return 2
@@ -683,7 +575,7 @@ def run_consumer(a):
                 if a.once:
                     break
                 continue
-            serve(c)  # one client at a time: the matrix uses one per consumer
+            (serve_calls if a.calls else serve)(c)  # one client at a time: the matrix uses one per consumer
             if a.once:
                 break
     finally:
@@ -731,6 +623,34 @@ def serve(c):
             break
         try:
             send_pong(ping.seq, ping.sent_ns, ping.payload)
+        except goipc.Error as e:
+            err = e
+            break
+        st.answered()
+    st.end(c, err)
+
+
+def serve_calls(c):
+    """--calls: answers each call request, a Ping with its Pong (built
+    with goipc.messages), anything else with its own bytes, as `goipc pong`
+    does."""
+    from goipc import messages
+
+    st = Served()
+    err = None
+    while True:
+        try:
+            call, req = c.recv_request()
+        except goipc.Error as e:
+            err = e
+            break
+        try:
+            ping = messages.parse_ping(req)
+            answer = messages.build_pong(ping.seq, ping.payload, ping.sent_ns)
+        except goipc.InvalidMessageError:
+            answer = req
+        try:
+            c.reply(call, answer)
         except goipc.Error as e:
             err = e
             break
@@ -798,32 +718,6 @@ def run_consumer_asyncio(a):
     return 0
 
 
-def run_unix_echo(a):
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    try:
-        os.unlink(a.listen)
-    except FileNotFoundError:
-        pass
-    s.bind(a.listen)
-    s.listen(1)
-    s.settimeout(60)
-    emit(event="ready", lang=LANG, path=a.listen)
-    c, _ = s.accept()
-    s.close()
-    os.unlink(a.listen)
-    c.settimeout(None)
-    buf = bytearray(a.size)
-    view = memoryview(buf)
-    while True:
-        got = 0
-        while got < a.size:
-            k = c.recv_into(view[got:])
-            if k == 0:
-                return 0
-            got += k
-        c.sendall(buf)
-
-
 def main():
     if len(sys.argv) < 2:
         print(__doc__, file=sys.stderr)
@@ -835,7 +729,6 @@ def main():
     ap.add_argument("--scenario")
     ap.add_argument("--n", "-n", type=int, default=100000)
     ap.add_argument("--size", type=int, default=32)
-    ap.add_argument("--warmup", type=int, default=0)
     ap.add_argument("--rounds", type=int, default=20)
     ap.add_argument("--ring-size", type=int, default=0)
     ap.add_argument("--max-message", type=int, default=0)
@@ -843,6 +736,7 @@ def main():
     ap.add_argument("--snapshot")
     ap.add_argument("--once", action="store_true")
     ap.add_argument("--asyncio", action="store_true", help="consumer: serve with goipc.aio")
+    ap.add_argument("--calls", action="store_true", help="consumer: answer call requests (a Pong for a Ping)")
     a = ap.parse_args(sys.argv[2:])
     if role == "probe":
         return run_probe()
@@ -856,8 +750,6 @@ def main():
         return run_consumer_asyncio(a) if a.asyncio else run_consumer(a)
     if role == "producer" and a.dial and a.scenario:
         return run_producer(a)
-    if role == "unix-echo" and a.listen:
-        return run_unix_echo(a)
     print(__doc__, file=sys.stderr)
     return 2
 

@@ -6,14 +6,15 @@ Python ``socket.socketpair`` ping/pong, in the same run.
 
 What it measures, per round trip, with ``time.perf_counter_ns()``:
 
-* goipc: this process sends a ``--size``-byte message with ``Conn.send``
-  to a Go consumer (``goipc pong``, started here) and waits for its answer
-  with ``Conn.recv`` (returns bytes), and in a second series with
-  ``Conn.recv_into`` (fills a bytearray); one library call each, default
-  spin settings on both sides;
-* goipc calls: the same bytes as a call request, answered by the same
-  consumer with the same echo: ``Conn.call`` (returns bytes) and
-  ``Conn.call_into``, one library call per round trip;
+* goipc: the round trips of the ping-pong example's Python ping
+  (examples/ping-pong/python/ping.py, loaded through ``goipc.ping``: the
+  round-trip code is written once, there), in this process, to a Go
+  consumer (``goipc pong``, started here): ``Conn.send`` +
+  ``Conn.recv_into`` of ``--size``-byte messages, every answer checked
+  against what was sent; default spin settings on both sides;
+* goipc calls: the example's ``--call`` round trips, the same bytes as a
+  call request answered by the same consumer with the same echo
+  (``Conn.call_into``, one library call per round trip);
 * socketpair: this process sends the same bytes over one end of an
   AF_UNIX ``socket.socketpair()`` to a child Python process that echoes
   them back (``sendall`` / ``recv``), the usual way two Python processes
@@ -39,8 +40,8 @@ from pathlib import Path
 from typing import IO, List, Optional, Sequence
 
 from . import has_calls
-from .conn import Conn, dial
-from .ping import percentile
+from .conn import dial
+from .ping import load_example
 
 _ECHO_CHILD = r"""
 import socket, sys
@@ -92,67 +93,10 @@ def wait_ready(proc: subprocess.Popen, stream: IO[bytes], want: bytes, timeout: 
         sel.close()
 
 
-def goipc_round(conn: Conn, n: int, size: int) -> List[int]:
-    """n round trips of size bytes through a Go echo consumer: send +
-    recv (a new bytes object per answer, as a socket's recv gives)."""
-    msg = bytes(size)
-    send, recv = conn.send, conn.recv
-    clock = time.perf_counter_ns
-    out: List[int] = []
-    append = out.append
-    for _ in range(n):
-        t0 = clock()
-        send(msg)
-        recv()
-        append(clock() - t0)
-    return out
-
-
-def goipc_into_round(conn: Conn, n: int, size: int) -> List[int]:
-    """As goipc_round, receiving into one bytearray (recv_into)."""
-    msg = bytes(size)
-    buf = bytearray(size)
-    send, recv_into = conn.send, conn.recv_into
-    clock = time.perf_counter_ns
-    out: List[int] = []
-    append = out.append
-    for _ in range(n):
-        t0 = clock()
-        send(msg)
-        recv_into(buf)
-        append(clock() - t0)
-    return out
-
-
-def goipc_call_round(conn: Conn, n: int, size: int) -> List[int]:
-    """n calls of size bytes to the Go consumer (Conn.call: one library
-    call per round trip, a new bytes object per reply)."""
-    msg = bytes(size)
-    call = conn.call
-    clock = time.perf_counter_ns
-    out: List[int] = []
-    append = out.append
-    for _ in range(n):
-        t0 = clock()
-        call(msg)
-        append(clock() - t0)
-    return out
-
-
-def goipc_call_into_round(conn: Conn, n: int, size: int) -> List[int]:
-    """As goipc_call_round, the reply copied into one bytearray
-    (Conn.call_into)."""
-    msg = bytes(size)
-    buf = bytearray(size)
-    call_into = conn.call_into
-    clock = time.perf_counter_ns
-    out: List[int] = []
-    append = out.append
-    for _ in range(n):
-        t0 = clock()
-        call_into(msg, buf)
-        append(clock() - t0)
-    return out
+def percentile(sorted_ns: Sequence[int], p: float) -> int:
+    """The p-th percentile (0..100) of an ascending list, nearest rank
+    below."""
+    return sorted_ns[int(p / 100.0 * (len(sorted_ns) - 1))]
 
 
 def socket_round(sock: socket.socket, n: int, size: int) -> List[int]:
@@ -189,9 +133,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--size", type=int, default=64, help="message size in bytes (default 64)")
     ap.add_argument("--goipc-bin", default=None, help="the goipc CLI (default: $GOIPC_BIN or build/bin/goipc)")
     ap.add_argument("--dial", default=None, metavar="PATH", help="use a running echo consumer instead of starting one")
-    ap.add_argument(
-        "--no-calls", dest="calls", action="store_false", help="skip the call series (Conn.call, Conn.call_into)"
-    )
+    ap.add_argument("--no-calls", dest="calls", action="store_false", help="skip the call series (Conn.call_into)")
     args = ap.parse_args(argv)
     if args.n <= 0 or args.rounds <= 0 or args.size <= 0 or args.warmup < 0:
         ap.error("-n, --rounds and --size must be > 0, --warmup >= 0")
@@ -215,16 +157,18 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         child = subprocess.Popen([sys.executable, "-c", _ECHO_CHILD, str(b.fileno())], pass_fds=[b.fileno()])
         b.close()
 
+        round_trips = load_example()["round_trips"]  # (conn, seqs, size, typed, call) -> times in ns
+
+        def goipc_series(call: bool):
+            return lambda conn, n, size: round_trips(conn, range(n), size, False, call)
+
         with dial(path, timeout=10.0) as conn:
             # Series: (name, round function, target ratio socketpair/goipc).
             # Calls need a consumer that answers them (goipc pong does) and
             # a library that has them.
-            series = [
-                ("send + recv", goipc_round, 5.0),
-                ("send + recv_into", goipc_into_round, 5.0),
-            ]
+            series = [("send + recv_into", goipc_series(False), 5.0)]
             if args.calls and has_calls():
-                series += [("call", goipc_call_round, 10.0), ("call_into", goipc_call_into_round, 10.0)]
+                series += [("call_into", goipc_series(True), 10.0)]
             for _, fn, _ in series:
                 fn(conn, args.warmup, args.size)
             socket_round(a, args.warmup, args.size)

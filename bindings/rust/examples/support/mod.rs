@@ -1,14 +1,10 @@
-//! Shared by the benchmark examples (bench, tokio_bench):
-//! argument parsing, the round-trip loops, and the percentile report
+//! Shared by the benchmark examples (bench, tokio_bench): argument
+//! parsing, the ping-pong example's round trips, and the percentile report
 //! (`round trip: min ...`, `p50_ns=...`).
 
 #![allow(dead_code)] // each example uses a subset
 
-use std::io::{Read, Write};
-use std::os::unix::net::UnixStream;
 use std::time::{Duration, Instant};
-
-use goipc::{Conn, Messenger};
 
 /// Kills and reaps a child on every exit path.
 pub struct Reaper(pub std::process::Child);
@@ -19,9 +15,6 @@ impl Drop for Reaper {
         let _ = self.0.wait();
     }
 }
-
-/// A timeout per round trip: a peer that stops answering fails the run.
-pub const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Minimal `--flag value` parser: flags in `with_value` take the next
 /// argument; those in `switches` take none.
@@ -67,130 +60,37 @@ pub fn usage_exit(usage: &str, why: &str) -> ! {
     std::process::exit(2);
 }
 
-/// Round trips of FlatBuffers Ping -> Pong on `conn`: each Pong must carry
-/// the Ping's seq, sent_ns and payload. `seq0` numbers the first Ping.
-/// Returns the measured round trips (ns) after `warmup` unmeasured ones.
-pub fn typed_round_trips(
-    m: &mut Messenger<'_>,
-    seq0: u64,
+/// The ping-pong example's ping (examples/ping-pong/rust/ping.rs): the
+/// benchmarks time its round trips rather than loops of their own, so each
+/// behaviour is written once.
+#[path = "../../../../examples/ping-pong/rust/ping.rs"]
+pub mod ping;
+
+/// `n` round trips of the example's code on `t` (raw, or `typed`
+/// Ping/Pong, as send + receive or one `call` each; every answer checked),
+/// after `warmup` unmeasured ones. `seq0` numbers the first.
+pub fn example_round_trips(
+    t: &ping::Transport,
+    typed: bool,
+    call: bool,
+    seq0: usize,
     n: usize,
     warmup: usize,
     size: usize,
 ) -> Result<Samples, String> {
-    let payload: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
-    let mut rtt = Vec::with_capacity(n);
-    let mut start = Instant::now();
-    for i in 0..warmup + n {
-        if i == warmup {
-            start = Instant::now();
-        }
-        let seq = seq0 + i as u64;
-        let t0 = Instant::now();
-        m.send_ping_timeout(seq, &payload, ROUND_TRIP_TIMEOUT).map_err(|e| format!("send Ping {seq}: {e}"))?;
-        let pong = m.recv_pong_timeout(ROUND_TRIP_TIMEOUT).map_err(|e| format!("receive Pong {seq}: {e}"))?;
-        let dt = t0.elapsed();
-        if pong.seq() != seq {
-            return Err(format!("Pong seq {} answers Ping {seq}", pong.seq()));
-        }
-        if pong.payload().map(|p| p.bytes()).unwrap_or_default() != &payload[..] {
-            return Err(format!("Pong {seq}: payload differs from the Ping's"));
-        }
-        if i >= warmup {
-            rtt.push(dt.as_nanos() as u64);
-        }
-    }
-    Ok(Samples { rtt, elapsed: start.elapsed() })
-}
-
-/// Round trips of raw `size`-byte messages that the peer echoes exactly
-/// (one send and one recv_into each: one call into the library each).
-pub fn raw_round_trips(conn: &Conn, seq0: u64, n: usize, warmup: usize, size: usize) -> Result<Samples, String> {
-    let mut msg: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
-    let mut reply = vec![0u8; size];
-    let mut rtt = Vec::with_capacity(n);
-    let mut start = Instant::now();
-    for i in 0..warmup + n {
-        if i == warmup {
-            start = Instant::now();
-        }
-        let seq = seq0 + i as u64;
-        if size >= 8 {
-            msg[..8].copy_from_slice(&seq.to_le_bytes());
-        }
-        let t0 = Instant::now();
-        conn.send_timeout(&msg, ROUND_TRIP_TIMEOUT).map_err(|e| format!("send {seq}: {e}"))?;
-        let got = conn.recv_into_timeout(&mut reply, ROUND_TRIP_TIMEOUT).map_err(|e| format!("receive {seq}: {e}"))?;
-        let dt = t0.elapsed();
-        if reply[..got] != msg[..] {
-            return Err(format!("answer {seq} differs from what was sent ({got} bytes, want {size})"));
-        }
-        if i >= warmup {
-            rtt.push(dt.as_nanos() as u64);
-        }
-    }
-    Ok(Samples { rtt, elapsed: start.elapsed() })
-}
-
-/// Calls whose peer answers with the request (`goipc pong`): one
-/// `Conn::call_into` per round trip, next to raw_round_trips' send +
-/// receive.
-pub fn call_round_trips(conn: &Conn, seq0: u64, n: usize, warmup: usize, size: usize) -> Result<Samples, String> {
-    let mut req: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
-    let mut reply = vec![0u8; size];
-    let mut rtt = Vec::with_capacity(n);
-    let mut start = Instant::now();
-    for i in 0..warmup + n {
-        if i == warmup {
-            start = Instant::now();
-        }
-        let seq = seq0 + i as u64;
-        if size >= 8 {
-            req[..8].copy_from_slice(&seq.to_le_bytes());
-        }
-        let t0 = Instant::now();
-        let got = conn.call_into(&req, &mut reply, Some(ROUND_TRIP_TIMEOUT)).map_err(|e| format!("call {seq}: {e}"))?;
-        let dt = t0.elapsed();
-        if reply[..got] != req[..] {
-            return Err(format!("reply {seq} differs from the request ({got} bytes, want {size})"));
-        }
-        if i >= warmup {
-            rtt.push(dt.as_nanos() as u64);
-        }
-    }
-    Ok(Samples { rtt, elapsed: start.elapsed() })
-}
-
-/// Round trips over a Unix stream socket whose peer echoes every byte.
-pub fn unix_round_trips(
-    s: &mut UnixStream,
-    seq0: u64,
-    n: usize,
-    warmup: usize,
-    size: usize,
-) -> Result<Samples, String> {
-    let mut msg: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
-    let mut reply = vec![0u8; size];
-    let mut rtt = Vec::with_capacity(n);
-    let mut start = Instant::now();
-    for i in 0..warmup + n {
-        if i == warmup {
-            start = Instant::now();
-        }
-        let seq = seq0 + i as u64;
-        if size >= 8 {
-            msg[..8].copy_from_slice(&seq.to_le_bytes());
-        }
-        let t0 = Instant::now();
-        s.write_all(&msg).map_err(|e| format!("unix write {seq}: {e}"))?;
-        s.read_exact(&mut reply).map_err(|e| format!("unix read {seq}: {e}"))?;
-        let dt = t0.elapsed();
-        if reply != msg {
-            return Err(format!("unix answer {seq} differs from what was sent"));
-        }
-        if i >= warmup {
-            rtt.push(dt.as_nanos() as u64);
-        }
-    }
+    let cfg = ping::Config {
+        transport: String::new(), // round_trips goes by `t`
+        path: String::new(),
+        size,
+        iters: n,
+        warmup,
+        typed,
+        call,
+        threads: 1,
+    };
+    ping::round_trips(&cfg, t, (seq0..seq0 + warmup).step_by(1))?;
+    let start = Instant::now();
+    let rtt = ping::round_trips(&cfg, t, (seq0 + warmup..seq0 + warmup + n).step_by(1))?;
     Ok(Samples { rtt, elapsed: start.elapsed() })
 }
 

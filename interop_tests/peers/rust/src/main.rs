@@ -4,15 +4,18 @@
 //! lines as every other peer (docs/INTEROP.md):
 //!
 //! ```text
-//! peer consumer --listen PATH [--protocol-version V] [--once] [--tokio]
-//! peer producer --dial PATH --scenario NAME [--n N] [--size B] [--warmup W]
+//! peer consumer --listen PATH [--protocol-version V] [--once] [--tokio | --calls]
+//! peer producer --dial PATH --scenario NAME [--n N] [--size B]
 //!               [--rounds R] [--ring-size BYTES] [--max-message BYTES]
 //!               [--protocol-version V] [--snapshot FILE]
-//! peer unix-echo --listen PATH --size B
 //! ```
+//!
+//! Only what is test-only lives here: the scenarios sizes, burst, stream
+//! (the kill points), version and layout, and a consumer that reports each
+//! connection's end. The pingpong and calls scenarios run the ping-pong
+//! example, examples/ping-pong/rust/ping.rs, the program users read.
 
-use std::io::{Read, Write};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -21,8 +24,6 @@ use goipc::{Conn, Error, Listener, Messenger, Options, sys};
 const LANG: &str = "rust";
 /// Every blocking call is bounded: a bug shows as a timeout, never a hang.
 const CALL_TIMEOUT: Duration = Duration::from_secs(10);
-/// Threads sharing the one connection of the calls scenario.
-const CALL_THREADS: u64 = 4;
 
 // ---- The documented constants this peer depends on ----------------------
 
@@ -176,7 +177,6 @@ use layout::{ping_size, pong_size};
 enum J {
     S(String),
     U(u64),
-    F(f64),
     B(bool),
     A(Vec<u64>),
 }
@@ -203,7 +203,6 @@ fn emit(fields: &[(&str, J)]) {
             let v = match v {
                 J::S(s) => esc(s),
                 J::U(u) => u.to_string(),
-                J::F(f) => format!("{f:.1}"),
                 J::B(b) => b.to_string(),
                 J::A(a) => format!("[{}]", a.iter().map(u64::to_string).collect::<Vec<_>>().join(",")),
             };
@@ -229,17 +228,17 @@ struct Args {
     snapshot: Option<String>,
     n: u64,
     size: usize,
-    warmup: u64,
     rounds: u64,
     ring_size: usize,
     max_message: usize,
     proto: u32,
     once: bool,
     tokio: bool,
+    calls: bool,
 }
 
 fn usage() -> ! {
-    eprintln!("usage: peer consumer|producer|unix-echo [flags] (see docs/INTEROP.md)");
+    eprintln!("usage: peer consumer|producer [flags] (see docs/INTEROP.md)");
     std::process::exit(2)
 }
 
@@ -249,9 +248,10 @@ fn parse_args(argv: &[String]) -> Args {
     let num = |s: &str| s.parse::<u64>().unwrap_or_else(|_| usage());
     while i < argv.len() {
         let k = argv[i].as_str();
-        if k == "--once" || k == "--tokio" {
+        if k == "--once" || k == "--tokio" || k == "--calls" {
             a.once |= k == "--once";
             a.tokio |= k == "--tokio";
+            a.calls |= k == "--calls";
             i += 1;
             continue;
         }
@@ -263,7 +263,6 @@ fn parse_args(argv: &[String]) -> Args {
             "--snapshot" => a.snapshot = Some(v.into()),
             "--n" | "-n" => a.n = num(v),
             "--size" => a.size = num(v) as usize,
-            "--warmup" => a.warmup = num(v),
             "--rounds" => a.rounds = num(v),
             "--ring-size" => a.ring_size = num(v) as usize,
             "--max-message" => a.max_message = num(v) as usize,
@@ -321,22 +320,6 @@ fn round_trip(m: &mut Messenger<'_>, pat: &[u8], seq: u64, size: usize) -> Resul
     check_pong(m, seq, p)
 }
 
-fn latencies(mut rtts: Vec<u64>, elapsed: Duration, size: usize) -> Fields {
-    rtts.sort_unstable();
-    let n = rtts.len();
-    let pct = |q: f64| rtts[(q / 100.0 * (n - 1) as f64 + 0.5) as usize];
-    vec![
-        ("round_trips", J::U(n as u64)),
-        ("size", J::U(size as u64)),
-        ("p50_ns", J::U(pct(50.0))),
-        ("p99_ns", J::U(pct(99.0))),
-        ("p999_ns", J::U(pct(99.9))),
-        ("max_ns", J::U(rtts[n - 1])),
-        ("elapsed_ns", J::U(elapsed.as_nanos() as u64)),
-        ("round_trips_per_s", J::F(n as f64 / elapsed.as_secs_f64())),
-    ]
-}
-
 fn max_payload(max_msg: usize) -> usize {
     let mut n = max_msg;
     while n > 0 && pong_size(n) > max_msg {
@@ -357,74 +340,6 @@ impl Producer {
         o.protocol_version_override = self.a.proto;
         Conn::dial_with(self.a.dial.as_deref().unwrap_or_default(), &o, Some(CALL_TIMEOUT))
             .map_err(|e| fail_err("dial", &e))
-    }
-
-    fn pingpong(&self) -> Result<Fields, Fail> {
-        let a = &self.a;
-        let c = self.dial()?;
-        let mut m = Messenger::new(&c);
-        let pat = pattern(a.size);
-        let mut rtts = Vec::with_capacity(a.n as usize);
-        let mut start = Instant::now();
-        for i in 0..a.warmup + a.n {
-            if i == a.warmup {
-                start = Instant::now();
-            }
-            let t0 = Instant::now();
-            round_trip(&mut m, &pat, i, a.size)?;
-            if i >= a.warmup {
-                rtts.push(t0.elapsed().as_nanos() as u64);
-            }
-        }
-        Ok(latencies(rtts, start.elapsed(), a.size))
-    }
-
-    /// CALL_THREADS threads make n typed calls in all on one connection
-    /// (`Conn::call_ping`: a Ping request answered by a Pong reply); every
-    /// Pong must answer its own Ping.
-    fn calls(&self) -> Result<Fields, Fail> {
-        let a = &self.a;
-        let c = self.dial()?;
-        let pat = pattern(a.size);
-        let start = Instant::now();
-        let per_thread: Vec<Result<Vec<u64>, Fail>> = std::thread::scope(|s| {
-            let threads: Vec<_> = (0..CALL_THREADS)
-                .map(|g| {
-                    let (c, pat) = (&c, &pat);
-                    s.spawn(move || {
-                        let mut buf = vec![0u8; a.size + 1];
-                        let mut rtts = Vec::new();
-                        for i in (g..a.n).step_by(CALL_THREADS as usize) {
-                            let p = payload(pat, i, a.size);
-                            let t0 = Instant::now();
-                            let (seq, n) = c
-                                .call_ping(i, p, &mut buf, Some(CALL_TIMEOUT))
-                                .map_err(|e| fail_err(format!("call {i} (thread {g})"), &e))?;
-                            if seq != i || &buf[..n] != p {
-                                return Err(fail(format!(
-                                    "call {i}: the Pong answers seq {seq} with {n} B, want seq {i} with {} B (another call's reply)",
-                                    p.len()
-                                )));
-                            }
-                            rtts.push(t0.elapsed().as_nanos() as u64);
-                        }
-                        Ok(rtts)
-                    })
-                })
-                .collect();
-            threads.into_iter().map(|t| t.join().unwrap()).collect()
-        });
-        let elapsed = start.elapsed();
-        let mut rtts = Vec::new();
-        for r in per_thread {
-            rtts.extend(r?);
-        }
-        let mut f = latencies(rtts, elapsed, a.size);
-        let calls = f.iter().find(|(k, _)| *k == "round_trips").map(|(_, v)| v.clone()).unwrap();
-        f.retain(|(k, _)| ["size", "p50_ns", "p99_ns"].contains(k));
-        f.push(("calls", calls));
-        f.push(("threads", J::U(CALL_THREADS)));
-        Ok(f)
     }
 
     fn sizes(&self) -> Result<Fields, Fail> {
@@ -565,36 +480,6 @@ impl Producer {
             return Err(fail(format!("layout disagreements: {}", bad.join("; "))));
         }
         Ok(vec![("checked", J::S(LAYOUT_CHECKED.into())), ("snapshot_bytes", J::U(snap.len() as u64))])
-    }
-
-    fn unix(&self) -> Result<Fields, Fail> {
-        let a = &self.a;
-        let path = a.dial.as_deref().unwrap_or_default();
-        let mut s = UnixStream::connect(path).map_err(|e| fail(format!("connect {path}: {e}")))?;
-        let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
-        let mut msg = pattern(a.size)[..a.size].to_vec();
-        let mut reply = vec![0u8; a.size];
-        let mut rtts = Vec::with_capacity(a.n as usize);
-        let mut start = Instant::now();
-        for i in 0..a.warmup + a.n {
-            if i == a.warmup {
-                start = Instant::now();
-            }
-            if a.size >= 8 {
-                msg[..8].copy_from_slice(&i.to_le_bytes());
-            }
-            let t0 = Instant::now();
-            s.write_all(&msg)
-                .and_then(|()| s.read_exact(&mut reply))
-                .map_err(|e| fail(format!("round trip {i}: {e}")))?;
-            if i >= a.warmup {
-                rtts.push(t0.elapsed().as_nanos() as u64);
-            }
-            if msg != reply {
-                return Err(fail(format!("answer {i} differs")));
-            }
-        }
-        Ok(latencies(rtts, start.elapsed(), a.size))
     }
 }
 
@@ -786,14 +671,11 @@ fn run_producer(a: Args) -> ExitCode {
     }
     let p = Producer { a };
     let r = match scenario.as_str() {
-        "pingpong" => p.pingpong(),
-        "calls" => p.calls(),
         "sizes" => p.sizes(),
         "burst" => p.burst(),
         "stream" => p.stream(),
         "version" => p.version(),
         "layout" => p.layout(),
-        "unix" => p.unix(),
         _ => {
             eprintln!("peer producer: unknown scenario {scenario}");
             return ExitCode::from(2);
@@ -857,7 +739,9 @@ fn run_consumer(a: Args) -> ExitCode {
     emit(&[("event", J::S("ready".into())), ("lang", J::S(LANG.into())), ("path", J::S(path.into()))]);
     loop {
         match ln.accept() {
-            Ok(c) => serve(c), // one client at a time: the matrix uses one per consumer
+            // One client at a time: the matrix uses one per consumer.
+            Ok(c) if a.calls => serve_calls(c),
+            Ok(c) => serve(c),
             Err(Error::Closed) => break,
             Err(e) => emit_error("accept_error", &e),
         }
@@ -897,6 +781,38 @@ fn serve(c: Conn) {
         n += 1;
     };
     emit_conn_end(&err, n, malformed);
+}
+
+/// --calls: answers each call request, a Ping with its Pong (built with
+/// `message::build_pong`), anything else with its own bytes, as `goipc
+/// pong` does.
+fn serve_calls(c: Conn) {
+    let mut b = flatbuffers::FlatBufferBuilder::with_capacity(1024);
+    let mut req = vec![0u8; c.max_message_size().unwrap_or(1 << 20)];
+    let mut n = 0u64;
+    let err = loop {
+        let (call, len) = match c.recv_request(&mut req, None) {
+            Ok(r) => r,
+            Err(Error::BufferTooSmall { needed }) => {
+                req.resize(needed, 0); // the request stays queued
+                continue;
+            }
+            Err(e) => break e,
+        };
+        let req = &req[..len];
+        let answer = match goipc::message::parse_ping(req) {
+            Ok(p) => {
+                let payload = p.payload().map(|v| v.bytes()).unwrap_or_default();
+                goipc::message::build_pong(&mut b, p.seq(), p.sent_ns(), goipc::message::monotonic_ns(), payload)
+            }
+            Err(_) => req,
+        };
+        if let Err(e) = c.reply(call, answer, None) {
+            break e;
+        }
+        n += 1;
+    };
+    emit_conn_end(&err, n, 0);
 }
 
 /// The consumer on the tokio feature (AsyncListener, one task per
@@ -969,27 +885,6 @@ async fn serve_tokio(c: goipc::AsyncConn) {
     emit_conn_end(&err, n, malformed);
 }
 
-fn run_unix_echo(a: Args) -> ExitCode {
-    let Some(path) = a.listen.as_deref() else { usage() };
-    if a.size == 0 {
-        usage();
-    }
-    let _ = std::fs::remove_file(path);
-    let ln = match UnixListener::bind(path) {
-        Ok(l) => l,
-        Err(e) => {
-            emit(&[("event", J::S("listen_error".into())), ("error", J::S(e.to_string()))]);
-            return ExitCode::FAILURE;
-        }
-    };
-    emit(&[("event", J::S("ready".into())), ("lang", J::S(LANG.into())), ("path", J::S(path.into()))]);
-    let Ok((mut s, _)) = ln.accept() else { return ExitCode::FAILURE };
-    let _ = std::fs::remove_file(path);
-    let mut buf = vec![0u8; a.size];
-    while s.read_exact(&mut buf).is_ok() && s.write_all(&buf).is_ok() {}
-    ExitCode::SUCCESS
-}
-
 fn main() -> ExitCode {
     let argv: Vec<String> = std::env::args().collect();
     if argv.len() < 2 {
@@ -1000,7 +895,6 @@ fn main() -> ExitCode {
         "consumer" if a.tokio => run_consumer_tokio(a),
         "consumer" => run_consumer(a),
         "producer" => run_producer(a),
-        "unix-echo" => run_unix_echo(a),
         "features" => {
             emit(&[("event", J::S("features".into())), ("protocol_version_override", J::B(true))]);
             ExitCode::SUCCESS
