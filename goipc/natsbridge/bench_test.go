@@ -168,7 +168,7 @@ func BenchmarkNodeKill(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				d, err := goipc.DialTimeout(nodes[0].URL()+subject, 10*time.Second, nil)
+				d, err := dialWithin(nodes[0].URL()+subject, 10*time.Second)
 				if err != nil {
 					b.Fatal(err)
 				}

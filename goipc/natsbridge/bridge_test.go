@@ -38,6 +38,13 @@ func pair(t testing.TB, url string, lopts, dopts *goipc.Options) (dialer, accept
 // startServer runs one nats-server node for the test.
 func startServer(t testing.TB) *natstest.Server { return natstest.Start(t, natstest.Config{}) }
 
+// dialWithin dials with the whole handshake bounded by d: DialTimeout
+// alone keeps the default 5 s handshake timeout, too short for the tests
+// that dial dozens of connections at once on a busy 2-core machine.
+func dialWithin(addr string, d time.Duration) (*goipc.Conn, error) {
+	return goipc.DialTimeout(addr, d, &goipc.Options{HandshakeTimeout: d})
+}
+
 func seqMsg(i, size int) []byte {
 	m := make([]byte, max(size, 8))
 	binary.LittleEndian.PutUint64(m, uint64(i))
@@ -250,7 +257,7 @@ func TestManyConnectionsOneListener(t *testing.T) {
 		go func() {
 			// Liveness is not under test here: 64 connections under -race
 			// on a busy 2-core machine can starve a heartbeat for a second.
-			d, err := goipc.DialTimeout(url+"?heartbeat=500ms&peer_timeout=10s", 20*time.Second, nil)
+			d, err := dialWithin(url+"?heartbeat=500ms&peer_timeout=10s", 20*time.Second)
 			if err != nil {
 				errs <- err
 				return

@@ -67,7 +67,7 @@ func TestCallsFromManyGoroutines(t *testing.T) {
 		go func() {
 			served <- goipc.Serve(ln, func(req []byte) ([]byte, error) { return answer(req), nil })
 		}()
-		d, err := goipc.DialTimeout(url, 10*time.Second, nil)
+		d, err := dialWithin(url, 10*time.Second)
 		if err != nil {
 			t.Fatal(err)
 		}

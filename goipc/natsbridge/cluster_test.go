@@ -34,7 +34,7 @@ func TestClusterNodeKilled(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer ln.Close()
-			d, err := goipc.DialTimeout(nodes[0].URL()+subject+"?"+fastBeat, 10*time.Second, nil)
+			d, err := dialWithin(nodes[0].URL()+subject+"?"+fastBeat, 10*time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -82,7 +82,7 @@ func TestClusterNodeKilled(t *testing.T) {
 			}
 			if tc.kill == 1 {
 				// The listener reconnected to a survivor and accepts again.
-				d2, err := goipc.DialTimeout(nodes[2].URL()+subject, 15*time.Second, nil)
+				d2, err := dialWithin(nodes[2].URL()+subject, 15*time.Second)
 				if err != nil {
 					t.Fatalf("dial after the listener's node died: %v", err)
 				}

@@ -124,7 +124,7 @@ func startConsumer(t *testing.T, addr string) *consumerProc {
 // dialConsumer dials addr and reads the consumer's pid.
 func dialConsumer(t *testing.T, addr string) (*goipc.Conn, int) {
 	t.Helper()
-	c, err := goipc.DialTimeout(addr, 10*time.Second, nil)
+	c, err := dialWithin(addr, 10*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
