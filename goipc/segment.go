@@ -8,6 +8,7 @@ import (
 	"unsafe"
 
 	"github.com/goipc/goipc/goipc/internal/sys"
+	"github.com/goipc/goipc/internal/layout"
 )
 
 // segment is a mapped goipc segment whose header has been validated. The
@@ -29,26 +30,26 @@ func segmentSize(ringSize uint64) uint64 { return controlSize + 2*ringSize }
 // protocol are informational (goipc stat shows them).
 func initSegment(mem []byte, ringSize, maxMessage uint64, path string, protocol uint32) {
 	le := binary.LittleEndian
-	le.PutUint64(mem[offMagic:], segMagic)
-	le.PutUint32(mem[offLayoutVersion:], LayoutVersion)
-	le.PutUint32(mem[offControlSize:], controlSize)
-	le.PutUint64(mem[offSegmentSize:], uint64(len(mem)))
-	le.PutUint32(mem[offMaxMessage:], uint32(maxMessage))
-	le.PutUint32(mem[offFlags:], 0)
-	le.PutUint32(mem[offCreatorPID:], uint32(sys.Getpid()))
-	le.PutUint64(mem[offRing0DataOff:], controlSize)
-	le.PutUint64(mem[offRing0Cap:], ringSize)
-	le.PutUint64(mem[offRing1DataOff:], controlSize+ringSize)
-	le.PutUint64(mem[offRing1Cap:], ringSize)
-	le.PutUint64(mem[offCreatedNs:], uint64(time.Now().UnixNano()))
-	le.PutUint32(mem[offProtoVersion:], protocol)
-	n := copy(mem[offPath:offPath+maxPathBytes], path)
-	le.PutUint32(mem[offPathLen:], uint32(n))
+	le.PutUint64(mem[layout.OffMagic:], layout.Magic)
+	le.PutUint32(mem[layout.OffLayoutVersion:], LayoutVersion)
+	le.PutUint32(mem[layout.OffControlSize:], controlSize)
+	le.PutUint64(mem[layout.OffSegmentSize:], uint64(len(mem)))
+	le.PutUint32(mem[layout.OffMaxMessage:], uint32(maxMessage))
+	le.PutUint32(mem[layout.OffFlags:], 0)
+	le.PutUint32(mem[layout.OffCreatorPID:], uint32(sys.Getpid()))
+	le.PutUint64(mem[layout.OffRing0DataOff:], controlSize)
+	le.PutUint64(mem[layout.OffRing0Cap:], ringSize)
+	le.PutUint64(mem[layout.OffRing1DataOff:], controlSize+ringSize)
+	le.PutUint64(mem[layout.OffRing1Cap:], ringSize)
+	le.PutUint64(mem[layout.OffCreatedNs:], uint64(time.Now().UnixNano()))
+	le.PutUint32(mem[layout.OffProtoVersion:], protocol)
+	n := copy(mem[layout.OffPath:layout.OffPath+layout.MaxPathBytes], path)
+	le.PutUint32(mem[layout.OffPathLen:], uint32(n))
 	// SYNC POINT: the ready word is written last; pairs with the atomic
 	// load in parseSegment. (The peer maps the segment only after receiving
 	// its fd, which already orders these writes, but a reader that maps a
 	// half-initialised segment by other means must see "not ready".)
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(&mem[offReady])), segReady)
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&mem[layout.OffReady])), layout.Ready)
 }
 
 // parseSegment validates the header of a mapped segment and returns the
@@ -58,21 +59,21 @@ func parseSegment(mem []byte, maxAllowed uint64) (*segment, error) {
 	if len(mem) < controlSize {
 		return nil, protocolErrorf("segment is %d bytes, smaller than its %d-byte header", len(mem), controlSize)
 	}
-	if m := le.Uint64(mem[offMagic:]); m != segMagic {
-		return nil, protocolErrorf("segment magic %#x is not goipc's %#x", m, uint64(segMagic))
+	if m := le.Uint64(mem[layout.OffMagic:]); m != layout.Magic {
+		return nil, protocolErrorf("segment magic %#x is not goipc's %#x", m, uint64(layout.Magic))
 	}
-	if v := le.Uint32(mem[offLayoutVersion:]); v != LayoutVersion {
+	if v := le.Uint32(mem[layout.OffLayoutVersion:]); v != LayoutVersion {
 		return nil, fmt.Errorf("%w: segment layout version %d, this side reads version %d", ErrVersionMismatch, v, LayoutVersion)
 	}
-	if r := atomic.LoadUint32((*uint32)(unsafe.Pointer(&mem[offReady]))); r != segReady {
+	if r := atomic.LoadUint32((*uint32)(unsafe.Pointer(&mem[layout.OffReady]))); r != layout.Ready {
 		return nil, protocolErrorf("segment not ready (ready word %#x)", r)
 	}
-	ctl := le.Uint32(mem[offControlSize:])
-	size := le.Uint64(mem[offSegmentSize:])
-	maxMsg := uint64(le.Uint32(mem[offMaxMessage:]))
-	flags := le.Uint32(mem[offFlags:])
-	off0, cap0 := le.Uint64(mem[offRing0DataOff:]), le.Uint64(mem[offRing0Cap:])
-	off1, cap1 := le.Uint64(mem[offRing1DataOff:]), le.Uint64(mem[offRing1Cap:])
+	ctl := le.Uint32(mem[layout.OffControlSize:])
+	size := le.Uint64(mem[layout.OffSegmentSize:])
+	maxMsg := uint64(le.Uint32(mem[layout.OffMaxMessage:]))
+	flags := le.Uint32(mem[layout.OffFlags:])
+	off0, cap0 := le.Uint64(mem[layout.OffRing0DataOff:]), le.Uint64(mem[layout.OffRing0Cap:])
+	off1, cap1 := le.Uint64(mem[layout.OffRing1DataOff:]), le.Uint64(mem[layout.OffRing1Cap:])
 	switch {
 	case ctl != controlSize:
 		return nil, protocolErrorf("segment control size %d, expected %d", ctl, controlSize)
@@ -80,7 +81,7 @@ func parseSegment(mem []byte, maxAllowed uint64) (*segment, error) {
 		return nil, protocolErrorf("segment header says %d bytes, mapping is %d", size, len(mem))
 	case flags != 0:
 		return nil, protocolErrorf("segment flags %#x unknown to layout version %d", flags, LayoutVersion)
-	case !validRingSize(cap0) || !validRingSize(cap1):
+	case !layout.ValidRingSize(cap0) || !layout.ValidRingSize(cap1):
 		return nil, protocolErrorf("ring capacities %d and %d must be powers of two in [%d, %d]", cap0, cap1, MinRingSize, MaxRingSize)
 	case off0 != controlSize || off1 != off0+cap0 || off1+cap1 != size:
 		return nil, protocolErrorf("ring offsets %d+%d and %d+%d do not tile a %d-byte segment", off0, cap0, off1, cap1, size)
@@ -90,13 +91,9 @@ func parseSegment(mem []byte, maxAllowed uint64) (*segment, error) {
 		return nil, fmt.Errorf("%w: peer asks for messages up to %d bytes, this side allows %d (raise MaxMessageSize)", ErrInvalidArgument, maxMsg, maxAllowed)
 	}
 	s := &segment{mem: mem, maxMessage: maxMsg}
-	s.rings[0] = newRingView(mem, offRing0Control, off0, cap0, maxMsg)
-	s.rings[1] = newRingView(mem, offRing1Control, off1, cap1, maxMsg)
+	s.rings[0] = newRingView(mem, layout.OffRing0Control, off0, cap0, maxMsg)
+	s.rings[1] = newRingView(mem, layout.OffRing1Control, off1, cap1, maxMsg)
 	return s, nil
-}
-
-func validRingSize(c uint64) bool {
-	return c >= MinRingSize && c <= MaxRingSize && c&(c-1) == 0
 }
 
 func newRingView(mem []byte, ctlOff, dataOff, capacity, maxMsg uint64) ringView {
@@ -106,19 +103,19 @@ func newRingView(mem []byte, ctlOff, dataOff, capacity, maxMsg uint64) ringView 
 		cap:     capacity,
 		mask:    capacity - 1,
 		maxMsg:  maxMsg,
-		head:    word(offCtlHead),
-		tail:    word(offCtlTail),
-		dataEC:  eventCount{word(offCtlDataEC)},
-		spaceEC: eventCount{word(offCtlSpaceEC)},
+		head:    word(layout.OffCtlHead),
+		tail:    word(layout.OffCtlTail),
+		dataEC:  eventCount{word(layout.OffCtlDataEC)},
+		spaceEC: eventCount{word(layout.OffCtlSpaceEC)},
 
-		prodMsgs:  word(offCtlProdMsgs),
-		prodBytes: word(offCtlProdBytes),
-		prodParks: word(offCtlProdParks),
-		prodWakes: word(offCtlProdWakes),
-		consMsgs:  word(offCtlConsMsgs),
-		consBytes: word(offCtlConsBytes),
-		consParks: word(offCtlConsParks),
-		consWakes: word(offCtlConsWakes),
+		prodMsgs:  word(layout.OffCtlProdMsgs),
+		prodBytes: word(layout.OffCtlProdBytes),
+		prodParks: word(layout.OffCtlProdParks),
+		prodWakes: word(layout.OffCtlProdWakes),
+		consMsgs:  word(layout.OffCtlConsMsgs),
+		consBytes: word(layout.OffCtlConsBytes),
+		consParks: word(layout.OffCtlConsParks),
+		consWakes: word(layout.OffCtlConsWakes),
 	}
 }
 
@@ -172,7 +169,7 @@ func openSegment(fd int, size uint64, maxAllowed uint64) (*segment, error) {
 
 // setAcceptorPID records the listener's pid in the header (informational).
 func (s *segment) setAcceptorPID(pid int) {
-	binary.LittleEndian.PutUint32(s.mem[offAcceptorPID:], uint32(pid))
+	binary.LittleEndian.PutUint32(s.mem[layout.OffAcceptorPID:], uint32(pid))
 }
 
 func (s *segment) unmap() error {

@@ -1,6 +1,7 @@
 package goipc
 
 import (
+	"encoding/binary"
 	"errors"
 	"os"
 	"testing"
@@ -8,6 +9,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/goipc/goipc/internal/layout"
 	"github.com/goipc/goipc/internal/statread"
 )
 
@@ -170,13 +172,10 @@ func TestStatsCountExactlyWhatWasSentAndReceived(t *testing.T) {
 	}
 }
 
-// TestStatreadDecodesTheHeaderGoipcWrote: statread restates the layout;
-// this is where the restatement is checked against the definition.
+// TestStatreadDecodesTheHeaderGoipcWrote: statread and the core take their
+// offsets from internal/layout; this checks that statread reads each
+// field where the core wrote it (a field read from the wrong constant).
 func TestStatreadDecodesTheHeaderGoipcWrote(t *testing.T) {
-	if statread.LayoutVersion != LayoutVersion || statread.ControlSize != controlSize {
-		t.Fatalf("statread reads layout %d with a %d-byte control area; goipc writes %d, %d",
-			statread.LayoutVersion, statread.ControlSize, LayoutVersion, controlSize)
-	}
 	before := time.Now()
 	client, server := pair(t, &Options{RingSize: 1 << 14, MaxMessageSize: 5000}, nil)
 	exchange(t, client, server, 50)
@@ -203,6 +202,37 @@ func TestStatreadDecodesTheHeaderGoipcWrote(t *testing.T) {
 	}
 	if h.Rings[0].ProducerMessages != 50 || h.Rings[1].ProducerMessages != 30 {
 		t.Fatalf("ring 0 carried %d messages, ring 1 %d: ring 0 must be dialer->listener", h.Rings[0].ProducerMessages, h.Rings[1].ProducerMessages)
+	}
+}
+
+// TestStatreadAndTheCoreValidateAlike: statread checks a header with its
+// own code (it reads through pread and reports reasons, where the core
+// maps and refuses), so the two checks could drift apart. A header the
+// core accepts must be readable by goipc stat, and each header the core
+// refuses must be refused by statread too. (statread is stricter in one
+// place on purpose: it also refuses a path length over the maximum, which
+// the core never reads.)
+func TestStatreadAndTheCoreValidateAlike(t *testing.T) {
+	check := func(name string, corrupt func([]byte), wantValid bool) {
+		t.Helper()
+		seg := anonSegment(t, 8192, 1000)
+		if corrupt != nil {
+			corrupt(seg.mem)
+		}
+		_, coreErr := parseSegment(seg.mem, 1<<30)
+		_, statErr := statread.ParseControl(seg.mem[:statread.ControlSize], int64(len(seg.mem)))
+		if (coreErr == nil) != wantValid || (statErr == nil) != wantValid {
+			t.Errorf("%s: the core says %v, statread says %v; want both to %s", name, coreErr, statErr,
+				map[bool]string{true: "accept", false: "refuse"}[wantValid])
+		}
+	}
+	check("as written", nil, true)
+	check("largest message", func(m []byte) {
+		binary.LittleEndian.PutUint32(m[layout.OffMaxMessage:], 8192-layout.FrameHeaderSize)
+	}, true)
+	check("accepted", func(m []byte) { binary.LittleEndian.PutUint32(m[layout.OffAcceptorPID:], 12345) }, true)
+	for name, corrupt := range badHeaders {
+		check(name, corrupt, false)
 	}
 }
 

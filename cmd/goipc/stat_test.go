@@ -21,6 +21,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/goipc/goipc/goipc"
+	"github.com/goipc/goipc/internal/layout"
 	"github.com/goipc/goipc/internal/statread"
 )
 
@@ -195,15 +196,6 @@ func TestStatUsageErrors(t *testing.T) {
 	}
 }
 
-// Offsets in a segment's header (goipc/layout.go), for forging hostile
-// copies of a genuine one.
-const (
-	hdrLayoutVersion = 0x008
-	hdrReady         = 0x07C
-	hdrPathLen       = 0x280
-	hdrPath          = 0x284
-)
-
 // hostileCases are the memfds named "goipc" runHostile creates, and what
 // `goipc stat` must say about each ("" for: anything but a crash).
 var hostileCases = []struct{ name, reason string }{
@@ -259,8 +251,8 @@ func runHostile() int {
 	}
 	garbage := make([]byte, statread.ControlSize)
 	rand.Read(garbage)
-	evil := patched(hdrPathLen, uint32(len(hostilePath)))
-	copy(evil[hdrPath:], hostilePath)
+	evil := patched(layout.OffPathLen, uint32(len(hostilePath)))
+	copy(evil[layout.OffPath:], hostilePath)
 	contents := map[string]struct {
 		data []byte
 		size int64
@@ -268,8 +260,8 @@ func runHostile() int {
 		"garbage":     {garbage, int64(len(garbage))},
 		"empty":       {nil, 0},
 		"short":       {genuine[:100], 100},
-		"version":     {patched(hdrLayoutVersion, 1), size},
-		"unready":     {patched(hdrReady, 0), size},
+		"version":     {patched(layout.OffLayoutVersion, 1), size},
+		"unready":     {patched(layout.OffReady, 0), size},
 		"header-only": {genuine, int64(len(genuine))},
 		"huge-sparse": {genuine, 1 << 40},
 		"flapping":    {genuine, size},

@@ -14,8 +14,9 @@
 // package's types follow the segment layout and change with it. Inside one
 // Go process, (*goipc.Conn).Stats gives the same counters without /proc.
 //
-// The offsets below restate goipc/layout.go (the definition) the way a
-// reader in another language restates docs/LAYOUT.md; goipc's
-// statread_test.go builds real segments and checks that this package
-// decodes every field goipc wrote, so the two cannot drift apart silently.
+// The offsets come from internal/layout, the definition the core uses too.
+// The header check is this package's own (it reports a reason where the
+// core refuses to map); goipc's statread_test.go builds real segments and
+// checks that this package decodes every field goipc wrote and refuses the
+// headers the core refuses, so the two cannot drift apart silently.
 package statread

@@ -5,60 +5,20 @@ import (
 	"errors"
 	"fmt"
 	"time"
+
+	"github.com/goipc/goipc/internal/layout"
 )
 
-// Layout version 2 (goipc/layout.go is the definition).
+// The layout this package reads is internal/layout's.
 const (
-	LayoutVersion = 2
+	LayoutVersion = layout.Version
 	// ControlSize is the part of a segment this package reads: the header
 	// and both rings' control blocks.
-	ControlSize = 0x1000
+	ControlSize = layout.ControlSize
 
-	segMagic = 0x4d48534350494f47 // "GOIPCSHM", little-endian
-	segReady = 0x59444552         // "REDY"
-
-	offMagic         = 0x000
-	offLayoutVersion = 0x008
-	offControlSize   = 0x00C
-	offSegmentSize   = 0x010
-	offMaxMessage    = 0x018
-	offFlags         = 0x01C
-	offCreatorPID    = 0x020
-	offAcceptorPID   = 0x024
-	offRing0DataOff  = 0x028
-	offRing0Cap      = 0x030
-	offRing1DataOff  = 0x038
-	offRing1Cap      = 0x040
-	offCreatedNs     = 0x048
-	offProtoVersion  = 0x050
-	offReady         = 0x07C
-	offRing0Control  = 0x080
-	offRing1Control  = 0x180
-	offPathLen       = 0x280
-	offPath          = 0x284
-	maxPathBytes     = 108
-
-	offCtlHead      = 0x00
-	offCtlDataEC    = 0x08
-	offCtlProdMsgs  = 0x10
-	offCtlProdBytes = 0x18
-	offCtlProdParks = 0x20
-	offCtlProdWakes = 0x28
-	offCtlTail      = 0x80
-	offCtlSpaceEC   = 0x88
-	offCtlConsMsgs  = 0x90
-	offCtlConsBytes = 0x98
-	offCtlConsParks = 0xA0
-	offCtlConsWakes = 0xA8
-
-	// An eventcount's low 32 bits are its futex waiters (bits 0-30) and
-	// its doorbell flag (bit 31): non-zero means a side is parked on it.
-	ecParkedMask = 0xffffffff
-
-	minRingSize = 4096
-	maxRingSize = 1 << 30
-	frameHeader = 8
-	frameAlign  = 8
+	// An eventcount's low 32 bits are its futex waiters and its doorbell
+	// flag: non-zero means a side is parked on it.
+	ecParkedMask = layout.ECWaitersMask | layout.ECDoorbell
 )
 
 // Reasons a control area is not read. Each error ParseControl returns
@@ -121,37 +81,37 @@ func (r Ring) ProducerParked() bool { return r.SpaceEC&ecParkedMask != 0 }
 // above for anything else. It never panics, whatever ctl holds.
 func ParseControl(ctl []byte, fileSize int64) (Header, error) {
 	le := binary.LittleEndian
-	if len(ctl) < offMagic+8 {
+	if len(ctl) < layout.OffMagic+8 {
 		return Header{}, fmt.Errorf("%w: %d bytes, too short for a magic", ErrNotSegment, len(ctl))
 	}
-	if m := le.Uint64(ctl[offMagic:]); m != segMagic {
+	if m := le.Uint64(ctl[layout.OffMagic:]); m != layout.Magic {
 		return Header{}, fmt.Errorf("%w: magic %#x", ErrNotSegment, m)
 	}
 	if len(ctl) < ControlSize {
 		return Header{}, fmt.Errorf("%w: %d bytes, shorter than its %d-byte control area", ErrTruncated, len(ctl), ControlSize)
 	}
-	if v := le.Uint32(ctl[offLayoutVersion:]); v != LayoutVersion {
+	if v := le.Uint32(ctl[layout.OffLayoutVersion:]); v != LayoutVersion {
 		return Header{}, fmt.Errorf("%w: version %d, this goipc reads version %d", ErrVersion, v, LayoutVersion)
 	}
-	if r := le.Uint32(ctl[offReady:]); r != segReady {
+	if r := le.Uint32(ctl[layout.OffReady:]); r != layout.Ready {
 		return Header{}, fmt.Errorf("%w: ready word %#x", ErrNotReady, r)
 	}
 	h := Header{
 		LayoutVersion:   LayoutVersion,
-		ProtocolVersion: le.Uint32(ctl[offProtoVersion:]),
-		SegmentSize:     le.Uint64(ctl[offSegmentSize:]),
-		MaxMessageSize:  le.Uint32(ctl[offMaxMessage:]),
-		CreatorPID:      le.Uint32(ctl[offCreatorPID:]),
-		AcceptorPID:     le.Uint32(ctl[offAcceptorPID:]),
+		ProtocolVersion: le.Uint32(ctl[layout.OffProtoVersion:]),
+		SegmentSize:     le.Uint64(ctl[layout.OffSegmentSize:]),
+		MaxMessageSize:  le.Uint32(ctl[layout.OffMaxMessage:]),
+		CreatorPID:      le.Uint32(ctl[layout.OffCreatorPID:]),
+		AcceptorPID:     le.Uint32(ctl[layout.OffAcceptorPID:]),
 	}
-	if ns := int64(le.Uint64(ctl[offCreatedNs:])); ns > 0 {
+	if ns := int64(le.Uint64(ctl[layout.OffCreatedNs:])); ns > 0 {
 		h.Created = time.Unix(0, ns)
 	}
-	ctlSize := le.Uint32(ctl[offControlSize:])
-	flags := le.Uint32(ctl[offFlags:])
-	off0, cap0 := le.Uint64(ctl[offRing0DataOff:]), le.Uint64(ctl[offRing0Cap:])
-	off1, cap1 := le.Uint64(ctl[offRing1DataOff:]), le.Uint64(ctl[offRing1Cap:])
-	pathLen := le.Uint32(ctl[offPathLen:])
+	ctlSize := le.Uint32(ctl[layout.OffControlSize:])
+	flags := le.Uint32(ctl[layout.OffFlags:])
+	off0, cap0 := le.Uint64(ctl[layout.OffRing0DataOff:]), le.Uint64(ctl[layout.OffRing0Cap:])
+	off1, cap1 := le.Uint64(ctl[layout.OffRing1DataOff:]), le.Uint64(ctl[layout.OffRing1Cap:])
+	pathLen := le.Uint32(ctl[layout.OffPathLen:])
 	switch {
 	case fileSize < 0 || uint64(fileSize) < h.SegmentSize:
 		return Header{}, fmt.Errorf("%w: the file is %d bytes, its header says %d", ErrTruncated, fileSize, h.SegmentSize)
@@ -161,18 +121,18 @@ func ParseControl(ctl []byte, fileSize int64) (Header, error) {
 		return Header{}, fmt.Errorf("%w: control size %d, expected %d", ErrInconsistent, ctlSize, ControlSize)
 	case flags != 0:
 		return Header{}, fmt.Errorf("%w: unknown flags %#x", ErrInconsistent, flags)
-	case !validRingSize(cap0) || !validRingSize(cap1):
+	case !layout.ValidRingSize(cap0) || !layout.ValidRingSize(cap1):
 		return Header{}, fmt.Errorf("%w: ring capacities %d and %d", ErrInconsistent, cap0, cap1)
 	case off0 != ControlSize || off1 != off0+cap0 || off1+cap1 != h.SegmentSize:
 		return Header{}, fmt.Errorf("%w: rings %d+%d and %d+%d do not tile %d bytes", ErrInconsistent, off0, cap0, off1, cap1, h.SegmentSize)
-	case uint64(h.MaxMessageSize)+frameHeader > min(cap0, cap1):
+	case layout.FrameSize(uint64(h.MaxMessageSize)) > min(cap0, cap1):
 		return Header{}, fmt.Errorf("%w: max message size %d does not fit rings of %d and %d bytes", ErrInconsistent, h.MaxMessageSize, cap0, cap1)
-	case pathLen > maxPathBytes:
-		return Header{}, fmt.Errorf("%w: socket path length %d > %d", ErrInconsistent, pathLen, maxPathBytes)
+	case pathLen > layout.MaxPathBytes:
+		return Header{}, fmt.Errorf("%w: socket path length %d > %d", ErrInconsistent, pathLen, layout.MaxPathBytes)
 	}
-	h.Path = string(ctl[offPath : offPath+pathLen])
-	h.Rings[0] = parseRing(ctl[offRing0Control:], cap0)
-	h.Rings[1] = parseRing(ctl[offRing1Control:], cap1)
+	h.Path = string(ctl[layout.OffPath : layout.OffPath+pathLen])
+	h.Rings[0] = parseRing(ctl[layout.OffRing0Control:], cap0)
+	h.Rings[1] = parseRing(ctl[layout.OffRing1Control:], cap1)
 	return h, nil
 }
 
@@ -181,21 +141,17 @@ func parseRing(c []byte, capacity uint64) Ring {
 	u := func(off int) uint64 { return le.Uint64(c[off:]) }
 	return Ring{
 		Capacity:         capacity,
-		Head:             u(offCtlHead),
-		Tail:             u(offCtlTail),
-		DataEC:           u(offCtlDataEC),
-		SpaceEC:          u(offCtlSpaceEC),
-		ProducerMessages: u(offCtlProdMsgs),
-		ProducerBytes:    u(offCtlProdBytes),
-		ProducerParks:    u(offCtlProdParks),
-		ProducerWakeups:  u(offCtlProdWakes),
-		ConsumerMessages: u(offCtlConsMsgs),
-		ConsumerBytes:    u(offCtlConsBytes),
-		ConsumerParks:    u(offCtlConsParks),
-		ConsumerWakeups:  u(offCtlConsWakes),
+		Head:             u(layout.OffCtlHead),
+		Tail:             u(layout.OffCtlTail),
+		DataEC:           u(layout.OffCtlDataEC),
+		SpaceEC:          u(layout.OffCtlSpaceEC),
+		ProducerMessages: u(layout.OffCtlProdMsgs),
+		ProducerBytes:    u(layout.OffCtlProdBytes),
+		ProducerParks:    u(layout.OffCtlProdParks),
+		ProducerWakeups:  u(layout.OffCtlProdWakes),
+		ConsumerMessages: u(layout.OffCtlConsMsgs),
+		ConsumerBytes:    u(layout.OffCtlConsBytes),
+		ConsumerParks:    u(layout.OffCtlConsParks),
+		ConsumerWakeups:  u(layout.OffCtlConsWakes),
 	}
-}
-
-func validRingSize(c uint64) bool {
-	return c >= minRingSize && c <= maxRingSize && c&(c-1) == 0
 }

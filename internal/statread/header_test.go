@@ -5,6 +5,8 @@ import (
 	"errors"
 	"testing"
 	"time"
+
+	"github.com/goipc/goipc/internal/layout"
 )
 
 // validControl builds the control area of a well-formed segment with two
@@ -14,37 +16,37 @@ func validControl(ringSize uint64) ([]byte, int64) {
 	le := binary.LittleEndian
 	c := make([]byte, ControlSize)
 	size := ControlSize + 2*ringSize
-	le.PutUint64(c[offMagic:], segMagic)
-	le.PutUint32(c[offLayoutVersion:], LayoutVersion)
-	le.PutUint32(c[offControlSize:], ControlSize)
-	le.PutUint64(c[offSegmentSize:], size)
-	le.PutUint32(c[offMaxMessage:], 1024)
-	le.PutUint32(c[offCreatorPID:], 100)
-	le.PutUint32(c[offAcceptorPID:], 200)
-	le.PutUint64(c[offRing0DataOff:], ControlSize)
-	le.PutUint64(c[offRing0Cap:], ringSize)
-	le.PutUint64(c[offRing1DataOff:], ControlSize+ringSize)
-	le.PutUint64(c[offRing1Cap:], ringSize)
-	le.PutUint64(c[offCreatedNs:], uint64(time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC).UnixNano()))
-	le.PutUint32(c[offProtoVersion:], 2)
-	le.PutUint32(c[offPathLen:], 9)
-	copy(c[offPath:], "/tmp/sock")
+	le.PutUint64(c[layout.OffMagic:], layout.Magic)
+	le.PutUint32(c[layout.OffLayoutVersion:], LayoutVersion)
+	le.PutUint32(c[layout.OffControlSize:], ControlSize)
+	le.PutUint64(c[layout.OffSegmentSize:], size)
+	le.PutUint32(c[layout.OffMaxMessage:], 1024)
+	le.PutUint32(c[layout.OffCreatorPID:], 100)
+	le.PutUint32(c[layout.OffAcceptorPID:], 200)
+	le.PutUint64(c[layout.OffRing0DataOff:], ControlSize)
+	le.PutUint64(c[layout.OffRing0Cap:], ringSize)
+	le.PutUint64(c[layout.OffRing1DataOff:], ControlSize+ringSize)
+	le.PutUint64(c[layout.OffRing1Cap:], ringSize)
+	le.PutUint64(c[layout.OffCreatedNs:], uint64(time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC).UnixNano()))
+	le.PutUint32(c[layout.OffProtoVersion:], 2)
+	le.PutUint32(c[layout.OffPathLen:], 9)
+	copy(c[layout.OffPath:], "/tmp/sock")
 	// Ring 0: 3 messages of 10 bytes published, 2 consumed; its consumer
 	// parked on the doorbell. Ring 1: its producer parked on the futex.
-	r0, r1 := c[offRing0Control:], c[offRing1Control:]
-	le.PutUint64(r0[offCtlHead:], 72)
-	le.PutUint64(r0[offCtlTail:], 48)
-	le.PutUint64(r0[offCtlDataEC:], 7<<32|1<<31)
-	le.PutUint64(r0[offCtlProdMsgs:], 3)
-	le.PutUint64(r0[offCtlProdBytes:], 30)
-	le.PutUint64(r0[offCtlProdParks:], 4)
-	le.PutUint64(r0[offCtlProdWakes:], 5)
-	le.PutUint64(r0[offCtlConsMsgs:], 2)
-	le.PutUint64(r0[offCtlConsBytes:], 20)
-	le.PutUint64(r0[offCtlConsParks:], 6)
-	le.PutUint64(r0[offCtlConsWakes:], 7)
-	le.PutUint64(r1[offCtlSpaceEC:], 9<<32|1)
-	le.PutUint32(c[offReady:], segReady)
+	r0, r1 := c[layout.OffRing0Control:], c[layout.OffRing1Control:]
+	le.PutUint64(r0[layout.OffCtlHead:], 72)
+	le.PutUint64(r0[layout.OffCtlTail:], 48)
+	le.PutUint64(r0[layout.OffCtlDataEC:], 7<<32|1<<31)
+	le.PutUint64(r0[layout.OffCtlProdMsgs:], 3)
+	le.PutUint64(r0[layout.OffCtlProdBytes:], 30)
+	le.PutUint64(r0[layout.OffCtlProdParks:], 4)
+	le.PutUint64(r0[layout.OffCtlProdWakes:], 5)
+	le.PutUint64(r0[layout.OffCtlConsMsgs:], 2)
+	le.PutUint64(r0[layout.OffCtlConsBytes:], 20)
+	le.PutUint64(r0[layout.OffCtlConsParks:], 6)
+	le.PutUint64(r0[layout.OffCtlConsWakes:], 7)
+	le.PutUint64(r1[layout.OffCtlSpaceEC:], 9<<32|1)
+	le.PutUint32(c[layout.OffReady:], layout.Ready)
 	return c, int64(size)
 }
 
@@ -99,16 +101,16 @@ func TestParseControlRejects(t *testing.T) {
 		{"empty", func(c []byte) ([]byte, int64) { return nil, 0 }, ErrNotSegment},
 		{"garbage", func(c []byte) ([]byte, int64) { return []byte("not a segment at all"), 20 }, ErrNotSegment},
 		{"short read", func(c []byte) ([]byte, int64) { return c[:100], 100 }, ErrTruncated},
-		{"version 1", func(c []byte) ([]byte, int64) { le.PutUint32(c[offLayoutVersion:], 1); return c, 12288 }, ErrVersion},
-		{"not ready", func(c []byte) ([]byte, int64) { le.PutUint32(c[offReady:], 0); return c, 12288 }, ErrNotReady},
+		{"version 1", func(c []byte) ([]byte, int64) { le.PutUint32(c[layout.OffLayoutVersion:], 1); return c, 12288 }, ErrVersion},
+		{"not ready", func(c []byte) ([]byte, int64) { le.PutUint32(c[layout.OffReady:], 0); return c, 12288 }, ErrNotReady},
 		{"file shrunk", func(c []byte) ([]byte, int64) { return c, 8192 }, ErrTruncated},
 		{"file grown", func(c []byte) ([]byte, int64) { return c, 1 << 40 }, ErrInconsistent},
-		{"control size", func(c []byte) ([]byte, int64) { le.PutUint32(c[offControlSize:], 64); return c, 12288 }, ErrInconsistent},
-		{"flags", func(c []byte) ([]byte, int64) { le.PutUint32(c[offFlags:], 1); return c, 12288 }, ErrInconsistent},
-		{"capacity", func(c []byte) ([]byte, int64) { le.PutUint64(c[offRing1Cap:], 4095); return c, 12288 }, ErrInconsistent},
-		{"offsets", func(c []byte) ([]byte, int64) { le.PutUint64(c[offRing1DataOff:], 0); return c, 12288 }, ErrInconsistent},
-		{"max message", func(c []byte) ([]byte, int64) { le.PutUint32(c[offMaxMessage:], 4096); return c, 12288 }, ErrInconsistent},
-		{"path length", func(c []byte) ([]byte, int64) { le.PutUint32(c[offPathLen:], 0xffffffff); return c, 12288 }, ErrInconsistent},
+		{"control size", func(c []byte) ([]byte, int64) { le.PutUint32(c[layout.OffControlSize:], 64); return c, 12288 }, ErrInconsistent},
+		{"flags", func(c []byte) ([]byte, int64) { le.PutUint32(c[layout.OffFlags:], 1); return c, 12288 }, ErrInconsistent},
+		{"capacity", func(c []byte) ([]byte, int64) { le.PutUint64(c[layout.OffRing1Cap:], 4095); return c, 12288 }, ErrInconsistent},
+		{"offsets", func(c []byte) ([]byte, int64) { le.PutUint64(c[layout.OffRing1DataOff:], 0); return c, 12288 }, ErrInconsistent},
+		{"max message", func(c []byte) ([]byte, int64) { le.PutUint32(c[layout.OffMaxMessage:], 4096); return c, 12288 }, ErrInconsistent},
+		{"path length", func(c []byte) ([]byte, int64) { le.PutUint32(c[layout.OffPathLen:], 0xffffffff); return c, 12288 }, ErrInconsistent},
 		{"negative size", func(c []byte) ([]byte, int64) { return c, -1 }, ErrTruncated},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -140,17 +142,17 @@ func FuzzParseControl(f *testing.F) {
 	_, size := validControl(4096)
 	_, bigSize := validControl(1 << 20)
 	le := func(v uint64) []byte { return binary.LittleEndian.AppendUint64(nil, v) }
-	f.Add([]byte{}, uint16(0), uint16(0), size)                          // valid
-	f.Add([]byte{}, uint16(0), uint16(0), bigSize)                       // a header of another size
-	f.Add([]byte{}, uint16(0), uint16(ControlSize-1), size)              // short read
-	f.Add([]byte{}, uint16(0), uint16(8), size)                          // magic only
-	f.Add([]byte{1}, uint16(offLayoutVersion), uint16(0), size)          // version 1
-	f.Add(le(0), uint16(offReady), uint16(0), size)                      // not ready
-	f.Add(le(1<<62), uint16(offRing0Control), uint16(0), size)           // head far ahead
-	f.Add(le(maxPathBytes), uint16(offPathLen), uint16(0), size)         // longest path
-	f.Add([]byte("\x1b[2J\n"), uint16(offPath), uint16(0), size)         // escapes in the path
-	f.Add(le(12288), uint16(offRing1DataOff), uint16(0), int64(12288))   // overlapping rings
-	f.Add([]byte("not a segment"), uint16(0xffff), uint16(0), int64(13)) // raw garbage
+	f.Add([]byte{}, uint16(0), uint16(0), size)                                // valid
+	f.Add([]byte{}, uint16(0), uint16(0), bigSize)                             // a header of another size
+	f.Add([]byte{}, uint16(0), uint16(ControlSize-1), size)                    // short read
+	f.Add([]byte{}, uint16(0), uint16(8), size)                                // magic only
+	f.Add([]byte{1}, uint16(layout.OffLayoutVersion), uint16(0), size)         // version 1
+	f.Add(le(0), uint16(layout.OffReady), uint16(0), size)                     // not ready
+	f.Add(le(1<<62), uint16(layout.OffRing0Control), uint16(0), size)          // head far ahead
+	f.Add(le(layout.MaxPathBytes), uint16(layout.OffPathLen), uint16(0), size) // longest path
+	f.Add([]byte("\x1b[2J\n"), uint16(layout.OffPath), uint16(0), size)        // escapes in the path
+	f.Add(le(12288), uint16(layout.OffRing1DataOff), uint16(0), int64(12288))  // overlapping rings
+	f.Add([]byte("not a segment"), uint16(0xffff), uint16(0), int64(13))       // raw garbage
 	f.Fuzz(func(t *testing.T, patch []byte, at, cut uint16, fileSize int64) {
 		var ctl []byte
 		if at == 0xffff {
@@ -171,11 +173,11 @@ func FuzzParseControl(f *testing.F) {
 			}
 			t.Fatalf("error %v wraps no known reason", err)
 		}
-		if uint64(fileSize) != h.SegmentSize || len(h.Path) > maxPathBytes {
+		if uint64(fileSize) != h.SegmentSize || len(h.Path) > layout.MaxPathBytes {
 			t.Fatalf("accepted size %d for a %d-byte file, path of %d bytes", h.SegmentSize, fileSize, len(h.Path))
 		}
 		for i, r := range h.Rings {
-			if !validRingSize(r.Capacity) || r.InUse() > r.Capacity {
+			if !layout.ValidRingSize(r.Capacity) || r.InUse() > r.Capacity {
 				t.Fatalf("ring %d: capacity %d, in use %d", i, r.Capacity, r.InUse())
 			}
 		}

@@ -50,8 +50,8 @@ static const char *const status_names[STATUS_COUNT] = {
     "limit",
 };
 
-/* Layout v2 (the diagram in goipc/layout.go, docs/LAYOUT.md) and the Ping
- * bytes (docs/MESSAGES.md). */
+/* Layout v2 (the diagram in internal/layout/layout.go, docs/LAYOUT.md) and
+ * the Ping bytes (docs/MESSAGES.md). */
 enum {
     L_HELLO_SIZE = 32,
     L_PROTOCOL_VERSION = 2,

@@ -13,7 +13,7 @@ import (
 )
 
 // The layout v2 constants this peer depends on, copied from the layout's
-// definition (the diagram in goipc/layout.go, docs/LAYOUT.md) and
+// definition (the diagram in internal/layout/layout.go, docs/LAYOUT.md) and
 // docs/MESSAGES.md (not from the Go package: the point is that every
 // language states them itself and checks them against the bytes of a live
 // connection). Every peer has the same table.

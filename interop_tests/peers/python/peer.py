@@ -305,9 +305,9 @@ def run_producer(a):
 # ---- layout ----------------------------------------------------------------------
 
 # The layout v2 constants this peer depends on (the diagram in
-# goipc/layout.go, docs/LAYOUT.md, docs/MESSAGES.md); every peer has the
-# same table and checks it against the bytes of a live connection (the
-# capture snapshot).
+# internal/layout/layout.go, docs/LAYOUT.md, docs/MESSAGES.md); every peer
+# has the same table and checks it against the bytes of a live connection
+# (the capture snapshot).
 L_HELLO_MAGIC = 0x53482D4350494F47  # "GOIPC-HS"
 L_HELLO_SIZE = 32
 L_PROTOCOL_VERSION = 2

@@ -62,8 +62,8 @@ const STATUS_NAMES: [&str; 13] = [
     "limit",
 ];
 
-/// Layout v2 (the diagram in goipc/layout.go, docs/LAYOUT.md) and the Ping
-/// bytes (docs/MESSAGES.md).
+/// Layout v2 (the diagram in internal/layout/layout.go, docs/LAYOUT.md) and
+/// the Ping bytes (docs/MESSAGES.md).
 mod layout {
     pub const HELLO_MAGIC: u64 = 0x5348_2d43_5049_4f47; // "GOIPC-HS"
     pub const HELLO_SIZE: usize = 32;
