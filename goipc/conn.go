@@ -85,6 +85,13 @@ type Conn struct {
 
 	notify notifyFD // the descriptor of NotifyFD, once asked for
 
+	// replied, on an accepted Conn, is closed once the listener has
+	// answered the handshake: Accept can hand the Conn out just before
+	// that (it is queued first, so that a dialer whose Dial returned
+	// finds it), and Close waits for it so that the dialer gets its OK,
+	// then ErrPeerClosed, never a handshake cut short. nil on a dialer.
+	replied chan struct{}
+
 	// polls are each direction's entry on the ring poller's list while
 	// a call in that direction parks (guarded by the direction's lock
 	// and, while listed, by poller.mu).
@@ -259,6 +266,9 @@ func (c *Conn) Close() error {
 		return ErrClosed
 	}
 	c.wakeLocalWaiters()
+	if c.replied != nil {
+		<-c.replied // one small write on an idle socket: never long
+	}
 	err := c.sock.Close()
 	<-c.watchDone
 	c.leave(dirSend)

@@ -517,11 +517,14 @@ func (l *Listener) acceptHandshake(p *pendingHandshake) error {
 		reply(handshakeBadSegment)
 		return err
 	}
+	c.replied = make(chan struct{})
 	if !l.enqueue(acceptResult{conn: c}) {
+		close(c.replied)
 		c.Close()
 		return nil
 	}
 	reply(handshakeOK)
+	close(c.replied)
 	return nil
 }
 
