@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"github.com/nats-io/nats.go"
 	"strings"
 	"sync"
 	"testing"
@@ -281,6 +282,19 @@ func TestManyConnectionsOneListener(t *testing.T) {
 	for range conns {
 		if err := <-errs; err != nil {
 			t.Fatal(err)
+		}
+	}
+}
+
+// The connect retry recognises nats.go's early-PING failure and nothing
+// else (an unreachable server must fail at once).
+func TestConnectRetriesOnlyTheEarlyPing(t *testing.T) {
+	if !isEarlyPing(fmt.Errorf("nats: expected 'PONG', got 'PING'")) {
+		t.Error("the early-PING error is not retried")
+	}
+	for _, err := range []error{nats.ErrNoServers, nats.ErrAuthorization, nats.ErrTimeout} {
+		if isEarlyPing(err) {
+			t.Errorf("%v would be retried", err)
 		}
 	}
 }

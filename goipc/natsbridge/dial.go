@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -31,6 +32,9 @@ func connect(ctx context.Context, a *address, extra ...nats.Option) (*nats.Conn,
 	}
 	opts = append(opts, extra...)
 	nc, err := nats.Connect(a.servers, opts...)
+	for try := 1; err != nil && isEarlyPing(err) && try < connectTries && ctx.Err() == nil; try++ {
+		nc, err = nats.Connect(a.servers, opts...)
+	}
 	if err != nil {
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
 			return nil, fmt.Errorf("%w: NATS server %s refused the credentials: %w", goipc.ErrPermission, a.redacted, err)
@@ -38,6 +42,19 @@ func connect(ctx context.Context, a *address, extra ...nats.Option) (*nats.Conn,
 		return nil, fmt.Errorf("goipc: cannot reach a NATS server at %s: %w", a.redacted, err)
 	}
 	return nc, nil
+}
+
+// connectTries bounds the connects that isEarlyPing retries.
+const connectTries = 3
+
+// isEarlyPing reports nats.go's "expected 'PONG', got 'PING'": a
+// server that took more than a second to answer the client's first PING
+// (a loaded machine, dozens of connects at once) sends its own RTT PING
+// first, and nats.go gives up on the connect (nats-server issue 1174).
+// It is transient: a new connect succeeds. nats.go has no sentinel error
+// for it, hence the text.
+func isEarlyPing(err error) bool {
+	return strings.Contains(err.Error(), "expected 'PONG', got 'PING'")
 }
 
 // maxMessageFor is the connection's maximum message size: the one asked
