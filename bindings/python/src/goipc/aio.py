@@ -783,4 +783,9 @@ def listen(path: PathArg, *, spin: Optional[float] = None, **options: Any) -> As
     Raises: as :func:`goipc.listen`.
     """
     _spin_budget(spin)
-    return AsyncListener(_blocking_listen(path, **options), spin)
+    ln = _blocking_listen(path, **options)
+    try:
+        return AsyncListener(ln, spin)
+    except BaseException:  # its descriptor could not be made
+        ln.close()
+        raise
