@@ -202,6 +202,12 @@ int32_t goipc_listener_close(goipc_listener l)
     return capi_listener_close(l, &tls);
 }
 
+int32_t goipc_listener_fd(goipc_listener l, int *fd)
+{
+    FORK_GUARD();
+    return capi_listener_fd(l, fd, &tls);
+}
+
 int32_t goipc_dial(const char *path, int64_t timeout_ms, goipc_conn *out)
 {
     FORK_GUARD();

@@ -39,6 +39,7 @@ type Listener struct {
 	queue   []acceptResult      // finished handshakes for Accept, oldest first
 	queued  chan struct{}       // a token when queue may be non-empty
 	closed  chan struct{}
+	notify  levelFD // NotifyFD's descriptor: readable iff queue is non-empty or closed
 
 	conns  atomic.Int64 // open connections, accepted or queued
 	mapped atomic.Int64 // their segment bytes
@@ -164,6 +165,7 @@ func (l *Listener) Close() error {
 	}
 	l.mu.Lock()
 	close(l.closed)
+	l.notify.close()
 	for _, p := range l.pending {
 		p.sock.SetDeadline(time.Unix(1, 0))
 	}
@@ -228,6 +230,33 @@ func (l *Listener) AcceptContext(ctx context.Context) (*Conn, error) {
 	}
 }
 
+// NotifyFD returns a file descriptor that is readable while Accept would
+// not wait: a connection (or a failed handshake's error) is queued, or the
+// listener is closed. It is for event loops (epoll, asyncio's add_reader,
+// tokio's AsyncFd) that accept without a thread: wait until it is
+// readable, then call AcceptTimeout(0) until it returns ErrTimeout.
+//
+// Its readiness is exact, not a hint: it turns quiet when Accept takes the
+// last queued connection, and readable when a handshake completes, with
+// nothing in between to miss (a zero-timeout Accept that returned
+// ErrTimeout found the descriptor quiet, so a wait that follows wakes for
+// the next client). Another goroutine's Accept may take the client a
+// wakeup announced: AcceptTimeout(0) then returns ErrTimeout; wait again.
+//
+// The descriptor belongs to the listener: do not read, write or close it.
+// Close makes it readable (a poll blocked on it wakes) and then closes it:
+// remove it from epoll sets before Close. Every call returns the same
+// descriptor; a listener that never calls NotifyFD has none. It is an
+// eventfd of this process. Errors: ErrClosed, or the eventfd's.
+func (l *Listener) NotifyFD() (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.isClosed() {
+		return -1, ErrClosed
+	}
+	return l.notify.create(len(l.queue) > 0)
+}
+
 func (l *Listener) isClosed() bool {
 	select {
 	case <-l.closed:
@@ -248,6 +277,8 @@ func (l *Listener) dequeue() (acceptResult, bool) {
 	l.queue = l.queue[1:]
 	if len(l.queue) > 0 {
 		l.signalQueued() // another Accept may take the next one
+	} else {
+		l.notify.set(false)
 	}
 	return r, true
 }
@@ -280,6 +311,7 @@ func (l *Listener) enqueue(r acceptResult) bool {
 	}
 	l.queue = append(l.queue, r)
 	l.signalQueued()
+	l.notify.set(true)
 	return true
 }
 

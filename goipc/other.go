@@ -23,5 +23,6 @@ func (l *Listener) AcceptTimeout(timeout time.Duration) (*Conn, error) { return 
 func (l *Listener) AcceptContext(ctx context.Context) (*Conn, error)   { return nil, ErrNotSupported }
 func (l *Listener) Close() error                                       { return ErrNotSupported }
 func (l *Listener) Addr() string                                       { return "" }
+func (l *Listener) NotifyFD() (int, error)                             { return -1, ErrNotSupported }
 
 func Pipe(opts *Options) (dialer, listener *Conn, err error) { return nil, nil, ErrNotSupported }

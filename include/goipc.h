@@ -274,6 +274,32 @@ int32_t goipc_accept(goipc_listener l, int64_t timeout_ms, goipc_conn *out);
  * Thread-safe. */
 int32_t goipc_listener_close(goipc_listener l);
 
+/* Sets *fd to a file descriptor that is readable while goipc_accept with
+ * timeout_ms 0 would not return GOIPC_ERR_TIMEOUT: a connection (or a
+ * failed handshake's error) is queued, or the listener is closed. For event
+ * loops (epoll, poll, select, asyncio, tokio) that accept without a thread
+ * blocked in goipc_accept and without polling on a timer.
+ * Rules:
+ *  - Readiness is exact and level-triggered: the descriptor turns readable
+ *    when a handshake completes and quiet when goipc_accept takes the last
+ *    queued client. When it is readable, call goipc_accept with
+ *    timeout_ms 0 until it returns GOIPC_ERR_TIMEOUT (with EPOLLET too),
+ *    then wait again. A goipc_accept that returned GOIPC_ERR_TIMEOUT found
+ *    the descriptor quiet, so no client can arrive unnoticed between that
+ *    call and the wait.
+ *  - Another thread's goipc_accept may take the client a wakeup announced:
+ *    goipc_accept then returns GOIPC_ERR_TIMEOUT; wait again.
+ *  - The descriptor belongs to the listener: do not read, write or close
+ *    it. goipc_listener_close makes it readable (a poll(2) blocked on it
+ *    wakes) and then closes it: remove it from epoll sets before.
+ *  - It is an eventfd of this process. Every call returns the same
+ *    descriptor; listeners that never call it pay nothing.
+ * Errors: GOIPC_ERR_INVALID_ARGUMENT (bad handle, fd NULL),
+ * GOIPC_ERR_CLOSED, GOIPC_ERR_SYSTEM (eventfd failed: errno); *fd is
+ * unmodified on failure.
+ * Thread-safe. */
+int32_t goipc_listener_fd(goipc_listener l, int *fd);
+
 /* ---- Connection -------------------------------------------------------- */
 
 /* Connects to the listener at path and completes the handshake.

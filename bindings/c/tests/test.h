@@ -44,6 +44,7 @@
     X(typed_messages)           \
     X(conn_stats)               \
     X(conn_fd_poll)             \
+    X(listener_fd_poll)         \
     X(epoll_many_conns)         \
     X(epoll_ping_example)       \
     X(fork_child)               \

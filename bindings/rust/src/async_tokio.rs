@@ -43,14 +43,17 @@
 //! Sent messages thus go out in the order of the calls, received ones are
 //! handed out in that order too. See docs/RUST.md.
 //!
-//! **Accepting.** The C ABI gives a listener no descriptor, so
-//! [`AsyncListener::accept`] polls it without waiting (handshakes complete
-//! in the background, in Go) and sleeps between polls, backing off from
-//! 1 ms to 20 ms while nobody connects. **Dialing** runs the blocking
-//! handshake (a few milliseconds) on tokio's blocking pool.
+//! **Accepting.** Handshakes complete in the background, in Go; the
+//! listener's descriptor ([`Listener::notify_fd`], an eventfd) is readable
+//! exactly while a finished one is queued (or the listener is closed).
+//! [`AsyncListener::accept`] takes a queued client with one library call
+//! and otherwise waits on that descriptor with `AsyncFd`: an idle listener
+//! costs no wakeups, and a client is accepted as soon as its handshake
+//! completes. **Dialing** runs the blocking handshake (a few milliseconds)
+//! on tokio's blocking pool.
 //!
-//! Both types need a tokio runtime with IO and time enabled
-//! (`Runtime::new`, `#[tokio::main]`, `enable_all`).
+//! Both types need a tokio runtime with IO enabled (`Runtime::new`,
+//! `#[tokio::main]`, `enable_io`).
 
 use core::future::Future;
 use core::pin::Pin;
@@ -58,7 +61,7 @@ use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
 use core::task::Poll;
 use core::time::Duration;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -72,9 +75,6 @@ use crate::sys;
 
 /// Default polling budget before a wait parks in the runtime.
 const DEFAULT_SPIN: Duration = Duration::from_micros(20);
-/// AsyncListener::accept's backoff while nobody connects.
-const ACCEPT_FIRST: Duration = Duration::from_millis(1);
-const ACCEPT_MAX: Duration = Duration::from_millis(20);
 
 const RECV: usize = 0;
 const SEND: usize = 1;
@@ -148,11 +148,7 @@ impl AsyncConn {
     /// ([`Error::InvalidArgument`]): it would hold a runtime thread.
     pub fn with_spin(conn: Conn, spin: Spin) -> Result<AsyncConn> {
         let budget = poll_budget(spin)?;
-        let owned = conn.notify_fd()?.try_clone_to_owned().map_err(io_error)?;
-        // SAFETY: `owned` is an open descriptor that the AsyncFd owns from
-        // here on: it stays open, the same file, until the AsyncFd drops.
-        let fd = unsafe { AsyncFd::register_with_interest(owned, Interest::READABLE) }
-            .map_err(|e| io_error(e.into_parts().1))?;
+        let fd = register(conn.notify_fd()?)?;
         let spin_ns = u64::try_from(budget.as_nanos()).unwrap_or(u64::MAX);
         Ok(AsyncConn {
             fd,
@@ -321,6 +317,16 @@ impl AsyncConn {
     }
 }
 
+/// Registers a duplicate of a library-owned descriptor with the runtime:
+/// closing the connection or listener (which closes the library's copy)
+/// can then never pull a descriptor out from under the reactor.
+fn register(fd: BorrowedFd<'_>) -> Result<AsyncFd<OwnedFd>> {
+    let owned = fd.try_clone_to_owned().map_err(io_error)?;
+    // SAFETY: `owned` is an open descriptor that the AsyncFd owns from
+    // here on: it stays open, the same file, until the AsyncFd drops.
+    unsafe { AsyncFd::register_with_interest(owned, Interest::READABLE) }.map_err(|e| io_error(e.into_parts().1))
+}
+
 /// Polls `f` once with the current task's waker (registering it, if `f`
 /// is pending).
 async fn poll_once<F: Future + ?Sized>(mut f: Pin<&mut F>) -> Poll<F::Output> {
@@ -332,6 +338,10 @@ async fn poll_once<F: Future + ?Sized>(mut f: Pin<&mut F>) -> Poll<F::Output> {
 /// stops listening; accepted connections stay open.
 #[derive(Debug)]
 pub struct AsyncListener {
+    /// A duplicate of the listener's descriptor, registered with the
+    /// runtime (see `register`). Declared first: dropped (deregistered)
+    /// before `listener` closes.
+    fd: AsyncFd<OwnedFd>,
     listener: Listener,
     spin: Spin,
     closed: AtomicBool,
@@ -339,7 +349,9 @@ pub struct AsyncListener {
 }
 
 impl AsyncListener {
-    /// Listens on `path` (see [`Listener::bind`]). Binding does not wait.
+    /// Listens on `path` (see [`Listener::bind`]). Binding does not wait,
+    /// but registers the listener's descriptor: call it inside a tokio
+    /// runtime with IO enabled (tokio's `AsyncFd` panics otherwise).
     pub fn bind(path: impl AsRef<Path>) -> Result<AsyncListener> {
         AsyncListener::bind_with(path, &Options::default())
     }
@@ -349,19 +361,20 @@ impl AsyncListener {
     pub fn bind_with(path: impl AsRef<Path>, opts: &Options) -> Result<AsyncListener> {
         poll_budget(opts.spin)?;
         let listener = Listener::bind_with(path, opts)?;
-        Ok(AsyncListener { listener, spin: opts.spin, closed: AtomicBool::new(false), wake: Notify::new() })
+        let fd = register(listener.notify_fd()?)?;
+        Ok(AsyncListener { fd, listener, spin: opts.spin, closed: AtomicBool::new(false), wake: Notify::new() })
     }
 
     /// Waits for a client whose handshake has completed. Per-client
     /// errors ([`Error::Limit`], [`Error::Protocol`], ...) leave the
     /// listener usable; [`Error::Closed`] once it is closed. Cancel-safe:
-    /// a dropped future took no client.
+    /// a dropped future took no client (it waits only between library
+    /// calls, never holding a client).
     pub async fn accept(&self) -> Result<AsyncConn> {
-        let mut delay = ACCEPT_FIRST;
         loop {
-            let woken = self.wake.notified();
-            tokio::pin!(woken);
-            woken.as_mut().enable();
+            let closing = self.wake.notified();
+            tokio::pin!(closing);
+            closing.as_mut().enable();
             if self.closed.load(SeqCst) {
                 return Err(Error::Closed);
             }
@@ -370,11 +383,15 @@ impl AsyncListener {
                 Err(Error::Timeout) => {}
                 Err(e) => return Err(e),
             }
+            // That accept found the queue empty, so the descriptor is
+            // quiet now and turns readable for the next client. The
+            // runtime's cached readiness may still be from before: clearing
+            // it (only if no newer event came) and calling again makes the
+            // next wait a real one.
             tokio::select! {
-                _ = tokio::time::sleep(delay) => {}
-                _ = &mut woken => {}
+                ready = self.fd.readable() => ready.map_err(io_error)?.clear_ready(),
+                _ = &mut closing => {}
             }
-            delay = (delay * 2).min(ACCEPT_MAX);
         }
     }
 

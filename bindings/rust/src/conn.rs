@@ -286,6 +286,34 @@ impl Listener {
         check(unsafe { sys::goipc_listener_close(me.h) })
     }
 
+    /// The listener's notification descriptor (`goipc_listener_fd`): it is
+    /// readable exactly while [`Listener::accept_timeout`] with
+    /// `Duration::ZERO` would not return [`Error::Timeout`] (a client's
+    /// handshake completed or failed, or the listener is closed). For event
+    /// loops (epoll, mio, tokio's `AsyncFd`: the `tokio` feature's
+    /// `AsyncListener` does it) that accept without a blocked thread and
+    /// without polling on a timer.
+    ///
+    /// Rules: readiness is exact and level-triggered; it turns quiet when
+    /// an accept takes the last queued client. After a wakeup accept with
+    /// `Duration::ZERO` until one returns [`Error::Timeout`] (another
+    /// thread may have taken the client), then wait again. The descriptor
+    /// belongs to the listener (hence the borrow): never read, write or
+    /// close it, and deregister it before the `Listener` is closed (which
+    /// makes it readable, then closes it). Every call returns the same
+    /// descriptor; the first creates it (an eventfd of this process).
+    ///
+    /// Errors: [`Error::System`] (eventfd failed).
+    pub fn notify_fd(&self) -> Result<BorrowedFd<'_>> {
+        let mut fd: core::ffi::c_int = -1;
+        // SAFETY: self.h is ours; fd is writable.
+        check(unsafe { sys::goipc_listener_fd(self.h, &mut fd) })?;
+        // SAFETY: on success fd is an open descriptor owned by the
+        // listener, closed only by goipc_listener_close, which needs the
+        // Listener by value (or its drop): it outlives the borrow of self.
+        Ok(unsafe { BorrowedFd::borrow_raw(fd) })
+    }
+
     /// The C handle, for calls through [`crate::sys`]. Do not close it.
     pub fn as_raw(&self) -> sys::goipc_listener {
         self.h

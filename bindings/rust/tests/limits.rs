@@ -78,22 +78,7 @@ fn bad_limit_is_refused_before_the_library() {
 
 /// poll(2) on one descriptor with a timeout in ms: true if readable.
 fn readable(fd: BorrowedFd<'_>, ms: i32) -> bool {
-    let mut p = [PollFd { fd: fd.as_raw_fd(), events: POLLIN, revents: 0 }];
-    // SAFETY: p is a valid array of one pollfd.
-    let n = unsafe { poll(p.as_mut_ptr(), 1, ms) };
-    assert!(n >= 0, "poll failed");
-    n == 1 && p[0].revents & POLLIN != 0
-}
-
-#[repr(C)]
-struct PollFd {
-    fd: i32,
-    events: i16,
-    revents: i16,
-}
-const POLLIN: i16 = 1;
-unsafe extern "C" {
-    fn poll(fds: *mut PollFd, n: u64, timeout: i32) -> i32;
+    common::poll_readable(fd.as_raw_fd(), ms)
 }
 
 #[test]

@@ -53,20 +53,7 @@ async fn fill(c: &AsyncConn, size: usize) -> usize {
 
 /// poll(2) on one descriptor: true if readable within `ms`.
 fn readable(fd: i32, ms: i32) -> bool {
-    #[repr(C)]
-    struct PollFd {
-        fd: i32,
-        events: i16,
-        revents: i16,
-    }
-    unsafe extern "C" {
-        fn poll(fds: *mut PollFd, n: u64, timeout: i32) -> i32;
-    }
-    let mut p = PollFd { fd, events: 1, revents: 0 };
-    // SAFETY: one valid pollfd.
-    let n = unsafe { poll(&mut p, 1, ms) };
-    assert!(n >= 0, "poll failed");
-    n == 1 && p.revents & 1 != 0
+    common::poll_readable(fd, ms)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

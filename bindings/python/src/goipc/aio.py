@@ -63,11 +63,14 @@ each waits for its own reply, so those do not queue: they all look again
 when the descriptor is readable and when any call ends (see
 ``_wait_reply``).
 
-Accepting: a listener has no descriptor of its own in the C ABI, so
-:meth:`AsyncListener.accept` polls the listener without waiting
-(handshakes complete in the background, in Go) with a sleep that backs
-off from 1 ms to 20 ms while nobody connects: no thread, at most about
-20 ms of extra latency for a client that arrives at an idle listener.
+Accepting: handshakes complete in the background, in Go; the listener's
+descriptor (:meth:`goipc.Listener.fileno`, an eventfd) is readable exactly
+while a finished one is queued (or the listener is closed).
+:meth:`AsyncListener.accept` takes a queued client with one library call
+(timeout 0) and otherwise parks on a future woken by ``loop.add_reader``
+on that descriptor: an idle listener costs no wakeups, and a client is
+accepted as soon as its handshake completes. Cancelling a waiting accept
+loses no client (it took none; the next accept gets it).
 
 Dialing: the handshake waits for the listener's reply (about a
 millisecond) inside one library call, so :func:`dial` runs the blocking
@@ -121,10 +124,6 @@ __all__ = ["AsyncConn", "AsyncListener", "dial", "listen", "DEFAULT_SPIN"]
 #: halves after a poll that found nothing, down to 1/16, and doubles back
 #: after one that succeeded).
 DEFAULT_SPIN = 20e-6
-
-# AsyncListener.accept's backoff while nobody connects, in seconds.
-_ACCEPT_FIRST = 0.001
-_ACCEPT_MAX = 0.02
 
 _RECV, _SEND = 0, 1
 _monotonic = time.perf_counter
@@ -657,12 +656,17 @@ class AsyncListener:
     """A goipc listener for asyncio (:func:`listen`). ``await accept()``
     returns the next client's :class:`AsyncConn`. Closing it stops
     listening, wakes pending accepts with ClosedError and leaves accepted
-    connections open."""
+    connections open. Close it through this object (not the underlying
+    :class:`goipc.Listener`): it unregisters the descriptor first."""
 
     def __init__(self, listener: Listener, spin: Optional[float] = None) -> None:
         self._ln = listener
         self._spin = spin
-        self._sleepers: List["asyncio.Future[None]"] = []
+        self._fd = listener.fileno()
+        # Accepts parked until the descriptor is readable, and the loop
+        # whose reader watches it (None: not registered).
+        self._waiters: List["asyncio.Future[None]"] = []
+        self._reader_loop: Optional[asyncio.AbstractEventLoop] = None
 
     @property
     def listener(self) -> Listener:
@@ -678,16 +682,20 @@ class AsyncListener:
     def closed(self) -> bool:
         return self._ln.closed
 
+    def fileno(self) -> int:
+        """The listener's descriptor (:meth:`goipc.Listener.fileno`); this
+        object already watches it while an accept waits."""
+        return self._fd
+
     async def accept(self) -> AsyncConn:
         """Waits for a client whose handshake has completed and returns its
-        connection (see the module docstring for how it waits).
+        connection (see the module docstring for how it waits). Cancelled
+        while waiting: no client was taken.
 
         Raises: as :meth:`goipc.Listener.accept` (a failed handshake with
         one client, such as LimitError or ProtocolError, leaves the
         listener usable); ClosedError once the listener is closed.
         """
-        loop = asyncio.get_running_loop()
-        delay = _ACCEPT_FIRST
         while True:
             if self._ln.closed:
                 raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the listener was closed")
@@ -696,28 +704,58 @@ class AsyncListener:
             except _errors.TimeoutError:
                 pass
             else:
+                # No await between taking the client and returning it: a
+                # cancellation cannot drop it.
                 try:
                     return AsyncConn(conn, spin=self._spin)
                 except BaseException:
                     conn.close()
                     raise
-            fut = loop.create_future()
-            handle = loop.call_later(delay, _wake, fut)
-            self._sleepers.append(fut)
+            # That accept found the queue empty, so the descriptor is quiet
+            # now and turns readable for the next client: no wakeup can
+            # fall between the try and the wait.
+            await self._readable()
+
+    async def _readable(self) -> None:
+        """Parks until the descriptor is readable (or close)."""
+        loop = asyncio.get_running_loop()
+        fut = loop.create_future()
+        self._waiters.append(fut)
+        if self._reader_loop is None:
+            loop.add_reader(self._fd, self._on_readable)
+            self._reader_loop = loop
+        try:
+            await fut
+        finally:
             try:
-                await fut
-            finally:
-                handle.cancel()
-                if fut in self._sleepers:
-                    self._sleepers.remove(fut)
-            delay = min(delay * 2, _ACCEPT_MAX)
+                self._waiters.remove(fut)
+            except ValueError:
+                pass
+            if not self._waiters:
+                self._unwatch()
+
+    def _on_readable(self) -> None:
+        # Every parked accept looks (those that find nothing park again).
+        # The reader goes until one parks: readable with nobody waiting (a
+        # client queued that nobody accepts yet), it would run on every
+        # loop iteration.
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            _wake(fut)
+        self._unwatch()
+
+    def _unwatch(self) -> None:
+        if self._reader_loop is not None:
+            self._reader_loop.remove_reader(self._fd)
+            self._reader_loop = None
 
     def close(self) -> None:
         """Stops listening and removes the socket file; pending accepts
         raise ClosedError. Closing twice is harmless."""
+        self._unwatch()  # before the library closes the descriptor
         self._ln.close()
-        sleepers, self._sleepers = self._sleepers, []
-        for fut in sleepers:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
             _wake(fut)
 
     async def __aenter__(self) -> "AsyncListener":
@@ -745,4 +783,9 @@ def listen(path: PathArg, *, spin: Optional[float] = None, **options: Any) -> As
     Raises: as :func:`goipc.listen`.
     """
     _spin_budget(spin)
-    return AsyncListener(_blocking_listen(path, **options), spin)
+    ln = _blocking_listen(path, **options)
+    try:
+        return AsyncListener(ln, spin)
+    except BaseException:  # its descriptor could not be made
+        ln.close()
+        raise

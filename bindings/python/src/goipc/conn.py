@@ -322,6 +322,17 @@ def _check_live() -> ctypes.CDLL:
     return lib
 
 
+def _event_fd(function: str, handle: int) -> int:
+    """The descriptor that goipc_conn_fd or goipc_listener_fd (function)
+    gives for handle."""
+    lib = _check_live()
+    out = ctypes.c_int()
+    st = getattr(lib, function)(handle, out)
+    if st:
+        raise _lib.last_error(st)
+    return out.value
+
+
 # ---- options -------------------------------------------------------------
 
 
@@ -428,6 +439,7 @@ class Listener:
     def __init__(self, handle: int, path: str) -> None:
         self._h = handle
         self._closed = False
+        self._fd = -1
         self.path = path
         """The socket path (as given to :func:`goipc.listen`)."""
 
@@ -468,6 +480,34 @@ class Listener:
         if st:
             raise _lib.last_error(st)
         return Conn._new(out.value)
+
+    def fileno(self) -> int:
+        """A file descriptor that is readable while :meth:`accept` with
+        ``timeout=0`` would not raise TimeoutError: a client's handshake
+        completed (or failed: accept reports that too), or the listener is
+        closed (``goipc_listener_fd``). For event loops (selectors,
+        asyncio: :class:`goipc.aio.AsyncListener` waits on it) that accept
+        without a thread and without polling on a timer.
+
+        The rules: readiness is exact and level-triggered; it turns quiet
+        when accept takes the last queued client. When it is readable,
+        call ``accept(timeout=0)`` until it raises TimeoutError (another
+        thread may have taken the client), then wait again. The descriptor
+        belongs to the listener: do not read, write or close it, and
+        unregister it from selectors before :meth:`close`, which closes it
+        (after making it readable, so a thread blocked in a poll on it
+        wakes). Every call returns the same descriptor; the first one
+        creates it (an eventfd of this process).
+
+        Raises:
+            ClosedError: the listener was closed.
+            SystemCallError: the eventfd could not be created.
+        """
+        if self._closed:
+            raise _errors.make_error(_errors.ERR_CLOSED, "goipc: fileno() of a closed listener")
+        if self._fd < 0:
+            self._fd = _event_fd("goipc_listener_fd", self._h)
+        return self._fd
 
     def close(self) -> None:
         """Stops listening and removes the socket file. Calls blocked in
@@ -815,15 +855,8 @@ class Conn:
         """
         if self._closed:
             raise _errors.make_error(_errors.ERR_CLOSED, "goipc: fileno() of a closed connection")
-        fd = self._fd
-        if fd >= 0:
-            return fd
-        lib = _check_live()
-        out = ctypes.c_int()
-        st = lib.goipc_conn_fd(self._h, out)
-        if st:
-            raise _lib.last_error(st)
-        self._fd = out.value
+        if self._fd < 0:
+            self._fd = _event_fd("goipc_conn_fd", self._h)
         return self._fd
 
     def stats(self) -> _stats.Stats:

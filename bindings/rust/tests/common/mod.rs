@@ -137,3 +137,22 @@ pub fn go_pong(extra: &[&str]) -> Proc {
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     (0..len).map(|i| (i as u64).wrapping_mul(31).wrapping_add(seed.wrapping_mul(7)) as u8).collect()
 }
+
+/// poll(2) on one descriptor: true if readable within `ms` (0: now).
+pub fn poll_readable(fd: std::os::fd::RawFd, ms: i32) -> bool {
+    #[repr(C)]
+    struct PollFd {
+        fd: i32,
+        events: i16,
+        revents: i16,
+    }
+    const POLLIN: i16 = 1;
+    unsafe extern "C" {
+        fn poll(fds: *mut PollFd, n: u64, timeout: i32) -> i32;
+    }
+    let mut p = PollFd { fd, events: POLLIN, revents: 0 };
+    // SAFETY: one valid pollfd, for the duration of the call.
+    let n = unsafe { poll(&mut p, 1, ms) };
+    assert!(n >= 0, "poll failed: {}", std::io::Error::last_os_error());
+    n == 1 && p.revents & POLLIN != 0
+}

@@ -1,0 +1,127 @@
+/*
+ * test_listener_fd.c - the listener's pollable descriptor
+ * (goipc_listener_fd): readable exactly while goipc_accept with timeout 0
+ * would not time out; an accept loop on poll(2) takes every client; closing
+ * the listener wakes a poll blocked on it.
+ */
+#include <poll.h>
+#include <pthread.h>
+#include <unistd.h>
+
+#include "test.h"
+
+static int readable(int fd, int timeout_ms)
+{
+    struct pollfd p = {.fd = fd, .events = POLLIN};
+    int n = poll(&p, 1, timeout_ms);
+    return n == 1 && (p.revents & POLLIN);
+}
+
+enum { DIALERS = 4, DIALS_EACH = 8 };
+
+typedef struct dialer {
+    const char *path;
+    int failed;
+} dialer;
+
+/* Dials DIALS_EACH clients, closing each once connected (the listener's
+ * end stays queued for accept). */
+static void *dial_clients(void *arg)
+{
+    dialer *d = arg;
+    for (int i = 0; i < DIALS_EACH; i++) {
+        goipc_conn c;
+        if (goipc_dial(d->path, 10000, &c) != GOIPC_OK) {
+            d->failed++;
+            continue;
+        }
+        goipc_conn_close(c);
+    }
+    return NULL;
+}
+
+typedef struct blocked_poll {
+    int fd;
+    int woke; /* 1: POLLIN, 0: timed out after 10 s, -1: not polled yet */
+} blocked_poll;
+
+static void *poll_until_readable(void *arg)
+{
+    blocked_poll *b = arg;
+    b->woke = readable(b->fd, 10000) ? 1 : 0;
+    return NULL;
+}
+
+void test_listener_fd_poll(void)
+{
+    char path[300];
+    sock_path(path, sizeof path, "lnfd");
+    goipc_listener l;
+    REQUIRE_ST(goipc_listen(path, &l), GOIPC_OK);
+    int fd = -1, again = -1;
+    goipc_conn c;
+
+    EXPECT_ST(goipc_listener_fd(l, NULL), GOIPC_ERR_INVALID_ARGUMENT);
+    EXPECT_ST(goipc_listener_fd(0, &fd), GOIPC_ERR_INVALID_ARGUMENT);
+    EXPECT(fd == -1); /* unmodified on failure */
+    REQUIRE_ST(goipc_listener_fd(l, &fd), GOIPC_OK);
+    EXPECT_ST(goipc_listener_fd(l, &again), GOIPC_OK);
+    EXPECT(fd >= 0 && again == fd);
+
+    /* Quiet with nobody queued; goipc_dial returns once its connection is
+     * queued, so the descriptor is readable at that moment; quiet again
+     * once accept took it. */
+    EXPECT(!readable(fd, 0));
+    EXPECT_ST(goipc_accept(l, 0, &c), GOIPC_ERR_TIMEOUT);
+    goipc_conn client;
+    REQUIRE_ST(goipc_dial(path, 10000, &client), GOIPC_OK);
+    EXPECT(readable(fd, 0));
+    if (EXPECT_ST(goipc_accept(l, 0, &c), GOIPC_OK))
+        EXPECT_ST(goipc_conn_close(c), GOIPC_OK);
+    EXPECT(!readable(fd, 0));
+    EXPECT_ST(goipc_conn_close(client), GOIPC_OK);
+
+    /* An accept loop on poll(2) while threads dial: every client is
+     * accepted, and the descriptor never stays quiet with one queued. */
+    pthread_t threads[DIALERS];
+    dialer d[DIALERS];
+    for (int i = 0; i < DIALERS; i++) {
+        d[i] = (dialer){.path = path};
+        REQUIRE(pthread_create(&threads[i], NULL, dial_clients, &d[i]) == 0);
+    }
+    int accepted = 0, quiet_too_long = 0;
+    while (accepted < DIALERS * DIALS_EACH) {
+        if (!readable(fd, 10000)) {
+            quiet_too_long = 1;
+            break;
+        }
+        int32_t st;
+        while ((st = goipc_accept(l, 0, &c)) == GOIPC_OK) {
+            accepted++;
+            goipc_conn_close(c);
+        }
+        if (!EXPECT_ST(st, GOIPC_ERR_TIMEOUT))
+            break;
+    }
+    int failed = 0;
+    for (int i = 0; i < DIALERS; i++) {
+        pthread_join(threads[i], NULL);
+        failed += d[i].failed;
+    }
+    EXPECT(!quiet_too_long);
+    EXPECT(failed == 0);
+    EXPECT(accepted == DIALERS * DIALS_EACH);
+    EXPECT(!readable(fd, 0));
+
+    /* Closing the listener wakes a poll blocked on its descriptor (here on
+     * a duplicate, which outlives the listener's copy). */
+    blocked_poll b = {.fd = dup(fd), .woke = -1};
+    REQUIRE(b.fd >= 0);
+    pthread_t poller;
+    REQUIRE(pthread_create(&poller, NULL, poll_until_readable, &b) == 0);
+    EXPECT_ST(goipc_listener_close(l), GOIPC_OK);
+    pthread_join(poller, NULL);
+    EXPECT(b.woke == 1);
+    close(b.fd);
+    EXPECT_ST(goipc_listener_fd(l, &fd), GOIPC_ERR_CLOSED);
+}
