@@ -261,22 +261,10 @@ func BenchmarkCallGoroutines(b *testing.B) {
 	}
 	const batch = 5000
 	var cl, sl []time.Duration
-	var parks [2]uint64
-	parked := func() uint64 {
-		st, _ := client.Stats()
-		ss, _ := server.Stats()
-		return st.Received.Parks + ss.Received.Parks + st.Received.Wakeups + ss.Received.Wakeups
-	}
 	for range max(2, b.N/(2*batch)) {
-		p0 := parked()
 		sl = append(sl, latencies(b, batch, sendRecv)...)
-		p1 := parked()
 		cl = append(cl, latencies(b, batch, call)...)
-		parks[0] += p1 - p0
-		parks[1] += parked() - p1
 	}
-	b.ReportMetric(float64(parks[0]), "sr-parks+wakes")
-	b.ReportMetric(float64(parks[1]), "call-parks+wakes")
 	slices.Sort(cl)
 	slices.Sort(sl)
 	b.ReportMetric(p50(cl), "call-p50-ns")
