@@ -233,7 +233,7 @@ fn max_inflight_calls_makes_the_next_call_wait() {
                 s.spawn(move || client.call(req, Some(LONG)).unwrap())
             })
             .collect();
-        let mut held = vec![next_request(&server, LONG).unwrap(), next_request(&server, LONG).unwrap()];
+        let mut held = [next_request(&server, LONG).unwrap(), next_request(&server, LONG).unwrap()];
         held.sort_by(|a, b| a.1.cmp(&b.1));
         assert_eq!((&held[0].1[..], &held[1].1[..]), (&b"one"[..], &b"two"[..]));
         // No free slot: the call times out without sending its request.
