@@ -203,6 +203,12 @@ func options(o *C.goipc_options) (*goipc.Options, error) {
 	opts.MaxSegmentSize = int64(o.max_segment_size)
 	opts.MaxMappedBytes = int64(o.max_mapped_bytes)
 	opts.MaxPendingHandshakes = int(o.max_pending_handshakes)
+	// Checked here rather than by goipc.Options so that the message names
+	// the C field and says what 0 means.
+	if n := int64(o.max_inflight_calls); n < 0 || n > goipc.MaxInflightCallsLimit {
+		return bad("max_inflight_calls %d is outside [0, %d] (0: the default, %d)", n, goipc.MaxInflightCallsLimit, goipc.DefaultMaxInflightCalls)
+	}
+	opts.MaxInflightCalls = int(o.max_inflight_calls)
 	return &opts, nil
 }
 

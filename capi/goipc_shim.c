@@ -37,7 +37,8 @@ _Static_assert(offsetof(goipc_options, max_conns) == 48, "goipc_options layout")
 _Static_assert(offsetof(goipc_options, max_segment_size) == 56, "goipc_options layout");
 _Static_assert(offsetof(goipc_options, max_mapped_bytes) == 64, "goipc_options layout");
 _Static_assert(offsetof(goipc_options, max_pending_handshakes) == 72, "goipc_options layout");
-_Static_assert(sizeof(goipc_options) == 80, "goipc_options layout");
+_Static_assert(offsetof(goipc_options, max_inflight_calls) == 80, "goipc_options layout");
+_Static_assert(sizeof(goipc_options) == 88, "goipc_options layout");
 _Static_assert(sizeof(goipc_conn) == 8 && sizeof(goipc_listener) == 8, "handle size");
 /* goipc_stats version 1 (capi/stats.go's statsV1Size). */
 _Static_assert(sizeof(goipc_direction_stats) == 56, "goipc_direction_stats layout");

@@ -64,7 +64,13 @@ type callSlot struct {
 	dst   []byte // waiting: where the reply goes
 	out   []byte // the reply, when it did not go to dst (inOut)
 	inOut bool
-	n     int // the reply's length
+	n     int    // the reply's length
+	id    uint64 // the call's id (index and generation), set by begin
+	// delivered: the caller's own goroutine copied the reply into dst
+	// while it held the receive side, and left the state waiting; it ends
+	// the call before it lets the side go (endOwn). Read and written by
+	// that goroutine only.
+	delivered bool
 }
 
 // stateOf is a slot's state word for generation gen, claimed, in phase.
@@ -85,6 +91,10 @@ func (r *recvSide) table() *callTable {
 	if t := r.calls.Load(); t != nil {
 		return t
 	}
+	return r.makeTable()
+}
+
+func (r *recvSide) makeTable() *callTable {
 	r.callsMu.Lock()
 	defer r.callsMu.Unlock()
 	if t := r.calls.Load(); t != nil {
@@ -122,8 +132,9 @@ func nextGen(st uint64) uint64 {
 }
 
 // begin starts a new call of generation gen in the slot, which the
-// caller took (from the free list, or by claiming slot 0).
-func (s *callSlot) begin(gen uint64, dst []byte, attach bool) {
+// caller took (from the free list, or by claiming slot 0). release left
+// out and inOut cleared, and n is written with every reply.
+func (s *callSlot) begin(idx uint32, gen uint64, dst []byte, attach bool) {
 	if s.woken {
 		s.woken = false
 		select {
@@ -131,7 +142,7 @@ func (s *callSlot) begin(gen uint64, dst []byte, attach bool) {
 		default:
 		}
 	}
-	s.dst, s.out, s.inOut, s.n = dst, nil, false, 0
+	s.dst, s.delivered, s.id = dst, false, gen<<slotBits|uint64(idx)
 	phase := uint64(phaseDetached)
 	if attach {
 		phase = phaseWaiting
@@ -157,6 +168,14 @@ func (s *callSlot) fill(gen uint64, reply []byte, own bool) bool {
 	}
 	if st&phaseMask == phaseWaiting && len(reply) <= len(s.dst) {
 		s.n = copy(s.dst, reply)
+		if own {
+			// No store: the caller ends the call before it lets the
+			// receive side go (endOwn), and until then no other goroutine
+			// acts on the slot (it holds the claim, and routers need the
+			// side). That saves a sequentially consistent store per call.
+			s.delivered = true
+			return true
+		}
 	} else {
 		// No buffer, or one too small: keep a copy, the caller decides
 		// (ErrBufferTooSmall).
@@ -300,9 +319,10 @@ func (s *callSlot) arm(deadline time.Time) <-chan time.Time {
 
 // acquireSlot takes a free slot and starts a call in it (begin), waiting
 // within w while all slots are in use (backpressure).
+// (startCall claims slot 0 itself when it is free.)
 func (c *Conn) acquireSlot(t *callTable, w *waitFor, dst []byte, attach bool) (uint32, uint64, error) {
 	if gen, ok := t.claimFast(); ok {
-		t.slots[0].begin(gen, dst, attach)
+		t.slots[0].begin(0, gen, dst, attach)
 		return 0, gen, nil
 	}
 	idx, err := c.takeFree(t, w)
@@ -311,7 +331,7 @@ func (c *Conn) acquireSlot(t *callTable, w *waitFor, dst []byte, attach bool) (u
 	}
 	s := &t.slots[idx]
 	gen := nextGen(s.state.Load())
-	s.begin(gen, dst, attach)
+	s.begin(idx, gen, dst, attach)
 	return idx, gen, nil
 }
 
@@ -358,7 +378,16 @@ func (c *Conn) maxCallPayload() int {
 // connection: MaxMessageSize less the 8-byte call id.
 func (c *Conn) MaxCallSize() int { return max(c.maxCallPayload(), 0) }
 
+// checkCallSize fails for a payload size a call frame cannot carry. The
+// check is inlined; the error is built out of line.
 func (c *Conn) checkCallSize(n int, what string) error {
+	if uint(n) <= uint(c.maxCallPayload()) {
+		return nil
+	}
+	return c.callSizeError(n, what)
+}
+
+func (c *Conn) callSizeError(n int, what string) error {
 	if n < 0 {
 		return fmt.Errorf("%w: negative %s size %d", ErrInvalidArgument, what, n)
 	}
@@ -371,19 +400,22 @@ func (c *Conn) checkCallSize(n int, what string) error {
 
 // sendCall writes a call frame: kind, id, then size bytes, from req or
 // written in place by fill.
+// The size was checked (checkCallSize): the frame is committed without
+// Commit's checks.
 func (c *Conn) sendCall(kind uint32, id uint64, req []byte, size int, fill func([]byte) error, w *waitFor) error {
-	if _, err := c.reserve(size+callIDSize, *w); err != nil {
+	buf, err := c.reserve(size+callIDSize, *w)
+	if err != nil {
 		return err
 	}
 	c.prod.markCall(kind, id)
-	dst := c.prod.reservedBytes()
+	dst := buf[callIDSize:]
 	if fill == nil {
 		copy(dst, req)
 	} else if err := fill(dst); err != nil {
 		c.AbortReserve()
 		return err
 	}
-	return c.Commit(size)
+	return c.commit(uint64(size))
 }
 
 // startCall takes a slot and sends the request. With attach, the reply
@@ -394,8 +426,10 @@ func (c *Conn) startCall(w *waitFor, req []byte, size int, fill func([]byte) err
 		return 0, 0, err
 	}
 	t := c.rx.table()
-	idx, gen, err = c.acquireSlot(t, w, dst, attach)
-	if err != nil {
+	if g, ok := t.claimFast(); ok { // the common case, without a call
+		idx, gen = 0, g
+		t.slots[0].begin(0, gen, dst, attach)
+	} else if idx, gen, err = c.acquireSlot(t, w, dst, attach); err != nil {
 		return 0, 0, err
 	}
 	if err := c.sendCall(frameKindRequest, gen<<slotBits|uint64(idx), req, size, fill, w); err != nil {
@@ -406,31 +440,67 @@ func (c *Conn) startCall(w *waitFor, req []byte, size int, fill func([]byte) err
 }
 
 // awaitReply waits until the call's reply is in (nil) or fails; the call
-// is then still in flight and the caller decides what becomes of it.
-// Whoever holds the receive side reads the ring for everyone: this caller
-// takes it when it is free (and reads until its own reply is in), else
-// sleeps until its reply is routed to it or the side is free.
-func (c *Conn) awaitReply(s *callSlot, gen uint64, w *waitFor) error {
+// is then still in flight and the caller decides what becomes of it
+// (conclude). Whoever holds the receive side reads the ring for everyone:
+// this caller takes it when it is free (and reads until its own reply is
+// in), else sleeps until its reply is routed to it or the side is free.
+// When this caller routes its own reply into its buffer, it also ends
+// the call (endOwn) and reports ended with the reply's length.
+func (c *Conn) awaitReply(s *callSlot, idx uint32, gen uint64, w *waitFor) (n int, ended bool, err error) {
 	done := stateOf(gen, phaseDone) // the caller holds the claim
 	if s.state.Load() == done {
-		return nil
+		return 0, false, nil
 	}
 	if err := c.enter(dirRecv); err != nil {
-		return err
+		return 0, false, err
 	}
 	// The common case, without defers: the receive side is free, and the
 	// reply is the next frame or comes after replies to route.
 	if c.rx.tryLock() {
-		if stalled, err := c.readReplies(s, done, w); err != nil || !stalled {
+		stalled, err := c.readReplies(s, done, w)
+		if s.delivered {
+			n = c.endOwn(s, idx, gen)
 			c.unlockRecv()
 			c.leave(dirRecv)
-			return err
+			return n, true, nil
+		}
+		if err != nil || !stalled {
+			c.unlockRecv()
+			c.leave(dirRecv)
+			return 0, false, err
 		}
 		c.unlockRecv() // the slow path looks at the stall again
 	}
-	err := c.awaitReplySlow(s, gen, done, w)
+	n, ended, err = c.awaitReplySlow(s, idx, gen, done, w)
 	c.leave(dirRecv)
-	return err
+	return n, ended, err
+}
+
+// endOwn ends the call idx/gen whose reply this goroutine has just copied
+// into its buffer (delivered), while it still holds the receive side: a
+// duplicate of the reply, routed later, finds the slot free or reused
+// under another generation, and is dropped. It returns the reply's
+// length.
+func (c *Conn) endOwn(s *callSlot, idx uint32, gen uint64) int {
+	n := s.n
+	s.delivered = false
+	if idx != 0 {
+		// As end leaves a slot for release; for slot 0, release's store
+		// frees it.
+		s.state.Store(stateOf(gen, phaseFree))
+	}
+	c.rx.calls.Load().release(idx, gen)
+	return n
+}
+
+// finishCall waits for the reply of the call idx/gen and concludes it
+// (see conclude for buf, into and keep).
+func (c *Conn) finishCall(idx uint32, gen uint64, w *waitFor, buf []byte, into, keep bool) (n int, out []byte, pending bool, err error) {
+	n, ended, err := c.awaitReply(&c.rx.calls.Load().slots[idx], idx, gen, w)
+	if ended {
+		return n, nil, false, nil
+	}
+	return c.conclude(idx, gen, err, buf, into, keep)
 }
 
 // readReplies reads the ring, the receive side held, until s's reply is
@@ -447,7 +517,7 @@ func (c *Conn) readReplies(s *callSlot, done uint64, w *waitFor) (stalled bool, 
 
 // awaitReplySlow is awaitReply when the receive side is busy or the head
 // is stalled: sleep until the reply is routed to us or the side is free.
-func (c *Conn) awaitReplySlow(s *callSlot, gen, done uint64, w *waitFor) error {
+func (c *Conn) awaitReplySlow(s *callSlot, idx uint32, gen, done uint64, w *waitFor) (int, bool, error) {
 	r := &c.rx
 	var timeout <-chan time.Time
 	w.fixDeadline()
@@ -468,7 +538,7 @@ func (c *Conn) awaitReplySlow(s *callSlot, gen, done uint64, w *waitFor) error {
 	}()
 	for {
 		if s.state.Load() == done {
-			return nil
+			return 0, false, nil
 		}
 		locked := false
 		if waiting {
@@ -480,15 +550,20 @@ func (c *Conn) awaitReplySlow(s *callSlot, gen, done uint64, w *waitFor) error {
 		took = false
 		if locked {
 			stalled, err := c.readReplies(s, done, w)
+			if s.delivered {
+				n := c.endOwn(s, idx, gen)
+				c.unlockRecv()
+				return n, true, nil
+			}
 			if err != nil || !stalled {
 				c.unlockRecv()
-				return err
+				return 0, false, err
 			}
 			// A message or a request is at the head: wait for its
 			// receiver to take it.
 			moved, err := c.stallUnlock(w)
 			if err != nil {
-				return err
+				return 0, false, err
 			}
 			select {
 			case <-s.wake: // another receiver routed our reply
@@ -499,7 +574,7 @@ func (c *Conn) awaitReplySlow(s *callSlot, gen, done uint64, w *waitFor) error {
 			}
 			r.unstall()
 			if s.state.Load() == done {
-				return nil
+				return 0, false, nil
 			}
 			select {
 			case <-moved:
@@ -507,7 +582,7 @@ func (c *Conn) awaitReplySlow(s *callSlot, gen, done uint64, w *waitFor) error {
 			default:
 			}
 			if err := c.state(w); err != nil {
-				return err
+				return 0, false, err
 			}
 			continue
 		}
@@ -517,10 +592,10 @@ func (c *Conn) awaitReplySlow(s *callSlot, gen, done uint64, w *waitFor) error {
 			if c.notify.open() {
 				c.notify.reset(dirRecv)
 				if s.state.Load() == done {
-					return nil
+					return 0, false, nil
 				}
 			}
-			return ErrTimeout
+			return 0, false, ErrTimeout
 		}
 		if !waiting {
 			r.word.Add(rxWaiter)
@@ -533,15 +608,15 @@ func (c *Conn) awaitReplySlow(s *callSlot, gen, done uint64, w *waitFor) error {
 			took = true
 		case <-ended:
 			if c.closed.Load() {
-				return ErrClosed
+				return 0, false, ErrClosed
 			}
 			// The peer is gone: take the side in turn, to read what it
 			// sent before it went.
 			ended = nil
 		case <-timeout:
-			return ErrTimeout
+			return 0, false, ErrTimeout
 		case <-cancelled:
-			return w.ctx.Err()
+			return 0, false, w.ctx.Err()
 		}
 	}
 }
@@ -603,7 +678,7 @@ func (c *Conn) Call(ctx context.Context, req []byte) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	_, out, _, err := c.conclude(idx, gen, c.awaitReply(&c.rx.calls.Load().slots[idx], gen, &w), nil, false, false)
+	_, out, _, err := c.finishCall(idx, gen, &w, nil, false, false)
 	return out, err
 }
 
@@ -630,7 +705,7 @@ func (c *Conn) callInto(w *waitFor, req, buf []byte) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, _, _, err := c.conclude(idx, gen, c.awaitReply(&c.rx.calls.Load().slots[idx], gen, w), buf, true, false)
+	n, _, _, err := c.finishCall(idx, gen, w, buf, true, false)
 	return n, err
 }
 
@@ -645,7 +720,7 @@ func (c *Conn) CallIntoPending(req, buf []byte, timeout time.Duration) (int, Pen
 	if err != nil {
 		return 0, PendingCall{}, err
 	}
-	n, _, pending, err := c.conclude(idx, gen, c.awaitReply(&c.rx.calls.Load().slots[idx], gen, &w), buf, true, true)
+	n, _, pending, err := c.finishCall(idx, gen, &w, buf, true, true)
 	if pending {
 		return n, PendingCall{c: c, id: gen<<slotBits | uint64(idx)}, err
 	}
@@ -729,7 +804,7 @@ func (p PendingCall) Wait(ctx context.Context) ([]byte, error) {
 		return nil, err
 	}
 	w := waitFor{ctx: ctx}
-	_, out, _, err := p.c.conclude(idx, gen, p.c.awaitReply(&p.c.rx.calls.Load().slots[idx], gen, &w), nil, false, true)
+	_, out, _, err := p.c.finishCall(idx, gen, &w, nil, false, true)
 	return out, err
 }
 
@@ -744,9 +819,8 @@ func (p PendingCall) WaitInto(buf []byte, timeout time.Duration) (int, error) {
 		return 0, err
 	}
 	w := timeoutWait(timeout)
-	s := &p.c.rx.calls.Load().slots[idx]
-	s.attach(gen, buf)
-	n, _, _, err := p.c.conclude(idx, gen, p.c.awaitReply(s, gen, &w), buf, true, true)
+	p.c.rx.calls.Load().slots[idx].attach(gen, buf)
+	n, _, _, err := p.c.finishCall(idx, gen, &w, buf, true, true)
 	return n, err
 }
 

@@ -10,6 +10,7 @@ package goipc
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"testing"
@@ -130,4 +131,143 @@ func BenchmarkCallParallel(b *testing.B) {
 			b.ReportMetric(float64(b.N)/d.Seconds(), "calls/s")
 		})
 	}
+}
+
+// benchPipe is a connected pair for the benchmarks below, closed at the
+// end. Pipe, not pair: pair's leak check can trip over the runtime's
+// first use of the network poller when a benchmark runs first.
+func benchPipe(b *testing.B) (client, server *Conn) {
+	client, server, err := Pipe(nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		client.Close()
+		server.Close()
+	})
+	return client, server
+}
+
+// BenchmarkCallOneGoroutine is one 64 B call round trip with both ends in
+// one goroutine, so nothing ever waits: the instruction cost of a call
+// next to a send+recv round trip (run it under callgrind, see
+// hotpath_bench_test.go). The server is goipc pong's: RecvNextView, the
+// answer written in place (Reserve, or ReserveReply for a request),
+// Commit, ReleaseView. The call is CallTimeout's path cut where it would
+// wait: startCall sends the request, the server answers, and awaitReply
+// finds the reply at the head.
+func BenchmarkCallOneGoroutine(b *testing.B) {
+	serve := func(b *testing.B, server *Conn) {
+		in, err := server.RecvNextView(-1)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var out []byte
+		if in.Call {
+			out, err = server.ReserveReply(in.ID, len(in.Data), -1)
+		} else {
+			out, err = server.Reserve(len(in.Data), -1)
+		}
+		if err != nil {
+			b.Fatal(err)
+		}
+		copy(out, in.Data)
+		server.Commit(len(in.Data))
+		server.ReleaseView()
+	}
+	b.Run("sendrecv", func(b *testing.B) {
+		client, server := benchPipe(b)
+		msg, buf := make([]byte, 64), make([]byte, 64)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			if err := client.SendTimeout(msg, -1); err != nil {
+				b.Fatal(err)
+			}
+			serve(b, server)
+			if _, err := client.RecvInto(buf, -1); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("call", func(b *testing.B) {
+		client, server := benchPipe(b)
+		msg, buf := make([]byte, 64), make([]byte, 64)
+		b.ReportAllocs()
+		b.ResetTimer()
+		for range b.N {
+			w := timeoutWait(-1)
+			idx, gen, err := client.startCall(&w, msg, len(msg), nil, buf, true)
+			if err != nil {
+				b.Fatal(err)
+			}
+			serve(b, server)
+			if _, _, _, err := client.finishCall(idx, gen, &w, buf, true, false); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkCallGoroutines: 64 B round trips between two goroutines of one
+// process, a call (CallTimeout, as goipc_call) next to a send+recv round
+// trip (SendTimeout + RecvInto), in alternating batches on one
+// connection, against goipc pong's loop (RecvNextView, the answer in
+// place, ReleaseView). Reports both p50s and their ratio; the process
+// boundary and cgo are left out, so this isolates what the call path
+// itself adds to a round trip.
+func BenchmarkCallGoroutines(b *testing.B) {
+	if runtime.NumCPU() < 2 {
+		b.Skip("needs two CPUs")
+	}
+	client, server := benchPipe(b)
+	served := make(chan struct{})
+	b.Cleanup(func() { // before benchPipe's: the server goroutine ends first
+		client.Close()
+		<-served
+	})
+	go func() {
+		defer close(served)
+		for {
+			in, err := server.RecvNextView(-1)
+			if err != nil {
+				return
+			}
+			var out []byte
+			if in.Call {
+				out, err = server.ReserveReply(in.ID, len(in.Data), -1)
+			} else {
+				out, err = server.Reserve(len(in.Data), -1)
+			}
+			if err != nil {
+				return
+			}
+			copy(out, in.Data)
+			server.Commit(len(in.Data))
+			server.ReleaseView()
+		}
+	}()
+	msg, buf := make([]byte, 64), make([]byte, 64)
+	call := func() error {
+		_, err := client.CallTimeout(msg, buf, -1)
+		return err
+	}
+	sendRecv := func() error {
+		if err := client.SendTimeout(msg, -1); err != nil {
+			return err
+		}
+		_, err := client.RecvInto(buf, -1)
+		return err
+	}
+	const batch = 5000
+	var cl, sl []time.Duration
+	for range max(2, b.N/(2*batch)) {
+		sl = append(sl, latencies(b, batch, sendRecv)...)
+		cl = append(cl, latencies(b, batch, call)...)
+	}
+	slices.Sort(cl)
+	slices.Sort(sl)
+	b.ReportMetric(p50(cl), "call-p50-ns")
+	b.ReportMetric(p50(sl), "sendrecv-p50-ns")
+	b.ReportMetric(p50(cl)/p50(sl), "call/sendrecv")
 }

@@ -678,8 +678,8 @@ func TestOldPeerCannotCall(t *testing.T) {
 
 // TestCallIntoDoesNotAllocate: a call and its answer through
 // RecvRequestView and ReserveReply allocate nothing in steady state. One
-// goroutine plays both sides, running CallInto's three steps (startCall,
-// awaitReply, conclude) around the server's answer, so that nothing ever
+// goroutine plays both sides, running CallInto's two steps (startCall,
+// finishCall) around the server's answer, so that nothing ever
 // parks (parking is not the hot path, and the count is process-wide).
 func TestCallIntoDoesNotAllocate(t *testing.T) {
 	client, server := pair(t, nil, nil)
@@ -701,8 +701,7 @@ func TestCallIntoDoesNotAllocate(t *testing.T) {
 		copy(out, got)
 		server.ReleaseView()
 		server.Commit(len(got))
-		s := &client.rx.calls.Load().slots[idx]
-		if _, _, _, err := client.conclude(idx, gen, client.awaitReply(s, gen, &w), buf, true, false); err != nil {
+		if _, _, _, err := client.finishCall(idx, gen, &w, buf, true, false); err != nil {
 			t.Fatal(err)
 		}
 	}

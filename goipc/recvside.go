@@ -276,10 +276,11 @@ type frameView struct {
 // takeReply: then they are taken like the other kinds) and stops, reporting
 // true, at the first frame whose kind is in take (in *f, left in the
 // ring), at a frame of another kind (*stalled), or once own's reply is in
-// (own's state is ownDone). It reports false when the ring is empty.
+// (own's state is ownDone, or own.delivered: it routed the reply into
+// own's buffer itself). It reports false when the ring is empty.
 func (c *Conn) pump(take uint32, own *callSlot, ownDone uint64, f *frameView, frame *uint64, stalled *bool) (bool, error) {
 	for {
-		if own != nil && own.state.Load() == ownDone {
+		if own != nil && (own.delivered || own.state.Load() == ownDone) {
 			return true, nil
 		}
 		payload, kind, fs, ok, err := c.cons.peek()
@@ -401,6 +402,14 @@ func (c *Conn) waitStalled(w *waitFor) error {
 func (c *Conn) route(frame []byte, own *callSlot) {
 	id := binary.LittleEndian.Uint64(frame)
 	reply := frame[callIDSize:]
+	if own != nil && id == own.id {
+		// The reader's own reply, the common case of a lone caller: no
+		// lookup, no wakeup.
+		if !own.fill(id>>slotBits, reply, true) {
+			c.rx.dropped.Add(1)
+		}
+		return
+	}
 	s, gen := c.rx.slotOf(id)
 	if s == nil || !s.fill(gen, reply, s == own) {
 		c.rx.dropped.Add(1)

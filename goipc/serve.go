@@ -97,11 +97,12 @@ func (c *Conn) ReserveReply(id uint64, n int, timeout time.Duration) ([]byte, er
 	if err := c.checkCallSize(n, "reply"); err != nil {
 		return nil, err
 	}
-	if _, err := c.reserve(n+callIDSize, timeoutWait(timeout)); err != nil {
+	buf, err := c.reserve(n+callIDSize, timeoutWait(timeout))
+	if err != nil {
 		return nil, err
 	}
 	c.prod.markCall(frameKindReply, id)
-	return c.prod.reservedBytes(), nil
+	return buf[callIDSize:], nil
 }
 
 // Handler answers one call: req is the request, valid only until the

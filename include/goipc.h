@@ -167,7 +167,10 @@ typedef uint64_t goipc_conn;
  * its end in later versions (struct_size tells the library which version
  * the caller was compiled against; bytes past the fields this library knows
  * must be zero). Version 1 of the struct is its first 48 bytes (up to
- * protocol_version_override); the library accepts struct_size 48 forever. */
+ * protocol_version_override), version 2 its first 80 (up to
+ * max_pending_handshakes), version 3 is 88 bytes (max_inflight_calls);
+ * the library accepts every earlier struct_size forever, and the fields
+ * such a caller lacks take their defaults. */
 typedef struct goipc_options {
     uint32_t struct_size;        /* sizeof(goipc_options), set by goipc_options_init */
     uint32_t reserved0;          /* must be 0 */
@@ -206,6 +209,19 @@ typedef struct goipc_options {
     int64_t max_segment_size;       /* bytes of one connection's segment; default 64 MiB + 4 KiB */
     int64_t max_mapped_bytes;       /* segment bytes over all connections; default 16 GiB */
     int64_t max_pending_handshakes; /* handshakes in progress, the oldest is dropped beyond; default 64 */
+    /* ---- end of version 2 (80 bytes) ---- */
+    /* Calls (goipc_call, goipc_call_ex, goipc_call_ping) that may be in
+     * flight at once on each connection made with these options, counted
+     * at this end: 0 = default (64); at most 65536 (a slot's index is 16
+     * bits of the call id); a negative or larger value gives
+     * GOIPC_ERR_INVALID_ARGUMENT naming the field. A call beyond the cap
+     * waits, within its timeout_ms, until one of them ends
+     * (backpressure: nothing is queued); with timeout_ms 0 it returns
+     * GOIPC_ERR_TIMEOUT at once and sends nothing. Each end sets its own:
+     * a listener's value applies to the connections it accepts, and the
+     * peer's cap does not limit this end. The slots (about 100 bytes
+     * each) are allocated on the connection's first call. */
+    int64_t max_inflight_calls;
 } goipc_options;
 
 /* Sets the first size bytes of *opts to zero (every field's default) and
@@ -539,8 +555,8 @@ int32_t goipc_conn_stats(goipc_conn c, goipc_stats *out);
  * bytes (the frame also carries the 8-byte call id); a larger one returns
  * GOIPC_ERR_MESSAGE_TOO_LARGE and sends nothing.
  *
- * In flight: at most 64 calls per connection at once (Go's default
- * Options.MaxInflightCalls); a call beyond them waits for one to end,
+ * In flight: at most goipc_options.max_inflight_calls calls (default 64)
+ * per connection at once; a call beyond them waits for one to end,
  * within its timeout.
  *
  * Head of line: the connection's receive side is shared. Whoever waits

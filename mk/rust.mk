@@ -19,7 +19,7 @@ test-rust: lib build ## Rust binding: cargo test with the tokio feature (API, he
 	RUSTDOCFLAGS='-D warnings' $(RUST_CARGO) doc --no-deps --locked --quiet $(RUST_MANIFEST) --features tokio
 	@if $(RUST_CARGO) clippy --version >/dev/null 2>&1; then \
 	  echo "$(RUST_CARGO) clippy --locked $(RUST_MANIFEST) --all-targets --features tokio -- -D warnings"; \
-	  $(RUST_CARGO) clippy --locked $(RUST_MANIFEST) --all-targets --features tokio -- -D warnings; \
+	  $(RUST_CARGO) clippy --locked $(RUST_MANIFEST) --all-targets --features tokio -- -D warnings && \
 	  $(RUST_CARGO) clippy --locked $(RUST_MANIFEST) --lib -- -D warnings; \
 	else \
 	  echo "test-rust: WARNING: cargo clippy is not installed here; lint NOT run" >&2; \

@@ -18,6 +18,7 @@
     X(error_state_per_thread)   \
     X(bad_arguments)            \
     X(bad_options)              \
+    X(options_earlier_sizes)    \
     X(closed_handles)           \
     X(listen_rules)             \
     X(dial_errors)              \
@@ -54,6 +55,7 @@
     X(call_timeouts_and_late_replies) \
     X(call_peer_closes)         \
     X(call_misuse)              \
+    X(call_max_inflight)        \
     X(call_go_pong)
 
 #define DECLARE_TEST(name) void test_##name(void);

@@ -202,6 +202,49 @@ void test_bad_options(void)
     EXPECT_ST(goipc_listen_ex(path, &big.v1, &l), GOIPC_ERR_NOT_SUPPORTED);
 }
 
+/* Callers compiled against the version-1 (48-byte) or version-2 (80-byte)
+ * goipc_options keep working: initialising writes no byte past their
+ * struct, and the library reads none (the bytes past it here hold a
+ * max_inflight_calls value it would refuse), so every field they lack
+ * takes its default. */
+void test_options_earlier_sizes(void)
+{
+    static const size_t sizes[] = {48, 80};
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        union {
+            goipc_options o;
+            unsigned char raw[sizeof(goipc_options)];
+        } u;
+        memset(u.raw, 0xAB, sizeof u.raw);
+        if (sizes[i] == 48)
+            (goipc_options_init)(&u.o); /* the function a version-1 binary calls */
+        else
+            goipc_options_init_sized(&u.o, sizes[i]);
+        EXPECT(u.o.struct_size == sizes[i] && u.o.ring_size == 0 && u.o.allow_any_uid == 0);
+        int untouched = 1;
+        for (size_t j = sizes[i]; j < sizeof u.raw; j++)
+            untouched &= u.raw[j] == 0xAB;
+        EXPECT(untouched);
+        goipc_conn a, b;
+        if (make_pair(&a, &b, &u.o, &u.o) != 0)
+            continue;
+        /* Calls work, with the default cap of 64: 64 pending at once. */
+        uint64_t pending[64];
+        unsigned char buf[8];
+        size_t len;
+        int sent = 0;
+        for (int k = 0; k < 64; k++)
+            sent += goipc_call_ex(a, "x", 1, buf, sizeof buf, &len, 0, &pending[k]) == GOIPC_ERR_TIMEOUT &&
+                    pending[k] != 0;
+        EXPECT(sent == 64);
+        uint64_t extra = 1;
+        EXPECT_ST(goipc_call_ex(a, "x", 1, buf, sizeof buf, &len, 0, &extra), GOIPC_ERR_TIMEOUT);
+        EXPECT(extra == 0);
+        EXPECT_ST(goipc_conn_close(a), GOIPC_OK);
+        EXPECT_ST(goipc_conn_close(b), GOIPC_OK);
+    }
+}
+
 void test_closed_handles(void)
 {
     goipc_conn a, b;

@@ -467,3 +467,91 @@ void test_call_go_pong(void)
     EXPECT(status != -1 && WIFEXITED(status) && WEXITSTATUS(status) == 0);
     reap_child(&pong);
 }
+
+/* goipc_options.max_inflight_calls: with a cap of 2, two calls in flight
+ * make a third wait, unsent, until one of them ends; a listener's cap
+ * applies to the connections it accepts; bad values are refused with a
+ * message naming the field. */
+void test_call_max_inflight(void)
+{
+    goipc_options o;
+    goipc_options_init(&o);
+    EXPECT(o.struct_size == sizeof o && o.max_inflight_calls == 0);
+    o.max_inflight_calls = 2;
+    goipc_conn a, b;
+    REQUIRE(make_pair(&a, &b, &o, NULL) == 0);
+    unsigned char buf[MAX_REQ + 4], req[MAX_REQ];
+    size_t len = 0, n = 0;
+    uint64_t p1 = 0, p2 = 0, p3 = 1;
+    EXPECT_ST(goipc_call_ex(a, "one", 3, buf, sizeof buf, &len, 0, &p1), GOIPC_ERR_TIMEOUT);
+    EXPECT_ST(goipc_call_ex(a, "two", 3, buf, sizeof buf, &len, 0, &p2), GOIPC_ERR_TIMEOUT);
+    EXPECT(p1 != 0 && p2 != 0 && p1 != p2);
+    /* The third finds no free slot: nothing is sent, nothing pending. */
+    EXPECT_ST(goipc_call_ex(a, "three", 5, buf, sizeof buf, &len, 0, &p3), GOIPC_ERR_TIMEOUT);
+    EXPECT(p3 == 0);
+    uint64_t t0 = now_ms();
+    EXPECT_ST(goipc_call(a, "three", 5, buf, sizeof buf, &len, 50), GOIPC_ERR_TIMEOUT);
+    EXPECT(now_ms() - t0 >= 50);
+
+    /* A third call from another thread waits for a slot... */
+    struct one_call third = {.c = a, .timeout_ms = 30000, .n = 5};
+    memcpy(third.req, "three", 5);
+    pthread_t t;
+    pthread_create(&t, NULL, one_call_run, &third);
+    uint64_t ids[3];
+    EXPECT_ST(goipc_recv_request(b, &ids[0], req, sizeof req, &n, 10000), GOIPC_OK);
+    EXPECT(n == 3 && memcmp(req, "one", 3) == 0);
+    EXPECT_ST(goipc_recv_request(b, &ids[1], req, sizeof req, &n, 10000), GOIPC_OK);
+    EXPECT(n == 3 && memcmp(req, "two", 3) == 0);
+    /* ...and its request is not sent while both slots are taken. */
+    EXPECT_ST(goipc_recv_request(b, &ids[2], req, sizeof req, &n, 100), GOIPC_ERR_TIMEOUT);
+    /* The first call ends: its slot goes to the waiting call. */
+    unsigned char out[MAX_REQ + 4];
+    EXPECT_ST(goipc_reply(b, ids[0], out, answer_for((const unsigned char *)"one", 3, out), 1000), GOIPC_OK);
+    EXPECT_ST(goipc_call_end(a, p1, buf, sizeof buf, &len, 10000), GOIPC_OK);
+    EXPECT(len == 7 && memcmp(buf, "eno", 3) == 0);
+    EXPECT_ST(goipc_recv_request(b, &ids[2], req, sizeof req, &n, 10000), GOIPC_OK);
+    EXPECT(n == 5 && memcmp(req, "three", 5) == 0);
+    EXPECT_ST(goipc_reply(b, ids[2], out, answer_for(req, n, out), 1000), GOIPC_OK);
+    pthread_join(t, NULL);
+    EXPECT_ST(third.st, GOIPC_OK);
+    EXPECT(third.len == 9 && memcmp(third.got, "eerht", 5) == 0);
+    EXPECT_ST(goipc_reply(b, ids[1], out, answer_for((const unsigned char *)"two", 3, out), 1000), GOIPC_OK);
+    EXPECT_ST(goipc_call_end(a, p2, buf, sizeof buf, &len, 10000), GOIPC_OK);
+    EXPECT(len == 7 && memcmp(buf, "owt", 3) == 0);
+    goipc_conn_close(a);
+    goipc_conn_close(b);
+
+    /* A listener's cap (1) holds on the accepted end, not on the dialer
+     * (default 64). */
+    goipc_options lo;
+    goipc_options_init(&lo);
+    lo.max_inflight_calls = 1;
+    REQUIRE(make_pair(&a, &b, NULL, &lo) == 0);
+    EXPECT_ST(goipc_call_ex(b, "x", 1, buf, sizeof buf, &len, 0, &p1), GOIPC_ERR_TIMEOUT);
+    EXPECT(p1 != 0);
+    EXPECT_ST(goipc_call_ex(b, "y", 1, buf, sizeof buf, &len, 0, &p2), GOIPC_ERR_TIMEOUT);
+    EXPECT(p2 == 0);
+    EXPECT_ST(goipc_call_ex(a, "x", 1, buf, sizeof buf, &len, 0, &p1), GOIPC_ERR_TIMEOUT);
+    EXPECT_ST(goipc_call_ex(a, "y", 1, buf, sizeof buf, &len, 0, &p2), GOIPC_ERR_TIMEOUT);
+    EXPECT(p1 != 0 && p2 != 0);
+    goipc_conn_close(a);
+    goipc_conn_close(b);
+
+    /* Bad values: negative, or above 65536 (the slot index is 16 bits). */
+    char path[300];
+    sock_path(path, sizeof path, "inflight");
+    goipc_listener l;
+    goipc_conn c;
+    const int64_t bad[] = {-1, INT64_MIN, 65537, INT64_MAX};
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        o.max_inflight_calls = bad[i];
+        EXPECT_ST(goipc_listen_ex(path, &o, &l), GOIPC_ERR_INVALID_ARGUMENT);
+        EXPECT(strstr(goipc_last_error_message(), "max_inflight_calls") != NULL);
+        EXPECT_ST(goipc_dial_ex(path, &o, 100, &c), GOIPC_ERR_INVALID_ARGUMENT);
+        EXPECT(strstr(goipc_last_error_message(), "max_inflight_calls") != NULL);
+    }
+    o.max_inflight_calls = 65536; /* the largest cap */
+    if (EXPECT_ST(goipc_listen_ex(path, &o, &l), GOIPC_OK))
+        goipc_listener_close(l);
+}

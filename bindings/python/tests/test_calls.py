@@ -8,6 +8,7 @@ with calls in flight, typed calls against the Go server.
 
 from __future__ import annotations
 
+import os
 import struct
 import threading
 import time
@@ -15,6 +16,7 @@ import time
 import pytest
 
 import goipc
+from conftest import make_pair
 
 pytestmark = pytest.mark.skipif(not goipc.has_calls(), reason="the library has no calls")
 
@@ -261,11 +263,78 @@ def test_calls_against_go_pong(go_pong):
 def test_version_1_peer_cannot_call(sockdir):
     """A peer announcing protocol version 1 (no calls) is refused at the
     handshake: calls never reach it."""
-    import os
-
     path = os.path.join(sockdir, "v1.sock")
     with goipc.listen(path) as ln:
         with pytest.raises(goipc.ProtocolError):
             goipc.dial(path, timeout=10, protocol_version_override=1)
         with pytest.raises(goipc.ProtocolError):
             ln.accept(timeout=10)
+
+
+def test_max_inflight_calls(sockdir):
+    """With max_inflight_calls=2, two calls in flight make a third wait,
+    unsent, until one of them ends; a listener's cap holds on the
+    connections it accepts; bad values raise before the library is
+    called."""
+    ln, c, s = make_pair(os.path.join(sockdir, "cap.sock"), max_inflight_calls=2)
+    try:
+        results: dict = {}
+
+        def caller(req: bytes) -> None:
+            results[req] = c.call(req, timeout=30)
+
+        first = [threading.Thread(target=caller, args=(r,)) for r in (b"one", b"two")]
+        for t in first:
+            t.start()
+        held = {req: cid for cid, req in (s.recv_request(timeout=10) for _ in range(2))}
+        assert set(held) == {b"one", b"two"}
+        # No free slot: a call times out without sending its request.
+        with pytest.raises(goipc.TimeoutError):
+            c.call(b"unsent", timeout=0.05)
+        third = threading.Thread(target=caller, args=(b"three",))
+        third.start()
+        with pytest.raises(goipc.TimeoutError):
+            s.recv_request(timeout=0.1)  # neither "unsent" nor "three" came
+        s.reply(held[b"one"], answer_for(b"one"))  # frees a slot for "three"
+        cid, req = s.recv_request(timeout=10)
+        assert req == b"three"
+        s.reply(cid, answer_for(req))
+        s.reply(held[b"two"], answer_for(b"two"))
+        for t in first + [third]:
+            t.join(30)
+        assert results == {r: answer_for(r) for r in (b"one", b"two", b"three")}
+    finally:
+        c.close()
+        s.close()
+        ln.close()
+
+    # The listener's cap (1) is the accepted end's, not the dialer's.
+    path = os.path.join(sockdir, "lcap.sock")
+    with goipc.listen(path, max_inflight_calls=1) as ln2:
+        got: list = []
+        t = threading.Thread(target=lambda: got.append(ln2.accept(timeout=20)))
+        t.start()
+        with goipc.dial(path, timeout=20) as d:
+            t.join(30)
+            with got[0] as a:
+                held_call = threading.Thread(target=lambda: a.call(b"held", timeout=30))
+                held_call.start()
+                cid, req = d.recv_request(timeout=10)
+                assert req == b"held"
+                with pytest.raises(goipc.TimeoutError):
+                    a.call(b"second", timeout=0.05)
+                with pytest.raises(goipc.TimeoutError):
+                    d.recv_request(timeout=0.1)  # "second" was not sent
+                d.reply(cid, b"done")
+                held_call.join(30)
+
+    for bad in (0, -1, 65537, 1 << 70):
+        with pytest.raises(ValueError, match="max_inflight_calls"):
+            goipc.dial(os.path.join(sockdir, "none.sock"), timeout=1, max_inflight_calls=bad)
+        with pytest.raises(ValueError, match="max_inflight_calls"):
+            goipc.listen(os.path.join(sockdir, "none.sock"), max_inflight_calls=bad)
+    for bad in (1.5, "2", True):
+        with pytest.raises(TypeError, match="max_inflight_calls"):
+            goipc.dial(os.path.join(sockdir, "none.sock"), timeout=1, max_inflight_calls=bad)
+    with goipc.listen(os.path.join(sockdir, "max.sock"), max_inflight_calls=65536):
+        pass

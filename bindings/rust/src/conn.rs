@@ -103,7 +103,17 @@ pub struct Options {
     /// Listener only: handshakes in progress, the oldest is dropped
     /// beyond; default 64.
     pub max_pending_handshakes: Limit,
+    /// Calls ([`Conn::call`] and friends) in flight at once on this end of
+    /// each connection made with these options (a listener's value
+    /// applies to the connections it accepts); 0: default (64), at most
+    /// [`MAX_INFLIGHT_CALLS_LIMIT`]. A call beyond them waits, within its
+    /// timeout, until one of them ends; its request is not sent before.
+    pub max_inflight_calls: usize,
 }
+
+/// The largest [`Options::max_inflight_calls`]: a call slot's index is 16
+/// bits of the call id.
+pub const MAX_INFLIGHT_CALLS_LIMIT: usize = 1 << 16;
 
 impl Options {
     /// The C struct, initialised by `goipc_options_init_sized` (with the
@@ -131,6 +141,13 @@ impl Options {
         o.max_segment_size = self.max_segment_size.to_raw("max_segment_size", i64::MAX)?;
         o.max_mapped_bytes = self.max_mapped_bytes.to_raw("max_mapped_bytes", i64::MAX)?;
         o.max_pending_handshakes = self.max_pending_handshakes.to_raw("max_pending_handshakes", i32_max)?;
+        if self.max_inflight_calls > MAX_INFLIGHT_CALLS_LIMIT {
+            return Err(Error::InvalidArgument(format!(
+                "goipc: max_inflight_calls must be at most {MAX_INFLIGHT_CALLS_LIMIT} (0: the default, 64), not {}",
+                self.max_inflight_calls
+            )));
+        }
+        o.max_inflight_calls = self.max_inflight_calls as i64;
         Ok(o)
     }
 }
@@ -811,8 +828,10 @@ mod tests {
             max_segment_size: Limit::Unlimited,
             max_mapped_bytes: Limit::AtMost(1 << 40),
             max_pending_handshakes: Limit::Default,
+            max_inflight_calls: 5,
         };
         let r = o.to_raw().unwrap();
+        assert_eq!((r.max_inflight_calls, d.max_inflight_calls), (5, 0));
         assert_eq!((r.ring_size, r.max_message_size, r.spin_ns), (1 << 20, 4096, 3000));
         assert_eq!((r.handshake_timeout_ms, r.allow_any_uid, r.protocol_version_override), (2, 1, 9));
         assert_eq!(
@@ -843,6 +862,14 @@ mod tests {
             match o.to_raw() {
                 Err(Error::InvalidArgument(m)) => assert!(m.contains(name), "{m}"),
                 other => panic!("{o:?}: {other:?}"),
+            }
+        }
+        let calls = |n| Options { max_inflight_calls: n, ..Options::default() }.to_raw();
+        assert_eq!(calls(MAX_INFLIGHT_CALLS_LIMIT).unwrap().max_inflight_calls, 1 << 16);
+        for n in [MAX_INFLIGHT_CALLS_LIMIT + 1, usize::MAX] {
+            match calls(n) {
+                Err(Error::InvalidArgument(m)) => assert!(m.contains("max_inflight_calls"), "{m}"),
+                other => panic!("max_inflight_calls {n}: {other:?}"),
             }
         }
         let top = Options { max_conns: Limit::AtMost(i32::MAX as u64), ..Options::default() };

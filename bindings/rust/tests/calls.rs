@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{LONG, pair};
-use goipc::{Conn, Error, Messenger};
+use common::{LONG, pair, pair_with};
+use goipc::{Conn, Error, Messenger, Options};
 
 /// The test servers' reply: the request reversed, then its length (u32
 /// LE), so that a reply delivered to another call cannot pass for its own.
@@ -201,4 +201,76 @@ fn version_1_peer_cannot_call() {
     opts.protocol_version_override = 1;
     assert!(matches!(Conn::dial_with(&path, &opts, Some(LONG)), Err(Error::Protocol(_))));
     assert!(matches!(l.accept_timeout(LONG), Err(Error::Protocol(_))));
+}
+
+/// Receives the next request on `server` within `timeout`: (id, bytes).
+fn next_request(server: &Conn, timeout: Duration) -> goipc::Result<(u64, Vec<u8>)> {
+    let mut buf = vec![0u8; 512];
+    let (id, n) = server.recv_request(&mut buf, Some(timeout))?;
+    buf.truncate(n);
+    Ok((id, buf))
+}
+
+/// Default options but for `max_inflight_calls`.
+fn with_call_cap(n: usize) -> Options {
+    let mut o = Options::default();
+    o.max_inflight_calls = n;
+    o
+}
+
+/// `Options::max_inflight_calls`: with a cap of 2, two calls in flight
+/// make a third wait, unsent, until one of them ends; a listener's cap
+/// holds on the connections it accepts.
+#[test]
+fn max_inflight_calls_makes_the_next_call_wait() {
+    let capped = with_call_cap(2);
+    let (client, server) = pair_with(&capped, &Options::default());
+    std::thread::scope(|s| {
+        let first: Vec<_> = [&b"one"[..], b"two"]
+            .into_iter()
+            .map(|req| {
+                let client = &client;
+                s.spawn(move || client.call(req, Some(LONG)).unwrap())
+            })
+            .collect();
+        let mut held = [next_request(&server, LONG).unwrap(), next_request(&server, LONG).unwrap()];
+        held.sort_by(|a, b| a.1.cmp(&b.1));
+        assert_eq!((&held[0].1[..], &held[1].1[..]), (&b"one"[..], &b"two"[..]));
+        // No free slot: the call times out without sending its request.
+        assert!(matches!(client.call(b"unsent", Some(Duration::from_millis(50))), Err(Error::Timeout)));
+        let client = &client;
+        let third = s.spawn(move || client.call(b"three", Some(LONG)).unwrap());
+        // Neither "unsent" nor "three" reached the server.
+        assert!(matches!(next_request(&server, Duration::from_millis(100)), Err(Error::Timeout)));
+        server.reply(held[0].0, &answer_for(b"one"), Some(LONG)).unwrap(); // frees a slot
+        let (id, req) = next_request(&server, LONG).unwrap();
+        assert_eq!(req, b"three");
+        server.reply(id, &answer_for(&req), Some(LONG)).unwrap();
+        server.reply(held[1].0, &answer_for(b"two"), Some(LONG)).unwrap();
+        assert_eq!(third.join().unwrap(), answer_for(b"three"));
+        let got: Vec<_> = first.into_iter().map(|t| t.join().unwrap()).collect();
+        assert_eq!(got, [answer_for(b"one"), answer_for(b"two")]);
+    });
+
+    // The listener's cap (1) is the accepted end's, not the dialer's.
+    let listener_cap = with_call_cap(1);
+    let (dialer, accepted) = pair_with(&Options::default(), &listener_cap);
+    std::thread::scope(|s| {
+        let accepted = &accepted;
+        let held = s.spawn(move || accepted.call(b"held", Some(LONG)).unwrap());
+        let (id, req) = next_request(&dialer, LONG).unwrap();
+        assert_eq!(req, b"held");
+        assert!(matches!(accepted.call(b"second", Some(Duration::from_millis(50))), Err(Error::Timeout)));
+        assert!(matches!(next_request(&dialer, Duration::from_millis(100)), Err(Error::Timeout)));
+        dialer.reply(id, b"done", Some(LONG)).unwrap();
+        assert_eq!(held.join().unwrap(), b"done");
+    });
+
+    // Out of range: refused before the library is called, naming the field.
+    let path = common::sock_path("cap");
+    let too_many = with_call_cap(goipc::MAX_INFLIGHT_CALLS_LIMIT + 1);
+    match goipc::Listener::bind_with(&path, &too_many) {
+        Err(Error::InvalidArgument(m)) => assert!(m.contains("max_inflight_calls"), "{m}"),
+        other => panic!("max_inflight_calls above the limit: {other:?}"),
+    }
 }

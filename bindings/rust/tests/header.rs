@@ -293,6 +293,7 @@ fn sevens() -> sys::goipc_options {
         max_segment_size: 7,
         max_mapped_bytes: 7,
         max_pending_handshakes: 7,
+        max_inflight_calls: 7,
     }
 }
 

@@ -70,6 +70,8 @@ class Options(ctypes.Structure):
         ("max_segment_size", c_int64),
         ("max_mapped_bytes", c_int64),
         ("max_pending_handshakes", c_int64),
+        # Version 3 (88 bytes): calls in flight per connection end.
+        ("max_inflight_calls", c_int64),
     ]
 
 
@@ -87,10 +89,11 @@ _OPTIONS_LAYOUT = {
     "max_segment_size": 56,
     "max_mapped_bytes": 64,
     "max_pending_handshakes": 72,
+    "max_inflight_calls": 80,
 }
 for _name, _off in _OPTIONS_LAYOUT.items():
     assert getattr(Options, _name).offset == _off, ("goipc_options layout", _name)
-assert ctypes.sizeof(Options) == 80, "goipc_options layout"
+assert ctypes.sizeof(Options) == 88, "goipc_options layout"
 assert ctypes.sizeof(c_size_t) == ctypes.sizeof(c_void_p), "size_t is pointer-sized"
 
 

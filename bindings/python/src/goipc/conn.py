@@ -344,6 +344,7 @@ def _make_options(
     handshake_timeout: Optional[float] = None,
     allow_any_uid: bool = False,
     protocol_version_override: int = 0,
+    max_inflight_calls: Optional[int] = None,
 ) -> ctypes.Array:
     """A goipc_options initialised by goipc_options_init_sized with the size
     of the struct this binding mirrors, with the given fields set."""
@@ -381,12 +382,17 @@ def _make_options(
         o.handshake_timeout_ms = ms
     o.allow_any_uid = 1 if allow_any_uid else 0
     o.protocol_version_override = _option_int("protocol_version_override", protocol_version_override, _U32)
+    if max_inflight_calls is not None:
+        o.max_inflight_calls = _option_int("max_inflight_calls", max_inflight_calls, _INFLIGHT_CALLS)
     return raw
 
 
 # Ranges (inclusive) of the goipc_options integer fields.
 _U32 = (0, (1 << 32) - 1)
 _U64 = (0, (1 << 64) - 1)
+# Calls in flight per connection end: at least one; at most 65536 (a slot's
+# index is 16 bits of the call id). None is the library's default, 64.
+_INFLIGHT_CALLS = (1, 1 << 16)
 _I64 = (-(1 << 63), (1 << 63) - 1)
 
 
@@ -554,6 +560,7 @@ def listen(
     max_segment_size: Optional[float] = None,
     max_mapped_bytes: Optional[float] = None,
     max_pending_handshakes: Optional[float] = None,
+    max_inflight_calls: Optional[int] = None,
 ) -> Listener:
     """Listens on the Unix socket ``path`` (at most 107 bytes) and returns a
     :class:`Listener`. A stale socket file left by a dead listener is
@@ -580,6 +587,11 @@ def listen(
         max_pending_handshakes: handshakes in progress at most, the oldest
             is dropped beyond (None: 64; ``math.inf``: no limit).
         Each limit is an int >= 1 (ValueError otherwise).
+        max_inflight_calls: calls (:meth:`Conn.call` and friends) in
+            flight at once on each accepted connection, counted at this
+            end (None: the library's default, 64; else an int in [1,
+            65536], ValueError otherwise). A call beyond them waits,
+            within its timeout, until one ends; it is not sent before.
 
     Raises:
         AddressInUseError: a live listener serves the path, or the path
@@ -603,6 +615,7 @@ def listen(
         and not allow_any_uid
         and not protocol_version_override
         and not any(limits.values())
+        and max_inflight_calls is None
     ):
         st = lib.goipc_listen(p, out)
     else:
@@ -612,6 +625,7 @@ def listen(
             handshake_timeout=handshake_timeout,
             allow_any_uid=allow_any_uid,
             protocol_version_override=protocol_version_override,
+            max_inflight_calls=max_inflight_calls,
         )
         o = _lib.Options.from_buffer(opts)
         for name, value in limits.items():
@@ -688,6 +702,7 @@ def dial(
     handshake_timeout: Optional[float] = None,
     allow_any_uid: bool = False,
     protocol_version_override: int = 0,
+    max_inflight_calls: Optional[int] = None,
 ) -> "Conn":
     """Connects to the listener at ``path`` and returns a :class:`Conn`.
 
@@ -708,6 +723,11 @@ def dial(
         allow_any_uid: accept a listener of any uid.
         protocol_version_override: testing only: announce another protocol
             version, to check how peers report a version mismatch.
+        max_inflight_calls: calls (:meth:`Conn.call` and friends) in
+            flight at once on this end of the connection (None: the
+            library's default, 64; else an int in [1, 65536], ValueError
+            otherwise). A call beyond them waits, within its timeout,
+            until one ends; it is not sent before.
 
     Raises:
         SystemCallError: errno ENOENT (no such path) or ECONNREFUSED
@@ -727,6 +747,7 @@ def dial(
         or handshake_timeout is not None
         or allow_any_uid
         or protocol_version_override
+        or max_inflight_calls is not None
     ):
         opts = _make_options(
             ring_size=ring_size,
@@ -735,6 +756,7 @@ def dial(
             handshake_timeout=handshake_timeout,
             allow_any_uid=allow_any_uid,
             protocol_version_override=protocol_version_override,
+            max_inflight_calls=max_inflight_calls,
         )
     ms = -1 if timeout is None else _ms_ceil(timeout)
     if threading.current_thread() is threading.main_thread() and (ms < 0 or ms > _SLICE_MS):
