@@ -163,6 +163,9 @@ func capi_recv_request(h C.uint64_t, id *C.uint64_t, buf unsafe.Pointer, capacit
 	case e.viewOwner.Load() == tid(t):
 		return invalid(t, "goipc_recv_request: this thread holds a view on the connection (release it first)")
 	}
+	if r, ok := e.takeKeptRequest(); ok {
+		return deliverKeptRequest(e, t, r, id, outBuf(e, buf, capacity), n)
+	}
 	callID, got, err := e.c.RecvRequestInto(outBuf(e, buf, capacity), duration(timeoutMs))
 	if err == nil {
 		*id = C.uint64_t(callID)

@@ -60,6 +60,15 @@ type connEntry struct {
 	kept     atomic.Bool // fast-path check; keptView is guarded by keptMu
 	keptMu   sync.Mutex
 	keptView []byte
+
+	// Ping requests that goipc_recv_ping_request took off the ring but
+	// could not deliver because the caller's buffer was too small, oldest
+	// first. Copies, holding nothing in the ring; the next
+	// goipc_recv_ping_request or goipc_recv_request takes them first. See
+	// kept.go.
+	hasKeptReq atomic.Bool // fast-path check; keptReqs is guarded by keptReqMu
+	keptReqMu  sync.Mutex
+	keptReqs   []keptRequest
 }
 
 type listenerEntry struct {

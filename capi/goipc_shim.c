@@ -393,3 +393,18 @@ int32_t goipc_call_ping(goipc_conn c, uint64_t seq, const void *payload, size_t 
     FORK_GUARD();
     return capi_call_ping(c, seq, (void *)payload, len, monotonic_ns(), pong_seq, buf, cap, out_len, timeout_ms, &tls);
 }
+
+int32_t goipc_recv_ping_request(goipc_conn c, uint64_t *call, uint64_t *seq, int64_t *sent_ns, void *buf, size_t cap,
+                                size_t *len, int64_t timeout_ms)
+{
+    FORK_GUARD();
+    return capi_recv_ping_request(c, call, seq, sent_ns, buf, cap, len, timeout_ms, &tls);
+}
+
+int32_t goipc_reply_pong(goipc_conn c, uint64_t call, uint64_t seq, int64_t ping_sent_ns, int64_t received_ns,
+                         const void *payload, size_t len, int64_t timeout_ms)
+{
+    FORK_GUARD();
+    return capi_reply_pong(c, call, seq, ping_sent_ns, received_ns != 0 ? received_ns : monotonic_ns(),
+                           (void *)payload, len, timeout_ms, &tls);
+}

@@ -48,3 +48,45 @@ func (e *connEntry) nextView(d time.Duration) ([]byte, error) {
 	}
 	return e.c.RecvView(d)
 }
+
+// Kept requests: see connEntry.keptReqs. The core can leave a request
+// queued only from inside RecvRequestInto, which copies the whole request;
+// goipc_recv_ping_request reads it in place instead (one copy, of the
+// payload) and, when the payload does not fit the caller's buffer, keeps a
+// copy of the request here. Unlike a kept view it holds nothing in the
+// ring, so plain receives and calls go on meanwhile.
+
+// keptRequest is a call request taken off the ring and not yet delivered.
+type keptRequest struct {
+	id   uint64
+	data []byte // the whole request, owned by the entry
+}
+
+// takeKeptRequest returns the oldest kept request, if any, and removes it.
+func (e *connEntry) takeKeptRequest() (keptRequest, bool) {
+	if !e.hasKeptReq.Load() {
+		return keptRequest{}, false
+	}
+	e.keptReqMu.Lock()
+	defer e.keptReqMu.Unlock()
+	if len(e.keptReqs) == 0 {
+		return keptRequest{}, false
+	}
+	r := e.keptReqs[0]
+	e.keptReqs = append(e.keptReqs[:0], e.keptReqs[1:]...)
+	e.hasKeptReq.Store(len(e.keptReqs) > 0)
+	return r, true
+}
+
+// keepRequest puts r back for the next request receive: first when it
+// was itself taken from the kept ones (it is the oldest), else last.
+func (e *connEntry) keepRequest(r keptRequest, first bool) {
+	e.keptReqMu.Lock()
+	defer e.keptReqMu.Unlock()
+	if first {
+		e.keptReqs = append([]keptRequest{r}, e.keptReqs...)
+	} else {
+		e.keptReqs = append(e.keptReqs, r)
+	}
+	e.hasKeptReq.Store(true)
+}

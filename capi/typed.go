@@ -25,17 +25,24 @@ import (
 
 func sendTyped(e *connEntry, t *C.goipc_tls, what string, payload unsafe.Pointer, n C.size_t, timeoutMs C.int64_t,
 	size func(int) int, write func(dst, payload []byte) (int, error)) C.int32_t {
+	return buildTyped(e, t, what, payload, n, timeoutMs, int(e.maxMsg), e.c.Reserve, size, write)
+}
+
+// buildTyped is sendTyped into space from reserve (a plain message, or a
+// call's reply), of at most limit bytes.
+func buildTyped(e *connEntry, t *C.goipc_tls, what string, payload unsafe.Pointer, n C.size_t, timeoutMs C.int64_t,
+	limit int, reserve func(int, time.Duration) ([]byte, error), size func(int) int, write func(dst, payload []byte) (int, error)) C.int32_t {
 	switch {
 	case payload == nil && n != 0:
 		return invalid(t, "%s: payload is NULL and len is %d", what, uint64(n))
 	case e.resOwner.Load() == tid(t):
 		return invalid(t, "%s: this thread holds a reservation on the connection (commit or abort it first)", what)
-	case uint64(n) > uint64(message.MaxPayload) || uint64(size(int(n))) > e.maxMsg:
+	case uint64(n) > uint64(message.MaxPayload) || size(int(n)) > limit:
 		return fail(t, fmt.Errorf("%w: %s: a %d-byte payload makes a message larger than the maximum, %d bytes",
-			goipc.ErrMessageTooLarge, what, uint64(n), e.maxMsg))
+			goipc.ErrMessageTooLarge, what, uint64(n), limit))
 	}
 	total := size(int(n))
-	dst, err := e.c.Reserve(total, duration(timeoutMs))
+	dst, err := reserve(total, duration(timeoutMs))
 	if err != nil {
 		return fail(t, err)
 	}

@@ -662,6 +662,43 @@ int32_t goipc_reply(goipc_conn c, uint64_t call, const void *data, size_t len, i
 int32_t goipc_call_ping(goipc_conn c, uint64_t seq, const void *payload, size_t len, uint64_t *pong_seq, void *buf,
                         size_t cap, size_t *out_len, int64_t timeout_ms);
 
+/* Typed server side: receives the next call request as a Ping. Sets *call
+ * to its id (for goipc_reply_pong), *seq and, if sent_ns is not NULL,
+ * *sent_ns to the Ping's fields; copies its payload into buf (cap bytes;
+ * buf may be NULL only if cap is 0) and sets *len to its size. call, seq
+ * and len must not be NULL. One call into Go; the Ping is verified in
+ * place in the ring and only its payload is copied.
+ * The payload larger than cap: GOIPC_ERR_BUFFER_TOO_SMALL, *len = the
+ * payload size, and the request stays queued for the next
+ * goipc_recv_ping_request or goipc_recv_request on the connection
+ * (a copy kept by the library: plain receives and calls go on
+ * meanwhile).
+ * A request that is not a valid Ping: GOIPC_ERR_PROTOCOL for that request
+ * only (the connection stays usable). The request leaves the queue, and,
+ * unlike other failures, *call is set to its id, *len to its size and buf
+ * holds its first min(*len, cap) bytes: its caller waits for a reply, so
+ * answer it (goipc_reply, e.g. with an error of your protocol or the
+ * echo) or let its call time out.
+ * Thread safety, head of line and other errors: as goipc_recv_request. */
+int32_t goipc_recv_ping_request(goipc_conn c, uint64_t *call, uint64_t *seq, int64_t *sent_ns, void *buf, size_t cap,
+                                size_t *len, int64_t timeout_ms);
+
+/* Answers the call request `call` with a Pong {seq, ping_sent_ns,
+ * received_ns, payload (len bytes; payload may be NULL only if len is 0)}
+ * built in place in the ring: usually the Ping's seq, sent_ns and payload
+ * from goipc_recv_ping_request. received_ns is when the Ping was read
+ * (0: CLOCK_MONOTONIC now). One call into Go; payload is only read during
+ * the call. Any thread, any order, as goipc_reply.
+ * Sizes: the Pong (72 + ((len + 11) & ~7) bytes) must be at most
+ * goipc_conn_max_message_size() - 8, else GOIPC_ERR_MESSAGE_TOO_LARGE and
+ * nothing is sent.
+ * Errors: as goipc_reply; GOIPC_ERR_INVALID_ARGUMENT also for call 0,
+ * which is never a call id. Like goipc_reply, answering twice or an id
+ * the peer never sent is not detected here: the peer drops replies no
+ * call waits for. */
+int32_t goipc_reply_pong(goipc_conn c, uint64_t call, uint64_t seq, int64_t ping_sent_ns, int64_t received_ns,
+                         const void *payload, size_t len, int64_t timeout_ms);
+
 #ifdef __cplusplus
 }
 #endif

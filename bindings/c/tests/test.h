@@ -56,7 +56,10 @@
     X(call_peer_closes)         \
     X(call_misuse)              \
     X(call_max_inflight)        \
-    X(call_go_pong)
+    X(call_go_pong)             \
+    X(typed_call_go_client)     \
+    X(typed_call_c_threads)     \
+    X(typed_call_errors)
 
 #define DECLARE_TEST(name) void test_##name(void);
 TEST_LIST(DECLARE_TEST)

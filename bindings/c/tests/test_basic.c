@@ -330,6 +330,13 @@ int panic_child_main(void)
     bad += expect_panic(goipc_recv_pong(c, &seq, buf, sizeof buf, &n, 0), "goipc_recv_pong");
     bad += expect_panic(goipc_recv_ping(c, &seq, NULL, buf, sizeof buf, &n, 0), "goipc_recv_ping");
     bad += expect_panic(goipc_send_pong(c, 1, 0, 0, "x", 1, 0), "goipc_send_pong");
+    uint64_t call;
+    bad += expect_panic(goipc_call(c, "x", 1, buf, sizeof buf, &n, 0), "goipc_call");
+    bad += expect_panic(goipc_recv_request(c, &call, buf, sizeof buf, &n, 0), "goipc_recv_request");
+    bad += expect_panic(goipc_reply(c, 1, "x", 1, 0), "goipc_reply");
+    bad += expect_panic(goipc_call_ping(c, 1, "x", 1, &seq, buf, sizeof buf, &n, 0), "goipc_call_ping");
+    bad += expect_panic(goipc_recv_ping_request(c, &call, &seq, NULL, buf, sizeof buf, &n, 0), "goipc_recv_ping_request");
+    bad += expect_panic(goipc_reply_pong(c, 1, 1, 0, 0, "x", 1, 0), "goipc_reply_pong");
     /* Functions that do not call into Go still work. */
     bad += goipc_abi_version() != GOIPC_ABI_VERSION;
     bad += goipc_strerror(GOIPC_OK)[0] == '\0';
