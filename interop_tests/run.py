@@ -376,15 +376,9 @@ class Runner:
     def t_calls(self, t):
         path = self.sock(t, "c.sock")
         c = self.start_consumer(t.consumer, path, calls=True)
-        # The C API has no typed reply, so the C consumer answers each
-        # request with its own bytes: raw calls to it, Ping calls elsewhere.
-        typed = t.consumer != "c"
-        r = self.ping(t.producer, path, CALLS_N, DEFAULT_TIMEOUT, "--call", "--threads", CALL_THREADS,
-                      *(["--typed"] if typed else []))
+        r = self.ping(t.producer, path, CALLS_N, DEFAULT_TIMEOUT, "--call", "--threads", CALL_THREADS, "--typed")
         self.consumer_end(c, CALLS_N)
-        what = "Ping calls" if typed else f"{PINGPONG_SIZE} B calls"
-        answer = "its own Pong" if typed else "its own bytes"
-        return f"{CALLS_N} {what} from {CALL_THREADS} threads on one connection, each answered by {answer}, " \
+        return f"{CALLS_N} Ping calls from {CALL_THREADS} threads on one connection, each answered by its own Pong, " \
                f"p50 {r['p50_ns'] / 1e3:.1f} us, p99 {r['p99_ns'] / 1e3:.1f} us"
 
     def t_sizes(self, t):

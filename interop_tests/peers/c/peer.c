@@ -767,27 +767,32 @@ static void conn_end(int32_t st, unsigned long long n, unsigned long long malfor
     fflush(stdout);
 }
 
-/* --calls: answers each call request with its own bytes (the C API has
- * no typed reply: a Pong would have to be built by hand, so the matrix's
- * Go producer makes raw calls to this consumer). */
+/* --calls: answers each call request, a Ping with its Pong
+ * (goipc_recv_ping_request + goipc_reply_pong, built in place by the
+ * library), anything else with its own bytes, as `goipc pong` does. */
 static void serve_calls(goipc_conn c)
 {
     unsigned long long n = 0;
-    int32_t st;
-    for (;;) {
-        uint64_t call = 0;
+    size_t max = 0;
+    int32_t st = goipc_conn_max_message_size(c, &max);
+    if (st == GOIPC_OK)
+        reserve_reply(max); /* any request fits: a non-Ping is handed over whole */
+    while (st == GOIPC_OK) {
+        uint64_t call = 0, seq = 0;
+        int64_t sent = 0;
         size_t len = 0;
-        st = goipc_recv_request(c, &call, reply_buf, reply_cap, &len, -1);
+        st = goipc_recv_ping_request(c, &call, &seq, &sent, reply_buf, reply_cap, &len, -1);
         if (st == GOIPC_ERR_BUFFER_TOO_SMALL) { /* the request stays queued */
             reserve_reply(len);
+            st = GOIPC_OK;
             continue;
         }
-        if (st != GOIPC_OK)
-            break;
-        st = goipc_reply(c, call, reply_buf, len, -1);
-        if (st != GOIPC_OK)
-            break;
-        n++;
+        if (st == GOIPC_OK)
+            st = goipc_reply_pong(c, call, seq, sent, 0, reply_buf, len, -1);
+        else if (st == GOIPC_ERR_PROTOCOL && len <= reply_cap) /* not a Ping: its id and bytes are ours */
+            st = goipc_reply(c, call, reply_buf, len, -1);
+        if (st == GOIPC_OK)
+            n++;
     }
     conn_end(st, n, 0);
     goipc_conn_close(c);
