@@ -233,6 +233,88 @@ def test_recv_request_leaves_plain_messages(pair):
     assert got == [b"ok"]
 
 
+def test_typed_server_many_threads(pair):
+    """Six threads make Ping calls on one connection; two server threads
+    answer each with its own Pong (recv_ping_request + reply_pong)."""
+    c, s = pair
+    answered: list = []
+    ended: list = []
+
+    def serve() -> None:
+        n = 0
+        try:
+            while True:
+                cid, ping = s.recv_ping_request()
+                s.reply_pong(cid, ping.seq, ping.sent_ns, ping.payload)
+                n += 1
+        except goipc.Error as e:
+            ended.append(e)
+        answered.append(n)
+
+    errors: list = []
+
+    def caller(k: int) -> None:
+        try:
+            for i in range(200):
+                seq, payload = k << 32 | i, request_for(k, i)
+                if c.call_ping(seq, payload, timeout=30) != goipc.Pong(seq, payload):
+                    errors.append("caller %d call %d: not its own Pong" % (k, i))
+                    return
+        except BaseException as e:  # noqa: BLE001 - reported below
+            errors.append("caller %d: %r" % (k, e))
+
+    servers = [threading.Thread(target=serve) for _ in range(2)]
+    callers = [threading.Thread(target=caller, args=(k,)) for k in range(6)]
+    for t in servers + callers:
+        t.start()
+    for t in callers:
+        t.join(120)
+    c.close()
+    for t in servers:
+        t.join(30)
+    assert errors == []
+    assert sum(answered) == 6 * 200
+    assert len(ended) == 2 and all(isinstance(e, goipc.PeerClosedError) for e in ended)
+
+
+@pytest.mark.parametrize("in_library", [True, False], ids=["library", "fallback"])
+def test_typed_server_errors(pair, monkeypatch, in_library):
+    """A payload larger than the first receive buffer; a request that is
+    not a Ping (its id and bytes come with the error, to answer it); call
+    id 0; a Pong too large; nothing to receive. Through the library's
+    goipc_recv_ping_request/goipc_reply_pong, and through the fallback for
+    a library without them (recv_request/reply and goipc.messages)."""
+    monkeypatch.setattr(goipc._lib.state, "has_typed_server", in_library)
+    c, s = pair
+    got: list = []
+    big = bytes(range(256)) * 1024  # 256 KiB: beyond the 64 KiB first buffer
+    # A raw call carrying a Ping, to see every field of the Pong.
+    request = goipc.messages.build_ping(9, big, sent_ns=1234)
+    t = threading.Thread(target=lambda: got.append(c.call(request, timeout=30)))
+    t.start()
+    cid, ping = s.recv_ping_request(timeout=10)
+    assert ping == goipc.Ping(9, 1234, big)
+    s.reply_pong(cid, ping.seq, ping.sent_ns, ping.payload, received_ns=5)
+    t.join(30)
+    assert goipc.messages.parse_pong(got[0]) == goipc.Pong(9, big, 1234, 5)
+
+    t = threading.Thread(target=lambda: got.append(c.call(b"not a ping", timeout=30)))
+    t.start()
+    with pytest.raises(goipc.ProtocolError) as ei:
+        s.recv_ping_request(timeout=10)
+    assert ei.value.call_id != 0 and ei.value.request == b"not a ping"
+    s.reply(ei.value.call_id, b"refused")
+    t.join(30)
+    assert got[-1] == b"refused"
+
+    with pytest.raises(goipc.InvalidArgumentError):
+        s.reply_pong(0, 1, 0, b"x")
+    with pytest.raises(goipc.MessageTooLargeError):
+        s.reply_pong(1, 1, 0, bytes(s.max_message_size))
+    with pytest.raises(goipc.TimeoutError):
+        s.recv_ping_request(timeout=0)
+
+
 def test_calls_against_go_pong(go_pong):
     """`goipc pong` echoes a call's request, and answers a Ping call with
     a Pong; from several threads at once."""

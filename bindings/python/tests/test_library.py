@@ -40,7 +40,9 @@ def test_load_and_abi_version():
 
 def test_every_header_function_is_declared():
     """argtypes and restype for every function of include/goipc.h."""
-    declared = set(_lib._FUNCTIONS) | set(_lib._TYPED_FUNCTIONS) | set(_lib._CALL_FUNCTIONS)
+    declared = (
+        set(_lib._FUNCTIONS) | set(_lib._TYPED_FUNCTIONS) | set(_lib._CALL_FUNCTIONS) | set(_lib._TYPED_SERVER_FUNCTIONS)
+    )
     in_header = header_functions()
     assert in_header, "no function found in the header"
     assert in_header - declared == set(), "declare these in goipc/_lib.py"
@@ -56,6 +58,9 @@ def test_every_header_function_is_declared():
     if goipc.has_calls():
         for name in _lib._CALL_FUNCTIONS:
             assert getattr(lib, name).argtypes is not None, name
+    assert _lib.state.has_typed_server  # this repository's library has them
+    for name in _lib._TYPED_SERVER_FUNCTIONS:
+        assert getattr(lib, name).argtypes is not None, name
 
 
 def test_status_table_mirrors_header():

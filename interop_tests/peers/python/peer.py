@@ -631,26 +631,20 @@ def serve(c):
 
 
 def serve_calls(c):
-    """--calls: answers each call request, a Ping with its Pong (built
-    with goipc.messages), anything else with its own bytes, as `goipc pong`
-    does."""
-    from goipc import messages
-
+    """--calls: answers each call request, a Ping with its Pong
+    (recv_ping_request + reply_pong: verified and built by the library),
+    anything else with its own bytes, as `goipc pong` does."""
     st = Served()
     err = None
     while True:
         try:
-            call, req = c.recv_request()
-        except goipc.Error as e:
-            err = e
-            break
-        try:
-            ping = messages.parse_ping(req)
-            answer = messages.build_pong(ping.seq, ping.payload, ping.sent_ns)
-        except goipc.InvalidMessageError:
-            answer = req
-        try:
-            c.reply(call, answer)
+            try:
+                call, ping = c.recv_ping_request()
+                c.reply_pong(call, ping.seq, ping.sent_ns, ping.payload)
+            except goipc.ProtocolError as e:  # not a Ping: its id and bytes come with the error
+                if getattr(e, "request", None) is None:
+                    raise
+                c.reply(e.call_id, e.request)
         except goipc.Error as e:
             err = e
             break

@@ -204,6 +204,18 @@ _CALL_FUNCTIONS = {
 }
 
 
+# The typed server side of calls (goipc_recv_ping_request,
+# goipc_reply_pong): optional too; State.has_typed_server says whether they
+# are there (conn.py falls back to recv_request/reply and messages.py).
+_TYPED_SERVER_FUNCTIONS = {
+    "goipc_recv_ping_request": (
+        c_status,
+        [c_handle, POINTER(c_uint64), POINTER(c_uint64), POINTER(c_int64), c_buf, c_size_t, POINTER(c_size_t), c_int64],
+    ),
+    "goipc_reply_pong": (c_status, [c_handle, c_uint64, c_uint64, c_int64, c_int64, c_void_p, c_size_t, c_int64]),
+}
+
+
 # The per-message entry points, also bound WITHOUT argtypes (see
 # "Fast calls" below): conn.py calls them only with ctypes instances of the
 # declared types, built by the binding itself.
@@ -224,6 +236,8 @@ class State:
             after the library was loaded: every call raises ForkError.
         has_typed: the library has the typed Ping/Pong helpers.
         has_calls: the library has the call functions (goipc_call...).
+        has_typed_server: the library has goipc_recv_ping_request and
+            goipc_reply_pong.
         fast: the per-message functions of FAST_FUNCTIONS, by name, as
             called by conn.py's one-call fast paths.
     """
@@ -235,6 +249,7 @@ class State:
         self.forked: bool = False
         self.has_typed: bool = False
         self.has_calls: bool = False
+        self.has_typed_server: bool = False
         self.fast: dict = {}
 
 
@@ -389,11 +404,15 @@ def load(path: Optional[str] = None) -> ctypes.CDLL:
         has_calls = all(hasattr(lib, name) for name in _CALL_FUNCTIONS)
         if has_calls:
             _declare(lib, _CALL_FUNCTIONS)
+        has_typed_server = has_calls and all(hasattr(lib, name) for name in _TYPED_SERVER_FUNCTIONS)
+        if has_typed_server:
+            _declare(lib, _TYPED_SERVER_FUNCTIONS)
         state.fast = _fast_functions(lib, str(found))
         state.path = str(found)
         state.pid = os.getpid()
         state.has_typed = has_typed
         state.has_calls = has_calls
+        state.has_typed_server = has_typed_server
         state.lib = lib  # last: other threads test it without the lock
         return lib
 

@@ -1358,20 +1358,37 @@ class Conn:
             raise _no_calls()
         lib = _state.lib
         assert lib is not None
+        h = self._h
+        return self._take_request(
+            timeout,
+            lambda sc, ms: lib.goipc_recv_request(h, sc.seq, sc.arr, sc.cap, sc.len, ms),
+            lambda sc: (sc.seq.value, sc.arr[: sc.len.value]),
+        )
+
+    def _take_request(
+        self,
+        timeout: Optional[float],
+        receive: Callable[["_Scratch", int], int],
+        result: Callable[["_Scratch"], Any],
+        failure: Callable[["_Scratch", int], BaseException] = lambda sc, st: _lib.last_error(st),
+    ) -> Any:
+        """The request receive loop: ``receive(sc, ms)`` (one library call
+        into scratch buffer ``sc``) in slices until it succeeds, with a
+        larger buffer when the request does not fit (it stays queued);
+        returns ``result(sc)``, or raises ``failure(sc, status)``."""
         pool = self._pool
         try:
             sc = pool.pop()
         except IndexError:
             sc = self._new_scratch()
         try:
-            h = self._h
             t0 = _monotonic()
             timeout = _check_timeout(timeout)
             ms = _first_ms(timeout)
             while True:
-                st = lib.goipc_recv_request(h, sc.seq, sc.arr, sc.cap, sc.len, ms)
+                st = receive(sc, ms)
                 if st == _OK:
-                    return sc.seq.value, sc.arr[: sc.len.value]
+                    return result(sc)
                 if st == _TIMEOUT:
                     ms = _next_ms(timeout, t0)
                     if ms < 0:
@@ -1380,7 +1397,7 @@ class Conn:
                     sc = _Scratch(max(sc.len.value, min(2 * sc.cap, self._max)))
                     ms = 0
                 else:
-                    raise _lib.last_error(st)
+                    raise failure(sc, st)
         finally:
             pool.append(sc)
 
@@ -1405,6 +1422,91 @@ class Conn:
         st = fn(h, call_id, ptr, n, _first_ms(timeout))
         if st == _TIMEOUT:
             st = _wait(lambda ms: fn(h, call_id, ptr, n, ms), timeout, t0)
+        if st:
+            raise _lib.last_error(st)
+
+    def recv_ping_request(self, timeout: Optional[float] = None) -> Tuple[int, Ping]:
+        """Receives the next call request, which must be a Message/Ping:
+        returns ``(call_id, Ping(seq, sent_ns, payload))``. Answer it with
+        :meth:`reply_pong` (from any thread, in any order). One library call
+        (goipc_recv_ping_request): the Ping is verified in place in the
+        ring and only its payload copied.
+
+        Raises:
+            ProtocolError: the request was not a valid Ping. It left the
+                queue, but its caller waits for a reply: the error's
+                ``call_id`` and ``request`` (its bytes) let you answer it
+                with :meth:`reply`. The connection stays usable.
+            and as :meth:`recv_request`.
+        """
+        if not _state.has_typed_server:
+            call_id, req = self.recv_request(timeout)
+            try:
+                return call_id, messages.parse_ping(req)
+            except _errors.InvalidMessageError as e:
+                err = _errors.make_error(_errors.ERR_PROTOCOL, "goipc: the request is not a valid Ping: %s" % e)
+                err.call_id, err.request = call_id, req  # type: ignore[attr-defined]
+                raise err from None
+        if _forked:
+            raise _lib.fork_error()
+        lib = _state.lib
+        assert lib is not None
+        h = self._h
+
+        def failure(sc: _Scratch, st: int) -> BaseException:
+            err = _lib.last_error(st)
+            if st == _errors.ERR_PROTOCOL:  # not a Ping: its id and bytes are handed over
+                err.call_id = sc.pend.value  # type: ignore[attr-defined]
+                n = sc.len.value
+                err.request = sc.arr[:n] if n <= sc.cap else None  # type: ignore[attr-defined]
+            return err
+
+        return self._take_request(
+            timeout,
+            lambda sc, ms: lib.goipc_recv_ping_request(h, sc.pend, sc.seq, sc.sent, sc.arr, sc.cap, sc.len, ms),
+            lambda sc: (sc.pend.value, _tuple_new(Ping, (sc.seq.value, sc.sent.value, sc.arr[: sc.len.value]))),
+            failure,
+        )
+
+    def reply_pong(
+        self,
+        call_id: int,
+        seq: int,
+        ping_sent_ns: int,
+        payload: Any = b"",
+        received_ns: int = 0,
+        timeout: Optional[float] = None,
+    ) -> None:
+        """Answers the call request ``call_id`` (from
+        :meth:`recv_ping_request`) with a Message/Pong (``seq``,
+        ``ping_sent_ns``, ``received_ns``, ``payload``), built in place in
+        the ring by the library (goipc_reply_pong, one call).
+        ``received_ns`` is when the Ping was read (0: CLOCK_MONOTONIC now).
+
+        Raises: as :meth:`reply`; InvalidArgumentError for call_id 0
+        (never a call id).
+        """
+        if _forked:
+            raise _lib.fork_error()
+        if self._x_call_ex is None:
+            raise _no_calls()
+        _check_seq(call_id)
+        _check_seq(seq)
+        _check_i64("ping_sent_ns", ping_sent_ns)
+        _check_i64("received_ns", received_ns)
+        if not _state.has_typed_server:
+            if call_id == 0:
+                raise _errors.make_error(_errors.ERR_INVALID_ARGUMENT, "goipc: reply_pong: call id 0 is never issued")
+            self.reply(call_id, messages.build_pong(seq, payload, ping_sent_ns, received_ns or None), timeout)
+            return
+        fn = _state.lib.goipc_reply_pong  # type: ignore[union-attr]
+        ptr, n = _send_arg(payload)
+        h = self._h
+        t0 = _monotonic()
+        timeout = _check_timeout(timeout)
+        st = fn(h, call_id, seq, ping_sent_ns, received_ns, ptr, n, _first_ms(timeout))
+        if st == _TIMEOUT:
+            st = _wait(lambda ms: fn(h, call_id, seq, ping_sent_ns, received_ns, ptr, n, ms), timeout, t0)
         if st:
             raise _lib.last_error(st)
 
