@@ -678,7 +678,9 @@ int32_t goipc_call_ping(goipc_conn c, uint64_t seq, const void *payload, size_t 
  * unlike other failures, *call is set to its id, *len to its size and buf
  * holds its first min(*len, cap) bytes: its caller waits for a reply, so
  * answer it (goipc_reply, e.g. with an error of your protocol or the
- * echo) or let its call time out.
+ * echo) or let its call time out. Call ids are never 0: set *call to 0
+ * before the call to tell this case from a GOIPC_ERR_PROTOCOL of the
+ * connection, which leaves *call unmodified.
  * Thread safety, head of line and other errors: as goipc_recv_request. */
 int32_t goipc_recv_ping_request(goipc_conn c, uint64_t *call, uint64_t *seq, int64_t *sent_ns, void *buf, size_t cap,
                                 size_t *len, int64_t timeout_ms);

@@ -193,6 +193,75 @@ impl Conn {
         })
     }
 
+    /// Typed server side: receives the next call request as a Ping, its
+    /// payload copied into `buf`. One call into the library
+    /// (`goipc_recv_ping_request`: the Ping is verified in place in the
+    /// ring, only the payload copied). Answer a [`PingRequest::Ping`] with
+    /// [`Conn::reply_pong`], from any thread, in any order.
+    ///
+    /// A request that is not a valid Ping is [`PingRequest::NotPing`]: it
+    /// left the queue, but its caller waits for a reply, so answer it with
+    /// [`Conn::reply`] (its bytes are in `buf`) or let its call time out.
+    /// A Ping whose payload is larger than `buf` is
+    /// [`Error::BufferTooSmall`] (`needed`: the payload size) and stays
+    /// queued. Other errors: as [`Conn::recv_request`].
+    pub fn recv_ping_request(&self, buf: &mut [u8], timeout: Option<Duration>) -> Result<PingRequest> {
+        // call stays 0 (never a call id) unless the library names a request.
+        let (mut call, mut seq, mut sent_ns, mut len) = (0u64, 0u64, 0i64, 0usize);
+        // SAFETY: buf writable for its length during the call; the
+        // out-parameters are writable.
+        let st = unsafe {
+            sys::goipc_recv_ping_request(
+                self.h,
+                &mut call,
+                &mut seq,
+                &mut sent_ns,
+                buf.as_mut_ptr().cast::<c_void>(),
+                buf.len(),
+                &mut len,
+                timeout_ms(timeout),
+            )
+        };
+        match st {
+            sys::GOIPC_OK => Ok(PingRequest::Ping { call, seq, sent_ns, len }),
+            sys::GOIPC_ERR_BUFFER_TOO_SMALL => Err(Error::BufferTooSmall { needed: len }),
+            sys::GOIPC_ERR_PROTOCOL if call != 0 => Ok(PingRequest::NotPing { call, len }),
+            _ => Err(Error::last(st)),
+        }
+    }
+
+    /// Answers the call request `call` with a Pong (`seq`, `ping_sent_ns`,
+    /// `received_ns`, `payload`), built in place in the ring by the
+    /// library (`goipc_reply_pong`, one call): usually the fields of the
+    /// [`PingRequest::Ping`] it answers. `received_ns` 0 means now
+    /// (CLOCK_MONOTONIC). Errors: as [`Conn::reply`];
+    /// [`Error::InvalidArgument`] for call 0 (never a call id);
+    /// [`Error::MessageTooLarge`] when the Pong does not fit
+    /// `max_message_size() - 8` bytes.
+    pub fn reply_pong(
+        &self,
+        call: u64,
+        seq: u64,
+        ping_sent_ns: i64,
+        received_ns: i64,
+        payload: &[u8],
+        timeout: Option<Duration>,
+    ) -> Result<()> {
+        // SAFETY: payload readable for its length during the call.
+        check(unsafe {
+            sys::goipc_reply_pong(
+                self.h,
+                call,
+                seq,
+                ping_sent_ns,
+                received_ns,
+                payload.as_ptr().cast::<c_void>(),
+                payload.len(),
+                timeout_ms(timeout),
+            )
+        })
+    }
+
     /// Replies this end received that no call was waiting for (their call
     /// timed out): dropped, never delivered to another call.
     pub fn dropped_replies(&self) -> Result<u64> {
@@ -201,4 +270,30 @@ impl Conn {
         check(unsafe { sys::goipc_conn_dropped_replies(self.h, &mut n) })?;
         Ok(n)
     }
+}
+
+/// A call request received by [`Conn::recv_ping_request`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PingRequest {
+    /// A Ping, its payload in the caller's buffer (`buf[..len]`): answer
+    /// it with [`Conn::reply_pong`].
+    Ping {
+        /// The call's id.
+        call: u64,
+        /// Ping.seq.
+        seq: u64,
+        /// Ping.sent_ns (CLOCK_MONOTONIC of the sender).
+        sent_ns: i64,
+        /// The payload's length.
+        len: usize,
+    },
+    /// A request that is not a valid Ping; it left the queue. Its first
+    /// `len.min(buf.len())` bytes are in the caller's buffer; answer it
+    /// with [`Conn::reply`] (its caller waits) or let its call time out.
+    NotPing {
+        /// The call's id.
+        call: u64,
+        /// The request's full length.
+        len: usize,
+    },
 }

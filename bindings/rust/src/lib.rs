@@ -71,6 +71,7 @@ mod generated;
 
 #[cfg(feature = "tokio")]
 pub use async_tokio::{AsyncConn, AsyncListener};
+pub use call::PingRequest;
 pub use conn::{Conn, Limit, Listener, MAX_INFLIGHT_CALLS_LIMIT, Options, RecvView, Reservation, Spin, abi_version};
 pub use error::{Error, Result, strerror};
 pub use message::{Messenger, fb};

@@ -363,4 +363,24 @@ ffi_functions! {
         out_len: *mut usize,
         timeout_ms: i64,
     ) -> i32;
+    pub fn goipc_recv_ping_request(
+        c: goipc_conn,
+        call: *mut u64,
+        seq: *mut u64,
+        sent_ns: *mut i64,
+        buf: *mut c_void,
+        cap: usize,
+        len: *mut usize,
+        timeout_ms: i64,
+    ) -> i32;
+    pub fn goipc_reply_pong(
+        c: goipc_conn,
+        call: u64,
+        seq: u64,
+        ping_sent_ns: i64,
+        received_ns: i64,
+        payload: *const c_void,
+        len: usize,
+        timeout_ms: i64,
+    ) -> i32;
 }

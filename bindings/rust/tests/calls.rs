@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{LONG, pair, pair_with};
-use goipc::{Conn, Error, Messenger, Options};
+use goipc::{Conn, Error, Messenger, Options, PingRequest};
 
 /// The test servers' reply: the request reversed, then its length (u32
 /// LE), so that a reply delivered to another call cannot pass for its own.
@@ -45,14 +45,37 @@ fn serve(c: &Conn, answered: &AtomicUsize) -> Error {
     }
 }
 
-/// Server threads answering on `server` until the connection ends.
-fn spawn_servers(server: &Arc<Conn>, n: usize, answered: &Arc<AtomicUsize>) -> Vec<std::thread::JoinHandle<Error>> {
+type Servers = Vec<std::thread::JoinHandle<Error>>;
+
+/// Server threads answering on `server` with `serve` until the
+/// connection ends.
+fn spawn_servers_with(
+    server: &Arc<Conn>,
+    n: usize,
+    answered: &Arc<AtomicUsize>,
+    serve: fn(&Conn, &AtomicUsize) -> Error,
+) -> Servers {
     (0..n)
         .map(|_| {
             let (s, a) = (Arc::clone(server), Arc::clone(answered));
             std::thread::spawn(move || serve(&s, &a))
         })
         .collect()
+}
+
+/// Server threads answering on `server` with answer_for.
+fn spawn_servers(server: &Arc<Conn>, n: usize, answered: &Arc<AtomicUsize>) -> Servers {
+    spawn_servers_with(server, n, answered, serve)
+}
+
+/// Closes `client` and checks that every server then ended with
+/// PeerClosed, after answering `calls` calls in all.
+fn close_and_join(client: Conn, servers: Servers, answered: &AtomicUsize, calls: usize) {
+    assert_eq!(answered.load(Ordering::Relaxed), calls);
+    client.close().unwrap();
+    for t in servers {
+        assert!(matches!(t.join().unwrap(), Error::PeerClosed));
+    }
 }
 
 #[test]
@@ -82,11 +105,7 @@ fn many_threads_one_connection() {
         }
     });
     assert_eq!(client.dropped_replies().unwrap(), 0);
-    assert_eq!(answered.load(Ordering::Relaxed), CALLERS * CALLS);
-    client.close().unwrap();
-    for t in servers {
-        assert!(matches!(t.join().unwrap(), Error::PeerClosed));
-    }
+    close_and_join(client, servers, &answered, CALLERS * CALLS);
 }
 
 #[test]
@@ -191,6 +210,85 @@ fn calls_against_go_pong() {
         }
     });
     conn.close().unwrap();
+}
+
+/// Answers Ping calls on `c` with their Pongs (recv_ping_request +
+/// reply_pong) until the connection ends; returns how it ended.
+fn serve_pings(c: &Conn, answered: &AtomicUsize) -> Error {
+    let mut buf = vec![0u8; 1024];
+    loop {
+        let (call, seq, sent_ns, len) = match c.recv_ping_request(&mut buf, None) {
+            Ok(PingRequest::Ping { call, seq, sent_ns, len }) => (call, seq, sent_ns, len),
+            Ok(other) => panic!("not a Ping: {other:?}"),
+            Err(e) => return e,
+        };
+        answered.fetch_add(1, Ordering::Relaxed); // before the reply frees its caller
+        if let Err(e) = c.reply_pong(call, seq, sent_ns, 0, &buf[..len], None) {
+            return e;
+        }
+    }
+}
+
+#[test]
+fn typed_server_many_threads_one_connection() {
+    let (client, server) = pair();
+    let server = Arc::new(server);
+    let answered = Arc::new(AtomicUsize::new(0));
+    let servers = spawn_servers_with(&server, 2, &answered, serve_pings);
+    const CALLERS: usize = 6;
+    const CALLS: usize = 300;
+    std::thread::scope(|s| {
+        for k in 0..CALLERS {
+            let client = &client;
+            s.spawn(move || {
+                let mut buf = vec![0u8; 512];
+                for i in 0..CALLS {
+                    let (seq, payload) = ((k as u64) << 32 | i as u64, request_for(k, i));
+                    let (pong_seq, n) = client.call_ping(seq, &payload, &mut buf, Some(LONG)).expect("call_ping");
+                    assert_eq!((pong_seq, &buf[..n]), (seq, &payload[..]), "caller {k} call {i}: not its own Pong");
+                }
+            });
+        }
+    });
+    close_and_join(client, servers, &answered, CALLERS * CALLS);
+}
+
+#[test]
+fn typed_server_errors() {
+    let (client, server) = pair();
+    let mut buf = vec![0u8; 256];
+    std::thread::scope(|s| {
+        // A payload larger than the buffer: the request stays queued.
+        let caller = s.spawn(|| {
+            let mut got = [0u8; 128];
+            let (seq, n) = client.call_ping(7, &[5u8; 100], &mut got, Some(LONG)).expect("call_ping");
+            (seq, got[..n].to_vec())
+        });
+        assert!(matches!(
+            server.recv_ping_request(&mut buf[..4], Some(LONG)),
+            Err(Error::BufferTooSmall { needed: 100 })
+        ));
+        let Ok(PingRequest::Ping { call, seq: 7, sent_ns, len: 100 }) = server.recv_ping_request(&mut buf, Some(LONG))
+        else {
+            panic!("the kept Ping");
+        };
+        assert!(sent_ns > 0 && buf[..100] == [5u8; 100]);
+        server.reply_pong(call, 7, sent_ns, 0, &buf[..100], Some(LONG)).unwrap();
+        assert_eq!(caller.join().unwrap(), (7, vec![5u8; 100]));
+
+        // A request that is not a Ping: its id and bytes, to answer it.
+        let caller = s.spawn(|| client.call(b"not a ping", Some(LONG)).expect("call"));
+        let Ok(PingRequest::NotPing { call, len: 10 }) = server.recv_ping_request(&mut buf, Some(LONG)) else {
+            panic!("want NotPing");
+        };
+        assert_eq!(&buf[..10], b"not a ping");
+        server.reply(call, b"refused", Some(LONG)).unwrap();
+        assert_eq!(caller.join().unwrap(), b"refused");
+    });
+    assert!(matches!(server.reply_pong(0, 1, 0, 0, b"x", None), Err(Error::InvalidArgument(_))));
+    let big = vec![0u8; server.max_message_size().unwrap()];
+    assert!(matches!(server.reply_pong(1, 1, 0, 0, &big, None), Err(Error::MessageTooLarge(_))));
+    assert!(matches!(server.recv_ping_request(&mut buf, Some(Duration::ZERO)), Err(Error::Timeout)));
 }
 
 #[test]

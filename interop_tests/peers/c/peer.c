@@ -789,7 +789,7 @@ static void serve_calls(goipc_conn c)
         }
         if (st == GOIPC_OK)
             st = goipc_reply_pong(c, call, seq, sent, 0, reply_buf, len, -1);
-        else if (st == GOIPC_ERR_PROTOCOL && len <= reply_cap) /* not a Ping: its id and bytes are ours */
+        else if (st == GOIPC_ERR_PROTOCOL && call != 0 && len <= reply_cap) /* not a Ping: its id and bytes are ours */
             st = goipc_reply(c, call, reply_buf, len, -1);
         if (st == GOIPC_OK)
             n++;

@@ -1435,8 +1435,11 @@ class Conn:
         Raises:
             ProtocolError: the request was not a valid Ping. It left the
                 queue, but its caller waits for a reply: the error's
-                ``call_id`` and ``request`` (its bytes) let you answer it
-                with :meth:`reply`. The connection stays usable.
+                ``call_id`` and ``request`` (its bytes; None if it was
+                larger than the receive buffer) let you answer it with
+                :meth:`reply`. The connection stays usable. A
+                ProtocolError of the connection itself has no
+                ``call_id``.
             and as :meth:`recv_request`.
         """
         if not _state.has_typed_server:
@@ -1453,9 +1456,13 @@ class Conn:
         assert lib is not None
         h = self._h
 
+        def receive(sc: _Scratch, ms: int) -> int:
+            sc.pend.value = 0  # call ids are never 0: tells a non-Ping request from a broken connection
+            return lib.goipc_recv_ping_request(h, sc.pend, sc.seq, sc.sent, sc.arr, sc.cap, sc.len, ms)
+
         def failure(sc: _Scratch, st: int) -> BaseException:
             err = _lib.last_error(st)
-            if st == _errors.ERR_PROTOCOL:  # not a Ping: its id and bytes are handed over
+            if st == _errors.ERR_PROTOCOL and sc.pend.value != 0:  # not a Ping: its id and bytes are handed over
                 err.call_id = sc.pend.value  # type: ignore[attr-defined]
                 n = sc.len.value
                 err.request = sc.arr[:n] if n <= sc.cap else None  # type: ignore[attr-defined]
@@ -1463,7 +1470,7 @@ class Conn:
 
         return self._take_request(
             timeout,
-            lambda sc, ms: lib.goipc_recv_ping_request(h, sc.pend, sc.seq, sc.sent, sc.arr, sc.cap, sc.len, ms),
+            receive,
             lambda sc: (sc.pend.value, _tuple_new(Ping, (sc.seq.value, sc.sent.value, sc.arr[: sc.len.value]))),
             failure,
         )
