@@ -596,7 +596,9 @@ var futexWindow = 2 * time.Millisecond
 // while a poller competing with busy threads for a core may not run for
 // a time slice.
 func (c *Conn) park(dir int, ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
-	usePoller := c.usePoller()
+	n := parkedCalls.Add(1)
+	defer parkedCalls.Add(-1)
+	usePoller := int64(n) > pollerMinParked.Load() && c.usePoller()
 	if !c.doorbellOnly && !(usePoller && pollerBusy()) && futexSleepers.acquire() {
 		done, err := c.futexPark(ec, ready, w, drain)
 		futexSleepers.release()

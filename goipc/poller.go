@@ -1,6 +1,7 @@
 package goipc
 
 import (
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -53,9 +54,19 @@ type pollEntry struct {
 	armed bool
 }
 
+// pollSlot is one entry of the poller's list.
+type pollSlot struct {
+	word *uint64
+	seen uint64
+	e    *pollEntry
+}
+
 type ringPoller struct {
 	mu      sync.Mutex
-	entries []*pollEntry
+	// entries are the listed calls, with each one's word and its value
+	// inline: a sweep reads this array and the words, not the entries
+	// (at 1000 calls a pointer chase per entry doubled the sweep).
+	entries []pollSlot
 	// active is 1 while the poller sweeps (it has entries and has not
 	// given up on them). Written under mu; read without it by calls
 	// deciding whether to skip their own spin and futex stages
@@ -76,6 +87,29 @@ var poller = ringPoller{kick: make(chan struct{}, 1), idle: pollerIdle}
 
 func init() { go poller.run() }
 
+// parkedCalls counts the calls of this process in park (after their
+// spin). Only a process with more than pollerMinParked of them hands
+// calls to the poller: with a few waiters a sweep finds nothing to batch,
+// and a poller spinning next to them takes the CPU the calls it waits for
+// need (two goroutines pinging each other in one process went from
+// 0.8 µs to 2-5 µs a round trip, and to 4 ms with GOMAXPROCS 1).
+var parkedCalls atomic.Int32
+
+// pollerMinParked is twice the Ps at start (more waiters than the
+// process can run at once, with room); with one P, where polling only
+// competes with the goroutines it waits for, the poller is never used.
+// Atomic only so that tests can lower it.
+var pollerMinParked atomic.Int64
+
+func init() {
+	procs := runtime.GOMAXPROCS(0)
+	if procs < 2 {
+		pollerMinParked.Store(math.MaxInt64)
+		return
+	}
+	pollerMinParked.Store(int64(2 * procs))
+}
+
 // pollerBusy reports whether the poller is sweeping: parking with it then
 // beats spinning or a futex sleep, which would each take a P from the
 // calls the poller is waking.
@@ -85,7 +119,7 @@ func pollerBusy() bool { return poller.active.Load() }
 func (p *ringPoller) add(e *pollEntry) {
 	p.mu.Lock()
 	e.index, e.armed = len(p.entries), false
-	p.entries = append(p.entries, e)
+	p.entries = append(p.entries, pollSlot{word: e.word, seen: e.seen, e: e})
 	wasActive := p.active.Swap(true)
 	p.mu.Unlock()
 	if !wasActive {
@@ -114,8 +148,8 @@ func (p *ringPoller) unlink(e *pollEntry) {
 	}
 	last := len(p.entries) - 1
 	p.entries[i] = p.entries[last]
-	p.entries[i].index = i
-	p.entries[last] = nil
+	p.entries[i].e.index = i
+	p.entries[last] = pollSlot{}
 	p.entries = p.entries[:last]
 	e.index = -1
 }
@@ -142,10 +176,11 @@ func (p *ringPoller) sweepUntilIdle() {
 		}
 		moved := false
 		for i := 0; i < len(p.entries); {
-			e := p.entries[i]
+			sl := &p.entries[i]
 			// SYNC POINT: this load pairs with the peer's seq-cst store of
 			// its position (publish); a call woken here re-runs ready().
-			if atomic.LoadUint64(e.word) != e.seen {
+			if atomic.LoadUint64(sl.word) != sl.seen {
+				e := sl.e
 				p.unlink(e) // moves the last entry to i
 				e.c.wakeBell(e.dir)
 				moved = true
@@ -154,7 +189,9 @@ func (p *ringPoller) sweepUntilIdle() {
 			i++
 		}
 		now := time.Now()
-		starved := now.Sub(lastSweep) > pollerStarved
+		// A long gap after which words moved was spent by the peers we
+		// poll for (sched_yield gave them the core): not starved.
+		starved := !moved && now.Sub(lastSweep) > pollerStarved
 		if moved {
 			lastMove = now
 		}
@@ -219,7 +256,8 @@ func (p *ringPoller) starved(now time.Time) bool {
 // it: the call's select on its doorbell channel now ends through the
 // peer's ring (or our token, if the word moved). p.mu is held.
 func (p *ringPoller) armAll() {
-	for _, e := range p.entries {
+	for _, sl := range p.entries {
+		e := sl.e
 		e.ec.arm()
 		// SYNC POINT: the RMW of arm precedes this load (Dekker with the
 		// peer's publish-then-load in notify), as in doorbellPark.
