@@ -172,3 +172,18 @@ def test_bench_tool_smoke():
     assert r.returncode == 0, r.stderr
     out = r.stdout.decode()
     assert "goipc Python->Go (send + recv_into)" in out and "socketpair" in out and "ratio:" in out
+
+
+def test_aio_bench_tool_smoke():
+    # `make bench-python-aio` runs this module; a smoke run keeps its
+    # imports and both parts working (it once imported a helper that moved).
+    r = subprocess.run(
+        [sys.executable, "-m", "goipc.aio_bench", "-n", "200", "--rounds", "1", "--warmup", "20",
+         "--conns", "8", "--conn-rounds", "10", "--goipc-bin", goipc_bin()],
+        capture_output=True,
+        timeout=180,
+        env=child_env(),
+    )
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.decode()
+    assert "goipc.aio AsyncConn -> Go pong" in out and "goipc.aio: 8 connections x 10 round trips" in out, out

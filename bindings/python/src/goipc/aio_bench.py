@@ -38,7 +38,7 @@ from typing import List, Optional, Sequence
 from . import aio
 from .bench import find_goipc_bin, wait_ready
 from .conn import Conn, dial
-from .ping import percentile
+from .bench import percentile
 
 _ECHO_SERVER = r"""
 import asyncio, sys
