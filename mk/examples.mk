@@ -37,7 +37,7 @@ examples-rust: lib
 	  $(CARGO) build --locked --release --manifest-path bindings/rust/Cargo.toml \
 	  --example ping_pong --example many_producers --example zero_copy
 
-test-examples: examples ## run every example against its scenario's Go consumer: ping-pong, many producers at once, zero copy
+test-examples: examples ## run every example against its scenario's Go side (and the Go clients against the other servers): ping-pong, many producers, zero copy, request/response, event loops
 	cd tests/examples && PYTHONDONTWRITEBYTECODE=1 timeout 600 $(abspath $(PY)) -m pytest -q -p no:cacheprovider test_examples.py
 
 # The request/response and event-loop scenarios: every language has both
