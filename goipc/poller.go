@@ -62,7 +62,7 @@ type pollSlot struct {
 }
 
 type ringPoller struct {
-	mu      sync.Mutex
+	mu sync.Mutex
 	// entries are the listed calls, with each one's word and its value
 	// inline: a sweep reads this array and the words, not the entries
 	// (at 1000 calls a pointer chase per entry doubled the sweep).
