@@ -27,13 +27,18 @@ func connect(ctx context.Context, a *address, extra ...nats.Option) (*nats.Conn,
 	// Asynchronous errors (a dropped connection) reach the bridges through
 	// the disconnect handlers; nats.go's default handler would print them.
 	opts := append([]nats.Option{nats.DontRandomize(), nats.ErrorHandler(func(*nats.Conn, *nats.Subscription, error) {})}, a.natsOpts...)
-	if dl, ok := ctx.Deadline(); ok {
-		opts = append(opts, nats.Timeout(max(time.Until(dl), time.Millisecond)))
-	}
 	opts = append(opts, extra...)
-	nc, err := nats.Connect(a.servers, opts...)
+	// Each try gets what is left of ctx's deadline (a later option
+	// overrides an earlier one), so retries never outlast it.
+	withTimeout := func() []nats.Option {
+		if dl, ok := ctx.Deadline(); ok {
+			return append(opts[:len(opts):len(opts)], nats.Timeout(max(time.Until(dl), time.Millisecond)))
+		}
+		return opts
+	}
+	nc, err := nats.Connect(a.servers, withTimeout()...)
 	for try := 1; err != nil && isEarlyPing(err) && try < connectTries && ctx.Err() == nil; try++ {
-		nc, err = nats.Connect(a.servers, opts...)
+		nc, err = nats.Connect(a.servers, withTimeout()...)
 	}
 	if err != nil {
 		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) || errors.Is(err, nats.ErrAuthRevoked) {
