@@ -54,20 +54,10 @@ type pollEntry struct {
 	armed bool
 }
 
-// pollSlot is one entry of the poller's list.
-type pollSlot struct {
-	word *uint64
-	seen uint64
-	e    *pollEntry
-}
-
 type ringPoller struct {
-	mu sync.Mutex
-	// entries are the listed calls, with each one's word and its value
-	// inline: a sweep reads this array and the words, not the entries
-	// (at 1000 calls a pointer chase per entry doubled the sweep).
-	entries []pollSlot
-	// active is 1 while the poller sweeps (it has entries and has not
+	mu      sync.Mutex
+	entries []*pollEntry // the listed calls
+	// active is true while the poller sweeps (it has entries and has not
 	// given up on them). Written under mu; read without it by calls
 	// deciding whether to skip their own spin and futex stages
 	// (pollerBusy), where a stale answer only costs a worse choice.
@@ -119,7 +109,7 @@ func pollerBusy() bool { return poller.active.Load() }
 func (p *ringPoller) add(e *pollEntry) {
 	p.mu.Lock()
 	e.index, e.armed = len(p.entries), false
-	p.entries = append(p.entries, pollSlot{word: e.word, seen: e.seen, e: e})
+	p.entries = append(p.entries, e)
 	wasActive := p.active.Swap(true)
 	p.mu.Unlock()
 	if !wasActive {
@@ -148,8 +138,8 @@ func (p *ringPoller) unlink(e *pollEntry) {
 	}
 	last := len(p.entries) - 1
 	p.entries[i] = p.entries[last]
-	p.entries[i].e.index = i
-	p.entries[last] = pollSlot{}
+	p.entries[i].index = i
+	p.entries[last] = nil
 	p.entries = p.entries[:last]
 	e.index = -1
 }
@@ -176,11 +166,10 @@ func (p *ringPoller) sweepUntilIdle() {
 		}
 		moved := false
 		for i := 0; i < len(p.entries); {
-			sl := &p.entries[i]
+			e := p.entries[i]
 			// SYNC POINT: this load pairs with the peer's seq-cst store of
 			// its position (publish); a call woken here re-runs ready().
-			if atomic.LoadUint64(sl.word) != sl.seen {
-				e := sl.e
+			if atomic.LoadUint64(e.word) != e.seen {
 				p.unlink(e) // moves the last entry to i
 				e.c.wakeBell(e.dir)
 				moved = true
@@ -256,8 +245,7 @@ func (p *ringPoller) starved(now time.Time) bool {
 // it: the call's select on its doorbell channel now ends through the
 // peer's ring (or our token, if the word moved). p.mu is held.
 func (p *ringPoller) armAll() {
-	for _, sl := range p.entries {
-		e := sl.e
+	for _, e := range p.entries {
 		e.ec.arm()
 		// SYNC POINT: the RMW of arm precedes this load (Dekker with the
 		// peer's publish-then-load in notify), as in doorbellPark.
