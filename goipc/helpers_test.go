@@ -134,3 +134,14 @@ func mustf(cond bool, format string, args ...any) error {
 	}
 	return fmt.Errorf(format, args...)
 }
+
+// waitUntil polls cond until it holds or 10 s pass: a state check with a
+// bound, not a sleep standing in for an event.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within 10 s", what)
+		}
+	}
+}

@@ -9,18 +9,6 @@ import (
 	"time"
 )
 
-// waitUntil polls cond until it holds or the deadline passes: a state
-// check with a bound, not a sleep standing in for an event.
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within 10 s", what)
-		}
-		time.Sleep(time.Millisecond)
-	}
-}
-
 // More parked calls than futex slots: the ring poller wakes them, every
 // message arrives in order, and once the traffic stops the poller arms
 // the doorbells it holds and goes idle.

@@ -241,19 +241,11 @@ func TestStatreadAndTheCoreValidateAlike(t *testing.T) {
 // Stats and by statread alike.
 func TestStatsShowParkedSides(t *testing.T) {
 	client, server := pair(t, &Options{RingSize: MinRingSize, MaxMessageSize: 1000, Spin: SpinNever}, &Options{Spin: SpinNever})
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting until %s", what)
-			}
-		}
-	}
 
 	// The server parks in Recv; the client sees its receiver parked.
 	got := make(chan error, 1)
 	go func() { _, err := server.RecvTimeout(10 * time.Second); got <- err }()
-	waitFor("the client sees the server parked in Recv", func() bool { return mustStats(t, client).Sent.ReceiverParked })
+	waitUntil(t, "the client sees the server parked in Recv", func() bool { return mustStats(t, client).Sent.ReceiverParked })
 	if d, l := scanEnds(t, client); !d.Sent.ReceiverParked || !l.Received.ReceiverParked {
 		t.Fatalf("statread does not show the parked receiver: dialer %+v listener %+v", d.Sent, l.Received)
 	}
@@ -273,7 +265,7 @@ func TestStatsShowParkedSides(t *testing.T) {
 	}
 	sent := make(chan error, 1)
 	go func() { sent <- client.SendTimeout(make([]byte, 1000), 10*time.Second) }()
-	waitFor("the server sees the client parked in Send", func() bool { return mustStats(t, server).Received.SenderParked })
+	waitUntil(t, "the server sees the client parked in Send", func() bool { return mustStats(t, server).Received.SenderParked })
 	if d, _ := scanEnds(t, client); !d.Sent.SenderParked || d.Sent.InUse == 0 {
 		t.Fatalf("statread does not show the parked sender: %+v", d.Sent)
 	}
