@@ -52,6 +52,11 @@ type producer struct {
 	resKind uint32
 	resSkip uint64
 
+	// A batch (Conn.SendBatch) in progress: commit writes its frames
+	// below head without publishing them; flush publishes them at once.
+	batching    bool
+	unpublished bool // frames below head that the shared head does not show yet
+
 	n    sideCounters
 	ring func() // rings the consumer's doorbell
 }
@@ -73,6 +78,7 @@ func (p *producer) loadTail() error {
 // it if it announced it was going to sleep.
 func (p *producer) publish(newHead uint64) {
 	p.head = newHead
+	p.unpublished = false
 	// SYNC POINT: pairs with the consumer's LoadUint64(head) in loadHead
 	// (the frame bytes written above become visible with it), and, being
 	// sequentially consistent, orders this store before notify's load of
@@ -151,7 +157,22 @@ func (p *producer) commit(n uint64) {
 	// Plain stores on the producer's own block (the line head is on):
 	// statistics for readers of the segment, never read back.
 	*p.r.prodMsgs, *p.r.prodBytes = p.n.msgs, p.n.bytes
-	p.publish(p.resPos + frameSize(n))
+	end := p.resPos + frameSize(n)
+	if p.batching {
+		// The frame is complete; the consumer learns of it with the
+		// batch's next flush (the frames below head are the producer's
+		// until then, and tryReserve counts them as used).
+		p.head, p.unpublished = end, true
+		return
+	}
+	p.publish(end)
+}
+
+// flush publishes the frames a batch committed without publishing.
+func (p *producer) flush() {
+	if p.unpublished {
+		p.publish(p.head)
+	}
 }
 
 func (p *producer) abort() { p.reserved, p.resKind, p.resSkip = false, frameKindMessage, 0 }
@@ -171,6 +192,15 @@ type consumer struct {
 	viewHeld  bool
 	viewFrame uint64 // frame size of the message under the view
 	viewLen   uint64 // its payload length
+
+	// published is the tail as last stored in shared memory. holdBack is
+	// set while the producer waits for space: consume then publishes
+	// freed space a quarter ring at a time (or once it has read all it
+	// has seen), so that a producer the ring keeps full is woken once per
+	// quarter ring, not once per message (docs/PROTOCOL.md, "Freed space
+	// in quarters").
+	published uint64
+	holdBack  bool
 
 	n    sideCounters
 	ring func() // rings the producer's doorbell
@@ -195,7 +225,9 @@ func (c *consumer) publishTail() {
 	// sequentially consistent, so it is ordered before notify's load of
 	// the waiter count (Dekker with eventCount.prepare).
 	atomic.StoreUint64(c.r.tail, c.tail)
-	if c.r.spaceEC.waiting() {
+	c.published = c.tail
+	c.holdBack = c.r.spaceEC.waiting()
+	if c.holdBack {
 		c.wake()
 	}
 }
@@ -261,5 +293,10 @@ func (c *consumer) consume(frame, length uint64) {
 	c.n.msgs++
 	c.n.bytes += length
 	*c.r.consMsgs, *c.r.consBytes = c.n.msgs, c.n.bytes
+	if c.holdBack && c.tail != c.headSeen && c.tail-c.published < c.r.cap/4 {
+		// The producer waits for space and more messages are there to
+		// read: return the space later, in one piece.
+		return
+	}
 	c.publishTail()
 }

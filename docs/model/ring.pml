@@ -18,6 +18,13 @@
  *    only if it was the one to clear it.
  * Timeout slices are left out on purpose: the protocol must not need them.
  *
+ * The consumer may hold freed space back (goipc/ring.go consume: while the
+ * producer waits for space it returns space a quarter ring at a time): it
+ * keeps its own position (ctail) and publishes tail later, but always
+ * once it has read everything it has seen. The model lets it hold back
+ * after any message that leaves the ring non-empty, a superset of what
+ * the code does.
+ *
  * Check (make model-check):
  *   spin -a ring.pml && cc -o pan pan.c && ./pan      -> no errors
  * Seeded bugs, each found by spin as an invalid end state (a side asleep
@@ -26,13 +33,17 @@
  *                          store of head is visible (what a plain release
  *                          store allows on x86 via the store buffer);
  *   -DARM_AFTER_CHECK      a doorbell waiter re-checks the ring before it
- *                          sets the flag (the check-then-announce race).
+ *                          sets the flag (the check-then-announce race);
+ *   -DHOLD_BACK_WHEN_EMPTY the consumer holds freed space back even after
+ *                          it has read everything (and then waits for
+ *                          data while the producer waits for space).
  */
 #define N   4   /* messages */
 #define CAP 2   /* ring slots */
 
 byte head = 0;      /* published by the producer */
 byte tail = 0;      /* published by the consumer */
+byte ctail = 0;     /* the consumer's own position (tail once published) */
 byte dWaiters = 0;  /* data eventcount: futex waiters */
 bit  dBell = 0;     /*                  doorbell flag */
 byte dEpoch = 0;    /*                  epoch (futex word) */
@@ -116,21 +127,30 @@ active proctype Consumer() {
 	do
 	:: received < N ->
 		if
-		:: head != tail ->
+		:: head != ctail ->
 			received++;
-			tail++;              /* SYNC: seq-cst store of tail */
-			notify(sWaiters, sBell, sEpoch, toProducer)
+			ctail++;
+			if
+			:: true ->
+				tail = ctail;        /* SYNC: seq-cst store of tail */
+				notify(sWaiters, sBell, sEpoch, toProducer)
+#ifdef HOLD_BACK_WHEN_EMPTY
+			:: true -> skip          /* holds back, even with nothing left */
+#else
+			:: head != ctail -> skip /* holds back: more to read first */
+#endif
+			fi
 		:: else ->
 			if
 			:: atomic { dWaiters++; e = dEpoch }
 				if
-				:: head != tail -> skip
+				:: head != ctail -> skip
 				:: else -> (dEpoch != e)
 				fi;
 				dWaiters--
 			:: true ->
 #define socket toConsumer
-				ARM_AND_CHECK(dBell, head != tail)
+				ARM_AND_CHECK(dBell, head != ctail)
 #undef socket
 			fi
 		fi
