@@ -282,6 +282,31 @@ func measureStream(b *testing.B, t benchTransport, size, n int) time.Duration {
 	return time.Since(start)
 }
 
+// streamBatch is how many messages a batched stream sends per SendBatch.
+const streamBatch = 32
+
+// measureStreamBatch is measureStream with the messages sent streamBatch
+// at a time (SendBatch: one publish per batch).
+func measureStreamBatch(b *testing.B, g goipcTransport, size, n int) time.Duration {
+	msg := make([]byte, size)
+	batch := make([][]byte, streamBatch)
+	for i := range batch {
+		batch[i] = msg
+	}
+	start := time.Now()
+	for left := n; left > 0; {
+		k := min(left, streamBatch)
+		if _, err := g.c.SendBatch(batch[:k]); err != nil {
+			b.Fatal(err)
+		}
+		left -= k
+	}
+	if err := g.ack(); err != nil {
+		b.Fatal(err)
+	}
+	return time.Since(start)
+}
+
 // memcpyGBps is single-core memcpy bandwidth for size-byte copies, the
 // yardstick of a stream: n copies from one buffer into successive slots of
 // a destination as large as a default ring, as a producer writes them.
@@ -304,6 +329,8 @@ func memcpyGBps(size, n int) float64 {
 // to a Unix stream socket, both consumers copying each message out, and
 // single-core memcpy of the same sizes measured in the same run as the
 // yardstick ("goipc/memcpy": the share of memcpy bandwidth a stream gets).
+// "goipc-batch" is the same goipc stream sent with SendBatch, streamBatch
+// messages per call.
 func BenchmarkStream(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run(sizeName(size), func(b *testing.B) {
@@ -314,6 +341,7 @@ func BenchmarkStream(b *testing.B) {
 			measureStream(b, g, size, n/10)
 			ue := measureStream(b, u, size, n)
 			ge := measureStream(b, g, size, n)
+			be := measureStreamBatch(b, g.(goipcTransport), size, n)
 			gbps := func(d time.Duration) float64 { return float64(size) * float64(n) / d.Seconds() / 1e9 }
 			b.SetBytes(int64(size))
 			b.ResetTimer()
@@ -327,6 +355,8 @@ func BenchmarkStream(b *testing.B) {
 			mc := memcpyGBps(size, n)
 			b.ReportMetric(mc, "memcpy-GB/s")
 			b.ReportMetric(gbps(ge)/mc, "goipc/memcpy")
+			b.ReportMetric(float64(n)/be.Seconds(), "goipc-batch-msgs/s")
+			b.ReportMetric(gbps(be)/mc, "goipc-batch/memcpy")
 		})
 	}
 }

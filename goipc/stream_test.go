@@ -1,0 +1,237 @@
+package goipc
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"testing"
+	"time"
+)
+
+// batchOf returns n messages of varied sizes (up to max bytes), each
+// naming its index.
+func batchOf(n, max int) [][]byte {
+	msgs := make([][]byte, n)
+	for i := range msgs {
+		prefix := []byte(fmt.Sprintf("message %d|", i))
+		pad := (i * 53) % (max - len(prefix) + 1)
+		msgs[i] = append(prefix, bytes.Repeat([]byte{byte(i)}, pad)...)
+	}
+	return msgs
+}
+
+// expectMessages receives len(want) messages from c and checks each.
+func expectMessages(t *testing.T, c *Conn, want [][]byte) {
+	t.Helper()
+	for i, w := range want {
+		got, err := c.RecvTimeout(10 * time.Second)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if !bytes.Equal(got, w) {
+			t.Fatalf("message %d: got %d bytes %q..., want %d bytes %q...", i, len(got), got[:min(len(got), 16)], len(w), w[:min(len(w), 16)])
+		}
+	}
+}
+
+func TestSendBatchInOrder(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	for round := 0; round < 3; round++ {
+		msgs := batchOf(200, 1000)
+		n, err := client.SendBatch(msgs)
+		if n != len(msgs) || err != nil {
+			t.Fatalf("SendBatch: %d of %d sent, %v", n, len(msgs), err)
+		}
+		expectMessages(t, server, msgs)
+	}
+	// Plain messages still interleave with batches, in order.
+	if err := client.Send([]byte("after")); err != nil {
+		t.Fatal(err)
+	}
+	expectMessages(t, server, [][]byte{[]byte("after")})
+}
+
+// A batch larger than the ring publishes what it wrote before it waits
+// for space: the receiver drains it while it is being sent.
+func TestSendBatchLargerThanRing(t *testing.T) {
+	opts := &Options{RingSize: 4096, MaxMessageSize: 512}
+	client, server := pair(t, opts, nil)
+	msgs := batchOf(2000, 512) // about 500 KB through a 4 KiB ring
+	done := make(chan error, 1)
+	go func() {
+		n, err := client.SendBatch(msgs)
+		if err == nil && n != len(msgs) {
+			err = fmt.Errorf("%d of %d sent", n, len(msgs))
+		}
+		done <- err
+	}()
+	expectMessages(t, server, msgs)
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// With timeout 0, a batch sends what fits and reports how much that was;
+// the receiver gets exactly those messages, and the rest can follow.
+func TestSendBatchTimeoutSendsPrefix(t *testing.T) {
+	opts := &Options{RingSize: 4096, MaxMessageSize: 256}
+	client, server := pair(t, opts, nil)
+	msgs := make([][]byte, 100)
+	for i := range msgs {
+		msgs[i] = bytes.Repeat([]byte{byte(i)}, 200)
+	}
+	n, err := client.SendBatchTimeout(msgs, 0)
+	if !errors.Is(err, ErrTimeout) {
+		t.Fatalf("SendBatchTimeout(0) on a batch larger than the ring: %d sent, err %v, want ErrTimeout", n, err)
+	}
+	if n <= 0 || n >= len(msgs) {
+		t.Fatalf("SendBatchTimeout(0): %d of %d sent, want a proper prefix", n, len(msgs))
+	}
+	expectMessages(t, server, msgs[:n])
+	if _, err := server.RecvTimeout(0); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("after the sent prefix the ring must be empty: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() {
+		rest, err := client.SendBatchTimeout(msgs[n:], 10*time.Second)
+		if err == nil && rest != len(msgs)-n {
+			err = fmt.Errorf("the rest: %d of %d sent", rest, len(msgs)-n)
+		}
+		done <- err
+	}()
+	expectMessages(t, server, msgs[n:])
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A batch wakes a parked receiver once, not once per message: its frames
+// are published together.
+func TestSendBatchWakesOnce(t *testing.T) {
+	client, server := pair(t, &Options{Spin: SpinNever}, &Options{Spin: SpinNever})
+	msgs := batchOf(100, 64)
+	got := make(chan error, 1)
+	go func() {
+		// The first receive parks (SpinNever); the rest find their
+		// messages already published.
+		for i, w := range msgs {
+			m, err := server.Recv()
+			if err == nil && !bytes.Equal(m, w) {
+				err = fmt.Errorf("message %d: got %q, want %q", i, m, w)
+			}
+			if err != nil {
+				got <- err
+				return
+			}
+		}
+		got <- nil
+	}()
+	waitUntil(t, "the receiver parked", func() bool {
+		st, err := server.Stats()
+		return err == nil && st.Received.ReceiverParked
+	})
+	before, err := client.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n, err := client.SendBatch(msgs); n != len(msgs) || err != nil {
+		t.Fatalf("SendBatch: %d sent, %v", n, err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	after, err := client.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := after.Sent.Wakeups - before.Sent.Wakeups; w != 1 {
+		t.Fatalf("a batch of %d messages to a parked receiver woke it %d times, want 1", len(msgs), w)
+	}
+	if m := after.Sent.Messages - before.Sent.Messages; m != uint64(len(msgs)) {
+		t.Fatalf("sent-messages counter moved by %d, want %d", m, len(msgs))
+	}
+}
+
+func TestSendBatchRefusals(t *testing.T) {
+	client, server := pair(t, &Options{MaxMessageSize: 1000, RingSize: 8192}, nil)
+	if n, err := client.SendBatch(nil); n != 0 || err != nil {
+		t.Fatalf("empty batch: %d, %v", n, err)
+	}
+	// One oversized message refuses the whole batch before anything is sent.
+	msgs := [][]byte{[]byte("a"), make([]byte, 1001), []byte("c")}
+	if n, err := client.SendBatch(msgs); n != 0 || !errors.Is(err, ErrMessageTooLarge) {
+		t.Fatalf("batch with an oversized message: %d sent, %v", n, err)
+	}
+	if _, err := server.RecvTimeout(0); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("a refused batch must send nothing: %v", err)
+	}
+	// The connection is still usable.
+	if n, err := client.SendBatch([][]byte{[]byte("x"), []byte("y")}); n != 2 || err != nil {
+		t.Fatalf("batch after a refusal: %d, %v", n, err)
+	}
+	expectMessages(t, server, [][]byte{[]byte("x"), []byte("y")})
+	client.Close()
+	if n, err := client.SendBatch([][]byte{[]byte("z")}); n != 0 || !errors.Is(err, ErrClosed) {
+		t.Fatalf("batch on a closed connection: %d, %v", n, err)
+	}
+}
+
+// A batch to a peer that is gone fails with ErrPeerClosed and sends nothing.
+func TestSendBatchPeerGone(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	server.Close()
+	waitUntil(t, "the client saw its peer close", func() bool {
+		_, err := client.RecvTimeout(0)
+		return errors.Is(err, ErrPeerClosed)
+	})
+	if n, err := client.SendBatch([][]byte{[]byte("x")}); n != 0 || !errors.Is(err, ErrPeerClosed) {
+		t.Fatalf("batch to a closed peer: %d, %v", n, err)
+	}
+}
+
+// A producer that a full ring keeps waiting is woken about once per
+// quarter ring of freed space, not once per message (ring.go, consume;
+// docs/PROTOCOL.md, "Freed space in quarters").
+func TestFullRingWakesProducerPerQuarter(t *testing.T) {
+	const ring, size, count = 16384, 64, 20000
+	opts := &Options{RingSize: ring, MaxMessageSize: 1024, Spin: SpinNever}
+	client, server := pair(t, opts, &Options{Spin: SpinNever})
+	sent := make(chan error, 1)
+	go func() {
+		msg := make([]byte, size)
+		for i := 0; i < count; i++ {
+			msg[0], msg[1] = byte(i), byte(i>>8)
+			if err := client.Send(msg); err != nil {
+				sent <- fmt.Errorf("message %d: %w", i, err)
+				return
+			}
+		}
+		sent <- nil
+	}()
+	buf := make([]byte, 1024)
+	for i := 0; i < count; i++ {
+		n, err := server.RecvInto(buf, 10*time.Second)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if n != size || buf[0] != byte(i) || buf[1] != byte(i>>8) {
+			t.Fatalf("message %d: got %d bytes starting %d,%d", i, n, buf[0], buf[1])
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+	st, err := server.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Every frame is 72 bytes: the stream moves count*72 bytes, which is
+	// count*72/(ring/4) quarters. Allow twice that, plus the wakeups of
+	// the rounds where the consumer read everything it had seen.
+	quarters := uint64(count * frameSize(size) / (ring / 4))
+	if limit := 2*quarters + 64; st.Received.Wakeups > limit {
+		t.Fatalf("the consumer woke the producer %d times for %d messages (%d quarter rings), want at most %d",
+			st.Received.Wakeups, count, quarters, limit)
+	}
+	t.Logf("%d messages, %d wakeups of the producer", count, st.Received.Wakeups)
+}
