@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -31,7 +32,12 @@ func runServerChild(role string, args []string) int {
 		return 1
 	}
 	switch role {
-	case "hold-conns": // dial N small connections, hold them until stdin closes
+	case "hold-conns", "dial-when-told": // dial N small connections (when told: after a line on stdin), hold them until stdin closes
+		stdin := bufio.NewReader(os.Stdin)
+		if role == "dial-when-told" {
+			fmt.Println("waiting")
+			stdin.ReadString('\n')
+		}
 		n, _ := strconv.Atoi(args[1])
 		conns := make([]*Conn, 0, n)
 		for i := 0; i < n; i++ {
@@ -42,7 +48,7 @@ func runServerChild(role string, args []string) int {
 			conns = append(conns, c)
 		}
 		fmt.Println("ready")
-		bufio.NewReader(os.Stdin).ReadString('\n')
+		stdin.ReadString('\n')
 		for _, c := range conns {
 			c.Close()
 		}
@@ -255,6 +261,79 @@ func contextSwitches(t *testing.T) int {
 		}
 	}
 	return total
+}
+
+// acceptFromChild has a child process dial k connections to ln and
+// accepts them. It returns them, the child's pid, and this process's
+// resources counted just before the child dialed; the connections and the
+// child end with the test.
+func acceptFromChild(t *testing.T, ln *Listener, path string, k int) (conns []*Conn, childPID int, before resources) {
+	t.Helper()
+	cmd := childCommand(t, "dial-when-told", path, strconv.Itoa(k))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd.Stderr = os.Stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+		stdin.Close()
+		cmd.Wait()
+	})
+	lines := bufio.NewReader(stdout)
+	expect := func(want string) {
+		t.Helper()
+		if line, err := lines.ReadString('\n'); strings.TrimSpace(line) != want {
+			t.Fatalf("child: %q, %v (want %q)", line, err, want)
+		}
+	}
+	expect("waiting")
+	before = countResources(t)
+	if _, err := io.WriteString(stdin, "dial\n"); err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < k; i++ {
+		c, err := ln.AcceptTimeout(10 * time.Second)
+		if err != nil {
+			t.Fatalf("accept %d: %v", i, err)
+		}
+		conns = append(conns, c)
+	}
+	// Every Dial has returned: every handshake here has ended.
+	expect("ready")
+	return conns, cmd.Process.Pid, before
+}
+
+// An accepted connection costs its process one descriptor, its socket, as
+// with any socket server: the accepting side closes its copy of the
+// segment memfd once it has mapped it (issue 11: 10,000 idle connections
+// under a descriptor limit of 20,000).
+func TestAcceptedConnectionHoldsOneDescriptor(t *testing.T) {
+	checkLeaks(t)
+	path := socketPath(t)
+	ln, err := Listen(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	const k = 50
+	_, _, before := acceptFromChild(t, ln, path, k)
+	after := countResources(t)
+	if got := after.fds - before.fds; got != k {
+		t.Errorf("%d descriptors for %d accepted connections, want %d (one socket each)", got, k, k)
+	}
+	if got := after.mappings - before.mappings; got != k {
+		t.Errorf("%d segment mappings for %d accepted connections, want %d", got, k, k)
+	}
 }
 
 // 2000 idle connections, each with a receiver blocked in Recv, hold no
