@@ -94,6 +94,23 @@ func runServerChild(role string, args []string) int {
 // The child ends when stop is called or the test ends.
 func startChild(t *testing.T, role string, cred *syscall.Credential, args ...string) (stop func()) {
 	t.Helper()
+	c := launchChild(t, role, cred, args...)
+	c.expect(t, "ready")
+	return c.stop
+}
+
+// child is a running server-test child role: its stdin, its stdout line
+// by line, and stop, which ends it (the test's end does too).
+type child struct {
+	role  string
+	pid   int
+	stdin io.WriteCloser
+	lines *bufio.Reader
+	stop  func()
+}
+
+func launchChild(t *testing.T, role string, cred *syscall.Credential, args ...string) *child {
+	t.Helper()
 	cmd := childCommand(t, role, args...)
 	if cred != nil {
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
@@ -112,7 +129,7 @@ func startChild(t *testing.T, role string, cred *syscall.Credential, args ...str
 		t.Fatal(err)
 	}
 	var once sync.Once
-	stop = func() {
+	stop := func() {
 		once.Do(func() {
 			stdin.Close()
 			cmd.Process.Kill()
@@ -120,11 +137,15 @@ func startChild(t *testing.T, role string, cred *syscall.Credential, args ...str
 		})
 	}
 	t.Cleanup(stop)
-	line, err := bufio.NewReader(stdout).ReadString('\n')
-	if strings.TrimSpace(line) != "ready" {
-		t.Fatalf("child %s: %q, %v", role, line, err)
+	return &child{role: role, pid: cmd.Process.Pid, stdin: stdin, lines: bufio.NewReader(stdout), stop: stop}
+}
+
+// expect reads the child's next line and fails the test unless it is want.
+func (c *child) expect(t *testing.T, want string) {
+	t.Helper()
+	if line, err := c.lines.ReadString('\n'); strings.TrimSpace(line) != want {
+		t.Fatalf("child %s: %q, %v (want %q)", c.role, line, err, want)
 	}
-	return stop
 }
 
 // copyTestBinary gives another uid a copy of the test binary it can run.
@@ -263,54 +284,39 @@ func contextSwitches(t *testing.T) int {
 	return total
 }
 
-// acceptFromChild has a child process dial k connections to ln and
-// accepts them. It returns them, the child's pid, and this process's
-// resources counted just before the child dialed; the connections and the
-// child end with the test.
-func acceptFromChild(t *testing.T, ln *Listener, path string, k int) (conns []*Conn, childPID int, before resources) {
+// acceptFromChild listens, has a child process dial k connections and
+// accepts them. It returns them, the listener's path, the child's pid, and
+// this process's resources counted just before the child dialed; the
+// listener, the connections and the child end with the test.
+func acceptFromChild(t *testing.T, k int) (conns []*Conn, path string, childPID int, before resources) {
 	t.Helper()
-	cmd := childCommand(t, "dial-when-told", path, strconv.Itoa(k))
-	stdin, err := cmd.StdinPipe()
+	path = socketPath(t)
+	ln, err := Listen(path, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd.Stderr = os.Stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	t.Cleanup(func() { ln.Close() })
+	c := launchChild(t, "dial-when-told", nil, path, strconv.Itoa(k))
 	t.Cleanup(func() {
-		for _, c := range conns {
-			c.Close()
+		for _, conn := range conns {
+			conn.Close()
 		}
-		stdin.Close()
-		cmd.Wait()
 	})
-	lines := bufio.NewReader(stdout)
-	expect := func(want string) {
-		t.Helper()
-		if line, err := lines.ReadString('\n'); strings.TrimSpace(line) != want {
-			t.Fatalf("child: %q, %v (want %q)", line, err, want)
-		}
-	}
-	expect("waiting")
+	c.expect(t, "waiting")
 	before = countResources(t)
-	if _, err := io.WriteString(stdin, "dial\n"); err != nil {
+	if _, err := io.WriteString(c.stdin, "dial\n"); err != nil {
 		t.Fatal(err)
 	}
 	for i := 0; i < k; i++ {
-		c, err := ln.AcceptTimeout(10 * time.Second)
+		conn, err := ln.AcceptTimeout(10 * time.Second)
 		if err != nil {
 			t.Fatalf("accept %d: %v", i, err)
 		}
-		conns = append(conns, c)
+		conns = append(conns, conn)
 	}
 	// Every Dial has returned: every handshake here has ended.
-	expect("ready")
-	return conns, cmd.Process.Pid, before
+	c.expect(t, "ready")
+	return conns, path, c.pid, before
 }
 
 // An accepted connection costs its process one descriptor, its socket, as
@@ -319,14 +325,8 @@ func acceptFromChild(t *testing.T, ln *Listener, path string, k int) (conns []*C
 // under a descriptor limit of 20,000).
 func TestAcceptedConnectionHoldsOneDescriptor(t *testing.T) {
 	checkLeaks(t)
-	path := socketPath(t)
-	ln, err := Listen(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	const k = 50
-	_, _, before := acceptFromChild(t, ln, path, k)
+	_, _, _, before := acceptFromChild(t, k)
 	after := countResources(t)
 	if got := after.fds - before.fds; got != k {
 		t.Errorf("%d descriptors for %d accepted connections, want %d (one socket each)", got, k, k)

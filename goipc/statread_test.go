@@ -344,14 +344,8 @@ func TestStatreadSeesBothEndsOfAPipe(t *testing.T) {
 // scan of every process (each connection listed once per side).
 func TestStatreadFindsAcceptedEndsThroughTheirDialers(t *testing.T) {
 	checkLeaks(t)
-	path := socketPath(t)
-	ln, err := Listen(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
 	const k = 8
-	conns, childPID, _ := acceptFromChild(t, ln, path, k)
+	conns, path, childPID, _ := acceptFromChild(t, k)
 	// Connection i sends i+1 messages: statread's ends tell which is which.
 	for i, c := range conns {
 		for range i + 1 {
