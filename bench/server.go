@@ -316,7 +316,7 @@ func RunServer(opts ServerOptions) (*ServerReport, error) {
 	if la := loadAvgFloat(rep.Machine.LoadAvgStart); la > float64(rep.Machine.Cores) {
 		rep.Warnings = append(rep.Warnings, fmt.Sprintf("the 1-minute load average was %.2f at the start, above the %d cores: other work competed with the bench", la, rep.Machine.Cores))
 	}
-	if w := fdWarning(rep.FDLimit, opts.Idle); w != "" && opts.has(ScenarioIdle) {
+	if w := fdWarning(rep.FDLimit, opts.Idle, opts.IdleProcs); w != "" && opts.has(ScenarioIdle) {
 		rep.Warnings = append(rep.Warnings, w)
 	}
 	rep.Goals = checkGoals(rep, &opts)
@@ -367,12 +367,16 @@ func raiseFDLimit() FDLimit {
 }
 
 // fdWarning says when the idle scenario may run out of descriptors: a
-// server holds at least one per connection (its socket; more when the
-// core keeps other descriptors per connection), plus its own.
-func fdWarning(l FDLimit, idle int) string {
-	if need := uint64(2*idle + 1024); l.After < need {
-		return fmt.Sprintf("RLIMIT_NOFILE is %d: %d idle connections at 2 descriptors each would need about %d; a server that runs out refuses connections and the idle rows say so (%s)",
-			l.After, idle, need, l.Note)
+// server holds one per accepted connection (its socket: it closes the
+// segment's memfd once mapped), a client two per dialed connection (its
+// socket and the segment it created), spread over procs processes; each
+// process needs some of its own besides.
+func fdWarning(l FDLimit, idle, procs int) string {
+	procs = max(1, min(procs, idle))
+	perClient := 2 * ((idle + procs - 1) / procs)
+	if need := uint64(max(idle, perClient) + 1024); l.After < need {
+		return fmt.Sprintf("RLIMIT_NOFILE is %d: %d idle connections need about %d descriptors in the server (1 per connection) and %d in each of %d client processes (2 per connection); a process that runs out refuses or fails connections and the idle rows say so (%s)",
+			l.After, idle, idle+1024, perClient+1024, procs, l.Note)
 	}
 	return ""
 }

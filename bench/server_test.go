@@ -191,3 +191,24 @@ func TestGoalsAreNotMeasuredWithoutRows(t *testing.T) {
 		t.Error("a row with an error is not reported by HasErrors")
 	}
 }
+
+// The idle scenario's descriptor warning counts what each process holds:
+// one descriptor per accepted connection in the server, two per dialed
+// connection in each client process.
+func TestFDWarningCountsEachProcess(t *testing.T) {
+	limit := FDLimit{After: 20000}
+	for _, c := range []struct {
+		idle, procs int
+		warn        bool
+	}{
+		{10000, 4, false}, // server 11,024, clients 6,024 each
+		{19900, 4, true},  // server 20,924
+		{18000, 4, false}, // server 19,024, clients 10,024
+		{10000, 1, true},  // the one client 21,024
+		{10000, 2, false}, // clients 11,024
+	} {
+		if got := fdWarning(limit, c.idle, c.procs) != ""; got != c.warn {
+			t.Errorf("%d idle connections over %d client processes, limit 20000: warning %v, want %v", c.idle, c.procs, got, c.warn)
+		}
+	}
+}

@@ -534,6 +534,10 @@ func (l *Listener) acceptHandshake(p *pendingHandshake) error {
 		}
 		return fmt.Errorf("client pid %d: %w", cred.Pid, err)
 	}
+	// The mapping keeps the segment alive: close our copy of the memfd
+	// now, so that an accepted connection costs one descriptor (its
+	// socket), as with any socket server (docs/DECISIONS.md).
+	sys.Close(fds[0])
 	owned = nil
 	if !l.removePending(p) {
 		seg.unmap()

@@ -51,15 +51,10 @@ func Pipe(opts *Options) (dialer, listener *Conn, err error) {
 		closeSocks()
 		return nil, nil, fmt.Errorf("goipc: Pipe: %w", err)
 	}
-	fdB, err := unix.FcntlInt(uintptr(segA.fd), unix.F_DUPFD_CLOEXEC, 0)
+	// The listener's end maps the same memfd and, like an accepted
+	// connection, holds no descriptor of its own on it.
+	segB, err := openSegment(segA.fd, uint64(len(segA.mem)), o.maxMessage)
 	if err != nil {
-		segA.unmap()
-		closeSocks()
-		return nil, nil, fmt.Errorf("goipc: Pipe: dup: %w", err)
-	}
-	segB, err := openSegment(fdB, uint64(len(segA.mem)), o.maxMessage)
-	if err != nil {
-		sys.Close(fdB)
 		segA.unmap()
 		closeSocks()
 		return nil, nil, err

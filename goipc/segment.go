@@ -16,8 +16,13 @@ import (
 // cached values are used, so a peer rewriting the header cannot change our
 // bounds.
 type segment struct {
-	mem        []byte
-	fd         int // the memfd, kept open so that goipc stat can find the segment
+	mem []byte
+	// fd is the dialer's memfd, kept open for the life of the connection
+	// so that goipc stat can read the segment through /proc/PID/fd. The
+	// accepting side holds none (-1): it closes its copy once the segment
+	// is mapped, leaving one descriptor (the socket) per accepted
+	// connection, and stat finds its end through /proc/PID/maps.
+	fd         int
 	maxMessage uint64
 	rings      [2]ringView
 }
@@ -145,8 +150,9 @@ func createSegment(ringSize, maxMessage uint64, path string, protocol uint32) (*
 }
 
 // openSegment checks a received segment fd (seals, size and allocation,
-// before mapping it) and maps and validates it. On success the segment
-// owns fd; on failure the caller still does.
+// before mapping it) and maps and validates it. The caller keeps fd and
+// closes it when it likes: the mapping holds the memory on its own, and
+// the segment records no fd (see segment.fd).
 func openSegment(fd int, size uint64, maxAllowed uint64) (*segment, error) {
 	if size < controlSize || size > segmentSize(MaxRingSize) {
 		return nil, protocolErrorf("peer announced a %d-byte segment", size)
@@ -163,7 +169,7 @@ func openSegment(fd int, size uint64, maxAllowed uint64) (*segment, error) {
 		sys.Unmap(mem)
 		return nil, err
 	}
-	seg.fd = fd
+	seg.fd = -1
 	return seg, nil
 }
 
@@ -174,6 +180,8 @@ func (s *segment) setAcceptorPID(pid int) {
 
 func (s *segment) unmap() error {
 	err := sys.Unmap(s.mem)
-	sys.Close(s.fd)
+	if s.fd >= 0 {
+		sys.Close(s.fd)
+	}
 	return err
 }

@@ -336,3 +336,59 @@ func TestStatreadSeesBothEndsOfAPipe(t *testing.T) {
 		t.Fatalf("pipe ends: %+v\n%+v", d, l)
 	}
 }
+
+// TestStatreadFindsAcceptedEndsThroughTheirDialers: an accepted end holds
+// no descriptor on its segment; statread still lists it, with the counters
+// its own side keeps, both when asked about this process only (the
+// dialers, in a child process, are searched for the segments) and in a
+// scan of every process (each connection listed once per side).
+func TestStatreadFindsAcceptedEndsThroughTheirDialers(t *testing.T) {
+	checkLeaks(t)
+	const k = 8
+	conns, path, childPID, _ := acceptFromChild(t, k)
+	// Connection i sends i+1 messages: statread's ends tell which is which.
+	for i, c := range conns {
+		for range i + 1 {
+			if err := c.Send([]byte("x")); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	self := os.Getpid()
+	mine, err := statread.Scan(statread.Options{PID: self})
+	if err != nil {
+		t.Fatal(err)
+	}
+	segments := map[uint64]bool{}
+	for _, e := range mine.Ends {
+		if e.PID != self || e.Dialer || e.PeerPID != childPID || e.Header.Path != path || e.Sent.Messages < 1 || e.Sent.Messages > k {
+			t.Fatalf("scan of pid %d: %+v", self, e)
+		}
+		sameCounters(t, "accepted end", e, mustStats(t, conns[e.Sent.Messages-1]))
+		segments[e.Segment] = true
+	}
+	if len(mine.Ends) != k || len(segments) != k {
+		t.Fatalf("scan of pid %d found %d ends on %d segments, want %d accepted ends (unreadable: %+v)", self, len(mine.Ends), len(segments), k, mine.Unreadable)
+	}
+	all, err := statread.Scan(statread.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	sides := map[uint64]map[int]int{} // segment -> pid -> ends
+	for _, e := range all.Ends {
+		if segments[e.Segment] {
+			if sides[e.Segment] == nil {
+				sides[e.Segment] = map[int]int{}
+			}
+			sides[e.Segment][e.PID]++
+			if (e.PID == childPID) != e.Dialer {
+				t.Errorf("pid %d listed as dialer=%v: %+v", e.PID, e.Dialer, e)
+			}
+		}
+	}
+	for seg := range segments {
+		if s := sides[seg]; len(s) != 2 || s[self] != 1 || s[childPID] != 1 {
+			t.Errorf("segment %d: ends by pid %v, want one in %d (accepted) and one in %d (dialed)", seg, s, self, childPID)
+		}
+	}
+}

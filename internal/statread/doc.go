@@ -2,7 +2,10 @@
 // reads their counters, for `goipc stat` (docs/STAT.md).
 //
 // It reads a segment the way an outsider must: through a file descriptor
-// opened on /proc/PID/fd/N, with pread, 4 KiB of control area at most. It
+// opened on /proc/PID/fd/N, with pread, 4 KiB of control area at most.
+// The dialing end holds that descriptor; the accepting end holds only a
+// mapping (listed in /proc/PID/maps) and is read through its dialer's
+// descriptor on the same segment. It
 // never maps a segment (the memfd of a hostile process may be unsealed and
 // shrink under a mapping, which would raise SIGBUS) and never writes one.
 // Every value it reads is untrusted: ParseControl checks the whole header
