@@ -71,9 +71,9 @@ interop-rust-peer: lib
 interop-rust-ping: lib
 	@mkdir -p $(INTEROP_OUT)
 	@rm -f bindings/rust/target/release/examples/ping_pong
-	@echo "cargo build --release --locked --example ping_pong (bindings/rust)"
+	@echo "cargo build --release --locked --features tokio --example ping_pong (bindings/rust)"
 	@if ! GOIPC_LIBRARY_DIR=$(abspath $(BUILD)/lib) CARGO_TARGET_DIR=$(abspath bindings/rust/target) \
-	    $(INTEROP_CARGO) build --release --locked --manifest-path bindings/rust/Cargo.toml --example ping_pong \
+	    $(INTEROP_CARGO) build --release --locked --manifest-path bindings/rust/Cargo.toml --features tokio --example ping_pong \
 	    > $(INTEROP_OUT)/rust-ping-build.log 2>&1; then \
 	  echo "interop: the Rust ping did not build; its tests will fail (log: $(INTEROP_OUT)/rust-ping-build.log):" >&2; \
 	  tail -n 15 $(INTEROP_OUT)/rust-ping-build.log >&2; \
