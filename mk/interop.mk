@@ -10,7 +10,8 @@
 #
 # The producers of the pingpong and calls scenarios, and of the demo, are
 # the ping-pong examples (examples/ping-pong/<lang>, mk/examples.mk and
-# mk/capi.mk). The peers (one program per language,
+# mk/capi.mk); the event-loop producers python-asyncio and rust-tokio are
+# ping.py --asyncio and ping_pong --tokio (built with the tokio feature). The peers (one program per language,
 # interop_tests/peers/<lang>: the test-only scenarios and the consumers) are
 # built into build/interop/. Python's are scripts run with build/venv's
 # python; they import the binding from bindings/python/src. If a Rust
