@@ -404,8 +404,8 @@ class Runner:
         r = self.ping(t.producer, path, CALLS_N, DEFAULT_TIMEOUT, "--call", "--threads", CALL_THREADS, "--typed")
         self.consumer_end(c, CALLS_N)
         callers = "tasks of one asyncio loop" if t.producer == "python-asyncio" else "threads"
-        return f"{CALLS_N} Ping calls from {CALL_THREADS} {callers} on one connection, each answered by its own Pong, " \
-               f"p50 {r['p50_ns'] / 1e3:.1f} us, p99 {r['p99_ns'] / 1e3:.1f} us"
+        return f"{CALLS_N} Ping calls from {CALL_THREADS} {callers} on one connection, each answered by its own " \
+               f"Pong, p50 {r['p50_ns'] / 1e3:.1f} us, p99 {r['p99_ns'] / 1e3:.1f} us"
 
     def t_sizes(self, t):
         path = self.sock(t, "c.sock")

@@ -133,7 +133,7 @@ EVENT_LOOP_WAYS += [("rust", "tokio", typed, False, 1) for typed in (False, True
 
 @pytest.mark.parametrize("lang,runtime,typed,call,threads", EVENT_LOOP_WAYS)
 def test_ping_pong_event_loop_to_go_cli(lang, runtime, typed, call, threads, tmp_path):
-    flags = ["--" + runtime] + (["--typed"] if typed else []) + (["--call"] if call else []) + ["--threads", str(threads)]
+    flags = ["--" + runtime, "--threads", str(threads)] + (["--typed"] if typed else []) + (["--call"] if call else [])
     line = ping_go_cli(lang, tmp_path, *flags)
     assert (line["lang"], line[runtime], line["typed"], line["call"], line["threads"]) == \
         (lang, True, typed, call, threads), line

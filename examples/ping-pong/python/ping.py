@@ -362,7 +362,8 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=1000, help="untimed round trips first (default 1000)")
     ap.add_argument("--typed", action="store_true", help="FlatBuffers Ping, answered by a Pong")
     ap.add_argument("--call", action="store_true", help="one call per round trip")
-    ap.add_argument("--threads", type=int, default=1, help="threads (tasks with --asyncio) making the calls at once (with --call)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads (tasks with --asyncio) making the calls at once (with --call)")
     ap.add_argument("--asyncio", action="store_true", help="run the round trips in an asyncio loop, on goipc.aio")
     a = ap.parse_args(argv)
     line = {"lang": LANG, "transport": a.transport, "size": a.size, "iters": a.iters, "typed": a.typed,
