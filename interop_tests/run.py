@@ -5,8 +5,12 @@
 
 (`make interop` builds everything first and runs this.) Pairs: producers in
 C, Python, Rust and Go against two Go consumers, `goipc pong` (called
-"go") and a consumer written with the Go library ("golib"); and a Go
-producer against consumers in C, Python and Rust. Each test is named
+"go") and a consumer written with the Go library ("golib"); a Go
+producer against consumers in C, Python and Rust; and Python and Rust on
+their event loops ("python-asyncio": goipc.aio, "rust-tokio": the crate's
+tokio feature): as consumers of the Go producer in every scenario, as
+producers against "go" and "golib" in pingpong, and python-asyncio in
+calls too (tokio's AsyncConn has no calls). Each test is named
 test_<scenario>_<producer>_to_<consumer> and printed as one line:
 
     test_pingpong_python_to_go ... PASS (100000 round trips, p50 3.1 us, 2.4 s)
@@ -17,9 +21,11 @@ what each checks.
 
 The producers of the pingpong and calls scenarios are the ping-pong
 examples (examples/ping-pong/<lang>: build/examples/ping-pong-go ping,
-build/c/ping, ping.py, the Rust crate's ping_pong), the programs users
-read; the other scenarios, the consumers and the layout capture are the
-peers (interop_tests/peers/<lang>), which hold only what is test-only.
+build/c/ping, ping.py, the Rust crate's ping_pong; python-asyncio and
+rust-tokio are ping.py --asyncio and ping_pong --tokio), the programs
+users read; the other scenarios, the consumers and the layout capture are
+the peers (interop_tests/peers/<lang>), which hold only what is
+test-only.
 
 Rules the driver keeps: it waits for ready lines (never a sleep standing in
 for synchronisation); every step has a timeout, so nothing hangs; every
@@ -77,14 +83,25 @@ def python_exe():
     return venv if os.path.exists(venv) else sys.executable
 
 
-# Consumers on an event loop: the Python peer on goipc.aio (asyncio), the
-# Rust peer on the tokio feature. Same peer programs, one more flag.
-EVENT_LOOP_CONSUMERS = {"python-asyncio": ("python", "--asyncio"), "rust-tokio": ("rust", "--tokio")}
+# Python on goipc.aio (asyncio) and Rust on the tokio feature: the same
+# programs as "python" and "rust", one more flag. As consumers, the peers
+# (every scenario); as producers, the ping-pong examples (pingpong, and
+# calls where the runtime's connection has calls: tokio's AsyncConn has
+# none). The examples report the flag back in their JSON line ("asyncio":
+# true, "tokio": true).
+EVENT_LOOPS = {"python-asyncio": ("python", "--asyncio"), "rust-tokio": ("rust", "--tokio")}
+EVENT_LOOP_PRODUCERS = {"pingpong": ("python-asyncio", "rust-tokio"), "calls": ("python-asyncio",)}
+
+
+def base_lang(lang):
+    """The language of a producer or consumer name: "python" for
+    "python-asyncio"."""
+    return EVENT_LOOPS.get(lang, (lang,))[0]
 
 
 def peer_command(lang):
     """The command line of a language's peer (without role and flags)."""
-    lang = EVENT_LOOP_CONSUMERS.get(lang, (lang,))[0]
+    lang = base_lang(lang)
     if lang == "python":
         return [python_exe(), os.path.join(ROOT, "interop_tests", "peers", "python", "peer.py")]
     if lang == "golib":
@@ -94,7 +111,10 @@ def peer_command(lang):
 
 def ping_command(lang):
     """The command line of a language's ping-pong example, the producer of
-    the pingpong and calls scenarios (examples/README.md)."""
+    the pingpong and calls scenarios (examples/README.md); with its
+    event-loop flag for python-asyncio and rust-tokio."""
+    if lang in EVENT_LOOPS:
+        return ping_command(base_lang(lang)) + [EVENT_LOOPS[lang][1]]
     if lang == "python":
         return [python_exe(), os.path.join(ROOT, "examples", "ping-pong", "python", "ping.py")]
     return {
@@ -285,8 +305,8 @@ class Runner:
             p = Proc("goipc pong", cmd, parse=parse_cli_pong)
         else:
             cmd = peer_command(lang) + ["consumer", "--listen", path]
-            if lang in EVENT_LOOP_CONSUMERS:
-                cmd.append(EVENT_LOOP_CONSUMERS[lang][1])
+            if lang in EVENT_LOOPS:
+                cmd.append(EVENT_LOOPS[lang][1])
             if proto:
                 cmd += ["--protocol-version", str(proto)]
             if calls and lang != "golib":  # the Go library's consumer answers both kinds
@@ -328,8 +348,13 @@ class Runner:
             raise Failed(f"{p.name}: {r['error']}")
         if code != 0:
             raise Failed(f"{p.name} printed a result but exited {code}; {p.tail()}")
-        if r.get("iters") != n or r.get("lang") != lang:
-            raise Failed(f"{p.name} reports {r.get('iters')} round trips of {r.get('lang')}, want {n} of {lang}")
+        if r.get("iters") != n or r.get("lang") != base_lang(lang):
+            raise Failed(f"{p.name} reports {r.get('iters')} round trips of {r.get('lang')}, want {n} of "
+                         f"{base_lang(lang)}")
+        if lang in EVENT_LOOPS:
+            runtime = EVENT_LOOPS[lang][1].lstrip("-")
+            if r.get(runtime) is not True:
+                raise Failed(f"{p.name} did not run on {runtime}: its line says {runtime}={r.get(runtime)}")
         return r
 
     def result_of(self, p, timeout):
@@ -378,8 +403,9 @@ class Runner:
         c = self.start_consumer(t.consumer, path, calls=True)
         r = self.ping(t.producer, path, CALLS_N, DEFAULT_TIMEOUT, "--call", "--threads", CALL_THREADS, "--typed")
         self.consumer_end(c, CALLS_N)
-        return f"{CALLS_N} Ping calls from {CALL_THREADS} threads on one connection, each answered by its own Pong, " \
-               f"p50 {r['p50_ns'] / 1e3:.1f} us, p99 {r['p99_ns'] / 1e3:.1f} us"
+        callers = "tasks of one asyncio loop" if t.producer == "python-asyncio" else "threads"
+        return f"{CALLS_N} Ping calls from {CALL_THREADS} {callers} on one connection, each answered by its own " \
+               f"Pong, p50 {r['p50_ns'] / 1e3:.1f} us, p99 {r['p99_ns'] / 1e3:.1f} us"
 
     def t_sizes(self, t):
         path = self.sock(t, "c.sock")
@@ -501,11 +527,11 @@ class Runner:
     @staticmethod
     def needs(t):
         """The probe keys a test needs: go-cli is `goipc pong`, go the Go peer."""
-        keys = {"ping-" + t.producer if t.scenario in ("pingpong", "calls") else t.producer}
+        keys = {"ping-" + base_lang(t.producer) if t.scenario in ("pingpong", "calls") else t.producer}
         if t.scenario == "layout":
             keys.add("go")  # the capture listener
         else:
-            consumer = EVENT_LOOP_CONSUMERS.get(t.consumer, (t.consumer,))[0]
+            consumer = base_lang(t.consumer)
             keys.add({"go": "go-cli", "golib": "go"}.get(consumer, consumer))
         return sorted(keys)
 
@@ -531,13 +557,17 @@ SCENARIOS = ("pingpong", "sizes", "burst", "consumer_killed", "producer_killed",
 
 def all_tests():
     pairs = [(p, c) for p in LANGS for c in ("go", "golib")] + [("go", c) for c in ("c", "python", "rust")]
-    pairs += [("go", c) for c in EVENT_LOOP_CONSUMERS]
+    pairs += [("go", c) for c in EVENT_LOOPS]
     tests = [Test(s, p, c) for p, c in pairs for s in SCENARIOS]
+    # The event-loop producers (the ping-pong examples with --asyncio or
+    # --tokio) against the Go consumers.
+    tests += [Test("pingpong", p, c) for p in EVENT_LOOP_PRODUCERS["pingpong"] for c in ("go", "golib")]
     # Calls: every producer against the Go consumers (which answer a Ping
     # sent as a call request with a Pong as its reply), and the Go producer
     # against the C, Python and Rust consumers (peer consumer --calls).
     tests += [Test("calls", p, c) for p in LANGS for c in ("go", "golib")]
     tests += [Test("calls", "go", c) for c in ("c", "python", "rust")]
+    tests += [Test("calls", p, c) for p in EVENT_LOOP_PRODUCERS["calls"] for c in ("go", "golib")]
     tests += [Test("layout", lang, "go") for lang in LANGS]
     return tests
 

@@ -87,7 +87,7 @@ bench-peers: lib c-bench-peer $(VENV)/.stamp bench-rust-peer ## build the C, Pyt
 # bench/peers.go looks in, whatever CARGO_TARGET_DIR says.
 bench-rust-peer: lib
 	GOIPC_LIBRARY_DIR=$(abspath $(BUILD)/lib) CARGO_TARGET_DIR=$(abspath bindings/rust/target) \
-	  $(BENCH_CARGO) build --locked --release --manifest-path bindings/rust/Cargo.toml --example ping_pong
+	  $(BENCH_CARGO) build --locked --release --manifest-path bindings/rust/Cargo.toml --features tokio --example ping_pong
 
 bench-langs: $(BIN)/goipc bench-peers ## the default suite (64 B) plus the C, Python, Rust and Go peers' rows: build/bench/langs.*
 	@mkdir -p $(BENCH_OUT)

@@ -31,10 +31,12 @@ $(EXAMPLE_OUT)/%-c: examples/%/c/producer.c $(CAPI_LIB) $(CAPI_HEADER) $(CAPI_PC
 	  -o $@ $< $$(PKG_CONFIG_PATH=$(abspath $(BUILD)/lib/pkgconfig) pkg-config --libs goipc)
 
 # Cargo decides what to rebuild. The target dir is pinned to the one
-# bench/peers.go looks in (ping_pong is the bench's Rust peer).
+# bench/peers.go looks in (ping_pong is the bench's Rust peer). Every build
+# of ping_pong (here, mk/bench.mk, mk/interop.mk) has the tokio feature, for
+# its --tokio mode: whichever ran last leaves the binary the others use.
 examples-rust: lib
 	GOIPC_LIBRARY_DIR=$(abspath $(BUILD)/lib) CARGO_TARGET_DIR=$(abspath bindings/rust/target) \
-	  $(CARGO) build --locked --release --manifest-path bindings/rust/Cargo.toml \
+	  $(CARGO) build --locked --release --manifest-path bindings/rust/Cargo.toml --features tokio \
 	  --example ping_pong --example many_producers --example zero_copy
 
 test-examples: examples ## run every example against its scenario's Go side (and the Go clients against the other servers): ping-pong, many producers, zero copy, request/response, event loops

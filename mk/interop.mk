@@ -10,7 +10,8 @@
 #
 # The producers of the pingpong and calls scenarios, and of the demo, are
 # the ping-pong examples (examples/ping-pong/<lang>, mk/examples.mk and
-# mk/capi.mk). The peers (one program per language,
+# mk/capi.mk); the event-loop producers python-asyncio and rust-tokio are
+# ping.py --asyncio and ping_pong --tokio (built with the tokio feature). The peers (one program per language,
 # interop_tests/peers/<lang>: the test-only scenarios and the consumers) are
 # built into build/interop/. Python's are scripts run with build/venv's
 # python; they import the binding from bindings/python/src. If a Rust
@@ -71,9 +72,9 @@ interop-rust-peer: lib
 interop-rust-ping: lib
 	@mkdir -p $(INTEROP_OUT)
 	@rm -f bindings/rust/target/release/examples/ping_pong
-	@echo "cargo build --release --locked --example ping_pong (bindings/rust)"
+	@echo "cargo build --release --locked --features tokio --example ping_pong (bindings/rust)"
 	@if ! GOIPC_LIBRARY_DIR=$(abspath $(BUILD)/lib) CARGO_TARGET_DIR=$(abspath bindings/rust/target) \
-	    $(INTEROP_CARGO) build --release --locked --manifest-path bindings/rust/Cargo.toml --example ping_pong \
+	    $(INTEROP_CARGO) build --release --locked --manifest-path bindings/rust/Cargo.toml --features tokio --example ping_pong \
 	    > $(INTEROP_OUT)/rust-ping-build.log 2>&1; then \
 	  echo "interop: the Rust ping did not build; its tests will fail (log: $(INTEROP_OUT)/rust-ping-build.log):" >&2; \
 	  tail -n 15 $(INTEROP_OUT)/rust-ping-build.log >&2; \

@@ -94,27 +94,55 @@ def test_ping_pong_to_go(lang, tmp_path):
     assert 0 < line["p50_ns"] <= line["p99_ns"] <= line["max_ns"], line
 
 
-@pytest.mark.parametrize("lang", LANGS)
-@pytest.mark.parametrize("typed,call,threads", [(True, False, 1), (False, True, 1), (True, True, 1), (True, True, 3)])
-def test_ping_pong_typed_and_call_to_go_cli(lang, typed, call, threads, tmp_path):
-    """The pings' other ways, against `goipc pong` (which answers a Ping
-    with its Pong and a call with its reply): typed Ping/Pong, one call per
-    round trip, both, and calls from 3 threads on one connection."""
+def ping_go_cli(lang: str, tmp_path: Path, *flags: str) -> dict:
+    """The ping-pong example's ping of lang with flags, 1000 round trips of
+    100 B (after 10) against `goipc pong` (which answers a Ping with its
+    Pong and a call with its reply); its JSON line, checked to be a result."""
     path = tmp_path / "pong.sock"
     pong = subprocess.Popen(cmd(BUILD / "bin" / "goipc", "pong", "--listen", path),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         line = pong.stdout.readline()
         assert "listening on" in line, "goipc pong did not start: %r" % line
-        flags = (["--typed"] if typed else []) + (["--call"] if call else []) + ["--threads", str(threads)]
         out = produce("ping-pong", lang, "--path", path, "--size", "100", "--iters", "1000", "--warmup", "10", *flags)
     finally:
         pong.terminate()
         pong.communicate(timeout=10)
     line = json.loads(out.strip().splitlines()[-1])
     assert "error" not in line, line
-    assert (line["lang"], line["typed"], line["call"], line["threads"], line["size"]) == (lang, typed, call, threads, 100), line
     assert 0 < line["p50_ns"] <= line["p99_ns"] <= line["max_ns"] and line["per_s"] > 0, line
+    return line
+
+
+@pytest.mark.parametrize("lang", LANGS)
+@pytest.mark.parametrize("typed,call,threads", [(True, False, 1), (False, True, 1), (True, True, 1), (True, True, 3)])
+def test_ping_pong_typed_and_call_to_go_cli(lang, typed, call, threads, tmp_path):
+    """The pings' other ways: typed Ping/Pong, one call per round trip,
+    both, and calls from 3 threads on one connection."""
+    flags = (["--typed"] if typed else []) + (["--call"] if call else []) + ["--threads", str(threads)]
+    line = ping_go_cli(lang, tmp_path, *flags)
+    assert (line["lang"], line["typed"], line["call"], line["threads"], line["size"]) == (lang, typed, call, threads, 100), line
+
+
+# The pings on an event loop: Python on goipc.aio (every way; calls from 3
+# tasks of the loop), Rust on tokio (its AsyncConn has no calls).
+EVENT_LOOP_WAYS = [("python", "asyncio", typed, call, threads)
+                   for typed, call, threads in [(False, False, 1), (True, False, 1), (False, True, 3), (True, True, 3)]]
+EVENT_LOOP_WAYS += [("rust", "tokio", typed, False, 1) for typed in (False, True)]
+
+
+@pytest.mark.parametrize("lang,runtime,typed,call,threads", EVENT_LOOP_WAYS)
+def test_ping_pong_event_loop_to_go_cli(lang, runtime, typed, call, threads, tmp_path):
+    flags = ["--" + runtime, "--threads", str(threads)] + (["--typed"] if typed else []) + (["--call"] if call else [])
+    line = ping_go_cli(lang, tmp_path, *flags)
+    assert (line["lang"], line[runtime], line["typed"], line["call"], line["threads"]) == \
+        (lang, True, typed, call, threads), line
+
+
+def test_ping_pong_rust_tokio_refuses_calls():
+    r = subprocess.run(cmd(*PRODUCERS["ping-pong"]["rust"], "--path", "/nonexistent", "--tokio", "--call"),
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "AsyncConn has no call" in r.stderr, (r.returncode, r.stderr)
 
 
 @pytest.mark.parametrize("lang", LANGS)

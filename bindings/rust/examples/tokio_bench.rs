@@ -14,37 +14,11 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, ExitCode, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use goipc::{AsyncConn, Conn};
 
 const USAGE: &str = "tokio_bench --goipc PATH_TO_GOIPC_CLI [-n N] [--size BYTES] [--warmup W] [--rounds R]";
-
-async fn tokio_round_trips(conn: &AsyncConn, n: usize, warmup: usize, size: usize) -> Result<support::Samples, String> {
-    let mut msg: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
-    let mut reply = vec![0u8; size];
-    let mut rtt = Vec::with_capacity(n);
-    let mut start = Instant::now();
-    for i in 0..warmup + n {
-        if i == warmup {
-            start = Instant::now();
-        }
-        if size >= 8 {
-            msg[..8].copy_from_slice(&(i as u64).to_le_bytes());
-        }
-        let t0 = Instant::now();
-        conn.send(&msg).await.map_err(|e| format!("send {i}: {e}"))?;
-        let got = conn.recv_into(&mut reply).await.map_err(|e| format!("receive {i}: {e}"))?;
-        let dt = t0.elapsed();
-        if reply[..got] != msg[..] {
-            return Err(format!("answer {i} differs from what was sent"));
-        }
-        if i >= warmup {
-            rtt.push(dt.as_nanos() as u64);
-        }
-    }
-    Ok(support::Samples { rtt, elapsed: start.elapsed() })
-}
 
 fn run(goipc: &str, n: usize, size: usize, warmup: usize, rounds: usize) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("goipc-tokio-bench-{}", std::process::id()));
@@ -75,7 +49,8 @@ fn run(goipc: &str, n: usize, size: usize, warmup: usize, rounds: usize) -> Resu
         let b = support::example_round_trips(&blocking, false, false, r * (n + warmup), n, warmup, size)?;
         b_time += b.elapsed;
         b_all.extend(b.rtt);
-        let t = rt.block_on(tokio_round_trips(&asynch, n, warmup, size))?;
+        // The tokio side: the example's --tokio round trips.
+        let t = rt.block_on(support::example_tokio_round_trips(&asynch, false, r * (n + warmup), n, warmup, size))?;
         t_time += t.elapsed;
         t_all.extend(t.rtt);
     }

@@ -8,7 +8,7 @@ runs (``goipc.bench`` runs its round trips too)::
 
     build/venv/bin/python examples/ping-pong/python/ping.py \\
         [--transport goipc|unix] --path PATH [--size N] [--iters N] \\
-        [--warmup N] [--typed] [--call] [--threads N]
+        [--warmup N] [--typed] [--call] [--threads N] [--asyncio]
 
 (``--dial`` is another name for ``--path``, ``-n`` for ``--iters``.) The
 consumer (``goipc pong``, ``goipc bench`` or ``go run
@@ -26,7 +26,12 @@ This script connects to it and does warmup + iters round trips (defaults
   ``--threads N`` makes the calls from N threads at once on the one
   connection, each checking that it got the reply to its own request
   (the interop matrix's calls scenario; the library releases the GIL
-  while a call waits);
+  while a call waits). With ``--asyncio`` the same round trips run in an
+  asyncio event loop on :mod:`goipc.aio` (``await conn.send`` + ``await
+  conn.recv_into``, ``send_ping`` + ``recv_pong``, ``await conn.call``;
+  a typed call is ``call`` of a :func:`goipc.messages.build_ping`, its
+  answer read with :func:`goipc.messages.parse_pong`), and ``--threads N``
+  makes the calls from N tasks of the one loop instead of N threads;
 * unix: the standard ``socket`` module, AF_UNIX SOCK_STREAM: ``sendall``
   the SIZE bytes, ``recv_into`` until SIZE bytes are back.
 
@@ -38,7 +43,8 @@ Each round trip after the warm-up is timed with ``time.perf_counter_ns``
 (CLOCK_MONOTONIC on Linux); every reply, warm-up included, must equal what
 was sent (each message carries its sequence number in its first 8 bytes).
 Prints one JSON line on stdout, with the round-trip percentiles in ns (and
-``per_s``, timed round trips per second of wall time), or
+``per_s``, timed round trips per second of wall time; ``asyncio`` says
+whether they ran on goipc.aio), or
 ``{"error": ...}`` and exit status 1 on any failure.
 
 The ``goipc`` package is imported from the repository's
@@ -49,6 +55,7 @@ module: run it with build/venv's python (``make venv``).
 """
 
 import argparse
+import asyncio
 import json
 import os
 import socket
@@ -94,22 +101,27 @@ def check(i, msg, reply, got):
         )
 
 
-def run_goipc(path, size, iters, warmup, typed=False, call=False, threads=1):
+def import_goipc():
     try:
         import goipc
     except ImportError as e:
         raise PeerError(
             "cannot import the goipc package: %s (run this with build/venv/bin/python: make venv)" % e
         ) from e
+    return goipc
 
-    kw = {}
-    # The consumer listens with max(1 MiB, size); a Ping or Pong needs room
-    # for its fields around the payload.
+
+def dial_options(size, typed):
+    """The consumer listens with max(1 MiB, size); a Ping or Pong needs
+    room for its fields around the payload."""
     need = size + (128 if typed else 0)
-    if need > 1 << 20:
-        kw["max_message_size"] = need
+    return {"max_message_size": need} if need > 1 << 20 else {}
+
+
+def run_goipc(path, size, iters, warmup, typed=False, call=False, threads=1):
+    goipc = import_goipc()
     try:
-        conn = goipc.dial(path, timeout=DIAL_TIMEOUT, **kw)
+        conn = goipc.dial(path, timeout=DIAL_TIMEOUT, **dial_options(size, typed))
     except goipc.Error as e:
         raise PeerError("goipc.dial %s: %s" % (path, e)) from e
     try:
@@ -119,6 +131,25 @@ def run_goipc(path, size, iters, warmup, typed=False, call=False, threads=1):
         return rtts, (time.perf_counter_ns() - start) / 1e9
     finally:
         conn.close()
+
+
+async def run_goipc_asyncio(path, size, iters, warmup, typed=False, call=False, tasks=1):
+    """run_goipc on goipc.aio, in the running event loop: the calls come
+    from ``tasks`` tasks instead of threads."""
+    goipc = import_goipc()
+    import goipc.aio
+
+    try:
+        conn = await goipc.aio.dial(path, timeout=DIAL_TIMEOUT, **dial_options(size, typed))
+    except goipc.Error as e:
+        raise PeerError("goipc.aio.dial %s: %s" % (path, e)) from e
+    try:
+        await phase_asyncio(conn, 0, warmup, size, typed, call, tasks)
+        start = time.perf_counter_ns()
+        rtts = await phase_asyncio(conn, warmup, warmup + iters, size, typed, call, tasks)
+        return rtts, (time.perf_counter_ns() - start) / 1e9
+    finally:
+        conn.close()  # wakes the other tasks when one failed
 
 
 def phase(conn, first, end, size, typed, call, threads):
@@ -145,6 +176,14 @@ def phase(conn, first, end, size, typed, call, threads):
     return [ns for r in results for ns in r]
 
 
+async def phase_asyncio(conn, first, end, size, typed, call, tasks):
+    """phase on goipc.aio: round trip i on task i mod tasks."""
+    parts = await asyncio.gather(
+        *(round_trips_asyncio(conn, range(first + g, end, tasks), size, typed, call) for g in range(tasks))
+    )
+    return [ns for r in parts for ns in r]
+
+
 def round_trips(conn, seqs, size, typed, call):
     """The round trips of seqs, each answer checked; returns their times."""
     import goipc
@@ -158,7 +197,7 @@ def round_trips(conn, seqs, size, typed, call):
     try:
         for i in seqs:
             stamp(msg, i)
-            reply[: min(size, 16)] = bytes(min(size, 16))  # a stale buffer must not pass
+            clear(reply)
             t0 = clock()
             got = round_trip(i, msg, reply)
             t1 = clock()
@@ -167,6 +206,50 @@ def round_trips(conn, seqs, size, typed, call):
     except goipc.Error as e:
         raise PeerError("round trip %d: %s" % (i, e)) from e
     return rtts
+
+
+async def round_trips_asyncio(conn, seqs, size, typed, call):
+    """round_trips with goipc.aio's awaited calls (the same checks; a
+    blocking loop cannot await, so the loop is written twice)."""
+    import goipc
+
+    msg, reply = payload(size), bytearray(size)
+    clock = time.perf_counter_ns
+    rtts = []
+    round_trip = _round_trip_asyncio(conn, typed, call)
+    i = None
+    try:
+        for i in seqs:
+            stamp(msg, i)
+            clear(reply)
+            t0 = clock()
+            got = await round_trip(i, msg, reply)
+            t1 = clock()
+            check(i, msg, reply, got)
+            rtts.append(t1 - t0)
+    except goipc.Error as e:
+        raise PeerError("round trip %d: %s" % (i, e)) from e
+    return rtts
+
+
+def clear(reply):
+    """Zeroes the start of the reply buffer: a stale buffer must not pass."""
+    reply[: min(len(reply), 16)] = bytes(min(len(reply), 16))
+
+
+def copy_answer(answer, reply):
+    """Puts (the start of) answer into reply; returns the answer's length."""
+    n = min(len(answer), len(reply))
+    reply[:n] = answer[:n]
+    return len(answer)
+
+
+def pong_payload(seq, pong, reply):
+    """A typed answer: the Pong must carry the Ping's seq; its payload goes
+    into reply. Returns the payload's length."""
+    if pong.seq != seq:
+        raise PeerError("a Pong with seq %d, sent a Ping with seq %d" % (pong.seq, seq))
+    return copy_answer(pong.payload, reply)
 
 
 def _round_trip(conn, typed, call):
@@ -189,13 +272,31 @@ def _round_trip(conn, typed, call):
         else:
             conn.send_ping(seq, msg)
             pong = conn.recv_pong()
-        if pong.seq != seq:
-            raise PeerError("a Pong with seq %d, sent a Ping with seq %d" % (pong.seq, seq))
-        n = min(len(pong.payload), len(reply))
-        reply[:n] = pong.payload[:n]
-        return len(pong.payload)
+        return pong_payload(seq, pong, reply)
 
     return typed_round_trip
+
+
+def _round_trip_asyncio(conn, typed, call):
+    """_round_trip on a goipc.aio.AsyncConn: a coroutine function."""
+    from goipc import messages
+
+    async def round_trip(seq, msg, reply):
+        if not typed:
+            if call:
+                return copy_answer(await conn.call(msg), reply)
+            await conn.send(msg)
+            return await conn.recv_into(reply)
+        if call:
+            # AsyncConn has no call_ping: the same Ping, built here, as a
+            # call request; the reply must be its Pong.
+            pong = messages.parse_pong(await conn.call(messages.build_ping(seq, msg)))
+        else:
+            await conn.send_ping(seq, msg)
+            pong = await conn.recv_pong()
+        return pong_payload(seq, pong, reply)
+
+    return round_trip
 
 
 def run_unix(path, size, iters, warmup):
@@ -222,7 +323,7 @@ def run_unix(path, size, iters, warmup):
             if i == warmup:
                 start = clock()
             stamp(msg, i)
-            reply[: min(size, 16)] = bytes(min(size, 16))
+            clear(reply)
             t0 = clock()
             sendall(msg)
             got = 0
@@ -261,10 +362,12 @@ def main(argv=None):
     ap.add_argument("--warmup", type=int, default=1000, help="untimed round trips first (default 1000)")
     ap.add_argument("--typed", action="store_true", help="FlatBuffers Ping, answered by a Pong")
     ap.add_argument("--call", action="store_true", help="one call per round trip")
-    ap.add_argument("--threads", type=int, default=1, help="threads making the calls at once (with --call)")
+    ap.add_argument("--threads", type=int, default=1,
+                    help="threads (tasks with --asyncio) making the calls at once (with --call)")
+    ap.add_argument("--asyncio", action="store_true", help="run the round trips in an asyncio loop, on goipc.aio")
     a = ap.parse_args(argv)
     line = {"lang": LANG, "transport": a.transport, "size": a.size, "iters": a.iters, "typed": a.typed,
-            "call": a.call, "threads": a.threads}
+            "call": a.call, "threads": a.threads, "asyncio": a.asyncio}
     try:
         if a.size < 0 or a.iters < 1 or a.warmup < 0 or a.threads < 1:
             raise PeerError("need --size >= 0, --iters >= 1, --warmup >= 0, --threads >= 1")
@@ -272,10 +375,14 @@ def main(argv=None):
             # Replies to plain messages are not addressed: two receivers on
             # one connection would get each other's answers.
             raise PeerError("--threads needs --call")
-        if a.transport == "goipc":
+        if a.transport == "goipc" and a.asyncio:
+            rtts, elapsed = asyncio.run(
+                run_goipc_asyncio(a.path, a.size, a.iters, a.warmup, a.typed, a.call, a.threads)
+            )
+        elif a.transport == "goipc":
             rtts, elapsed = run_goipc(a.path, a.size, a.iters, a.warmup, a.typed, a.call, a.threads)
-        elif a.typed or a.call:
-            raise PeerError("--typed and --call need --transport goipc")
+        elif a.typed or a.call or a.asyncio:
+            raise PeerError("--typed, --call and --asyncio need --transport goipc")
         elif a.transport == "unix":
             rtts, elapsed = run_unix(a.path, a.size, a.iters, a.warmup)
         else:

@@ -8,7 +8,7 @@
 //! bindings/rust/target/release/examples/ping_pong, where the bench looks.
 //!
 //!   ping_pong [--transport goipc|unix] --path PATH [--size N] [--iters N]
-//!             [--warmup N] [--typed] [--call] [--threads N]
+//!             [--warmup N] [--typed] [--call] [--threads N] [--tokio]
 //!
 //! (--dial is another name for --path, -n for --iters.) The consumer
 //! listens on PATH and answers every message. This program connects to it
@@ -24,7 +24,14 @@
 //!     (`Conn::call_into`, or `Messenger::call_ping` with --typed);
 //!     --threads N makes the calls from N threads at once on the one
 //!     connection (a `Conn` is `Sync`), each checking that it got the
-//!     reply to its own request (the interop matrix's calls scenario);
+//!     reply to its own request (the interop matrix's calls scenario).
+//!     With --tokio the round trips run on a current-thread tokio runtime
+//!     through the crate's `tokio` feature (`AsyncConn::dial_with`, then
+//!     `send(..).await` + `recv_into(..).await`; typed: a Ping built with
+//!     `message::build_ping`, its answer read with `message::parse_pong`).
+//!     `AsyncConn` has no calls, so --tokio refuses --call. This program
+//!     must then be built with the feature (`cargo build --features tokio
+//!     --example ping_pong`; the Makefile's builds do);
 //!   - unix: a std `UnixStream`: `write_all` the SIZE bytes, `read_exact`
 //!     them back.
 //!
@@ -36,12 +43,13 @@
 //! clock); every reply, warm-up included, must equal what was sent (each
 //! message carries its sequence number in its first 8 bytes). Prints one
 //! JSON line on stdout with the round-trip percentiles in ns (and
-//! `per_s`, timed round trips per second of wall time), or
+//! `per_s`, timed round trips per second of wall time; `tokio` says whether
+//! they ran on tokio), or
 //! `{"error": ...}` and exit status 1 on any failure (2: bad command line).
 //!
 //! The crate's benchmarks (bindings/rust/examples/bench.rs, tokio_bench.rs)
-//! time this file's `round_trips`, included as a module: that is why
-//! `Config`, `Transport` and `round_trips` are `pub`.
+//! time this file's `round_trips` and `tokio_round_trips`, included as a
+//! module: that is why `Config`, `Transport` and those are `pub`.
 
 use std::io::{ErrorKind, Read, Write};
 use std::iter::StepBy;
@@ -50,12 +58,15 @@ use std::os::unix::net::UnixStream;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use goipc::{Conn, Messenger, Options};
+use goipc::{Conn, Messenger, Options, fb};
 
-const USAGE: &str = "ping_pong [--transport goipc|unix] --path PATH [--size N] [--iters N] [--warmup N] [--typed] [--call] [--threads N]";
+const USAGE: &str = "ping_pong [--transport goipc|unix] --path PATH [--size N] [--iters N] [--warmup N] [--typed] [--call] [--threads N] [--tokio]";
 
 /// Bound on connect + handshake.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Room a Ping or Pong needs for its fields around the payload.
+const TYPED_ROOM: usize = 128;
 
 /// The command line.
 pub struct Config {
@@ -67,6 +78,7 @@ pub struct Config {
     pub typed: bool,
     pub call: bool,
     pub threads: usize,
+    pub tokio: bool,
 }
 
 fn parse_args() -> Result<Config, String> {
@@ -79,12 +91,14 @@ fn parse_args() -> Result<Config, String> {
         typed: false,
         call: false,
         threads: 1,
+        tokio: false,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
         match flag.as_str() {
             "--typed" => cfg.typed = true,
             "--call" => cfg.call = true,
+            "--tokio" => cfg.tokio = true,
             _ => {
                 let value = it.next().ok_or_else(|| format!("{flag} needs a value"))?;
                 let num =
@@ -109,8 +123,11 @@ fn parse_args() -> Result<Config, String> {
     if cfg.threads > 1 && !cfg.call {
         return Err("--threads needs --call".into());
     }
-    if (cfg.typed || cfg.call) && cfg.transport != "goipc" {
-        return Err("--typed and --call need --transport goipc".into());
+    if (cfg.typed || cfg.call || cfg.tokio) && cfg.transport != "goipc" {
+        return Err("--typed, --call and --tokio need --transport goipc".into());
+    }
+    if cfg.tokio && cfg.call {
+        return Err("--tokio cannot make calls: the crate's AsyncConn has no call".into());
     }
     Ok(cfg)
 }
@@ -125,18 +142,9 @@ pub enum Transport {
 impl Transport {
     fn open(cfg: &Config) -> Result<Transport, String> {
         match cfg.transport.as_str() {
-            "goipc" => {
-                let mut opts = Options::default();
-                // The consumer listens with max(1 MiB, size); 0 is the 1 MiB
-                // default. A Ping or Pong needs room around its payload.
-                let need = cfg.size + if cfg.typed { 128 } else { 0 };
-                if need > 1 << 20 {
-                    opts.max_message_size = need;
-                }
-                Conn::dial_with(&cfg.path, &opts, Some(DIAL_TIMEOUT))
-                    .map(Transport::Goipc)
-                    .map_err(|e| format!("goipc dial {}: {e}", cfg.path))
-            }
+            "goipc" => Conn::dial_with(&cfg.path, &dial_options(cfg), Some(DIAL_TIMEOUT))
+                .map(Transport::Goipc)
+                .map_err(|e| format!("goipc dial {}: {e}", cfg.path)),
             "unix" => {
                 // The consumer listens before starting us; retry briefly all the same.
                 let deadline = Instant::now() + DIAL_TIMEOUT;
@@ -158,6 +166,16 @@ impl Transport {
     }
 }
 
+/// The consumer listens with max(1 MiB, size); 0 is the 1 MiB default.
+fn dial_options(cfg: &Config) -> Options {
+    let mut opts = Options::default();
+    let need = cfg.size + if cfg.typed { TYPED_ROOM } else { 0 };
+    if need > 1 << 20 {
+        opts.max_message_size = need;
+    }
+    opts
+}
+
 /// One round trip on a goipc connection, in one of four ways: raw or
 /// typed (Ping/Pong, through `m`), send + receive or one call. A typed
 /// answer must also carry `seq` back; its payload lands in `reply`.
@@ -176,23 +194,68 @@ fn goipc_round_trip(
             m.send_ping(seq, msg).map_err(|e| format!("send_ping: {e}"))?;
             m.recv_pong().map_err(|e| format!("recv_pong: {e}"))?
         };
-        if pong.seq() != seq {
-            return Err(format!("a Pong with seq {}, sent a Ping with seq {seq}", pong.seq()));
-        }
-        let payload = pong.payload().map(|p| p.bytes()).unwrap_or_default();
-        let n = payload.len().min(reply.len());
-        reply[..n].copy_from_slice(&payload[..n]);
-        payload.len()
+        pong_payload(seq, &pong, reply)?
     } else if cfg.call {
         c.call_into(msg, reply, None).map_err(|e| format!("call: {e}"))?
     } else {
         c.send(msg).map_err(|e| format!("send: {e}"))?;
         c.recv_into(reply).map_err(|e| format!("receive: {e}"))?
     };
+    check_len(n, msg)
+}
+
+/// A typed answer must carry the Ping's seq back; its payload goes into
+/// `reply`. Returns the payload's length.
+fn pong_payload(seq: u64, pong: &fb::Pong<'_>, reply: &mut [u8]) -> Result<usize, String> {
+    if pong.seq() != seq {
+        return Err(format!("a Pong with seq {}, sent a Ping with seq {seq}", pong.seq()));
+    }
+    let payload = pong.payload().map(|p| p.bytes()).unwrap_or_default();
+    let n = payload.len().min(reply.len());
+    reply[..n].copy_from_slice(&payload[..n]);
+    Ok(payload.len())
+}
+
+fn check_len(n: usize, msg: &[u8]) -> Result<(), String> {
     if n != msg.len() {
         return Err(format!("reply of {n} bytes, sent {}", msg.len()));
     }
     Ok(())
+}
+
+/// A round trip's message and the buffer its answer lands in, prepared and
+/// checked the same way in every mode.
+struct Buffers {
+    msg: Vec<u8>,
+    reply: Vec<u8>,
+}
+
+impl Buffers {
+    fn new(size: usize) -> Buffers {
+        Buffers { msg: (0..size).map(|j| (j * 131 + 7) as u8).collect(), reply: vec![0u8; size] }
+    }
+
+    /// Stamps round trip i's sequence number into the message's first (up
+    /// to) 8 bytes and clears the reply's start: a stale buffer must not
+    /// pass the check.
+    fn prepare(&mut self, i: usize) {
+        let stamp_len = self.msg.len().min(8);
+        self.msg[..stamp_len].copy_from_slice(&(i as u64).to_le_bytes()[..stamp_len]);
+        let clear_len = self.reply.len().min(16);
+        self.reply[..clear_len].fill(0);
+    }
+
+    /// The answer of round trip i must equal what was sent.
+    fn check(&self, i: usize) -> Result<(), String> {
+        if self.reply == self.msg {
+            return Ok(());
+        }
+        let at = self.reply.iter().zip(&self.msg).position(|(a, b)| a != b).unwrap_or(0);
+        Err(format!(
+            "round trip {i}: the reply differs from what was sent at byte {at} ({:#04x}, want {:#04x})",
+            self.reply[at], self.msg[at]
+        ))
+    }
 }
 
 /// Nearest rank: the smallest sample with at least `permille`/1000 of them
@@ -205,6 +268,9 @@ fn percentile(sorted: &[u64], permille: usize) -> u64 {
 /// The timed round trips (ns, after the warm-up), every reply checked, and
 /// the wall time they took.
 fn run(cfg: &Config) -> Result<(Vec<u64>, Duration), String> {
+    if cfg.tokio {
+        return run_tokio(cfg);
+    }
     let t = Transport::open(cfg)?;
     phase(cfg, &t, 0, cfg.warmup)?;
     let start = Instant::now();
@@ -238,35 +304,86 @@ pub fn round_trips(cfg: &Config, t: &Transport, seqs: StepBy<Range<usize>>) -> R
         Transport::Goipc(c) => Some(Messenger::new(c)),
         Transport::Unix(_) => None,
     };
-    let mut msg: Vec<u8> = (0..cfg.size).map(|j| (j * 131 + 7) as u8).collect();
-    let mut reply = vec![0u8; cfg.size];
+    let mut b = Buffers::new(cfg.size);
     let mut rtt = Vec::with_capacity(seqs.len());
-    let stamp_len = cfg.size.min(8);
-    let clear_len = cfg.size.min(16);
     for i in seqs {
-        msg[..stamp_len].copy_from_slice(&(i as u64).to_le_bytes()[..stamp_len]);
-        reply[..clear_len].fill(0); // a stale buffer must not pass the check
+        b.prepare(i);
         let t0 = Instant::now();
         let done = match (t, messenger.as_mut()) {
-            (Transport::Goipc(c), Some(m)) => goipc_round_trip(cfg, c, m, i as u64, &msg, &mut reply),
+            (Transport::Goipc(c), Some(m)) => goipc_round_trip(cfg, c, m, i as u64, &b.msg, &mut b.reply),
             (Transport::Goipc(_), None) => unreachable!("a goipc transport has its Messenger"),
             // `&UnixStream` reads and writes: the stream need not be borrowed mutably.
             (Transport::Unix(s), _) => {
                 let mut s: &UnixStream = s;
-                s.write_all(&msg)
+                s.write_all(&b.msg)
                     .map_err(|e| format!("write: {e}"))
-                    .and_then(|()| s.read_exact(&mut reply).map_err(|e| format!("read: {e}")))
+                    .and_then(|()| s.read_exact(&mut b.reply).map_err(|e| format!("read: {e}")))
             }
         };
         done.map_err(|e| format!("round trip {i}: {e}"))?;
         let dt = t0.elapsed();
-        if reply != msg {
-            let at = reply.iter().zip(&msg).position(|(a, b)| a != b).unwrap_or(0);
-            return Err(format!(
-                "round trip {i}: the reply differs from what was sent at byte {at} ({:#04x}, want {:#04x})",
-                reply[at], msg[at]
-            ));
-        }
+        b.check(i)?;
+        rtt.push(u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX));
+    }
+    Ok(rtt)
+}
+
+/// `run` on a current-thread tokio runtime (--tokio).
+#[cfg(feature = "tokio")]
+fn run_tokio(cfg: &Config) -> Result<(Vec<u64>, Duration), String> {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("tokio runtime: {e}"))?;
+    rt.block_on(async {
+        let conn = goipc::AsyncConn::dial_with(&cfg.path, &dial_options(cfg), Some(DIAL_TIMEOUT))
+            .await
+            .map_err(|e| format!("goipc dial {}: {e}", cfg.path))?;
+        tokio_round_trips(cfg, &conn, (0..cfg.warmup).step_by(1)).await?;
+        let start = Instant::now();
+        let rtt = tokio_round_trips(cfg, &conn, (cfg.warmup..cfg.warmup + cfg.iters).step_by(1)).await?;
+        Ok((rtt, start.elapsed()))
+    })
+}
+
+#[cfg(not(feature = "tokio"))]
+fn run_tokio(_: &Config) -> Result<(Vec<u64>, Duration), String> {
+    Err("--tokio: this ping_pong was built without the crate's tokio feature \
+         (cargo build --release --features tokio --example ping_pong)"
+        .into())
+}
+
+/// `round_trips` on a tokio `AsyncConn` (--tokio): the same checks, the
+/// calls awaited (a blocking loop cannot await, so the loop is written
+/// twice). No calls: `AsyncConn` has none.
+#[cfg(feature = "tokio")]
+pub async fn tokio_round_trips(
+    cfg: &Config,
+    conn: &goipc::AsyncConn,
+    seqs: StepBy<Range<usize>>,
+) -> Result<Vec<u64>, String> {
+    let mut b = Buffers::new(cfg.size);
+    // Typed: the Ping is built here (AsyncConn sends bytes) and the Pong
+    // received whole, then verified.
+    let mut builder = flatbuffers::FlatBufferBuilder::with_capacity(cfg.size + TYPED_ROOM);
+    let mut answer = vec![0u8; if cfg.typed { cfg.size + TYPED_ROOM } else { 0 }];
+    let mut rtt = Vec::with_capacity(seqs.len());
+    for i in seqs {
+        b.prepare(i);
+        let t0 = Instant::now();
+        let n = if cfg.typed {
+            let ping = goipc::message::build_ping(&mut builder, i as u64, goipc::message::monotonic_ns(), &b.msg);
+            conn.send(ping).await.map_err(|e| format!("round trip {i}: send Ping: {e}"))?;
+            let len = conn.recv_into(&mut answer).await.map_err(|e| format!("round trip {i}: receive Pong: {e}"))?;
+            let pong = goipc::message::parse_pong(&answer[..len]).map_err(|e| format!("round trip {i}: {e}"))?;
+            pong_payload(i as u64, &pong, &mut b.reply).map_err(|e| format!("round trip {i}: {e}"))?
+        } else {
+            conn.send(&b.msg).await.map_err(|e| format!("round trip {i}: send: {e}"))?;
+            conn.recv_into(&mut b.reply).await.map_err(|e| format!("round trip {i}: receive: {e}"))?
+        };
+        let dt = t0.elapsed();
+        check_len(n, &b.msg).map_err(|e| format!("round trip {i}: {e}"))?;
+        b.check(i)?;
         rtt.push(u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX));
     }
     Ok(rtt)
@@ -297,13 +414,14 @@ fn main() -> ExitCode {
         }
     };
     let head = format!(
-        "{{\"lang\":\"rust\",\"transport\":{},\"size\":{},\"iters\":{},\"typed\":{},\"call\":{},\"threads\":{}",
+        "{{\"lang\":\"rust\",\"transport\":{},\"size\":{},\"iters\":{},\"typed\":{},\"call\":{},\"threads\":{},\"tokio\":{}",
         json_string(&cfg.transport),
         cfg.size,
         cfg.iters,
         cfg.typed,
         cfg.call,
-        cfg.threads
+        cfg.threads,
+        cfg.tokio
     );
     match run(&cfg) {
         Ok((mut rtt, elapsed)) => {

@@ -78,8 +78,35 @@ pub fn example_round_trips(
     warmup: usize,
     size: usize,
 ) -> Result<Samples, String> {
-    let cfg = ping::Config {
-        transport: String::new(), // round_trips goes by `t`
+    let cfg = example_config(typed, call, n, warmup, size);
+    ping::round_trips(&cfg, t, (seq0..seq0 + warmup).step_by(1))?;
+    let start = Instant::now();
+    let rtt = ping::round_trips(&cfg, t, (seq0 + warmup..seq0 + warmup + n).step_by(1))?;
+    Ok(Samples { rtt, elapsed: start.elapsed() })
+}
+
+/// `example_round_trips` on a tokio `AsyncConn`: the example's --tokio
+/// round trips (raw or `typed`; no calls).
+#[cfg(feature = "tokio")]
+pub async fn example_tokio_round_trips(
+    conn: &goipc::AsyncConn,
+    typed: bool,
+    seq0: usize,
+    n: usize,
+    warmup: usize,
+    size: usize,
+) -> Result<Samples, String> {
+    let cfg = example_config(typed, false, n, warmup, size);
+    ping::tokio_round_trips(&cfg, conn, (seq0..seq0 + warmup).step_by(1)).await?;
+    let start = Instant::now();
+    let rtt = ping::tokio_round_trips(&cfg, conn, (seq0 + warmup..seq0 + warmup + n).step_by(1)).await?;
+    Ok(Samples { rtt, elapsed: start.elapsed() })
+}
+
+/// The example's configuration for round trips on a connection made here.
+fn example_config(typed: bool, call: bool, n: usize, warmup: usize, size: usize) -> ping::Config {
+    ping::Config {
+        transport: String::new(), // the round trips go by the connection given
         path: String::new(),
         size,
         iters: n,
@@ -87,11 +114,8 @@ pub fn example_round_trips(
         typed,
         call,
         threads: 1,
-    };
-    ping::round_trips(&cfg, t, (seq0..seq0 + warmup).step_by(1))?;
-    let start = Instant::now();
-    let rtt = ping::round_trips(&cfg, t, (seq0 + warmup..seq0 + warmup + n).step_by(1))?;
-    Ok(Samples { rtt, elapsed: start.elapsed() })
+        tokio: false,
+    }
 }
 
 /// Measured round trips (ns) and the wall time they took.
