@@ -40,7 +40,7 @@ func sizeName(n int) string {
 func runBenchChild(role string, args []string) int {
 	path := args[0]
 	switch role {
-	case "bench-goipc-echo", "bench-goipc-sink":
+	case "bench-goipc-echo", "bench-goipc-sink", "bench-goipc-batchsink":
 		spin, _ := strconv.ParseInt(args[1], 10, 64)
 		c, err := Dial(path, &Options{MaxMessageSize: benchMaxMsg, Spin: time.Duration(spin)})
 		if err != nil {
@@ -48,6 +48,25 @@ func runBenchChild(role string, args []string) int {
 			return 1
 		}
 		defer c.Close()
+		if role == "bench-goipc-batchsink" {
+			// The batched stream's sink: RecvBatch, up to streamBatch
+			// messages a call, every message copied out.
+			buf := make([]byte, benchMaxMsg*2)
+			sizes := make([]int, streamBatch)
+			for {
+				n, err := c.RecvBatch(buf, sizes, -1)
+				if err != nil {
+					return 0
+				}
+				for _, size := range sizes[:n] {
+					if size == 0 {
+						if err := c.Send(nil); err != nil {
+							return 0
+						}
+					}
+				}
+			}
+		}
 		if role == "bench-goipc-sink" {
 			// The sink copies every message out, as the Unix socket's
 			// sink does (read into its buffer), and acks an empty one.
@@ -329,19 +348,21 @@ func memcpyGBps(size, n int) float64 {
 // to a Unix stream socket, both consumers copying each message out, and
 // single-core memcpy of the same sizes measured in the same run as the
 // yardstick ("goipc/memcpy": the share of memcpy bandwidth a stream gets).
-// "goipc-batch" is the same goipc stream sent with SendBatch, streamBatch
-// messages per call.
+// "goipc-batch" is the same goipc stream sent with SendBatch and received
+// with RecvBatch, streamBatch messages per call on each side.
 func BenchmarkStream(b *testing.B) {
 	for _, size := range benchSizes {
 		b.Run(sizeName(size), func(b *testing.B) {
 			g := startBenchPeer(b, "goipc", "sink", SpinDefault)
+			gb := startBenchPeer(b, "goipc", "batchsink", SpinDefault).(goipcTransport)
 			u := startBenchPeer(b, "unix", "sink", 0)
 			n := max(roundTripsFor(size)*10, 200)
 			measureStream(b, u, size, n/10) // warm-up
 			measureStream(b, g, size, n/10)
+			measureStreamBatch(b, gb, size, n/10)
 			ue := measureStream(b, u, size, n)
 			ge := measureStream(b, g, size, n)
-			be := measureStreamBatch(b, g.(goipcTransport), size, n)
+			be := measureStreamBatch(b, gb, size, n)
 			gbps := func(d time.Duration) float64 { return float64(size) * float64(n) / d.Seconds() / 1e9 }
 			b.SetBytes(int64(size))
 			b.ResetTimer()

@@ -998,6 +998,58 @@ func (c *Conn) RecvInto(buf []byte, timeout time.Duration) (int, error) {
 	return n, c.ReleaseView()
 }
 
+// RecvBatch receives up to len(sizes) messages in one call: it waits for
+// the first as RecvInto does (timeout as for RecvTimeout), then takes the
+// messages already published behind it, as many as fit, copying them one
+// after another into buf. It returns how many it took: message i is
+// sizes[i] bytes and starts in buf at the sum of sizes[:i]. Their ring
+// space goes back to the peer once for the batch. Use it to drain a
+// stream of small messages (docs/PERFORMANCE.md, "Streams"). A first
+// message larger than buf fails with ErrBufferTooSmall and stays in the
+// ring, as with RecvInto; a later one that does not fit ends the batch
+// and is the next call's first.
+func (c *Conn) RecvBatch(buf []byte, sizes []int, timeout time.Duration) (int, error) {
+	if len(sizes) == 0 {
+		return 0, fmt.Errorf("%w: RecvBatch needs room for at least one size", ErrInvalidArgument)
+	}
+	w := timeoutWait(timeout)
+	f, err := c.recvFrame(takeMessage, &w)
+	if err != nil {
+		return 0, err
+	}
+	if len(f.payload) > len(buf) {
+		c.unview(false)
+		return 0, fmt.Errorf("%w: message is %d bytes, buffer %d", ErrBufferTooSmall, len(f.payload), len(buf))
+	}
+	off := copy(buf, f.payload)
+	sizes[0] = off
+	n := 1
+	c.cons.viewHeld = false
+	if !c.closed.Load() {
+		c.cons.take(c.cons.viewFrame, c.cons.viewLen)
+		for n < len(sizes) {
+			var g frameView
+			var fs uint64
+			stalled := false
+			ok, err := c.pump(takeMessage, nil, 0, &g, &fs, &stalled)
+			if err != nil && isProtocol(err) {
+				c.fail(err) // the next call reports it; these messages were whole
+			}
+			if !ok || err != nil || stalled || len(g.payload) > len(buf)-off {
+				break
+			}
+			sizes[n] = copy(buf[off:], g.payload)
+			off += sizes[n]
+			n++
+			c.cons.take(fs, uint64(len(g.payload)))
+		}
+		c.cons.settle()
+	}
+	c.unlockRecv()
+	c.leave(dirRecv)
+	return n, nil
+}
+
 // RecvView returns the next message in place, in the ring: no copy. The
 // slice is valid until ReleaseView, which must be called before the next
 // receive; until then other receivers wait (receiving again on the same

@@ -289,13 +289,25 @@ func (c *consumer) peek() (msg []byte, kind uint32, frame uint64, ok bool, err e
 // consume releases a message returned by peek: its frame size and
 // payload length.
 func (c *consumer) consume(frame, length uint64) {
+	c.take(frame, length)
+	c.settle()
+}
+
+// take releases a message returned by peek without returning its space
+// to the producer yet: settle does, once for a batch (Conn.RecvBatch).
+func (c *consumer) take(frame, length uint64) {
 	c.tail += frame
 	c.n.msgs++
 	c.n.bytes += length
 	*c.r.consMsgs, *c.r.consBytes = c.n.msgs, c.n.bytes
+}
+
+// settle publishes the space taken since the last publication, unless the
+// producer waits for space and more messages are there to read: then the
+// space is returned later, in one piece (a quarter ring, or once the
+// consumer has read everything it has seen).
+func (c *consumer) settle() {
 	if c.holdBack && c.tail != c.headSeen && c.tail-c.published < c.r.cap/4 {
-		// The producer waits for space and more messages are there to
-		// read: return the space later, in one piece.
 		return
 	}
 	c.publishTail()

@@ -235,3 +235,109 @@ func TestFullRingWakesProducerPerQuarter(t *testing.T) {
 	}
 	t.Logf("%d messages, %d wakeups of the producer", count, st.Received.Wakeups)
 }
+
+// recvBatches receives len(want) messages with RecvBatch (at most max per
+// call) and checks each; it returns the number of calls it took.
+func recvBatches(t *testing.T, c *Conn, want [][]byte, max int) int {
+	t.Helper()
+	buf := make([]byte, 64<<10)
+	sizes := make([]int, max)
+	calls := 0
+	for i := 0; i < len(want); {
+		n, err := c.RecvBatch(buf, sizes, 10*time.Second)
+		if err != nil {
+			t.Fatalf("RecvBatch at message %d: %v", i, err)
+		}
+		if n < 1 || n > max || i+n > len(want) {
+			t.Fatalf("RecvBatch at message %d took %d messages (room for %d, %d left)", i, n, max, len(want)-i)
+		}
+		calls++
+		off := 0
+		for k := 0; k < n; k++ {
+			got := buf[off : off+sizes[k]]
+			if !bytes.Equal(got, want[i]) {
+				t.Fatalf("message %d: got %d bytes %q..., want %d bytes", i, len(got), got[:min(len(got), 16)], len(want[i]))
+			}
+			off += sizes[k]
+			i++
+		}
+	}
+	return calls
+}
+
+func TestRecvBatchInOrder(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	msgs := batchOf(500, 1000)
+	if n, err := client.SendBatch(msgs); n != len(msgs) || err != nil {
+		t.Fatalf("SendBatch: %d, %v", n, err)
+	}
+	// Everything is published: a call takes as many as its sizes allow.
+	if calls := recvBatches(t, server, msgs, 64); calls != (len(msgs)+63)/64 {
+		t.Fatalf("500 published messages took %d RecvBatch calls of up to 64, want %d", calls, (len(msgs)+63)/64)
+	}
+	if _, err := server.RecvBatch(make([]byte, 10), make([]int, 4), 0); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("RecvBatch on an empty ring with timeout 0: %v, want ErrTimeout", err)
+	}
+}
+
+// A stream through a small ring, sent one by one and received in
+// batches: nothing lost, nothing reordered, and the space goes back.
+func TestRecvBatchStream(t *testing.T) {
+	client, server := pair(t, &Options{RingSize: 4096, MaxMessageSize: 512}, nil)
+	msgs := batchOf(3000, 512)
+	sent := make(chan error, 1)
+	go func() {
+		for i, m := range msgs {
+			if err := client.Send(m); err != nil {
+				sent <- fmt.Errorf("message %d: %w", i, err)
+				return
+			}
+		}
+		sent <- nil
+	}()
+	recvBatches(t, server, msgs, 16)
+	if err := <-sent; err != nil {
+		t.Fatal(err)
+	}
+}
+
+func TestRecvBatchBufferLimits(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	small, big := []byte("small"), bytes.Repeat([]byte{7}, 100)
+	if n, err := client.SendBatch([][]byte{big, small, big}); n != 3 || err != nil {
+		t.Fatal(n, err)
+	}
+	sizes := make([]int, 8)
+	buf := make([]byte, 50)
+	// The first message does not fit: refused, and it stays.
+	if n, err := server.RecvBatch(buf, sizes, 0); n != 0 || !errors.Is(err, ErrBufferTooSmall) {
+		t.Fatalf("first message larger than the buffer: %d, %v", n, err)
+	}
+	if got, err := server.RecvTimeout(0); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("the refused message must stay: %d bytes, %v", len(got), err)
+	}
+	// A later one that does not fit ends the batch and comes next.
+	if n, err := server.RecvBatch(buf, sizes, 0); n != 1 || err != nil || !bytes.Equal(buf[:sizes[0]], small) {
+		t.Fatalf("batch ending before a message that does not fit: %d, %v", n, err)
+	}
+	if got, err := server.RecvTimeout(0); err != nil || !bytes.Equal(got, big) {
+		t.Fatalf("the message after the batch: %d bytes, %v", len(got), err)
+	}
+	if _, err := server.RecvBatch(buf, nil, 0); !errors.Is(err, ErrInvalidArgument) {
+		t.Fatalf("RecvBatch without sizes: %v", err)
+	}
+}
+
+// A peer's last messages are delivered before ErrPeerClosed.
+func TestRecvBatchDrainsClosedPeer(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	msgs := batchOf(40, 100)
+	if n, err := client.SendBatch(msgs); n != len(msgs) || err != nil {
+		t.Fatal(n, err)
+	}
+	client.Close()
+	recvBatches(t, server, msgs, 7)
+	if _, err := server.RecvBatch(make([]byte, 1000), make([]int, 4), 10*time.Second); !errors.Is(err, ErrPeerClosed) {
+		t.Fatalf("after the last message: %v, want ErrPeerClosed", err)
+	}
+}
