@@ -39,6 +39,10 @@ _Static_assert(offsetof(goipc_options, max_mapped_bytes) == 64, "goipc_options l
 _Static_assert(offsetof(goipc_options, max_pending_handshakes) == 72, "goipc_options layout");
 _Static_assert(offsetof(goipc_options, max_inflight_calls) == 80, "goipc_options layout");
 _Static_assert(sizeof(goipc_options) == 88, "goipc_options layout");
+/* goipc_iovec: other languages mirror it (a pointer, then a size_t). */
+_Static_assert(offsetof(goipc_iovec, data) == 0, "goipc_iovec layout");
+_Static_assert(offsetof(goipc_iovec, len) == sizeof(void *), "goipc_iovec layout");
+_Static_assert(sizeof(goipc_iovec) == 2 * sizeof(void *), "goipc_iovec layout");
 _Static_assert(sizeof(goipc_conn) == 8 && sizeof(goipc_listener) == 8, "handle size");
 /* goipc_stats version 1 (capi/stats.go's statsV1Size). */
 _Static_assert(sizeof(goipc_direction_stats) == 56, "goipc_direction_stats layout");
@@ -249,6 +253,23 @@ int32_t goipc_recv(goipc_conn c, void *buf, size_t cap, size_t *len, int64_t tim
 {
     FORK_GUARD();
     return capi_recv(c, buf, cap, len, timeout_ms, &tls);
+}
+
+int32_t goipc_send_batch(goipc_conn c, const goipc_iovec *msgs, size_t count, size_t *sent, int64_t timeout_ms)
+{
+    if (__builtin_expect(forked_child, 0) && sent != NULL)
+        *sent = 0; /* written on every return, this one included */
+    FORK_GUARD();
+    return capi_send_batch(c, (goipc_iovec *)msgs, count, sent, timeout_ms, &tls);
+}
+
+int32_t goipc_recv_batch(goipc_conn c, void *buf, size_t cap, size_t *sizes, size_t max_count, size_t *count,
+                         int64_t timeout_ms)
+{
+    if (__builtin_expect(forked_child, 0) && count != NULL)
+        *count = 0;
+    FORK_GUARD();
+    return capi_recv_batch(c, buf, cap, sizes, max_count, count, timeout_ms, &tls);
 }
 
 int32_t goipc_conn_close(goipc_conn c)

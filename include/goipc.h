@@ -17,8 +17,9 @@
  *    versions: treat an unknown non-zero code as a failure and print it with
  *    goipc_strerror().
  *  - Out-parameters are written only on success, unless the comment says
- *    otherwise (goipc_recv writes *len on GOIPC_ERR_BUFFER_TOO_SMALL). On
- *    failure they are left unmodified.
+ *    otherwise (goipc_recv writes *len on GOIPC_ERR_BUFFER_TOO_SMALL;
+ *    goipc_send_batch's *sent and goipc_recv_batch's *count are written on
+ *    every return). On failure they are left unmodified.
  *  - A NULL pointer where a pointer is required, handle 0, a handle of the
  *    wrong kind or a handle this library never issued returns
  *    GOIPC_ERR_INVALID_ARGUMENT. A handle that was closed returns
@@ -364,6 +365,71 @@ int32_t goipc_send(goipc_conn c, const void *data, size_t len, int64_t timeout_m
  * GOIPC_ERR_BUFFER_TOO_SMALL, GOIPC_ERR_PROTOCOL.
  * One call into Go; no allocation. */
 int32_t goipc_recv(goipc_conn c, void *buf, size_t cap, size_t *len, int64_t timeout_ms);
+
+/* ---- Batches: many messages per call ----------------------------------- */
+
+/* One message of a batch to send: len bytes at data. data may be NULL only
+ * if len is 0 (an empty message). Same layout on every platform the
+ * library supports: a pointer, then a size_t. */
+typedef struct goipc_iovec {
+    const void *data;
+    size_t len;
+} goipc_iovec;
+
+/* Sends msgs[0..count-1] in order, each as one message (the peer receives
+ * them one by one, with goipc_recv or any other receive). They are copied
+ * into shared memory and published together: the peer sees its ring move,
+ * and is woken if asleep, once per batch instead of once per message. Use
+ * it to stream many small messages; one goipc_send per message costs a
+ * call into Go and a publication each.
+ * Waits for ring space as goipc_send does, up to timeout_ms for the whole
+ * batch; before waiting it publishes what it has written, so a batch may
+ * be larger than the ring.
+ * Sets *sent to how many messages were sent, on success (count) and on
+ * every failure: a failure after some messages were sent (the timeout
+ * expired, the peer closed, ...) sent exactly msgs[0..*sent-1] and none of
+ * the others; resend the rest if needed. With timeout_ms 0 it sends what
+ * fits now and returns GOIPC_ERR_TIMEOUT if that is not all. sent may be
+ * NULL if the caller does not need it.
+ * Every message is checked before any is sent: msgs NULL with count > 0, or
+ * a message with data NULL and len > 0, returns GOIPC_ERR_INVALID_ARGUMENT,
+ * and one above the maximum message size GOIPC_ERR_MESSAGE_TOO_LARGE, with
+ * *sent 0 (nothing sent; the connection stays usable). count 0 returns
+ * GOIPC_OK at once.
+ * msgs and the bytes it points to are only read during the call; the
+ * caller keeps ownership. Thread safety: a send like goipc_send (sends on
+ * one connection are serialised: no other message comes between those of
+ * a batch); the thread holding a reservation gets
+ * GOIPC_ERR_INVALID_ARGUMENT.
+ * Errors: as goipc_send. One call into Go; no allocation for batches of up
+ * to 4096 messages. */
+int32_t goipc_send_batch(goipc_conn c, const goipc_iovec *msgs, size_t count, size_t *sent, int64_t timeout_ms);
+
+/* Receives up to max_count messages in one call: waits up to timeout_ms
+ * for the first (as goipc_recv does), then takes the messages the peer has
+ * already published behind it, as many as fit in buf and max_count, without
+ * waiting again. Their ring space goes back to the peer once per batch.
+ * The messages are copied one after another into buf (capacity cap
+ * bytes): message i is sizes[i] bytes and starts at buf + sizes[0] + ... +
+ * sizes[i-1] (no padding between them; keep alignment in mind when reading
+ * fields in place). *count is set to how many were taken, 1 to max_count,
+ * on success, and to 0 on every failure.
+ * A batch is partial whenever fewer messages are waiting, or the next one
+ * does not fit what is left of buf: that message stays queued and is the
+ * next call's first. A first message larger than cap returns
+ * GOIPC_ERR_BUFFER_TOO_SMALL and stays queued (sizes is not written: a buf
+ * of goipc_conn_max_message_size bytes always holds it, and goipc_recv
+ * reports its size).
+ * buf may be NULL only if cap is 0 (then only empty messages fit). sizes
+ * must hold max_count entries. sizes NULL, count NULL or max_count 0
+ * return GOIPC_ERR_INVALID_ARGUMENT. buf and sizes belong to the caller;
+ * the library writes them only during the call.
+ * Thread safety: a receive like goipc_recv (receives on one connection are
+ * serialised); the thread holding a view gets GOIPC_ERR_INVALID_ARGUMENT.
+ * Errors: as goipc_recv (GOIPC_ERR_PEER_CLOSED only once every message the
+ * peer sent has been received). One call into Go; no allocation. */
+int32_t goipc_recv_batch(goipc_conn c, void *buf, size_t cap, size_t *sizes, size_t max_count, size_t *count,
+                         int64_t timeout_ms);
 
 /* Closes the connection. Calls blocked on c return GOIPC_ERR_CLOSED; the
  * peer gets GOIPC_ERR_PEER_CLOSED once it has received what was sent. The

@@ -59,7 +59,13 @@
     X(call_go_pong)             \
     X(typed_call_go_client)     \
     X(typed_call_c_threads)     \
-    X(typed_call_errors)
+    X(typed_call_errors)        \
+    X(batch_order)              \
+    X(batch_partial_recv)       \
+    X(batch_larger_than_ring)   \
+    X(batch_timeout_prefix)     \
+    X(batch_misuse)             \
+    X(batch_go_pong)
 
 #define DECLARE_TEST(name) void test_##name(void);
 TEST_LIST(DECLARE_TEST)
