@@ -337,6 +337,10 @@ int panic_child_main(void)
     bad += expect_panic(goipc_call_ping(c, 1, "x", 1, &seq, buf, sizeof buf, &n, 0), "goipc_call_ping");
     bad += expect_panic(goipc_recv_ping_request(c, &call, &seq, NULL, buf, sizeof buf, &n, 0), "goipc_recv_ping_request");
     bad += expect_panic(goipc_reply_pong(c, 1, 1, 0, 0, "x", 1, 0), "goipc_reply_pong");
+    goipc_iovec iov = {"x", 1};
+    size_t sizes[2];
+    bad += expect_panic(goipc_send_batch(c, &iov, 1, &n, 0), "goipc_send_batch");
+    bad += expect_panic(goipc_recv_batch(c, buf, sizeof buf, sizes, 2, &n, 0), "goipc_recv_batch");
     /* Functions that do not call into Go still work. */
     bad += goipc_abi_version() != GOIPC_ABI_VERSION;
     bad += goipc_strerror(GOIPC_OK)[0] == '\0';
@@ -368,9 +372,12 @@ void test_fork_child(void)
     if (pid == 0) {
         goipc_conn c;
         goipc_listener l;
+        goipc_iovec iov = {"x", 1};
+        size_t sent = 99;
         int ok = goipc_dial("/tmp/goipc-fork-test.sock", 100, &c) == GOIPC_ERR_NOT_SUPPORTED &&
                  strstr(goipc_last_error_message(), "fork") != NULL &&
                  goipc_send(1, "x", 1, 0) == GOIPC_ERR_NOT_SUPPORTED &&
+                 goipc_send_batch(1, &iov, 1, &sent, 0) == GOIPC_ERR_NOT_SUPPORTED && sent == 0 &&
                  goipc_listen("/tmp/goipc-fork-test.sock", &l) == GOIPC_ERR_NOT_SUPPORTED &&
                  goipc_abi_version() == GOIPC_ABI_VERSION; /* no Go call: still fine */
         _exit(ok ? 0 : 1);
