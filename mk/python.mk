@@ -17,7 +17,7 @@
 PY_PKG := bindings/python
 PY_DIST := $(BUILD)/dist
 
-.PHONY: test-python bench-python bench-python-aio wheel
+.PHONY: test-python bench-python bench-python-aio bench-python-stream wheel
 
 test-python: lib build $(VENV)/.stamp ## Python binding: pip install into build/venv, then its pytest suite (with the Go consumer)
 	$(PY) -m pip install --quiet --force-reinstall --no-deps ./$(PY_PKG)
@@ -43,5 +43,9 @@ wheel: lib $(VENV)/.stamp ## Python wheel with libgoipc.so inside, for any CPyth
 bench-python-aio: lib build $(VENV)/.stamp ## goipc.aio vs the blocking binding vs asyncio Unix streams: one connection p50, then 1000 connections' throughput and threads (N=, ROUNDS=, CONNS=)
 	PYTHONPATH=$(PY_PKG)/src GOIPC_BIN=$(abspath $(BIN)/goipc) \
 	  $(PY) -m goipc.aio_bench -n $${N:-20000} --rounds $${ROUNDS:-3} --conns $${CONNS:-1000}
+
+bench-python-stream: lib $(EXAMPLE_OUT)/many-producers-go $(VENV)/.stamp ## Python->Go stream of 64 B messages: Conn.send vs Conn.send_batch, same run (N=, ROUNDS=, BATCH=)
+	PYTHONPATH=$(PY_PKG)/src $(PY) -m goipc.stream_bench --consumer $(abspath $(EXAMPLE_OUT)/many-producers-go) \
+	  -n $${N:-200000} --rounds $${ROUNDS:-3} --batch $${BATCH:-64}
 
 TEST_TARGETS += test-python

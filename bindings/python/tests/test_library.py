@@ -41,7 +41,11 @@ def test_load_and_abi_version():
 def test_every_header_function_is_declared():
     """argtypes and restype for every function of include/goipc.h."""
     declared = (
-        set(_lib._FUNCTIONS) | set(_lib._TYPED_FUNCTIONS) | set(_lib._CALL_FUNCTIONS) | set(_lib._TYPED_SERVER_FUNCTIONS)
+        set(_lib._FUNCTIONS)
+        | set(_lib._TYPED_FUNCTIONS)
+        | set(_lib._CALL_FUNCTIONS)
+        | set(_lib._TYPED_SERVER_FUNCTIONS)
+        | set(_lib._BATCH_FUNCTIONS)
     )
     in_header = header_functions()
     assert in_header, "no function found in the header"
@@ -60,6 +64,9 @@ def test_every_header_function_is_declared():
             assert getattr(lib, name).argtypes is not None, name
     assert _lib.state.has_typed_server  # this repository's library has them
     for name in _lib._TYPED_SERVER_FUNCTIONS:
+        assert getattr(lib, name).argtypes is not None, name
+    assert _lib.state.has_batch
+    for name in _lib._BATCH_FUNCTIONS:
         assert getattr(lib, name).argtypes is not None, name
 
 

@@ -136,6 +136,16 @@ for _name, _off in _DIRECTION_STATS_LAYOUT.items():
     assert getattr(DirectionStats, _name).offset == _off, ("goipc_direction_stats layout", _name)
 assert ctypes.sizeof(DirectionStats) == 56 and ctypes.sizeof(Stats) == 136, "goipc_stats layout"
 
+class IOVec(ctypes.Structure):
+    """Mirror of ``goipc_iovec`` (include/goipc.h): one message of a batch
+    for goipc_send_batch."""
+
+    _fields_ = [("data", c_void_p), ("len", c_size_t)]
+
+
+# The layout asserted by _Static_assert in capi/goipc_shim.c.
+assert IOVec.len.offset == ctypes.sizeof(c_void_p) and ctypes.sizeof(IOVec) == 2 * ctypes.sizeof(c_void_p), "goipc_iovec layout"
+
 # The options buffer: goipc_options_init_sized(buf, OPTIONS_BUFFER_SIZE)
 # zeroes exactly the struct this binding mirrors and records its size, so
 # that the library knows which fields we set (goipc_options_init, kept for
@@ -216,6 +226,17 @@ _TYPED_SERVER_FUNCTIONS = {
 }
 
 
+# Batches (goipc_send_batch, goipc_recv_batch): optional too;
+# State.has_batch says whether they are there.
+_BATCH_FUNCTIONS = {
+    "goipc_send_batch": (c_status, [c_handle, POINTER(IOVec), c_size_t, POINTER(c_size_t), c_int64]),
+    "goipc_recv_batch": (
+        c_status,
+        [c_handle, c_buf, c_size_t, POINTER(c_size_t), c_size_t, POINTER(c_size_t), c_int64],
+    ),
+}
+
+
 # The per-message entry points, also bound WITHOUT argtypes (see
 # "Fast calls" below): conn.py calls them only with ctypes instances of the
 # declared types, built by the binding itself.
@@ -238,6 +259,7 @@ class State:
         has_calls: the library has the call functions (goipc_call...).
         has_typed_server: the library has goipc_recv_ping_request and
             goipc_reply_pong.
+        has_batch: the library has goipc_send_batch and goipc_recv_batch.
         fast: the per-message functions of FAST_FUNCTIONS, by name, as
             called by conn.py's one-call fast paths.
     """
@@ -250,6 +272,7 @@ class State:
         self.has_typed: bool = False
         self.has_calls: bool = False
         self.has_typed_server: bool = False
+        self.has_batch: bool = False
         self.fast: dict = {}
 
 
@@ -407,12 +430,16 @@ def load(path: Optional[str] = None) -> ctypes.CDLL:
         has_typed_server = has_calls and all(hasattr(lib, name) for name in _TYPED_SERVER_FUNCTIONS)
         if has_typed_server:
             _declare(lib, _TYPED_SERVER_FUNCTIONS)
+        has_batch = all(hasattr(lib, name) for name in _BATCH_FUNCTIONS)
+        if has_batch:
+            _declare(lib, _BATCH_FUNCTIONS)
         state.fast = _fast_functions(lib, str(found))
         state.path = str(found)
         state.pid = os.getpid()
         state.has_typed = has_typed
         state.has_calls = has_calls
         state.has_typed_server = has_typed_server
+        state.has_batch = has_batch
         state.lib = lib  # last: other threads test it without the lock
         return lib
 

@@ -213,19 +213,25 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 child.kill()
                 child.wait()
         if pong is not None:
-            pong.terminate()
-            try:
-                pong.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                pong.kill()
-                pong.wait()
-            for s in (pong.stdout, pong.stderr):
-                if s is not None:
-                    s.close()
+            stop_process(pong)
         try:
             os.rmdir(tmp)
         except OSError:
             pass
+
+
+def stop_process(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL if it is not gone within 10 s; closes its
+    pipes."""
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+    for s in (proc.stdout, proc.stderr):
+        if s is not None:
+            s.close()
 
 
 if __name__ == "__main__":
