@@ -8,6 +8,7 @@ package main
 import "C"
 
 import (
+	"errors"
 	"fmt"
 	"sync"
 	"unsafe"
@@ -123,24 +124,51 @@ func capi_recv_batch(h C.uint64_t, buf unsafe.Pointer, capacity C.size_t, sizes 
 	}
 	dst := unsafe.Slice((*byte)(buf), int(min(uint64(capacity), maxBatchBuf)))
 	out := unsafe.Slice((*int)(unsafe.Pointer(sizes)), int(min(uint64(maxCount), maxBatchCount)))
-	// A message a typed receive kept (kept.go) is the next one: it is this
-	// batch, alone (the core's receive side stays locked while it is kept).
+	// A message a typed receive or an earlier batch kept (kept.go) is the
+	// next one (the core's receive side stays locked while it is kept).
 	if e.kept.Load() {
 		if v, ok := e.takeKept(); ok {
-			if len(v) > len(dst) {
-				e.keep(v)
-				return fail(t, fmt.Errorf("%w: message is %d bytes, buffer %d", goipc.ErrBufferTooSmall, len(v), len(dst)))
-			}
-			out[0] = copy(dst, v)
-			e.c.ReleaseView()
-			*count = 1
-			return C.GOIPC_OK
+			return e.batchFromView(v, dst, out, count, t)
 		}
 	}
 	n, err := e.c.RecvBatch(dst, out, duration(timeoutMs))
+	if errors.Is(err, goipc.ErrBufferTooSmall) {
+		// The core leaves the message queued without its size, which
+		// goipc_recv_batch reports in sizes[0] as goipc_recv does in *len:
+		// take it as a view, which batchFromView keeps for the next receive
+		// (kept.go), so that it stays the next message. If another thread
+		// received it meanwhile, the next message is another one, and one
+		// that fits starts this batch.
+		v, verr := e.nextView(0)
+		if verr != nil {
+			return fail(t, err) // taken by another thread, nothing behind it yet
+		}
+		return e.batchFromView(v, dst, out, count, t)
+	}
 	if err != nil {
 		return fail(t, err)
 	}
 	*count = C.size_t(n)
+	return C.GOIPC_OK
+}
+
+// batchFromView delivers view v, which the caller owns, as the first
+// message of a batch, followed by those already published behind it; a v
+// larger than dst stays the next message (a kept view).
+func (e *connEntry) batchFromView(v, dst []byte, sizes []int, count *C.size_t, t *C.goipc_tls) C.int32_t {
+	sizes[0] = len(v)
+	if len(v) > len(dst) {
+		e.keep(v)
+		return fail(t, fmt.Errorf("%w: message is %d bytes, buffer %d", goipc.ErrBufferTooSmall, len(v), len(dst)))
+	}
+	copy(dst, v)
+	e.c.ReleaseView()
+	n := 0
+	if len(sizes) > 1 {
+		// Without waiting. An error ends the batch here and is the next
+		// call's to report (a message that does not fit stays queued).
+		n, _ = e.c.RecvBatch(dst[len(v):], sizes[1:], 0)
+	}
+	*count = C.size_t(1 + n)
 	return C.GOIPC_OK
 }

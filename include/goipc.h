@@ -417,9 +417,9 @@ int32_t goipc_send_batch(goipc_conn c, const goipc_iovec *msgs, size_t count, si
  * A batch is partial whenever fewer messages are waiting, or the next one
  * does not fit what is left of buf: that message stays queued and is the
  * next call's first. A first message larger than cap returns
- * GOIPC_ERR_BUFFER_TOO_SMALL and stays queued (sizes is not written: a buf
- * of goipc_conn_max_message_size bytes always holds it, and goipc_recv
- * reports its size).
+ * GOIPC_ERR_BUFFER_TOO_SMALL, sets sizes[0] to its size and leaves it
+ * queued (as goipc_recv does; a buf of goipc_conn_max_message_size bytes
+ * always holds it).
  * buf may be NULL only if cap is 0 (then only empty messages fit). sizes
  * must hold max_count entries. sizes NULL, count NULL or max_count 0
  * return GOIPC_ERR_INVALID_ARGUMENT. buf and sizes belong to the caller;
