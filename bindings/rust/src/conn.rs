@@ -513,6 +513,119 @@ impl Conn {
         }
     }
 
+    /// Sends every message of `msgs` in order, each as one message, with
+    /// one call into the library: they are copied into shared memory and
+    /// published together, so the peer's ring moves, and a sleeping peer is
+    /// woken, once per batch instead of once per message. For streams of
+    /// small messages (see docs/RUST.md, "Batches"); the peer receives
+    /// them one by one as usual. No allocation for up to 64 messages.
+    ///
+    /// Waits for ring space as [`Conn::send`] does, at most `timeout` for
+    /// the whole batch (`None`: as long as it takes); a batch may be larger
+    /// than the ring. Returns how many messages were sent: all of them, or,
+    /// when the timeout expired after some were sent, that many (the first
+    /// ones; send the rest again).
+    ///
+    /// Errors: [`Error::Timeout`] (nothing sent), [`Error::MessageTooLarge`]
+    /// (a message is above the maximum; every message is checked first, so
+    /// nothing was sent), [`Error::PeerClosed`], [`Error::Closed`],
+    /// [`Error::Protocol`], [`Error::InvalidArgument`] (this thread holds a
+    /// [`Reservation`]).
+    ///
+    /// ```no_run
+    /// # let conn = goipc::Conn::dial("/tmp/sink.sock", None)?;
+    /// let msgs: Vec<Vec<u8>> = (0..100u32).map(|i| i.to_le_bytes().to_vec()).collect();
+    /// let mut sent = 0;
+    /// while sent < msgs.len() {
+    ///     sent += conn.send_batch(&msgs[sent..], None)?;
+    /// }
+    /// # Ok::<(), goipc::Error>(())
+    /// ```
+    pub fn send_batch<M: AsRef<[u8]>>(&self, msgs: &[M], timeout: Option<Duration>) -> Result<usize> {
+        fn iovec(m: &[u8]) -> sys::goipc_iovec {
+            sys::goipc_iovec { data: m.as_ptr().cast::<c_void>(), len: m.len() }
+        }
+        const ON_STACK: usize = 64;
+        let ms = timeout_ms(timeout);
+        if msgs.len() <= ON_STACK {
+            let mut arr = [sys::goipc_iovec { data: ptr::null(), len: 0 }; ON_STACK];
+            for (slot, m) in arr.iter_mut().zip(msgs) {
+                *slot = iovec(m.as_ref());
+            }
+            self.send_iovecs(&arr[..msgs.len()], ms)
+        } else {
+            let v: Vec<sys::goipc_iovec> = msgs.iter().map(|m| iovec(m.as_ref())).collect();
+            self.send_iovecs(&v, ms)
+        }
+    }
+
+    fn send_iovecs(&self, iov: &[sys::goipc_iovec], ms: i64) -> Result<usize> {
+        let mut sent = 0usize;
+        // SAFETY: iov holds iov.len() iovecs, each pointing at a slice the
+        // caller lends for the call (the library copies them); sent is
+        // writable.
+        let st = unsafe { sys::goipc_send_batch(self.h, iov.as_ptr(), iov.len(), &mut sent, ms) };
+        match st {
+            sys::GOIPC_OK => Ok(sent),
+            sys::GOIPC_ERR_TIMEOUT if sent > 0 => Ok(sent),
+            _ => Err(Error::last(st)),
+        }
+    }
+
+    /// Receives up to `sizes.len()` messages with one call into the
+    /// library: waits at most `timeout` (`None`: as long as it takes) for
+    /// the first, then takes the messages already published behind it,
+    /// without waiting again, as many as fit in `buf`. Returns how many it
+    /// took (at least 1): message `i` is `sizes[i]` bytes, and they lie
+    /// back to back at the start of `buf`. Their ring space goes back to
+    /// the peer once per batch. For draining streams of small messages (see
+    /// docs/RUST.md, "Batches"). No allocation.
+    ///
+    /// A later message that does not fit what is left of `buf` ends the
+    /// batch and is the next call's first. A first message larger than
+    /// `buf` returns [`Error::BufferTooSmall`] with its size and stays
+    /// queued (a `buf` of [`Conn::max_message_size`] bytes always holds it).
+    ///
+    /// Errors: [`Error::InvalidArgument`] (`sizes` is empty, or this thread
+    /// holds a [`RecvView`]), [`Error::Timeout`], [`Error::PeerClosed`]
+    /// (after every message the peer sent was received),
+    /// [`Error::BufferTooSmall`], [`Error::Closed`], [`Error::Protocol`].
+    ///
+    /// ```no_run
+    /// # let conn = goipc::Conn::dial("/tmp/pong.sock", None)?;
+    /// let mut buf = vec![0u8; 64 * 1024];
+    /// let mut sizes = [0usize; 64];
+    /// let n = conn.recv_batch(&mut buf, &mut sizes, None)?;
+    /// let mut off = 0;
+    /// for &len in &sizes[..n] {
+    ///     let msg = &buf[off..off + len];
+    ///     off += len;
+    ///     # let _ = msg;
+    /// }
+    /// # Ok::<(), goipc::Error>(())
+    /// ```
+    pub fn recv_batch(&self, buf: &mut [u8], sizes: &mut [usize], timeout: Option<Duration>) -> Result<usize> {
+        let mut count = 0usize;
+        // SAFETY: buf is writable for buf.len() bytes and sizes for
+        // sizes.len() entries; the library writes within them (and count).
+        let st = unsafe {
+            sys::goipc_recv_batch(
+                self.h,
+                buf.as_mut_ptr().cast::<c_void>(),
+                buf.len(),
+                sizes.as_mut_ptr(),
+                sizes.len(),
+                &mut count,
+                timeout_ms(timeout),
+            )
+        };
+        match st {
+            sys::GOIPC_OK => Ok(count),
+            sys::GOIPC_ERR_BUFFER_TOO_SMALL => Err(Error::BufferTooSmall { needed: sizes[0] }),
+            _ => Err(Error::last(st)),
+        }
+    }
+
     /// Receives the next message into `buf`, replacing its contents and
     /// growing it if needed. One call into the library when the capacity
     /// suffices (the usual case once warm), two when it must grow.

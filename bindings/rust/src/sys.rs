@@ -3,11 +3,11 @@
 //! Written by hand (no bindgen at build time, no generated file to keep in
 //! step). Each declaration goes through a macro that also records it as
 //! text ([`FUNCTIONS`], [`CONSTANTS`], [`OPTIONS_FIELDS`],
-//! [`STATS_FIELDS`], [`DIRECTION_STATS_FIELDS`]); the test
+//! [`STATS_FIELDS`], [`DIRECTION_STATS_FIELDS`], [`IOVEC_FIELDS`]); the test
 //! `tests/header.rs` parses include/goipc.h and checks that every function
 //! (name, parameter names and types, return type), every `#define
 //! GOIPC_*` constant, the handle typedefs and the layout of every struct
-//! (`goipc_options`, `goipc_stats`, `goipc_direction_stats`) match these,
+//! (`goipc_options`, `goipc_stats`, `goipc_direction_stats`, `goipc_iovec`) match these,
 //! in both directions. The layouts are also asserted at compile time below.
 //!
 //! Everything here is `unsafe` to call and follows the header's rules
@@ -217,6 +217,15 @@ impl goipc_stats {
     }
 }
 
+ffi_struct! {
+    /// `goipc_iovec`: one message of a batch for [`goipc_send_batch`],
+    /// `len` bytes at `data` (which may be null only if `len` is 0).
+    pub struct goipc_iovec, fields = IOVEC_FIELDS {
+        pub data: *const c_void,
+        pub len: usize,
+    }
+}
+
 // The layout this crate depends on, checked at compile time (the header
 // test checks the same against include/goipc.h, and at run time against
 // the struct_size that goipc_options_init writes).
@@ -249,6 +258,9 @@ const _: () = {
     assert!(offset_of!(goipc_stats, sent) == 24);
     assert!(offset_of!(goipc_stats, received) == 80);
     assert!(size_of::<usize>() == size_of::<u64>()); // size_t on LP64 Linux
+    assert!(size_of::<goipc_iovec>() == 16);
+    assert!(offset_of!(goipc_iovec, data) == 0);
+    assert!(offset_of!(goipc_iovec, len) == 8);
 };
 
 ffi_functions! {
@@ -275,6 +287,22 @@ ffi_functions! {
     pub fn goipc_conn_max_message_size(c: goipc_conn, out: *mut usize) -> i32;
     pub fn goipc_send(c: goipc_conn, data: *const c_void, len: usize, timeout_ms: i64) -> i32;
     pub fn goipc_recv(c: goipc_conn, buf: *mut c_void, cap: usize, len: *mut usize, timeout_ms: i64) -> i32;
+    pub fn goipc_send_batch(
+        c: goipc_conn,
+        msgs: *const goipc_iovec,
+        count: usize,
+        sent: *mut usize,
+        timeout_ms: i64,
+    ) -> i32;
+    pub fn goipc_recv_batch(
+        c: goipc_conn,
+        buf: *mut c_void,
+        cap: usize,
+        sizes: *mut usize,
+        max_count: usize,
+        count: *mut usize,
+        timeout_ms: i64,
+    ) -> i32;
     pub fn goipc_conn_close(c: goipc_conn) -> i32;
     pub fn goipc_conn_fd(c: goipc_conn, fd: *mut c_int) -> i32;
     pub fn goipc_conn_stats(c: goipc_conn, out: *mut goipc_stats) -> i32;

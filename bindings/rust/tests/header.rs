@@ -246,6 +246,8 @@ fn c_layout(h: &Header, name: &str) -> (Vec<FieldLayout>, usize, usize) {
             "int32_t" => ("i32".to_owned(), 4, 4),
             "uint64_t" => ("u64".to_owned(), 8, 8),
             "int64_t" => ("i64".to_owned(), 8, 8),
+            "size_t" => ("usize".to_owned(), 8, 8),
+            "const void *" => ("*constc_void".to_owned(), 8, 8),
             inner if h.structs.contains_key(inner) => {
                 let (_, size, a) = c_layout(h, inner);
                 (inner.to_owned(), size, a)
@@ -273,10 +275,11 @@ fn check_layout<T>(h: &Header, name: &str, ours: &[sys::Field]) {
 fn struct_layouts_match_header() {
     let h = parse_header();
     let names: Vec<&str> = h.structs.keys().map(String::as_str).collect();
-    assert_eq!(names, ["goipc_direction_stats", "goipc_options", "goipc_stats"], "structs in goipc.h");
+    assert_eq!(names, ["goipc_direction_stats", "goipc_iovec", "goipc_options", "goipc_stats"], "structs in goipc.h");
     check_layout::<sys::goipc_options>(&h, "goipc_options", sys::OPTIONS_FIELDS);
     check_layout::<sys::goipc_stats>(&h, "goipc_stats", sys::STATS_FIELDS);
     check_layout::<sys::goipc_direction_stats>(&h, "goipc_direction_stats", sys::DIRECTION_STATS_FIELDS);
+    check_layout::<sys::goipc_iovec>(&h, "goipc_iovec", sys::IOVEC_FIELDS);
 }
 
 fn sevens() -> sys::goipc_options {
