@@ -41,8 +41,9 @@ const (
 
 // batchSlices holds the [][]byte that goipc_send_batch builds over the
 // caller's iovecs, reused across calls so that a batch costs no
-// allocation. A batch larger than keptBatchSlices messages allocates its
-// own (its cost is spread over that many messages) and is not kept.
+// allocation once the pool holds one large enough. A batch larger than
+// keptBatchSlices messages allocates its own (its cost is spread over that
+// many messages), which is not kept.
 var batchSlices = sync.Pool{New: func() any { s := make([][]byte, 0, 64); return &s }}
 
 const keptBatchSlices = 4096
@@ -82,15 +83,18 @@ func capi_send_batch(h C.uint64_t, msgs *C.goipc_iovec, count C.size_t, sent *C.
 	}
 	sp := batchSlices.Get().(*[][]byte)
 	batch := (*sp)[:0]
+	if cap(batch) < len(iov) {
+		batch = make([][]byte, 0, len(iov))
+	}
 	for i := range iov {
 		batch = append(batch, unsafe.Slice((*byte)(iov[i].data), int(iov[i].len)))
 	}
 	n, err := e.c.SendBatchTimeout(batch, duration(timeoutMs))
+	clear(batch) // drop the caller's pointers before the slice is reused
 	if cap(batch) <= keptBatchSlices {
-		clear(batch) // drop the caller's pointers before the slice is reused
 		*sp = batch[:0]
-		batchSlices.Put(sp)
 	}
+	batchSlices.Put(sp)
 	if sent != nil {
 		*sent = C.size_t(n)
 	}
