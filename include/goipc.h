@@ -401,8 +401,8 @@ typedef struct goipc_iovec {
  * one connection are serialised: no other message comes between those of
  * a batch); the thread holding a reservation gets
  * GOIPC_ERR_INVALID_ARGUMENT.
- * Errors: as goipc_send. One call into Go; no allocation for batches of up
- * to 4096 messages. */
+ * Errors: as goipc_send. One call into Go; once warm, no allocation for
+ * batches of up to 4096 messages. */
 int32_t goipc_send_batch(goipc_conn c, const goipc_iovec *msgs, size_t count, size_t *sent, int64_t timeout_ms);
 
 /* Receives up to max_count messages in one call: waits up to timeout_ms
