@@ -5,12 +5,14 @@ stream through the Go consumer (`goipc pong` echoes plain messages)."""
 from __future__ import annotations
 
 import array
+import asyncio
 import os
 import threading
 
 import pytest
 
 import goipc
+import goipc.aio
 
 from conftest import make_pair
 
@@ -207,3 +209,33 @@ def test_stream_through_go_consumer(go_pong):
         finally:
             t.join(30)
         assert got == msgs
+
+
+def test_asyncio_batches(sockdir):
+    """goipc.aio: a batch larger than the ring waits in the loop while a
+    receiving task drains with recv_batch."""
+    msgs = stream(1000)
+
+    async def main() -> None:
+        path = os.path.join(sockdir, "aio.sock")
+        async with goipc.aio.listen(path) as ln:
+            acc = asyncio.ensure_future(ln.accept())
+            c = await goipc.aio.dial(path, timeout=20, ring_size=4096, max_message_size=1024)
+            s = await acc
+            async with c, s:
+                got = []
+
+                async def receive() -> None:
+                    while len(got) < len(msgs):
+                        got.extend(await s.recv_batch(max_count=50))
+
+                r = asyncio.ensure_future(receive())
+                assert await c.send_batch(msgs) == len(msgs)
+                await r
+                assert got == msgs
+                with pytest.raises(goipc.MessageTooLargeError):
+                    await c.send_batch([b"x", bytes(1025)])
+                with pytest.raises(goipc.InvalidArgumentError):
+                    await s.recv_batch(max_count=0)
+
+    asyncio.run(asyncio.wait_for(main(), 60))

@@ -95,7 +95,7 @@ import threading
 import time
 import weakref
 from ctypes import byref, c_size_t, c_uint64
-from typing import Any, AsyncIterator, Deque, List, Optional
+from typing import Any, AsyncIterator, Deque, Iterable, List, Optional
 
 from . import _lib
 from . import errors as _errors
@@ -108,7 +108,9 @@ from .conn import (
     Conn,
     Listener,
     PathArg,
+    _BatchToSend,
     _check_i64,
+    _check_max_count,
     _check_seq,
     _recv_call_args,
     _send_arg,
@@ -476,7 +478,38 @@ class AsyncConn:
         if self._busy[_SEND] or self._conn._try_send_pong(seq, ping_sent_ns, received_ns, ptr, n) is None:
             await self._wait(_SEND, self._conn._try_send_pong, seq, ping_sent_ns, received_ns, ptr, n)
 
+    async def send_batch(self, messages: Iterable[Any]) -> int:
+        """Sends ``messages`` (an iterable of bytes-like objects) in order,
+        each as one message, one library call per attempt, waiting in the
+        loop while the peer's ring is full (as
+        :meth:`goipc.Conn.send_batch`). Returns how many were sent: all.
+        Cancelled while waiting: the first ones may have been sent (a
+        batch larger than the free space goes out in parts).
+
+        Raises: as :meth:`goipc.Conn.send_batch` (exceptions have
+        ``.sent``).
+        """
+        b = _BatchToSend(messages)
+        if self._busy[_SEND]:
+            return await self._wait(_SEND, self._conn._try_send_batch, b)
+        r = self._conn._try_send_batch(b)
+        if r is None:
+            return await self._wait(_SEND, self._conn._try_send_batch, b)
+        return r
+
     # -- receiving --
+
+    async def recv_batch(self, max_count: int = 64) -> List[bytes]:
+        """The next message and those already there behind it, up to
+        ``max_count``, as a list (as :meth:`goipc.Conn.recv_batch`).
+        Cancelled while waiting: no message was taken."""
+        _check_max_count(max_count)
+        if self._busy[_RECV]:
+            return await self._wait(_RECV, self._conn._try_recv_batch, max_count)
+        r = self._conn._try_recv_batch(max_count)
+        if r is None:
+            return await self._wait(_RECV, self._conn._try_recv_batch, max_count)
+        return r
 
     async def _recv_kind(self, kind: int) -> Any:
         if self._busy[_RECV]:

@@ -145,6 +145,46 @@ class _BatchScratch:
         self.count = c_size_t()
 
 
+def _check_max_count(max_count: Any) -> None:
+    if type(max_count) is not int or max_count < 1:
+        raise _errors.make_error(_errors.ERR_INVALID_ARGUMENT, "goipc: max_count must be an int >= 1, not %r" % (max_count,))
+
+
+class _BatchToSend:
+    """send_batch's messages as goipc_iovecs over one joined buffer, and
+    how many of them are sent so far."""
+
+    __slots__ = ("blob", "arr", "n", "done", "sent")
+
+    def __init__(self, messages: Iterable[Any]) -> None:
+        msgs = messages if type(messages) is list else list(messages)
+        n = len(msgs)
+        self.blob, lens = _join_messages(msgs)  # the iovecs point into it: keep it
+        self.arr = (_lib.IOVec * n)()
+        if n:
+            base = ctypes.cast(self.blob, c_void_p).value
+            words = (c_size_t * (2 * n)).from_buffer(self.arr)
+            words[0::2] = list(_accumulate(lens[:-1], initial=base))
+            words[1::2] = lens
+        self.n = n
+        self.done = 0
+        self.sent = c_size_t()
+
+    def call(self, f: Any, h: int, ms: int) -> int:
+        """goipc_send_batch ``f`` of the messages not sent yet; returns its
+        status."""
+        done = self.done
+        rest = self.arr if done == 0 else (_lib.IOVec * (self.n - done)).from_buffer(self.arr, done * _IOVEC_SIZE)
+        st = f(h, rest, self.n - done, self.sent, ms)
+        self.done = done + self.sent.value
+        return st
+
+    def error(self, st: int) -> _errors.Error:
+        err = _lib.last_error(st)
+        err.sent = self.done  # type: ignore[attr-defined]
+        return err
+
+
 _IOVEC_SIZE = ctypes.sizeof(_lib.IOVec)
 _PLAIN_TYPES = frozenset((bytes, bytearray))
 _accumulate = itertools.accumulate
@@ -1007,35 +1047,33 @@ class Conn:
         if _forked:
             raise _lib.fork_error()
         f = self._batch_function("goipc_send_batch")
-        msgs = messages if type(messages) is list else list(messages)
-        n = len(msgs)
-        blob, lens = _join_messages(msgs)
-        arr = (_lib.IOVec * n)()
-        if n:
-            base = ctypes.cast(blob, c_void_p).value
-            words = (c_size_t * (2 * n)).from_buffer(arr)
-            words[0::2] = list(_accumulate(lens[:-1], initial=base))
-            words[1::2] = lens
-        sent = c_size_t()
-        h = self._h
+        b = _BatchToSend(messages)
         t0 = _monotonic()
         ms = _SLICE_MS if timeout is None else _first_ms(timeout)
-        done = 0
         while True:
-            rest = arr if done == 0 else (_lib.IOVec * (n - done)).from_buffer(arr, done * _IOVEC_SIZE)
-            st = f(h, rest, n - done, sent, ms)
-            done += sent.value
+            st = b.call(f, self._h, ms)
             if st == _OK:
-                return n
+                return b.n
             if st == _TIMEOUT:
                 ms = _next_ms(timeout, t0)
                 if ms >= 0:
                     continue
-                if done:
-                    return done
-            err = _lib.last_error(st)
-            err.sent = done  # type: ignore[attr-defined]
-            raise err
+                if b.done:
+                    return b.done
+            raise b.error(st)
+
+    def _try_send_batch(self, b: "_BatchToSend") -> Optional[int]:
+        """One goipc_send_batch of what is left of ``b``, without waiting:
+        how many messages ``b`` holds once all are sent, None while some
+        are left (the ring is full)."""
+        if _forked:
+            raise _lib.fork_error()
+        st = b.call(self._batch_function("goipc_send_batch"), self._h, 0)
+        if st == _OK:
+            return b.n
+        if st == _TIMEOUT:
+            return None
+        raise b.error(st)
 
     def _batch_function(self, name: str) -> Any:
         lib = _check_live()
@@ -1067,11 +1105,29 @@ class Conn:
         """
         if _forked:
             raise _lib.fork_error()
-        if type(max_count) is not int or max_count < 1:
-            raise _errors.make_error(
-                _errors.ERR_INVALID_ARGUMENT, "goipc: max_count must be an int >= 1, not %r" % (max_count,)
-            )
+        _check_max_count(max_count)
         f = self._batch_function("goipc_recv_batch")
+        t0 = _monotonic()
+        ms = _SLICE_MS if timeout is None else _first_ms(timeout)
+        while True:
+            got = self._recv_batch_call(f, max_count, ms)
+            if got is not None:
+                return got
+            ms = _next_ms(timeout, t0)
+            if ms < 0:
+                raise _lib.last_error(_TIMEOUT)
+
+    def _try_recv_batch(self, max_count: int) -> Optional[List[bytes]]:
+        """One goipc_recv_batch without waiting: the messages, or None when
+        none is there."""
+        if _forked:
+            raise _lib.fork_error()
+        return self._recv_batch_call(self._batch_function("goipc_recv_batch"), max_count, 0)
+
+    def _recv_batch_call(self, f: Any, max_count: int, ms: int) -> Optional[List[bytes]]:
+        """One goipc_recv_batch waiting up to ms: the messages, or None on
+        a timeout. A first message larger than the buffer is taken at once
+        with one of the maximum message size."""
         pool = self._batch_pool
         try:
             sc = pool.pop()
@@ -1080,18 +1136,13 @@ class Conn:
         try:
             if len(sc.sizes) < max_count:
                 sc.sizes = (c_size_t * max_count)()
-            h = self._h
-            t0 = _monotonic()
-            ms = _SLICE_MS if timeout is None else _first_ms(timeout)
             while True:
-                st = f(h, sc.arr, sc.cap, sc.sizes, max_count, sc.count, ms)
+                st = f(self._h, sc.arr, sc.cap, sc.sizes, max_count, sc.count, ms)
                 if st == _OK:
                     break
                 if st == _TIMEOUT:
-                    ms = _next_ms(timeout, t0)
-                    if ms >= 0:
-                        continue
-                elif st == _BUFFER_TOO_SMALL and sc.cap < self._max:
+                    return None
+                if st == _BUFFER_TOO_SMALL and sc.cap < self._max:
                     # The first message stays queued: a buffer of the
                     # maximum message size holds any.
                     sc = _BatchScratch(self._max, sc.sizes)
