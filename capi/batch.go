@@ -8,7 +8,6 @@ package main
 import "C"
 
 import (
-	"errors"
 	"fmt"
 	"sync"
 	"unsafe"
@@ -128,7 +127,7 @@ func capi_recv_batch(h C.uint64_t, buf unsafe.Pointer, capacity C.size_t, sizes 
 	}
 	dst := unsafe.Slice((*byte)(buf), int(min(uint64(capacity), maxBatchBuf)))
 	out := unsafe.Slice((*int)(unsafe.Pointer(sizes)), int(min(uint64(maxCount), maxBatchCount)))
-	// A message a typed receive or an earlier batch kept (kept.go) is the
+	// A message a typed receive kept (kept.go) is the
 	// next one (the core's receive side stays locked while it is kept).
 	if e.kept.Load() {
 		if v, ok := e.takeKept(); ok {
@@ -136,19 +135,6 @@ func capi_recv_batch(h C.uint64_t, buf unsafe.Pointer, capacity C.size_t, sizes 
 		}
 	}
 	n, err := e.c.RecvBatch(dst, out, duration(timeoutMs))
-	if errors.Is(err, goipc.ErrBufferTooSmall) {
-		// The core leaves the message queued without its size, which
-		// goipc_recv_batch reports in sizes[0] as goipc_recv does in *len:
-		// take it as a view, which batchFromView keeps for the next receive
-		// (kept.go), so that it stays the next message. If another thread
-		// received it meanwhile, the next message is another one, and one
-		// that fits starts this batch.
-		v, verr := e.nextView(0)
-		if verr != nil {
-			return fail(t, err) // taken by another thread, nothing behind it yet
-		}
-		return e.batchFromView(v, dst, out, count, t)
-	}
 	if err != nil {
 		return fail(t, err)
 	}

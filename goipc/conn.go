@@ -1005,9 +1005,9 @@ func (c *Conn) RecvInto(buf []byte, timeout time.Duration) (int, error) {
 // sizes[i] bytes and starts in buf at the sum of sizes[:i]. Their ring
 // space goes back to the peer once for the batch. Use it to drain a
 // stream of small messages (docs/PERFORMANCE.md, "Streams"). A first
-// message larger than buf fails with ErrBufferTooSmall and stays in the
-// ring, as with RecvInto; a later one that does not fit ends the batch
-// and is the next call's first.
+// message larger than buf fails with ErrBufferTooSmall, its size in
+// sizes[0], and stays in the ring, as with RecvInto; a later one that
+// does not fit ends the batch and is the next call's first.
 func (c *Conn) RecvBatch(buf []byte, sizes []int, timeout time.Duration) (int, error) {
 	if len(sizes) == 0 {
 		return 0, fmt.Errorf("%w: RecvBatch needs room for at least one size", ErrInvalidArgument)
@@ -1018,6 +1018,7 @@ func (c *Conn) RecvBatch(buf []byte, sizes []int, timeout time.Duration) (int, e
 		return 0, err
 	}
 	if len(f.payload) > len(buf) {
+		sizes[0] = len(f.payload)
 		c.unview(false)
 		return 0, fmt.Errorf("%w: message is %d bytes, buffer %d", ErrBufferTooSmall, len(f.payload), len(buf))
 	}

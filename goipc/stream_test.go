@@ -310,8 +310,8 @@ func TestRecvBatchBufferLimits(t *testing.T) {
 	sizes := make([]int, 8)
 	buf := make([]byte, 50)
 	// The first message does not fit: refused, and it stays.
-	if n, err := server.RecvBatch(buf, sizes, 0); n != 0 || !errors.Is(err, ErrBufferTooSmall) {
-		t.Fatalf("first message larger than the buffer: %d, %v", n, err)
+	if n, err := server.RecvBatch(buf, sizes, 0); n != 0 || !errors.Is(err, ErrBufferTooSmall) || sizes[0] != len(big) {
+		t.Fatalf("first message larger than the buffer: %d, %v, size %d reported (want %d)", n, err, sizes[0], len(big))
 	}
 	if got, err := server.RecvTimeout(0); err != nil || !bytes.Equal(got, big) {
 		t.Fatalf("the refused message must stay: %d bytes, %v", len(got), err)
