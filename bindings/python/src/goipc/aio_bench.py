@@ -16,7 +16,9 @@ Two parts, each printed with its verdict against issue 13's goals:
    reply checked; first goipc.aio to ``goipc pong``, then asyncio streams
    to the asyncio echo child. Reports round trips/s and this process's
    thread count (``/proc/self/task``) at the end of the goipc part.
-   Goals: threads <= 8, goipc throughput >= 3x streams.
+   Goals: threads <= 8, goipc throughput >= 3x streams. Then the same
+   program with no I/O (a task woken per round trip), which bounds what
+   any transport can reach in it.
 
 The servers differ as the issue states them: ``goipc pong`` is Go (it can
 use both cores), the stream echo server is one asyncio process. The
@@ -192,6 +194,27 @@ async def many_streams(echo: str, conns: int, k: int, size: int) -> float:
     return rate
 
 
+async def many_floor(conns: int, k: int) -> float:
+    """Round trips/s of the same many-task program with no I/O at all:
+    each round trip awaits a future that the loop resolves on its next
+    pass. Any transport's round trip in this program costs at least this
+    much asyncio work (a task suspended and resumed), so it bounds what
+    any of them can reach here."""
+    loop = asyncio.get_running_loop()
+
+    async def client() -> None:
+        for _ in range(k):
+            fut = loop.create_future()
+            loop.call_soon(fut.set_result, None)
+            await fut
+
+    t0 = time.perf_counter()
+    await asyncio.gather(*(client() for _ in range(conns)))
+    rate = conns * k / (time.perf_counter() - t0)
+    print("asyncio alone (a task woken per round trip, no I/O): %.0f round trips/s" % rate)
+    return rate
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m goipc.aio_bench", description=__doc__.split("\n\n")[0])
     ap.add_argument("-n", type=int, default=20000, help="round trips per round and series in part 1 (default 20000)")
@@ -224,7 +247,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("part 2: %d connections in one process, %d round trips each, %d B" % (args.conns, args.conn_rounds, args.size))
         g = asyncio.run(many_goipc(pong_path, args.conns, args.conn_rounds, args.size))
         s = asyncio.run(many_streams(echo_path, args.conns, args.conn_rounds, args.size))
+        f = asyncio.run(many_floor(args.conns, args.conn_rounds))
         print("goipc.aio / streams throughput = %.1fx (goal >= 3x: %s)" % (g / s, "met" if g >= 3 * s else "NOT met"))
+        print("asyncio alone / streams = %.1fx: the most any transport could reach in this program" % (f / s))
         return 0
     finally:
         for p in procs:
