@@ -341,3 +341,44 @@ func TestRecvBatchDrainsClosedPeer(t *testing.T) {
 		t.Fatalf("after the last message: %v, want ErrPeerClosed", err)
 	}
 }
+
+// Close wakes a blocked SendBatch (ring full) and a blocked RecvBatch
+// (ring empty) with ErrClosed; the batch reports what it sent before, and
+// the peer receives exactly that, in order.
+func TestCloseInterruptsBatches(t *testing.T) {
+	for _, spin := range []time.Duration{SpinNever, SpinDefault, SpinForever} {
+		client, server := pair(t, &Options{Spin: spin, RingSize: 4096, MaxMessageSize: 256}, &Options{Spin: spin})
+		msgs := make([][]byte, 200) // about 10 rings' worth: the batch blocks
+		for i := range msgs {
+			msgs[i] = bytes.Repeat([]byte{byte(i)}, 200)
+		}
+		type result struct {
+			n   int
+			err error
+		}
+		sent, got := make(chan result, 1), make(chan result, 1)
+		go func() { n, err := client.SendBatch(msgs); sent <- result{n, err} }()
+		go func() {
+			n, err := client.RecvBatch(make([]byte, 1024), make([]int, 8), -1)
+			got <- result{n, err}
+		}()
+		waitUntil(t, "the batch to fill the ring", func() bool {
+			st, err := client.Stats()
+			return err == nil && st.Sent.InUse+2*frameSize(200) > st.Sent.Capacity
+		})
+		if err := client.Close(); err != nil {
+			t.Fatal(err)
+		}
+		s, r := <-sent, <-got
+		if !errors.Is(s.err, ErrClosed) || s.n <= 0 || s.n >= len(msgs) {
+			t.Fatalf("spin %v: SendBatch after Close: %d sent, %v (want a proper prefix and ErrClosed)", spin, s.n, s.err)
+		}
+		if !errors.Is(r.err, ErrClosed) || r.n != 0 {
+			t.Fatalf("spin %v: RecvBatch after Close: %d, %v", spin, r.n, r.err)
+		}
+		recvBatches(t, server, msgs[:s.n], 8)
+		if _, err := server.RecvBatch(make([]byte, 1024), make([]int, 8), 10*time.Second); !errors.Is(err, ErrPeerClosed) {
+			t.Fatalf("spin %v: after the sent prefix: %v, want ErrPeerClosed", spin, err)
+		}
+	}
+}
