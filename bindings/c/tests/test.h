@@ -101,6 +101,10 @@ extern char g_self[4096];       /* this test binary */
 /* A fresh socket path in the test's temporary directory. */
 void sock_path(char *buf, size_t n, const char *name);
 uint64_t now_ms(void);
+/* 1 if fd becomes readable (POLLIN) within timeout_ms, else 0. A poll(2)
+ * interrupted by a signal (the Go runtime in this process sends some) is
+ * restarted for the time left. */
+int fd_readable(int fd, int timeout_ms);
 
 /* ---- child processes (posix_spawn: never fork a process running Go) */
 typedef struct child {

@@ -4,20 +4,12 @@
  * 100 connections to the Go consumer with epoll (epoll_mux.h, shared with
  * the event-loop example epoll_ping.c, both in examples/event-loop/c).
  */
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "../../../examples/event-loop/c/epoll_mux.h"
 #include "test.h"
-
-static int readable(int fd, int timeout_ms)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int n = poll(&p, 1, timeout_ms);
-    return n == 1 && (p.revents & POLLIN);
-}
 
 void test_conn_fd_poll(void)
 {
@@ -40,16 +32,16 @@ void test_conn_fd_poll(void)
     /* Quiet after a zero-timeout call found nothing (that call arms it),
      * readable once a message arrives. */
     EXPECT_ST(goipc_recv(b, buf, sizeof buf, &len, 0), GOIPC_ERR_TIMEOUT);
-    EXPECT(!readable(fd, 0));
+    EXPECT(!fd_readable(fd, 0));
     EXPECT_ST(goipc_send(a, "ping", 4, 1000), GOIPC_OK);
-    EXPECT(readable(fd, 10000));
+    EXPECT(fd_readable(fd, 10000));
     EXPECT_ST(goipc_recv(b, buf, sizeof buf, &len, 0), GOIPC_OK);
     EXPECT(len == 4 && memcmp(buf, "ping", 4) == 0);
     EXPECT_ST(goipc_recv(b, buf, sizeof buf, &len, 0), GOIPC_ERR_TIMEOUT);
     /* Quiet again: the message's wakeup was consumed by the call that
      * found nothing, and the send direction, which nobody waits for,
      * keeps nothing readable. */
-    EXPECT(!readable(fd, 0));
+    EXPECT(!fd_readable(fd, 0));
 
     /* Ring space: the sender's descriptor becomes readable when the
      * receiver frees room in a full ring. */
@@ -60,9 +52,9 @@ void test_conn_fd_poll(void)
     while (goipc_send(a, buf, 200, 0) == GOIPC_OK)
         sent++;
     EXPECT(sent > 0);
-    EXPECT(!readable(afd, 0));
+    EXPECT(!fd_readable(afd, 0));
     EXPECT_ST(goipc_recv(b, buf, sizeof buf, &len, 1000), GOIPC_OK);
-    EXPECT(readable(afd, 10000));
+    EXPECT(fd_readable(afd, 10000));
     EXPECT_ST(goipc_send(a, buf, 200, 0), GOIPC_OK);
 
     /* Peer close: the queued messages come first, then PEER_CLOSED. The
@@ -78,7 +70,7 @@ void test_conn_fd_poll(void)
     for (;;) {
         while ((st = goipc_recv(b, buf, sizeof buf, &len, 0)) == GOIPC_OK)
             got++;
-        if (st != GOIPC_ERR_TIMEOUT || !EXPECT(readable(fd, 10000)) || mux_now_ms() > deadline)
+        if (st != GOIPC_ERR_TIMEOUT || !EXPECT(fd_readable(fd, 10000)) || mux_now_ms() > deadline)
             break;
     }
     EXPECT_ST(st, GOIPC_ERR_PEER_CLOSED);

@@ -4,18 +4,10 @@
  * would not time out; an accept loop on poll(2) takes every client; closing
  * the listener wakes a poll blocked on it.
  */
-#include <poll.h>
 #include <pthread.h>
 #include <unistd.h>
 
 #include "test.h"
-
-static int readable(int fd, int timeout_ms)
-{
-    struct pollfd p = {.fd = fd, .events = POLLIN};
-    int n = poll(&p, 1, timeout_ms);
-    return n == 1 && (p.revents & POLLIN);
-}
 
 enum { DIALERS = 4, DIALS_EACH = 8 };
 
@@ -48,7 +40,7 @@ typedef struct blocked_poll {
 static void *poll_until_readable(void *arg)
 {
     blocked_poll *b = arg;
-    b->woke = readable(b->fd, 10000) ? 1 : 0;
+    b->woke = fd_readable(b->fd, 10000) ? 1 : 0;
     return NULL;
 }
 
@@ -71,14 +63,14 @@ void test_listener_fd_poll(void)
     /* Quiet with nobody queued; goipc_dial returns once its connection is
      * queued, so the descriptor is readable at that moment; quiet again
      * once accept took it. */
-    EXPECT(!readable(fd, 0));
+    EXPECT(!fd_readable(fd, 0));
     EXPECT_ST(goipc_accept(l, 0, &c), GOIPC_ERR_TIMEOUT);
     goipc_conn client;
     REQUIRE_ST(goipc_dial(path, 10000, &client), GOIPC_OK);
-    EXPECT(readable(fd, 0));
+    EXPECT(fd_readable(fd, 0));
     if (EXPECT_ST(goipc_accept(l, 0, &c), GOIPC_OK))
         EXPECT_ST(goipc_conn_close(c), GOIPC_OK);
-    EXPECT(!readable(fd, 0));
+    EXPECT(!fd_readable(fd, 0));
     EXPECT_ST(goipc_conn_close(client), GOIPC_OK);
 
     /* An accept loop on poll(2) while threads dial: every client is
@@ -91,7 +83,7 @@ void test_listener_fd_poll(void)
     }
     int accepted = 0, quiet_too_long = 0;
     while (accepted < DIALERS * DIALS_EACH) {
-        if (!readable(fd, 10000)) {
+        if (!fd_readable(fd, 10000)) {
             quiet_too_long = 1;
             break;
         }
@@ -111,7 +103,7 @@ void test_listener_fd_poll(void)
     EXPECT(!quiet_too_long);
     EXPECT(failed == 0);
     EXPECT(accepted == DIALERS * DIALS_EACH);
-    EXPECT(!readable(fd, 0));
+    EXPECT(!fd_readable(fd, 0));
 
     /* Closing the listener wakes a poll blocked on its descriptor (here on
      * a duplicate, which outlives the listener's copy). */
