@@ -10,7 +10,6 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
-#include <poll.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -383,8 +382,7 @@ void test_fork_child(void)
         _exit(ok ? 0 : 1);
     }
     int pidfd = (int)syscall(SYS_pidfd_open, pid, 0);
-    struct pollfd pfd = {.fd = pidfd, .events = POLLIN};
-    int ready = pidfd >= 0 && poll(&pfd, 1, 10000) == 1;
+    int ready = pidfd >= 0 && fd_readable(pidfd, 10000);
     if (!EXPECT(ready)) /* the child hung */
         kill(pid, SIGKILL);
     int status = 0;

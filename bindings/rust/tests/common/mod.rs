@@ -138,7 +138,9 @@ pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     (0..len).map(|i| (i as u64).wrapping_mul(31).wrapping_add(seed.wrapping_mul(7)) as u8).collect()
 }
 
-/// poll(2) on one descriptor: true if readable within `ms` (0: now).
+/// poll(2) on one descriptor: true if readable within `ms` (0: now). A
+/// poll interrupted by a signal (the Go runtime in this process sends
+/// some) is restarted for the time left.
 pub fn poll_readable(fd: std::os::fd::RawFd, ms: i32) -> bool {
     #[repr(C)]
     struct PollFd {
@@ -150,9 +152,17 @@ pub fn poll_readable(fd: std::os::fd::RawFd, ms: i32) -> bool {
     unsafe extern "C" {
         fn poll(fds: *mut PollFd, n: u64, timeout: i32) -> i32;
     }
-    let mut p = PollFd { fd, events: POLLIN, revents: 0 };
-    // SAFETY: one valid pollfd, for the duration of the call.
-    let n = unsafe { poll(&mut p, 1, ms) };
-    assert!(n >= 0, "poll failed: {}", std::io::Error::last_os_error());
-    n == 1 && p.revents & POLLIN != 0
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(ms.max(0) as u64);
+    loop {
+        let mut p = PollFd { fd, events: POLLIN, revents: 0 };
+        let left = deadline.saturating_duration_since(std::time::Instant::now()).as_millis() as i32;
+        // SAFETY: one valid pollfd, for the duration of the call.
+        let n = unsafe { poll(&mut p, 1, left) };
+        if n < 0 {
+            let err = std::io::Error::last_os_error();
+            assert_eq!(err.kind(), std::io::ErrorKind::Interrupted, "poll failed: {err}");
+            continue;
+        }
+        return n == 1 && p.revents & POLLIN != 0;
+    }
 }
