@@ -46,6 +46,11 @@ type Conn struct {
 	spinNow      [2]time.Duration
 	spinProbe    [2]uint32 // waits since the last probe
 	spinProbeGap [2]uint32 // waits between probes now (0 means 1)
+	// spinWins counts each direction's waits in a row that ended while
+	// spinning (up to spinStreak); with spinStreaks (SpinDefault), a
+	// full streak extends the budget to spinExtended.
+	spinWins    [2]uint32
+	spinStreaks bool
 	// timers bound each direction's doorbell waits; guarded likewise.
 	timers [2]*time.Timer
 	// bells[dir] gets a token when the peer rings our doorbell (the
@@ -114,21 +119,22 @@ func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID
 		return nil, err
 	}
 	c := &Conn{
-		seg:       seg,
-		prod:      producer{r: seg.rings[txRing]},
-		cons:      consumer{r: seg.rings[rxRing]},
-		spin:      o.spin,
-		spinNow:   [2]time.Duration{o.spin, o.spin},
-		bells:     [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
-		ended:     make(chan struct{}),
-		onRelease: onRelease,
-		sock:      sock,
-		sockRaw:   raw,
-		watchDone: make(chan struct{}),
-		peerPID:   peerPID,
-		dialer:    dialer,
-		path:      path,
-		opened:    time.Now(),
+		seg:         seg,
+		prod:        producer{r: seg.rings[txRing]},
+		cons:        consumer{r: seg.rings[rxRing]},
+		spin:        o.spin,
+		spinNow:     [2]time.Duration{o.spin, o.spin},
+		spinStreaks: o.spinStreaks,
+		bells:       [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
+		ended:       make(chan struct{}),
+		onRelease:   onRelease,
+		sock:        sock,
+		sockRaw:     raw,
+		watchDone:   make(chan struct{}),
+		peerPID:     peerPID,
+		dialer:      dialer,
+		path:        path,
+		opened:      time.Now(),
 	}
 	c.notify.fd.Store(-1)
 	c.polls[dirSend].index, c.polls[dirRecv].index = -1, -1
@@ -405,7 +411,8 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 	if budget > 0 {
 		var outcome int
 		var err error
-		outcome, start, err = c.spinFor(dir, budget, ready, w, drain)
+		outcome, start, err = c.spinFor(dir, c.spinLimit(dir, budget), ready, w, drain)
+		c.noteStreak(dir, outcome == spinWon)
 		switch outcome {
 		case spinWon:
 			c.adaptSpin(dir, true)
@@ -432,6 +439,44 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 		c.adaptSpin(dir, false)
 	}
 	return err
+}
+
+// spinStreak and spinExtended: with SpinDefault, a direction whose last
+// spinStreak waits all ended while it spun, at its full budget, spins up
+// to spinExtended before it parks. Such a direction is a pair answering
+// each other at memory speed, whose rare longer wait (the peer
+// interrupted or preempted for tens of microseconds) costs more parked
+// than spun through: a park and its wakeup cost 30-65 µs on a guest whose
+// idle vCPUs halt, and each one makes the other side's next wait long
+// too. The first wait that ends otherwise (parked, preempted, ended by
+// the connection's state) ends the streak, so a connection that goes
+// quiet spins spinExtended once, then DefaultSpin again. Only while no
+// other call of the process is parked: a server's many connections keep
+// the default budget (docs/PROTOCOL.md, "Adaptive spinning"; measured in
+// docs/PERFORMANCE.md).
+const (
+	spinStreak   = 64
+	spinExtended = time.Millisecond
+)
+
+// spinLimit is how long a wait with this budget spins: the budget, or
+// spinExtended on a winning streak at the full default budget while no
+// other call of the process is parked (nothing then waits for the P the
+// longer spin may hold).
+func (c *Conn) spinLimit(dir int, budget time.Duration) time.Duration {
+	if c.spinStreaks && budget == c.spin && c.spinWins[dir] >= spinStreak && parkedCalls.Load() == 0 {
+		return spinExtended
+	}
+	return budget
+}
+
+// noteStreak counts a spin that ended the wait (won), or ends the streak.
+func (c *Conn) noteStreak(dir int, won bool) {
+	if won {
+		c.spinWins[dir] = min(c.spinWins[dir]+1, spinStreak)
+	} else {
+		c.spinWins[dir] = 0
+	}
 }
 
 // spinProbeEvery is how often, at most, a direction whose budget fell to

@@ -499,6 +499,48 @@ func TestAdaptiveSpinBounds(t *testing.T) {
 	}
 }
 
+// With SpinDefault a direction on a winning streak (spinStreak waits in a
+// row that ended while spinning) spins up to spinExtended; anything else
+// ends the streak, and only the default mode, at its full budget, with no
+// other call of the process parked, ever extends.
+func TestSpinStreakExtendsTheDefaultBudget(t *testing.T) {
+	client, server := pair(t, nil, &Options{Spin: DefaultSpin})
+	c := client
+	for i := 0; i < spinStreak-1; i++ {
+		c.noteStreak(dirRecv, true)
+	}
+	if got := c.spinLimit(dirRecv, DefaultSpin); got != DefaultSpin {
+		t.Fatalf("after %d won spins: %v, want %v", spinStreak-1, got, DefaultSpin)
+	}
+	c.noteStreak(dirRecv, true)
+	if got := c.spinLimit(dirRecv, DefaultSpin); got != spinExtended {
+		t.Fatalf("after a streak of %d: %v, want %v", spinStreak, got, spinExtended)
+	}
+	if got := c.spinLimit(dirSend, DefaultSpin); got != DefaultSpin {
+		t.Fatalf("the other direction extended: %v", got)
+	}
+	if got := c.spinLimit(dirRecv, DefaultSpin/2); got != DefaultSpin/2 {
+		t.Fatalf("a halved budget extended: %v", got)
+	}
+	parkedCalls.Add(1)
+	got := c.spinLimit(dirRecv, DefaultSpin)
+	parkedCalls.Add(-1)
+	if got != DefaultSpin {
+		t.Fatalf("extended while another call was parked: %v", got)
+	}
+	c.noteStreak(dirRecv, false)
+	if got := c.spinLimit(dirRecv, DefaultSpin); got != DefaultSpin {
+		t.Fatalf("after the streak ended: %v, want %v", got, DefaultSpin)
+	}
+	// An explicit budget, even the default's value, is kept as given.
+	for i := 0; i < 2*spinStreak; i++ {
+		server.noteStreak(dirRecv, true)
+	}
+	if got := server.spinLimit(dirRecv, DefaultSpin); got != DefaultSpin {
+		t.Fatalf("an explicit Spin of %v extended to %v", DefaultSpin, got)
+	}
+}
+
 func TestProbeOfLiveListenerIsNoClient(t *testing.T) {
 	checkLeaks(t)
 	path := socketPath(t)

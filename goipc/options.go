@@ -9,7 +9,11 @@ import (
 
 // Spin budgets for Options.Spin.
 const (
-	// SpinDefault spins for DefaultSpin, then parks on a futex.
+	// SpinDefault spins for DefaultSpin, then parks on a futex. A direction
+	// whose last 64 waits all ended while it spun (a pair answering each
+	// other at memory speed) spins up to 1 ms instead, while no other call
+	// of the process is parked; its first wait that ends otherwise returns
+	// it to DefaultSpin.
 	SpinDefault time.Duration = 0
 	// SpinNever parks on the futex at once: lowest CPU use, highest latency.
 	SpinNever time.Duration = -1
@@ -76,7 +80,8 @@ type Options struct {
 	// finite budget adapts per direction: it halves (down to 1/16) when a
 	// spin loses to CPU contention — the peer answered soon after we gave
 	// up, so it was waiting for our core — and doubles back after a spin
-	// that catches the peer.
+	// that catches the peer. SpinDefault also extends on a winning streak
+	// (see SpinDefault); an explicit duration never does.
 	Spin time.Duration
 
 	// AllowUIDs lists the peer uids accepted besides this process's own
@@ -118,6 +123,7 @@ type resolved struct {
 	ringSize         uint64
 	maxMessage       uint64
 	spin             time.Duration
+	spinStreaks      bool // SpinDefault: a direction on a winning streak spins up to spinExtended
 	allowUIDs        []uint32
 	allowAnyUID      bool
 	handshakeTimeout time.Duration
@@ -171,7 +177,7 @@ func (o *Options) resolve() (resolved, error) {
 	}
 	switch {
 	case r.spin == SpinDefault:
-		r.spin = DefaultSpin
+		r.spin, r.spinStreaks = DefaultSpin, true
 	case r.spin < 0:
 		r.spin = 0
 	}
