@@ -184,7 +184,8 @@ typedef struct goipc_options {
      * above its own (the dialer sees GOIPC_ERR_INVALID_ARGUMENT). */
     uint64_t max_message_size;
     /* How long a waiting call polls before it sleeps, in ns: 0 = default
-     * (50 us); -1 (any negative) = sleep at once (lowest CPU, highest
+     * (50 us; up to 1 ms for a direction whose last 64 waits all ended
+     * while it polled, see docs/PROTOCOL.md); -1 (any negative) = sleep at once (lowest CPU, highest
      * latency); INT64_MAX = poll forever (lowest latency, one busy core per
      * waiting side; timeouts and peer death are still honoured). A sleeping
      * call first waits on a futex for up to 2 ms (holding its thread), then

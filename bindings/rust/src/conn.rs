@@ -20,7 +20,8 @@ use crate::sys;
 /// ([`Options::spin`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub enum Spin {
-    /// The library's default (50 us), then sleep.
+    /// The library's default (50 us, up to 1 ms on a winning streak), then
+    /// sleep.
     #[default]
     Default,
     /// Sleep at once: lowest CPU, highest latency.
