@@ -873,47 +873,64 @@ func (c *Conn) sendBatch(msgs [][]byte, w waitFor) (sent int, err error) {
 	if len(msgs) == 0 {
 		return 0, nil
 	}
-	if err := c.enter(dirSend); err != nil {
+	if err := c.lockSend(); err != nil {
 		return 0, err
 	}
-	c.sendMu.Lock()
 	defer func() {
-		c.prod.batching = false
 		c.prod.flush()
-		c.sendMu.Unlock()
-		c.leave(dirSend)
+		c.unlockSend()
 	}()
-	if c.peerGone.Load() {
-		return 0, ErrPeerClosed
-	}
-	c.notify.begin(dirSend)
-	c.prod.batching = true
 	for _, m := range msgs {
-		n := uint64(len(m))
-		ok := false
-		if c.fastPath(&w) {
-			ok, err = c.prod.tryReserve(n)
-		}
-		if !ok && err == nil {
-			// The peer frees space only for what it can see.
-			c.prod.flush()
-			err = c.await(dirSend, c.prod.r.spaceEC, func() (bool, error) { return c.prod.tryReserve(n) }, &w, false)
-		}
-		if err == nil && c.closed.Load() {
-			c.prod.abort()
-			err = ErrClosed
-		}
-		if err != nil {
-			if isProtocol(err) {
-				c.fail(err)
-			}
+		if err := c.reserveLocked(uint64(len(m)), &w); err != nil {
 			return sent, err
 		}
+		if c.closed.Load() {
+			c.prod.abort()
+			return sent, ErrClosed
+		}
 		copy(c.prod.reservedBytes(), m)
-		c.prod.commit(n)
+		c.prod.stage(uint64(len(m)))
 		sent++
 	}
 	return sent, nil
+}
+
+// lockSend takes the send side for a reservation or a batch: it fails at
+// once, holding nothing, if the connection is closed or the peer is gone
+// (a dead peer will read nothing more: better fail than fill its ring).
+func (c *Conn) lockSend() error {
+	if err := c.enter(dirSend); err != nil {
+		return err
+	}
+	c.sendMu.Lock()
+	if c.peerGone.Load() {
+		c.unlockSend()
+		return ErrPeerClosed
+	}
+	c.notify.begin(dirSend)
+	return nil
+}
+
+func (c *Conn) unlockSend() {
+	c.sendMu.Unlock()
+	c.leave(dirSend)
+}
+
+// reserveLocked reserves room for an n-byte frame, the send side held,
+// waiting for space as w allows. Frames a batch staged are published
+// before it waits: the peer frees space only for what it can see.
+func (c *Conn) reserveLocked(n uint64, w *waitFor) error {
+	if c.fastPath(w) {
+		if ok, err := c.prod.tryReserve(n); ok && err == nil {
+			return nil
+		}
+	}
+	c.prod.flush()
+	err := c.await(dirSend, c.prod.r.spaceEC, func() (bool, error) { return c.prod.tryReserve(n) }, w, false)
+	if err != nil && isProtocol(err) {
+		c.fail(err)
+	}
+	return err
 }
 
 // Reserve reserves room for a message of up to n bytes and returns it, for
@@ -934,30 +951,13 @@ func (c *Conn) reserve(n int, w waitFor) ([]byte, error) {
 	if uint64(n) > c.prod.r.maxMsg {
 		return nil, fmt.Errorf("%w: %d bytes, maximum is %d", ErrMessageTooLarge, n, c.prod.r.maxMsg)
 	}
-	if err := c.enter(dirSend); err != nil {
+	// The send side stays locked until Commit/AbortReserve: a pending
+	// reservation excludes other senders.
+	if err := c.lockSend(); err != nil {
 		return nil, err
 	}
-	c.sendMu.Lock() // held until Commit/AbortReserve: a pending reservation excludes other senders
-	// A dead peer will read nothing more: fail at once rather than fill
-	// its ring.
-	if c.peerGone.Load() {
-		c.sendMu.Unlock()
-		c.leave(dirSend)
-		return nil, ErrPeerClosed
-	}
-	c.notify.begin(dirSend)
-	if c.fastPath(&w) {
-		if ok, err := c.prod.tryReserve(uint64(n)); ok && err == nil {
-			return c.prod.reservedBytes(), nil
-		}
-	}
-	err := c.await(dirSend, c.prod.r.spaceEC, func() (bool, error) { return c.prod.tryReserve(uint64(n)) }, &w, false)
-	if err != nil {
-		if isProtocol(err) {
-			c.fail(err)
-		}
-		c.sendMu.Unlock()
-		c.leave(dirSend)
+	if err := c.reserveLocked(uint64(n), &w); err != nil {
+		c.unlockSend()
 		return nil, err
 	}
 	return c.prod.reservedBytes(), nil
@@ -979,13 +979,11 @@ func (c *Conn) Commit(n int) error {
 func (c *Conn) commit(n uint64) error {
 	if c.closed.Load() {
 		c.prod.abort()
-		c.sendMu.Unlock()
-		c.leave(dirSend)
+		c.unlockSend()
 		return ErrClosed
 	}
 	c.prod.commit(n)
-	c.sendMu.Unlock()
-	c.leave(dirSend)
+	c.unlockSend()
 	return nil
 }
 
@@ -995,8 +993,7 @@ func (c *Conn) AbortReserve() error {
 		return fmt.Errorf("%w: AbortReserve without Reserve", ErrInvalidArgument)
 	}
 	c.prod.abort()
-	c.sendMu.Unlock()
-	c.leave(dirSend)
+	c.unlockSend()
 	return nil
 }
 

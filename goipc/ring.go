@@ -52,10 +52,9 @@ type producer struct {
 	resKind uint32
 	resSkip uint64
 
-	// A batch (Conn.SendBatch) in progress: commit writes its frames
-	// below head without publishing them; flush publishes them at once.
-	batching    bool
-	unpublished bool // frames below head that the shared head does not show yet
+	// unpublished: a batch (Conn.SendBatch) staged frames below head that
+	// the shared head does not show yet; flush publishes them at once.
+	unpublished bool
 
 	n    sideCounters
 	ring func() // rings the consumer's doorbell
@@ -147,7 +146,19 @@ func (p *producer) markCall(kind uint32, id uint64) {
 }
 
 // commit publishes the first n bytes of the pending reservation.
-func (p *producer) commit(n uint64) {
+func (p *producer) commit(n uint64) { p.publish(p.seal(n)) }
+
+// stage completes the pending reservation's frame (its first n bytes)
+// without publishing it: the consumer learns of it with the next flush,
+// or the next publish. Until then tryReserve counts it as used.
+func (p *producer) stage(n uint64) {
+	p.head, p.unpublished = p.seal(n), true
+}
+
+// seal writes the header of the pending reservation's frame (its first n
+// bytes) and the producer's statistics, ends the reservation and returns
+// the frame's end.
+func (p *producer) seal(n uint64) uint64 {
 	off := p.resPos & p.r.mask
 	n += p.resSkip
 	p.writeHeader(off, uint32(n), p.resKind)
@@ -157,15 +168,7 @@ func (p *producer) commit(n uint64) {
 	// Plain stores on the producer's own block (the line head is on):
 	// statistics for readers of the segment, never read back.
 	*p.r.prodMsgs, *p.r.prodBytes = p.n.msgs, p.n.bytes
-	end := p.resPos + frameSize(n)
-	if p.batching {
-		// The frame is complete; the consumer learns of it with the
-		// batch's next flush (the frames below head are the producer's
-		// until then, and tryReserve counts them as used).
-		p.head, p.unpublished = end, true
-		return
-	}
-	p.publish(end)
+	return p.resPos + frameSize(n)
 }
 
 // flush publishes the frames a batch committed without publishing.
