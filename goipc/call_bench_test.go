@@ -158,22 +158,9 @@ func benchPipe(b *testing.B) (client, server *Conn) {
 // finds the reply at the head.
 func BenchmarkCallOneGoroutine(b *testing.B) {
 	serve := func(b *testing.B, server *Conn) {
-		in, err := server.RecvNextView(-1)
-		if err != nil {
+		if err := echoNext(server); err != nil {
 			b.Fatal(err)
 		}
-		var out []byte
-		if in.Call {
-			out, err = server.ReserveReply(in.ID, len(in.Data), -1)
-		} else {
-			out, err = server.Reserve(len(in.Data), -1)
-		}
-		if err != nil {
-			b.Fatal(err)
-		}
-		copy(out, in.Data)
-		server.Commit(len(in.Data))
-		server.ReleaseView()
 	}
 	b.Run("sendrecv", func(b *testing.B) {
 		client, server := benchPipe(b)
@@ -209,6 +196,29 @@ func BenchmarkCallOneGoroutine(b *testing.B) {
 	})
 }
 
+// echoNext answers the next message or call request with its own bytes,
+// as goipc pong's loop does: read in place, the answer written straight
+// into reserved ring space.
+func echoNext(server *Conn) error {
+	in, err := server.RecvNextView(-1)
+	if err != nil {
+		return err
+	}
+	var out []byte
+	if in.Call {
+		out, err = server.ReserveReply(in.ID, len(in.Data), -1)
+	} else {
+		out, err = server.Reserve(len(in.Data), -1)
+	}
+	if err != nil {
+		server.ReleaseView()
+		return err
+	}
+	copy(out, in.Data)
+	server.Commit(len(in.Data))
+	return server.ReleaseView()
+}
+
 // BenchmarkCallGoroutines: 64 B round trips between two goroutines of one
 // process, a call (CallTimeout, as goipc_call) next to a send+recv round
 // trip (SendTimeout + RecvInto), in alternating batches on one
@@ -228,23 +238,7 @@ func BenchmarkCallGoroutines(b *testing.B) {
 	})
 	go func() {
 		defer close(served)
-		for {
-			in, err := server.RecvNextView(-1)
-			if err != nil {
-				return
-			}
-			var out []byte
-			if in.Call {
-				out, err = server.ReserveReply(in.ID, len(in.Data), -1)
-			} else {
-				out, err = server.Reserve(len(in.Data), -1)
-			}
-			if err != nil {
-				return
-			}
-			copy(out, in.Data)
-			server.Commit(len(in.Data))
-			server.ReleaseView()
+		for echoNext(server) == nil {
 		}
 	}()
 	msg, buf := make([]byte, 64), make([]byte, 64)
