@@ -221,8 +221,8 @@ typedef struct goipc_options {
      * (backpressure: nothing is queued); with timeout_ms 0 it returns
      * GOIPC_ERR_TIMEOUT at once and sends nothing. Each end sets its own:
      * a listener's value applies to the connections it accepts, and the
-     * peer's cap does not limit this end. The slots (about 100 bytes
-     * each) are allocated on the connection's first call. */
+     * peer's cap does not limit this end. The slots (a 112-byte slot
+     * and a channel each) are allocated on the connection's first call. */
     int64_t max_inflight_calls;
 } goipc_options;
 
@@ -402,8 +402,9 @@ typedef struct goipc_iovec {
  * one connection are serialised: no other message comes between those of
  * a batch); the thread holding a reservation gets
  * GOIPC_ERR_INVALID_ARGUMENT.
- * Errors: as goipc_send. One call into Go; once warm, no allocation for
- * batches of up to 4096 messages. */
+ * Errors: as goipc_send. One call into Go; batches of up to 4096 messages
+ * reuse a pooled slice (an allocation only after a garbage collection
+ * emptied the pool). */
 int32_t goipc_send_batch(goipc_conn c, const goipc_iovec *msgs, size_t count, size_t *sent, int64_t timeout_ms);
 
 /* Receives up to max_count messages in one call: waits up to timeout_ms

@@ -105,7 +105,8 @@ void test_listener_fd_poll(void)
     EXPECT(accepted == DIALERS * DIALS_EACH);
     EXPECT(!fd_readable(fd, 0));
 
-    /* Closing the listener wakes a poll blocked on its descriptor (here on
+    /* Closing the listener makes its descriptor readable, which wakes a
+     * poll blocked on it if the thread got there first (here on
      * a duplicate, which outlives the listener's copy). */
     blocked_poll b = {.fd = dup(fd), .woke = -1};
     REQUIRE(b.fd >= 0);

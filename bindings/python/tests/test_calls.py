@@ -376,7 +376,7 @@ def test_max_inflight_calls(sockdir):
         third = threading.Thread(target=caller, args=(b"three",))
         third.start()
         with pytest.raises(goipc.TimeoutError):
-            s.recv_request(timeout=0.1)  # neither "unsent" nor "three" came
+            s.recv_request(timeout=0.1)  # "unsent" never came (nor "three", if it started)
         s.reply(held[b"one"], answer_for(b"one"))  # frees a slot for "three"
         cid, req = s.recv_request(timeout=10)
         assert req == b"three"

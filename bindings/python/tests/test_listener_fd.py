@@ -81,8 +81,8 @@ def test_an_idle_async_listener_makes_no_wakeups(sockdir):
         await asyncio.sleep(0.3)  # the idle period (one timer: this sleep)
         woken = _voluntary_switches() - before
         assert calls[0] == 1, "an idle accept asked the library %d times" % calls[0]
-        # One wakeup for the sleep's timer; the former 1-20 ms backoff
-        # made about 17 in 0.3 s. Slack for the odd page-in or signal.
+        # One wakeup for the sleep's timer (a backoff of 1-20 ms, as accept
+        # once had, would make tens). Slack for the odd page-in or signal.
         assert woken <= 5, "the loop's thread woke %d times while idle" % woken
         assert not waiting.done()
         c = await goipc.aio.dial(path, timeout=20)

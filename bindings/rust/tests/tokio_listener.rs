@@ -59,8 +59,8 @@ impl<F: Future> Future for CountPolls<F> {
 }
 
 /// An accept waiting at an idle listener parks on the descriptor: the
-/// runtime does not poll it again until a client comes (the former
-/// 1-20 ms backoff polled it about 15 times in 300 ms).
+/// runtime does not poll it again until a client comes (a 1-20 ms
+/// backoff, as accept once had, would poll it tens of times in 300 ms).
 #[tokio::test(flavor = "current_thread")]
 async fn an_idle_accept_is_polled_once() {
     let path = sock_path("idle");
