@@ -127,12 +127,10 @@ func capi_recv_batch(h C.uint64_t, buf unsafe.Pointer, capacity C.size_t, sizes 
 	}
 	dst := unsafe.Slice((*byte)(buf), int(min(uint64(capacity), maxBatchBuf)))
 	out := unsafe.Slice((*int)(unsafe.Pointer(sizes)), int(min(uint64(maxCount), maxBatchCount)))
-	// A message a typed receive kept (kept.go) is the
-	// next one (the core's receive side stays locked while it is kept).
-	if e.kept.Load() {
-		if v, ok := e.takeKept(); ok {
-			return e.batchFromView(v, dst, out, count, t)
-		}
+	// A message a typed receive kept (kept.go) is the next one (the
+	// core's receive side stays locked while it is kept).
+	if v, ok := e.takeKept(); ok {
+		return e.batchFromView(v, dst, out, count, t)
 	}
 	n, err := e.c.RecvBatch(dst, out, duration(timeoutMs))
 	if err != nil {

@@ -135,7 +135,7 @@ class _LoopShared:
     nothing parks at once instead of polling (see AsyncConn._poll). Only
     the loop's thread touches it."""
 
-    __slots__ = ("parked", "__weakref__")
+    __slots__ = ("parked",)
 
     def __init__(self) -> None:
         self.parked = 0
@@ -749,8 +749,9 @@ class AsyncListener:
 
     def fileno(self) -> int:
         """The listener's descriptor (:meth:`goipc.Listener.fileno`); this
-        object already watches it while an accept waits."""
-        return self._fd
+        object already watches it while an accept waits. Raises
+        ClosedError once the listener is closed, as the blocking one does."""
+        return self._ln.fileno()
 
     async def accept(self) -> AsyncConn:
         """Waits for a client whose handshake has completed and returns its

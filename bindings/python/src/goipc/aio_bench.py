@@ -17,8 +17,8 @@ Two parts, each printed with its verdict against issue 13's goals:
    to the asyncio echo child. Reports round trips/s and this process's
    thread count (``/proc/self/task``) at the end of the goipc part.
    Goals: threads <= 8, goipc throughput >= 3x streams. Then the same
-   program with no I/O (a task woken per round trip), which bounds what
-   any transport can reach in it.
+   program with no I/O (a task woken per round trip): what a round trip
+   that suspends its task costs at least.
 
 The servers differ as the issue states them: ``goipc pong`` is Go (it can
 use both cores), the stream echo server is one asyncio process. The
@@ -38,9 +38,8 @@ import time
 from typing import List, Optional, Sequence
 
 from . import aio
-from .bench import find_goipc_bin, wait_ready
+from .bench import find_goipc_bin, percentile, stop_process, wait_ready
 from .conn import Conn, dial
-from .bench import percentile
 
 _ECHO_SERVER = r"""
 import asyncio, sys
@@ -197,9 +196,8 @@ async def many_streams(echo: str, conns: int, k: int, size: int) -> float:
 async def many_floor(conns: int, k: int) -> float:
     """Round trips/s of the same many-task program with no I/O at all:
     each round trip awaits a future that the loop resolves on its next
-    pass. Any transport's round trip in this program costs at least this
-    much asyncio work (a task suspended and resumed), so it bounds what
-    any of them can reach here."""
+    pass: what a round trip that suspends its task (as one waiting for
+    its reply does) costs at least in asyncio work."""
     loop = asyncio.get_running_loop()
 
     async def client() -> None:
@@ -247,20 +245,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         print("part 2: %d connections in one process, %d round trips each, %d B" % (args.conns, args.conn_rounds, args.size))
         g = asyncio.run(many_goipc(pong_path, args.conns, args.conn_rounds, args.size))
         s = asyncio.run(many_streams(echo_path, args.conns, args.conn_rounds, args.size))
-        f = asyncio.run(many_floor(args.conns, args.conn_rounds))
+        floor = asyncio.run(many_floor(args.conns, args.conn_rounds))
         print("goipc.aio / streams throughput = %.1fx (goal >= 3x: %s)" % (g / s, "met" if g >= 3 * s else "NOT met"))
-        print("asyncio alone / streams = %.1fx: the most any transport could reach in this program" % (f / s))
+        print("asyncio alone / streams = %.1fx: the most a transport whose round trips each suspend the task could reach here"
+              % (floor / s))
         return 0
     finally:
         for p in procs:
-            p.terminate()
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-                p.wait()
-            if p.stdout is not None:
-                p.stdout.close()
+            stop_process(p)
         for f in (pong_path, echo_path):
             try:
                 os.unlink(f)
