@@ -19,7 +19,7 @@ use std::io::Write;
 use std::process::ExitCode;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use goipc::{Conn, Error, Listener, Messenger, Options, sys};
+use goipc::{Conn, Error, Listener, Messenger, Options, PingRequest, sys};
 
 const LANG: &str = "rust";
 /// Every blocking call is bounded: a bug shows as a timeout, never a hang.
@@ -783,31 +783,23 @@ fn serve(c: Conn) {
     emit_conn_end(&err, n, malformed);
 }
 
-/// --calls: answers each call request, a Ping with its Pong (built with
-/// `message::build_pong`), anything else with its own bytes, as `goipc
-/// pong` does.
+/// --calls: answers each call request, a Ping with its Pong (built in the
+/// ring by `Conn::reply_pong`), anything else with its own bytes, as
+/// `goipc pong` does.
 fn serve_calls(c: Conn) {
-    let mut b = flatbuffers::FlatBufferBuilder::with_capacity(1024);
     let mut req = vec![0u8; c.max_message_size().unwrap_or(1 << 20)];
     let mut n = 0u64;
     let err = loop {
-        let (call, len) = match c.recv_request(&mut req, None) {
-            Ok(r) => r,
+        let answered = match c.recv_ping_request(&mut req, None) {
+            Ok(PingRequest::Ping { call, seq, sent_ns, len }) => c.reply_pong(call, seq, sent_ns, 0, &req[..len], None),
+            Ok(PingRequest::NotPing { call, len }) => c.reply(call, &req[..len.min(req.len())], None),
             Err(Error::BufferTooSmall { needed }) => {
-                req.resize(needed, 0); // the request stays queued
+                req.resize(needed, 0); // the Ping stays queued
                 continue;
             }
             Err(e) => break e,
         };
-        let req = &req[..len];
-        let answer = match goipc::message::parse_ping(req) {
-            Ok(p) => {
-                let payload = p.payload().map(|v| v.bytes()).unwrap_or_default();
-                goipc::message::build_pong(&mut b, p.seq(), p.sent_ns(), goipc::message::monotonic_ns(), payload)
-            }
-            Err(_) => req,
-        };
-        if let Err(e) = c.reply(call, answer, None) {
+        if let Err(e) = answered {
             break e;
         }
         n += 1;
