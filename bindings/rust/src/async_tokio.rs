@@ -345,7 +345,6 @@ pub struct AsyncListener {
     listener: Listener,
     spin: Spin,
     closed: AtomicBool,
-    wake: Notify,
 }
 
 impl AsyncListener {
@@ -362,7 +361,7 @@ impl AsyncListener {
         poll_budget(opts.spin)?;
         let listener = Listener::bind_with(path, opts)?;
         let fd = register(listener.notify_fd()?)?;
-        Ok(AsyncListener { fd, listener, spin: opts.spin, closed: AtomicBool::new(false), wake: Notify::new() })
+        Ok(AsyncListener { fd, listener, spin: opts.spin, closed: AtomicBool::new(false) })
     }
 
     /// Waits for a client whose handshake has completed. Per-client
@@ -372,9 +371,6 @@ impl AsyncListener {
     /// calls, never holding a client).
     pub async fn accept(&self) -> Result<AsyncConn> {
         loop {
-            let closing = self.wake.notified();
-            tokio::pin!(closing);
-            closing.as_mut().enable();
             if self.closed.load(SeqCst) {
                 return Err(Error::Closed);
             }
@@ -387,11 +383,9 @@ impl AsyncListener {
             // quiet now and turns readable for the next client. The
             // runtime's cached readiness may still be from before: clearing
             // it (only if no newer event came) and calling again makes the
-            // next wait a real one.
-            tokio::select! {
-                ready = self.fd.readable() => ready.map_err(io_error)?.clear_ready(),
-                _ = &mut closing => {}
-            }
+            // next wait a real one. Close makes the descriptor readable
+            // too (goipc_listener_close), which ends every pending wait.
+            self.fd.readable().await.map_err(io_error)?.clear_ready();
         }
     }
 
@@ -404,7 +398,6 @@ impl AsyncListener {
         // SAFETY: the handle is ours; the Listener's drop closes it again
         // (GOIPC_ERR_CLOSED, ignored). Accept calls in flight return CLOSED.
         unsafe { sys::goipc_listener_close(self.listener.as_raw()) };
-        self.wake.notify_waiters();
     }
 
     /// The underlying blocking listener.
