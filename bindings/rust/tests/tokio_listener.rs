@@ -113,13 +113,22 @@ async fn a_dropped_accept_loses_no_client() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn close_wakes_every_pending_accept() {
     let l = Arc::new(AsyncListener::bind(sock_path("close")).unwrap());
+    let polls = Arc::new(AtomicUsize::new(0));
     let pending: Vec<_> = (0..3)
         .map(|_| {
             let l = l.clone();
-            tokio::spawn(async move { l.accept().await.map(|_| ()) })
+            let inner = Box::pin(async move { l.accept().await.map(|_| ()) });
+            tokio::spawn(CountPolls { inner, polls: polls.clone() })
         })
         .collect();
-    tokio::task::yield_now().await;
+    // Every accept has run and is parked on the descriptor (nobody dials,
+    // so none can be done) before the close.
+    let deadline = std::time::Instant::now() + LONG;
+    while polls.load(Ordering::SeqCst) < 3 {
+        assert!(std::time::Instant::now() < deadline, "the accepts never ran");
+        tokio::task::yield_now().await;
+    }
+    assert!(pending.iter().all(|p| !p.is_finished()), "an accept ended without a client");
     l.close();
     for p in pending {
         assert_eq!(timeout(LONG, p).await.unwrap().unwrap(), Err(Error::Closed));
