@@ -489,13 +489,10 @@ class AsyncConn:
         Raises: as :meth:`goipc.Conn.send_batch` (exceptions have
         ``.sent``).
         """
+        f = self._conn._batch_function("goipc_send_batch")
         b = _BatchToSend(messages)
-        if self._busy[_SEND]:
-            return await self._wait(_SEND, self._conn._try_send_batch, b)
-        r = self._conn._try_send_batch(b)
-        if r is None:
-            return await self._wait(_SEND, self._conn._try_send_batch, b)
-        return r
+        r = None if self._busy[_SEND] else self._conn._try_send_batch(b, f)
+        return r if r is not None else await self._wait(_SEND, self._conn._try_send_batch, b, f)
 
     # -- receiving --
 
@@ -504,12 +501,9 @@ class AsyncConn:
         ``max_count``, as a list (as :meth:`goipc.Conn.recv_batch`).
         Cancelled while waiting: no message was taken."""
         _check_max_count(max_count)
-        if self._busy[_RECV]:
-            return await self._wait(_RECV, self._conn._try_recv_batch, max_count)
-        r = self._conn._try_recv_batch(max_count)
-        if r is None:
-            return await self._wait(_RECV, self._conn._try_recv_batch, max_count)
-        return r
+        f = self._conn._batch_function("goipc_recv_batch")
+        r = None if self._busy[_RECV] else self._conn._try_recv_batch(max_count, f)
+        return r if r is not None else await self._wait(_RECV, self._conn._try_recv_batch, max_count, f)
 
     async def _recv_kind(self, kind: int) -> Any:
         if self._busy[_RECV]:

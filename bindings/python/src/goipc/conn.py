@@ -1062,13 +1062,14 @@ class Conn:
                     return b.done
             raise b.error(st)
 
-    def _try_send_batch(self, b: "_BatchToSend") -> Optional[int]:
-        """One goipc_send_batch of what is left of ``b``, without waiting:
-        how many messages ``b`` holds once all are sent, None while some
-        are left (the ring is full)."""
+    def _try_send_batch(self, b: "_BatchToSend", f: Any) -> Optional[int]:
+        """One goipc_send_batch (``f``, from :meth:`_batch_function`) of
+        what is left of ``b``, without waiting: how many messages ``b``
+        holds once all are sent, None while some are left (the ring is
+        full)."""
         if _forked:
             raise _lib.fork_error()
-        st = b.call(self._batch_function("goipc_send_batch"), self._h, 0)
+        st = b.call(f, self._h, 0)
         if st == _OK:
             return b.n
         if st == _TIMEOUT:
@@ -1117,12 +1118,12 @@ class Conn:
             if ms < 0:
                 raise _lib.last_error(_TIMEOUT)
 
-    def _try_recv_batch(self, max_count: int) -> Optional[List[bytes]]:
-        """One goipc_recv_batch without waiting: the messages, or None when
-        none is there."""
+    def _try_recv_batch(self, max_count: int, f: Any) -> Optional[List[bytes]]:
+        """One goipc_recv_batch (``f``, from :meth:`_batch_function`)
+        without waiting: the messages, or None when none is there."""
         if _forked:
             raise _lib.fork_error()
-        return self._recv_batch_call(self._batch_function("goipc_recv_batch"), max_count, 0)
+        return self._recv_batch_call(f, max_count, 0)
 
     def _recv_batch_call(self, f: Any, max_count: int, ms: int) -> Optional[List[bytes]]:
         """One goipc_recv_batch waiting up to ms: the messages, or None on
