@@ -50,10 +50,7 @@ const keptBatchSlices = 4096
 //export capi_send_batch
 func capi_send_batch(h C.uint64_t, msgs *C.goipc_iovec, count C.size_t, sent *C.size_t, timeoutMs C.int64_t, t *C.goipc_tls) (st C.int32_t) {
 	defer recoverPanic(&st, t)
-	if sent != nil {
-		*sent = 0 // written on every return, the failures before any send included
-	}
-	maybePanic()
+	maybePanic() // *sent is 0 already (the shim)
 	e, st := lookupConn(h, t, false)
 	if e == nil {
 		return st
@@ -107,10 +104,7 @@ func capi_send_batch(h C.uint64_t, msgs *C.goipc_iovec, count C.size_t, sent *C.
 func capi_recv_batch(h C.uint64_t, buf unsafe.Pointer, capacity C.size_t, sizes *C.size_t, maxCount C.size_t, count *C.size_t,
 	timeoutMs C.int64_t, t *C.goipc_tls) (st C.int32_t) {
 	defer recoverPanic(&st, t)
-	if count != nil {
-		*count = 0 // written on every return
-	}
-	maybePanic()
+	maybePanic() // *count is 0 already (the shim)
 	e, st := lookupConn(h, t, false)
 	if e == nil {
 		return st

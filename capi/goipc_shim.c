@@ -257,8 +257,8 @@ int32_t goipc_recv(goipc_conn c, void *buf, size_t cap, size_t *len, int64_t tim
 
 int32_t goipc_send_batch(goipc_conn c, const goipc_iovec *msgs, size_t count, size_t *sent, int64_t timeout_ms)
 {
-    if (__builtin_expect(forked_child, 0) && sent != NULL)
-        *sent = 0; /* written on every return, this one included */
+    if (sent != NULL)
+        *sent = 0; /* written on every return: here, before any can */
     FORK_GUARD();
     return capi_send_batch(c, (goipc_iovec *)msgs, count, sent, timeout_ms, &tls);
 }
@@ -266,8 +266,8 @@ int32_t goipc_send_batch(goipc_conn c, const goipc_iovec *msgs, size_t count, si
 int32_t goipc_recv_batch(goipc_conn c, void *buf, size_t cap, size_t *sizes, size_t max_count, size_t *count,
                          int64_t timeout_ms)
 {
-    if (__builtin_expect(forked_child, 0) && count != NULL)
-        *count = 0;
+    if (count != NULL)
+        *count = 0; /* written on every return: here, before any can */
     FORK_GUARD();
     return capi_recv_batch(c, buf, cap, sizes, max_count, count, timeout_ms, &tls);
 }
