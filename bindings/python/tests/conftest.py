@@ -12,6 +12,7 @@ never for a fixed time.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
@@ -118,17 +119,25 @@ def make_pair(path: str, **dial_opts) -> Tuple[goipc.Listener, goipc.Conn, goipc
     return ln, c, got[0]
 
 
-@pytest.fixture
-def pair(sockdir: str) -> Iterator[Tuple[goipc.Conn, goipc.Conn]]:
-    """(client, server): two ends of a Python-Python connection in this
-    process."""
-    ln, c, s = make_pair(os.path.join(sockdir, "pair.sock"))
+@contextlib.contextmanager
+def open_pair(path: str, **dial_opts) -> Iterator[Tuple[goipc.Conn, goipc.Conn]]:
+    """make_pair as a context manager: (client, server), both ends and
+    the listener closed on exit."""
+    ln, c, s = make_pair(path, **dial_opts)
     try:
         yield c, s
     finally:
         c.close()
         s.close()
         ln.close()
+
+
+@pytest.fixture
+def pair(sockdir: str) -> Iterator[Tuple[goipc.Conn, goipc.Conn]]:
+    """(client, server): two ends of a Python-Python connection in this
+    process."""
+    with open_pair(os.path.join(sockdir, "pair.sock")) as p:
+        yield p
 
 
 def run_python(code: str, *args: str, timeout: float = 60.0, env: Optional[dict] = None) -> subprocess.CompletedProcess:

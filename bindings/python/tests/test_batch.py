@@ -14,7 +14,7 @@ import pytest
 import goipc
 import goipc.aio
 
-from conftest import make_pair
+from conftest import open_pair
 
 
 def stream(n: int):
@@ -25,13 +25,8 @@ def stream(n: int):
 @pytest.fixture
 def small_pair(sockdir):
     """(client, server) with a 4 KiB ring and 1 KiB messages."""
-    ln, c, s = make_pair(os.path.join(sockdir, "small.sock"), ring_size=4096, max_message_size=1024)
-    try:
-        yield c, s
-    finally:
-        c.close()
-        s.close()
-        ln.close()
+    with open_pair(os.path.join(sockdir, "small.sock"), ring_size=4096, max_message_size=1024) as p:
+        yield p
 
 
 def test_batches_keep_order(pair):
@@ -152,8 +147,7 @@ def test_empty_batch(pair):
 
 
 def test_errors(sockdir):
-    ln, c, s = make_pair(os.path.join(sockdir, "err.sock"), max_message_size=1024)
-    try:
+    with open_pair(os.path.join(sockdir, "err.sock"), max_message_size=1024) as (c, s):
         with pytest.raises(goipc.MessageTooLargeError) as e:
             c.send_batch([b"ok", bytes(1025), b"ok"])
         assert e.value.sent == 0
@@ -184,10 +178,6 @@ def test_errors(sockdir):
         with pytest.raises(goipc.ClosedError) as e2:
             c.send_batch([b"x"])
         assert e2.value.sent == 0
-    finally:
-        c.close()
-        s.close()
-        ln.close()
 
 
 def test_stream_through_go_consumer(go_pong):

@@ -16,7 +16,7 @@ import time
 import pytest
 
 import goipc
-from conftest import make_pair
+from conftest import open_pair
 
 pytestmark = pytest.mark.skipif(not goipc.has_calls(), reason="the library has no calls")
 
@@ -358,8 +358,7 @@ def test_max_inflight_calls(sockdir):
     unsent, until one of them ends; a listener's cap holds on the
     connections it accepts; bad values raise before the library is
     called."""
-    ln, c, s = make_pair(os.path.join(sockdir, "cap.sock"), max_inflight_calls=2)
-    try:
+    with open_pair(os.path.join(sockdir, "cap.sock"), max_inflight_calls=2) as (c, s):
         results: dict = {}
 
         def caller(req: bytes) -> None:
@@ -385,10 +384,6 @@ def test_max_inflight_calls(sockdir):
         for t in first + [third]:
             t.join(30)
         assert results == {r: answer_for(r) for r in (b"one", b"two", b"three")}
-    finally:
-        c.close()
-        s.close()
-        ln.close()
 
     # The listener's cap (1) is the accepted end's, not the dialer's.
     path = os.path.join(sockdir, "lcap.sock")
