@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -48,37 +49,56 @@ def cmd(*parts) -> list:
     return [str(p) for p in parts]
 
 
-class Consumer:
-    """A Go consumer of examples/<scenario>/go, started and waited for
-    ("listening on" on its first line)."""
+class Listening:
+    """A program started with --listen PATH and waited for ("listening on"
+    in its first line). stop() ends it with stop_signal if it still runs."""
 
-    def __init__(self, scenario: str, tmp: Path, *args: str) -> None:
-        self.path = tmp / ("%s.sock" % scenario)
-        role = "pong" if scenario == "ping-pong" else "consumer"
-        self.proc = subprocess.Popen(
-            cmd(BUILD / "examples" / ("%s-go" % scenario), role, "--listen", self.path, *args),
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )
-        line = self.proc.stdout.readline()
-        assert line.startswith("listening on"), "the %s consumer did not start: %r %s" % (
-            scenario, line, self.proc.stderr.read() if self.proc.poll() is not None else "")
+    stop_signal = signal.SIGKILL
 
-    def finish(self, timeout: float = 30) -> tuple:
-        """Waits for a consumer that exits by itself; returns (code, stdout, stderr)."""
+    def __init__(self, argv: list, path: Path, args: tuple, what: str) -> None:
+        self.path = path
+        self.proc = subprocess.Popen(cmd(*argv, "--listen", path, *args),
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=PYTHON_ENV)
+        self.first_line = self.proc.stdout.readline()
+        assert "listening on" in self.first_line, "%s did not start: %r %s" % (
+            what, self.first_line, self.proc.stderr.read() if self.proc.poll() is not None else "")
+
+    def finish(self, terminate: bool = False, timeout: float = 30) -> tuple:
+        """Waits for the program to exit (after SIGTERM if terminate);
+        returns (code, stdout, stderr)."""
+        if terminate:
+            self.proc.terminate()
         out, err = self.proc.communicate(timeout=timeout)
         return self.proc.returncode, out, err
 
     def stop(self) -> None:
         if self.proc.poll() is None:
-            self.proc.terminate()
+            self.proc.send_signal(self.stop_signal)
             self.proc.communicate(timeout=10)
 
 
-def produce(scenario: str, lang: str, *args: str, timeout: float = 120) -> str:
-    r = subprocess.run(cmd(*PRODUCERS[scenario][lang], *args), capture_output=True, text=True,
-                       timeout=timeout, env=PYTHON_ENV)
-    assert r.returncode == 0, "%s %s exited %d:\n%s%s" % (scenario, lang, r.returncode, r.stdout, r.stderr)
+class Consumer(Listening):
+    """A Go consumer of examples/<scenario>/go ("listening on" starts its
+    first line)."""
+
+    stop_signal = signal.SIGTERM
+
+    def __init__(self, scenario: str, tmp: Path, *args: str) -> None:
+        role = "pong" if scenario == "ping-pong" else "consumer"
+        what = "the %s consumer" % scenario
+        super().__init__([BUILD / "examples" / ("%s-go" % scenario), role], tmp / ("%s.sock" % scenario), args, what)
+        assert self.first_line.startswith("listening on"), "%s: %r" % (what, self.first_line)
+
+
+def run_program(argv: list, what: str, timeout: float) -> str:
+    """Runs an example program to its end; its stdout, once it exited 0."""
+    r = subprocess.run(cmd(*argv), capture_output=True, text=True, timeout=timeout, env=PYTHON_ENV)
+    assert r.returncode == 0, "%s exited %d:\n%s%s" % (what, r.returncode, r.stdout, r.stderr)
     return r.stdout
+
+
+def produce(scenario: str, lang: str, *args: str, timeout: float = 120) -> str:
+    return run_program([*PRODUCERS[scenario][lang], *args], "%s %s" % (scenario, lang), timeout)
 
 
 @pytest.mark.parametrize("lang", LANGS)
@@ -237,36 +257,16 @@ SERVERS = {
 }
 
 
-class Server:
+class Server(Listening):
     """A server of examples/<scenario>/<lang>, started and waited for."""
 
     def __init__(self, scenario: str, lang: str, tmp: Path, *args: str) -> None:
-        self.path = tmp / ("%s-%s.sock" % (scenario, lang))
-        self.proc = subprocess.Popen(cmd(*SERVERS[scenario][lang], "--listen", self.path, *args),
-                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=PYTHON_ENV)
-        line = self.proc.stdout.readline()
-        assert "listening on" in line, "the %s %s server did not start: %r %s" % (
-            lang, scenario, line, self.proc.stderr.read() if self.proc.poll() is not None else "")
-
-    def finish(self, terminate: bool, timeout: float = 30) -> tuple:
-        """Waits for the server to exit (after SIGTERM if terminate);
-        returns (code, stdout, stderr)."""
-        if terminate:
-            self.proc.terminate()
-        out, err = self.proc.communicate(timeout=timeout)
-        return self.proc.returncode, out, err
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.communicate(timeout=10)
+        super().__init__(SERVERS[scenario][lang], tmp / ("%s-%s.sock" % (scenario, lang)), args,
+                         "the %s %s server" % (lang, scenario))
 
 
 def run_client(scenario: str, lang: str, *args: str, timeout: float = 180) -> str:
-    r = subprocess.run(cmd(*CLIENTS[scenario][lang], *args), capture_output=True, text=True,
-                       timeout=timeout, env=PYTHON_ENV)
-    assert r.returncode == 0, "%s %s client exited %d:\n%s%s" % (scenario, lang, r.returncode, r.stdout, r.stderr)
-    return r.stdout
+    return run_program([*CLIENTS[scenario][lang], *args], "%s %s client" % (scenario, lang), timeout)
 
 
 CALL_THREADS, CALLS = 8, 500
