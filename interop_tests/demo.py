@@ -17,7 +17,6 @@ ends, also on Ctrl-C or an error. See docs/DEMO.md.
 """
 
 import argparse
-import json
 import os
 import resource
 import shutil
@@ -26,7 +25,7 @@ import sys
 import tempfile
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from run import BUILD, GOIPC, Proc, kill_all, parse_cli_pong, ping_command, probe  # noqa: E402
+from run import BUILD, GOIPC, Proc, example_result, kill_all, parse_cli_pong, ping_command, probe  # noqa: E402
 
 LANGS = [("Go", "go"), ("C", "c"), ("Python", "python"), ("Rust", "rust")]
 
@@ -49,17 +48,7 @@ def run_ping(lang, path, transport, n, size, warmup, *flags, timeout=300):
              ping_command(lang) + ["--transport", transport, "--path", path, "--iters", str(n),
                                    "--size", str(size), "--warmup", str(warmup), *flags])
     try:
-        if p.wait_exit(timeout) is None:
-            raise DemoError(f"{p.name}: no result within {timeout} s: {p.tail()}")
-        for t in p.readers:
-            t.join(timeout=5)
-        lines = [l for s, l in p.log if s == "stdout" and l.startswith("{")]
-        if not lines:
-            raise DemoError(f"{p.name} exited {p.p.returncode} without a result: {p.tail()}")
-        r = json.loads(lines[-1])
-        if r.get("error") or p.p.returncode != 0:
-            raise DemoError(f"{p.name}: {r.get('error') or p.tail()}")
-        return r
+        return example_result(p, timeout, DemoError)
     finally:
         p.cleanup()
 

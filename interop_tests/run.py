@@ -260,6 +260,27 @@ class Failed(Exception):
     pass
 
 
+def example_result(p, timeout, error=Failed):
+    """Waits for the example program p (a Proc) to exit and returns its
+    JSON result line, raising error when it ran too long, printed no
+    result, reported an error or exited non-zero."""
+    code = p.wait_exit(timeout)
+    if code is None:
+        raise error(f"{p.name}: no result within {timeout:.0f} s (killed); {p.tail()}")
+    for t in p.readers:
+        t.join(timeout=5)
+    lines = [l for s, l in p.log if s == "stdout" and l.startswith("{")]
+    try:
+        r = json.loads(lines[-1])
+    except (IndexError, ValueError):
+        raise error(f"{p.name} exited {code} without a JSON line; {p.tail()}") from None
+    if r.get("error"):
+        raise error(f"{p.name}: {r['error']}")
+    if code != 0:
+        raise error(f"{p.name} printed a result but exited {code}; {p.tail()}")
+    return r
+
+
 def parse_cli_pong(stream, line):
     """Events from `goipc pong -v` text lines (it prints no JSON)."""
     if "goipc pong: listening on" in line:
@@ -334,20 +355,7 @@ class Runner:
         cmd = ping_command(lang) + ["--path", self.dial_address(path), "--iters", str(n), "--warmup", "0",
                                     "--size", str(PINGPONG_SIZE)] + [str(f) for f in flags]
         p = Proc(f"{lang} ping", cmd)
-        code = p.wait_exit(timeout)
-        if code is None:
-            raise Failed(f"{p.name}: no result within {timeout:.0f} s (killed); {p.tail()}")
-        for t in p.readers:
-            t.join(timeout=5)
-        lines = [l for s, l in p.log if s == "stdout" and l.startswith("{")]
-        try:
-            r = json.loads(lines[-1])
-        except (IndexError, ValueError):
-            raise Failed(f"{p.name} exited {code} without a JSON line; {p.tail()}") from None
-        if r.get("error"):
-            raise Failed(f"{p.name}: {r['error']}")
-        if code != 0:
-            raise Failed(f"{p.name} printed a result but exited {code}; {p.tail()}")
+        r = example_result(p, timeout)
         if r.get("iters") != n or r.get("lang") != base_lang(lang):
             raise Failed(f"{p.name} reports {r.get('iters')} round trips of {r.get('lang')}, want {n} of "
                          f"{base_lang(lang)}")
