@@ -798,6 +798,11 @@ func (c *Conn) tryFailed(dir int, ec eventCount, ready func() (bool, error)) err
 		return ErrTimeout
 	}
 	c.notify.reset(dir)
+	if dir == dirRecv && c.rx.signalled {
+		// This look routed another call's reply and signalled the
+		// descriptor for it; the reset above may have read that away.
+		c.notify.signal(dirRecv)
+	}
 	ec.arm()
 	if ok, err := ready(); ok || err != nil {
 		ec.disarm()

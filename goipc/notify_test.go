@@ -1,6 +1,7 @@
 package goipc
 
 import (
+	"context"
 	"errors"
 	"testing"
 	"time"
@@ -137,5 +138,90 @@ func TestNotifyFDQuietAfterAWakeupWasUsed(t *testing.T) {
 	}
 	if readable(t, fd, 100*time.Millisecond) {
 		t.Fatal("readable while only an idle receive waits")
+	}
+}
+
+// Calls waiting through the descriptor share the receive direction: a
+// zero-timeout wait that routes another call's reply and then finds
+// nothing for itself must leave the descriptor readable for that call
+// (it signalled it; its own failed look must not read that signal away).
+func TestNotifyFDKeepsAnotherCallsReply(t *testing.T) {
+	a, b, fd := notifyPipe(t)
+	first, err := a.StartCall([]byte("first"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	second, err := a.StartCall([]byte("second"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []uint64
+	for range 2 {
+		id, _, err := b.RecvRequest(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, id)
+	}
+	if err := b.Reply(ids[1], []byte("reply to second")); err != nil { // the second only
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	// The first call's look routes the second's reply, then finds nothing.
+	if _, err := first.WaitInto(buf, 0); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("first call: %v, want ErrTimeout", err)
+	}
+	if !readable(t, fd, 0) {
+		t.Fatal("the second call's reply was routed, yet the descriptor is quiet: its wakeup was read away")
+	}
+	if n, err := second.WaitInto(buf, 0); err != nil || string(buf[:n]) != "reply to second" {
+		t.Fatalf("second call: %q %v", buf[:n], err)
+	}
+	if err := b.Reply(ids[0], []byte("reply to first")); err != nil {
+		t.Fatal(err)
+	}
+	if !readable(t, fd, 10*time.Second) {
+		t.Fatal("the first call's reply came, the descriptor stayed quiet")
+	}
+	if n, err := first.WaitInto(buf, 0); err != nil || string(buf[:n]) != "reply to first" {
+		t.Fatalf("first call: %q %v", buf[:n], err)
+	}
+}
+
+// A zero-timeout wait for a reply that finds a plain message at the head
+// of the ring (which calls do not take) waits for that message's
+// receiver: the descriptor becomes readable once the message is taken,
+// so the call looks again and finds its reply behind it.
+func TestNotifyFDWakesACallStalledBehindAMessage(t *testing.T) {
+	a, b, fd := notifyPipe(t)
+	call, err := a.StartCall([]byte("request"), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _, err := b.RecvRequest(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Send([]byte("a plain message")); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Reply(id, []byte("the reply")); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 64)
+	if _, err := call.WaitInto(buf, 0); !errors.Is(err, ErrTimeout) { // stalled behind the message
+		t.Fatalf("call: %v, want ErrTimeout", err)
+	}
+	if readable(t, fd, 0) {
+		t.Fatal("readable while the call is stalled behind a message nobody took")
+	}
+	if m, err := a.RecvTimeout(0); err != nil || string(m) != "a plain message" {
+		t.Fatalf("receive: %q %v", m, err)
+	}
+	if !readable(t, fd, 0) {
+		t.Fatal("the message the call was stalled behind was taken, the descriptor stayed quiet")
+	}
+	if n, err := call.WaitInto(buf, 0); err != nil || string(buf[:n]) != "the reply" {
+		t.Fatalf("call: %q %v", buf[:n], err)
 	}
 }

@@ -38,7 +38,8 @@ import (
 //
 //	bit 0       held
 //	bit 1       a zero-timeout receive found it held: signal NotifyFD on release
-//	bits 2-31   waiters: goroutines that want the lock and sleep on the baton
+//	bit 2       a zero-timeout receive stalled: signal NotifyFD once the tail moves
+//	bits 3-31   waiters: goroutines that want the lock and sleep on the baton
 //	bits 32-63  stalled receivers, sleeping until the tail moves
 //
 // A release that sees waiters posts the baton (a channel with room for
@@ -47,8 +48,9 @@ import (
 const (
 	rxHeld        = 1
 	rxNotify      = 1 << 1
-	rxWaiter      = 1 << 2
-	rxWaiterMask  = (1<<30 - 1) << 2
+	rxNotifyStall = 1 << 2
+	rxWaiter      = 1 << 3
+	rxWaiterMask  = (1<<29 - 1) << 3
 	rxStalled     = 1 << 32
 	rxStalledMask = ^uint64(1<<32 - 1)
 )
@@ -68,8 +70,15 @@ type recvSide struct {
 
 	// stallTail is where the ring's tail was when the last receiver
 	// stalled; guarded by the lock. A release with stalled receivers and
-	// another tail wakes them (closes moved).
+	// another tail wakes them (closes moved), and signals NotifyFD for a
+	// zero-timeout receiver that stalled (rxNotifyStall).
 	stallTail uint64
+	// signalled says this holder of the lock routed a reply to a call
+	// that may wait on NotifyFD, and signalled it; guarded by the lock,
+	// cleared on release. A zero-timeout wait of the holder that then
+	// fails signals again after it resets the descriptor, or its reset
+	// would read that call's wakeup away (tryFailed).
+	signalled bool
 	movedMu   sync.Mutex
 	moved     chan struct{} // nil until a receiver stalls; guarded by movedMu
 
@@ -212,12 +221,16 @@ func (c *Conn) unlockRecv() {
 	r := &c.rx
 	// Guarded by the lock: read them before letting it go.
 	tail, stallTail := c.cons.tail, r.stallTail
+	r.signalled = false
 	w := r.word.Add(^uint64(0)) // clears rxHeld
 	if w == 0 {
 		return
 	}
 	if w&rxStalledMask != 0 && tail != stallTail {
 		r.wakeStalled()
+	}
+	if w&rxNotifyStall != 0 && tail != stallTail && r.word.And(^uint64(rxNotifyStall))&rxNotifyStall != 0 {
+		c.notify.signal(dirRecv)
 	}
 	if w&rxWaiterMask != 0 {
 		r.postBaton()
@@ -234,6 +247,16 @@ func (c *Conn) unlockRecv() {
 // and returns why instead.
 func (c *Conn) stallUnlock(w *waitFor) (<-chan struct{}, error) {
 	if err := c.state(w); err != nil || w.try {
+		if err == nil && c.notify.open() {
+			// The caller waits on NotifyFD: quiet it now, and have the
+			// release that follows the frame's taking signal it (the
+			// tail then differs from stallTail). Both under the lock, so
+			// that release cannot come between them.
+			r := &c.rx
+			r.stallTail = c.cons.tail
+			c.notify.reset(dirRecv)
+			r.word.Or(rxNotifyStall)
+		}
 		c.unlockRecv()
 		if err == nil {
 			err = ErrTimeout
@@ -418,6 +441,7 @@ func (c *Conn) route(frame []byte, own *callSlot) {
 	if s != own && c.notify.open() {
 		// An event loop may wait on NotifyFD for this pending call.
 		c.notify.signal(dirRecv)
+		c.rx.signalled = true
 	}
 }
 
