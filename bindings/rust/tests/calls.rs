@@ -9,25 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{LONG, pair, pair_with};
+use common::{LONG, answer_for, pair, pair_with, request_for};
 use goipc::{Conn, Error, Messenger, Options, PingRequest};
-
-/// The test servers' reply: the request reversed, then its length (u32
-/// LE), so that a reply delivered to another call cannot pass for its own.
-fn answer_for(req: &[u8]) -> Vec<u8> {
-    let mut out: Vec<u8> = req.iter().rev().copied().collect();
-    out.extend_from_slice(&u32::try_from(req.len()).unwrap().to_le_bytes());
-    out
-}
-
-fn request_for(caller: usize, seq: usize) -> Vec<u8> {
-    let n = 16 + (caller * 7 + seq * 13) % 200;
-    let mut b = Vec::with_capacity(n);
-    b.extend_from_slice(&(caller as u64).to_le_bytes());
-    b.extend_from_slice(&(seq as u64).to_le_bytes());
-    b.extend((16..n).map(|i| (caller ^ seq ^ i) as u8));
-    b
-}
 
 /// Answers requests on `c` with answer_for until the connection ends;
 /// returns how many it answered.
