@@ -16,6 +16,7 @@ use crate::sys;
 pub(crate) const FIRST_REPLY_CAPACITY: usize = 4096;
 
 /// What one non-waiting step of a call (for an event loop) found.
+#[cfg(feature = "tokio")]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum CallStep {
     /// The request could not be sent yet (every call slot in use, or the
@@ -114,12 +115,13 @@ impl Conn {
         (st, n)
     }
 
-    /// One `goipc_call_ex` with timeout 0: sends `req` (unless no call slot
+    /// One `goipc_call_ex` with timeout 0 (for `AsyncConn`): sends `req` (unless no call slot
     /// is free or the ring is full: [`CallStep::NotSent`]) and looks for
     /// the reply once, copying it into `out`. `*pending` is set to the
     /// call's id while it is in flight ([`CallStep::Pending`],
     /// [`CallStep::Kept`]) and to 0 once it is over; on an error it may
     /// still name a pending call, which the caller must cancel.
+    #[cfg(feature = "tokio")]
     pub(crate) fn try_call_start(
         &self,
         req: &[u8],
@@ -135,10 +137,11 @@ impl Conn {
         }
     }
 
-    /// One `goipc_call_end` with timeout 0 for the pending call `*call`:
+    /// One `goipc_call_end` with timeout 0 (for `AsyncConn`) for the pending call `*call`:
     /// its reply copied into `out` if it is in. Sets `*call` to 0 when the
     /// result ends the call (a reply, or any error);
     /// [`CallStep::Pending`] and [`CallStep::Kept`] leave it pending.
+    #[cfg(feature = "tokio")]
     pub(crate) fn try_call_end(&self, call: &mut u64, out: &mut [MaybeUninit<u8>]) -> Result<CallStep> {
         match self.call_end(*call, out, 0) {
             (sys::GOIPC_ERR_TIMEOUT, _) => Ok(CallStep::Pending),
