@@ -56,9 +56,10 @@
 //! loses its wakeup): so a look that found nothing while messages moved
 //! makes the others look again, as does a call that found a message at
 //! the head of the ring for the `recv`, and a `recv` that ends (it may
-//! have moved the head past a message the replies queued behind). A call future dropped
-//! after its request went out cancels the call (`goipc_call_cancel`):
-//! its slot is free at once and its reply, if it comes, dropped.
+//! have moved the head past a message the replies queued behind). A
+//! call future dropped after its request went out cancels the call
+//! (`goipc_call_cancel`): its slot is free at once and its reply, if it
+//! comes, dropped.
 //!
 //! **Accepting.** Handshakes complete in the background, in Go; the
 //! listener's descriptor ([`Listener::notify_fd`], an eventfd) is readable
@@ -462,7 +463,7 @@ impl AsyncConn {
     /// future counts itself parked before it makes one and looks, so one
     /// that the counters skip looks after this look.
     fn after_failed_look(&self, who: Waiter, seen: &mut Option<u64>) {
-        let (moved, head_taken) = match self.conn.stats() {
+        let (moved, ring_not_empty) = match self.conn.stats() {
             Ok(st) => {
                 let moved = *seen != Some(st.received.messages);
                 *seen = Some(st.received.messages);
@@ -473,7 +474,7 @@ impl AsyncConn {
         if moved && self.parked_callers.load(SeqCst) > 0 {
             self.look_callers.notify_waiters();
         }
-        if who == Waiter::Caller && (moved || head_taken) && self.parked_recv_head.load(SeqCst) > 0 {
+        if who == Waiter::Caller && (moved || ring_not_empty) && self.parked_recv_head.load(SeqCst) > 0 {
             self.look_recv_head.notify_waiters();
         }
     }
