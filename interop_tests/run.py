@@ -8,9 +8,8 @@ C, Python, Rust and Go against two Go consumers, `goipc pong` (called
 "go") and a consumer written with the Go library ("golib"); a Go
 producer against consumers in C, Python and Rust; and Python and Rust on
 their event loops ("python-asyncio": goipc.aio, "rust-tokio": the crate's
-tokio feature): as consumers of the Go producer in every scenario, as
-producers against "go" and "golib" in pingpong, and python-asyncio in
-calls too (tokio's AsyncConn has no calls). Each test is named
+tokio feature): as consumers of the Go producer in every scenario, and
+as producers against "go" and "golib" in pingpong and calls. Each test is named
 test_<scenario>_<producer>_to_<consumer> and printed as one line:
 
     test_pingpong_python_to_go ... PASS (100000 round trips, p50 3.1 us, 2.4 s)
@@ -85,12 +84,11 @@ def python_exe():
 
 # Python on goipc.aio (asyncio) and Rust on the tokio feature: the same
 # programs as "python" and "rust", one more flag. As consumers, the peers
-# (every scenario); as producers, the ping-pong examples (pingpong, and
-# calls where the runtime's connection has calls: tokio's AsyncConn has
-# none). The examples report the flag back in their JSON line ("asyncio":
+# (every scenario); as producers, the ping-pong examples (pingpong and
+# calls). The examples report the flag back in their JSON line ("asyncio":
 # true, "tokio": true).
 EVENT_LOOPS = {"python-asyncio": ("python", "--asyncio"), "rust-tokio": ("rust", "--tokio")}
-EVENT_LOOP_PRODUCERS = {"pingpong": ("python-asyncio", "rust-tokio"), "calls": ("python-asyncio",)}
+EVENT_LOOP_PRODUCERS = {"pingpong": ("python-asyncio", "rust-tokio"), "calls": ("python-asyncio", "rust-tokio")}
 
 
 def base_lang(lang):
@@ -411,7 +409,10 @@ class Runner:
         c = self.start_consumer(t.consumer, path, calls=True)
         r = self.ping(t.producer, path, CALLS_N, DEFAULT_TIMEOUT, "--call", "--threads", CALL_THREADS, "--typed")
         self.consumer_end(c, CALLS_N)
-        callers = "tasks of one asyncio loop" if t.producer == "python-asyncio" else "threads"
+        callers = {
+            "python-asyncio": "tasks of one asyncio loop",
+            "rust-tokio": "futures of one tokio runtime thread",
+        }.get(t.producer, "threads")
         return f"{CALLS_N} Ping calls from {CALL_THREADS} {callers} on one connection, each answered by its own " \
                f"Pong, p50 {r['p50_ns'] / 1e3:.1f} us, p99 {r['p99_ns'] / 1e3:.1f} us"
 

@@ -3,7 +3,7 @@
 //! ping/pong between two Rust processes over a std UnixStream, 64 B each.
 //!
 //!   cargo run --release --example bench -- --goipc build/bin/goipc
-//!       [-n N] [--size BYTES] [--warmup W] [--rounds R]
+//!       [-n N] [--size BYTES] [--warmup W] [--rounds R] [--timeout-ms MS]
 //!
 //! Five series, measured in R interleaved rounds (each series in turn,
 //! then again) so that a noisy neighbour hits all of them alike. The goipc
@@ -28,7 +28,10 @@
 //! plain socket.
 //!
 //! Prints each series' percentiles and the p50 ratios. Exit status 1 on
-//! any error (a failed or mismatched round trip included).
+//! any error (a failed or mismatched round trip included). Every send and
+//! receive (or call) of a round trip waits at most --timeout-ms (default
+//! 10000; -1: no bound): a peer that stops answering fails the run with
+//! "no answer within MS ms" instead of hanging it.
 
 #[path = "support/mod.rs"]
 mod support;
@@ -43,7 +46,7 @@ use goipc::{Conn, message};
 
 use support::ping::Transport;
 
-const USAGE: &str = "bench --goipc PATH_TO_GOIPC_CLI [-n N] [--size BYTES] [--warmup W] [--rounds R]";
+const USAGE: &str = "bench --goipc PATH_TO_GOIPC_CLI [-n N] [--size BYTES] [--warmup W] [--rounds R] [--timeout-ms MS]";
 
 /// The UnixStream peer: connect, echo every byte until EOF.
 fn unix_echo(path: &str, size: usize) -> ExitCode {
@@ -132,15 +135,24 @@ fn unix_pong(path: &str) -> ExitCode {
 }
 
 /// Ping/Pong round trips over a UnixStream to `unix_pong` (the goipc twin
-/// is the example's --typed round trip).
+/// is the example's --typed round trip). The socket's read and write
+/// timeouts are `shape.timeout` (set by the caller).
 fn unix_typed_round_trips(
     w: &mut UnixStream,
     r: &mut BufReader<UnixStream>,
     seq0: u64,
     n: usize,
-    warmup: usize,
-    size: usize,
+    shape: &support::Shape,
 ) -> Result<support::Samples, String> {
+    let (size, warmup) = (shape.size, shape.warmup);
+    let step = |what: String| {
+        move |e: std::io::Error| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
+                format!("{what}: no answer within --timeout-ms: the peer stopped answering")
+            }
+            _ => format!("{what}: {e}"),
+        }
+    };
     let payload: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
     let mut b = flatbuffers::FlatBufferBuilder::with_capacity(256);
     let (mut rx, mut tx) = (Vec::with_capacity(256), Vec::with_capacity(256));
@@ -153,8 +165,8 @@ fn unix_typed_round_trips(
         let seq = seq0 + i as u64;
         let t0 = Instant::now();
         frame(&mut tx, message::build_ping(&mut b, seq, message::monotonic_ns(), &payload));
-        w.write_all(&tx).map_err(|e| format!("unix write Ping {seq}: {e}"))?;
-        if !read_frame(r, &mut rx).map_err(|e| format!("unix read Pong {seq}: {e}"))? {
+        w.write_all(&tx).map_err(step(format!("unix write Ping {seq}")))?;
+        if !read_frame(r, &mut rx).map_err(step(format!("unix read Pong {seq}")))? {
             return Err("unix Ping/Pong peer closed".into());
         }
         let pong = message::parse_pong(&rx).map_err(|e| format!("unix Pong {seq}: {e}"))?;
@@ -169,22 +181,16 @@ fn unix_typed_round_trips(
     Ok(support::Samples { rtt, elapsed: start.elapsed() })
 }
 
-fn run(goipc: &str, n: usize, size: usize, warmup: usize, rounds: usize) -> Result<(), String> {
+fn run(goipc: &str, n: usize, shape: &support::Shape, rounds: usize) -> Result<(), String> {
     let dir = std::env::temp_dir().join(format!("goipc-rs-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).map_err(|e| format!("mkdir {}: {e}", dir.display()))?;
-    let result = run_in(&dir, goipc, n, size, warmup, rounds);
+    let result = run_in(&dir, goipc, n, shape, rounds);
     let _ = std::fs::remove_dir_all(&dir);
     result
 }
 
-fn run_in(
-    dir: &std::path::Path,
-    goipc: &str,
-    n: usize,
-    size: usize,
-    warmup: usize,
-    rounds: usize,
-) -> Result<(), String> {
+fn run_in(dir: &std::path::Path, goipc: &str, n: usize, shape: &support::Shape, rounds: usize) -> Result<(), String> {
+    let size = shape.size;
     // The Go consumer; wait for its ready line (not a fixed sleep).
     let gsock = dir.join("pong.sock");
     let mut child = Command::new(goipc)
@@ -226,20 +232,24 @@ fn run_in(
     let (echo, _echo) = unix_peer("--unix-echo")?;
     let echo = Transport::Unix(echo);
     let (mut pw, _pong2) = unix_peer("--unix-pong")?;
+    // Both directions of the socket (pr reads a clone of it).
+    pw.set_read_timeout(shape.timeout)
+        .and_then(|()| pw.set_write_timeout(shape.timeout))
+        .map_err(|e| format!("UnixStream timeouts: {e}"))?;
     let mut pr = BufReader::new(pw.try_clone().map_err(|e| format!("clone UnixStream: {e}"))?);
 
     // Interleaved rounds; the warmup runs once per series, in round 0.
     let per = n.div_ceil(rounds);
     let mut series: [(Vec<u64>, Duration); 5] = Default::default();
     for r in 0..rounds {
-        let w = if r == 0 { warmup } else { 0 };
-        let seq0 = r * (per + warmup);
+        let sh = support::Shape { warmup: if r == 0 { shape.warmup } else { 0 }, ..*shape };
+        let seq0 = r * (per + shape.warmup);
         let runs = [
-            support::example_round_trips(&goipc, false, false, seq0, per, w, size)?,
-            support::example_round_trips(&goipc, true, false, seq0, per, w, size)?,
-            support::example_round_trips(&echo, false, false, seq0, per, w, size)?,
-            unix_typed_round_trips(&mut pw, &mut pr, seq0 as u64, per, w, size)?,
-            support::example_round_trips(&goipc, false, true, seq0, per, w, size)?,
+            support::example_round_trips(&goipc, &sh, false, false, seq0, per)?,
+            support::example_round_trips(&goipc, &sh, true, false, seq0, per)?,
+            support::example_round_trips(&echo, &sh, false, false, seq0, per)?,
+            unix_typed_round_trips(&mut pw, &mut pr, seq0 as u64, per, &sh)?,
+            support::example_round_trips(&goipc, &sh, false, true, seq0, per)?,
         ];
         for (acc, s) in series.iter_mut().zip(runs) {
             acc.0.extend(s.rtt);
@@ -297,7 +307,7 @@ fn run_in(
 fn main() -> ExitCode {
     let args = support::Args::parse(
         USAGE,
-        &["--goipc", "-n", "--size", "--warmup", "--rounds", "--unix-echo", "--unix-pong"],
+        &["--goipc", "-n", "--size", "--warmup", "--rounds", "--timeout-ms", "--unix-echo", "--unix-pong"],
         &[],
     );
     let size = args.num(USAGE, "--size", 64) as usize;
@@ -314,7 +324,8 @@ fn main() -> ExitCode {
     if n == 0 {
         support::usage_exit(USAGE, "-n must be at least 1");
     }
-    match run(goipc, n, size, warmup, rounds) {
+    let shape = support::Shape { size, warmup, timeout: support::timeout_option(&args, USAGE) };
+    match run(goipc, n, &shape, rounds) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("bench: {e}");

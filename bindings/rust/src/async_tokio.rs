@@ -43,6 +43,24 @@
 //! Sent messages thus go out in the order of the calls, received ones are
 //! handed out in that order too. See docs/RUST.md.
 //!
+//! **Calls.** [`AsyncConn::call`] sends its request as a send does
+//! (`goipc_call_ex` with a zero timeout, queued behind waiting sends, and
+//! woken when another call ends if every call slot was in use), then
+//! waits for its own reply with `goipc_call_end` (zero timeout) each time
+//! the descriptor is readable. Calls do not queue: the library routes
+//! each reply to its call by id, so every waiting call looks again when
+//! the descriptor fires and when any call ends. They share the receive
+//! direction's readiness with each other and with a waiting `recv`, and
+//! a library call that finds nothing resets it (a reply it routed to
+//! another call on its way, or a message that came for the `recv`, then
+//! loses its wakeup): so a look that found nothing while messages moved
+//! makes the others look again, as does a call that found a message at
+//! the head of the ring for the `recv`, and a `recv` that ends (it may
+//! have moved the head past a message the replies queued behind). A
+//! call future dropped after its request went out cancels the call
+//! (`goipc_call_cancel`): its slot is free at once and its reply, if it
+//! comes, dropped.
+//!
 //! **Accepting.** Handshakes complete in the background, in Go; the
 //! listener's descriptor ([`Listener::notify_fd`], an eventfd) is readable
 //! exactly while a finished one is queued (or the listener is closed).
@@ -56,6 +74,7 @@
 //! `#[tokio::main]`, `enable_io`).
 
 use core::future::Future;
+use core::mem::MaybeUninit;
 use core::pin::Pin;
 use core::sync::atomic::Ordering::{Relaxed, SeqCst};
 use core::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize};
@@ -69,6 +88,7 @@ use tokio::io::Interest;
 use tokio::io::unix::AsyncFd;
 use tokio::sync::{Mutex, Notify};
 
+use crate::call::{CallStep, FIRST_REPLY_CAPACITY};
 use crate::conn::{Conn, Listener, Options, Spin};
 use crate::error::{Error, Result};
 use crate::sys;
@@ -78,6 +98,14 @@ const DEFAULT_SPIN: Duration = Duration::from_micros(20);
 
 const RECV: usize = 0;
 const SEND: usize = 1;
+
+/// Who waits in a park loop: the head of a direction (the future holding
+/// its turn), or a call waiting for its own reply (those do not queue).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Waiter {
+    Head(usize),
+    Caller,
+}
 
 /// The polling budget for `spin`; `Spin::Forever` would block a runtime
 /// thread for good.
@@ -129,6 +157,27 @@ pub struct AsyncConn {
     budget_ns: [AtomicU64; 2],
     /// Size of the last message received: the capacity `recv` allocates.
     recv_hint: AtomicUsize,
+    /// Futures in a park loop: all of them, the receive head (0 or 1),
+    /// calls waiting for their replies. Read by the wakeups below to skip
+    /// a `notify_waiters` nobody waits for.
+    parked: AtomicUsize,
+    parked_recv_head: AtomicUsize,
+    parked_callers: AtomicUsize,
+    /// A call ended: its slot is free (the library does not signal that
+    /// on the descriptor, and a call start may wait for a slot), and its
+    /// attempts that found nothing may have reset the readiness others
+    /// wait for: every parked future looks again.
+    call_ended: Notify,
+    /// Calls waiting for replies and the receive head share the receive
+    /// direction's readiness, and a library call that finds nothing
+    /// resets it: a reply it routed to another call on its way (the
+    /// library makes the descriptor readable for it, then the reset
+    /// drains that), or a message that arrived for the receive, then
+    /// loses its wakeup. So they make each other look again (see
+    /// `after_failed_look`): `look_recv_head` wakes the parked receive
+    /// head, `look_callers` the parked calls.
+    look_recv_head: Notify,
+    look_callers: Notify,
 }
 
 impl AsyncConn {
@@ -159,6 +208,12 @@ impl AsyncConn {
             spin_ns,
             budget_ns: [AtomicU64::new(spin_ns), AtomicU64::new(spin_ns)],
             recv_hint: AtomicUsize::new(256),
+            parked: AtomicUsize::new(0),
+            parked_recv_head: AtomicUsize::new(0),
+            parked_callers: AtomicUsize::new(0),
+            call_ended: Notify::new(),
+            look_recv_head: Notify::new(),
+            look_callers: Notify::new(),
         })
     }
 
@@ -221,6 +276,98 @@ impl AsyncConn {
         self.run_mut(RECV, &mut try_recv).await
     }
 
+    /// Sends `req` as a call request and returns the peer's reply, waiting
+    /// in the runtime: for a free call slot and ring space (queued behind
+    /// waiting sends, as a send), then for the reply. Any number of tasks
+    /// may call at once on one `AsyncConn`; each gets the reply to its own
+    /// request, whatever order the peer answers in. Replies of up to 4 KiB
+    /// need no second library call (a larger one is kept for one more).
+    ///
+    /// **Cancellation.** Dropping the future (`tokio::time::timeout`,
+    /// `select!`) before the request went out sends nothing; after, it
+    /// cancels the call (`goipc_call_cancel`): its call slot is free at
+    /// once and the reply, if it comes, is dropped
+    /// ([`Conn::dropped_replies`]). The request may then still reach the
+    /// peer, which answers it in vain.
+    ///
+    /// `req` may be up to `max_message_size() - 8` bytes. As for
+    /// [`Conn::call`], a plain message or request the peer sends ahead of
+    /// the reply must be received by someone (the head-of-line rule).
+    ///
+    /// Errors: [`Error::PeerClosed`] (every call in flight gets it,
+    /// promptly, when the peer closes or dies), [`Error::Closed`],
+    /// [`Error::MessageTooLarge`], [`Error::Protocol`].
+    ///
+    /// ```no_run
+    /// # async fn demo(conn: &goipc::AsyncConn) -> goipc::Result<()> {
+    /// // `goipc pong` answers a call with its request.
+    /// let reply = conn.call(b"hello").await?;
+    /// assert_eq!(reply, b"hello");
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub async fn call(&self, req: &[u8]) -> Result<Vec<u8>> {
+        let mut out = Vec::with_capacity(FIRST_REPLY_CAPACITY);
+        let n = self.call_with(req, ReplyBuf::Grow(&mut out)).await?;
+        // SAFETY: the library wrote the reply's n bytes at the start of the
+        // vector's capacity (ReplyBuf::Grow makes room for a kept one).
+        unsafe { out.set_len(n) };
+        Ok(out)
+    }
+
+    /// [`AsyncConn::call`] with the reply copied into `buf`; returns its
+    /// length. No allocation. A reply larger than `buf` is
+    /// [`Error::BufferTooSmall`] with the size needed; the call is over
+    /// and the reply dropped (a buffer of `max_message_size() - 8` bytes
+    /// never sees this). Cancellation and errors: as [`AsyncConn::call`].
+    pub async fn call_into(&self, req: &[u8], buf: &mut [u8]) -> Result<usize> {
+        self.call_with(req, ReplyBuf::Fixed(buf)).await
+    }
+
+    async fn call_with(&self, req: &[u8], mut buf: ReplyBuf<'_>) -> Result<usize> {
+        // Cancels the call on every way out while it is pending (the
+        // future dropped included), then wakes the parked futures.
+        let mut call = CallInFlight { conn: self, id: 0 };
+        // The request goes out as a send does: queued behind waiting sends;
+        // a start that finds no free call slot is woken when a call ends.
+        // Some(None): sent, the reply not in yet.
+        let mut try_start = || match self.conn.try_call_start(req, buf.space(), &mut call.id)? {
+            CallStep::NotSent => Ok(None),
+            CallStep::Replied(n) => Ok(Some(Some(n))),
+            CallStep::Pending => Ok(Some(None)),
+            CallStep::Kept(needed) => {
+                buf.make_room(needed)?;
+                self.take_reply(&mut call.id, &mut buf).map(Some)
+            }
+        };
+        match self.run_mut(SEND, &mut try_start).await? {
+            Some(n) => Ok(n),
+            None => self.wait_reply(&mut || self.take_reply(&mut call.id, &mut buf)).await,
+        }
+    }
+
+    /// Takes the reply of the pending call `*id` if it is in (a kept one
+    /// that does not fit `buf` included, when `buf` can grow); None while
+    /// it is not.
+    fn take_reply(&self, id: &mut u64, buf: &mut ReplyBuf<'_>) -> Result<Option<usize>> {
+        loop {
+            match self.conn.try_call_end(id, buf.space())? {
+                CallStep::Replied(n) => return Ok(Some(n)),
+                CallStep::Kept(needed) => buf.make_room(needed)?,
+                CallStep::Pending | CallStep::NotSent => return Ok(None),
+            }
+        }
+    }
+
+    /// A call's wait for its own reply, after its start found it not
+    /// there: polls for the receive direction's budget, then parks.
+    async fn wait_reply(&self, try_end: &mut impl FnMut() -> Result<Option<usize>>) -> Result<usize> {
+        if let Some(done) = self.poll_budget(RECV, try_end) {
+            return done;
+        }
+        self.park_loop(Waiter::Caller, try_end).await
+    }
+
     /// Closes the connection: futures waiting on it return
     /// [`Error::Closed`], later calls too; the peer gets
     /// [`Error::PeerClosed`] after what was sent. Closing twice is
@@ -250,6 +397,20 @@ impl AsyncConn {
             Ok(turn) => turn,
             Err(_) => self.turn[dir].lock().await,
         };
+        let done = self.run_turn(dir, try_op).await;
+        if dir == RECV && self.parked_callers.load(SeqCst) > 0 {
+            // A receive that found nothing may have reset a wakeup of the
+            // calls waiting for replies, and one that took a plain message
+            // may have freed the replies queued behind it (head of line: a
+            // call that finds a message at the head returns at once, and
+            // nothing makes the descriptor readable when the head moves).
+            self.look_callers.notify_waiters();
+        }
+        done
+    }
+
+    /// `run_mut` once the direction's turn is held.
+    async fn run_turn<T>(&self, dir: usize, try_op: &mut impl FnMut() -> Result<Option<T>>) -> Result<T> {
         // The fast path: one call.
         match try_op() {
             Ok(None) => {}
@@ -258,7 +419,7 @@ impl AsyncConn {
         if let Some(done) = self.poll_budget(dir, try_op) {
             return done;
         }
-        self.park_loop(try_op).await
+        self.park_loop(Waiter::Head(dir), try_op).await
     }
 
     /// Polls for the direction's budget; Some when the operation ended.
@@ -283,16 +444,74 @@ impl AsyncConn {
         }
     }
 
-    /// Waits on the descriptor and calls again until the operation ends.
-    /// The caller holds the direction's turn.
-    async fn park_loop<T>(&self, try_op: &mut impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    /// After a look by `who` (the receive head or a call) that found
+    /// nothing, makes the futures sharing the receive direction's
+    /// readiness look again when that look may have taken their wakeup.
+    ///
+    /// `seen` is how many messages the connection had received after
+    /// `who`'s previous look (None before its first look, which follows
+    /// the fast path and the poll budget: those looks may have reset
+    /// readiness too). Only a look when messages moved can have routed a
+    /// reply (or drained the wakeup of a message someone took): then the
+    /// parked calls and receive head look again. And a call that leaves
+    /// the ring not empty found a message or request at the head, which
+    /// the receive head may be waiting for. A look with no traffic since
+    /// the previous one wakes nobody, so futures that find nothing do not
+    /// wake each other for ever.
+    ///
+    /// `notify_waiters` wakes the futures whose `Notified` exists: a
+    /// future counts itself parked before it makes one and looks, so one
+    /// that the counters skip looks after this look.
+    fn after_failed_look(&self, who: Waiter, seen: &mut Option<u64>) {
+        let (moved, ring_not_empty) = match self.conn.stats() {
+            Ok(st) => {
+                let moved = *seen != Some(st.received.messages);
+                *seen = Some(st.received.messages);
+                (moved, st.received.in_use > 0)
+            }
+            Err(_) => (true, true), // closed: everyone finds out
+        };
+        if moved && self.parked_callers.load(SeqCst) > 0 {
+            self.look_callers.notify_waiters();
+        }
+        if who == Waiter::Caller && (moved || ring_not_empty) && self.parked_recv_head.load(SeqCst) > 0 {
+            self.look_recv_head.notify_waiters();
+        }
+    }
+
+    /// A call ended (see `call_ended`).
+    fn on_call_ended(&self) {
+        if self.parked.load(SeqCst) > 0 {
+            self.call_ended.notify_waiters();
+        }
+    }
+
+    /// Waits on the descriptor (and for the wakeups of `who`) and calls
+    /// again until the operation ends. A head holds its direction's turn.
+    async fn park_loop<T>(&self, who: Waiter, try_op: &mut impl FnMut() -> Result<Option<T>>) -> Result<T> {
+        let _parked = ParkedCount::new(self, who);
+        let look_again = match who {
+            Waiter::Head(RECV) => Some(&self.look_recv_head),
+            Waiter::Caller => Some(&self.look_callers),
+            Waiter::Head(_) => None,
+        };
+        let mut seen = None; // see after_failed_look
         loop {
+            // Each Notified receives the notify_waiters that follow its
+            // creation, polled or not: all exist before the call below.
             let closing = self.closing.notified();
-            tokio::pin!(closing);
-            closing.as_mut().enable();
+            let call_ended = self.call_ended.notified();
+            let look_again = look_again.map(Notify::notified);
+            let look_again = async move {
+                match look_again {
+                    Some(n) => n.await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::pin!(closing, call_ended, look_again);
             // Registered with the reactor before the call that decides to
-            // wait: an event after this point wakes this future even if the
-            // other direction's future clears the shared readiness first.
+            // wait: an event after this point wakes this future even if
+            // another future clears the shared readiness first.
             let readable = self.fd.readable();
             tokio::pin!(readable);
             let early = poll_once(readable.as_mut()).await;
@@ -303,16 +522,111 @@ impl AsyncConn {
                 Ok(None) => {}
                 done => return done.map(|v| v.expect("Some")),
             }
+            if who != Waiter::Head(SEND) {
+                self.after_failed_look(who, &mut seen);
+            }
             let ready = match early {
-                Poll::Ready(ready) => ready,
+                Poll::Ready(ready) => Some(ready),
                 Poll::Pending => tokio::select! {
-                    ready = &mut readable => ready,
-                    _ = &mut closing => continue,
+                    biased;
+                    ready = &mut readable => Some(ready),
+                    () = &mut closing => None,
+                    () = &mut call_ended => None,
+                    () = &mut look_again => None,
                 },
             };
-            // The call of the next round follows: readiness that arrives
-            // after this point has a newer tick and is kept.
-            ready.map_err(io_error)?.clear_ready();
+            if let Some(ready) = ready {
+                // The call of the next round follows: readiness that
+                // arrives after this point has a newer tick and is kept.
+                ready.map_err(io_error)?.clear_ready();
+            }
+        }
+    }
+}
+
+/// Counts a future in `AsyncConn::park_loop` while it lives.
+struct ParkedCount<'a> {
+    conn: &'a AsyncConn,
+    who: Waiter,
+}
+
+impl<'a> ParkedCount<'a> {
+    fn new(conn: &'a AsyncConn, who: Waiter) -> ParkedCount<'a> {
+        conn.parked.fetch_add(1, SeqCst);
+        if let Some(n) = ParkedCount::role_count(conn, who) {
+            n.fetch_add(1, SeqCst);
+        }
+        ParkedCount { conn, who }
+    }
+
+    fn role_count(conn: &AsyncConn, who: Waiter) -> Option<&AtomicUsize> {
+        match who {
+            Waiter::Head(RECV) => Some(&conn.parked_recv_head),
+            Waiter::Caller => Some(&conn.parked_callers),
+            Waiter::Head(_) => None,
+        }
+    }
+}
+
+impl Drop for ParkedCount<'_> {
+    fn drop(&mut self) {
+        if let Some(n) = ParkedCount::role_count(self.conn, self.who) {
+            n.fetch_sub(1, SeqCst);
+        }
+        self.conn.parked.fetch_sub(1, SeqCst);
+    }
+}
+
+/// The call of an [`AsyncConn::call`] future. Dropped on every way out
+/// (the future dropped while it waits included): cancels the call if it
+/// is still pending, so its slot is freed and a late reply dropped, then
+/// lets the parked futures look again (`AsyncConn::call_ended`).
+struct CallInFlight<'a> {
+    conn: &'a AsyncConn,
+    /// The pending call's id; 0 before the request is sent and once the
+    /// call is over.
+    id: u64,
+}
+
+impl Drop for CallInFlight<'_> {
+    fn drop(&mut self) {
+        if self.id != 0 {
+            self.conn.conn.cancel_call(self.id);
+        }
+        self.conn.on_call_ended();
+    }
+}
+
+/// Where a call's reply goes.
+enum ReplyBuf<'a> {
+    /// A vector (empty, with capacity) that grows for a larger reply.
+    Grow(&'a mut Vec<u8>),
+    /// The caller's buffer: a larger reply is refused.
+    Fixed(&'a mut [u8]),
+}
+
+impl ReplyBuf<'_> {
+    /// The room the library may write the reply into.
+    fn space(&mut self) -> &mut [MaybeUninit<u8>] {
+        match self {
+            ReplyBuf::Grow(v) => v.spare_capacity_mut(),
+            // SAFETY: same layout; the library writes only initialised
+            // bytes into it, and nothing else writes through this view, so
+            // `buf` stays initialised.
+            ReplyBuf::Fixed(buf) => unsafe { &mut *(core::ptr::from_mut::<[u8]>(buf) as *mut [MaybeUninit<u8>]) },
+        }
+    }
+
+    /// A kept reply of `needed` bytes: room for it, or
+    /// [`Error::BufferTooSmall`] for the caller's buffer (the call is then
+    /// cancelled as the future ends).
+    fn make_room(&mut self, needed: usize) -> Result<()> {
+        match self {
+            ReplyBuf::Grow(v) => {
+                v.reserve_exact(needed);
+                Ok(())
+            }
+            ReplyBuf::Fixed(_) => Err(Error::BufferTooSmall { needed }),
         }
     }
 }
@@ -420,6 +734,8 @@ fn futures_are_send(c: &AsyncConn, l: &AsyncListener, buf: &mut [u8]) {
     send(c.send(b""));
     send(c.recv());
     send(c.recv_into(buf));
+    send(c.call(b""));
+    send(c.call_into(b"", buf));
     send(l.accept());
     send(AsyncConn::dial("x", None));
 }

@@ -4,6 +4,7 @@
 //! to its own request, whatever order the peer answers in.
 
 use core::ffi::c_void;
+use core::mem::MaybeUninit;
 use core::time::Duration;
 
 use crate::conn::{Conn, check, timeout_ms};
@@ -12,7 +13,23 @@ use crate::sys;
 
 /// The reply buffer a [`Conn::call`] starts with: most replies fit, a
 /// larger one costs one more library call (the reply is kept for it).
-const FIRST_REPLY_CAPACITY: usize = 4096;
+pub(crate) const FIRST_REPLY_CAPACITY: usize = 4096;
+
+/// What one non-waiting step of a call (for an event loop) found.
+#[cfg(feature = "tokio")]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum CallStep {
+    /// The request could not be sent yet (every call slot in use, or the
+    /// ring full): nothing is pending.
+    NotSent,
+    /// The call is in flight, its reply not in yet.
+    Pending,
+    /// The reply, this many bytes, is in the buffer: the call is over.
+    Replied(usize),
+    /// The reply is in but larger than the buffer: it is kept, this many
+    /// bytes, and the call stays pending.
+    Kept(usize),
+}
 
 impl Conn {
     /// Sends `req` as a call request and returns the peer's reply. One
@@ -42,55 +59,107 @@ impl Conn {
     /// ```
     pub fn call(&self, req: &[u8], timeout: Option<Duration>) -> Result<Vec<u8>> {
         let mut out: Vec<u8> = Vec::with_capacity(FIRST_REPLY_CAPACITY);
-        let mut n = 0usize;
         let mut pending = 0u64;
-        // SAFETY: req is readable for its length; the spare capacity of
-        // out (len 0) is writable for its capacity, and the library writes
-        // at most that many bytes and none after the call returns; n and
-        // pending are writable.
+        let (mut st, mut n) = self.call_ex(req, out.spare_capacity_mut(), timeout_ms(timeout), &mut pending);
+        if st == sys::GOIPC_ERR_BUFFER_TOO_SMALL && pending != 0 {
+            // The reply is kept for us: take it with a buffer of its size
+            // (it is in: the call does not wait).
+            out.reserve_exact(n);
+            (st, n) = self.call_end(pending, out.spare_capacity_mut(), 0);
+        }
+        if st != sys::GOIPC_OK {
+            let err = Error::last(st);
+            if pending != 0 {
+                // A call left pending (by a timeout, or still pending
+                // after a failed call_end): end it.
+                self.cancel_call(pending);
+            }
+            return Err(err);
+        }
+        debug_assert!(n <= out.capacity());
+        // SAFETY: the library wrote the n <= capacity bytes of the reply at
+        // the start of the spare capacity (len 0).
+        unsafe { out.set_len(n) };
+        Ok(out)
+    }
+
+    /// `goipc_call_ex` with the reply copied into `out`: the status and
+    /// the reply's length (or the size needed).
+    fn call_ex(&self, req: &[u8], out: &mut [MaybeUninit<u8>], ms: i64, pending: &mut u64) -> (i32, usize) {
+        let mut n = 0usize;
+        // SAFETY: req is readable and out writable for their lengths; the
+        // library writes at most out.len() initialised bytes into out, and
+        // none after the call returns; n and pending are writable.
         let st = unsafe {
             sys::goipc_call_ex(
                 self.h,
                 req.as_ptr().cast::<c_void>(),
                 req.len(),
                 out.as_mut_ptr().cast::<c_void>(),
-                out.capacity(),
+                out.len(),
                 &mut n,
-                timeout_ms(timeout),
-                &mut pending,
+                ms,
+                pending,
             )
         };
-        match st {
-            sys::GOIPC_OK => {}
-            sys::GOIPC_ERR_BUFFER_TOO_SMALL if pending != 0 => {
-                // The reply is kept for us: take it with a buffer of its size.
-                out.reserve_exact(n);
-                // SAFETY: as above, for the new capacity; the reply is
-                // already in, so the call does not wait.
-                let st = unsafe {
-                    sys::goipc_call_end(self.h, pending, out.as_mut_ptr().cast::<c_void>(), out.capacity(), &mut n, 0)
-                };
-                if st != sys::GOIPC_OK {
-                    let err = Error::last(st);
-                    // SAFETY: ends the call if it is still pending (an
-                    // error for an ended one, which we ignore).
-                    unsafe { sys::goipc_call_cancel(self.h, pending) };
-                    return Err(err);
-                }
-            }
-            _ => {
-                let err = Error::last(st);
-                if pending != 0 {
-                    // SAFETY: a call left pending by a timeout: end it.
-                    unsafe { sys::goipc_call_cancel(self.h, pending) };
-                }
-                return Err(err);
+        (st, n)
+    }
+
+    /// `goipc_call_end` for the pending call `call` with the reply copied
+    /// into `out`: the status and the reply's length (or the size needed).
+    fn call_end(&self, call: u64, out: &mut [MaybeUninit<u8>], ms: i64) -> (i32, usize) {
+        let mut n = 0usize;
+        // SAFETY: out writable for its length, written with initialised
+        // bytes during the call only; n is writable.
+        let st = unsafe { sys::goipc_call_end(self.h, call, out.as_mut_ptr().cast::<c_void>(), out.len(), &mut n, ms) };
+        (st, n)
+    }
+
+    /// One `goipc_call_ex` with timeout 0 (for `AsyncConn`): sends `req` (unless no call slot
+    /// is free or the ring is full: [`CallStep::NotSent`]) and looks for
+    /// the reply once, copying it into `out`. `*pending` is set to the
+    /// call's id while it is in flight ([`CallStep::Pending`],
+    /// [`CallStep::Kept`]) and to 0 once it is over; on an error it may
+    /// still name a pending call, which the caller must cancel.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn try_call_start(
+        &self,
+        req: &[u8],
+        out: &mut [MaybeUninit<u8>],
+        pending: &mut u64,
+    ) -> Result<CallStep> {
+        match self.call_ex(req, out, 0, pending) {
+            (sys::GOIPC_OK, n) => Ok(CallStep::Replied(n)),
+            (sys::GOIPC_ERR_TIMEOUT, _) if *pending == 0 => Ok(CallStep::NotSent),
+            (sys::GOIPC_ERR_TIMEOUT, _) => Ok(CallStep::Pending),
+            (sys::GOIPC_ERR_BUFFER_TOO_SMALL, n) if *pending != 0 => Ok(CallStep::Kept(n)),
+            (st, _) => Err(Error::last(st)),
+        }
+    }
+
+    /// One `goipc_call_end` with timeout 0 (for `AsyncConn`) for the pending call `*call`:
+    /// its reply copied into `out` if it is in. Sets `*call` to 0 when the
+    /// result ends the call (a reply, or any error);
+    /// [`CallStep::Pending`] and [`CallStep::Kept`] leave it pending.
+    #[cfg(feature = "tokio")]
+    pub(crate) fn try_call_end(&self, call: &mut u64, out: &mut [MaybeUninit<u8>]) -> Result<CallStep> {
+        match self.call_end(*call, out, 0) {
+            (sys::GOIPC_ERR_TIMEOUT, _) => Ok(CallStep::Pending),
+            (sys::GOIPC_ERR_BUFFER_TOO_SMALL, n) => Ok(CallStep::Kept(n)),
+            (st, n) => {
+                *call = 0;
+                check(st).map(|()| CallStep::Replied(n))
             }
         }
-        debug_assert!(n <= out.capacity());
-        // SAFETY: the library wrote n <= capacity bytes at the start.
-        unsafe { out.set_len(n) };
-        Ok(out)
+    }
+
+    /// Ends the pending call `call` without its reply (`goipc_call_cancel`):
+    /// its slot is free at once, and the reply, if it comes, is dropped.
+    pub(crate) fn cancel_call(&self, call: u64) {
+        // SAFETY: a plain call on our handle; an id that no longer names a
+        // pending call (or a closed connection) is an error, ignored: the
+        // call is over either way.
+        unsafe { sys::goipc_call_cancel(self.h, call) };
     }
 
     /// [`Conn::call`] with the reply copied straight into `buf`; returns

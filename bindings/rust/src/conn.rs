@@ -114,6 +114,10 @@ pub struct Options {
 
 /// The largest [`Options::max_inflight_calls`]: a call slot's index is 16
 /// bits of the call id.
+// Restated: include/goipc.h gives this bound in prose only ("at most
+// 65536"), with no #define to check it against (tests/header.rs checks
+// every GOIPC_* constant). tests/calls.rs checks that the library takes
+// it and refuses one more.
 pub const MAX_INFLIGHT_CALLS_LIMIT: usize = 1 << 16;
 
 impl Options {

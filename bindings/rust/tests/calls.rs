@@ -9,25 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{LONG, pair, pair_with};
+use common::{LONG, answer_for, pair, pair_with, request_for};
 use goipc::{Conn, Error, Messenger, Options, PingRequest};
-
-/// The test servers' reply: the request reversed, then its length (u32
-/// LE), so that a reply delivered to another call cannot pass for its own.
-fn answer_for(req: &[u8]) -> Vec<u8> {
-    let mut out: Vec<u8> = req.iter().rev().copied().collect();
-    out.extend_from_slice(&u32::try_from(req.len()).unwrap().to_le_bytes());
-    out
-}
-
-fn request_for(caller: usize, seq: usize) -> Vec<u8> {
-    let n = 16 + (caller * 7 + seq * 13) % 200;
-    let mut b = Vec::with_capacity(n);
-    b.extend_from_slice(&(caller as u64).to_le_bytes());
-    b.extend_from_slice(&(seq as u64).to_le_bytes());
-    b.extend((16..n).map(|i| (caller ^ seq ^ i) as u8));
-    b
-}
 
 /// Answers requests on `c` with answer_for until the connection ends;
 /// returns how many it answered.
@@ -371,4 +354,21 @@ fn max_inflight_calls_makes_the_next_call_wait() {
         Err(Error::InvalidArgument(m)) => assert!(m.contains("max_inflight_calls"), "{m}"),
         other => panic!("max_inflight_calls above the limit: {other:?}"),
     }
+    // MAX_INFLIGHT_CALLS_LIMIT restates goipc.h's prose ("at most 65536";
+    // the header has no constant for it): the library takes the limit and
+    // refuses one more itself.
+    let at_limit = goipc::Listener::bind_with(&path, &with_call_cap(goipc::MAX_INFLIGHT_CALLS_LIMIT));
+    assert!(at_limit.is_ok(), "max_inflight_calls at the limit: {at_limit:?}");
+    drop(at_limit);
+    let mut raw = goipc::sys::goipc_options::zeroed();
+    let cpath = std::ffi::CString::new(path.to_str().unwrap()).unwrap();
+    let mut l: goipc::sys::goipc_listener = 0;
+    // SAFETY: options initialised for their size, a NUL-terminated path and
+    // an out-parameter, for the duration of the calls.
+    let st = unsafe {
+        goipc::sys::goipc_options_init_sized(&mut raw, size_of::<goipc::sys::goipc_options>());
+        raw.max_inflight_calls = (goipc::MAX_INFLIGHT_CALLS_LIMIT + 1) as i64;
+        goipc::sys::goipc_listen_ex(cpath.as_ptr(), &raw, &mut l)
+    };
+    assert_eq!(st, goipc::sys::GOIPC_ERR_INVALID_ARGUMENT, "the library took max_inflight_calls above the limit");
 }

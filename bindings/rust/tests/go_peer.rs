@@ -271,6 +271,44 @@ fn ping_example_fails_loudly() {
     });
 }
 
+/// `ping_pong` bounds every round trip (--timeout-ms): against a consumer
+/// that accepts and then never answers, it fails with "no answer within"
+/// instead of hanging; blocking and (built with the tokio feature) on
+/// tokio, as send + receive and as calls. The benchmarks (bench,
+/// tokio_bench) time these round trips.
+#[test]
+fn ping_example_fails_on_a_silent_consumer() {
+    let mut variants: Vec<&[&str]> = vec![&[], &["--call"], &["--typed", "--call", "--threads", "2"]];
+    if cfg!(feature = "tokio") {
+        variants.extend([&["--tokio"][..], &["--tokio", "--call", "--threads", "2"]]);
+    }
+    for flags in variants {
+        let path = sock_path("silent");
+        let l = goipc::Listener::bind(&path).unwrap();
+        std::thread::scope(|s| {
+            let (done, ended) = std::sync::mpsc::channel::<()>();
+            s.spawn(move || {
+                let _held = l.accept_timeout(LONG).unwrap();
+                let _ = ended.recv_timeout(LONG); // holds the connection open, silent
+            });
+            let t0 = Instant::now();
+            let out = Command::new(example_bin("ping_pong"))
+                .arg("--dial")
+                .arg(&path)
+                .args(["-n", "10", "--warmup", "0", "--timeout-ms", "300"])
+                .args(flags)
+                .output()
+                .unwrap();
+            done.send(()).unwrap();
+            let stdout = String::from_utf8_lossy(&out.stdout);
+            assert_eq!(out.status.code(), Some(1), "{flags:?}: {stdout}");
+            let err = json_field(&stdout, "error").unwrap_or_default();
+            assert!(err.contains("round trip 0") && err.contains("no answer within 300 ms"), "{flags:?}: {stdout}");
+            assert!(t0.elapsed() < LONG, "{flags:?}: took {:?}", t0.elapsed());
+        });
+    }
+}
+
 /// test_e2e_go_producer_rust_consumer: `goipc ping` (Go, Ping/Pong and
 /// raw) against the ping-pong example's Rust `pong`, which exits 0 once its client is done.
 #[test]

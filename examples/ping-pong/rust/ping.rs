@@ -9,6 +9,7 @@
 //!
 //!   ping_pong [--transport goipc|unix] --path PATH [--size N] [--iters N]
 //!             [--warmup N] [--typed] [--call] [--threads N] [--tokio]
+//!             [--timeout-ms MS]
 //!
 //! (--dial is another name for --path, -n for --iters.) The consumer
 //! listens on PATH and answers every message. This program connects to it
@@ -27,13 +28,21 @@
 //!     reply to its own request (the interop matrix's calls scenario).
 //!     With --tokio the round trips run on a current-thread tokio runtime
 //!     through the crate's `tokio` feature (`AsyncConn::dial_with`, then
-//!     `send(..).await` + `recv_into(..).await`; typed: a Ping built with
-//!     `message::build_ping`, its answer read with `message::parse_pong`).
-//!     `AsyncConn` has no calls, so --tokio refuses --call. This program
-//!     must then be built with the feature (`cargo build --features tokio
-//!     --example ping_pong`; the Makefile's builds do);
+//!     `send(..).await` + `recv_into(..).await`, or `call_into(..).await`
+//!     with --call; typed: a Ping built with `message::build_ping`, its
+//!     answer read with `message::parse_pong`), and --threads N makes the
+//!     calls from N futures at once on the one runtime thread instead of N
+//!     threads. This program must then be built with the feature (`cargo
+//!     build --features tokio --example ping_pong`; the Makefile's builds
+//!     do);
 //!   - unix: a std `UnixStream`: `write_all` the SIZE bytes, `read_exact`
 //!     them back.
+//!
+//! Every send and receive (or call) waits at most --timeout-ms (default
+//! 10000; -1: as long as it takes), so that a consumer that stops
+//! answering (SIGSTOP, a hang) fails the run with "no answer within ..."
+//! instead of hanging it; one that goes away is `Error::PeerClosed` (or
+//! EOF on the socket) at once.
 //!
 //! The warm-up round trips come first, then the timed ones; with threads,
 //! round trip i is made by thread i mod N. PATH may also be a nats://
@@ -60,10 +69,13 @@ use std::time::{Duration, Instant};
 
 use goipc::{Conn, Messenger, Options, fb};
 
-const USAGE: &str = "ping_pong [--transport goipc|unix] --path PATH [--size N] [--iters N] [--warmup N] [--typed] [--call] [--threads N] [--tokio]";
+const USAGE: &str = "ping_pong [--transport goipc|unix] --path PATH [--size N] [--iters N] [--warmup N] [--typed] [--call] [--threads N] [--tokio] [--timeout-ms MS]";
 
 /// Bound on connect + handshake.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The default bound on each send and receive of a round trip.
+pub const ROUND_TRIP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Room a Ping or Pong needs for its fields around the payload.
 const TYPED_ROOM: usize = 128;
@@ -79,6 +91,8 @@ pub struct Config {
     pub call: bool,
     pub threads: usize,
     pub tokio: bool,
+    /// Bound on each send and receive (or call); None: no bound.
+    pub timeout: Option<Duration>,
 }
 
 fn parse_args() -> Result<Config, String> {
@@ -92,6 +106,7 @@ fn parse_args() -> Result<Config, String> {
         call: false,
         threads: 1,
         tokio: false,
+        timeout: Some(ROUND_TRIP_TIMEOUT),
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -110,6 +125,8 @@ fn parse_args() -> Result<Config, String> {
                     "--iters" | "-n" => cfg.iters = num()?,
                     "--warmup" => cfg.warmup = num()?,
                     "--threads" => cfg.threads = num()?,
+                    "--timeout-ms" if value == "-1" => cfg.timeout = None,
+                    "--timeout-ms" => cfg.timeout = Some(Duration::from_millis(num()? as u64)),
                     _ => return Err(format!("unknown argument {flag:?}")),
                 }
             }
@@ -126,8 +143,8 @@ fn parse_args() -> Result<Config, String> {
     if (cfg.typed || cfg.call || cfg.tokio) && cfg.transport != "goipc" {
         return Err("--typed, --call and --tokio need --transport goipc".into());
     }
-    if cfg.tokio && cfg.call {
-        return Err("--tokio cannot make calls: the crate's AsyncConn has no call".into());
+    if cfg.timeout == Some(Duration::ZERO) {
+        return Err("--timeout-ms must be at least 1 (or -1: no bound)".into());
     }
     Ok(cfg)
 }
@@ -187,21 +204,51 @@ fn goipc_round_trip(
     msg: &[u8],
     reply: &mut [u8],
 ) -> Result<(), String> {
+    let t = cfg.timeout;
     let n = if cfg.typed {
         let pong = if cfg.call {
-            m.call_ping(seq, msg, None).map_err(|e| format!("call_ping: {e}"))?
+            m.call_ping(seq, msg, t).map_err(|e| failed("call_ping", e, t))?
         } else {
-            m.send_ping(seq, msg).map_err(|e| format!("send_ping: {e}"))?;
-            m.recv_pong().map_err(|e| format!("recv_pong: {e}"))?
+            match t {
+                Some(t) => m.send_ping_timeout(seq, msg, t),
+                None => m.send_ping(seq, msg),
+            }
+            .map_err(|e| failed("send_ping", e, cfg.timeout))?;
+            match t {
+                Some(t) => m.recv_pong_timeout(t),
+                None => m.recv_pong(),
+            }
+            .map_err(|e| failed("recv_pong", e, cfg.timeout))?
         };
         pong_payload(seq, &pong, reply)?
     } else if cfg.call {
-        c.call_into(msg, reply, None).map_err(|e| format!("call: {e}"))?
+        c.call_into(msg, reply, t).map_err(|e| failed("call", e, t))?
     } else {
-        c.send(msg).map_err(|e| format!("send: {e}"))?;
-        c.recv_into(reply).map_err(|e| format!("receive: {e}"))?
+        match t {
+            Some(t) => c.send_timeout(msg, t),
+            None => c.send(msg),
+        }
+        .map_err(|e| failed("send", e, cfg.timeout))?;
+        match t {
+            Some(t) => c.recv_into_timeout(reply, t),
+            None => c.recv_into(reply),
+        }
+        .map_err(|e| failed("receive", e, cfg.timeout))?
     };
     check_len(n, msg)
+}
+
+/// The message of a failed step; a timeout says the consumer stopped
+/// answering.
+fn failed(what: &str, e: goipc::Error, timeout: Option<Duration>) -> String {
+    match (e, timeout) {
+        (goipc::Error::Timeout, Some(t)) => no_answer(what, t),
+        (e, _) => format!("{what}: {e}"),
+    }
+}
+
+fn no_answer(what: &str, t: Duration) -> String {
+    format!("{what}: no answer within {} ms (--timeout-ms): the consumer stopped answering", t.as_millis())
 }
 
 /// A typed answer must carry the Ping's seq back; its payload goes into
@@ -304,6 +351,9 @@ pub fn round_trips(cfg: &Config, t: &Transport, seqs: StepBy<Range<usize>>) -> R
         Transport::Goipc(c) => Some(Messenger::new(c)),
         Transport::Unix(_) => None,
     };
+    if let Transport::Unix(s) = t {
+        s.set_read_timeout(cfg.timeout).and_then(|()| s.set_write_timeout(cfg.timeout)).map_err(|e| e.to_string())?;
+    }
     let mut b = Buffers::new(cfg.size);
     let mut rtt = Vec::with_capacity(seqs.len());
     for i in seqs {
@@ -316,8 +366,8 @@ pub fn round_trips(cfg: &Config, t: &Transport, seqs: StepBy<Range<usize>>) -> R
             (Transport::Unix(s), _) => {
                 let mut s: &UnixStream = s;
                 s.write_all(&b.msg)
-                    .map_err(|e| format!("write: {e}"))
-                    .and_then(|()| s.read_exact(&mut b.reply).map_err(|e| format!("read: {e}")))
+                    .map_err(|e| unix_failed("write", &e, cfg.timeout))
+                    .and_then(|()| s.read_exact(&mut b.reply).map_err(|e| unix_failed("read", &e, cfg.timeout)))
             }
         };
         done.map_err(|e| format!("round trip {i}: {e}"))?;
@@ -326,6 +376,15 @@ pub fn round_trips(cfg: &Config, t: &Transport, seqs: StepBy<Range<usize>>) -> R
         rtt.push(u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX));
     }
     Ok(rtt)
+}
+
+/// The message of a failed socket step; a timeout (EAGAIN from a socket
+/// with SO_RCVTIMEO / SO_SNDTIMEO) says the consumer stopped answering.
+fn unix_failed(what: &str, e: &std::io::Error, timeout: Option<Duration>) -> String {
+    match (e.kind(), timeout) {
+        (ErrorKind::WouldBlock | ErrorKind::TimedOut, Some(t)) => no_answer(what, t),
+        _ => format!("{what}: {e}"),
+    }
 }
 
 /// `run` on a current-thread tokio runtime (--tokio).
@@ -339,11 +398,54 @@ fn run_tokio(cfg: &Config) -> Result<(Vec<u64>, Duration), String> {
         let conn = goipc::AsyncConn::dial_with(&cfg.path, &dial_options(cfg), Some(DIAL_TIMEOUT))
             .await
             .map_err(|e| format!("goipc dial {}: {e}", cfg.path))?;
-        tokio_round_trips(cfg, &conn, (0..cfg.warmup).step_by(1)).await?;
+        tokio_phase(cfg, &conn, 0, cfg.warmup).await?;
         let start = Instant::now();
-        let rtt = tokio_round_trips(cfg, &conn, (cfg.warmup..cfg.warmup + cfg.iters).step_by(1)).await?;
+        let rtt = tokio_phase(cfg, &conn, cfg.warmup, cfg.warmup + cfg.iters).await?;
         Ok((rtt, start.elapsed()))
     })
+}
+
+/// `phase` on tokio: round trips `from..to` from `cfg.threads` futures
+/// at once (round trip i in future i mod threads) on the one connection,
+/// all polled by this task; their times in ns.
+#[cfg(feature = "tokio")]
+async fn tokio_phase(cfg: &Config, conn: &goipc::AsyncConn, from: usize, to: usize) -> Result<Vec<u64>, String> {
+    let mut parts: Vec<_> =
+        (0..cfg.threads).map(|g| Box::pin(tokio_round_trips(cfg, conn, (from + g..to).step_by(cfg.threads)))).collect();
+    let mut done: Vec<Option<Result<Vec<u64>, String>>> = parts.iter().map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut waiting = false;
+        for (part, out) in parts.iter_mut().zip(done.iter_mut()) {
+            if out.is_none() {
+                match part.as_mut().poll(cx) {
+                    std::task::Poll::Ready(r) => *out = Some(r),
+                    std::task::Poll::Pending => waiting = true,
+                }
+            }
+        }
+        if waiting { std::task::Poll::Pending } else { std::task::Poll::Ready(()) }
+    })
+    .await;
+    let mut all = Vec::with_capacity(to - from);
+    for out in done {
+        all.extend(out.expect("every part is done")?);
+    }
+    Ok(all)
+}
+
+/// `f`, bounded by `timeout` (--timeout-ms) with `tokio::time::timeout`;
+/// `what` names the step in the error.
+#[cfg(feature = "tokio")]
+async fn bounded<T>(
+    what: &str,
+    timeout: Option<Duration>,
+    f: impl std::future::Future<Output = goipc::Result<T>>,
+) -> Result<T, String> {
+    let r = match timeout {
+        Some(t) => tokio::time::timeout(t, f).await.map_err(|_| no_answer(what, t))?,
+        None => f.await,
+    };
+    r.map_err(|e| format!("{what}: {e}"))
 }
 
 #[cfg(not(feature = "tokio"))]
@@ -354,8 +456,8 @@ fn run_tokio(_: &Config) -> Result<(Vec<u64>, Duration), String> {
 }
 
 /// `round_trips` on a tokio `AsyncConn` (--tokio): the same checks, the
-/// calls awaited (a blocking loop cannot await, so the loop is written
-/// twice). No calls: `AsyncConn` has none.
+/// library calls awaited (a blocking loop cannot await, so the loop is
+/// written twice).
 #[cfg(feature = "tokio")]
 pub async fn tokio_round_trips(
     cfg: &Config,
@@ -371,18 +473,25 @@ pub async fn tokio_round_trips(
     for i in seqs {
         b.prepare(i);
         let t0 = Instant::now();
+        let (t, at) = (cfg.timeout, |e: String| format!("round trip {i}: {e}"));
         let n = if cfg.typed {
             let ping = goipc::message::build_ping(&mut builder, i as u64, goipc::message::monotonic_ns(), &b.msg);
-            conn.send(ping).await.map_err(|e| format!("round trip {i}: send Ping: {e}"))?;
-            let len = conn.recv_into(&mut answer).await.map_err(|e| format!("round trip {i}: receive Pong: {e}"))?;
-            let pong = goipc::message::parse_pong(&answer[..len]).map_err(|e| format!("round trip {i}: {e}"))?;
-            pong_payload(i as u64, &pong, &mut b.reply).map_err(|e| format!("round trip {i}: {e}"))?
+            let len = if cfg.call {
+                bounded("call with a Ping", t, conn.call_into(ping, &mut answer)).await.map_err(at)?
+            } else {
+                bounded("send Ping", t, conn.send(ping)).await.map_err(at)?;
+                bounded("receive Pong", t, conn.recv_into(&mut answer)).await.map_err(at)?
+            };
+            let pong = goipc::message::parse_pong(&answer[..len]).map_err(|e| at(e.to_string()))?;
+            pong_payload(i as u64, &pong, &mut b.reply).map_err(at)?
+        } else if cfg.call {
+            bounded("call", t, conn.call_into(&b.msg, &mut b.reply)).await.map_err(at)?
         } else {
-            conn.send(&b.msg).await.map_err(|e| format!("round trip {i}: send: {e}"))?;
-            conn.recv_into(&mut b.reply).await.map_err(|e| format!("round trip {i}: receive: {e}"))?
+            bounded("send", t, conn.send(&b.msg)).await.map_err(at)?;
+            bounded("receive", t, conn.recv_into(&mut b.reply)).await.map_err(at)?
         };
         let dt = t0.elapsed();
-        check_len(n, &b.msg).map_err(|e| format!("round trip {i}: {e}"))?;
+        check_len(n, &b.msg).map_err(at)?;
         b.check(i)?;
         rtt.push(u64::try_from(dt.as_nanos()).unwrap_or(u64::MAX));
     }

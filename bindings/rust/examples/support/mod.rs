@@ -66,55 +66,78 @@ pub fn usage_exit(usage: &str, why: &str) -> ! {
 #[path = "../../../../examples/ping-pong/rust/ping.rs"]
 pub mod ping;
 
+/// What every series of a benchmark shares: the message size, the
+/// unmeasured round trips before each series, and the bound on each send
+/// and receive (or call) of a round trip.
+#[derive(Debug, Clone, Copy)]
+pub struct Shape {
+    pub size: usize,
+    pub warmup: usize,
+    pub timeout: Option<Duration>,
+}
+
+/// The default bound on each step of a round trip, and the benchmarks'
+/// `--timeout-ms MS` option (-1: none): a peer that stops answering fails
+/// the run with "no answer within MS ms" instead of hanging it.
+pub fn timeout_option(args: &Args, usage: &str) -> Option<Duration> {
+    match args.value("--timeout-ms") {
+        Some("-1") => None,
+        _ => match args.num(usage, "--timeout-ms", ping::ROUND_TRIP_TIMEOUT.as_millis() as u64) {
+            0 => usage_exit(usage, "--timeout-ms must be at least 1 (or -1: no bound)"),
+            ms => Some(Duration::from_millis(ms)),
+        },
+    }
+}
+
 /// `n` round trips of the example's code on `t` (raw, or `typed`
 /// Ping/Pong, as send + receive or one `call` each; every answer checked),
-/// after `warmup` unmeasured ones. `seq0` numbers the first.
+/// after `shape.warmup` unmeasured ones. `seq0` numbers the first.
 pub fn example_round_trips(
     t: &ping::Transport,
+    shape: &Shape,
     typed: bool,
     call: bool,
     seq0: usize,
     n: usize,
-    warmup: usize,
-    size: usize,
 ) -> Result<Samples, String> {
-    let cfg = example_config(typed, call, n, warmup, size);
-    ping::round_trips(&cfg, t, (seq0..seq0 + warmup).step_by(1))?;
+    let cfg = example_config(shape, typed, call, n);
+    ping::round_trips(&cfg, t, (seq0..seq0 + shape.warmup).step_by(1))?;
     let start = Instant::now();
-    let rtt = ping::round_trips(&cfg, t, (seq0 + warmup..seq0 + warmup + n).step_by(1))?;
+    let rtt = ping::round_trips(&cfg, t, (seq0 + shape.warmup..seq0 + shape.warmup + n).step_by(1))?;
     Ok(Samples { rtt, elapsed: start.elapsed() })
 }
 
 /// `example_round_trips` on a tokio `AsyncConn`: the example's --tokio
-/// round trips (raw or `typed`; no calls).
+/// round trips.
 #[cfg(feature = "tokio")]
 pub async fn example_tokio_round_trips(
     conn: &goipc::AsyncConn,
+    shape: &Shape,
     typed: bool,
+    call: bool,
     seq0: usize,
     n: usize,
-    warmup: usize,
-    size: usize,
 ) -> Result<Samples, String> {
-    let cfg = example_config(typed, false, n, warmup, size);
-    ping::tokio_round_trips(&cfg, conn, (seq0..seq0 + warmup).step_by(1)).await?;
+    let cfg = example_config(shape, typed, call, n);
+    ping::tokio_round_trips(&cfg, conn, (seq0..seq0 + shape.warmup).step_by(1)).await?;
     let start = Instant::now();
-    let rtt = ping::tokio_round_trips(&cfg, conn, (seq0 + warmup..seq0 + warmup + n).step_by(1)).await?;
+    let rtt = ping::tokio_round_trips(&cfg, conn, (seq0 + shape.warmup..seq0 + shape.warmup + n).step_by(1)).await?;
     Ok(Samples { rtt, elapsed: start.elapsed() })
 }
 
 /// The example's configuration for round trips on a connection made here.
-fn example_config(typed: bool, call: bool, n: usize, warmup: usize, size: usize) -> ping::Config {
+fn example_config(shape: &Shape, typed: bool, call: bool, n: usize) -> ping::Config {
     ping::Config {
         transport: String::new(), // the round trips go by the connection given
         path: String::new(),
-        size,
+        size: shape.size,
         iters: n,
-        warmup,
+        warmup: shape.warmup,
         typed,
         call,
         threads: 1,
         tokio: false,
+        timeout: shape.timeout,
     }
 }
 

@@ -133,6 +133,26 @@ pub fn go_pong(extra: &[&str]) -> Proc {
     Proc::start(cmd, &path, "goipc pong: listening on")
 }
 
+/// The call tests' servers' reply: the request reversed, then its length
+/// (u32 LE), so that a reply delivered to another call cannot pass for
+/// its own.
+pub fn answer_for(req: &[u8]) -> Vec<u8> {
+    let mut out: Vec<u8> = req.iter().rev().copied().collect();
+    out.extend_from_slice(&u32::try_from(req.len()).unwrap().to_le_bytes());
+    out
+}
+
+/// Call request `seq` of caller `caller` (a thread or task): its ids
+/// first, then 0-199 more bytes.
+pub fn request_for(caller: usize, seq: usize) -> Vec<u8> {
+    let n = 16 + (caller * 7 + seq * 13) % 200;
+    let mut b = Vec::with_capacity(n);
+    b.extend_from_slice(&(caller as u64).to_le_bytes());
+    b.extend_from_slice(&(seq as u64).to_le_bytes());
+    b.extend((16..n).map(|i| (caller ^ seq ^ i) as u8));
+    b
+}
+
 /// Deterministic test bytes.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     (0..len).map(|i| (i as u64).wrapping_mul(31).wrapping_add(seed.wrapping_mul(7)) as u8).collect()
