@@ -34,7 +34,7 @@ test-rust: lib build ## Rust binding: cargo test with the tokio feature (API, he
 bench-rust: lib build ## Rust->Go 64 B round trips over goipc (Ping/Pong and raw) next to a Rust UnixStream ping/pong, same run (N=200000)
 	$(RUST_CARGO) run --locked $(RUST_MANIFEST) --release --quiet --example bench -- --goipc $(abspath $(BIN)/goipc) -n $${N:-200000}
 
-bench-rust-tokio: lib build ## Rust: one tokio AsyncConn vs one blocking Conn to goipc pong, 64 B round trips, same run (N=100000)
+bench-rust-tokio: lib build ## Rust: one tokio AsyncConn vs one blocking Conn to goipc pong, 64 B round trips and calls, same run (N=100000)
 	$(RUST_CARGO) run --locked $(RUST_MANIFEST) --release --quiet --features tokio --example tokio_bench -- --goipc $(abspath $(BIN)/goipc) -n $${N:-100000}
 
 TEST_TARGETS += test-rust
