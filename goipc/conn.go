@@ -102,6 +102,15 @@ type Conn struct {
 	// and, while listed, by poller.mu).
 	polls [2]pollEntry
 
+	// sweeper is the Sweeper this Conn's failed zero-timeout calls list
+	// themselves on (SetSweeper; nil: they arm their doorbell), under
+	// sweepToken; sweeps are their entries (guarded by that sweeper's
+	// mu while listed). sweepMu serialises SetSweeper.
+	sweeper    atomic.Pointer[Sweeper]
+	sweepToken atomic.Uint64
+	sweepMu    sync.Mutex
+	sweeps     [2]sweepEntry
+
 	// doorbellOnly skips the futex stage of a park (set by Pipe, before
 	// the ends are shared): when both ends are goroutines of one process,
 	// a futex sleeper holds its P until sysmon retakes it, starving the
@@ -138,6 +147,7 @@ func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID
 	}
 	c.notify.fd.Store(-1)
 	c.polls[dirSend].index, c.polls[dirRecv].index = -1, -1
+	c.sweeps[dirSend].index, c.sweeps[dirRecv].index = -1, -1
 	c.rx.init(o.maxInflightCalls)
 	for i := range c.timers {
 		c.timers[i] = time.NewTimer(time.Hour)
@@ -226,6 +236,7 @@ func (c *Conn) wakeLocalWaiters() {
 	c.cons.r.dataEC.wakeAll()
 	c.prod.r.spaceEC.wakeAll()
 	c.endedOnce.Do(func() { close(c.ended) })
+	c.endSweeps()
 }
 
 // enter registers a call in direction dir; it fails if the Conn is closed.
@@ -290,6 +301,7 @@ func (c *Conn) PeerPID() int { return int(c.peerPID) }
 // fail records a protocol error: the connection is unusable from now on.
 func (c *Conn) fail(err error) error {
 	c.broken.CompareAndSwap(nil, &err)
+	c.endSweeps()
 	return err
 }
 
@@ -792,7 +804,9 @@ func (c *Conn) unpark(e *pollEntry, ec eventCount, keepArm bool) {
 // descriptor's readiness for dir (notifyFD.reset), arms the doorbell, so
 // that the descriptor becomes readable when the peer next publishes (or
 // frees space), and looks once more: what the peer published before the
-// arm would ring nothing.
+// arm would ring nothing. With a Sweeper attached, the direction is
+// listed on it instead, un-armed (sweeper.go): the reset costs no system
+// call then unless the descriptor was made readable.
 func (c *Conn) tryFailed(dir int, ec eventCount, ready func() (bool, error)) error {
 	if !c.notify.open() {
 		return ErrTimeout
@@ -802,6 +816,9 @@ func (c *Conn) tryFailed(dir int, ec eventCount, ready func() (bool, error)) err
 		// This look routed another call's reply and signalled the
 		// descriptor for it; the reset above may have read that away.
 		c.notify.signal(dirRecv)
+	}
+	if s := c.sweeper.Load(); s != nil && s.add(c, dir, ec) {
+		return ErrTimeout
 	}
 	ec.arm()
 	if ok, err := ready(); ok || err != nil {

@@ -31,6 +31,30 @@ type notifyFD struct {
 	// was acted on, the initial readiness, a stale doorbell byte) must not
 	// keep the descriptor readable through the other direction's resets.
 	waiting [2]atomic.Bool
+	// readable says the eventfd holds a count: set with each write,
+	// cleared with each read, both under readMu, so that a reset that
+	// finds it false skips the read(2) (a loop whose calls fail between
+	// wakeups makes many) without ever leaving a count behind.
+	readMu   sync.Mutex
+	readable bool
+}
+
+// raise makes the eventfd readable.
+func (n *notifyFD) raise(fd int32) {
+	n.readMu.Lock()
+	sys.SignalEventFD(int(fd))
+	n.readable = true
+	n.readMu.Unlock()
+}
+
+// drain makes the eventfd quiet, with a read(2) only if it is readable.
+func (n *notifyFD) drain(fd int32) {
+	n.readMu.Lock()
+	if n.readable {
+		sys.DrainEventFD(int(fd))
+		n.readable = false
+	}
+	n.readMu.Unlock()
 }
 
 // live reports whether dir has a waiter whose wakeup arrived.
@@ -53,13 +77,13 @@ func (n *notifyFD) signal(dir int) {
 		// SYNC POINT: this store precedes the eventfd write; pairs with
 		// reset's load of the other direction after its read.
 		n.pending[dir].Store(true)
-		sys.SignalEventFD(int(fd))
+		n.raise(fd)
 	}
 }
 
 // reset clears dir's readiness before its caller waits on the descriptor.
 // The eventfd itself is read (reset) only when the other direction has
-// nothing pending; if the other direction became pending meanwhile, its
+// nothing pending, and only if it is readable (drain); if the other direction became pending meanwhile, its
 // signal may have been consumed by that read, so the descriptor is made
 // readable again. A spurious readiness can result, never a lost one.
 func (n *notifyFD) reset(dir int) {
@@ -72,9 +96,9 @@ func (n *notifyFD) reset(dir int) {
 	if n.live(1 - dir) {
 		return
 	}
-	sys.DrainEventFD(int(fd))
+	n.drain(fd)
 	if n.live(1 - dir) {
-		sys.SignalEventFD(int(fd))
+		n.raise(fd)
 	}
 }
 
@@ -124,6 +148,6 @@ func (c *Conn) NotifyFD() (int, error) {
 	// so that the first wait is preceded by a call that arms it. No
 	// direction is marked pending: the first failed call, in either
 	// direction, makes it quiet.
-	sys.SignalEventFD(fd)
+	c.notify.raise(int32(fd))
 	return fd, nil
 }

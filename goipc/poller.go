@@ -130,19 +130,10 @@ func (p *ringPoller) remove(e *pollEntry) (armed bool) {
 	return armed
 }
 
-// unlink removes e from entries (swap with the last). p.mu is held.
-func (p *ringPoller) unlink(e *pollEntry) {
-	i := e.index
-	if i < 0 {
-		return
-	}
-	last := len(p.entries) - 1
-	p.entries[i] = p.entries[last]
-	p.entries[i].index = i
-	p.entries[last] = nil
-	p.entries = p.entries[:last]
-	e.index = -1
-}
+// unlink removes e from entries if it is listed. p.mu is held.
+func (p *ringPoller) unlink(e *pollEntry) { p.entries = unlist(p.entries, e) }
+
+func (e *pollEntry) listIndex() *int { return &e.index }
 
 func (p *ringPoller) run() {
 	for {
