@@ -213,6 +213,36 @@ int32_t goipc_listener_fd(goipc_listener l, int *fd)
     return capi_listener_fd(l, fd, &tls);
 }
 
+int32_t goipc_sweeper_new(goipc_sweeper *out)
+{
+    FORK_GUARD();
+    return capi_sweeper_new(out, &tls);
+}
+
+int32_t goipc_sweeper_free(goipc_sweeper s)
+{
+    FORK_GUARD();
+    return capi_sweeper_free(s, &tls);
+}
+
+int32_t goipc_conn_set_sweeper(goipc_conn c, goipc_sweeper s, uint64_t token)
+{
+    FORK_GUARD();
+    return capi_conn_set_sweeper(c, s, token, &tls);
+}
+
+int32_t goipc_sweeper_sweep(goipc_sweeper s, uint64_t *tokens, size_t cap, size_t *n)
+{
+    FORK_GUARD();
+    return capi_sweeper_sweep(s, tokens, cap, n, &tls);
+}
+
+int32_t goipc_sweeper_arm(goipc_sweeper s, uint64_t *tokens, size_t cap, size_t *n)
+{
+    FORK_GUARD();
+    return capi_sweeper_arm(s, tokens, cap, n, &tls);
+}
+
 int32_t goipc_dial(const char *path, int64_t timeout_ms, goipc_conn *out)
 {
     FORK_GUARD();

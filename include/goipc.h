@@ -160,6 +160,7 @@ const char *goipc_last_error_message(void);
  * the same slot, so a stale handle reliably returns GOIPC_ERR_CLOSED. */
 typedef uint64_t goipc_listener;
 typedef uint64_t goipc_conn;
+typedef uint64_t goipc_sweeper; /* see "The loop sweeper" */
 
 /* ---- Options ----------------------------------------------------------- */
 
@@ -473,6 +474,81 @@ int32_t goipc_conn_close(goipc_conn c);
  * Errors: GOIPC_ERR_INVALID_ARGUMENT (bad handle, fd NULL),
  * GOIPC_ERR_CLOSED, GOIPC_ERR_SYSTEM (eventfd failed: errno). */
 int32_t goipc_conn_fd(goipc_conn c, int *fd);
+
+/* ---- The loop sweeper -------------------------------------------------- */
+
+/* A sweeper lets an event loop that is busy (something to do every few
+ * microseconds) wait on many connections without a system call per
+ * message, on either side. Without one, every call with timeout_ms 0 that
+ * returns GOIPC_ERR_TIMEOUT arms the connection's descriptor
+ * (goipc_conn_fd), so each message the loop then waits for costs the peer
+ * a doorbell write, this process a wakeup of its descriptor, and the loop
+ * a poll and a read. With the connection attached to a sweeper
+ * (goipc_conn_set_sweeper), such a call lists its direction on the
+ * sweeper instead, un-armed, and the loop:
+ *  - calls goipc_sweeper_sweep between its other work: it reports the
+ *    listed waits that may now succeed (one memory load each, no system
+ *    call); make those calls again (one that still finds nothing is
+ *    listed again);
+ *  - calls goipc_sweeper_arm when sweeps have found nothing for a while
+ *    (about 50 microseconds) and it is about to sleep in poll/epoll: every
+ *    listed wait is then armed as without a sweeper, and its descriptor
+ *    becomes readable as goipc_conn_fd says.
+ * Reported tokens are (token << 1) | GOIPC_SWEEP_RECV for a receive (a
+ * message, or a call's reply, may be there) and (token << 1) |
+ * GOIPC_SWEEP_SEND for a send (ring space was freed); a connection that
+ * ended (closed, peer closed or died, protocol error) is reported in every
+ * listed direction, and the next call returns its error. Blocking calls
+ * (timeout_ms != 0) are not affected. The peer's protocol is the same: a
+ * listed wait is, to the peer, a receiver that polls.
+ * A sweeper is for one loop: calls on it (sweep, arm, free) from one
+ * thread at a time; goipc_conn_close of an attached connection, from any
+ * thread, is safe (its entries are reported, never read after the close).
+ * Handles are checked: a freed or unknown sweeper handle is an error,
+ * never a crash. */
+#define GOIPC_SWEEP_SEND 0
+#define GOIPC_SWEEP_RECV 1
+
+/* Creates an empty sweeper and stores its handle in *out (unchanged on
+ * failure). Free it with goipc_sweeper_free.
+ * Errors: GOIPC_ERR_INVALID_ARGUMENT (out NULL), GOIPC_ERR_LIMIT (too many
+ * live sweepers). Thread-safe. */
+int32_t goipc_sweeper_new(goipc_sweeper *out);
+
+/* Frees the sweeper. Listed waits are armed as by goipc_sweeper_arm, and
+ * those that could already succeed make their descriptors readable (none
+ * is lost); connections still attached arm their descriptors again on a
+ * failed call, as without a sweeper. The handle is invalid afterwards.
+ * Errors: GOIPC_ERR_CLOSED (freed already), GOIPC_ERR_INVALID_ARGUMENT
+ * (never issued). */
+int32_t goipc_sweeper_free(goipc_sweeper s);
+
+/* Attaches c to the sweeper s under token (at most 2^63 - 1: reports shift
+ * it left by one), or detaches it with s = 0. A wait listed on another
+ * sweeper, or under the old token, is taken off it first (make the call
+ * again to list it anew). Attaching creates c's descriptor (goipc_conn_fd)
+ * if it has none: waits that goipc_sweeper_arm hands back end on it.
+ * Errors: GOIPC_ERR_INVALID_ARGUMENT (bad handles, token too large),
+ * GOIPC_ERR_CLOSED (c closed, s freed), GOIPC_ERR_SYSTEM (eventfd failed).
+ * Thread-safe. */
+int32_t goipc_conn_set_sweeper(goipc_conn c, goipc_sweeper s, uint64_t token);
+
+/* One sweep: stores in tokens[0..*n) the listed waits that may now succeed
+ * or whose connection ended, at most cap of them; they leave the list
+ * (the others, and those that did not fit, stay for the next sweep). *n
+ * is set to 0 on every error but a bad n. No system call, no allocation.
+ * Errors: GOIPC_ERR_INVALID_ARGUMENT (bad handle, n NULL, tokens NULL with
+ * cap > 0), GOIPC_ERR_CLOSED (s freed). */
+int32_t goipc_sweeper_sweep(goipc_sweeper s, uint64_t *tokens, size_t cap, size_t *n);
+
+/* The loop is going idle: arms every listed wait (as a failed call without
+ * a sweeper does) and empties the list. Waits that may already succeed,
+ * or whose connection ended, are stored in tokens[0..*n); those that do
+ * not fit in cap make their connection's descriptor readable instead.
+ * From then on the listed waits end through their descriptors. One eventfd
+ * read per connection whose descriptor was readable, at most.
+ * Errors: as goipc_sweeper_sweep. */
+int32_t goipc_sweeper_arm(goipc_sweeper s, uint64_t *tokens, size_t cap, size_t *n);
 
 /* ---- Zero-copy send: reserve, fill, commit ----------------------------- */
 

@@ -65,7 +65,10 @@
     X(batch_larger_than_ring)   \
     X(batch_timeout_prefix)     \
     X(batch_misuse)             \
-    X(batch_go_pong)
+    X(batch_go_pong)            \
+    X(sweeper_misuse)           \
+    X(sweeper_pairs)            \
+    X(sweeper_go_pong)
 
 #define DECLARE_TEST(name) void test_##name(void);
 TEST_LIST(DECLARE_TEST)
@@ -126,6 +129,10 @@ int wait_exit(child *c, int timeout_ms);
 void reap_child(child *c);
 /* Starts `goipc pong --listen path` and waits for its ready line. */
 int start_go_pong(child *c, const char *path);
+/* Starts `goipc pong` on a fresh socket path (name) and dials n
+ * connections to it (16 KiB rings, 1 KiB messages): returns how many
+ * opened (n unless a dial failed), or -1 if the consumer did not start. */
+int dial_go_pong(child *pong, const char *name, goipc_conn *c, int n);
 
 /* test_basic.c: the --panic-child mode. */
 int panic_child_main(void);

@@ -84,19 +84,10 @@ void test_epoll_many_conns(void)
     enum { CONNS = 100, ROUNDS = 200, SIZE = 64 };
     if (g_goipc_bin == NULL)
         SKIP("GOIPC_BIN is not set");
-    char path[300];
-    sock_path(path, sizeof path, "epoll");
     child pong;
-    REQUIRE(start_go_pong(&pong, path) == 0);
-    goipc_options o;
-    goipc_options_init(&o);
-    o.ring_size = 16384;
-    o.max_message_size = 1024;
     goipc_conn c[CONNS];
-    int opened = 0;
-    for (; opened < CONNS; opened++)
-        if (!EXPECT_ST(goipc_dial_ex(path, &o, 10000, &c[opened]), GOIPC_OK))
-            break;
+    int opened = dial_go_pong(&pong, "epoll", c, CONNS);
+    REQUIRE(opened >= 0);
     if (opened == CONNS) {
         mux_stats st;
         char err[512] = "";

@@ -223,6 +223,23 @@ int start_go_pong(child *c, const char *path)
     return 0;
 }
 
+int dial_go_pong(child *pong, const char *name, goipc_conn *c, int n)
+{
+    char path[300];
+    sock_path(path, sizeof path, name);
+    if (start_go_pong(pong, path) != 0)
+        return -1;
+    goipc_options o;
+    goipc_options_init(&o);
+    o.ring_size = 16384;
+    o.max_message_size = 1024;
+    int opened = 0;
+    for (; opened < n; opened++)
+        if (!EXPECT_ST(goipc_dial_ex(path, &o, 10000, &c[opened]), GOIPC_OK))
+            break;
+    return opened;
+}
+
 /* ---- pairs ---- */
 
 struct accept_arg {
