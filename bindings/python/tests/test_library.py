@@ -46,6 +46,7 @@ def test_every_header_function_is_declared():
         | set(_lib._CALL_FUNCTIONS)
         | set(_lib._TYPED_SERVER_FUNCTIONS)
         | set(_lib._BATCH_FUNCTIONS)
+        | set(_lib._SWEEPER_FUNCTIONS)
     )
     in_header = header_functions()
     assert in_header, "no function found in the header"
@@ -222,7 +223,7 @@ def _checking(name, declared):
     declared function."""
     from ctypes import Array, c_char, c_void_p
 
-    restype, argtypes = {**_lib._FUNCTIONS, **_lib._TYPED_FUNCTIONS, **_lib._CALL_FUNCTIONS}[name]
+    restype, argtypes = {**_lib._FUNCTIONS, **_lib._TYPED_FUNCTIONS, **_lib._CALL_FUNCTIONS, **_lib._SWEEPER_FUNCTIONS}[name]
     calls = []
 
     def call(*args):

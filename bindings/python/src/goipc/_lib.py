@@ -237,10 +237,30 @@ _BATCH_FUNCTIONS = {
 }
 
 
+# The loop sweeper (goipc_sweeper_*, goipc_conn_set_sweeper): optional
+# too; State.has_sweeper says whether they are there (goipc.aio waits
+# without one otherwise).
+_SWEEPER_FUNCTIONS = {
+    "goipc_sweeper_new": (c_status, [POINTER(c_handle)]),
+    "goipc_sweeper_free": (c_status, [c_handle]),
+    "goipc_conn_set_sweeper": (c_status, [c_handle, c_handle, c_uint64]),
+    "goipc_sweeper_sweep": (c_status, [c_handle, POINTER(c_uint64), c_size_t, POINTER(c_size_t)]),
+    "goipc_sweeper_arm": (c_status, [c_handle, POINTER(c_uint64), c_size_t, POINTER(c_size_t)]),
+}
+
+
 # The per-message entry points, also bound WITHOUT argtypes (see
 # "Fast calls" below): conn.py calls them only with ctypes instances of the
 # declared types, built by the binding itself.
-FAST_FUNCTIONS = ("goipc_send", "goipc_recv", "goipc_send_ping", "goipc_recv_pong", "goipc_call_ex", "goipc_call_ping")
+FAST_FUNCTIONS = (
+    "goipc_send",
+    "goipc_recv",
+    "goipc_send_ping",
+    "goipc_recv_pong",
+    "goipc_call_ex",
+    "goipc_call_ping",
+    "goipc_sweeper_sweep",
+)
 # Set to 1 to make the per-message calls go through the argtypes
 # declarations too (slower; for debugging the binding).
 ENV_TYPED_CALLS = "GOIPC_PYTHON_TYPED_CALLS"
@@ -260,6 +280,7 @@ class State:
         has_typed_server: the library has goipc_recv_ping_request and
             goipc_reply_pong.
         has_batch: the library has goipc_send_batch and goipc_recv_batch.
+        has_sweeper: the library has the loop sweeper (goipc_sweeper_*).
         fast: the per-message functions of FAST_FUNCTIONS, by name, as
             called by conn.py's one-call fast paths.
     """
@@ -273,6 +294,7 @@ class State:
         self.has_calls: bool = False
         self.has_typed_server: bool = False
         self.has_batch: bool = False
+        self.has_sweeper: bool = False
         self.fast: dict = {}
 
 
@@ -433,6 +455,9 @@ def load(path: Optional[str] = None) -> ctypes.CDLL:
         has_batch = all(hasattr(lib, name) for name in _BATCH_FUNCTIONS)
         if has_batch:
             _declare(lib, _BATCH_FUNCTIONS)
+        has_sweeper = all(hasattr(lib, name) for name in _SWEEPER_FUNCTIONS)
+        if has_sweeper:
+            _declare(lib, _SWEEPER_FUNCTIONS)
         state.fast = _fast_functions(lib, str(found))
         state.path = str(found)
         state.pid = os.getpid()
@@ -440,6 +465,7 @@ def load(path: Optional[str] = None) -> ctypes.CDLL:
         state.has_calls = has_calls
         state.has_typed_server = has_typed_server
         state.has_batch = has_batch
+        state.has_sweeper = has_sweeper
         state.lib = lib  # last: other threads test it without the lock
         return lib
 

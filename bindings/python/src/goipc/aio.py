@@ -129,16 +129,141 @@ __all__ = ["AsyncConn", "AsyncListener", "dial", "listen", "DEFAULT_SPIN"]
 DEFAULT_SPIN = 20e-6
 
 
+#: How long the loop's sweeps go on finding nothing before the waits are
+#: armed (their descriptors then wake the loop): about the Go ring
+#: poller's idle time (pollerIdle).
+SWEEP_IDLE = 50e-6
+
+#: Tokens one sweep reports at most (the others wait for the next sweep).
+_SWEEP_BATCH = 1024
+
+
 class _LoopShared:
     """What the AsyncConns of one event loop share: how many of their
-    heads are parked on a descriptor. While any are, a head that finds
-    nothing parks at once instead of polling (see AsyncConn._poll). Only
-    the loop's thread touches it."""
+    waiters (heads and callers) are parked, and the loop's sweeper.
 
-    __slots__ = ("parked",)
+    Every AsyncConn is attached to the sweeper (goipc_conn_set_sweeper)
+    under a token of its own, so a call that finds nothing lists its
+    direction on the sweeper, un-armed, instead of arming the descriptor.
+    While waiters are parked, the loop sweeps once per iteration
+    (_sweep, scheduled with call_soon): the sweep reports the connections
+    whose peer moved, and their waiters look again. After SWEEP_IDLE with
+    nothing moving (or when no waiter is left), _sweep arms every listed
+    wait and stops: from then on the waits end through the descriptors
+    (add_reader), at no CPU cost, until a waiter parks again. Only the
+    loop's thread touches it."""
 
-    def __init__(self) -> None:
+    __slots__ = (
+        "loop",
+        "parked",
+        "sweeper",
+        "conns",
+        "next_token",
+        "sweeping",
+        "last_move",
+        "tokens",
+        "count",
+        "count_ref",
+        "cap",
+        "sweep_fn",
+        "swept",
+        "arms",
+        "__weakref__",
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.loop = loop
         self.parked = 0
+        # The sweeper's handle (None: the library has none, waits arm as
+        # without one) and the AsyncConns attached to it, by token.
+        self.sweeper: Optional[c_uint64] = None
+        self.conns: "dict[int, weakref.ref[AsyncConn]]" = {}
+        self.next_token = 1
+        self.sweeping = False  # a _sweep is scheduled
+        self.last_move = 0.0
+        self.tokens = (c_uint64 * _SWEEP_BATCH)()
+        self.count = c_size_t()
+        self.count_ref = byref(self.count)
+        self.cap = c_size_t(_SWEEP_BATCH)
+        self.sweep_fn: Any = None
+        # Waits ended by a sweep, and times the loop went idle and armed
+        # (for tests and diagnostics).
+        self.swept = 0
+        self.arms = 0
+
+    def _start(self) -> bool:
+        """Creates the sweeper on first use; False if the library has none."""
+        if self.sweeper is not None:
+            return True
+        lib = _lib.state.lib
+        if lib is None or not _lib.state.has_sweeper:
+            return False
+        h = c_uint64()
+        st = lib.goipc_sweeper_new(byref(h))
+        if st:
+            raise _lib.last_error(st)
+        self.sweeper = h
+        self.sweep_fn = _lib.state.fast["goipc_sweeper_sweep"]
+        # Freed with the loop's shared state: connections still attached
+        # then arm their descriptors again, as without a sweeper.
+        weakref.finalize(self, lib.goipc_sweeper_free, h.value)
+        return True
+
+    def attach(self, ac: "AsyncConn") -> None:
+        """Attaches ac's connection to the loop's sweeper, if there is one."""
+        if not self._start():
+            return
+        token = self.next_token
+        self.next_token += 1
+        st = _lib.state.lib.goipc_conn_set_sweeper(ac._conn._h, self.sweeper, token)  # type: ignore[union-attr]
+        if st:
+            raise _lib.last_error(st)
+        self.conns[token] = weakref.ref(ac)
+        ac._token = token
+
+    def detach(self, ac: "AsyncConn") -> None:
+        self.conns.pop(ac._token, None)
+
+    def want_sweep(self) -> None:
+        """A waiter parks after a call that found nothing (listed on the
+        sweeper): make sure the loop sweeps."""
+        if not self.sweeping and self.sweeper is not None:
+            self.sweeping = True
+            self.last_move = _monotonic()
+            self.loop.call_soon(self._sweep)
+
+    def _sweep(self) -> None:
+        st = self.sweep_fn(self.sweeper, self.tokens, self.cap, self.count_ref)
+        if st:
+            self.sweeping = False
+            raise _lib.last_error(st)
+        n = self.count.value
+        if n:
+            self.last_move = _monotonic()
+            self.swept += n
+            self._wake(n)
+        elif not self.parked or _monotonic() - self.last_move >= SWEEP_IDLE:
+            self.sweeping = False
+            self.arm()
+            return
+        self.loop.call_soon(self._sweep)
+
+    def arm(self) -> None:
+        """Hands every listed wait to its descriptor (the loop goes idle)
+        and wakes those that may already succeed."""
+        st = _lib.state.lib.goipc_sweeper_arm(self.sweeper, self.tokens, self.cap, self.count_ref)  # type: ignore[union-attr]
+        if st:
+            raise _lib.last_error(st)
+        self.arms += 1
+        self._wake(self.count.value)
+
+    def _wake(self, n: int) -> None:
+        conns = self.conns
+        for tok in self.tokens[:n]:
+            ref = conns.get(tok >> 1)
+            ac = ref() if ref is not None else None
+            if ac is not None:
+                ac._swept(tok & 1)
 
 
 _loop_shared: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopShared]" = weakref.WeakKeyDictionary()
@@ -147,7 +272,7 @@ _loop_shared: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopShared]
 def _shared_for(loop: asyncio.AbstractEventLoop) -> _LoopShared:
     sh = _loop_shared.get(loop)
     if sh is None:
-        sh = _loop_shared[loop] = _LoopShared()
+        sh = _loop_shared[loop] = _LoopShared(loop)
     return sh
 
 _RECV, _SEND = 0, 1
@@ -193,6 +318,7 @@ class AsyncConn:
         "_spin",
         "_budget",
         "_shared",
+        "_token",
         "__weakref__",
     )
 
@@ -213,7 +339,9 @@ class AsyncConn:
         self._closed = False
         # Current polling budget per direction (adapts within [spin/16, spin]).
         self._budget = [self._spin, self._spin]
+        self._token = 0
         self._shared = _shared_for(self._loop)
+        self._shared.attach(self)
 
     # -- properties --
 
@@ -268,6 +396,16 @@ class AsyncConn:
                 if not fut.done():
                     fut.set_result(hop)
         return woke
+
+    def _swept(self, recv: int) -> None:
+        """The loop's sweep reported this connection's receive (recv, a
+        GOIPC_SWEEP_RECV token) or send direction: its waiters look again."""
+        if recv:
+            self._wake_heads((_RECV,))
+            if self._callers:
+                self._wake_callers(False)
+        else:
+            self._wake_heads((_SEND,))
 
     def _wake_callers(self, hop: bool) -> None:
         callers, self._callers = self._callers, []
@@ -333,6 +471,7 @@ class AsyncConn:
         self._watch()
         shared = self._shared
         shared.parked += 1
+        shared.want_sweep()
         try:
             return bool(await fut)
         finally:
@@ -421,9 +560,13 @@ class AsyncConn:
             fut: "asyncio.Future[bool]" = self._loop.create_future()
             self._callers.append(fut)
             self._watch()
+            shared = self._shared
+            shared.parked += 1
+            shared.want_sweep()
             try:
                 hop = bool(await fut)
             finally:
+                shared.parked -= 1
                 try:
                     self._callers.remove(fut)
                 except ValueError:
@@ -601,6 +744,7 @@ class AsyncConn:
         if self._closed:
             return
         self._closed = True
+        self._shared.detach(self)
         if self._reading:
             # Before the library closes the descriptor.
             self._loop.remove_reader(self._fd)
