@@ -30,12 +30,24 @@ How a call waits
 Every send or receive first makes one library call with timeout 0 (unless
 other coroutines already wait in its direction: see below). When the
 message is there (or the ring has room) that call is the whole
-operation: the coroutine does not suspend. Otherwise the call armed the
-connection's descriptor (:meth:`goipc.Conn.fileno`, an eventfd); the
-coroutine polls for a short, adaptive budget (``spin``, see :func:`dial`)
-and then parks on a future, woken by ``loop.add_reader`` on that
-descriptor. Nothing runs on another thread, and an idle connection costs
-no CPU.
+operation: the coroutine does not suspend. Otherwise the coroutine polls
+for a short, adaptive budget (``spin``, see :func:`dial`; not while other
+waiters of the loop are parked) and then parks on a future. Nothing runs
+on another thread, and an idle connection costs no CPU.
+
+Parked waiters are woken in two ways. Every connection of a loop is
+attached to the loop's sweeper (``goipc_conn_set_sweeper``): a call that
+finds nothing lists its direction there without arming anything, so the
+peer rings no doorbell for it. While waiters are parked, the loop sweeps
+once per iteration (one library call that loads each listed position
+word; no system call) and wakes the waiters whose peer published or
+freed space, or whose connection ended. When ``SWEEP_IDLE`` (50 us)
+passes without a sweep finding anything, the loop arms every listed wait
+and stops sweeping: from then on the waits end through the connection's
+descriptor (:meth:`goipc.Conn.fileno`, an eventfd, watched with
+``loop.add_reader``), as they do with a library without a sweeper. A
+busy loop thus waits on its connections without a system call per
+message on either side, and an idle one sleeps in its selector.
 
 Cancellation and timeouts: a waiting coroutine sits in ``await future``
 between library calls, never inside one, so cancelling it
@@ -461,24 +473,6 @@ class AsyncConn:
             self._loop.add_reader(self._fd, self._on_readable)
             self._reading = True
 
-    async def _park(self, d: int) -> bool:
-        """Parks the head of direction d until the descriptor (or a call's
-        end, or another's failed call: then True) says to look again."""
-        if self._closed:
-            raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
-        fut = self._loop.create_future()
-        self._parked[d] = fut
-        self._watch()
-        shared = self._shared
-        shared.parked += 1
-        shared.want_sweep()
-        try:
-            return bool(await fut)
-        finally:
-            shared.parked -= 1
-            if self._parked[d] is fut:
-                self._parked[d] = None
-
     def _poll(self, d: int, attempt: Any, *args: Any) -> Any:
         """Calls attempt for the direction's polling budget: its result,
         or None if nothing came (the budget adapts)."""
@@ -520,17 +514,37 @@ class AsyncConn:
                 r = attempt(*args)
                 if r is not None:
                     return r
-            r = self._poll(d, attempt, *args)
-            if r is not None:
-                return r
+            shared = self._shared
+            if not shared.parked:
+                r = self._poll(d, attempt, *args)
+                if r is not None:
+                    return r
             hop = False
+            parked = self._parked
             while True:
                 if d == _RECV and self._callers and not hop:
                     # A receive that found nothing reset the readiness
                     # that calls waiting for replies share with it: they
                     # look once more (see _wait_reply).
                     self._wake_callers(True)
-                hop = await self._park(d)
+                # Park until the sweep, the descriptor, a call's end or
+                # another's failed call (then hop) says to look again
+                # (inline: a coroutine per wait costs about a microsecond).
+                if self._closed:
+                    raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
+                fut = self._loop.create_future()
+                parked[d] = fut
+                if not self._reading:
+                    self._watch()
+                shared.parked += 1
+                if not shared.sweeping:
+                    shared.want_sweep()
+                try:
+                    hop = bool(await fut)
+                finally:
+                    shared.parked -= 1
+                    if parked[d] is fut:
+                        parked[d] = None
                 r = attempt(*args)
                 if r is not None:
                     return r
@@ -663,7 +677,12 @@ class AsyncConn:
         Raises: as :meth:`goipc.Conn.recv`; PeerClosedError once the peer
         is gone and everything it sent was received.
         """
-        return await self._recv_kind(_KIND_RAW)
+        # _recv_kind's body, without its coroutine.
+        if not self._busy[_RECV]:
+            m = self._conn._try_recv_msg(_KIND_RAW)
+            if m is not None:
+                return m
+        return await self._wait(_RECV, self._conn._try_recv_msg, _KIND_RAW)
 
     async def recv_into(self, buffer: Any) -> int:
         """Receives the next message into ``buffer`` (a writable bytes-like
