@@ -132,7 +132,7 @@ from .conn import dial as _blocking_dial
 from .conn import listen as _blocking_listen
 from .messages import Ping, Pong
 
-__all__ = ["AsyncConn", "AsyncListener", "dial", "listen", "DEFAULT_SPIN"]
+__all__ = ["AsyncConn", "AsyncListener", "dial", "listen", "DEFAULT_SPIN", "SWEEP_IDLE"]
 
 #: The default polling budget of a waiting call, in seconds, before it
 #: parks on the event loop (adaptive per connection and direction: it
