@@ -548,6 +548,34 @@ def test_swept_waits_end_on_close_and_peer_close(sockdir):
     run(main())
 
 
+def test_a_failed_sweep_falls_back_to_the_descriptor(sockdir):
+    """If a sweep fails (here: the sweeper was freed behind the loop's
+    back), the error goes to the loop's exception handler, the loop stops
+    sweeping, and waits end through the descriptor as without a sweeper."""
+    lib = goipc.aio._lib.load()
+    if not goipc.aio._lib.state.has_sweeper:
+        pytest.skip("the library has no sweeper")
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        errors = []
+        loop.set_exception_handler(lambda _loop, ctx: errors.append(ctx.get("exception")))
+        ln, c, s = await aio_pair(os.path.join(sockdir, "swf.sock"), spin=0)
+        shared = c._shared
+        assert lib.goipc_sweeper_free(shared.sweeper) == 0
+        r = asyncio.ensure_future(c.recv())
+        await asyncio.sleep(0)  # it parks; the sweep fails
+        await asyncio.sleep(0)
+        assert shared.sweeper is None and not r.done()
+        await s.send(b"after")
+        assert await asyncio.wait_for(r, 10) == b"after"
+        assert len(errors) == 1 and isinstance(errors[0], goipc.ClosedError), errors
+        for x in (c, s, ln):
+            x.close()
+
+    run(main())
+
+
 def test_many_connections_are_swept(go_pong):
     """200 connections pinging goipc pong from one loop: every round trip
     completes, and the loop's sweeps (not the descriptors) end a good part

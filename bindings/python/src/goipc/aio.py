@@ -247,7 +247,7 @@ class _LoopShared:
     def _sweep(self) -> None:
         st = self.sweep_fn(self.sweeper, self.tokens, self.cap, self.count_ref)
         if st:
-            self.sweeping = False
+            self._give_up()
             raise _lib.last_error(st)
         n = self.count.value
         if n:
@@ -265,9 +265,28 @@ class _LoopShared:
         and wakes those that may already succeed."""
         st = _lib.state.lib.goipc_sweeper_arm(self.sweeper, self.tokens, self.cap, self.count_ref)  # type: ignore[union-attr]
         if st:
+            self._give_up()
             raise _lib.last_error(st)
         self.arms += 1
         self._wake(self.count.value)
+
+    def _give_up(self) -> None:
+        """A sweep or arm failed (the error goes to the loop's exception
+        handler): the loop stops sweeping for good, its connections are
+        detached (their failed calls arm their descriptors again, as
+        without a sweeper), and every waiter looks again, so that none
+        stays parked on a sweep that will not come."""
+        self.sweeping = False
+        self.sweeper = None
+        lib = _lib.state.lib
+        for ref in list(self.conns.values()):
+            ac = ref()
+            if ac is None:
+                continue
+            if not ac._closed and lib is not None:
+                lib.goipc_conn_set_sweeper(ac._conn._h, 0, 0)
+            ac._swept(1)
+            ac._swept(0)
 
     def _wake(self, n: int) -> None:
         conns = self.conns
