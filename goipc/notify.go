@@ -83,9 +83,10 @@ func (n *notifyFD) signal(dir int) {
 
 // reset clears dir's readiness before its caller waits on the descriptor.
 // The eventfd itself is read (reset) only when the other direction has
-// nothing pending, and only if it is readable (drain); if the other direction became pending meanwhile, its
-// signal may have been consumed by that read, so the descriptor is made
-// readable again. A spurious readiness can result, never a lost one.
+// nothing pending, and only if it holds a count (drain); if the other
+// direction became pending meanwhile, its signal may have been consumed
+// by that read, so the descriptor is made readable again. A spurious
+// readiness can result, never a lost one.
 func (n *notifyFD) reset(dir int) {
 	fd := n.fd.Load()
 	if fd < 0 {
