@@ -91,17 +91,22 @@ func (c *Conn) SetSweeper(s *Sweeper, token uint64) error {
 	c.sweepMu.Lock()
 	defer c.sweepMu.Unlock()
 	c.sweepToken.Store(token)
-	// Store first, then unlist: a call that listed itself on the old
-	// sweeper checked, under its lock, that it was still c's (add), so
-	// it is either unlisted here or was never listed.
-	old := c.sweeper.Swap(s)
-	if old != nil {
-		old.mu.Lock()
-		for dir := range c.sweeps {
-			old.unlink(&c.sweeps[dir])
-		}
-		old.mu.Unlock()
+	// c's entries are listed only on the sweeper c.sweeper points to, and
+	// guarded by its lock: unlist them and move the pointer in one
+	// critical section of the old sweeper. A call listing itself (add)
+	// or ending the entries (endSweeps) checks the pointer under the lock
+	// it takes, so it sees c on the old sweeper before, or on s after.
+	old := c.sweeper.Load()
+	if old == nil {
+		c.sweeper.Store(s)
+		return nil
 	}
+	old.mu.Lock()
+	for dir := range c.sweeps {
+		old.unlink(&c.sweeps[dir])
+	}
+	c.sweeper.Store(s)
+	old.mu.Unlock()
 	return nil
 }
 
@@ -141,17 +146,26 @@ func (c *Conn) over() bool {
 // returns. Called by Close and the peer watcher (wakeLocalWaiters) and
 // when the connection breaks (fail).
 func (c *Conn) endSweeps() {
-	s := c.sweeper.Load()
-	if s == nil {
+	for {
+		s := c.sweeper.Load()
+		if s == nil {
+			return
+		}
+		s.mu.Lock()
+		if c.sweeper.Load() != s {
+			// SetSweeper moved c meanwhile: its entries are guarded by
+			// the new sweeper's lock now.
+			s.mu.Unlock()
+			continue
+		}
+		for dir := range c.sweeps {
+			if e := &c.sweeps[dir]; e.index >= 0 {
+				e.ended = true
+			}
+		}
+		s.mu.Unlock()
 		return
 	}
-	s.mu.Lock()
-	for dir := range c.sweeps {
-		if e := &c.sweeps[dir]; e.index >= 0 {
-			e.ended = true
-		}
-	}
-	s.mu.Unlock()
 }
 
 // unlink removes e from entries if it is listed. s.mu is held.

@@ -352,3 +352,77 @@ func TestSweeperConcurrent(t *testing.T) {
 	senders.Wait()
 	<-closer
 }
+
+// Moving a connection between sweepers while its calls list themselves,
+// the sweepers sweep and it is closed: no data race (-race), no entry
+// left on a sweeper it no longer belongs to, the close reported.
+func TestSweeperMovesAndCloses(t *testing.T) {
+	s1, a, b := sweptPipes(t, 1)
+	s2 := NewSweeper()
+	c := a[0]
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(3)
+	go func() { // the calls
+		defer wg.Done()
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			c.RecvTimeout(0)
+		}
+	}()
+	go func() { // the peer
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			b[0].TrySend([]byte{byte(i)})
+		}
+	}()
+	go func() { // the moves
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			switch i % 3 {
+			case 0:
+				c.SetSweeper(s1, 1)
+			case 1:
+				c.SetSweeper(s2, 2)
+			default:
+				c.SetSweeper(nil, 0)
+			}
+		}
+	}()
+	tokens := make([]uint64, 4)
+	for i := 0; i < 20000; i++ {
+		s1.Sweep(tokens)
+		s2.Sweep(tokens)
+	}
+	close(stop)
+	wg.Wait()
+	if err := c.SetSweeper(s2, 2); err != nil {
+		t.Fatal(err)
+	}
+	_, err := c.RecvTimeout(0)
+	for err == nil {
+		_, err = c.RecvTimeout(0)
+	}
+	mustTimeout(t, err)
+	if s1.Len() != 0 || s2.Len() != 1 {
+		t.Fatalf("entries: %d on the old sweeper, %d on the current one", s1.Len(), s2.Len())
+	}
+	c.Close()
+	if got, want := sweepAll(s2), []uint64{2<<1 | SweepRecv}; !slices.Equal(got, want) {
+		t.Fatalf("Sweep reported %v after Close, want %v", got, want)
+	}
+}
