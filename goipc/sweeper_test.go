@@ -362,47 +362,33 @@ func TestSweeperMovesAndCloses(t *testing.T) {
 	c := a[0]
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
-	wg.Add(3)
-	go func() { // the calls
-		defer wg.Done()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
+	// repeat runs f(0), f(1), ... on a goroutine until stop is closed.
+	repeat := func(f func(i int)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; ; i++ {
+				select {
+				case <-stop:
+					return
+				default:
+					f(i)
+				}
 			}
-			c.RecvTimeout(0)
+		}()
+	}
+	repeat(func(int) { c.RecvTimeout(0) })                // the calls
+	repeat(func(i int) { b[0].TrySend([]byte{byte(i)}) }) // the peer
+	repeat(func(i int) {                                  // the moves
+		switch i % 3 {
+		case 0:
+			c.SetSweeper(s1, 1)
+		case 1:
+			c.SetSweeper(s2, 2)
+		default:
+			c.SetSweeper(nil, 0)
 		}
-	}()
-	go func() { // the peer
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			b[0].TrySend([]byte{byte(i)})
-		}
-	}()
-	go func() { // the moves
-		defer wg.Done()
-		for i := 0; ; i++ {
-			select {
-			case <-stop:
-				return
-			default:
-			}
-			switch i % 3 {
-			case 0:
-				c.SetSweeper(s1, 1)
-			case 1:
-				c.SetSweeper(s2, 2)
-			default:
-				c.SetSweeper(nil, 0)
-			}
-		}
-	}()
+	})
 	tokens := make([]uint64, 4)
 	for i := 0; i < 20000; i++ {
 		s1.Sweep(tokens)
