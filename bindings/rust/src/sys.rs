@@ -107,12 +107,18 @@ ffi_constants! {
     pub const GOIPC_ERR_ADDRESS_IN_USE: i32 = 10;
     pub const GOIPC_ERR_NOT_SUPPORTED: i32 = 11;
     pub const GOIPC_ERR_LIMIT: i32 = 12;
+    /// Direction bit of a token reported by [`goipc_sweeper_sweep`]: send.
+    pub const GOIPC_SWEEP_SEND: i32 = 0;
+    /// Direction bit of a token reported by [`goipc_sweeper_sweep`]: receive.
+    pub const GOIPC_SWEEP_RECV: i32 = 1;
 }
 
 /// Listener handle; 0 is never valid.
 pub type goipc_listener = u64;
 /// Connection handle; 0 is never valid.
 pub type goipc_conn = u64;
+/// Loop sweeper handle; 0 is never valid.
+pub type goipc_sweeper = u64;
 
 ffi_struct! {
     /// `goipc_options`: initialise with [`goipc_options_init_sized`] and
@@ -305,6 +311,11 @@ ffi_functions! {
     ) -> i32;
     pub fn goipc_conn_close(c: goipc_conn) -> i32;
     pub fn goipc_conn_fd(c: goipc_conn, fd: *mut c_int) -> i32;
+    pub fn goipc_sweeper_new(out: *mut goipc_sweeper) -> i32;
+    pub fn goipc_sweeper_free(s: goipc_sweeper) -> i32;
+    pub fn goipc_conn_set_sweeper(c: goipc_conn, s: goipc_sweeper, token: u64) -> i32;
+    pub fn goipc_sweeper_sweep(s: goipc_sweeper, tokens: *mut u64, cap: usize, n: *mut usize) -> i32;
+    pub fn goipc_sweeper_arm(s: goipc_sweeper, tokens: *mut u64, cap: usize, n: *mut usize) -> i32;
     pub fn goipc_conn_stats(c: goipc_conn, out: *mut goipc_stats) -> i32;
 
     pub fn goipc_reserve(c: goipc_conn, len: usize, timeout_ms: i64, out_ptr: *mut *mut c_void) -> i32;

@@ -218,15 +218,18 @@ fn constants_match_header() {
 #[test]
 fn typedefs_match_header() {
     let h = parse_header();
-    let want: BTreeMap<String, String> = [("goipc_listener", "uint64_t"), ("goipc_conn", "uint64_t")]
-        .into_iter()
-        .map(|(a, b)| (a.to_owned(), b.to_owned()))
-        .collect();
+    let want: BTreeMap<String, String> =
+        [("goipc_listener", "uint64_t"), ("goipc_conn", "uint64_t"), ("goipc_sweeper", "uint64_t")]
+            .into_iter()
+            .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            .collect();
     assert_eq!(h.typedefs, want);
     // Compiles only if both aliases are exactly u64.
     let l: sys::goipc_listener = 0u64;
     let c: sys::goipc_conn = 0u64;
+    let s: sys::goipc_sweeper = 0u64;
     assert_eq!(l, c);
+    assert_eq!(c, s);
 }
 
 /// One struct field as (name, Rust type, offset, size).
