@@ -47,6 +47,7 @@
     X(conn_fd_poll)             \
     X(listener_fd_poll)         \
     X(epoll_many_conns)         \
+    X(epoll_many_conns_swept)   \
     X(epoll_ping_example)       \
     X(fork_child)               \
     X(panic_recovery)           \

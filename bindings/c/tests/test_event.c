@@ -79,28 +79,44 @@ void test_conn_fd_poll(void)
     EXPECT_ST(goipc_conn_fd(b, &fd), GOIPC_ERR_CLOSED);
 }
 
-void test_epoll_many_conns(void)
+/* 100 connections to a Go pong served from one thread: with epoll alone
+ * (sweep_idle_us 0), or with the loop sweeper as well; then, on the same
+ * connections, the other way round (a connection detached from a freed
+ * sweeper arms its descriptor again). */
+static void epoll_many_conns(const char *tag, uint32_t first_sweep_us, uint32_t second_sweep_us)
 {
     enum { CONNS = 100, ROUNDS = 200, SIZE = 64 };
     if (g_goipc_bin == NULL)
         SKIP("GOIPC_BIN is not set");
     child pong;
     goipc_conn c[CONNS];
-    int opened = dial_go_pong(&pong, "epoll", c, CONNS);
+    int opened = dial_go_pong(&pong, tag, c, CONNS);
     REQUIRE(opened >= 0);
     if (opened == CONNS) {
-        mux_stats st;
-        char err[512] = "";
-        int rc = mux_run(c, CONNS, ROUNDS, SIZE, 20000, &st, err, sizeof err);
-        if (!EXPECT(rc == 0))
-            fprintf(stderr, "    mux_run: %s\n", err);
-        EXPECT(st.round_trips == (uint64_t)CONNS * ROUNDS);
-        EXPECT(st.wakeups > 0);
+        uint32_t modes[2] = {first_sweep_us, second_sweep_us};
+        for (int k = 0; k < 2; k++) {
+            mux_stats st;
+            char err[512] = "";
+            int rc = mux_run(c, CONNS, ROUNDS, SIZE, modes[k], 20000, &st, err, sizeof err);
+            if (!EXPECT(rc == 0))
+                fprintf(stderr, "    mux_run (sweep %u us): %s\n", modes[k], err);
+            EXPECT(st.round_trips == (uint64_t)CONNS * ROUNDS);
+            if (modes[k] == 0) {
+                EXPECT(st.wakeups > 0);
+                EXPECT(st.sweeps == 0 && st.arms == 0);
+            } else {
+                EXPECT(st.sweeps > 0);
+            }
+        }
     }
     for (int i = 0; i < opened; i++)
         EXPECT_ST(goipc_conn_close(c[i]), GOIPC_OK);
     reap_child(&pong);
 }
+
+void test_epoll_many_conns(void) { epoll_many_conns("epoll", 0, 200); }
+
+void test_epoll_many_conns_swept(void) { epoll_many_conns("swept", 200, 0); }
 
 void test_epoll_ping_example(void)
 {

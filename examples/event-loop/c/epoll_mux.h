@@ -10,6 +10,15 @@
  * that arms the descriptor again), and only then does the loop wait again.
  * Each connection keeps one message in flight (a ping-pong), so a send
  * never finds its ring full and never has to wait.
+ *
+ * With sweep_idle_us > 0 the connections are also attached to a loop
+ * sweeper (goipc.h, "The loop sweeper"): a receive that finds nothing is
+ * then listed on it un-armed, and the loop calls goipc_sweeper_sweep
+ * (no system call) instead of epoll_wait for as long as some reply came
+ * within the last sweep_idle_us; after that it calls goipc_sweeper_arm,
+ * which hands the waits back to the descriptors, and sleeps in
+ * epoll_wait as without a sweeper. A busy loop so costs its peer no
+ * doorbell and itself no epoll_wait or eventfd read per message.
  */
 #ifndef GOIPC_EPOLL_MUX_H
 #define GOIPC_EPOLL_MUX_H
@@ -28,6 +37,8 @@ typedef struct mux_stats {
     uint64_t round_trips; /* replies received and checked */
     uint64_t wakeups;     /* readable descriptors reported by epoll_wait */
     uint64_t spurious;    /* wakeups whose drain found no message */
+    uint64_t sweeps;      /* goipc_sweeper_sweep calls (sweeper mode) */
+    uint64_t arms;        /* goipc_sweeper_arm calls: times the loop went idle */
 } mux_stats;
 
 /* The message number seq of connection conn: size bytes (size >= 8), the
@@ -40,12 +51,14 @@ static void mux_message(unsigned char *msg, size_t size, uint32_t conn, uint32_t
         msg[i] = (unsigned char)(conn * 31u + seq * 7u + i);
 }
 
-static int64_t mux_now_ms(void)
+static int64_t mux_now_us(void)
 {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
+
+static int64_t mux_now_ms(void) { return mux_now_us() / 1000; }
 
 /* The state of one mux_run. */
 typedef struct mux {
@@ -94,14 +107,37 @@ static int mux_drain(mux *m, uint32_t i)
     return got;
 }
 
+/* Drains the connections whose receives the sweeper reported (tokens[0..k),
+ * each token<<1 | direction, the token being the connection's index).
+ * Returns the replies taken, or -1. A finished connection may still be
+ * reported once (its last receive listed it): it is skipped. */
+static int64_t mux_drain_reported(mux *m, const uint64_t *tokens, size_t k)
+{
+    int64_t got = 0;
+    for (size_t t = 0; t < k; t++) {
+        if ((tokens[t] & 1) != GOIPC_SWEEP_RECV)
+            continue; /* a send never waits here: one message in flight */
+        int r = mux_drain(m, (uint32_t)(tokens[t] >> 1));
+        if (r < 0)
+            return -1;
+        got += r;
+    }
+    return got;
+}
+
 /* Runs `rounds` round trips on each of the n connections at once, from
- * this thread: every reply must equal what was sent. Returns 0, or -1
+ * this thread: every reply must equal what was sent. sweep_idle_us > 0
+ * adds the loop sweeper (see the top of this file). Returns 0, or -1
  * with a reason in err (a failed call, a wrong reply, no progress for
- * idle_timeout_ms). Leaves the connections open and unregistered. */
-static int mux_run(const goipc_conn *conns, uint32_t n, uint32_t rounds, size_t size, int idle_timeout_ms,
-                   mux_stats *stats, char *err, size_t errsz)
+ * idle_timeout_ms). Leaves the connections open, unregistered and
+ * detached. */
+static int mux_run(const goipc_conn *conns, uint32_t n, uint32_t rounds, size_t size, uint32_t sweep_idle_us,
+                   int idle_timeout_ms, mux_stats *stats, char *err, size_t errsz)
 {
     int rc = -1;
+    goipc_sweeper sw = 0;
+    uint64_t *tokens = NULL;
+    size_t ntok = 0;
     int ep = epoll_create1(EPOLL_CLOEXEC);
     int *fds = calloc(n, sizeof *fds);
     mux m = {.conns = conns, .rounds = rounds, .size = size, .done = calloc(n, sizeof *m.done),
@@ -113,7 +149,20 @@ static int mux_run(const goipc_conn *conns, uint32_t n, uint32_t rounds, size_t 
         snprintf(err, errsz, "setup failed (epoll_create1, memory, or size < 8)");
         goto out;
     }
+    if (sweep_idle_us > 0) {
+        /* Room for every connection in both directions: a sweep or an
+         * arm then never leaves a report behind. */
+        tokens = calloc(2 * (size_t)n, sizeof *tokens);
+        if (tokens == NULL || goipc_sweeper_new(&sw) != GOIPC_OK) {
+            snprintf(err, errsz, "goipc_sweeper_new: %s", goipc_last_error_message());
+            goto out;
+        }
+    }
     for (uint32_t i = 0; i < n; i++) {
+        if (sw != 0 && goipc_conn_set_sweeper(conns[i], sw, i) != GOIPC_OK) {
+            snprintf(err, errsz, "goipc_conn_set_sweeper(conn %u): %s", i, goipc_last_error_message());
+            goto out;
+        }
         int32_t st = goipc_conn_fd(conns[i], &fds[i]);
         if (st != GOIPC_OK) {
             snprintf(err, errsz, "goipc_conn_fd(conn %u): %s", i, goipc_last_error_message());
@@ -137,8 +186,49 @@ static int mux_run(const goipc_conn *conns, uint32_t n, uint32_t rounds, size_t 
             goto out;
     }
     int64_t last_progress = mux_now_ms();
+    int64_t last_move_us = mux_now_us();
     struct epoll_event evs[64];
     while (remaining > 0) {
+        if (sw != 0) {
+            /* Sweep while replies keep coming; arm and sleep once they
+             * have not for sweep_idle_us. */
+            int64_t got;
+            if (goipc_sweeper_sweep(sw, tokens, 2 * (size_t)n, &ntok) != GOIPC_OK) {
+                snprintf(err, errsz, "goipc_sweeper_sweep: %s", goipc_last_error_message());
+                goto out;
+            }
+            stats->sweeps++;
+            if (ntok == 0 && mux_now_us() - last_move_us >= sweep_idle_us) {
+                if (goipc_sweeper_arm(sw, tokens, 2 * (size_t)n, &ntok) != GOIPC_OK) {
+                    snprintf(err, errsz, "goipc_sweeper_arm: %s", goipc_last_error_message());
+                    goto out;
+                }
+                stats->arms++;
+                if (ntok == 0)
+                    goto wait; /* every wait is on its descriptor now */
+            }
+            if ((got = mux_drain_reported(&m, tokens, ntok)) < 0)
+                goto out;
+            if (ntok > 0) {
+                last_move_us = mux_now_us();
+                if (got > 0)
+                    last_progress = mux_now_ms();
+            }
+            for (size_t t = 0; t < ntok; t++) {
+                uint32_t i = (uint32_t)(tokens[t] >> 1);
+                if (m.done[i] == rounds && fds[i] >= 0) {
+                    epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
+                    fds[i] = -1;
+                    remaining--;
+                }
+            }
+            if (mux_now_ms() - last_progress > idle_timeout_ms) {
+                snprintf(err, errsz, "no reply for %d ms; %u connections unfinished", idle_timeout_ms, remaining);
+                goto out;
+            }
+            continue;
+        }
+    wait:;
         int64_t left = last_progress + idle_timeout_ms - mux_now_ms();
         if (left <= 0) {
             snprintf(err, errsz, "no reply for %d ms; %u connections unfinished", idle_timeout_ms, remaining);
@@ -155,18 +245,26 @@ static int mux_run(const goipc_conn *conns, uint32_t n, uint32_t rounds, size_t 
                 last_progress = mux_now_ms();
             else
                 stats->spurious++;
-            if (m.done[i] == rounds) {
+            if (m.done[i] == rounds && fds[i] >= 0) {
                 epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
+                fds[i] = -1;
                 remaining--;
             }
         }
+        last_move_us = mux_now_us(); /* sweep again after a wakeup */
     }
     rc = 0;
 out:
     /* Unregister before the caller closes: goipc_conn_close closes the fds. */
     for (uint32_t i = 0; i < registered; i++)
-        if (m.done != NULL && m.done[i] < rounds)
+        if (fds[i] >= 0)
             epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
+    if (sw != 0) {
+        for (uint32_t i = 0; i < n; i++)
+            goipc_conn_set_sweeper(conns[i], 0, 0);
+        goipc_sweeper_free(sw);
+    }
+    free(tokens);
     if (ep >= 0)
         close(ep);
     free(fds);

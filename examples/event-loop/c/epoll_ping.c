@@ -8,7 +8,13 @@
  * next to this file). Every answer is checked byte for byte. Built by
  * `make build` into build/c/epoll_ping.
  *
- *   build/c/epoll_ping --dial PATH [-c CONNS] [-n ROUNDS] [--size BYTES] [--ring BYTES]
+ *   build/c/epoll_ping --dial PATH [-c CONNS] [-n ROUNDS] [--size BYTES] [--ring BYTES] [--sweep IDLE_US]
+ *
+ * --sweep IDLE_US adds the loop sweeper (goipc.h, "The loop sweeper"):
+ * while replies keep coming the loop sweeps the waiting connections
+ * instead of sleeping in epoll_wait, and arms their descriptors once
+ * none came for IDLE_US microseconds (500 is a good start for a busy
+ * loop; docs/C_API.md has numbers).
  *
  * Defaults: 100 connections, 1000 rounds, 64-byte messages, 64 KiB rings
  * (a segment is allocated in full: 2 rings per connection). Prints the
@@ -26,7 +32,7 @@
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: epoll_ping --dial PATH [-c CONNS] [-n ROUNDS] [--size BYTES] [--ring BYTES]\n");
+    fprintf(stderr, "usage: epoll_ping --dial PATH [-c CONNS] [-n ROUNDS] [--size BYTES] [--ring BYTES] [--sweep IDLE_US]\n");
     exit(2);
 }
 
@@ -43,7 +49,7 @@ static long long num_arg(const char *s)
 int main(int argc, char **argv)
 {
     const char *path = NULL;
-    long long conns = 100, rounds = 1000, size = 64, ring = 65536;
+    long long conns = 100, rounds = 1000, size = 64, ring = 65536, sweep_us = 0;
     for (int i = 1; i + 1 < argc; i += 2) {
         if (strcmp(argv[i], "--dial") == 0)
             path = argv[i + 1];
@@ -55,10 +61,13 @@ int main(int argc, char **argv)
             size = num_arg(argv[i + 1]);
         else if (strcmp(argv[i], "--ring") == 0)
             ring = num_arg(argv[i + 1]);
+        else if (strcmp(argv[i], "--sweep") == 0)
+            sweep_us = num_arg(argv[i + 1]);
         else
             usage();
     }
-    if (argc % 2 == 0 || path == NULL || conns < 1 || conns > 100000 || rounds < 1 || size < 8 || size > ring / 4)
+    if (argc % 2 == 0 || path == NULL || conns < 1 || conns > 100000 || rounds < 1 || size < 8 || size > ring / 4 ||
+        sweep_us > 1000000)
         usage();
 
     goipc_options opts;
@@ -82,7 +91,8 @@ int main(int argc, char **argv)
     char err[512];
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
-    if (mux_run(c, (uint32_t)conns, (uint32_t)rounds, (size_t)size, 10000, &stats, err, sizeof err) != 0) {
+    if (mux_run(c, (uint32_t)conns, (uint32_t)rounds, (size_t)size, (uint32_t)sweep_us, 10000, &stats, err,
+                sizeof err) != 0) {
         fprintf(stderr, "epoll_ping: %s\n", err);
         goto out;
     }
@@ -90,8 +100,11 @@ int main(int argc, char **argv)
     double secs = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     printf("c epoll_ping: %lld connections x %lld round trips of %lld B, every reply checked, one thread\n", conns,
            rounds, size);
-    printf("throughput: %.0f round trips/s; epoll wakeups %" PRIu64 " (%" PRIu64 " found nothing)\n",
+    printf("throughput: %.0f round trips/s; epoll wakeups %" PRIu64 " (%" PRIu64 " found nothing)",
            (double)stats.round_trips / secs, stats.wakeups, stats.spurious);
+    if (sweep_us > 0)
+        printf("; sweeps %" PRIu64 ", arms %" PRIu64 " (idle %lld us)", stats.sweeps, stats.arms, sweep_us);
+    printf("\n");
     rc = 0;
 out:
     for (long long i = 0; i < opened; i++)
