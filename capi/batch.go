@@ -139,12 +139,9 @@ func capi_recv_batch(h C.uint64_t, buf unsafe.Pointer, capacity C.size_t, sizes 
 // larger than dst stays the next message (a kept view).
 func (e *connEntry) batchFromView(v, dst []byte, sizes []int, count *C.size_t, t *C.goipc_tls) C.int32_t {
 	sizes[0] = len(v)
-	if len(v) > len(dst) {
-		e.keep(v)
-		return fail(t, fmt.Errorf("%w: message is %d bytes, buffer %d", goipc.ErrBufferTooSmall, len(v), len(dst)))
+	if err := e.copyKept(v, dst); err != nil {
+		return fail(t, err)
 	}
-	copy(dst, v)
-	e.c.ReleaseView()
 	n := 0
 	if len(sizes) > 1 {
 		// Without waiting. An error ends the batch here and is the next

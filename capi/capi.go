@@ -393,12 +393,9 @@ func capi_recv(h C.uint64_t, buf unsafe.Pointer, capacity C.size_t, n *C.size_t,
 	if e.kept.Load() {
 		if v, ok := e.takeKept(); ok {
 			*n = C.size_t(len(v))
-			if len(v) > len(dst) {
-				e.keep(v)
-				return fail(t, fmt.Errorf("%w: message is %d bytes, buffer %d", goipc.ErrBufferTooSmall, len(v), len(dst)))
+			if err := e.copyKept(v, dst); err != nil {
+				return fail(t, err)
 			}
-			copy(dst, v)
-			e.c.ReleaseView()
 			return C.GOIPC_OK
 		}
 	}

@@ -1,6 +1,11 @@
 package main
 
-import "time"
+import (
+	"fmt"
+	"time"
+
+	"github.com/goipc/goipc/goipc"
+)
 
 // Kept views: see connEntry.kept. A kept view is owned by no thread; the
 // next receive takes it. Only one view exists at a time (the core's
@@ -38,6 +43,19 @@ func (e *connEntry) keep(v []byte) {
 			e.c.ReleaseView()
 		}
 	}
+}
+
+// copyKept copies view v, which the caller owns, into dst and releases
+// it; a v larger than dst is kept again (it stays the next message) and
+// the error says so. Shared by goipc_recv and goipc_recv_batch.
+func (e *connEntry) copyKept(v, dst []byte) error {
+	if len(v) > len(dst) {
+		e.keep(v)
+		return fmt.Errorf("%w: message is %d bytes, buffer %d", goipc.ErrBufferTooSmall, len(v), len(dst))
+	}
+	copy(dst, v)
+	e.c.ReleaseView()
+	return nil
 }
 
 // nextView returns the kept view if there is one, else waits for the next
