@@ -107,6 +107,18 @@ static int mux_drain(mux *m, uint32_t i)
     return got;
 }
 
+/* Stops watching connection i (fds[i] = -1) once it has done all its
+ * rounds; a finished connection may still come up once more (a sweep can
+ * report its last receive). Returns 1 if it stopped watching it now. */
+static uint32_t mux_retire_if_done(const mux *m, int ep, int *fds, uint32_t i)
+{
+    if (m->done[i] < m->rounds || fds[i] < 0)
+        return 0;
+    epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
+    fds[i] = -1;
+    return 1;
+}
+
 /* Drains the connections whose receives the sweeper reported (tokens[0..k),
  * each token<<1 | direction, the token being the connection's index).
  * Returns the replies taken, or -1. A finished connection may still be
@@ -214,14 +226,8 @@ static int mux_run(const goipc_conn *conns, uint32_t n, uint32_t rounds, size_t 
                 if (got > 0)
                     last_progress = mux_now_ms();
             }
-            for (size_t t = 0; t < ntok; t++) {
-                uint32_t i = (uint32_t)(tokens[t] >> 1);
-                if (m.done[i] == rounds && fds[i] >= 0) {
-                    epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
-                    fds[i] = -1;
-                    remaining--;
-                }
-            }
+            for (size_t t = 0; t < ntok; t++)
+                remaining -= mux_retire_if_done(&m, ep, fds, (uint32_t)(tokens[t] >> 1));
             if (mux_now_ms() - last_progress > idle_timeout_ms) {
                 snprintf(err, errsz, "no reply for %d ms; %u connections unfinished", idle_timeout_ms, remaining);
                 goto out;
@@ -245,11 +251,7 @@ static int mux_run(const goipc_conn *conns, uint32_t n, uint32_t rounds, size_t 
                 last_progress = mux_now_ms();
             else
                 stats->spurious++;
-            if (m.done[i] == rounds && fds[i] >= 0) {
-                epoll_ctl(ep, EPOLL_CTL_DEL, fds[i], NULL);
-                fds[i] = -1;
-                remaining--;
-            }
+            remaining -= mux_retire_if_done(&m, ep, fds, i);
         }
         last_move_us = mux_now_us(); /* sweep again after a wakeup */
     }
