@@ -95,6 +95,17 @@ static void recv_stream(goipc_conn c, size_t cap, size_t max_count)
     free(sizes);
 }
 
+/* Sends the stream on `to` from a thread while this thread receives it on
+ * `from` with recv_stream(cap, max_count). */
+static void stream_through(goipc_conn to, goipc_conn from, const struct stream *s, size_t cap, size_t max_count)
+{
+    struct stream_sender j = {.c = to, .s = s};
+    pthread_t t;
+    pthread_create(&t, NULL, stream_sender_run, &j);
+    recv_stream(from, cap, max_count);
+    pthread_join(t, NULL);
+}
+
 /* An in-process pair whose dialer's ring holds ring_size bytes, with
  * messages of at most 1 KiB. */
 static int small_ring_pair(goipc_conn *a, goipc_conn *b, uint64_t ring_size)
@@ -116,16 +127,10 @@ void test_batch_order(void)
     REQUIRE(small_ring_pair(&a, &b, 16384) == 0);
     struct stream s;
     stream_init(&s);
-    struct stream_sender j = {.c = a, .s = &s};
-    pthread_t t;
-    pthread_create(&t, NULL, stream_sender_run, &j);
-    recv_stream(b, 2048, 16);
-    pthread_join(t, NULL);
+    stream_through(a, b, &s, 2048, 16);
     /* Again, with a buffer the size of the largest message: a batch stops
      * at the first message that does not fit what is left of it. */
-    pthread_create(&t, NULL, stream_sender_run, &j);
-    recv_stream(b, STREAM_MAX, 64);
-    pthread_join(t, NULL);
+    stream_through(a, b, &s, STREAM_MAX, 64);
     size_t count;
     size_t sizes[4];
     unsigned char buf[64];
@@ -377,11 +382,7 @@ void test_batch_go_pong(void)
     if (EXPECT_ST(goipc_dial(path, 10000, &c), GOIPC_OK)) {
         struct stream s;
         stream_init(&s);
-        struct stream_sender j = {.c = c, .s = &s};
-        pthread_t t;
-        pthread_create(&t, NULL, stream_sender_run, &j);
-        recv_stream(c, 4096, 32);
-        pthread_join(t, NULL);
+        stream_through(c, c, &s, 4096, 32);
         stream_free(&s);
         EXPECT_ST(goipc_conn_close(c), GOIPC_OK);
     }
