@@ -233,12 +233,16 @@ int32_t goipc_conn_set_sweeper(goipc_conn c, goipc_sweeper s, uint64_t token)
 
 int32_t goipc_sweeper_sweep(goipc_sweeper s, uint64_t *tokens, size_t cap, size_t *n)
 {
+    if (n != NULL)
+        *n = 0; /* written on every return: here, before any can */
     FORK_GUARD();
     return capi_sweeper_sweep(s, tokens, cap, n, &tls);
 }
 
 int32_t goipc_sweeper_arm(goipc_sweeper s, uint64_t *tokens, size_t cap, size_t *n)
 {
+    if (n != NULL)
+        *n = 0; /* written on every return: here, before any can */
     FORK_GUARD();
     return capi_sweeper_arm(s, tokens, cap, n, &tls);
 }

@@ -107,10 +107,8 @@ func capi_sweeper_arm(h C.uint64_t, tokens *C.uint64_t, capacity C.size_t, n *C.
 }
 
 // sweeperReport runs Sweep or Arm (op) into the caller's token array.
+// *n is 0 already (the shim).
 func sweeperReport(fn string, op func(*goipc.Sweeper, []uint64) int, h C.uint64_t, tokens *C.uint64_t, capacity C.size_t, n *C.size_t, t *C.goipc_tls) C.int32_t {
-	if n != nil {
-		*n = 0
-	}
 	maybePanic()
 	e, st := lookupSweeper(h, t)
 	if e == nil {

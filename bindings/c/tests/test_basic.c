@@ -372,11 +372,12 @@ void test_fork_child(void)
         goipc_conn c;
         goipc_listener l;
         goipc_iovec iov = {"x", 1};
-        size_t sent = 99;
+        size_t sent = 99, swept = 99;
         int ok = goipc_dial("/tmp/goipc-fork-test.sock", 100, &c) == GOIPC_ERR_NOT_SUPPORTED &&
                  strstr(goipc_last_error_message(), "fork") != NULL &&
                  goipc_send(1, "x", 1, 0) == GOIPC_ERR_NOT_SUPPORTED &&
                  goipc_send_batch(1, &iov, 1, &sent, 0) == GOIPC_ERR_NOT_SUPPORTED && sent == 0 &&
+                 goipc_sweeper_sweep(1, NULL, 0, &swept) == GOIPC_ERR_NOT_SUPPORTED && swept == 0 &&
                  goipc_listen("/tmp/goipc-fork-test.sock", &l) == GOIPC_ERR_NOT_SUPPORTED &&
                  goipc_abi_version() == GOIPC_ABI_VERSION; /* no Go call: still fine */
         _exit(ok ? 0 : 1);
