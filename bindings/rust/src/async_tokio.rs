@@ -462,7 +462,15 @@ impl AsyncConn {
     /// `notify_waiters` wakes the futures whose `Notified` exists: a
     /// future counts itself parked before it makes one and looks, so one
     /// that the counters skip looks after this look.
+    ///
+    /// A receive head with no call parked has nobody to wake: it returns
+    /// before the library call, so a connection that makes no calls parks
+    /// its receives as before calls came. Its `seen` then stays behind,
+    /// which can only make a later look wake the calls once more.
     fn after_failed_look(&self, who: Waiter, seen: &mut Option<u64>) {
+        if who == Waiter::Head(RECV) && self.parked_callers.load(SeqCst) == 0 {
+            return;
+        }
         let (moved, ring_not_empty) = match self.conn.stats() {
             Ok(st) => {
                 let moved = *seen != Some(st.received.messages);
