@@ -145,14 +145,7 @@ fn unix_typed_round_trips(
     shape: &support::Shape,
 ) -> Result<support::Samples, String> {
     let (size, warmup) = (shape.size, shape.warmup);
-    let step = |what: String| {
-        move |e: std::io::Error| match e.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => {
-                format!("{what}: no answer within --timeout-ms: the peer stopped answering")
-            }
-            _ => format!("{what}: {e}"),
-        }
-    };
+    let step = |what: String| move |e: std::io::Error| support::ping::unix_failed(&what, &e, shape.timeout);
     let payload: Vec<u8> = (0..size).map(|i| (i * 7 + 3) as u8).collect();
     let mut b = flatbuffers::FlatBufferBuilder::with_capacity(256);
     let (mut rx, mut tx) = (Vec::with_capacity(256), Vec::with_capacity(256));

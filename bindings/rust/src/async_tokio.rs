@@ -462,7 +462,15 @@ impl AsyncConn {
     /// `notify_waiters` wakes the futures whose `Notified` exists: a
     /// future counts itself parked before it makes one and looks, so one
     /// that the counters skip looks after this look.
+    ///
+    /// A receive head with no call parked has nobody to wake: it returns
+    /// before the library call, so a connection that makes no calls parks
+    /// its receives as before calls came. Its `seen` then stays behind,
+    /// which can only make a later look wake the calls once more.
     fn after_failed_look(&self, who: Waiter, seen: &mut Option<u64>) {
+        if who == Waiter::Head(RECV) && self.parked_callers.load(SeqCst) == 0 {
+            return;
+        }
         let (moved, ring_not_empty) = match self.conn.stats() {
             Ok(st) => {
                 let moved = *seen != Some(st.received.messages);
@@ -486,15 +494,21 @@ impl AsyncConn {
         }
     }
 
+    /// The parked count and the look-again wakeup of `who`'s role (the
+    /// receive head's, or the calls'); the send head has neither.
+    fn role(&self, who: Waiter) -> Option<(&AtomicUsize, &Notify)> {
+        match who {
+            Waiter::Head(RECV) => Some((&self.parked_recv_head, &self.look_recv_head)),
+            Waiter::Caller => Some((&self.parked_callers, &self.look_callers)),
+            Waiter::Head(_) => None,
+        }
+    }
+
     /// Waits on the descriptor (and for the wakeups of `who`) and calls
     /// again until the operation ends. A head holds its direction's turn.
     async fn park_loop<T>(&self, who: Waiter, try_op: &mut impl FnMut() -> Result<Option<T>>) -> Result<T> {
         let _parked = ParkedCount::new(self, who);
-        let look_again = match who {
-            Waiter::Head(RECV) => Some(&self.look_recv_head),
-            Waiter::Caller => Some(&self.look_callers),
-            Waiter::Head(_) => None,
-        };
+        let look_again = self.role(who).map(|(_, wakeup)| wakeup);
         let mut seen = None; // see after_failed_look
         loop {
             // Each Notified receives the notify_waiters that follow its
@@ -553,24 +567,16 @@ struct ParkedCount<'a> {
 impl<'a> ParkedCount<'a> {
     fn new(conn: &'a AsyncConn, who: Waiter) -> ParkedCount<'a> {
         conn.parked.fetch_add(1, SeqCst);
-        if let Some(n) = ParkedCount::role_count(conn, who) {
+        if let Some((n, _)) = conn.role(who) {
             n.fetch_add(1, SeqCst);
         }
         ParkedCount { conn, who }
-    }
-
-    fn role_count(conn: &AsyncConn, who: Waiter) -> Option<&AtomicUsize> {
-        match who {
-            Waiter::Head(RECV) => Some(&conn.parked_recv_head),
-            Waiter::Caller => Some(&conn.parked_callers),
-            Waiter::Head(_) => None,
-        }
     }
 }
 
 impl Drop for ParkedCount<'_> {
     fn drop(&mut self) {
-        if let Some(n) = ParkedCount::role_count(self.conn, self.who) {
+        if let Some((n, _)) = self.conn.role(self.who) {
             n.fetch_sub(1, SeqCst);
         }
         self.conn.parked.fetch_sub(1, SeqCst);

@@ -380,7 +380,8 @@ pub fn round_trips(cfg: &Config, t: &Transport, seqs: StepBy<Range<usize>>) -> R
 
 /// The message of a failed socket step; a timeout (EAGAIN from a socket
 /// with SO_RCVTIMEO / SO_SNDTIMEO) says the consumer stopped answering.
-fn unix_failed(what: &str, e: &std::io::Error, timeout: Option<Duration>) -> String {
+/// Also used by bench.rs for its Ping/Pong socket.
+pub fn unix_failed(what: &str, e: &std::io::Error, timeout: Option<Duration>) -> String {
     match (e.kind(), timeout) {
         (ErrorKind::WouldBlock | ErrorKind::TimedOut, Some(t)) => no_answer(what, t),
         _ => format!("{what}: {e}"),

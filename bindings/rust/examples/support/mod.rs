@@ -4,6 +4,8 @@
 
 #![allow(dead_code)] // each example uses a subset
 
+use std::iter::StepBy;
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 /// Kills and reaps a child on every exit path.
@@ -101,9 +103,10 @@ pub fn example_round_trips(
     n: usize,
 ) -> Result<Samples, String> {
     let cfg = example_config(shape, typed, call, n);
-    ping::round_trips(&cfg, t, (seq0..seq0 + shape.warmup).step_by(1))?;
+    let [warmup, timed] = series_seqs(shape, seq0, n);
+    ping::round_trips(&cfg, t, warmup)?;
     let start = Instant::now();
-    let rtt = ping::round_trips(&cfg, t, (seq0 + shape.warmup..seq0 + shape.warmup + n).step_by(1))?;
+    let rtt = ping::round_trips(&cfg, t, timed)?;
     Ok(Samples { rtt, elapsed: start.elapsed() })
 }
 
@@ -119,10 +122,18 @@ pub async fn example_tokio_round_trips(
     n: usize,
 ) -> Result<Samples, String> {
     let cfg = example_config(shape, typed, call, n);
-    ping::tokio_round_trips(&cfg, conn, (seq0..seq0 + shape.warmup).step_by(1)).await?;
+    let [warmup, timed] = series_seqs(shape, seq0, n);
+    ping::tokio_round_trips(&cfg, conn, warmup).await?;
     let start = Instant::now();
-    let rtt = ping::tokio_round_trips(&cfg, conn, (seq0 + shape.warmup..seq0 + shape.warmup + n).step_by(1)).await?;
+    let rtt = ping::tokio_round_trips(&cfg, conn, timed).await?;
     Ok(Samples { rtt, elapsed: start.elapsed() })
+}
+
+/// The sequence numbers of a series starting at `seq0`: its
+/// `shape.warmup` unmeasured round trips, then its `n` timed ones.
+fn series_seqs(shape: &Shape, seq0: usize, n: usize) -> [StepBy<Range<usize>>; 2] {
+    let timed0 = seq0 + shape.warmup;
+    [(seq0..timed0).step_by(1), (timed0..timed0 + n).step_by(1)]
 }
 
 /// The example's configuration for round trips on a connection made here.
