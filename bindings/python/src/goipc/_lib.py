@@ -403,6 +403,15 @@ def _declare(lib: ctypes.CDLL, table: dict) -> None:
         fn.argtypes = argtypes
 
 
+def _declare_optional(lib: ctypes.CDLL, table: dict) -> bool:
+    """Declares an optional group of functions if the library has all of
+    them; whether it has."""
+    if not all(hasattr(lib, name) for name in table):
+        return False
+    _declare(lib, table)
+    return True
+
+
 def load(path: Optional[str] = None) -> ctypes.CDLL:
     """Loads libgoipc.so once per process and returns it.
 
@@ -443,21 +452,11 @@ def load(path: Optional[str] = None) -> ctypes.CDLL:
             )
             err.tried = [str(found)]
             raise err
-        has_typed = all(hasattr(lib, name) for name in _TYPED_FUNCTIONS)
-        if has_typed:
-            _declare(lib, _TYPED_FUNCTIONS)
-        has_calls = all(hasattr(lib, name) for name in _CALL_FUNCTIONS)
-        if has_calls:
-            _declare(lib, _CALL_FUNCTIONS)
-        has_typed_server = has_calls and all(hasattr(lib, name) for name in _TYPED_SERVER_FUNCTIONS)
-        if has_typed_server:
-            _declare(lib, _TYPED_SERVER_FUNCTIONS)
-        has_batch = all(hasattr(lib, name) for name in _BATCH_FUNCTIONS)
-        if has_batch:
-            _declare(lib, _BATCH_FUNCTIONS)
-        has_sweeper = all(hasattr(lib, name) for name in _SWEEPER_FUNCTIONS)
-        if has_sweeper:
-            _declare(lib, _SWEEPER_FUNCTIONS)
+        has_typed = _declare_optional(lib, _TYPED_FUNCTIONS)
+        has_calls = _declare_optional(lib, _CALL_FUNCTIONS)
+        has_typed_server = has_calls and _declare_optional(lib, _TYPED_SERVER_FUNCTIONS)
+        has_batch = _declare_optional(lib, _BATCH_FUNCTIONS)
+        has_sweeper = _declare_optional(lib, _SWEEPER_FUNCTIONS)
         state.fast = _fast_functions(lib, str(found))
         state.path = str(found)
         state.pid = os.getpid()
