@@ -1048,19 +1048,16 @@ class Conn:
             raise _lib.fork_error()
         f = self._batch_function("goipc_send_batch")
         b = _BatchToSend(messages)
+        h = self._h
         t0 = _monotonic()
-        ms = _SLICE_MS if timeout is None else _first_ms(timeout)
-        while True:
-            st = b.call(f, self._h, ms)
-            if st == _OK:
-                return b.n
-            if st == _TIMEOUT:
-                ms = _next_ms(timeout, t0)
-                if ms >= 0:
-                    continue
-                if b.done:
-                    return b.done
-            raise b.error(st)
+        st = b.call(f, h, _first_ms(timeout))
+        if st == _TIMEOUT:
+            st = _wait(lambda ms: b.call(f, h, ms), timeout, t0)
+        if st == _OK:
+            return b.n
+        if st == _TIMEOUT and b.done:
+            return b.done
+        raise b.error(st)
 
     def _try_send_batch(self, b: "_BatchToSend", f: Any) -> Optional[int]:
         """One goipc_send_batch (``f``, from :meth:`_batch_function`) of
