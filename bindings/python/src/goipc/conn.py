@@ -1153,8 +1153,6 @@ class Conn:
         finally:
             pool.append(sc)
 
-    # -- receiving --
-
     def recv(self, timeout: Optional[float] = None) -> bytes:
         """Receives the next message and returns a copy of it.
 
