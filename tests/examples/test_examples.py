@@ -118,16 +118,12 @@ def ping_go_cli(lang: str, tmp_path: Path, *flags: str) -> dict:
     """The ping-pong example's ping of lang with flags, 1000 round trips of
     100 B (after 10) against `goipc pong` (which answers a Ping with its
     Pong and a call with its reply); its JSON line, checked to be a result."""
-    path = tmp_path / "pong.sock"
-    pong = subprocess.Popen(cmd(BUILD / "bin" / "goipc", "pong", "--listen", path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    pong = Listening([BUILD / "bin" / "goipc", "pong"], tmp_path / "pong.sock", (), "goipc pong")
     try:
-        line = pong.stdout.readline()
-        assert "listening on" in line, "goipc pong did not start: %r" % line
-        out = produce("ping-pong", lang, "--path", path, "--size", "100", "--iters", "1000", "--warmup", "10", *flags)
+        out = produce("ping-pong", lang, "--path", pong.path, "--size", "100", "--iters", "1000", "--warmup", "10",
+                      *flags)
     finally:
-        pong.terminate()
-        pong.communicate(timeout=10)
+        pong.finish(terminate=True, timeout=10)
     line = json.loads(out.strip().splitlines()[-1])
     assert "error" not in line, line
     assert 0 < line["p50_ns"] <= line["p99_ns"] <= line["max_ns"] and line["per_s"] > 0, line
@@ -164,18 +160,14 @@ def test_ping_pong_event_loop_to_go_cli(lang, runtime, typed, call, threads, tmp
 def test_ping_pong_unix_transport_to_c_echo(lang, tmp_path):
     """--transport unix (the baseline of make demo and goipc bench): the
     same program over a Unix stream socket to the C pong's echo."""
-    path = tmp_path / "echo.sock"
-    echo = subprocess.Popen(cmd(BUILD / "c" / "pong", "--transport", "unix", "--listen", path),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    echo = Listening([BUILD / "c" / "pong", "--transport", "unix"], tmp_path / "echo.sock", (),
+                     "c pong --transport unix")
     try:
-        line = echo.stdout.readline()
-        assert "listening on" in line, "c pong --transport unix did not start: %r" % line
         # The last --transport wins: PRODUCERS says goipc for some.
-        out = produce("ping-pong", lang, "--transport", "unix", "--path", path, "--size", "64", "--iters", "500",
+        out = produce("ping-pong", lang, "--transport", "unix", "--path", echo.path, "--size", "64", "--iters", "500",
                       "--warmup", "10")
     finally:
-        echo.terminate()
-        echo.communicate(timeout=10)
+        echo.finish(terminate=True, timeout=10)
     line = json.loads(out.strip().splitlines()[-1])
     assert "error" not in line, line
     assert (line["lang"], line["transport"], line["iters"]) == (lang, "unix", 500), line
