@@ -88,7 +88,6 @@ def python_exe():
 # calls). The examples report the flag back in their JSON line ("asyncio":
 # true, "tokio": true).
 EVENT_LOOPS = {"python-asyncio": ("python", "--asyncio"), "rust-tokio": ("rust", "--tokio")}
-EVENT_LOOP_PRODUCERS = {"pingpong": ("python-asyncio", "rust-tokio"), "calls": ("python-asyncio", "rust-tokio")}
 
 
 def base_lang(lang):
@@ -570,13 +569,13 @@ def all_tests():
     tests = [Test(s, p, c) for p, c in pairs for s in SCENARIOS]
     # The event-loop producers (the ping-pong examples with --asyncio or
     # --tokio) against the Go consumers.
-    tests += [Test("pingpong", p, c) for p in EVENT_LOOP_PRODUCERS["pingpong"] for c in ("go", "golib")]
+    tests += [Test("pingpong", p, c) for p in EVENT_LOOPS for c in ("go", "golib")]
     # Calls: every producer against the Go consumers (which answer a Ping
     # sent as a call request with a Pong as its reply), and the Go producer
     # against the C, Python and Rust consumers (peer consumer --calls).
     tests += [Test("calls", p, c) for p in LANGS for c in ("go", "golib")]
     tests += [Test("calls", "go", c) for c in ("c", "python", "rust")]
-    tests += [Test("calls", p, c) for p in EVENT_LOOP_PRODUCERS["calls"] for c in ("go", "golib")]
+    tests += [Test("calls", p, c) for p in EVENT_LOOPS for c in ("go", "golib")]
     tests += [Test("layout", lang, "go") for lang in LANGS]
     return tests
 
