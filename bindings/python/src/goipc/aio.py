@@ -179,7 +179,6 @@ class _LoopShared:
         "cap",
         "sweep_fn",
         "swept",
-        "arms",
         "__weakref__",
     )
 
@@ -198,10 +197,8 @@ class _LoopShared:
         self.count_ref = byref(self.count)
         self.cap = c_size_t(_SWEEP_BATCH)
         self.sweep_fn: Any = None
-        # Waits ended by a sweep, and times the loop went idle and armed
-        # (for tests and diagnostics).
+        # Waits ended by a sweep (for tests and diagnostics).
         self.swept = 0
-        self.arms = 0
 
     def _start(self) -> bool:
         """Creates the sweeper on first use; False if the library has none."""
@@ -267,7 +264,6 @@ class _LoopShared:
         if st:
             self._give_up()
             raise _lib.last_error(st)
-        self.arms += 1
         self._wake(self.count.value)
 
     def _give_up(self) -> None:
