@@ -544,7 +544,8 @@ class AsyncConn:
                     self._wake_callers(True)
                 # Park until the sweep, the descriptor, a call's end or
                 # another's failed call (then hop) says to look again
-                # (inline: a coroutine per wait costs about a microsecond).
+                # (inline: a coroutine per wait costs about 0.4 us, measured
+                # here by creating and running one to its end).
                 if self._closed:
                     raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
                 fut = self._loop.create_future()
