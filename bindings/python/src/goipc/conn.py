@@ -194,13 +194,10 @@ def _join_messages(msgs: List[Any]) -> Tuple[bytes, List[int]]:
     """send_batch's messages as one bytes object and their lengths in
     bytes."""
     if _PLAIN_TYPES.issuperset(map(type, msgs)):
-        return b"".join(msgs), list(map(len, msgs))  # len is the size in bytes for these
-    lens = []
-    for m in msgs:
-        if type(m) is bytes or type(m) is bytearray:
-            lens.append(len(m))
-        else:
-            lens.append(_send_arg(m)[1])  # checks the type and contiguity as send() does
+        lens = list(map(len, msgs))  # len is the size in bytes for these
+    else:
+        # _send_arg checks the others' type and contiguity as send() does.
+        lens = [len(m) if type(m) in _PLAIN_TYPES else _send_arg(m)[1] for m in msgs]
     return b"".join(msgs), lens
 
 PathArg = Union[str, bytes, "os.PathLike[str]", "os.PathLike[bytes]"]
