@@ -35,8 +35,16 @@ import (
 // the doorbell waiter's (docs/PROTOCOL.md, "The ring poller").
 
 // pollerIdle is how long the poller sweeps without seeing a word move
-// before it arms the doorbells and sleeps: about a spin budget.
-const pollerIdle = 50 * time.Microsecond
+// before it arms the doorbells and sleeps. It is not a spin budget: on a
+// machine with more runnable threads than cores, the peer process is
+// often off its CPU for longer than a spin budget (50 µs), and arming
+// every listed call then makes each of them cost the peer a doorbell
+// write(2) and us a read(2) on its next message: with 64 producers on 2
+// cores, 2000 such arms a second held goipc pong at the Unix socket's
+// throughput, and 1 ms doubled it (docs/PERFORMANCE.md, section 16). The
+// poller yields the CPU after every sweep that found nothing, so the
+// longer idle costs CPU only that no other thread wants.
+const pollerIdle = time.Millisecond
 
 // pollEntry is one parked call watched by the poller. Every field but
 // index and armed is written before the entry is registered and not
