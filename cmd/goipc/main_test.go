@@ -81,8 +81,22 @@ func startPong(t *testing.T, extra ...string) (path string, cmd *exec.Cmd, stder
 	return path, cmd, stderr
 }
 
+// pongModes are the ways goipc pong serves its connections: a goroutine
+// each (the default) and one event loop (--loop): every behaviour test of
+// pong runs against both.
+var pongModes = []struct {
+	name  string
+	flags []string
+}{{"goroutines", nil}, {"loop", []string{"--loop", "1ms"}}}
+
 func TestPongAnswersPingsAndEchoesTheRest(t *testing.T) {
-	path, _, stderr := startPong(t)
+	for _, mode := range pongModes {
+		t.Run(mode.name, func(t *testing.T) { testPongAnswersPingsAndEchoesTheRest(t, mode.flags) })
+	}
+}
+
+func testPongAnswersPingsAndEchoesTheRest(t *testing.T, flags []string) {
+	path, _, stderr := startPong(t, flags...)
 	c, err := goipc.Dial(path, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -127,8 +141,14 @@ func TestPongAnswersPingsAndEchoesTheRest(t *testing.T) {
 }
 
 func TestPingAgainstPong(t *testing.T) {
-	path, _, _ := startPong(t)
-	for _, args := range [][]string{{"-n", "2000"}, {"-n", "200", "--size", "100000"}, {"-n", "2000", "--raw"}, {"-n", "500", "--size", "0"}} {
+	for _, mode := range pongModes {
+		t.Run(mode.name, func(t *testing.T) { testPingAgainstPong(t, mode.flags) })
+	}
+}
+
+func testPingAgainstPong(t *testing.T, flags []string) {
+	path, _, _ := startPong(t, flags...)
+	for _, args := range [][]string{{"-n", "2000"}, {"-n", "200", "--size", "100000"}, {"-n", "2000", "--raw"}, {"-n", "500", "--size", "0"}, {"-n", "2000", "--call"}} {
 		out, err := cli(append([]string{"ping", "--dial", path}, args...)...).CombinedOutput()
 		if err != nil {
 			t.Fatalf("ping %v: %v\n%s", args, err, out)
@@ -182,43 +202,47 @@ func TestPingDetectsWrongAnswers(t *testing.T) {
 }
 
 func TestPongServesConcurrentClientsAndStopsCleanly(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
-		t.Run(sig.String(), func(t *testing.T) {
-			path, cmd, stderr := startPong(t)
-			var wg sync.WaitGroup
-			errs := make(chan error, 4)
-			for i := 0; i < 4; i++ {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					out, err := cli("ping", "--dial", path, "-n", "3000").CombinedOutput()
-					if err != nil {
-						errs <- fmt.Errorf("%v: %s", err, out)
-					}
-				}()
-			}
-			wg.Wait()
-			close(errs)
-			for err := range errs {
-				t.Error(err)
-			}
-			// A client still connected when the signal arrives.
-			c, err := goipc.Dial(path, nil)
+	for _, mode := range pongModes {
+		for _, sig := range []syscall.Signal{syscall.SIGTERM, syscall.SIGINT} {
+			t.Run(mode.name+"/"+sig.String(), func(t *testing.T) { testPongServesConcurrentClientsAndStopsCleanly(t, mode.flags, sig) })
+		}
+	}
+}
+
+func testPongServesConcurrentClientsAndStopsCleanly(t *testing.T, flags []string, sig syscall.Signal) {
+	path, cmd, stderr := startPong(t, flags...)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := cli("ping", "--dial", path, "-n", "3000").CombinedOutput()
 			if err != nil {
-				t.Fatal(err)
+				errs <- fmt.Errorf("%v: %s", err, out)
 			}
-			defer c.Close()
-			cmd.Process.Signal(sig)
-			if err := cmd.Wait(); err != nil {
-				t.Fatalf("pong exit after %v: %v (%s)", sig, err, stderr)
-			}
-			if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
-				t.Errorf("socket left behind: %v", err)
-			}
-			if _, err := c.RecvTimeout(10 * time.Second); !errors.Is(err, goipc.ErrPeerClosed) {
-				t.Errorf("connected client after shutdown: %v", err)
-			}
-		})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	// A client still connected when the signal arrives.
+	c, err := goipc.Dial(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cmd.Process.Signal(sig)
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("pong exit after %v: %v (%s)", sig, err, stderr)
+	}
+	if _, err := os.Stat(path); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("socket left behind: %v", err)
+	}
+	if _, err := c.RecvTimeout(10 * time.Second); !errors.Is(err, goipc.ErrPeerClosed) {
+		t.Errorf("connected client after shutdown: %v", err)
 	}
 }
 

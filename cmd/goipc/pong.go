@@ -36,6 +36,7 @@ func runPong(args []string) int {
 	fs.Var(&maxMapped, "max-mapped", fmt.Sprintf("segment `bytes` mapped over all connections, K/M/G suffixes (0: default %s; -1: no limit)",
 		byteSize(goipc.DefaultMaxMappedBytes)))
 	maxPending := fs.Int("max-pending", 0, fmt.Sprintf("most handshakes in progress; the oldest is dropped beyond (0: default %d; -1: no limit)", goipc.DefaultMaxPendingHandshakes))
+	loopIdle := fs.Duration("loop", 0, "serve every connection from one event-loop goroutine that sweeps for `idle` after its last answer before it sleeps, instead of a goroutine per connection (0: a goroutine per connection)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -56,6 +57,15 @@ func runPong(args []string) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	s.lns = lns
+	if *loopIdle > 0 {
+		l, err := newPongLoop(s, *loopIdle)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "goipc pong:", err)
+			return 1
+		}
+		s.loop = l
+		go l.run()
+	}
 	// The ready lines: scripts and tests wait for them before dialing.
 	for _, addr := range addrs {
 		fmt.Printf("goipc pong: listening on %s\n", addr)
@@ -78,6 +88,7 @@ type pongServer struct {
 	mu      sync.Mutex
 	conns   map[*goipc.Conn]struct{}
 	wg      sync.WaitGroup
+	loop    *pongLoop // with --loop; nil: a goroutine per connection
 }
 
 func (s *pongServer) serve(ln *goipc.Listener) {
@@ -95,12 +106,15 @@ func (s *pongServer) serve(ln *goipc.Listener) {
 		s.conns[c] = struct{}{}
 		s.mu.Unlock()
 		s.wg.Add(1)
+		if s.loop != nil {
+			s.loop.add(c)
+			continue
+		}
 		go s.handle(c)
 	}
 }
 
 func (s *pongServer) handle(c *goipc.Conn) {
-	defer s.wg.Done()
 	if s.verbose {
 		s.log.printf("goipc pong: client pid %d connected", c.PeerPID())
 	}
@@ -111,10 +125,16 @@ func (s *pongServer) handle(c *goipc.Conn) {
 	if s.verbose || !errors.Is(err, goipc.ErrPeerClosed) && !errors.Is(err, goipc.ErrClosed) {
 		s.log.printf("goipc pong: client pid %d: %d messages in %v: %v", c.PeerPID(), n, time.Since(start).Round(time.Millisecond), err)
 	}
+	s.forget(c)
+}
+
+// forget closes c, a connection accepted by serve, and stops counting it.
+func (s *pongServer) forget(c *goipc.Conn) {
 	s.mu.Lock()
 	delete(s.conns, c)
 	s.mu.Unlock()
 	c.Close()
+	s.wg.Done()
 }
 
 // echoLoop answers every message and call request until the connection
@@ -203,6 +223,11 @@ func monoNs() int64 {
 func (s *pongServer) shutdown() {
 	for _, ln := range s.lns {
 		ln.Close() // also removes a socket file
+	}
+	if s.loop != nil {
+		// The loop closes its own connections: closing one under it
+		// would close its descriptor while it is in the epoll set.
+		s.loop.stop()
 	}
 	s.mu.Lock()
 	for c := range s.conns {

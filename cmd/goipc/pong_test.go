@@ -2,7 +2,9 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"os/exec"
@@ -10,6 +12,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -308,5 +311,152 @@ func TestPongMaxPendingFlag(t *testing.T) {
 	c.Send([]byte("served"))
 	if got, err := c.RecvTimeout(10 * time.Second); err != nil || string(got) != "served" {
 		t.Fatalf("legitimate client: %q %v", got, err)
+	}
+}
+
+// TestPongLoopServesOthersWhileAClientDoesNotRead: with --loop, a client
+// that sends without reading its answers fills its rings; the loop keeps
+// the one message it cannot answer and goes on serving the others. Once
+// the client reads, every answer arrives, in order.
+func TestPongLoopServesOthersWhileAClientDoesNotRead(t *testing.T) {
+	path, _, stderr := startPong(t, "--loop", "1ms")
+	small := &goipc.Options{RingSize: goipc.MinRingSize, MaxMessageSize: 256}
+	stuck, err := goipc.Dial(path, small)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stuck.Close()
+	msg := func(i int) []byte { return []byte(fmt.Sprintf("message %06d of the client that does not read", i)) }
+	sent := 0
+	// Until the send side stays full for a while: the loop's answers fill
+	// the client's receive ring, then the loop stops taking messages.
+	for {
+		if err := stuck.SendTimeout(msg(sent), 200*time.Millisecond); errors.Is(err, goipc.ErrTimeout) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+		// Two rings of MinRingSize hold far fewer: a server that takes
+		// more drops answers.
+		if sent++; sent > 10000 {
+			t.Fatalf("%d messages went out and the ring never filled: answers were dropped", sent)
+		}
+	}
+	if sent < 2 {
+		t.Fatalf("only %d messages went out before the ring was full", sent)
+	}
+	other, err := goipc.Dial(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	for i := range 100 {
+		want := []byte(fmt.Sprintf("other %d", i))
+		if err := other.SendTimeout(want, 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		got, err := other.RecvTimeout(10 * time.Second)
+		if err != nil || !bytes.Equal(got, want) {
+			t.Fatalf("answer %d to the other client: %q %v (%s)", i, got, err, stderr)
+		}
+	}
+	for i := range sent {
+		got, err := stuck.RecvTimeout(10 * time.Second)
+		if err != nil || !bytes.Equal(got, msg(i)) {
+			t.Fatalf("answer %d of %d to the client that did not read: %q %v (%s)", i, sent, got, err, stderr)
+		}
+	}
+	if got, err := stuck.RecvTimeout(0); !errors.Is(err, goipc.ErrTimeout) {
+		t.Fatalf("an answer more than was sent: %q %v", got, err)
+	}
+}
+
+// TestPongLoopManyConnectionsAndCalls: with --loop, many connections at
+// once, some sending messages and some making calls from several
+// goroutines, with pauses long enough for the loop to arm its doorbells
+// and sleep; every answer goes to its asker.
+func TestPongLoopManyConnectionsAndCalls(t *testing.T) {
+	path, _, stderr := startPong(t, "--loop", "1ms", "-v")
+	const conns, rounds = 40, 50
+	small := &goipc.Options{RingSize: 16 << 10, MaxMessageSize: 1 << 10}
+	errs := make(chan error, conns*4)
+	var wg sync.WaitGroup
+	for i := range conns {
+		c, err := goipc.Dial(path, small)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		callers := 1
+		if i%2 == 1 {
+			callers = 3
+		}
+		for g := range callers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for r := range rounds {
+					req := []byte(fmt.Sprintf("conn %d goroutine %d round %d", i, g, r))
+					var got []byte
+					var err error
+					if i%2 == 1 {
+						ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+						got, err = c.Call(ctx, req)
+						cancel()
+					} else {
+						if err = c.SendTimeout(req, 10*time.Second); err == nil {
+							got, err = c.RecvTimeout(10 * time.Second)
+						}
+					}
+					if err != nil || !bytes.Equal(got, req) {
+						errs <- fmt.Errorf("%s: got %q, %v", req, got, err)
+						return
+					}
+					if r%10 == 9 {
+						time.Sleep(5 * time.Millisecond) // > the loop's idle: it sleeps
+					}
+				}
+			}()
+		}
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("%v (%s)", err, stderr)
+	}
+}
+
+// TestPongLoopDropsAClosedClient: with --loop, a client that goes away is
+// dropped (logged with -v) while another keeps being served.
+func TestPongLoopDropsAClosedClient(t *testing.T) {
+	path, _, stderr := startPong(t, "--loop", "1ms", "-v")
+	gone, err := goipc.Dial(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stays, err := goipc.Dial(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stays.Close()
+	for _, c := range []*goipc.Conn{gone, stays} {
+		if err := c.SendTimeout([]byte("hello"), 10*time.Second); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := c.RecvTimeout(10 * time.Second); err != nil || string(got) != "hello" {
+			t.Fatalf("first answer: %q %v", got, err)
+		}
+	}
+	gone.Close()
+	for deadline := time.Now().Add(10 * time.Second); !strings.Contains(stderr.String(), "1 messages in"); time.Sleep(10 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("pong did not drop the closed client: %s", stderr)
+		}
+	}
+	if err := stays.SendTimeout([]byte("still here"), 10*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := stays.RecvTimeout(10 * time.Second); err != nil || string(got) != "still here" {
+		t.Fatalf("answer after the other client left: %q %v", got, err)
 	}
 }
