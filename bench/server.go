@@ -30,6 +30,11 @@ const (
 	ScenarioPark      = "park"
 )
 
+// LoopIdle is the --loop idle of the load scenario's "goipc (loop)" rows:
+// the pong loop sweeps this long after its last answer before it sleeps,
+// as long as the ring poller of the producers' process (1 ms).
+const LoopIdle = time.Millisecond
+
 // ServerScenarios lists every scenario in run order.
 var ServerScenarios = []string{ScenarioIdle, ScenarioSlowloris, ScenarioLoad, ScenarioHogs, ScenarioPark}
 
@@ -298,9 +303,9 @@ func RunServer(opts ServerOptions) (*ServerReport, error) {
 		rep.Slowloris = h.slowloris()
 	}
 	if opts.has(ScenarioLoad) {
-		for _, srv := range []string{serverGoipc, serverUnix} {
-			rep.Load = append(rep.Load, h.load(srv)...)
-		}
+		rep.Load = append(rep.Load, h.load(serverGoipc, "default")...)
+		rep.Load = append(rep.Load, h.load(serverGoipc, "loop")...)
+		rep.Load = append(rep.Load, h.load(serverUnix, "default")...)
 	}
 	if opts.has(ScenarioHogs) {
 		opts.logf("hogs: %d busy-loop processes, one producer", opts.Hogs)
@@ -394,15 +399,19 @@ func (h *harness) sockPath(name string) string {
 	return filepath.Join(h.dir, fmt.Sprintf("%s-%d.sock", name, h.seq))
 }
 
-// startServer starts `goipc pong` (mode default or park) or `goipc
-// unix-echo` on a fresh socket path and waits for its ready line.
+// startServer starts `goipc pong` (mode default, park, or loop: every
+// connection served by one event-loop goroutine) or `goipc unix-echo` on
+// a fresh socket path and waits for its ready line.
 func (h *harness) startServer(server, mode string, extra ...string) (*proc, string, error) {
 	path := h.sockPath(server + "-" + mode)
 	var args []string
 	if server == serverGoipc {
 		args = append([]string{"pong", "--listen", path}, h.opts.PongFlags...)
-		if mode == "park" {
+		switch mode {
+		case "park":
 			args = append(args, "--spin", "-1ns")
+		case "loop":
+			args = append(args, "--loop", LoopIdle.String())
 		}
 	} else {
 		args = []string{"unix-echo", "--listen", path}
@@ -700,20 +709,20 @@ func (h *harness) roundTrips(server, mode, path string, producers int, d time.Du
 	return r
 }
 
-func (h *harness) load(server string) []RoundTripResult {
+func (h *harness) load(server, mode string) []RoundTripResult {
 	o := h.opts
 	var out []RoundTripResult
-	srv, path, err := h.startServer(server, "default")
+	srv, path, err := h.startServer(server, mode)
 	if err != nil {
 		for _, n := range o.Producers {
-			out = append(out, RoundTripResult{Server: server, Mode: "default", Producers: n, Size: o.Size, Error: err.Error()})
+			out = append(out, RoundTripResult{Server: server, Mode: mode, Producers: n, Size: o.Size, Error: err.Error()})
 		}
 		return out
 	}
 	defer srv.stop(30 * time.Second)
 	for _, n := range o.Producers {
-		o.logf("load: %d producers on %s for %v", n, server, o.LoadTime)
-		r := h.roundTrips(server, "default", path, n, o.LoadTime)
+		o.logf("load: %d producers on %s (%s) for %v", n, server, mode, o.LoadTime)
+		r := h.roundTrips(server, mode, path, n, o.LoadTime)
 		if r.Error != "" && !srv.alive() {
 			r.Error += "; the server exited: " + srv.why()
 		}

@@ -85,8 +85,9 @@ func (r *ServerReport) WriteTable(w io.Writer) {
 		var notes []string
 		for _, n := range r.Config.Producers {
 			u := findRow(r.Load, serverUnix, "default", n)
-			for _, srv := range []string{serverGoipc, serverUnix} {
-				x := findRow(r.Load, srv, "default", n)
+			for _, row := range [][2]string{{serverGoipc, "default"}, {serverGoipc, "loop"}, {serverUnix, "default"}} {
+				srv := row[0]
+				x := findRow(r.Load, srv, row[1], n)
 				if x == nil {
 					continue
 				}

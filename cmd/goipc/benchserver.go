@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -50,6 +51,7 @@ func runBenchServer(args []string) int {
 	quick := fs.Bool("quick", false, "a smoke run: 200 idle connections for 1 s, 20+20 slowloris clients, N = 1 and 8, 200 ms rows, 1 hog")
 	jsonOut := fs.String("json", "", "write the results as JSON to `file`")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
+	pongFlags := fs.String("pong-flags", "", "space-separated `flags` added to every goipc pong command line (for example \"--loop 50us\")")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -64,6 +66,7 @@ func runBenchServer(args []string) int {
 		o.LoadTime, o.Hogs, o.HogTime, o.ParkTime = 200*time.Millisecond, 1, 200*time.Millisecond, 200*time.Millisecond
 	}
 	o.Scenarios = splitList(*scenarios)
+	o.PongFlags = strings.Fields(*pongFlags)
 	for _, f := range splitList(*producers) {
 		n, err := strconv.Atoi(f)
 		if err != nil || n <= 0 {

@@ -71,15 +71,15 @@ func TestBenchServerSmoke(t *testing.T) {
 			t.Errorf("%s: %+v", what, x)
 		}
 	}
-	if len(rep.Load) != 4 {
+	if len(rep.Load) != 6 {
 		t.Fatalf("load rows: %+v", rep.Load)
 	}
 	i := 0
-	for _, srv := range []string{"goipc", "unix"} {
+	for _, server := range [][2]string{{"goipc", "default"}, {"goipc", "loop"}, {"unix", "default"}} {
 		for _, n := range []int{1, 3} {
 			x := rep.Load[i]
-			if x.Server != srv || x.Mode != "default" {
-				t.Errorf("load row %d: %s (%s), want %s", i, x.Server, x.Mode, srv)
+			if x.Server != server[0] || x.Mode != server[1] {
+				t.Errorf("load row %d: %s (%s), want %s (%s)", i, x.Server, x.Mode, server[0], server[1])
 			}
 			checkRow("load", x, n)
 			i++
