@@ -590,7 +590,7 @@ func (c *Conn) awaitReplySlow(s *callSlot, idx uint32, gen, done uint64, w *wait
 			// The holder routes our reply, and makes NotifyFD readable
 			// when it does: reset the descriptor first, then look again.
 			if c.notify.open() {
-				c.notify.reset(dirRecv)
+				c.resetNotify(dirRecv)
 				if s.state.Load() == done {
 					return 0, false, nil
 				}

@@ -811,7 +811,7 @@ func (c *Conn) tryFailed(dir int, ec eventCount, ready func() (bool, error)) err
 	if !c.notify.open() {
 		return ErrTimeout
 	}
-	c.notify.reset(dir)
+	c.resetNotify(dir)
 	if dir == dirRecv && c.rx.signalled {
 		// This look routed another call's reply and signalled the
 		// descriptor for it; the reset above may have read that away.
@@ -827,6 +827,22 @@ func (c *Conn) tryFailed(dir int, ec eventCount, ready func() (bool, error)) err
 		return err
 	}
 	return ErrTimeout
+}
+
+// resetNotify quiets dir's readiness on NotifyFD before the caller waits
+// on it (notifyFD.reset), and makes it readable again if the connection
+// has ended meanwhile. The watcher (peer gone), Close and fail store
+// their flag before they signal the descriptor; a reset that read such a
+// signal away would leave it quiet for good, since nothing signals an
+// ended connection again.
+func (c *Conn) resetNotify(dir int) {
+	c.notify.reset(dir)
+	// SYNC POINT: this load follows the eventfd read in reset; pairs with
+	// the store of peerGone, closed or broken that precedes the ender's
+	// signal (the eventfd write that read consumed).
+	if c.over() {
+		c.notify.signal(dir)
+	}
 }
 
 // finalCheck runs when a wait ends with err. For a peer that is gone, a

@@ -150,7 +150,7 @@ func (c *Conn) lockRecv(w *waitFor) error {
 			// The caller is about to wait on NotifyFD: reset it, then ask
 			// the holder's release to make it readable, then look again
 			// (the holder may have let go before it saw the request).
-			c.notify.reset(dirRecv)
+			c.resetNotify(dirRecv)
 			r.word.Or(rxNotify)
 			if r.tryLock() {
 				return nil
@@ -254,7 +254,7 @@ func (c *Conn) stallUnlock(w *waitFor) (<-chan struct{}, error) {
 			// that release cannot come between them.
 			r := &c.rx
 			r.stallTail = c.cons.tail
-			c.notify.reset(dirRecv)
+			c.resetNotify(dirRecv)
 			r.word.Or(rxNotifyStall)
 		}
 		c.unlockRecv()

@@ -248,7 +248,7 @@ func (s *Sweeper) armLocked(tokens []uint64) int {
 		e.index = -1
 		ready := e.ended
 		if !ready {
-			e.c.notify.reset(e.dir)
+			e.c.resetNotify(e.dir)
 			e.ec.arm()
 			// SYNC POINT: the RMW of arm precedes this load (Dekker with
 			// the peer's publish-then-load in notify), as in tryFailed.
