@@ -96,8 +96,8 @@ fuzz: ## run each Go fuzz target for FUZZTIME (default 10s)
 deps-system: ## install every Debian package the targets need (each target also installs its own when it can)
 	@$(REQUIRE_DEB) deps-system $(SYSTEM_DEPS)
 
-MODEL := docs/model/ring.pml
-model-check: ## model-check the wakeup protocol (futex and doorbell waits, freed space held back) with spin; every seeded bug must be caught
+MODEL := docs/model/ring.pml docs/model/notify.pml
+model-check: ## model-check the wakeup protocol (futex and doorbell waits, freed space held back) and the pollable descriptor with spin; every seeded bug must be caught
 	@$(REQUIRE_DEB) model-check spin:spin
 	@rm -rf $(BUILD)/model && mkdir -p $(BUILD)/model && cp $(MODEL) $(BUILD)/model/
 	@cd $(BUILD)/model && spin -a ring.pml >/dev/null && cc -O2 -DNOCLAIM -o pan pan.c && ./pan > safety.txt && \
@@ -108,6 +108,11 @@ model-check: ## model-check the wakeup protocol (futex and doorbell waits, freed
 	  spin -D$$bug -a ring.pml >/dev/null && cc -O2 -DNOCLAIM -o pan pan.c && ./pan > seeded-$$bug.txt; \
 	  grep -q "invalid end state" seeded-$$bug.txt || { echo "model-check: seeded bug $$bug NOT found"; exit 1; }; \
 	  echo "model-check: the seeded bug $$bug is found (a side asleep forever)"; done
+	@cd $(BUILD)/model && spin -a notify.pml >/dev/null && cc -O2 -DNOCLAIM -o pan pan.c && ./pan > notify-safety.txt && \
+	  grep -q "errors: 0" notify-safety.txt && echo "model-check: the pollable descriptor wakes its loop for every message and for the end (notify.pml)"
+	@cd $(BUILD)/model && spin -DNO_RECHECK_AFTER_RESET -a notify.pml >/dev/null && cc -O2 -DNOCLAIM -o pan pan.c && ./pan > seeded-NO_RECHECK_AFTER_RESET.txt; \
+	  grep -q "invalid end state" seeded-NO_RECHECK_AFTER_RESET.txt || { echo "model-check: seeded bug NO_RECHECK_AFTER_RESET NOT found"; exit 1; }; \
+	  echo "model-check: the seeded bug NO_RECHECK_AFTER_RESET is found (the loop waits forever)"
 
 bench: build ## benchmarks: `goipc bench` (every IPC mechanism) then go test -bench for the core vs a Unix socket
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./goipc/
