@@ -7,6 +7,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -48,6 +49,7 @@ type pongLoop struct {
 	// system call.
 	news atomic.Bool
 	done chan struct{} // closed when run returns
+	oneP bool          // GOMAXPROCS was 1 when the loop started
 
 	// The loop goroutine's own state.
 	conns  []*loopConn // indexed by sweeper token; nil slots are free
@@ -244,10 +246,21 @@ func (l *pongLoop) serveEvents(k int) (stopped bool) {
 	return stopped
 }
 
+// pollNow returns the epoll events ready now (0 on an error), with a raw
+// system call: a zero timeout never blocks.
+func (l *pongLoop) pollNow() int {
+	n, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(l.ep), uintptr(unsafe.Pointer(&l.events[0])), uintptr(len(l.events)), 0, 0, 0)
+	if errno != 0 {
+		return 0
+	}
+	return int(n)
+}
+
 // run is the loop. It returns after stop, having closed its connections.
 func (l *pongLoop) run() {
 	defer close(l.done)
 	defer l.closeAll()
+	l.oneP = runtime.GOMAXPROCS(0) == 1
 	rc, err := l.epf.SyscallConn()
 	if err != nil {
 		l.s.log.printf("goipc pong: loop: %v", err)
@@ -270,16 +283,20 @@ func (l *pongLoop) run() {
 		if sweeps%loopEpollK == 0 {
 			// Waits that Arm handed to their descriptors, and that no
 			// call has listed again since, end there: look, busy or not,
-			// or a busy loop would never see them. Other goroutines (the
-			// connections' watchers, the accepting one) get the P.
-			k, _ := unix.EpollWait(l.ep, l.events, 0)
-			if k > 0 {
+			// or a busy loop would never see them.
+			if k := l.pollNow(); k > 0 {
 				if l.serveEvents(k) {
 					return
 				}
 				worked = true
 			}
-			runtime.Gosched()
+			if l.oneP {
+				// The connections' watchers and the accepting goroutine
+				// need the only P now and then. With more, they have
+				// another: a Gosched would only make the runtime wake an
+				// idle thread to look for work (a futex_wake each time).
+				runtime.Gosched()
+			}
 		}
 		if l.news.Load() && l.takeNews() {
 			return
@@ -290,8 +307,10 @@ func (l *pongLoop) run() {
 		}
 		if time.Since(lastWork) < l.idle {
 			if sweeps%loopYieldK == 0 {
-				// Other processes (the clients) get the CPU first.
-				unix.Syscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
+				// Other processes (the clients) get the CPU first. A raw
+				// system call: it never blocks, and the runtime's syscall
+				// bookkeeping would cost more than the yield.
+				unix.RawSyscall(unix.SYS_SCHED_YIELD, 0, 0, 0)
 			}
 			continue
 		}
@@ -302,7 +321,7 @@ func (l *pongLoop) run() {
 		}
 		k := 0
 		err := rc.Read(func(uintptr) bool {
-			k, _ = unix.EpollWait(l.ep, l.events, 0)
+			k = l.pollNow()
 			return k > 0
 		})
 		if err != nil {
