@@ -113,21 +113,26 @@ func (l *pongLoop) add(c *goipc.Conn) {
 	}
 	l.newc = append(l.newc, c)
 	l.news.Store(true)
+	l.kickLocked()
 	l.mu.Unlock()
-	l.kick()
 }
 
 // stop makes the loop close its connections and return, and waits for it.
 func (l *pongLoop) stop() {
 	l.mu.Lock()
-	l.stopped = true
-	l.news.Store(true)
+	if !l.stopped { // else the loop has returned, or is returning, by itself
+		l.stopped = true
+		l.news.Store(true)
+		l.kickLocked()
+	}
 	l.mu.Unlock()
-	l.kick()
 	<-l.done
 }
 
-func (l *pongLoop) kick() {
+// kickLocked wakes the loop. l.mu is held and l.stopped is false: closeAll
+// sets stopped under l.mu before it closes wake, so the write can never
+// reach a closed descriptor, or another one that took its number.
+func (l *pongLoop) kickLocked() {
 	one := [8]byte{1}
 	unix.Write(l.wake, one[:])
 }
@@ -339,7 +344,7 @@ func (l *pongLoop) run() {
 // too, and releases the loop's descriptors.
 func (l *pongLoop) closeAll() {
 	l.mu.Lock()
-	l.stopped = true
+	l.stopped = true // no kick after this: wake is closed below
 	newc := l.newc
 	l.newc = nil
 	l.mu.Unlock()
