@@ -229,6 +229,16 @@ func (l *pongLoop) drop(idx int, err error) {
 	}
 	// Out of the epoll set before Close closes the descriptor.
 	unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, lc.fd, nil)
+	// Off the sweeper: Close would only mark its listed waits ended, and
+	// the next Sweep would report them under idx, which may be another
+	// connection's by then.
+	lc.c.SetSweeper(nil, 0)
+	if lc.held {
+		// Close releases the mapping (and the NotifyFD) only once the
+		// view is released too.
+		lc.c.ReleaseView()
+		lc.held = false
+	}
 	l.s.forget(lc.c)
 }
 
