@@ -86,9 +86,10 @@ type pongServer struct {
 	verbose bool
 	log     *logLimiter // every line about clients goes through it
 	mu      sync.Mutex
-	conns   map[*goipc.Conn]struct{}
-	wg      sync.WaitGroup
-	loop    *pongLoop // with --loop; nil: a goroutine per connection
+	conns   map[*goipc.Conn]struct{} // guarded by mu
+	closing bool                     // shutdown began: serve takes no more; guarded by mu
+	wg      sync.WaitGroup           // counts conns; Add only under mu, while !closing
+	loop    *pongLoop                // with --loop; nil: a goroutine per connection
 }
 
 func (s *pongServer) serve(ln *goipc.Listener) {
@@ -103,9 +104,16 @@ func (s *pongServer) serve(ln *goipc.Listener) {
 			continue
 		}
 		s.mu.Lock()
+		if s.closing {
+			// Accepted just before shutdown closed the listener: shutdown
+			// may be past its look at s.conns, or waiting on s.wg.
+			s.mu.Unlock()
+			c.Close()
+			return
+		}
 		s.conns[c] = struct{}{}
-		s.mu.Unlock()
 		s.wg.Add(1)
+		s.mu.Unlock()
 		if s.loop != nil {
 			s.loop.add(c)
 			continue
@@ -224,6 +232,9 @@ func (s *pongServer) shutdown() {
 	for _, ln := range s.lns {
 		ln.Close() // also removes a socket file
 	}
+	s.mu.Lock()
+	s.closing = true
+	s.mu.Unlock()
 	if s.loop != nil {
 		// The loop closes its own connections: closing one under it
 		// would close its descriptor while it is in the epoll set.
