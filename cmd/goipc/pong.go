@@ -44,6 +44,10 @@ func runPong(args []string) int {
 		fmt.Fprintln(os.Stderr, "goipc pong: --listen ADDRESS is required")
 		return 2
 	}
+	if *loopIdle < 0 {
+		fmt.Fprintf(os.Stderr, "goipc pong: --loop %v: the idle time must be positive (0: a goroutine per connection)\n", *loopIdle)
+		return 2
+	}
 	opts := &goipc.Options{MaxMessageSize: *maxMsg, Spin: *spin, ProtocolVersionOverride: uint32(*protoOverride),
 		MaxConns: *maxConns, MaxSegmentSize: int64(maxSegment), MaxMappedBytes: int64(maxMapped), MaxPendingHandshakes: *maxPending}
 	s := &pongServer{verbose: *verbose, conns: map[*goipc.Conn]struct{}{}, log: newLogLimiter(os.Stderr, "goipc pong", *verbose)}
