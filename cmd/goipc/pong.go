@@ -61,13 +61,14 @@ func runPong(args []string) int {
 	sigs := make(chan os.Signal, 1)
 	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
 	s.lns = lns
+	var loopDone <-chan struct{} // stays nil (never ready) without --loop
 	if *loopIdle > 0 {
 		l, err := newPongLoop(s, *loopIdle)
 		if err != nil {
 			fmt.Fprintln(os.Stderr, "goipc pong:", err)
 			return 1
 		}
-		s.loop = l
+		s.loop, loopDone = l, l.done
 		go l.run()
 	}
 	// The ready lines: scripts and tests wait for them before dialing.
@@ -76,13 +77,19 @@ func runPong(args []string) int {
 	}
 	done := make(chan struct{})
 	go func() { acceptAll(lns, s.serve); close(done) }()
+	code := 0
 	select {
 	case sig := <-sigs:
 		fmt.Fprintf(os.Stderr, "goipc pong: %v, shutting down\n", sig)
 	case <-done:
+	case <-loopDone:
+		// The loop failed (it logged why): every connection accepted from
+		// now on would be closed at once, so stop rather than pretend.
+		fmt.Fprintln(os.Stderr, "goipc pong: the event loop stopped, shutting down")
+		code = 1
 	}
 	s.shutdown()
-	return 0
+	return code
 }
 
 type pongServer struct {
