@@ -82,8 +82,9 @@ func startPong(t *testing.T, extra ...string) (path string, cmd *exec.Cmd, stder
 }
 
 // pongModes are the ways goipc pong serves its connections: a goroutine
-// each (the default) and one event loop (--loop): every behaviour test of
-// pong runs against both.
+// each (the default) and one event loop (--loop). The tests of how pong
+// answers (messages, Pings, calls, an oversized Pong, NATS, shutdown) run
+// against both; those of the listener's flags run once.
 var pongModes = []struct {
 	name  string
 	flags []string

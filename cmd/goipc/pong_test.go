@@ -24,7 +24,13 @@ import (
 // connection's maximum message size has no Pong that fits (a Pong is 8 B
 // larger). pong answers it with an empty payload and keeps serving.
 func TestPongKeepsAConnectionWhosePongDoesNotFit(t *testing.T) {
-	path, _, stderr := startPong(t)
+	for _, mode := range pongModes {
+		t.Run(mode.name, func(t *testing.T) { testPongKeepsAConnectionWhosePongDoesNotFit(t, mode.flags) })
+	}
+}
+
+func testPongKeepsAConnectionWhosePongDoesNotFit(t *testing.T, flags []string) {
+	path, _, stderr := startPong(t, flags...)
 	c, err := goipc.Dial(path, nil) // the default maximum, 1 MiB
 	if err != nil {
 		t.Fatal(err)
@@ -458,5 +464,15 @@ func TestPongLoopDropsAClosedClient(t *testing.T) {
 	}
 	if got, err := stays.RecvTimeout(10 * time.Second); err != nil || string(got) != "still here" {
 		t.Fatalf("answer after the other client left: %q %v", got, err)
+	}
+}
+
+// TestPongLoopRejectsANegativeIdle: --loop takes a positive idle time; a
+// negative one is a usage error, not a silent goroutine per connection.
+func TestPongLoopRejectsANegativeIdle(t *testing.T) {
+	out, err := cli("pong", "--listen", filepath.Join(t.TempDir(), "p.sock"), "--loop", "-1ms").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "must be positive") {
+		t.Fatalf("pong --loop -1ms: %v, want exit 2 naming the flag\n%s", err, out)
 	}
 }
