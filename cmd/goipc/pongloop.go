@@ -168,8 +168,10 @@ func (l *pongLoop) register(c *goipc.Conn) {
 		err = unix.EpollCtl(l.ep, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(idx)})
 	}
 	if err != nil {
-		// Not pollable (a NATS connection has no descriptor): it gets a
-		// goroutine of its own.
+		// No descriptor or no room in the epoll set (EMFILE, ENOMEM,
+		// max_user_watches): it gets a goroutine of its own. Every
+		// connection has a NotifyFD otherwise, NATS ones too (they are
+		// Pipe ends), so this is the exception.
 		c.SetSweeper(nil, 0)
 		l.free = append(l.free, idx)
 		go l.s.handle(c)
