@@ -271,3 +271,41 @@ func TestNotifyFDReportsAPeerThatLeavesDuringAFailedCall(t *testing.T) {
 		a.Close()
 	}
 }
+
+// The interleaving the test above aims at, made deterministic: a
+// zero-timeout receive found nothing (and checked the connection's state
+// before the peer left); the peer leaves and the watcher stores peerGone
+// and signals; only then does that call reset the descriptor. The reset
+// reads the watcher's signal away, and nothing signals an ended
+// connection again, so resetNotify must make the descriptor readable
+// itself. (The test above passed every run here with that re-check
+// removed: its window is too short to hit by timing.)
+func TestNotifyFDResetAfterThePeerLeftKeepsItReadable(t *testing.T) {
+	a, b, fd := notifyPipe(t)
+	if _, err := a.RecvTimeout(0); !errors.Is(err, ErrTimeout) {
+		t.Fatal(err)
+	}
+	if readable(t, fd, 0) {
+		t.Fatal("readable after a receive that found nothing")
+	}
+	b.Close()
+	select {
+	case <-a.watchDone: // peerGone stored, the descriptor signalled
+	case <-time.After(10 * time.Second):
+		t.Fatal("the watcher did not see the peer leave")
+	}
+	if !readable(t, fd, 0) {
+		t.Fatal("the peer left and the descriptor stayed quiet")
+	}
+	if err := a.enter(dirRecv); err != nil {
+		t.Fatal(err)
+	}
+	a.resetNotify(dirRecv) // the late reset of the call that looked before the peer left
+	a.leave(dirRecv)
+	if !readable(t, fd, 0) {
+		t.Fatal("a reset after the peer left made the descriptor quiet for good")
+	}
+	if _, err := a.RecvTimeout(0); !errors.Is(err, ErrPeerClosed) {
+		t.Fatalf("receive after the peer left: %v, want ErrPeerClosed", err)
+	}
+}
