@@ -51,7 +51,7 @@ func runBenchServer(args []string) int {
 	quick := fs.Bool("quick", false, "a smoke run: 200 idle connections for 1 s, 20+20 slowloris clients, N = 1 and 8, 200 ms rows, 1 hog")
 	jsonOut := fs.String("json", "", "write the results as JSON to `file`")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
-	pongFlags := fs.String("pong-flags", "", "space-separated `flags` added to every goipc pong command line (for example \"--loop 50us\")")
+	pongFlags := fs.String("pong-flags", "", "space-separated `flags` added to every goipc pong command line, before a row's own (--spin -1ns for park, --loop 1ms for loop), which win; for example \"--max-conns -1\"")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
