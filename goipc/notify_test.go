@@ -3,7 +3,6 @@ package goipc
 import (
 	"context"
 	"errors"
-	"runtime"
 	"testing"
 	"time"
 
@@ -228,58 +227,15 @@ func TestNotifyFDWakesACallStalledBehindAMessage(t *testing.T) {
 }
 
 // A peer that goes away while a zero-timeout receive finds the ring empty
-// still leaves NotifyFD readable: the watcher stores that the peer is
-// gone, then signals; the failed call's reset of the descriptor may read
-// that signal away, so it must look at the connection's state after it
-// (resetNotify). Otherwise nothing ever signals again and a loop waiting
-// on the descriptor waits for ever (seen once in CI: the C test
-// conn_fd_poll). The window is a few hundred nanoseconds per try, so the
-// peer's close is aimed at it many times.
-func TestNotifyFDReportsAPeerThatLeavesDuringAFailedCall(t *testing.T) {
-	checkLeaks(t)
-	tries := 3000
-	if testing.Short() {
-		tries = 300
-	}
-	for i := range tries {
-		a, b, err := Pipe(&Options{RingSize: MinRingSize, MaxMessageSize: 1000})
-		if err != nil {
-			t.Fatal(err)
-		}
-		fd, err := a.NotifyFD()
-		if err != nil {
-			t.Fatal(err)
-		}
-		go func() {
-			for range i % 64 * 8 { // a delay that sweeps across the window
-				runtime.Gosched()
-			}
-			b.Close()
-		}()
-		for {
-			_, err := a.RecvTimeout(0)
-			if errors.Is(err, ErrPeerClosed) {
-				break
-			}
-			if !errors.Is(err, ErrTimeout) {
-				t.Fatalf("try %d: %v", i, err)
-			}
-			if !readable(t, fd, 5*time.Second) {
-				t.Fatalf("try %d: the peer closed, and NotifyFD stayed quiet after a receive that found nothing", i)
-			}
-		}
-		a.Close()
-	}
-}
-
-// The interleaving the test above aims at, made deterministic: a
+// still leaves NotifyFD readable. The interleaving, made deterministic: a
 // zero-timeout receive found nothing (and checked the connection's state
 // before the peer left); the peer leaves and the watcher stores peerGone
 // and signals; only then does that call reset the descriptor. The reset
 // reads the watcher's signal away, and nothing signals an ended
 // connection again, so resetNotify must make the descriptor readable
-// itself. (The test above passed every run here with that re-check
-// removed: its window is too short to hit by timing.)
+// itself. (A test that aimed the peer's close at that window by timing
+// passed 43 of 43 runs with the re-check removed: the window is a few
+// hundred nanoseconds. The C test conn_fd_poll hit it once in CI.)
 func TestNotifyFDResetAfterThePeerLeftKeepsItReadable(t *testing.T) {
 	a, b, fd := notifyPipe(t)
 	if _, err := a.RecvTimeout(0); !errors.Is(err, ErrTimeout) {
