@@ -62,12 +62,16 @@ type pongLoop struct {
 
 // loopConn is a connection of the loop.
 type loopConn struct {
-	c     *goipc.Conn
-	fd    int
-	r     *replier
-	held  bool // r.in is received and not answered yet: its ring was full
-	start time.Time
-	n     int
+	c    *goipc.Conn
+	fd   int
+	r    *replier
+	held bool // r.in is received and not answered yet: its ring was full
+	// retry says the answer to r.in was tried and found the ring full:
+	// what answering it reports (a malformed Ping) was reported then.
+	retry  bool
+	queued bool // on l.again: a second full batch does not queue it twice
+	start  time.Time
+	n      int
 }
 
 const (
@@ -205,20 +209,26 @@ func (l *pongLoop) serve(idx int) {
 			lc.r.in, lc.held = in, true
 		}
 		err := answer(nowaitAnswerer{lc.r}, lc.r.in.Data, func(err error) {
-			l.s.log.printf("goipc pong: client pid %d: %v", lc.c.PeerPID(), err)
+			if !lc.retry {
+				l.s.log.printf("goipc pong: client pid %d: %v", lc.c.PeerPID(), err)
+			}
 		})
 		if errors.Is(err, goipc.ErrTimeout) {
+			lc.retry = true
 			return // the client's ring is full: the send wait is listed
 		}
 		lc.c.ReleaseView()
-		lc.held = false
+		lc.held, lc.retry = false, false
 		if err != nil {
 			l.drop(idx, err)
 			return
 		}
 		lc.n++
 	}
-	l.again = append(l.again, idx)
+	if !lc.queued {
+		lc.queued = true
+		l.again = append(l.again, idx)
+	}
 }
 
 // drop ends connection idx: logged as handle does, closed, forgotten.
@@ -289,6 +299,9 @@ func (l *pongLoop) run() {
 		if len(l.again) > 0 {
 			l.again, l.spare = l.spare[:0], l.again
 			for _, idx := range l.spare {
+				if lc := l.conns[idx]; lc != nil {
+					lc.queued = false
+				}
 				l.serve(idx)
 			}
 			worked = true
