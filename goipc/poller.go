@@ -35,16 +35,23 @@ import (
 // the doorbell waiter's (docs/PROTOCOL.md, "The ring poller").
 
 // pollerIdle is how long the poller sweeps without seeing a word move
-// before it arms the doorbells and sleeps. It is not a spin budget: on a
-// machine with more runnable threads than cores, the peer process is
-// often off its CPU for longer than a spin budget (50 µs), and arming
-// every listed call then makes each of them cost the peer a doorbell
-// write(2) and us a read(2) on its next message: with 64 producers on 2
-// cores, 2000 such arms a second held goipc pong at the Unix socket's
-// throughput, and 1 ms doubled it (docs/PERFORMANCE.md, section 16). The
-// poller yields the CPU after every sweep that found nothing, so the
-// longer idle costs CPU only that no other thread wants.
-const pollerIdle = time.Millisecond
+// before it arms the doorbells and sleeps: about a spin budget.
+//
+// pollerIdleBusy replaces it while words move fast (on average at least
+// every pollerBusyGap since the poller started sweeping): on a machine
+// with more runnable threads than cores, the peer process is often off
+// its CPU for more than 50 µs, and arming every listed call then makes
+// each cost the peer a doorbell write(2) and us a read(2) on its next
+// message: with 64 producers on 2 cores, 2000 such arms a second held
+// goipc pong at the Unix socket's throughput, and 1 ms doubled it. At a
+// slower pace a doorbell per message costs less than sweeping through
+// the gaps: 64 connections at 100 round trips/s each took 91% of a core
+// with 1 ms, 25% with 50 µs (docs/PERFORMANCE.md, section 16).
+const (
+	pollerIdle     = 50 * time.Microsecond
+	pollerIdleBusy = time.Millisecond
+	pollerBusyGap  = 10 * time.Microsecond
+)
 
 // pollEntry is one parked call watched by the poller. Every field but
 // index and armed is written before the entry is registered and not
@@ -72,6 +79,9 @@ type ringPoller struct {
 	active atomic.Bool
 	kick   chan struct{} // a token wakes the sleeping poller
 	idle   time.Duration // pollerIdle; guarded by mu (tests change it)
+	// idleBusy is pollerIdleBusy: the idle while words move at least every
+	// pollerBusyGap on average; guarded by mu (tests change it).
+	idleBusy time.Duration
 	// starvedUntil (Unix ns) keeps calls off the poller after it was
 	// starved of CPU: written by the poller goroutine, read by parking
 	// calls (usePoller); a stale read only costs a worse choice.
@@ -81,7 +91,7 @@ type ringPoller struct {
 
 // poller runs from package initialisation on: one goroutine, blocked on
 // its kick channel while no call is parked with it.
-var poller = ringPoller{kick: make(chan struct{}, 1), idle: pollerIdle}
+var poller = ringPoller{kick: make(chan struct{}, 1), idle: pollerIdle, idleBusy: pollerIdleBusy}
 
 func init() { go poller.run() }
 
@@ -154,8 +164,9 @@ func (p *ringPoller) run() {
 // until the poller finds it was starved of CPU, then hands the remaining
 // calls to their doorbells.
 func (p *ringPoller) sweepUntilIdle() {
-	lastMove := time.Now()
-	lastSweep := lastMove
+	start := time.Now()
+	lastMove, lastSweep := start, start
+	moves := 0 // words seen moving since start
 	for {
 		p.mu.Lock()
 		if len(p.entries) == 0 {
@@ -172,6 +183,7 @@ func (p *ringPoller) sweepUntilIdle() {
 				p.unlink(e) // moves the last entry to i
 				e.c.wakeBell(e.dir)
 				moved = true
+				moves++
 				continue
 			}
 			i++
@@ -183,7 +195,11 @@ func (p *ringPoller) sweepUntilIdle() {
 		if moved {
 			lastMove = now
 		}
-		if starved || now.Sub(lastMove) >= p.idle {
+		idle := p.idle
+		if p.idleBusy > idle && time.Duration(moves)*pollerBusyGap >= now.Sub(start) {
+			idle = p.idleBusy
+		}
+		if starved || now.Sub(lastMove) >= idle {
 			p.armAll()
 			p.active.Store(false)
 			p.mu.Unlock()

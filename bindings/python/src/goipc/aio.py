@@ -142,10 +142,10 @@ DEFAULT_SPIN = 20e-6
 
 
 #: How long the loop's sweeps go on finding nothing before the waits are
-#: armed (their descriptors then wake the loop). Shorter than the Go ring
-#: poller's idle (1 ms since docs/PERFORMANCE.md section 16): with many
-#: connections the loop rarely goes idle, and 500 us measured the same
-#: (section 15).
+#: armed (their descriptors then wake the loop). The Go ring poller's
+#: idle is the same 50 us, 1 ms while words move at least every 10 us
+#: (docs/PERFORMANCE.md section 16); with many connections the loop rarely
+#: goes idle, and 500 us measured the same (section 15).
 SWEEP_IDLE = 50e-6
 
 #: Tokens one sweep reports at most (the others wait for the next sweep).
