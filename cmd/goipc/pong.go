@@ -134,17 +134,30 @@ func (s *pongServer) serve(ln *goipc.Listener) {
 }
 
 func (s *pongServer) handle(c *goipc.Conn) {
+	s.logConnected(c)
+	start, n := time.Now(), 0
+	err := echoLoop(c, &n, func(err error) { s.logAnswer(c, err) })
+	s.logEnded(c, n, start, err)
+	s.forget(c)
+}
+
+// The lines pong logs about a client, in either mode: its connection
+// (with -v), an answer not made as asked, and its end (always, unless it
+// hung up normally and -v is off).
+func (s *pongServer) logConnected(c *goipc.Conn) {
 	if s.verbose {
 		s.log.printf("goipc pong: client pid %d connected", c.PeerPID())
 	}
-	start, n := time.Now(), 0
-	err := echoLoop(c, &n, func(err error) {
-		s.log.printf("goipc pong: client pid %d: %v", c.PeerPID(), err)
-	})
+}
+
+func (s *pongServer) logAnswer(c *goipc.Conn, err error) {
+	s.log.printf("goipc pong: client pid %d: %v", c.PeerPID(), err)
+}
+
+func (s *pongServer) logEnded(c *goipc.Conn, n int, start time.Time, err error) {
 	if s.verbose || !errors.Is(err, goipc.ErrPeerClosed) && !errors.Is(err, goipc.ErrClosed) {
 		s.log.printf("goipc pong: client pid %d: %d messages in %v: %v", c.PeerPID(), n, time.Since(start).Round(time.Millisecond), err)
 	}
-	s.forget(c)
 }
 
 // forget closes c, a connection accepted by serve, and stops counting it.

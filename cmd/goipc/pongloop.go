@@ -77,7 +77,7 @@ type loopConn struct {
 const (
 	wakeToken  = -1 // the epoll data of the wake eventfd
 	loopBatch  = 64 // messages answered per connection per visit
-	loopEpollK = 16 // idle sweeps between two looks at the epoll set
+	loopEpollK = 16 // sweeps, busy or not, between two looks at the epoll set
 	loopYieldK = 4  // idle sweeps between two sched_yields
 	loopTokens = 1024
 )
@@ -181,9 +181,7 @@ func (l *pongLoop) register(c *goipc.Conn) {
 		go l.s.handle(c)
 		return
 	}
-	if l.s.verbose {
-		l.s.log.printf("goipc pong: client pid %d connected", c.PeerPID())
-	}
+	l.s.logConnected(c)
 	l.conns[idx] = &loopConn{c: c, fd: fd, r: &replier{Conn: c}, start: time.Now()}
 	l.serve(idx)
 }
@@ -210,7 +208,7 @@ func (l *pongLoop) serve(idx int) {
 		}
 		err := answer(nowaitAnswerer{lc.r}, lc.r.in.Data, func(err error) {
 			if !lc.retry {
-				l.s.log.printf("goipc pong: client pid %d: %v", lc.c.PeerPID(), err)
+				l.s.logAnswer(lc.c, err)
 			}
 		})
 		if errors.Is(err, goipc.ErrTimeout) {
@@ -236,9 +234,7 @@ func (l *pongLoop) drop(idx int, err error) {
 	lc := l.conns[idx]
 	l.conns[idx] = nil
 	l.free = append(l.free, idx)
-	if l.s.verbose || !errors.Is(err, goipc.ErrPeerClosed) && !errors.Is(err, goipc.ErrClosed) {
-		l.s.log.printf("goipc pong: client pid %d: %d messages in %v: %v", lc.c.PeerPID(), lc.n, time.Since(lc.start).Round(time.Millisecond), err)
-	}
+	l.s.logEnded(lc.c, lc.n, lc.start, err)
 	// Out of the epoll set before Close closes the descriptor.
 	unix.EpollCtl(l.ep, unix.EPOLL_CTL_DEL, lc.fd, nil)
 	// Off the sweeper: Close would only mark its listed waits ended, and
