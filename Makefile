@@ -104,7 +104,7 @@ model-check: ## model-check the wakeup protocol (futex and doorbell waits, freed
 	  grep -q "errors: 0" safety.txt && echo "model-check: no deadlock or lost wakeup (safety)"
 	@cd $(BUILD)/model && cc -O2 -o pan pan.c && ./pan -a > liveness.txt && \
 	  grep -q "errors: 0" liveness.txt && echo "model-check: every message delivered (liveness, LTL 'done')"
-	@cd $(BUILD)/model && for bug in LOAD_BEFORE_PUBLISH ARM_AFTER_CHECK HOLD_BACK_WHEN_EMPTY; do \
+	@cd $(BUILD)/model && for bug in LOAD_BEFORE_PUBLISH ARM_AFTER_CHECK HOLD_BACK_WHEN_EMPTY REARM_WITHOUT_CHECK; do \
 	  spin -D$$bug -a ring.pml >/dev/null && cc -O2 -DNOCLAIM -o pan pan.c && ./pan > seeded-$$bug.txt; \
 	  grep -q "invalid end state" seeded-$$bug.txt || { echo "model-check: seeded bug $$bug NOT found"; exit 1; }; \
 	  echo "model-check: the seeded bug $$bug is found (a side asleep forever)"; done

@@ -66,6 +66,12 @@ func (e eventCount) disarm() {
 	atomic.AndUint64(e.word, ^uint64(ecDoorbell))
 }
 
+// takeBack withdraws a doorbell announcement and reports whether it was
+// still there: false means the peer cleared it and its ring is on the way.
+func (e eventCount) takeBack() bool {
+	return atomic.AndUint64(e.word, ^uint64(ecDoorbell))&ecDoorbell != 0
+}
+
 // waiting reports whether a waiter is announced. After a seq-cst store of
 // a position it is the notifier's sync load (see notify); a false answer
 // there means no wakeup is owed.

@@ -53,6 +53,25 @@ const (
 	pollerBusyGap  = 10 * time.Microsecond
 )
 
+// Taking armed calls back: when the poller sweeps again after it armed
+// its calls, it takes armed calls back (disarms them and lists them
+// again, un-armed), so that a pause of the peer process costs the
+// doorbells of the calls that got a message during it, not one for every
+// armed call on its next message. 1000 goipc.aio connections against
+// goipc pong (docs/PERFORMANCE.md, section 18) rang a doorbell for almost
+// every round trip without it: each connection's next message comes
+// milliseconds later, long after the poller has armed it.
+//
+// Taking a call back costs two atomic operations on a shared line (and
+// an arm again if nothing comes), so it is paid for by work: every call
+// that parks earns pollerTakeBackPerPark takes, up to pollerTakeBackMax
+// saved. A server holding thousands of idle connections that one message
+// wakes now and then takes back a few of them each time, not all.
+const (
+	pollerTakeBackPerPark = 8
+	pollerTakeBackMax     = 4096
+)
+
 // pollEntry is one parked call watched by the poller. Every field but
 // index and armed is written before the entry is registered and not
 // while it is listed.
@@ -62,9 +81,10 @@ type pollEntry struct {
 	ec   eventCount
 	word *uint64 // the position the call waits on: the peer's head or tail
 	seen uint64  // its value when the call's ready() last failed
-	// index is the entry's place in ringPoller.entries, -1 while it is
-	// not listed; armed says the poller armed the doorbell for the call,
-	// which disarms it if it returns first. Both guarded by ringPoller.mu.
+	// armed says the poller armed the doorbell for the call, which
+	// disarms it if it returns first. index is the entry's place in
+	// ringPoller.entries (un-armed) or ringPoller.armed (armed), -1 while
+	// it is in neither. Both guarded by ringPoller.mu.
 	index int
 	armed bool
 }
@@ -72,6 +92,12 @@ type pollEntry struct {
 type ringPoller struct {
 	mu      sync.Mutex
 	entries []*pollEntry // the listed calls
+	// armed holds the calls the poller armed when it last gave up, until
+	// they return or it takes them back (takeBack).
+	armed []*pollEntry
+	// takeBacks is how many armed calls the poller may take back: earned
+	// by parking calls, spent by takeBack (pollerTakeBackPerPark).
+	takeBacks int
 	// active is true while the poller sweeps (it has entries and has not
 	// given up on them). Written under mu; read without it by calls
 	// deciding whether to skip their own spin and futex stages
@@ -82,6 +108,8 @@ type ringPoller struct {
 	// idleBusy is pollerIdleBusy: the idle while words move at least every
 	// pollerBusyGap on average; guarded by mu (tests change it).
 	idleBusy time.Duration
+	// starvedGap is pollerStarved; guarded by mu (tests change it).
+	starvedGap time.Duration
 	// starvedUntil (Unix ns) keeps calls off the poller after it was
 	// starved of CPU: written by the poller goroutine, read by parking
 	// calls (usePoller); a stale read only costs a worse choice.
@@ -91,7 +119,7 @@ type ringPoller struct {
 
 // poller runs from package initialisation on: one goroutine, blocked on
 // its kick channel while no call is parked with it.
-var poller = ringPoller{kick: make(chan struct{}, 1), idle: pollerIdle, idleBusy: pollerIdleBusy}
+var poller = ringPoller{kick: make(chan struct{}, 1), idle: pollerIdle, idleBusy: pollerIdleBusy, starvedGap: pollerStarved}
 
 func init() { go poller.run() }
 
@@ -126,6 +154,7 @@ func pollerBusy() bool { return poller.active.Load() }
 // add registers a parked call and wakes the poller if it sleeps.
 func (p *ringPoller) add(e *pollEntry) {
 	p.mu.Lock()
+	p.takeBacks = min(p.takeBacks+pollerTakeBackPerPark, pollerTakeBackMax)
 	e.index, e.armed = len(p.entries), false
 	p.entries = append(p.entries, e)
 	wasActive := p.active.Swap(true)
@@ -142,14 +171,45 @@ func (p *ringPoller) add(e *pollEntry) {
 // the poller had armed the doorbell for it.
 func (p *ringPoller) remove(e *pollEntry) (armed bool) {
 	p.mu.Lock()
-	p.unlink(e)
 	armed = e.armed
+	if armed {
+		p.armed = unlist(p.armed, e)
+	} else {
+		p.unlink(e)
+	}
 	p.mu.Unlock()
 	return armed
 }
 
 // unlink removes e from entries if it is listed. p.mu is held.
 func (p *ringPoller) unlink(e *pollEntry) { p.entries = unlist(p.entries, e) }
+
+// takeBack lists up to n of the calls the poller armed again, un-armed,
+// and returns how many it looked at. A call whose flag the peer already
+// cleared has its ring on the way: it stays armed and off both lists.
+// p.mu is held.
+func (p *ringPoller) takeBack(n int) int {
+	taken := 0
+	for ; taken < n && len(p.armed) > 0; taken++ {
+		last := len(p.armed) - 1
+		e := p.armed[last]
+		p.armed[last] = nil
+		p.armed = p.armed[:last]
+		e.index = -1
+		// SYNC POINT: this RMW pairs with the peer's test-and-clear in
+		// notify: exactly one of the two clears the flag, and only the
+		// peer's clear rings. Ours is followed by the sweeps' loads of the
+		// word (the peer's seq-cst publish before its load of the flag),
+		// and by armAll's arm-then-check before the poller sleeps.
+		if !e.ec.takeBack() {
+			continue
+		}
+		e.armed = false
+		e.index = len(p.entries)
+		p.entries = append(p.entries, e)
+	}
+	return taken
+}
 
 func (e *pollEntry) listIndex() *int { return &e.index }
 
@@ -169,6 +229,9 @@ func (p *ringPoller) sweepUntilIdle() {
 	moves := 0 // words seen moving since start
 	for {
 		p.mu.Lock()
+		if p.takeBacks > 0 && len(p.armed) > 0 {
+			p.takeBacks -= p.takeBack(p.takeBacks)
+		}
 		if len(p.entries) == 0 {
 			p.active.Store(false)
 			p.mu.Unlock()
@@ -191,7 +254,7 @@ func (p *ringPoller) sweepUntilIdle() {
 		now := time.Now()
 		// A long gap after which words moved was spent by the peers we
 		// poll for (sched_yield gave them the core): not starved.
-		starved := !moved && now.Sub(lastSweep) > pollerStarved
+		starved := !moved && now.Sub(lastSweep) > p.starvedGap
 		if moved {
 			lastMove = now
 		}
@@ -256,9 +319,10 @@ func (p *ringPoller) starved(now time.Time) bool {
 	return now.UnixNano() < p.starvedUntil.Load()
 }
 
-// armAll arms every listed call's doorbell, re-checks its word and drops
-// it: the call's select on its doorbell channel now ends through the
-// peer's ring (or our token, if the word moved). p.mu is held.
+// armAll arms every listed call's doorbell, re-checks its word and moves
+// it to the armed list: the call's select on its doorbell channel now ends
+// through the peer's ring (or our token, if the word moved), unless the
+// poller takes it back first. p.mu is held.
 func (p *ringPoller) armAll() {
 	for _, e := range p.entries {
 		e.ec.arm()
@@ -267,10 +331,12 @@ func (p *ringPoller) armAll() {
 		if atomic.LoadUint64(e.word) != e.seen {
 			e.ec.disarm()
 			e.c.wakeBell(e.dir)
+			e.index = -1
 		} else {
 			e.armed = true
+			e.index = len(p.armed)
+			p.armed = append(p.armed, e)
 		}
-		e.index = -1
 	}
 	clear(p.entries)
 	p.entries = p.entries[:0]

@@ -72,6 +72,25 @@ func TestPollerCarriesManyConnections(t *testing.T) {
 	if left != 0 {
 		t.Fatalf("%d calls still on the idle poller's list", left)
 	}
+	checkPollerLists(t)
+}
+
+// checkPollerLists checks the poller's two lists against their entries:
+// listed calls un-armed, armed ones armed, each index its place.
+func checkPollerLists(t *testing.T) {
+	t.Helper()
+	poller.mu.Lock()
+	defer poller.mu.Unlock()
+	for i, e := range poller.entries {
+		if e.armed || e.index != i {
+			t.Errorf("listed call %d: armed %v, index %d", i, e.armed, e.index)
+		}
+	}
+	for i, e := range poller.armed {
+		if !e.armed || e.index != i {
+			t.Errorf("armed call %d: armed %v, index %d", i, e.armed, e.index)
+		}
+	}
 }
 
 // A call the poller gave up on waits on its doorbell: armed in the shared
@@ -80,14 +99,7 @@ func TestPollerHandsQuietCallsToTheirDoorbell(t *testing.T) {
 	checkLeaks(t)
 	takeFutexSlots(t) // straight from the spin to the poller
 	client, server := pair(t, nil, nil)
-	got := make(chan []byte, 1)
-	go func() {
-		m, err := server.Recv()
-		if err != nil {
-			t.Error(err)
-		}
-		got <- m
-	}()
+	got := recvInBackground(t, server)
 	ec := server.cons.r.dataEC
 	waitUntil(t, "the poller arming the receive's doorbell", func() bool {
 		poller.mu.Lock()
@@ -107,6 +119,79 @@ func TestPollerHandsQuietCallsToTheirDoorbell(t *testing.T) {
 	if atomic.LoadUint64(ec.word)&ecDoorbell != 0 {
 		t.Fatal("the doorbell is still armed after the call returned")
 	}
+}
+
+// A call the poller armed when it went idle is taken back, un-armed, when
+// it sweeps again: the peer's next message reaches it without a ring.
+func TestPollerTakesArmedCallsBack(t *testing.T) {
+	checkLeaks(t)
+	takeFutexSlots(t)
+	quiet, quietServer := pair(t, nil, nil)
+	busy, busyServer := pair(t, nil, nil)
+	armed := func() bool {
+		poller.mu.Lock()
+		defer poller.mu.Unlock()
+		return quietServer.polls[dirRecv].armed
+	}
+	gotQuiet := recvInBackground(t, quietServer)
+	waitUntil(t, "the poller arming the quiet receive", armed)
+	waitUntil(t, "the poller going idle", func() bool { return !pollerBusy() })
+
+	// From here the poller never gives up by itself: what it takes back
+	// stays un-armed until the test ends.
+	setPollerLimits(time.Hour, time.Hour)
+	defer setPollerLimits(pollerIdle, pollerStarved)
+	gotBusy := recvInBackground(t, busyServer) // a call parks: the poller sweeps again
+	waitUntil(t, "the quiet receive taken back", func() bool {
+		poller.mu.Lock()
+		defer poller.mu.Unlock()
+		return !quietServer.polls[dirRecv].armed && quietServer.polls[dirRecv].index >= 0
+	})
+	if atomic.LoadUint64(quietServer.cons.r.dataEC.word)&ecDoorbell != 0 {
+		t.Fatal("the poller took the call back, the shared word still has its doorbell flag")
+	}
+	before := wakeupsSent(t, quiet)
+	if err := quiet.Send([]byte("swept")); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-gotQuiet; string(m) != "swept" {
+		t.Fatalf("received %q, want %q", m, "swept")
+	}
+	if after := wakeupsSent(t, quiet); after != before {
+		t.Fatalf("the sender rang %d times for a call the poller had taken back, want 0", after-before)
+	}
+	checkPollerLists(t)
+	if err := busy.Send([]byte("done")); err != nil {
+		t.Fatal(err)
+	}
+	if m := <-gotBusy; string(m) != "done" {
+		t.Fatalf("received %q, want %q", m, "done")
+	}
+	setPollerLimits(pollerIdle, pollerStarved)
+	waitUntil(t, "the poller going idle", func() bool { return !pollerBusy() })
+}
+
+// recvInBackground receives one message on c in a goroutine and hands it
+// over on the channel returned.
+func recvInBackground(t *testing.T, c *Conn) <-chan []byte {
+	got := make(chan []byte, 1)
+	go func() {
+		m, err := c.Recv()
+		if err != nil {
+			t.Error(err)
+		}
+		got <- m
+	}()
+	return got
+}
+
+func wakeupsSent(t *testing.T, c *Conn) uint64 {
+	t.Helper()
+	st, err := c.Stats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st.Sent.Wakeups
 }
 
 // A call parked with the poller ends on Close, off the poller's list.
@@ -143,6 +228,15 @@ func TestPollerForgetsClosedCalls(t *testing.T) {
 func setPollerIdle(d time.Duration) {
 	poller.mu.Lock()
 	poller.idle = d
+	poller.mu.Unlock()
+}
+
+// setPollerLimits sets how long the poller sweeps without a word moving,
+// and the gap between sweeps it takes for a lost CPU, before it arms its
+// calls and sleeps.
+func setPollerLimits(idle, starvedGap time.Duration) {
+	poller.mu.Lock()
+	poller.idle, poller.starvedGap = idle, starvedGap
 	poller.mu.Unlock()
 }
 

@@ -16,6 +16,13 @@
  *    byte is on the socket, then read every pending byte. The notifier
  *    clears the flag with an atomic test-and-clear and writes one byte
  *    only if it was the one to clear it.
+ *    While it blocks, the ring poller may take the wait back
+ *    (goipc/poller.go takeBack): a test-and-clear of the flag. If the
+ *    notifier cleared it first, its byte is on the way and the wait goes
+ *    on; if the poller cleared it, the wait is a sweep again: it ends when
+ *    a sweep sees the condition, or the poller arms the flag again and
+ *    re-checks (armAll), as at the start. Take-backs are paid for by
+ *    parked calls in the code; here they are bounded by TAKE_BACKS.
  * Timeout slices are left out on purpose: the protocol must not need them.
  *
  * The consumer may hold freed space back (goipc/ring.go consume: while the
@@ -36,9 +43,16 @@
  *                          sets the flag (the check-then-announce race);
  *   -DHOLD_BACK_WHEN_EMPTY the consumer holds freed space back even after
  *                          it has read everything (and then waits for
- *                          data while the producer waits for space).
+ *                          data while the producer waits for space);
+ *   -DREARM_WITHOUT_CHECK  the poller arms a taken-back wait again
+ *                          without re-checking the ring (a message
+ *                          published while the wait was un-armed rings
+ *                          nothing and is never seen).
  */
 #define N   4   /* messages */
+#ifndef TAKE_BACKS
+#define TAKE_BACKS 2
+#endif
 #define CAP 2   /* ring slots */
 
 byte head = 0;      /* published by the producer */
@@ -53,6 +67,7 @@ byte sEpoch = 0;
 byte toConsumer = 0; /* doorbell bytes on the consumer's socket */
 byte toProducer = 0; /* doorbell bytes on the producer's socket */
 byte received = 0;
+byte takeBacks = TAKE_BACKS; /* take-backs the poller may still make */
 
 /* notify: the notifier's half, after its seq-cst store of the position. */
 inline notify(waiters, bell, epoch, socket) {
@@ -70,18 +85,40 @@ inline notify(waiters, bell, epoch, socket) {
 }
 
 /* sleep: the waiter's half; cond is the condition it waits for. */
+#ifdef REARM_WITHOUT_CHECK
+#define REARM(bell, cond) bell = 1
+#else
+#define REARM(bell, cond) \
+	bell = 1; \
+	if \
+	:: cond -> bell = 0; break \
+	:: else -> skip \
+	fi
+#endif
+
+/* the blocked part of a doorbell wait, with the poller's take-backs */
+#define SLEEP_ON_BELL(bell, cond) \
+	do \
+	:: (socket > 0) -> socket = 0; break \
+	:: atomic { takeBacks > 0 && bell -> takeBacks--; bell = 0 } -> \
+		if \
+		:: cond -> break \
+		:: else -> REARM(bell, cond) \
+		fi \
+	od
+
 #ifdef ARM_AFTER_CHECK
 #define ARM_AND_CHECK(bell, cond) \
 	if \
 	:: cond -> skip \
-	:: else -> bell = 1; (socket > 0); socket = 0 \
+	:: else -> bell = 1; SLEEP_ON_BELL(bell, cond) \
 	fi
 #else
 #define ARM_AND_CHECK(bell, cond) \
 	bell = 1; \
 	if \
 	:: cond -> bell = 0 \
-	:: else -> (socket > 0); socket = 0 \
+	:: else -> SLEEP_ON_BELL(bell, cond) \
 	fi
 #endif
 
