@@ -761,10 +761,10 @@ func (c *Conn) doorbellPark(dir int, ec eventCount, ready func() (bool, error), 
 // whose descriptor reports the arms a call leaves behind (tryFailed).
 //
 // Nor while the poller is backing off after it was starved of CPU (a
-// busier machine than it can serve: poller.go); the clock read is on the
-// slow path only, as every park reads it.
+// busier machine than it can serve: poller.go), which costs a clock read
+// only while a backoff is recorded.
 func (c *Conn) usePoller() bool {
-	return c.spin > 0 && !c.notify.open() && !poller.starved(time.Now())
+	return c.spin > 0 && !c.notify.open() && !poller.starved()
 }
 
 // positionWord is the shared word a wait in dir depends on: the peer's

@@ -307,16 +307,22 @@ const (
 // noteStarved records how the last sweeping session ended.
 func (p *ringPoller) noteStarved(starved bool, now time.Time) {
 	if !starved {
+		// The backoff had passed (calls only park with the poller after
+		// it): clearing it spares parking calls their clock read.
 		p.backoff = 0
+		p.starvedUntil.Store(0)
 		return
 	}
 	p.backoff = min(pollerBackoffMax, max(pollerBackoffMin, 2*p.backoff))
 	p.starvedUntil.Store(now.Add(p.backoff).UnixNano())
 }
 
-// starved reports whether calls should keep off the poller for now.
-func (p *ringPoller) starved(now time.Time) bool {
-	return now.UnixNano() < p.starvedUntil.Load()
+// starved reports whether calls should keep off the poller for now. It
+// reads the clock only while a backoff is recorded: at 1024 producers the
+// read in every park was 1.8% of goipc pong's CPU (perf).
+func (p *ringPoller) starved() bool {
+	until := p.starvedUntil.Load()
+	return until != 0 && time.Now().UnixNano() < until
 }
 
 // armAll arms every listed call's doorbell, re-checks its word and moves

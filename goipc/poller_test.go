@@ -256,3 +256,25 @@ func takeFutexSlots(t *testing.T) {
 		}
 	})
 }
+
+// A starved session keeps calls off the poller for a backoff that doubles
+// while sessions keep starving; a session that ends idle clears it.
+func TestPollerStarvationBackoff(t *testing.T) {
+	var p ringPoller
+	if p.starved() {
+		t.Fatal("a new poller reports a backoff")
+	}
+	later := time.Now().Add(time.Hour) // no clock in this test catches up with it
+	p.noteStarved(true, later)
+	p.noteStarved(true, later)
+	if p.backoff != 2*pollerBackoffMin {
+		t.Fatalf("backoff after two starved sessions = %v, want %v", p.backoff, 2*pollerBackoffMin)
+	}
+	if !p.starved() {
+		t.Fatal("calls are not kept off a poller that was just starved")
+	}
+	p.noteStarved(false, time.Now())
+	if p.starved() || p.backoff != 0 || p.starvedUntil.Load() != 0 {
+		t.Fatalf("after an idle session: starved %v, backoff %v, until %d; want none", p.starved(), p.backoff, p.starvedUntil.Load())
+	}
+}
