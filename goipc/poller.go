@@ -98,6 +98,8 @@ type ringPoller struct {
 	// takeBacks is how many armed calls the poller may take back: earned
 	// by parking calls, spent by takeBack (pollerTakeBackPerPark).
 	takeBacks int
+	// takenBack counts the calls takeBack listed again (tests read it).
+	takenBack uint64
 	// active is true while the poller sweeps (it has entries and has not
 	// given up on them). Written under mu; read without it by calls
 	// deciding whether to skip their own spin and futex stages
@@ -207,6 +209,7 @@ func (p *ringPoller) takeBack(n int) int {
 		e.armed = false
 		e.index = len(p.entries)
 		p.entries = append(p.entries, e)
+		p.takenBack++
 	}
 	return taken
 }

@@ -14,7 +14,22 @@ import (
 // the doorbells it holds and goes idle.
 func TestPollerCarriesManyConnections(t *testing.T) {
 	checkLeaks(t)
-	const conns, rounds = 48, 1000
+	pingEchoes(t, 48, 1000)
+	waitUntil(t, "the poller going idle", func() bool { return !pollerBusy() })
+	poller.mu.Lock()
+	left := len(poller.entries)
+	poller.mu.Unlock()
+	if left != 0 {
+		t.Fatalf("%d calls still on the idle poller's list", left)
+	}
+	checkPollerLists(t)
+}
+
+// pingEchoes runs conns connection pairs, each an echo server and a
+// client making rounds round trips, and fails the test unless every
+// reply is the client's own request, in order.
+func pingEchoes(t *testing.T, conns, rounds int) {
+	t.Helper()
 	var wg sync.WaitGroup
 	errs := make(chan error, 2*conns)
 	for i := 0; i < conns; i++ {
@@ -41,7 +56,7 @@ func TestPollerCarriesManyConnections(t *testing.T) {
 			defer wg.Done()
 			defer client.Close()
 			msg, reply := make([]byte, 16), make([]byte, 64)
-			for r := uint64(0); r < rounds; r++ {
+			for r := uint64(0); r < uint64(rounds); r++ {
 				binary.LittleEndian.PutUint64(msg, id)
 				binary.LittleEndian.PutUint64(msg[8:], r)
 				if err := client.Send(msg); err != nil {
@@ -65,13 +80,31 @@ func TestPollerCarriesManyConnections(t *testing.T) {
 	for err := range errs {
 		t.Fatal(err)
 	}
-	waitUntil(t, "the poller going idle", func() bool { return !pollerBusy() })
+}
+
+// With an idle of a microsecond, the poller arms its calls between
+// nearly every two messages and takes them back when it sweeps again:
+// every message still arrives, in order, and the lists stay consistent.
+func TestPollerTakesBackUnderChurn(t *testing.T) {
+	checkLeaks(t)
+	takeFutexSlots(t)
 	poller.mu.Lock()
-	left := len(poller.entries)
+	poller.idle, poller.idleBusy = time.Microsecond, time.Microsecond
+	before := poller.takenBack
 	poller.mu.Unlock()
-	if left != 0 {
-		t.Fatalf("%d calls still on the idle poller's list", left)
+	defer func() {
+		poller.mu.Lock()
+		poller.idle, poller.idleBusy = pollerIdle, pollerIdleBusy
+		poller.mu.Unlock()
+	}()
+	pingEchoes(t, 16, 2000)
+	poller.mu.Lock()
+	taken := poller.takenBack - before
+	poller.mu.Unlock()
+	if taken == 0 {
+		t.Fatal("the poller took no armed call back in 32000 round trips with a 1 µs idle")
 	}
+	waitUntil(t, "the poller going idle", func() bool { return !pollerBusy() })
 	checkPollerLists(t)
 }
 
