@@ -66,10 +66,13 @@ const (
 // an arm again if nothing comes), so it is paid for by work: every call
 // that parks earns pollerTakeBackPerPark takes, up to pollerTakeBackMax
 // saved. A server holding thousands of idle connections that one message
-// wakes now and then takes back a few of them each time, not all.
+// wakes now and then takes back a few of them each time, not all. A
+// sweep takes back at most pollerTakeBackPerSweep, so that parking calls
+// never wait for the poller's lock behind thousands of atomics.
 const (
-	pollerTakeBackPerPark = 8
-	pollerTakeBackMax     = 4096
+	pollerTakeBackPerPark  = 8
+	pollerTakeBackMax      = 4096
+	pollerTakeBackPerSweep = 256
 )
 
 // pollEntry is one parked call watched by the poller. Every field but
@@ -233,7 +236,7 @@ func (p *ringPoller) sweepUntilIdle() {
 	for {
 		p.mu.Lock()
 		if p.takeBacks > 0 && len(p.armed) > 0 {
-			p.takeBacks -= p.takeBack(p.takeBacks)
+			p.takeBacks -= p.takeBack(min(p.takeBacks, pollerTakeBackPerSweep))
 		}
 		if len(p.entries) == 0 {
 			p.active.Store(false)
