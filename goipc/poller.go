@@ -26,13 +26,15 @@ import (
 // call a token on its doorbell channel when its word moves. When a whole
 // pollerIdle passes without a word moving, the machine has gone quiet:
 // the poller arms every call's doorbell for it, re-checks each word once
-// (the Dekker check a doorbell wait does itself, see eventCount), drops
-// them all and sleeps until the next call parks. From then on those calls
-// wait exactly as a doorbell wait does, at no CPU cost.
+// (the Dekker check a doorbell wait does itself, see eventCount), moves
+// them to its armed list and sleeps until the next call parks. From then
+// on those calls wait exactly as a doorbell wait does, at no CPU cost,
+// until the poller, sweeping again, takes them back (takeBack).
 //
 // The wakeup protocol between the processes is unchanged: the poller is
-// an in-process spinner that watches many rings, and its arm-then-check is
-// the doorbell waiter's (docs/PROTOCOL.md, "The ring poller").
+// an in-process spinner that watches many rings, its arm-then-check is
+// the doorbell waiter's, and its take-back withdraws the call's own
+// announcement (docs/PROTOCOL.md, "The ring poller").
 
 // pollerIdle is how long the poller sweeps without seeing a word move
 // before it arms the doorbells and sleeps: about a spin budget.
