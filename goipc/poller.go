@@ -235,6 +235,7 @@ func (p *ringPoller) sweepUntilIdle() {
 	start := time.Now()
 	lastMove, lastSweep := start, start
 	moves := 0 // words seen moving since start
+	lastYield := start
 	for {
 		p.mu.Lock()
 		if p.takeBacks > 0 && len(p.armed) > 0 {
@@ -281,15 +282,28 @@ func (p *ringPoller) sweepUntilIdle() {
 		// Let the calls just woken run, on this P if no other is free,
 		// and any other goroutine of the process.
 		runtime.Gosched()
-		if !moved {
+		if !moved && now.Sub(lastYield) >= pollerYieldGap {
 			// Nothing moved: give the CPU to any other thread of the
 			// machine that wants it (sched_yield): with more runnable
 			// threads than cores, the peers we poll for are among them.
 			sys.Yield()
+			lastYield = now
 		}
 		lastSweep = time.Now()
 	}
 }
+
+// pollerYieldGap spaces the poller's sched_yields: after a sweep that
+// found nothing it yields the CPU only if it has not for this long. A
+// yield after every empty sweep (each a few loads with a handful of
+// calls listed) handed the core to another thread for most of the time:
+// 8 producers against goipc pong made 0.4-0.8 M round trips in 3 s, every
+// connection alike, and 1.3-1.5 M with this gap, still alike (a yield every
+// 4th empty sweep did as well there, but took CPU from a single-threaded
+// Python loop with 1000 connections: a sweep of 1000 calls is long, and a
+// gap in time keeps yielding after each of those). docs/PERFORMANCE.md,
+// section 18.
+const pollerYieldGap = 20 * time.Microsecond
 
 // pollerStarved is a gap between two sweeps that a lost CPU explains: a
 // sweep, its yields and the calls it woke take microseconds to tens of
