@@ -88,15 +88,11 @@ func pingEchoes(t *testing.T, conns, rounds int) {
 func TestPollerTakesBackUnderChurn(t *testing.T) {
 	checkLeaks(t)
 	takeFutexSlots(t)
+	setPollerLimits(time.Microsecond, pollerStarved)
+	defer restorePollerLimits()
 	poller.mu.Lock()
-	poller.idle, poller.idleBusy = time.Microsecond, time.Microsecond
 	before := poller.takenBack
 	poller.mu.Unlock()
-	defer func() {
-		poller.mu.Lock()
-		poller.idle, poller.idleBusy = pollerIdle, pollerIdleBusy
-		poller.mu.Unlock()
-	}()
 	pingEchoes(t, 16, 2000)
 	poller.mu.Lock()
 	taken := poller.takenBack - before
@@ -173,7 +169,7 @@ func TestPollerTakesArmedCallsBack(t *testing.T) {
 	// From here the poller never gives up by itself: what it takes back
 	// stays un-armed until the test ends.
 	setPollerLimits(time.Hour, time.Hour)
-	defer setPollerLimits(pollerIdle, pollerStarved)
+	defer restorePollerLimits()
 	gotBusy := recvInBackground(t, busyServer) // a call parks: the poller sweeps again
 	waitUntil(t, "the quiet receive taken back", func() bool {
 		poller.mu.Lock()
@@ -183,14 +179,14 @@ func TestPollerTakesArmedCallsBack(t *testing.T) {
 	if atomic.LoadUint64(quietServer.cons.r.dataEC.word)&ecDoorbell != 0 {
 		t.Fatal("the poller took the call back, the shared word still has its doorbell flag")
 	}
-	before := wakeupsSent(t, quiet)
+	before := mustStats(t, quiet).Sent.Wakeups
 	if err := quiet.Send([]byte("swept")); err != nil {
 		t.Fatal(err)
 	}
 	if m := <-gotQuiet; string(m) != "swept" {
 		t.Fatalf("received %q, want %q", m, "swept")
 	}
-	if after := wakeupsSent(t, quiet); after != before {
+	if after := mustStats(t, quiet).Sent.Wakeups; after != before {
 		t.Fatalf("the sender rang %d times for a call the poller had taken back, want 0", after-before)
 	}
 	checkPollerLists(t)
@@ -200,7 +196,7 @@ func TestPollerTakesArmedCallsBack(t *testing.T) {
 	if m := <-gotBusy; string(m) != "done" {
 		t.Fatalf("received %q, want %q", m, "done")
 	}
-	setPollerLimits(pollerIdle, pollerStarved)
+	restorePollerLimits()
 	waitUntil(t, "the poller going idle", func() bool { return !pollerBusy() })
 }
 
@@ -218,21 +214,12 @@ func recvInBackground(t *testing.T, c *Conn) <-chan []byte {
 	return got
 }
 
-func wakeupsSent(t *testing.T, c *Conn) uint64 {
-	t.Helper()
-	st, err := c.Stats()
-	if err != nil {
-		t.Fatal(err)
-	}
-	return st.Sent.Wakeups
-}
-
 // A call parked with the poller ends on Close, off the poller's list.
 func TestPollerForgetsClosedCalls(t *testing.T) {
 	checkLeaks(t)
 	takeFutexSlots(t)
-	setPollerIdle(time.Hour) // the poller never gives up here
-	defer setPollerIdle(pollerIdle)
+	setPollerLimits(time.Hour, pollerStarved) // the poller never gives up here
+	defer restorePollerLimits()
 	_, server := pair(t, nil, nil)
 	done := make(chan error, 1)
 	go func() {
@@ -254,22 +241,23 @@ func TestPollerForgetsClosedCalls(t *testing.T) {
 	if idx != -1 {
 		t.Fatal("the closed call is still on the poller's list")
 	}
-	setPollerIdle(pollerIdle)
+	restorePollerLimits()
 	waitUntil(t, "the poller going idle", func() bool { return !pollerBusy() })
 }
 
-func setPollerIdle(d time.Duration) {
+// setPollerLimits sets how long the poller sweeps without a word moving
+// (at any pace), and the gap between sweeps it takes for a lost CPU,
+// before it arms its calls and sleeps.
+func setPollerLimits(idle, starvedGap time.Duration) {
 	poller.mu.Lock()
-	poller.idle = d
+	poller.idle, poller.idleBusy, poller.starvedGap = idle, idle, starvedGap
 	poller.mu.Unlock()
 }
 
-// setPollerLimits sets how long the poller sweeps without a word moving,
-// and the gap between sweeps it takes for a lost CPU, before it arms its
-// calls and sleeps.
-func setPollerLimits(idle, starvedGap time.Duration) {
+// restorePollerLimits puts the poller's own limits back.
+func restorePollerLimits() {
 	poller.mu.Lock()
-	poller.idle, poller.starvedGap = idle, starvedGap
+	poller.idle, poller.idleBusy, poller.starvedGap = pollerIdle, pollerIdleBusy, pollerStarved
 	poller.mu.Unlock()
 }
 
