@@ -64,8 +64,8 @@ const (
 // every round trip without it: each connection's next message comes
 // milliseconds later, long after the poller has armed it.
 //
-// Taking a call back costs two atomic operations on a shared line (and
-// an arm again if nothing comes), so it is paid for by work: every call
+// Taking a call back costs an atomic AND on a shared line (and an arm
+// again if nothing comes), so it is paid for by work: every call
 // that parks earns pollerTakeBackPerPark takes, up to pollerTakeBackMax
 // saved. A server holding thousands of idle connections that one message
 // wakes now and then takes back a few of them each time, not all. A
