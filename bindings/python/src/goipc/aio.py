@@ -30,10 +30,21 @@ How a call waits
 Every send or receive first makes one library call with timeout 0 (unless
 other coroutines already wait in its direction: see below). When the
 message is there (or the ring has room) that call is the whole
-operation: the coroutine does not suspend. Otherwise the coroutine polls
-for a short, adaptive budget (``spin``, see :func:`dial`; not while other
-waiters of the loop are parked) and then parks on a future. Nothing runs
-on another thread, and an idle connection costs no CPU.
+operation: the coroutine does not suspend. Otherwise, when the loop has
+no other waiter, the coroutine polls for a short, adaptive budget
+(``spin``, see :func:`dial`), and then parks on a future.
+
+When other waiters of the loop are parked or passing (many connections
+in one loop), polling would hold them up; instead the coroutine lets a
+pass of the loop go by (a bare yield: the loop runs everything else that
+is ready, then this coroutine again) and looks again, twice at most,
+before it parks. A receive that comes right after a send on its
+connection (a request, then its answer) and a call's wait for its reply
+do not even look first: the answer cannot be there yet, so they start
+with the pass. By the end of a pass over many connections the peer has
+usually answered, so the wait costs no future, no sweep and no library
+call that finds nothing (docs/PYTHON.md has the numbers). Nothing runs on
+another thread, and an idle connection costs no CPU.
 
 Parked waiters are woken in two ways. Every connection of a loop is
 attached to the loop's sweeper (``goipc_conn_set_sweeper``): a call that
@@ -105,6 +116,7 @@ import math
 import queue
 import threading
 import time
+import types
 import weakref
 from ctypes import byref, c_size_t, c_uint64
 from typing import Any, AsyncIterator, Deque, Iterable, List, Optional
@@ -181,12 +193,16 @@ class _LoopShared:
         "cap",
         "sweep_fn",
         "swept",
+        "passing",
+        "passed",
         "__weakref__",
     )
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.parked = 0
+        # Waiters letting a pass of the loop go by (_pass_and_look).
+        self.passing = 0
         # The sweeper's handle (None: the library has none, waits arm as
         # without one) and the AsyncConns attached to it, by token.
         self.sweeper: Optional[c_uint64] = None
@@ -199,8 +215,10 @@ class _LoopShared:
         self.count_ref = byref(self.count)
         self.cap = c_size_t(_SWEEP_BATCH)
         self.sweep_fn: Any = None
-        # Waits ended by a sweep (for tests and diagnostics).
+        # Waits ended by a sweep, and by a look after a pass of the loop
+        # (for tests and diagnostics).
         self.swept = 0
+        self.passed = 0
 
     def _start(self) -> bool:
         """Creates the sweeper on first use; False if the library has none."""
@@ -305,6 +323,18 @@ def _shared_for(loop: asyncio.AbstractEventLoop) -> _LoopShared:
     return sh
 
 _RECV, _SEND = 0, 1
+_CALL = 2  # a call's wait for its reply (_pass_and_look)
+
+#: How many passes of the loop a waiter lets go by, looking after each,
+#: before it parks, while other waiters of the loop are parked or passing.
+_PASSES = 2
+
+
+@types.coroutine
+def _one_pass() -> Any:
+    """Awaited, lets the loop run everything else that is ready once (a
+    bare yield: the task is scheduled again at once, with no future)."""
+    yield
 _monotonic = time.perf_counter
 _U64_MAX = (1 << 64) - 1
 
@@ -348,6 +378,7 @@ class AsyncConn:
         "_budget",
         "_shared",
         "_token",
+        "_sent",
         "__weakref__",
     )
 
@@ -369,6 +400,8 @@ class AsyncConn:
         # Current polling budget per direction (adapts within [spin/16, spin]).
         self._budget = [self._spin, self._spin]
         self._token = 0
+        # Sent since the last receive started (_answer_pending).
+        self._sent = False
         self._shared = _shared_for(self._loop)
         self._shared.attach(self)
 
@@ -490,15 +523,26 @@ class AsyncConn:
             self._loop.add_reader(self._fd, self._on_readable)
             self._reading = True
 
+    def _answer_pending(self) -> bool:
+        """Whether a receive should not look before it waits: this
+        connection sent since its last receive (so the answer, if the
+        peer answers, cannot be there yet) and the loop has other waiters
+        to run (parked or passing) while the peer answers."""
+        if not self._sent:
+            return False
+        self._sent = False
+        sh = self._shared
+        return bool(sh.parked or sh.passing)
+
     def _poll(self, d: int, attempt: Any, *args: Any) -> Any:
         """Calls attempt for the direction's polling budget: its result,
         or None if nothing came (the budget adapts)."""
         budget = self._budget[d]
-        if budget <= 0 or self._shared.parked:
-            # Other connections' heads are parked in this process: the
-            # loop has their wakeups to run, and polling this one would
-            # hold them up (1000 connections in one loop spent a tenth of
-            # their time here). Park at once.
+        if budget <= 0 or self._shared.parked or self._shared.passing:
+            # Other waiters of the loop are parked or passing: the loop
+            # has their work to run, and polling this one would hold them
+            # up (1000 connections in one loop spent a tenth of their
+            # time here).
             return None
         t_end = _monotonic() + budget
         while True:
@@ -510,14 +554,46 @@ class AsyncConn:
                 self._budget[d] = max(budget / 2, self._spin / 16)
                 return None
 
+    async def _pass_and_look(self, d: int, attempt: Any, args: Any) -> Any:
+        """Looks (attempt) after each of _PASSES passes of the loop: its
+        result, or None if nothing came. With many connections in one
+        loop, a pass runs the others' waiters and the peer has answered
+        by its end: no future, no sweep, and no library call that finds
+        nothing (1000 connections: 1.5x the round trips of parking at
+        once, docs/PYTHON.md)."""
+        shared = self._shared
+        for _ in range(_PASSES):
+            shared.passing += 1
+            try:
+                await _one_pass()
+            finally:
+                shared.passing -= 1
+            if self._closed:
+                raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
+            r = attempt(*args)
+            if r is not None:
+                shared.passed += 1
+                return r
+            # A look that found nothing reset the readiness that others
+            # of this connection wait for (see _wait_reply): they look too.
+            if d == _RECV:
+                if self._callers:
+                    self._wake_callers(True)
+            elif d == _CALL and self._parked[_RECV] is not None:
+                self._wake_heads((_RECV,), True)
+        return None
+
     async def _wait(self, d: int, attempt: Any, *args: Any) -> Any:
         """The slow path. ``attempt(*args)`` is one non-waiting library
         call returning None for "not now". Called either after the
-        caller's own first attempt found nothing (nobody waited in d: this
-        coroutine becomes the head) or, when coroutines already wait in d,
-        without any attempt: it queues behind them first. The head polls
-        for the direction's budget, then parks until the descriptor says
-        to look again."""
+        caller's own first attempt found nothing, or without one when the
+        answer to what this connection just sent cannot be there yet
+        (nobody waited in d: this coroutine becomes the head), or, when
+        coroutines already wait in d, without any attempt: it queues
+        behind them first. The head looks again after each of _PASSES
+        passes of the loop when other waiters of the loop are parked or
+        passing, else polls for the direction's budget; then it parks
+        until the sweep or the descriptor says to look again."""
         if self._busy[d]:
             await self._wait_turn(d)
             looked = False
@@ -532,10 +608,12 @@ class AsyncConn:
                 if r is not None:
                     return r
             shared = self._shared
-            if not shared.parked:
+            if shared.parked or shared.passing:
+                r = await self._pass_and_look(d, attempt, args)
+            else:
                 r = self._poll(d, attempt, *args)
-                if r is not None:
-                    return r
+            if r is not None:
+                return r
             hop = False
             parked = self._parked
             while True:
@@ -570,8 +648,9 @@ class AsyncConn:
             self._pass_turn(d)
 
     async def _wait_reply(self, attempt: Any, *args: Any) -> Any:
-        """A call's wait for its own reply, after a call that found it not
-        there. Calls waiting for replies share the receive direction's
+        """A call's wait for its own reply, after a look that found it not
+        there (or without one, when other waiters of the loop are parked
+        or passing: then it lets passes of the loop go by first). Calls waiting for replies share the receive direction's
         readiness with each other and with receives, and a call that finds
         nothing resets it: a reply routed to another waiting call, or a
         message for a waiting receive, can lose its wakeup that way. So
@@ -580,7 +659,11 @@ class AsyncConn:
         makes the receive head look once more, and a receive that finds
         nothing makes the waiting calls look once more (those woken that
         way do not pass it on: no endless ping-pong)."""
-        r = self._poll(_RECV, attempt, *args)
+        shared = self._shared
+        if shared.parked or shared.passing:
+            r = await self._pass_and_look(_CALL, attempt, args)
+        else:
+            r = self._poll(_RECV, attempt, *args)
         if r is not None:
             return r
         hop = False
@@ -628,6 +711,7 @@ class AsyncConn:
         ptr, n = _send_call_args(data)
         if self._busy[_SEND] or self._conn._try_send(ptr, n) is None:
             await self._wait(_SEND, self._conn._try_send, ptr, n)
+        self._sent = True
 
     async def send_ping(self, seq: int, payload: Any = b"") -> None:
         """Sends a Message/Ping (as :meth:`goipc.Conn.send_ping`)."""
@@ -640,6 +724,7 @@ class AsyncConn:
         seq_c = c_uint64(seq)
         if self._busy[_SEND] or self._conn._try_send_ping(seq_c, ptr, n) is None:
             await self._wait(_SEND, self._conn._try_send_ping, seq_c, ptr, n)
+        self._sent = True
 
     async def send_pong(self, seq: int, ping_sent_ns: int, payload: Any = b"", received_ns: int = 0) -> None:
         """Sends a Message/Pong (as :meth:`goipc.Conn.send_pong`)."""
@@ -652,6 +737,7 @@ class AsyncConn:
         ptr, n = _send_arg(payload)
         if self._busy[_SEND] or self._conn._try_send_pong(seq, ping_sent_ns, received_ns, ptr, n) is None:
             await self._wait(_SEND, self._conn._try_send_pong, seq, ping_sent_ns, received_ns, ptr, n)
+        self._sent = True
 
     async def send_batch(self, messages: Iterable[Any]) -> int:
         """Sends ``messages`` (an iterable of bytes-like objects) in order,
@@ -667,7 +753,10 @@ class AsyncConn:
         f = self._conn._batch_function("goipc_send_batch")
         b = _BatchToSend(messages)
         r = None if self._busy[_SEND] else self._conn._try_send_batch(b, f)
-        return r if r is not None else await self._wait(_SEND, self._conn._try_send_batch, b, f)
+        if r is None:
+            r = await self._wait(_SEND, self._conn._try_send_batch, b, f)
+        self._sent = True
+        return r
 
     # -- receiving --
 
@@ -677,11 +766,11 @@ class AsyncConn:
         Cancelled while waiting: no message was taken."""
         _check_max_count(max_count)
         f = self._conn._batch_function("goipc_recv_batch")
-        r = None if self._busy[_RECV] else self._conn._try_recv_batch(max_count, f)
+        r = None if self._busy[_RECV] or self._answer_pending() else self._conn._try_recv_batch(max_count, f)
         return r if r is not None else await self._wait(_RECV, self._conn._try_recv_batch, max_count, f)
 
     async def _recv_kind(self, kind: int) -> Any:
-        if self._busy[_RECV]:
+        if self._busy[_RECV] or self._answer_pending():
             return await self._wait(_RECV, self._conn._try_recv_msg, kind)
         m = self._conn._try_recv_msg(kind)
         if m is None:
@@ -695,8 +784,13 @@ class AsyncConn:
         Raises: as :meth:`goipc.Conn.recv`; PeerClosedError once the peer
         is gone and everything it sent was received.
         """
-        # _recv_kind's body, without its coroutine.
+        # _recv_kind's body, without its coroutine, _answer_pending inline.
         if not self._busy[_RECV]:
+            if self._sent:
+                self._sent = False
+                sh = self._shared
+                if sh.parked or sh.passing:
+                    return await self._wait(_RECV, self._conn._try_recv_msg, _KIND_RAW)
             m = self._conn._try_recv_msg(_KIND_RAW)
             if m is not None:
                 return m
@@ -709,7 +803,7 @@ class AsyncConn:
         ptr, cap = _recv_call_args(buffer)
         ln = c_size_t()
         ln_ref = byref(ln)
-        if self._busy[_RECV]:
+        if self._busy[_RECV] or self._answer_pending():
             return await self._wait(_RECV, self._conn._try_recv_into, ptr, cap, ln, ln_ref)
         r = self._conn._try_recv_into(ptr, cap, ln, ln_ref)
         if r is None:
@@ -753,6 +847,11 @@ class AsyncConn:
                 r = await self._wait(_SEND, conn._try_call_start, cs)
             if r is not _PENDING:
                 return r
+            sh = self._shared
+            if sh.parked or sh.passing:
+                # The reply cannot be there yet, and the loop has others
+                # to run: look after a pass of the loop (_pass_and_look).
+                return await self._wait_reply(conn._try_call_end, cs)
             r = conn._try_call_end(cs)
             if r is None:
                 r = await self._wait_reply(conn._try_call_end, cs)
