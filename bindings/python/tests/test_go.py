@@ -187,4 +187,4 @@ def test_aio_bench_tool_smoke():
     assert r.returncode == 0, r.stderr
     out = r.stdout.decode()
     assert "goipc.aio AsyncConn -> Go pong" in out and "goipc.aio: 8 connections x 10 round trips" in out, out
-    assert "asyncio alone (a task woken per round trip, no I/O)" in out, out
+    assert "asyncio alone (a task suspended for one pass of the loop per round trip, no I/O)" in out, out
