@@ -51,8 +51,9 @@ type Conn struct {
 	// full streak extends the budget to spinExtended.
 	spinWins    [2]uint32
 	spinStreaks bool
-	// timers bound each direction's doorbell waits; guarded likewise.
-	timers [2]*time.Timer
+	// alarms bound each direction's doorbell waits (alarm.go); guarded
+	// likewise.
+	alarms [2]alarm
 	// bells[dir] gets a token when the peer rings our doorbell (the
 	// watcher reads a byte from the socket): re-check the rings.
 	bells [2]chan struct{}
@@ -149,10 +150,6 @@ func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID
 	c.polls[dirSend].index, c.polls[dirRecv].index = -1, -1
 	c.sweeps[dirSend].index, c.sweeps[dirRecv].index = -1, -1
 	c.rx.init(o.maxInflightCalls)
-	for i := range c.timers {
-		c.timers[i] = time.NewTimer(time.Hour)
-		c.timers[i].Stop()
-	}
 	c.prod.ring = c.ringData
 	c.cons.ring = c.ringSpace
 	go c.watchPeer()
@@ -232,8 +229,8 @@ func (c *Conn) wakeBell(dir int) {
 
 // wakeLocalWaiters interrupts our own blocked calls (they re-check state):
 // futex waiters through the eventcounts, doorbell waiters through ended
-// and a token on each doorbell channel (for a wait without a deadline,
-// which receives from its channel alone: doorbellPark). Each direction
+// and a token on each doorbell channel (doorbellPark receives from its
+// channel alone, or with a context's Done). Each direction
 // has one waiter at a time (its lock), so one token wakes it.
 func (c *Conn) wakeLocalWaiters() {
 	c.cons.r.dataEC.wakeAll()
@@ -266,6 +263,7 @@ func (c *Conn) leave(dir int) {
 func (c *Conn) tryRelease() {
 	if c.closed.Load() && c.inflight[dirSend].n.Load() == 0 && c.inflight[dirRecv].n.Load() == 0 {
 		c.release.Do(func() {
+			c.stopAlarms()
 			c.seg.unmap()
 			c.notify.close()
 			if c.onRelease != nil {
@@ -715,13 +713,7 @@ func (c *Conn) futexPark(ec eventCount, ready func() (bool, error), w *waitFor, 
 // periodic wakeup. With usePoller the call goes on the ring poller's list
 // instead, un-armed, and the poller arms it once the process is quiet.
 func (c *Conn) doorbellPark(dir int, ec eventCount, ready func() (bool, error), w *waitFor, drain, usePoller bool) error {
-	var timeout <-chan time.Time
-	if !w.deadline.IsZero() {
-		t := c.timers[dir]
-		t.Reset(time.Until(w.deadline))
-		defer t.Stop()
-		timeout = t.C
-	}
+	timed := !w.deadline.IsZero()
 	var cancelled <-chan struct{}
 	if w.ctx != nil {
 		cancelled = w.ctx.Done()
@@ -746,16 +738,19 @@ func (c *Conn) doorbellPark(dir int, ec eventCount, ready func() (bool, error), 
 			c.unpark(e, ec, c.notify.open())
 			return c.finalCheck(ready, err, drain)
 		}
-		if timeout == nil && cancelled == nil {
-			// No deadline, no context (a server's Recv): a plain receive,
-			// a third of the CPU of the select below at 1024 producers
-			// (perf). The end leaves a token here too (wakeLocalWaiters).
+		if timed {
+			c.setAlarm(dir, w.deadline)
+		}
+		if cancelled == nil {
+			// A plain receive, a third of the CPU of a select at 1024
+			// producers (perf): the peer's ring, the poller, the end
+			// (wakeLocalWaiters) and the deadline (the alarm) all leave
+			// a token here, and each is followed by a look at the ring
+			// and the state.
 			<-c.bells[dir]
 		} else {
 			select {
 			case <-c.bells[dir]:
-			case <-c.ended:
-			case <-timeout:
 			case <-cancelled:
 			}
 		}
