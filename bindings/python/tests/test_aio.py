@@ -643,6 +643,64 @@ def test_a_receive_after_a_send_looks_after_a_pass_of_the_loop(sockdir):
     run(main())
 
 
+def test_a_receive_whose_answer_is_late_parks_after_its_passes(sockdir):
+    """While another waiter of the loop is parked, a receive whose answer
+    has not come after its passes (the first one and goipc.aio._PASSES
+    more) parks on a future, keeping the direction, and gets the answer
+    when it comes."""
+
+    async def main():
+        closers, parked, c, s = await _with_a_parked_waiter(sockdir, "passl")
+        await c.send(b"ping")
+        r = c.recv()
+        passes, yielded = 0, r.send(None)
+        while yielded is None:  # a pass of the loop
+            passes += 1
+            yielded = r.send(None)
+        assert passes == 1 + goipc.aio._PASSES
+        assert isinstance(yielded, asyncio.Future) and c._busy[goipc.aio._RECV]
+        task = asyncio.ensure_future(_drive(r, yielded))
+        assert _answer(s, b"late") == b"ping"
+        assert await asyncio.wait_for(task, 10) == b"late"
+        assert not c._busy[goipc.aio._RECV] and c._shared.passing == 0
+        parked.cancel()
+        for x in closers:
+            x.close()
+
+    run(main())
+
+
+def test_receivers_behind_a_late_one_keep_their_order(sockdir):
+    """A receive after a send whose answer comes late (it parks after its
+    passes) and two receives queued behind it get the answers in the
+    order they asked, one each."""
+
+    async def main():
+        closers, parked, c, s = await _with_a_parked_waiter(sockdir, "passlo")
+        await c.send(b"q")
+        first = asyncio.ensure_future(c.recv())
+        for _ in range(2 + goipc.aio._PASSES):  # its passes, then it parks
+            await asyncio.sleep(0)
+        behind = [asyncio.ensure_future(c.recv()) for _ in range(2)]
+        await asyncio.sleep(0)
+        assert not first.done() and not any(b.done() for b in behind)
+        s.conn.send(b"a1", timeout=10)
+        assert await asyncio.wait_for(first, 10) == b"a1"
+        for _ in range(4):  # the next one, and only it, takes the turn and waits
+            await asyncio.sleep(0)
+        assert not any(b.done() for b in behind)
+        for reply in (b"a2", b"a3"):
+            s.conn.send(reply, timeout=10)
+        got = await asyncio.wait_for(asyncio.gather(*behind), 10)
+        assert got == [b"a2", b"a3"], got
+        assert not c._busy[goipc.aio._RECV]
+        parked.cancel()
+        for x in closers:
+            x.close()
+
+    run(main())
+
+
 def test_a_receive_cancelled_during_a_pass_takes_nothing(sockdir):
     """A receive cancelled while it lets a pass of the loop go by took no
     message (the next receive gets it) and leaves the direction free."""

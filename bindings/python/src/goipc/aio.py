@@ -559,7 +559,7 @@ class AsyncConn:
         result, or None if nothing came. With many connections in one
         loop, a pass runs the others' waiters and the peer has answered
         by its end: no future, no sweep, and no library call that finds
-        nothing (1000 connections: 1.5x the round trips of parking at
+        nothing (1000 connections: nearly twice the round trips of parking at
         once, docs/PYTHON.md)."""
         shared = self._shared
         for _ in range(_PASSES):
@@ -583,7 +583,7 @@ class AsyncConn:
                 self._wake_heads((_RECV,), True)
         return None
 
-    async def _wait(self, d: int, attempt: Any, *args: Any) -> Any:
+    async def _wait(self, d: int, attempt: Any, *args: Any, head: bool = False) -> Any:
         """The slow path. ``attempt(*args)`` is one non-waiting library
         call returning None for "not now". Called either after the
         caller's own first attempt found nothing, or without one when the
@@ -594,7 +594,9 @@ class AsyncConn:
         passes of the loop when other waiters of the loop are parked or
         passing, else polls for the direction's budget; then it parks
         until the sweep or the descriptor says to look again."""
-        if self._busy[d]:
+        if head:
+            looked = True  # the caller took the direction (recv's first pass)
+        elif self._busy[d]:
             await self._wait_turn(d)
             looked = False
         else:
@@ -790,7 +792,30 @@ class AsyncConn:
                 self._sent = False
                 sh = self._shared
                 if sh.parked or sh.passing:
-                    return await self._wait(_RECV, self._conn._try_recv_msg, _KIND_RAW)
+                    # _wait's head and its first pass, inline: with many
+                    # connections the common case, without a coroutine for
+                    # the wait.
+                    self._busy[_RECV] = True
+                    handed = False
+                    try:
+                        sh.passing += 1
+                        try:
+                            await _one_pass()
+                        finally:
+                            sh.passing -= 1
+                        if self._closed:
+                            raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
+                        m = self._conn._try_recv_msg(_KIND_RAW)
+                        if m is not None:
+                            sh.passed += 1
+                            return m
+                        if self._callers:
+                            self._wake_callers(True)
+                        handed = True
+                        return await self._wait(_RECV, self._conn._try_recv_msg, _KIND_RAW, head=True)
+                    finally:
+                        if not handed:
+                            self._pass_turn(_RECV)
             m = self._conn._try_recv_msg(_KIND_RAW)
             if m is not None:
                 return m
