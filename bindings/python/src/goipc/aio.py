@@ -37,8 +37,9 @@ no other waiter, the coroutine polls for a short, adaptive budget
 When other waiters of the loop are parked or passing (many connections
 in one loop), polling would hold them up; instead the coroutine lets a
 pass of the loop go by (a bare yield: the loop runs everything else that
-is ready, then this coroutine again) and looks again, twice at most,
-before it parks. A receive that comes right after a send on its
+is ready, then this coroutine again) and looks again, a few times at
+most (two passes, three for a receive right after a send), before it
+parks. A receive that comes right after a send on its
 connection (a request, then its answer) and a call's wait for its reply
 do not even look first: the answer cannot be there yet, so they start
 with the pass. By the end of a pass over many connections the peer has
@@ -201,7 +202,7 @@ class _LoopShared:
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.loop = loop
         self.parked = 0
-        # Waiters letting a pass of the loop go by (_pass_and_look).
+        # Waiters letting a pass of the loop go by (_pass_and_look, recv).
         self.passing = 0
         # The sweeper's handle (None: the library has none, waits arm as
         # without one) and the AsyncConns attached to it, by token.
@@ -324,9 +325,12 @@ def _shared_for(loop: asyncio.AbstractEventLoop) -> _LoopShared:
 
 _RECV, _SEND = 0, 1
 _CALL = 2  # a call's wait for its reply (_pass_and_look)
+_monotonic = time.perf_counter
+_U64_MAX = (1 << 64) - 1
 
 #: How many passes of the loop a waiter lets go by, looking after each,
-#: before it parks, while other waiters of the loop are parked or passing.
+#: before it parks, while other waiters of the loop are parked or passing
+#: (a receive right after a send makes one more first, in recv).
 _PASSES = 2
 
 
@@ -335,8 +339,6 @@ def _one_pass() -> Any:
     """Awaited, lets the loop run everything else that is ready once (a
     bare yield: the task is scheduled again at once, with no future)."""
     yield
-_monotonic = time.perf_counter
-_U64_MAX = (1 << 64) - 1
 
 
 def _spin_budget(spin: Optional[float]) -> float:
