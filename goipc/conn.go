@@ -58,7 +58,8 @@ type Conn struct {
 	// watcher reads a byte from the socket): re-check the rings.
 	bells [2]chan struct{}
 	// ended is closed when the Conn is closed or the peer is gone: it
-	// wakes every doorbell waiter.
+	// wakes the calls waiting off the ring (for a call slot, for a reply
+	// routed by another); doorbell waiters get a token on their bell.
 	ended     chan struct{}
 	endedOnce sync.Once
 
