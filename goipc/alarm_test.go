@@ -23,24 +23,23 @@ func TestAlarmOfAnEarlierWaitDoesNotEndALaterOne(t *testing.T) {
 	alarm := &waiter.alarms[dirRecv]
 	waiter.setAlarm(dirRecv, time.Now().Add(5*time.Millisecond)) // as a wait that ended early leaves it
 	early := alarm.at.Load()
-	sent := make(chan error, 1)
-	go func() {
-		// The alarm is set later than early only once it went off and the
-		// waiter, still waiting, set it for its own deadline.
-		for deadline := time.Now().Add(10 * time.Second); alarm.at.Load() <= early && time.Now().Before(deadline); {
-			time.Sleep(time.Millisecond)
-		}
-		sent <- peer.Send([]byte("after the alarm"))
-	}()
-	got, err := waiter.RecvTimeout(20 * time.Second)
-	if err != nil || string(got) != "after the alarm" {
-		t.Fatalf("RecvTimeout = %q, %v; want the message sent after the early alarm", got, err)
+	type result struct {
+		msg []byte
+		err error
 	}
-	if err := <-sent; err != nil {
+	got := make(chan result, 1)
+	go func() {
+		m, err := waiter.RecvTimeout(20 * time.Second)
+		got <- result{m, err}
+	}()
+	// The alarm is set later than early only once it went off and the
+	// waiter, still waiting, set it for its own deadline.
+	waitUntil(t, "the waiter setting the alarm for its own deadline", func() bool { return alarm.at.Load() > early })
+	if err := peer.Send([]byte("after the alarm")); err != nil {
 		t.Fatal(err)
 	}
-	if at := alarm.at.Load(); at <= early {
-		t.Fatalf("the alarm is set for %v after the origin, the early one was %v: the waiter never set it for its own deadline", time.Duration(at), time.Duration(early))
+	if r := <-got; r.err != nil || string(r.msg) != "after the alarm" {
+		t.Fatalf("RecvTimeout = %q, %v; want the message sent after the early alarm", r.msg, r.err)
 	}
 }
 

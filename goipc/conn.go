@@ -229,10 +229,11 @@ func (c *Conn) wakeBell(dir int) {
 }
 
 // wakeLocalWaiters interrupts our own blocked calls (they re-check state):
-// futex waiters through the eventcounts, doorbell waiters through ended
-// and a token on each doorbell channel (doorbellPark receives from its
-// channel alone, or with a context's Done). Each direction
-// has one waiter at a time (its lock), so one token wakes it.
+// futex waiters through the eventcounts, doorbell waiters through a token
+// on each doorbell channel (doorbellPark receives from its channel alone,
+// or with a context's Done), calls waiting off the ring through ended.
+// Each direction has one doorbell waiter at a time (its lock), so one
+// token wakes it.
 func (c *Conn) wakeLocalWaiters() {
 	c.cons.r.dataEC.wakeAll()
 	c.prod.r.spaceEC.wakeAll()

@@ -348,7 +348,7 @@ func (p *ringPoller) starved() bool {
 }
 
 // armAll arms every listed call's doorbell, re-checks its word and moves
-// it to the armed list: the call's select on its doorbell channel now ends
+// it to the armed list: the call's wait on its doorbell channel now ends
 // through the peer's ring (or our token, if the word moved), unless the
 // poller takes it back first. p.mu is held.
 func (p *ringPoller) armAll() {

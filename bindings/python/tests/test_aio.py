@@ -285,6 +285,16 @@ def _readable(fd: int, timeout: float) -> bool:
     return select.select([fd], [], [], timeout)[0] == [fd]
 
 
+async def _until_parked(c: goipc.aio.AsyncConn) -> None:
+    """Lets the loop run until a receive of c (its head) is parked on a
+    future."""
+    for _ in range(1_000_000):
+        if c._parked[goipc.aio._RECV] is not None:
+            return
+        await asyncio.sleep(0)
+    raise AssertionError("no receive of the connection parked")
+
+
 async def _until_armed(c: goipc.aio.AsyncConn) -> None:
     """Lets the loop run until its sweeper went idle and armed the listed
     waits (goipc.aio.SWEEP_IDLE after the last move): from then on they
@@ -679,15 +689,13 @@ def test_receivers_behind_a_late_one_keep_their_order(sockdir):
         closers, parked, c, s = await _with_a_parked_waiter(sockdir, "passlo")
         await c.send(b"q")
         first = asyncio.ensure_future(c.recv())
-        for _ in range(2 + goipc.aio._PASSES):  # its passes, then it parks
-            await asyncio.sleep(0)
+        await _until_parked(c)  # after its passes
         behind = [asyncio.ensure_future(c.recv()) for _ in range(2)]
         await asyncio.sleep(0)
         assert not first.done() and not any(b.done() for b in behind)
         s.conn.send(b"a1", timeout=10)
         assert await asyncio.wait_for(first, 10) == b"a1"
-        for _ in range(4):  # the next one, and only it, takes the turn and waits
-            await asyncio.sleep(0)
+        await _until_parked(c)  # the next one, and only it, takes the turn and waits
         assert not any(b.done() for b in behind)
         for reply in (b"a2", b"a3"):
             s.conn.send(reply, timeout=10)

@@ -654,8 +654,9 @@ class AsyncConn:
     async def _wait_reply(self, attempt: Any, *args: Any) -> Any:
         """A call's wait for its own reply, after a look that found it not
         there (or without one, when other waiters of the loop are parked
-        or passing: then it lets passes of the loop go by first). Calls waiting for replies share the receive direction's
-        readiness with each other and with receives, and a call that finds
+        or passing: then it lets passes of the loop go by first). Calls
+        waiting for replies share the receive direction's readiness with
+        each other and with receives, and a call that finds
         nothing resets it: a reply routed to another waiting call, or a
         message for a waiting receive, can lose its wakeup that way. So
         every waiting call looks again when the descriptor is readable and
@@ -874,12 +875,10 @@ class AsyncConn:
                 r = await self._wait(_SEND, conn._try_call_start, cs)
             if r is not _PENDING:
                 return r
+            # With other waiters in the loop the reply cannot be there yet:
+            # _wait_reply starts with a pass of the loop, no look first.
             sh = self._shared
-            if sh.parked or sh.passing:
-                # The reply cannot be there yet, and the loop has others
-                # to run: look after a pass of the loop (_pass_and_look).
-                return await self._wait_reply(conn._try_call_end, cs)
-            r = conn._try_call_end(cs)
+            r = None if sh.parked or sh.passing else conn._try_call_end(cs)
             if r is None:
                 r = await self._wait_reply(conn._try_call_end, cs)
             return r
