@@ -40,7 +40,7 @@ interop-deps: ## check the tools the interop matrix and the demo need (go, cc, p
 	if [ -n "$$missing" ]; then \
 	  echo "interop: missing tools:$$missing (install Go, a C compiler, Python 3 with venv, and Rust/cargo)" >&2; exit 1; fi
 
-interop-peers: interop-deps build lib $(VENV)/.stamp $(INTEROP_GO_PEER) $(INTEROP_C_PEER) interop-rust-peer interop-pings ## build the interop peers (build/interop/) and the ping-pong examples they run with
+interop-peers: interop-deps build lib $(VENV)/.stamp python-speedups $(INTEROP_GO_PEER) $(INTEROP_C_PEER) interop-rust-peer interop-pings ## build the interop peers (build/interop/) and the ping-pong examples they run with
 
 # The ping-pong examples: the pingpong and calls producers and the demo's.
 interop-pings: $(EXAMPLE_OUT)/ping-pong-go $(CBUILD)/ping $(CBUILD)/pong interop-rust-ping ## build the ping-pong examples the interop matrix and the demo run (examples/ping-pong)

@@ -10,27 +10,49 @@
 # linux_x86_64 (installable here and on machines like it) and the log says why.
 #
 # test-python installs the package into build/venv the way a user does
-# (`pip install ./bindings/python`, which bundles build/lib/libgoipc.so),
-# then runs its pytest suite against the installed copy, with the Go
-# consumer build/bin/goipc.
+# (`pip install ./bindings/python`, which bundles build/lib/libgoipc.so
+# and compiles goipc._speedups), then runs its pytest suite against the
+# installed copy, with the Go consumer build/bin/goipc: once with the
+# extension (a test checks that it is there and bound) and once with
+# GOIPC_PYTHON_SPEEDUPS=0 (ctypes for every call), so that both paths
+# pass every test.
+#
+# python-speedups compiles goipc._speedups for build/venv's Python into
+# build/lib, next to libgoipc.so, where the binding run from the source
+# tree (PYTHONPATH=bindings/python/src: the benchmarks, the demo, the
+# interop matrix) finds it.
 
 PY_PKG := bindings/python
 PY_DIST := $(BUILD)/dist
 
-.PHONY: test-python bench-python bench-python-aio bench-python-stream wheel
+.PHONY: test-python bench-python bench-python-aio bench-python-stream wheel python-speedups
 
-test-python: lib build $(VENV)/.stamp ## Python binding: pip install into build/venv, then its pytest suite (with the Go consumer)
+# The venv Python's header directory and extension suffix (asked when a
+# recipe runs: the venv may not exist when make reads this file).
+PY_INCLUDE_DIR = $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
+PY_EXT_SUFFIX = $$($(PY) -c 'import importlib.machinery as m; print(m.EXTENSION_SUFFIXES[0])')
+
+python-speedups: $(VENV)/.stamp ## compile the Python binding's optional C extension (goipc._speedups) into build/lib for the source tree
+	@$(REQUIRE_DEB) python-speedups python3-dev:$(PY_INCLUDE_DIR)/Python.h
+	@mkdir -p $(BUILD)/lib
+	$(CC) -O2 -g -Wall -Wextra -Werror -shared -fPIC -I$(PY_INCLUDE_DIR) \
+	  -o $(BUILD)/lib/_speedups$(PY_EXT_SUFFIX) $(PY_PKG)/src/goipc/_speedups.c
+
+test-python: lib build $(VENV)/.stamp ## Python binding: pip install into build/venv, then its pytest suite (with the Go consumer), with and without goipc._speedups
+	@$(REQUIRE_DEB) test-python python3-dev:$(PY_INCLUDE_DIR)/Python.h
 	$(PY) -m pip install --quiet --force-reinstall --no-deps ./$(PY_PKG)
-	cd $(PY_PKG) && GOIPC_BIN=$(abspath $(BIN)/goipc) PYTHONDONTWRITEBYTECODE=1 \
+	cd $(PY_PKG) && GOIPC_BIN=$(abspath $(BIN)/goipc) PYTHONDONTWRITEBYTECODE=1 GOIPC_EXPECT_SPEEDUPS=1 \
+	  timeout 600 $(abspath $(PY)) -m pytest -q -p no:cacheprovider tests
+	cd $(PY_PKG) && GOIPC_BIN=$(abspath $(BIN)/goipc) PYTHONDONTWRITEBYTECODE=1 GOIPC_PYTHON_SPEEDUPS=0 \
 	  timeout 600 $(abspath $(PY)) -m pytest -q -p no:cacheprovider tests
 
-bench-python: lib build $(VENV)/.stamp ## Python->Go 64 B round trips next to a Python socketpair ping/pong, same run (N=, ROUNDS=)
+bench-python: lib build python-speedups ## Python->Go 64 B round trips next to a Python socketpair ping/pong, same run (N=, ROUNDS=)
 	PYTHONPATH=$(PY_PKG)/src GOIPC_BIN=$(abspath $(BIN)/goipc) \
 	  $(PY) -m goipc.bench -n $${N:-20000} --rounds $${ROUNDS:-5} --size 64
 
 wheel: lib $(VENV)/.stamp ## Python wheel with libgoipc.so inside, for any CPython 3 (py3-none-manylinux_2_X): build/dist/
 	@rm -rf $(PY_DIST)/raw && mkdir -p $(PY_DIST)/raw && rm -f $(PY_DIST)/goipc-*.whl
-	$(PY) -m pip wheel --quiet --no-deps -w $(PY_DIST)/raw ./$(PY_PKG)
+	GOIPC_PYTHON_SPEEDUPS=0 $(PY) -m pip wheel --quiet --no-deps -w $(PY_DIST)/raw ./$(PY_PKG)
 	@raw=$$(ls $(PY_DIST)/raw/goipc-*.whl); \
 	if PATH=$(abspath $(VENV)/bin):$$PATH $(VENV)/bin/auditwheel repair -w $(PY_DIST) "$$raw" > $(PY_DIST)/auditwheel.log 2>&1; then \
 	  echo "wheel: auditwheel confirmed the manylinux tag (log: $(PY_DIST)/auditwheel.log)"; \
@@ -40,11 +62,11 @@ wheel: lib $(VENV)/.stamp ## Python wheel with libgoipc.so inside, for any CPyth
 	fi; \
 	echo "wrote $$(ls $(PY_DIST)/goipc-*.whl)"
 
-bench-python-aio: lib build $(VENV)/.stamp ## goipc.aio vs the blocking binding vs asyncio Unix streams: one connection p50, then 1000 connections' throughput and threads (N=, ROUNDS=, CONNS=)
+bench-python-aio: lib build python-speedups ## goipc.aio vs the blocking binding vs asyncio Unix streams: one connection p50, then 1000 connections' throughput and threads (N=, ROUNDS=, CONNS=)
 	PYTHONPATH=$(PY_PKG)/src GOIPC_BIN=$(abspath $(BIN)/goipc) \
 	  $(PY) -m goipc.aio_bench -n $${N:-20000} --rounds $${ROUNDS:-3} --conns $${CONNS:-1000}
 
-bench-python-stream: lib $(EXAMPLE_OUT)/many-producers-go $(VENV)/.stamp ## Python->Go stream of 64 B messages: Conn.send vs Conn.send_batch, same run (N=, ROUNDS=, BATCH=)
+bench-python-stream: lib $(EXAMPLE_OUT)/many-producers-go python-speedups ## Python->Go stream of 64 B messages: Conn.send vs Conn.send_batch, same run (N=, ROUNDS=, BATCH=)
 	PYTHONPATH=$(PY_PKG)/src $(PY) -m goipc.stream_bench --consumer $(abspath $(EXAMPLE_OUT)/many-producers-go) \
 	  -n $${N:-200000} --rounds $${ROUNDS:-3} --batch $${BATCH:-64}
 

@@ -31,10 +31,13 @@ ctypes.CDLL (not PyDLL) releases the GIL for the duration of every call.
 from __future__ import annotations
 
 import ctypes
+import importlib.machinery
+import importlib.util
 import os
 import threading
 from ctypes import POINTER, c_char, c_char_p, c_int, c_int32, c_int64, c_size_t, c_uint32, c_uint64, c_void_p
 from pathlib import Path
+from types import ModuleType
 from typing import List, Optional
 
 from . import errors as _errors
@@ -264,6 +267,10 @@ FAST_FUNCTIONS = (
 # Set to 1 to make the per-message calls go through the argtypes
 # declarations too (slower; for debugging the binding).
 ENV_TYPED_CALLS = "GOIPC_PYTHON_TYPED_CALLS"
+# Set to 0 to leave goipc._speedups unused (ctypes for every call).
+ENV_SPEEDUPS = "GOIPC_PYTHON_SPEEDUPS"
+# The goipc._speedups this binding binds (its VERSION constant).
+SPEEDUPS_VERSION = 1
 
 
 class State:
@@ -283,6 +290,10 @@ class State:
         has_sweeper: the library has the loop sweeper (goipc_sweeper_*).
         fast: the per-message functions of FAST_FUNCTIONS, by name, as
             called by conn.py's one-call fast paths.
+        speedups: the goipc._speedups module bound to this library, which
+            conn.py's fast paths then use instead of ``fast``; None when
+            it is not built (or disabled, or of another version).
+        speedups_path: where it was loaded from ("" when it was not).
     """
 
     def __init__(self) -> None:
@@ -296,6 +307,8 @@ class State:
         self.has_batch: bool = False
         self.has_sweeper: bool = False
         self.fast: dict = {}
+        self.speedups: Optional[ModuleType] = None
+        self.speedups_path: str = ""
 
 
 state = State()
@@ -458,6 +471,7 @@ def load(path: Optional[str] = None) -> ctypes.CDLL:
         has_batch = _declare_optional(lib, _BATCH_FUNCTIONS)
         has_sweeper = _declare_optional(lib, _SWEEPER_FUNCTIONS)
         state.fast = _fast_functions(lib, str(found))
+        state.speedups, state.speedups_path = _bind_speedups(lib, found)
         state.path = str(found)
         state.pid = os.getpid()
         state.has_typed = has_typed
@@ -492,6 +506,51 @@ def _fast_functions(lib: ctypes.CDLL, path: str) -> dict:
         fn.restype = c_status
         out[n] = fn
     return out
+
+
+def _find_speedups(lib_path: Path) -> Optional[ModuleType]:
+    """goipc._speedups: the package's own (built by pip install), else the
+    one next to the loaded library (the source tree's build/lib, built by
+    `make python-speedups`) when it was built for this Python; None when
+    neither is there."""
+    try:
+        from . import _speedups  # type: ignore[attr-defined]
+
+        return _speedups
+    except ImportError:
+        pass
+    suffix = importlib.machinery.EXTENSION_SUFFIXES[0]
+    f = lib_path.parent / ("_speedups" + suffix)
+    if not f.is_file():
+        return None
+    spec = importlib.util.spec_from_file_location(__package__ + "._speedups", str(f))
+    if spec is None or spec.loader is None:
+        return None
+    mod = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(mod)
+    except ImportError:
+        return None  # built for another Python (the suffix says the ABI), or damaged
+    return mod
+
+
+def _bind_speedups(lib: ctypes.CDLL, lib_path: Path) -> "tuple[Optional[ModuleType], str]":
+    """The goipc._speedups module bound to lib's functions, and where it
+    was found; (None, "") when there is none, it is disabled
+    ($GOIPC_PYTHON_SPEEDUPS=0 or $GOIPC_PYTHON_TYPED_CALLS=1, which asks
+    for ctypes' checked calls), or it is of another version."""
+    if os.environ.get(ENV_SPEEDUPS, "") == "0" or os.environ.get(ENV_TYPED_CALLS, "") not in ("", "0"):
+        return None, ""
+    mod = _find_speedups(lib_path)
+    if mod is None or getattr(mod, "VERSION", None) != SPEEDUPS_VERSION:
+        return None, ""
+
+    def address(name: str) -> int:
+        return ctypes.cast(getattr(lib, name), c_void_p).value or 0 if hasattr(lib, name) else 0
+
+    mod.bind(address("goipc_send"), address("goipc_recv"), address("goipc_call_ex"), address("goipc_call_end"),
+             _errors.ERR_BUFFER_TOO_SMALL)
+    return mod, getattr(mod, "__file__", "") or ""
 
 
 def last_error(status: int) -> _errors.Error:

@@ -896,6 +896,9 @@ class Conn:
         self._x_call_ex = fast.get("goipc_call_ex")
         self._x_call_ping = fast.get("goipc_call_ping")
         self._hc = c_uint64(handle)
+        # goipc._speedups (None without it): the same fast paths without
+        # ctypes, for bytes and bytearray messages.
+        self._sx = _state.speedups
         # Receive scratch buffers for recv()/recv_pong()/recv_ping(): one
         # library call fills one, then the message is copied out as bytes.
         # A receiving thread takes one from the pool with list.pop() (atomic
@@ -989,9 +992,13 @@ class Conn:
         if t is bytes or (t is bytearray and data):
             # Fast path: one call; the general path below if it must wait.
             ms = _SLICE_MS if timeout is None else _first_ms(timeout)
-            n = len(data)
-            ptr = data if t is bytes else _byref(_c_char_from_buffer(data))
-            st = self._x_send(self._hc, ptr, _SIZES.get(n) or _size_c(n), _C_MS[ms])
+            sx = self._sx
+            if sx is not None:
+                st = sx.send(self._h, data, ms)
+            else:
+                n = len(data)
+                ptr = data if t is bytes else _byref(_c_char_from_buffer(data))
+                st = self._x_send(self._hc, ptr, _SIZES.get(n) or _size_c(n), _C_MS[ms])
             if st == _OK:
                 return
             if st != _TIMEOUT:
@@ -1162,6 +1169,19 @@ class Conn:
         """
         if _forked:
             raise _lib.fork_error()
+        sx = self._sx
+        if sx is not None:
+            # Fast path: one call, the message copied into a bytes object
+            # in C (a large one falls to the general path below).
+            ms = _SLICE_MS if timeout is None else _first_ms(timeout)
+            m = sx.recv(self._h, ms)
+            if m.__class__ is bytes:
+                return m
+            if m == _TIMEOUT:
+                timeout = _rest(timeout, ms)
+            elif m != _BUFFER_TOO_SMALL:
+                raise _lib.last_error(m)
+            return self._recv_general(timeout)
         pool = self._pool
         try:
             sc = pool.pop()
@@ -1177,6 +1197,19 @@ class Conn:
                 timeout = _rest(timeout, ms)
             elif st != _BUFFER_TOO_SMALL:
                 raise _lib.last_error(st)
+        finally:
+            pool.append(sc)
+        return self._recv_general(timeout)
+
+    def _recv_general(self, timeout: Optional[float]) -> bytes:
+        """recv() after a fast path that found no message (or one larger
+        than its buffer) and left ``timeout`` to wait."""
+        pool = self._pool
+        try:
+            sc = pool.pop()
+        except IndexError:
+            sc = self._new_scratch()
+        try:
             sc = self._recv_wait(sc, timeout, _KIND_RAW)
             return sc.arr[: sc.len.value]
         finally:
@@ -1234,7 +1267,20 @@ class Conn:
         """
         if _forked:
             raise _lib.fork_error()
-        if type(buffer) is bytearray and buffer:
+        if type(buffer) is bytearray and buffer and self._sx is not None:
+            # Fast path without ctypes: the size, or minus the status.
+            ms = _SLICE_MS if timeout is None else _first_ms(timeout)
+            n = self._sx.recv_into(self._h, buffer, ms)
+            if n >= 0:
+                return n
+            if n == -_TIMEOUT:
+                timeout = _rest(timeout, ms)
+            elif n != -_BUFFER_TOO_SMALL:
+                raise _lib.last_error(-n)
+            # A message larger than the buffer: the general path below
+            # raises BufferTooSmallError with its size.
+            ptr, cap = _recv_arg(buffer)
+        elif type(buffer) is bytearray and buffer:
             ptr, cap = _byref(_c_char_from_buffer(buffer)), len(buffer)
             # Fast path: one call (the length lands in a scratch's c_size_t);
             # the general path below if it must wait.
@@ -1381,22 +1427,33 @@ class Conn:
             raise _lib.fork_error()
         if self._x_call_ex is None:
             raise _no_calls()
+        sx = self._sx
+        if sx is not None and (type(data) is bytes or type(data) is bytearray):
+            # Fast path: one call, the reply copied into a bytes object in
+            # C; else (status, pending call, length) for the general path.
+            ms = _SLICE_MS if timeout is None else _first_ms(timeout)
+            r = sx.call(self._h, data, ms)
+            if r.__class__ is bytes:
+                return r
+            return self._call_general(data, timeout, r, ms, None, 0)
         pool = self._pool
         try:
             sc = pool.pop()
         except IndexError:
             sc = self._new_scratch()
         try:
-            if type(data) is bytes:
+            t = type(data)
+            if t is bytes or (t is bytearray and data):
                 # Fast path: one call into the scratch buffer.
                 ms = _SLICE_MS if timeout is None else _first_ms(timeout)
                 n = len(data)
+                ptr = data if t is bytes else _byref(_c_char_from_buffer(data))
                 st = self._x_call_ex(
-                    self._hc, data, _SIZES.get(n) or _size_c(n), sc.arr, sc.cap_c, sc.len_ref, _C_MS[ms], sc.pend_ref
+                    self._hc, ptr, _SIZES.get(n) or _size_c(n), sc.arr, sc.cap_c, sc.len_ref, _C_MS[ms], sc.pend_ref
                 )
                 if st == _OK:
                     return sc.arr[: sc.len.value]
-                sc = self._call_wait(sc, data, n, timeout, st, ms, None, 0)
+                sc = self._call_wait(sc, ptr, n, timeout, st, ms, None, 0)
             else:
                 ptr, n = _send_arg(data)
                 sc = self._call_wait(sc, ptr, n, timeout, None, 0, None, 0)
@@ -1421,6 +1478,16 @@ class Conn:
         if self._x_call_ex is None:
             raise _no_calls()
         if type(buffer) is bytearray and buffer:
+            sx = self._sx
+            if sx is not None and (type(data) is bytes or type(data) is bytearray):
+                # Fast path without ctypes: the size, or (status, pending
+                # call, length) for the general path.
+                ms = _SLICE_MS if timeout is None else _first_ms(timeout)
+                r = sx.call_into(self._h, data, buffer, ms)
+                if r.__class__ is int:
+                    return r
+                out, cap = _byref(_c_char_from_buffer(buffer)), len(buffer)
+                return self._call_general(data, timeout, r, ms, out, cap)
             out, cap = _byref(_c_char_from_buffer(buffer)), len(buffer)
         else:
             out, cap = _recv_arg(buffer)
@@ -1430,12 +1497,14 @@ class Conn:
         except IndexError:
             sc = self._new_scratch()
         try:
-            if type(data) is bytes:
+            t = type(data)
+            if t is bytes or (t is bytearray and data):
                 ms = _SLICE_MS if timeout is None else _first_ms(timeout)
                 n = len(data)
+                ptr = data if t is bytes else _byref(_c_char_from_buffer(data))
                 st = self._x_call_ex(
                     self._hc,
-                    data,
+                    ptr,
                     _SIZES.get(n) or _size_c(n),
                     out,
                     _SIZES.get(cap) or _size_c(cap),
@@ -1445,11 +1514,31 @@ class Conn:
                 )
                 if st == _OK:
                     return sc.len.value
-                sc = self._call_wait(sc, data, n, timeout, st, ms, out, cap)
+                sc = self._call_wait(sc, ptr, n, timeout, st, ms, out, cap)
             else:
                 ptr, n = _send_arg(data)
                 sc = self._call_wait(sc, ptr, n, timeout, None, 0, out, cap)
             return sc.len.value
+        finally:
+            pool.append(sc)
+
+    def _call_general(
+        self, data: Any, timeout: Optional[float], r: Tuple[int, int, int], ms: int, out: Any, cap: int,
+    ) -> Any:
+        """call() or call_into() after a goipc._speedups call that did not
+        end with the reply: ``r`` is its (status, pending call, length),
+        ``ms`` what it waited. Returns the reply (bytes), or its length
+        with ``out``."""
+        pool = self._pool
+        try:
+            sc = pool.pop()
+        except IndexError:
+            sc = self._new_scratch()
+        try:
+            sc.pend.value, sc.len.value = r[1], r[2]
+            ptr, n = _send_arg(data)
+            sc = self._call_wait(sc, ptr, n, timeout, r[0], ms, out, cap)
+            return sc.arr[: sc.len.value] if out is None else sc.len.value
         finally:
             pool.append(sc)
 
@@ -1887,7 +1976,11 @@ class Conn:
         when sent, None when the ring is full."""
         if _forked:
             raise _lib.fork_error()
-        st = self._x_send(self._hc, ptr, n, _C_MS[0])
+        sx = self._sx
+        if sx is not None and ptr.__class__ is bytes:
+            st = sx.send(self._h, ptr, 0)
+        else:
+            st = self._x_send(self._hc, ptr, n, _C_MS[0])
         if st == _OK:
             return True
         if st == _TIMEOUT:
@@ -1922,6 +2015,15 @@ class Conn:
         the scratch buffer is taken at once with a larger one."""
         if _forked:
             raise _lib.fork_error()
+        if kind == _KIND_RAW and self._sx is not None:
+            m = self._sx.recv(self._h, 0)
+            if m.__class__ is bytes:
+                return m
+            if m == _TIMEOUT:
+                return None
+            if m != _BUFFER_TOO_SMALL:
+                raise _lib.last_error(m)
+            return self._recv_general(0)  # queued: no wait
         pool = self._pool
         try:
             sc = pool.pop()
@@ -1988,9 +2090,16 @@ class Conn:
         if _forked:
             raise _lib.fork_error()
         sc = cs.sc
-        st = self._x_call_ex(self._hc, cs.ptr, cs.n, sc.arr, sc.cap_c, sc.len_ref, _C_MS[0], sc.pend_ref)
-        if st == _OK:
-            return sc.arr[: sc.len.value]
+        sx = self._sx
+        if sx is not None and cs.ptr.__class__ is bytes:
+            r = sx.call(self._h, cs.ptr, 0)
+            if r.__class__ is bytes:
+                return r
+            st, sc.pend.value, sc.len.value = r
+        else:
+            st = self._x_call_ex(self._hc, cs.ptr, cs.n, sc.arr, sc.cap_c, sc.len_ref, _C_MS[0], sc.pend_ref)
+            if st == _OK:
+                return sc.arr[: sc.len.value]
         cs.pending = sc.pend.value
         if st == _TIMEOUT:
             return _PENDING if cs.pending else None
@@ -2004,6 +2113,19 @@ class Conn:
         at once with a larger one."""
         if _forked:
             raise _lib.fork_error()
+        sx = self._sx
+        if sx is not None:
+            r = sx.call_end(self._h, cs.pending, 0)
+            if r.__class__ is bytes:
+                cs.pending = 0
+                return r
+            st = r[0]
+            if st == _TIMEOUT:
+                return None
+            if st != _BUFFER_TOO_SMALL:
+                cs.pending = 0  # any other status ends the call
+                raise _lib.last_error(st)
+            cs.sc = _Scratch(r[2])  # kept: the general path below takes it
         lib = _state.lib
         assert lib is not None
         while True:

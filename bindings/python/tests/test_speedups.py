@@ -1,0 +1,227 @@
+"""goipc._speedups, the optional C extension that makes the per-message
+calls without ctypes: that it is built and bound when it should be, that
+the fast paths go through it (counted by a proxy) with the same results
+as ctypes, its own edges (messages larger than its stack buffer, buffers
+too small, bad arguments), and that a stale build is not used.
+
+`make test-python` runs every other test twice, with the extension and
+with GOIPC_PYTHON_SPEEDUPS=0, so both paths pass the same suite."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any, Dict
+
+import pytest
+
+import goipc
+import goipc.aio
+from goipc import _lib
+from conftest import open_pair
+from test_aio import run
+
+
+def _module() -> Any:
+    """The extension module whatever GOIPC_PYTHON_SPEEDUPS says; fails
+    under `make test-python` (which builds it) if it is missing."""
+    _lib.load()
+    mod = _lib._find_speedups(Path(_lib.state.path or ""))
+    if mod is None:
+        if os.environ.get("GOIPC_EXPECT_SPEEDUPS") == "1":
+            pytest.fail("goipc._speedups is not built, and GOIPC_EXPECT_SPEEDUPS=1")
+        pytest.skip("goipc._speedups is not built here (no C compiler or Python headers at install)")
+    return mod
+
+
+def test_the_extension_is_bound_as_the_environment_says():
+    _lib.load()
+    if os.environ.get(_lib.ENV_SPEEDUPS) == "0":
+        assert _lib.state.speedups is None
+    elif os.environ.get("GOIPC_EXPECT_SPEEDUPS") == "1":
+        assert _lib.state.speedups is not None, "make test-python builds goipc._speedups: it must be bound"
+        assert _lib.state.speedups.VERSION == _lib.SPEEDUPS_VERSION
+        assert _lib.state.speedups_path
+    else:
+        found = _lib._find_speedups(Path(_lib.state.path or ""))
+        assert (_lib.state.speedups is None) == (found is None or os.environ.get(_lib.ENV_TYPED_CALLS, "") not in ("", "0"))
+
+
+class _Counting:
+    """The extension module with each call counted by name."""
+
+    def __init__(self, mod: Any) -> None:
+        self.mod = mod
+        self.calls: Dict[str, int] = {}
+        for name in ("send", "recv", "recv_into", "call", "call_into", "call_end"):
+            setattr(self, name, self._counted(name))
+
+    def _counted(self, name: str) -> Any:
+        f = getattr(self.mod, name)
+
+        def call(*args: Any) -> Any:
+            self.calls[name] = self.calls.get(name, 0) + 1
+            return f(*args)
+
+        return call
+
+
+@pytest.fixture
+def counting(monkeypatch) -> _Counting:
+    """Connections made after this fixture use a counting proxy of the
+    extension (bound to the loaded library), even under
+    GOIPC_PYTHON_SPEEDUPS=0."""
+    mod = _module()
+    lib = _lib.load()
+    mod.bind(*(_lib.ctypes.cast(getattr(lib, n), _lib.c_void_p).value or 0
+               for n in ("goipc_send", "goipc_recv", "goipc_call_ex", "goipc_call_end")),
+             goipc.errors.ERR_BUFFER_TOO_SMALL)
+    proxy = _Counting(mod)
+    monkeypatch.setattr(_lib.state, "speedups", proxy)
+    return proxy
+
+
+def test_send_and_receive_go_through_the_extension(counting, sockdir):
+    with open_pair(os.path.join(sockdir, "sx.sock")) as (c, s):
+        c.send(b"abc")
+        assert s.recv() == b"abc"
+        c.send(bytearray(b"defg"))
+        buf = bytearray(16)
+        assert s.recv_into(buf) == 4 and buf[:4] == b"defg"
+        # Larger than the extension's 2 KiB stack buffer: taken with a
+        # second call into a bytes object of its size.
+        big = os.urandom(5000)
+        c.send(big)
+        assert s.recv(timeout=5) == big
+        # The general paths (a memoryview is not a fast-path type) still
+        # agree with them.
+        c.send(memoryview(b"xyz"))
+        assert s.recv() == b"xyz"
+    assert counting.calls.get("send", 0) == 3  # bytes, bytearray, big
+    assert counting.calls.get("recv", 0) == 3
+    assert counting.calls.get("recv_into", 0) == 1
+
+
+def test_a_buffer_too_small_keeps_the_message(counting, sockdir):
+    with open_pair(os.path.join(sockdir, "sx.sock")) as (c, s):
+        c.send(b"0123456789")
+        with pytest.raises(goipc.BufferTooSmallError) as e:
+            s.recv_into(bytearray(4))
+        assert e.value.needed == 10
+        assert s.recv() == b"0123456789"
+        with pytest.raises(goipc.TimeoutError):
+            s.recv(timeout=0)
+    assert counting.calls["recv_into"] == 1
+
+
+def test_timeouts_and_closed_ends_raise_as_with_ctypes(counting, sockdir):
+    with open_pair(os.path.join(sockdir, "sx.sock")) as (c, s):
+        with pytest.raises(goipc.TimeoutError):
+            s.recv(timeout=0.01)
+        with pytest.raises(goipc.TimeoutError):
+            s.recv_into(bytearray(8), timeout=0)
+        c.close()
+        with pytest.raises(goipc.PeerClosedError):
+            s.recv(timeout=5)
+        with pytest.raises(goipc.ClosedError):
+            c.send(b"x")
+    assert counting.calls["recv"] >= 2
+
+
+def test_calls_go_through_the_extension(counting, sockdir):
+    with open_pair(os.path.join(sockdir, "sx.sock")) as (c, s):
+        big = os.urandom(3000)  # a reply above the stack buffer: the general path takes it
+
+        def serve() -> None:
+            for _ in range(4):
+                cid, req = s.recv_request(timeout=10)
+                s.reply(cid, req if req != b"big" else big)
+
+        t = threading.Thread(target=serve)
+        t.start()
+        try:
+            assert c.call(b"one") == b"one"
+            assert c.call(bytearray(b"two")) == b"two"
+            out = bytearray(8)
+            assert c.call_into(b"three", out) == 5 and out[:5] == b"three"
+            assert c.call(b"big", timeout=10) == big
+        finally:
+            t.join(10)
+        assert c.dropped_replies == 0
+    assert counting.calls["call"] == 3
+    assert counting.calls["call_into"] == 1
+
+
+def test_call_into_a_buffer_too_small(counting, sockdir):
+    with open_pair(os.path.join(sockdir, "sx.sock")) as (c, s):
+
+        def serve() -> None:
+            cid, req = s.recv_request(timeout=10)
+            s.reply(cid, req * 4)
+
+        t = threading.Thread(target=serve)
+        t.start()
+        try:
+            with pytest.raises(goipc.BufferTooSmallError) as e:
+                c.call_into(b"abcd", bytearray(8), timeout=10)
+            assert e.value.needed == 16
+        finally:
+            t.join(10)
+    assert counting.calls["call_into"] == 1
+
+
+def test_asyncio_goes_through_the_extension(counting, go_pong):
+    async def main():
+        async with await goipc.aio.dial(go_pong.path, timeout=10) as c:
+            for i in range(50):
+                msg = b"m%d" % i
+                await c.send(msg)
+                assert await c.recv() == msg
+            if goipc.has_calls():
+                assert await c.call(b"req") == b"req"
+                big = os.urandom(4000)
+                assert await c.call(big) == big
+
+    run(main())
+    assert counting.calls["send"] >= 50
+    assert counting.calls["recv"] >= 50
+    if goipc.has_calls():
+        assert counting.calls["call"] >= 2
+
+
+def test_bad_arguments_raise_and_do_not_crash():
+    mod = _module()
+    _lib.load()
+    with pytest.raises(TypeError):
+        mod.send(1, b"x")  # too few
+    with pytest.raises(TypeError):
+        mod.send("h", b"x", 0)
+    with pytest.raises(OverflowError):
+        mod.send(-1, b"x", 0)
+    with pytest.raises(TypeError):
+        mod.send(1, "text", 0)
+    with pytest.raises((TypeError, BufferError)):
+        mod.recv_into(1, b"read-only", 0)
+    # A handle that names no connection: the library's status, not a crash.
+    st = mod.send(0, b"x", 0)
+    assert st in (goipc.errors.ERR_INVALID_ARGUMENT, goipc.errors.ERR_CLOSED)
+    assert mod.recv(0, 0) == st
+    assert mod.recv_into(0, bytearray(4), 0) == -st
+    if goipc.has_calls():
+        assert mod.call(0, b"x", 0)[0] == st
+        assert mod.call_end(0, 1, 0)[0] == st
+
+
+def test_a_module_of_another_version_is_not_used(monkeypatch):
+    lib = _lib.load()
+    stale = SimpleNamespace(VERSION=_lib.SPEEDUPS_VERSION + 1, bind=lambda *a: pytest.fail("bound a stale module"))
+    monkeypatch.setattr(_lib, "_find_speedups", lambda path: stale)
+    monkeypatch.delenv(_lib.ENV_SPEEDUPS, raising=False)
+    monkeypatch.delenv(_lib.ENV_TYPED_CALLS, raising=False)
+    assert _lib._bind_speedups(lib, Path(_lib.state.path or "")) == (None, "")
+    monkeypatch.setenv(_lib.ENV_SPEEDUPS, "0")
+    monkeypatch.setattr(_lib, "_find_speedups", lambda path: pytest.fail("looked for the module though disabled"))
+    assert _lib._bind_speedups(lib, Path(_lib.state.path or "")) == (None, "")
