@@ -971,7 +971,7 @@ def test_dial_cancelled_and_bad_options(sockdir):
                 break
             else:
                 pytest.fail("every dial was cancelled before it started")
-        for _ in range(200):  # the dial thread exits after a second idle
+        for _ in range(200):  # the dial thread exits once idle for _DialThread.IDLE
             if not any(t.name == "goipc-aio-dial" for t in threading.enumerate()):
                 break
             await asyncio.sleep(0.05)
