@@ -76,13 +76,7 @@ func capi_call(h C.uint64_t, req unsafe.Pointer, reqLen C.size_t, resp unsafe.Po
 	if st := checkOut(t, "goipc_call", resp, respCap, respLen); st != C.GOIPC_OK {
 		return st
 	}
-	switch {
-	case req == nil && reqLen != 0:
-		return invalid(t, "goipc_call: req is NULL and req_len is %d", uint64(reqLen))
-	case uint64(reqLen) > e.maxMsg:
-		return fail(t, fmt.Errorf("%w: goipc_call: request of %d bytes, maximum is %d", goipc.ErrMessageTooLarge, uint64(reqLen), e.c.MaxCallSize()))
-	}
-	if st := callsAllowed(e, t, "goipc_call"); st != C.GOIPC_OK {
+	if st := checkRequest(e, t, "goipc_call", req, reqLen); st != C.GOIPC_OK {
 		return st
 	}
 	in := unsafe.Slice((*byte)(req), int(reqLen))
@@ -97,6 +91,41 @@ func capi_call(h C.uint64_t, req unsafe.Pointer, reqLen C.size_t, resp unsafe.Po
 		*pending = C.uint64_t(p.ID()) // 0 when the call is over (or never started)
 	}
 	return withLen(t, respLen, n, err)
+}
+
+// checkRequest validates a call's request (its pointer, its size) and
+// that this thread may call on e (callsAllowed).
+func checkRequest(e *connEntry, t *C.goipc_tls, what string, req unsafe.Pointer, reqLen C.size_t) C.int32_t {
+	switch {
+	case req == nil && reqLen != 0:
+		return invalid(t, "%s: req is NULL and req_len is %d", what, uint64(reqLen))
+	case uint64(reqLen) > e.maxMsg:
+		return fail(t, fmt.Errorf("%w: %s: request of %d bytes, maximum is %d", goipc.ErrMessageTooLarge, what, uint64(reqLen), e.c.MaxCallSize()))
+	}
+	return callsAllowed(e, t, what)
+}
+
+//export capi_call_start
+func capi_call_start(h C.uint64_t, req unsafe.Pointer, reqLen C.size_t, timeoutMs C.int64_t, pending *C.uint64_t, t *C.goipc_tls) (st C.int32_t) {
+	defer recoverPanic(&st, t)
+	maybePanic()
+	e, st := lookupConn(h, t, false)
+	if e == nil {
+		return st
+	}
+	if pending == nil {
+		return invalid(t, "goipc_call_start: pending must not be NULL")
+	}
+	*pending = 0
+	if st := checkRequest(e, t, "goipc_call_start", req, reqLen); st != C.GOIPC_OK {
+		return st
+	}
+	p, err := e.c.StartCall(unsafe.Slice((*byte)(req), int(reqLen)), duration(timeoutMs))
+	if err != nil {
+		return fail(t, err)
+	}
+	*pending = C.uint64_t(p.ID())
+	return C.GOIPC_OK
 }
 
 //export capi_call_end

@@ -412,6 +412,12 @@ int32_t goipc_call_ex(goipc_conn c, const void *req, size_t req_len, void *resp,
     return capi_call(c, (void *)req, req_len, resp, resp_cap, resp_len, timeout_ms, pending, &tls);
 }
 
+int32_t goipc_call_start(goipc_conn c, const void *req, size_t req_len, int64_t timeout_ms, uint64_t *pending)
+{
+    FORK_GUARD();
+    return capi_call_start(c, (void *)req, req_len, timeout_ms, pending, &tls);
+}
+
 int32_t goipc_call_end(goipc_conn c, uint64_t call, void *resp, size_t resp_cap, size_t *resp_len, int64_t timeout_ms)
 {
     FORK_GUARD();

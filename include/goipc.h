@@ -764,10 +764,26 @@ int32_t goipc_call(goipc_conn c, const void *req, size_t req_len, void *resp, si
 int32_t goipc_call_ex(goipc_conn c, const void *req, size_t req_len, void *resp, size_t resp_cap, size_t *resp_len,
                       int64_t timeout_ms, uint64_t *pending);
 
+/* Sends req (req_len bytes, as goipc_call's) as a call request and
+ * returns without looking for the reply: *pending (not NULL) is set to the
+ * call's id, to continue with goipc_call_end or end with
+ * goipc_call_cancel. timeout_ms bounds the wait for a free call slot and
+ * for ring space (0: never waits). With timeout 0, GOIPC_ERR_TIMEOUT for
+ * ring space arms goipc_conn_fd as a send does; for a call slot it arms
+ * nothing: a slot is freed when a call of c ends (goipc_call_end's
+ * result, goipc_call_cancel), which the caller sees. For event loops: a
+ * goipc_call_ex with timeout 0 also looks for the reply once, which
+ * cannot be there yet and, on a connection with a sweeper, lists the
+ * receive wait on it; this does neither. *pending is 0 unless it returns
+ * GOIPC_OK. Errors: as goipc_call (GOIPC_ERR_TIMEOUT: nothing was sent);
+ * GOIPC_ERR_INVALID_ARGUMENT also for pending NULL. Thread-safe. */
+int32_t goipc_call_start(goipc_conn c, const void *req, size_t req_len, int64_t timeout_ms, uint64_t *pending);
+
 /* Waits up to timeout_ms for the reply of the pending call `call` (from
- * goipc_call_ex) and copies it into resp, setting *resp_len. On
- * GOIPC_ERR_TIMEOUT and GOIPC_ERR_BUFFER_TOO_SMALL (*resp_len = the size
- * needed) the call stays pending: call again. Any other result ends it.
+ * goipc_call_ex or goipc_call_start) and copies it into resp, setting
+ * *resp_len. On GOIPC_ERR_TIMEOUT and GOIPC_ERR_BUFFER_TOO_SMALL
+ * (*resp_len = the size needed) the call stays pending: call again. Any
+ * other result ends it.
  * Errors: as goipc_call; GOIPC_ERR_INVALID_ARGUMENT also for an id that
  * does not name a pending call of c (ended, cancelled, never issued). */
 int32_t goipc_call_end(goipc_conn c, uint64_t call, void *resp, size_t resp_cap, size_t *resp_len, int64_t timeout_ms);

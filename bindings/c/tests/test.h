@@ -57,6 +57,7 @@
     X(call_peer_closes)         \
     X(call_misuse)              \
     X(call_max_inflight)        \
+    X(call_start)               \
     X(call_go_pong)             \
     X(typed_call_go_client)     \
     X(typed_call_c_threads)     \

@@ -555,3 +555,59 @@ void test_call_max_inflight(void)
     if (EXPECT_ST(goipc_listen_ex(path, &o, &l), GOIPC_OK))
         goipc_listener_close(l);
 }
+
+/* goipc_call_start: the request goes out, the reply is not looked for;
+ * goipc_call_end takes it. With every call slot in use it sends nothing
+ * (timeout 0: GOIPC_ERR_TIMEOUT, pending 0) until a call ends. Bad
+ * arguments are refused. */
+void test_call_start(void)
+{
+    goipc_options o;
+    goipc_options_init(&o);
+    o.max_inflight_calls = 1;
+    goipc_conn a, b;
+    REQUIRE(make_pair(&a, &b, &o, NULL) == 0);
+    unsigned char buf[MAX_REQ + 4], req[MAX_REQ], out[MAX_REQ + 4];
+    size_t len = 0, n = 0;
+    uint64_t p1 = 0, p2 = 7, id = 0;
+
+    EXPECT_ST(goipc_call_start(a, "x", 1, 0, NULL), GOIPC_ERR_INVALID_ARGUMENT);
+    EXPECT_ST(goipc_call_start(a, NULL, 1, 0, &p2), GOIPC_ERR_INVALID_ARGUMENT);
+    EXPECT(p2 == 0);
+    EXPECT_ST(goipc_call_start(0, "x", 1, 0, &p2), GOIPC_ERR_INVALID_ARGUMENT);
+
+    EXPECT_ST(goipc_call_start(a, "one", 3, 0, &p1), GOIPC_OK);
+    EXPECT(p1 != 0);
+    /* The one slot is taken: nothing sent. */
+    p2 = 7;
+    EXPECT_ST(goipc_call_start(a, "two", 3, 0, &p2), GOIPC_ERR_TIMEOUT);
+    EXPECT(p2 == 0);
+    EXPECT_ST(goipc_call_end(a, p1, buf, sizeof buf, &len, 0), GOIPC_ERR_TIMEOUT);
+    EXPECT_ST(goipc_recv_request(b, &id, req, sizeof req, &n, 10000), GOIPC_OK);
+    EXPECT(id == p1 && n == 3 && memcmp(req, "one", 3) == 0);
+    EXPECT_ST(goipc_recv_request(b, &id, req, sizeof req, &n, 20), GOIPC_ERR_TIMEOUT); /* "two" was not sent */
+    EXPECT_ST(goipc_reply(b, p1, out, answer_for(req, n, out), 1000), GOIPC_OK);
+    EXPECT_ST(goipc_call_end(a, p1, buf, sizeof buf, &len, 10000), GOIPC_OK);
+    EXPECT(len == 7 && memcmp(buf, "eno", 3) == 0);
+    /* The call ended: its slot is free again. */
+    EXPECT_ST(goipc_call_start(a, "two", 3, 0, &p2), GOIPC_OK);
+    EXPECT(p2 != 0 && p2 != p1);
+    EXPECT_ST(goipc_recv_request(b, &id, req, sizeof req, &n, 10000), GOIPC_OK);
+    EXPECT(id == p2 && n == 3 && memcmp(req, "two", 3) == 0);
+    EXPECT_ST(goipc_call_cancel(a, p2), GOIPC_OK);
+
+    /* Too large: refused before anything is sent. */
+    size_t max = 0;
+    EXPECT_ST(goipc_conn_max_message_size(a, &max), GOIPC_OK);
+    unsigned char *big = calloc(1, max);
+    REQUIRE(big != NULL);
+    EXPECT_ST(goipc_call_start(a, big, max - 7, 0, &p2), GOIPC_ERR_MESSAGE_TOO_LARGE);
+    free(big);
+
+    goipc_conn_close(b);
+    /* The peer gone: a started call's wait ends with PEER_CLOSED. */
+    if (goipc_call_start(a, "late", 4, 1000, &p1) == GOIPC_OK)
+        EXPECT_ST(goipc_call_end(a, p1, buf, sizeof buf, &len, 10000), GOIPC_ERR_PEER_CLOSED);
+    goipc_conn_close(a);
+    EXPECT_ST(goipc_call_start(a, "x", 1, 0, &p1), GOIPC_ERR_CLOSED);
+}

@@ -1097,11 +1097,21 @@ def test_aio_fast_calls_pass_declared_types(monkeypatch, sockdir):
             p = await s.recv_ping()
             await s.send_pong(p.seq, p.sent_ns, p.payload)
             assert await c.recv_pong() == goipc.Pong(5, b"p")
+        if goipc.has_calls():
+            # A bytearray request: the ctypes call start, with or without
+            # goipc._speedups; the peer answers with its blocking Conn.
+            call = asyncio.ensure_future(c.call(bytearray(b"req")))
+            await asyncio.sleep(0)
+            cid, req = s.conn.recv_request(timeout=10)
+            s.conn.reply(cid, req[::-1])
+            assert await call == b"qer"
         for x in (c, s, ln):
             x.close()
 
     run(main())
     used = {n for f in checked.values() for n in f.calls}
     assert {"goipc_send", "goipc_recv"} <= used
+    if _lib.state.has_call_start:
+        assert "goipc_call_start" in used
     if goipc.has_typed_messages():
         assert {"goipc_send_ping", "goipc_recv_pong"} <= used

@@ -44,6 +44,7 @@ def test_every_header_function_is_declared():
         set(_lib._FUNCTIONS)
         | set(_lib._TYPED_FUNCTIONS)
         | set(_lib._CALL_FUNCTIONS)
+        | set(_lib._CALL_START_FUNCTIONS)
         | set(_lib._TYPED_SERVER_FUNCTIONS)
         | set(_lib._BATCH_FUNCTIONS)
         | set(_lib._SWEEPER_FUNCTIONS)
@@ -223,7 +224,13 @@ def _checking(name, declared):
     declared function."""
     from ctypes import Array, c_char, c_void_p
 
-    restype, argtypes = {**_lib._FUNCTIONS, **_lib._TYPED_FUNCTIONS, **_lib._CALL_FUNCTIONS, **_lib._SWEEPER_FUNCTIONS}[name]
+    restype, argtypes = {
+        **_lib._FUNCTIONS,
+        **_lib._TYPED_FUNCTIONS,
+        **_lib._CALL_FUNCTIONS,
+        **_lib._CALL_START_FUNCTIONS,
+        **_lib._SWEEPER_FUNCTIONS,
+    }[name]
     calls = []
 
     def call(*args):

@@ -56,7 +56,7 @@ class _Counting:
     def __init__(self, mod: Any) -> None:
         self.mod = mod
         self.calls: Dict[str, int] = {}
-        for name in ("send", "recv", "recv_into", "call", "call_into", "call_end"):
+        for name in ("send", "recv", "recv_into", "call", "call_into", "call_start", "call_end"):
             setattr(self, name, self._counted(name))
 
     def _counted(self, name: str) -> Any:
@@ -77,7 +77,7 @@ def counting(monkeypatch) -> _Counting:
     mod = _module()
     lib = _lib.load()
     mod.bind(*(_lib.ctypes.cast(getattr(lib, n), _lib.c_void_p).value or 0
-               for n in ("goipc_send", "goipc_recv", "goipc_call_ex", "goipc_call_end")),
+               for n in ("goipc_send", "goipc_recv", "goipc_call_ex", "goipc_call_end", "goipc_call_start")),
              goipc.errors.ERR_BUFFER_TOO_SMALL)
     proxy = _Counting(mod)
     monkeypatch.setattr(_lib.state, "speedups", proxy)
@@ -189,7 +189,10 @@ def test_asyncio_goes_through_the_extension(counting, go_pong):
     assert counting.calls["send"] >= 50
     assert counting.calls["recv"] >= 50
     if goipc.has_calls():
-        assert counting.calls["call"] >= 2
+        # goipc.aio's call: the request with call_start, the reply with
+        # call_end (the blocking call's goipc_call_ex is not used).
+        assert counting.calls["call_start"] == 2 and counting.calls["call_end"] >= 2
+        assert counting.calls.get("call", 0) == 0
 
 
 def test_bad_arguments_raise_and_do_not_crash():
@@ -213,6 +216,7 @@ def test_bad_arguments_raise_and_do_not_crash():
     if goipc.has_calls():
         assert mod.call(0, b"x", 0)[0] == st
         assert mod.call_end(0, 1, 0)[0] == st
+        assert mod.call_start(0, b"x", 0) == -st
 
 
 def test_a_module_of_another_version_is_not_used(monkeypatch):

@@ -217,6 +217,15 @@ _CALL_FUNCTIONS = {
 }
 
 
+# goipc_call_start (a call's request without a look for its reply, for
+# goipc.aio): optional, newer than the other call functions;
+# State.has_call_start says whether it is there (goipc_call_ex with
+# timeout 0 otherwise).
+_CALL_START_FUNCTIONS = {
+    "goipc_call_start": (c_status, [c_handle, c_void_p, c_size_t, c_int64, POINTER(c_uint64)]),
+}
+
+
 # The typed server side of calls (goipc_recv_ping_request,
 # goipc_reply_pong): optional too; State.has_typed_server says whether they
 # are there (conn.py falls back to recv_request/reply and messages.py).
@@ -261,6 +270,7 @@ FAST_FUNCTIONS = (
     "goipc_send_ping",
     "goipc_recv_pong",
     "goipc_call_ex",
+    "goipc_call_start",
     "goipc_call_ping",
     "goipc_sweeper_sweep",
 )
@@ -270,7 +280,7 @@ ENV_TYPED_CALLS = "GOIPC_PYTHON_TYPED_CALLS"
 # Set to 0 to leave goipc._speedups unused (ctypes for every call).
 ENV_SPEEDUPS = "GOIPC_PYTHON_SPEEDUPS"
 # The goipc._speedups this binding binds (its VERSION constant).
-SPEEDUPS_VERSION = 1
+SPEEDUPS_VERSION = 2
 
 
 class State:
@@ -284,6 +294,7 @@ class State:
             after the library was loaded: every call raises ForkError.
         has_typed: the library has the typed Ping/Pong helpers.
         has_calls: the library has the call functions (goipc_call...).
+        has_call_start: it also has goipc_call_start.
         has_typed_server: the library has goipc_recv_ping_request and
             goipc_reply_pong.
         has_batch: the library has goipc_send_batch and goipc_recv_batch.
@@ -303,6 +314,7 @@ class State:
         self.forked: bool = False
         self.has_typed: bool = False
         self.has_calls: bool = False
+        self.has_call_start: bool = False
         self.has_typed_server: bool = False
         self.has_batch: bool = False
         self.has_sweeper: bool = False
@@ -467,6 +479,7 @@ def load(path: Optional[str] = None) -> ctypes.CDLL:
             raise err
         has_typed = _declare_optional(lib, _TYPED_FUNCTIONS)
         has_calls = _declare_optional(lib, _CALL_FUNCTIONS)
+        has_call_start = has_calls and _declare_optional(lib, _CALL_START_FUNCTIONS)
         has_typed_server = has_calls and _declare_optional(lib, _TYPED_SERVER_FUNCTIONS)
         has_batch = _declare_optional(lib, _BATCH_FUNCTIONS)
         has_sweeper = _declare_optional(lib, _SWEEPER_FUNCTIONS)
@@ -476,6 +489,7 @@ def load(path: Optional[str] = None) -> ctypes.CDLL:
         state.pid = os.getpid()
         state.has_typed = has_typed
         state.has_calls = has_calls
+        state.has_call_start = has_call_start
         state.has_typed_server = has_typed_server
         state.has_batch = has_batch
         state.has_sweeper = has_sweeper
@@ -549,7 +563,7 @@ def _bind_speedups(lib: ctypes.CDLL, lib_path: Path) -> "tuple[Optional[ModuleTy
         return ctypes.cast(getattr(lib, name), c_void_p).value or 0 if hasattr(lib, name) else 0
 
     mod.bind(address("goipc_send"), address("goipc_recv"), address("goipc_call_ex"), address("goipc_call_end"),
-             _errors.ERR_BUFFER_TOO_SMALL)
+             address("goipc_call_start"), _errors.ERR_BUFFER_TOO_SMALL)
     return mod, getattr(mod, "__file__", "") or ""
 
 

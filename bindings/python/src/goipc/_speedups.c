@@ -35,6 +35,7 @@ typedef int32_t (*send_fn)(uint64_t c, const void *data, size_t len, int64_t tim
 typedef int32_t (*recv_fn)(uint64_t c, void *buf, size_t cap, size_t *len, int64_t timeout_ms);
 typedef int32_t (*call_ex_fn)(uint64_t c, const void *req, size_t req_len, void *resp, size_t resp_cap,
                               size_t *resp_len, int64_t timeout_ms, uint64_t *pending);
+typedef int32_t (*call_start_fn)(uint64_t c, const void *req, size_t req_len, int64_t timeout_ms, uint64_t *pending);
 typedef int32_t (*call_end_fn)(uint64_t c, uint64_t call, void *resp, size_t resp_cap, size_t *resp_len,
                                int64_t timeout_ms);
 
@@ -44,6 +45,7 @@ static send_fn lib_send;
 static recv_fn lib_recv;
 static call_ex_fn lib_call_ex;
 static call_end_fn lib_call_end;
+static call_start_fn lib_call_start;
 /* GOIPC_ERR_BUFFER_TOO_SMALL, from bind(): the message stays queued and
  * its size is in *len. */
 static int32_t status_buffer_too_small = -1;
@@ -105,28 +107,29 @@ check_nargs(Py_ssize_t nargs, Py_ssize_t want, const char *name)
     return 0;
 }
 
-/* bind(send, recv, call_ex, call_end, buffer_too_small): the functions'
- * addresses (ints; 0 for one the library lacks) and the status code. */
+/* bind(send, recv, call_ex, call_end, call_start, buffer_too_small): the
+ * functions' addresses (ints; 0 for one the library lacks) and the status
+ * code. */
 static PyObject *
-speedups_bind(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+speedups_bind(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)self;
-    void *p[4];
+    void *p[5];
     int64_t too_small;
-    if (check_nargs(nargs, 5, "bind") < 0)
+    if (check_nargs(nargs, 6, "bind") < 0)
         return NULL;
-    for (int i = 0; i < 4; i++) {
+    for (int i = 0; i < 5; i++) {
         uint64_t v;
         if (arg_u64(args[i], &v) < 0)
             return NULL;
         p[i] = (void *)(uintptr_t)v;
     }
-    if (arg_i64(args[4], &too_small) < 0)
+    if (arg_i64(args[5], &too_small) < 0)
         return NULL;
     lib_send = (send_fn)p[0];
     lib_recv = (recv_fn)p[1];
     lib_call_ex = (call_ex_fn)p[2];
     lib_call_end = (call_end_fn)p[3];
+    lib_call_start = (call_start_fn)p[4];
     status_buffer_too_small = (int32_t)too_small;
     Py_RETURN_NONE;
 }
@@ -134,9 +137,8 @@ speedups_bind(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 /* send(handle, data, timeout_ms) -> status: goipc_send of data (any
  * contiguous bytes-like object). */
 static PyObject *
-speedups_send(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+speedups_send(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)self;
     uint64_t h;
     int64_t ms;
     Py_buffer view;
@@ -175,9 +177,8 @@ recv_once(uint64_t h, void *buf, size_t cap, size_t *len, int64_t ms)
  * if another thread took it first, the status of that second call (the
  * caller's general path goes on from there). */
 static PyObject *
-speedups_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+speedups_recv(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)self;
     uint64_t h;
     int64_t ms;
     char small[STACK_BUFFER];
@@ -209,9 +210,8 @@ speedups_recv(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 /* recv_into(handle, buffer, timeout_ms) -> the message's size (>= 0), or
  * minus the status. buffer: any writable contiguous bytes-like object. */
 static PyObject *
-speedups_recv_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+speedups_recv_into(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)self;
     uint64_t h;
     int64_t ms;
     Py_buffer view;
@@ -243,9 +243,8 @@ call_unfinished(int32_t st, uint64_t pending, size_t len)
  * larger reply is kept by the library (status BUFFER_TOO_SMALL, pending
  * set, length its size): the caller takes it with goipc_call_end. */
 static PyObject *
-speedups_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+speedups_call(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)self;
     uint64_t h, pending = 0;
     int64_t ms;
     Py_buffer req;
@@ -268,9 +267,8 @@ speedups_call(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 /* call_into(handle, request, buffer, timeout_ms) -> the reply's size
  * (>= 0), or (status, pending, length) as call(). */
 static PyObject *
-speedups_call_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+speedups_call_into(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)self;
     uint64_t h, pending = 0;
     int64_t ms;
     Py_buffer req, out;
@@ -294,13 +292,34 @@ speedups_call_into(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     return call_unfinished(st, pending, len);
 }
 
+/* call_start(handle, request, timeout_ms) -> the pending call's id (> 0),
+ * or minus the status: goipc_call_start. */
+static PyObject *
+speedups_call_start(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t h, pending = 0;
+    int64_t ms;
+    Py_buffer req;
+    int32_t st;
+    if (check_nargs(nargs, 3, "call_start") < 0 || check_bound((void *)lib_call_start, "goipc_call_start") < 0)
+        return NULL;
+    if (arg_u64(args[0], &h) < 0 || arg_i64(args[2], &ms) < 0)
+        return NULL;
+    if (PyObject_GetBuffer(args[1], &req, PyBUF_SIMPLE) < 0)
+        return NULL;
+    CALL_LIB(ms, st = lib_call_start(h, req.buf, (size_t)req.len, ms, &pending));
+    PyBuffer_Release(&req);
+    if (st != 0)
+        return PyLong_FromLong(-(long)st);
+    return PyLong_FromUnsignedLongLong((unsigned long long)pending);
+}
+
 /* call_end(handle, pending, timeout_ms) -> the reply (bytes), or (status,
  * pending, length): goipc_call_end into the stack buffer. A status other
  * than TIMEOUT and BUFFER_TOO_SMALL ends the call (pending 0 then). */
 static PyObject *
-speedups_call_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+speedups_call_end(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    (void)self;
     uint64_t h, pending;
     int64_t ms;
     char small[STACK_BUFFER];
@@ -319,13 +338,15 @@ speedups_call_end(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 #define FASTCALL(f) ((PyCFunction)(void (*)(void))(f)), METH_FASTCALL
 
 static PyMethodDef speedups_methods[] = {
-    {"bind", FASTCALL(speedups_bind), "bind(send, recv, call_ex, call_end, buffer_too_small): the library's functions"},
+    {"bind", FASTCALL(speedups_bind),
+     "bind(send, recv, call_ex, call_end, call_start, buffer_too_small): the library's functions"},
     {"send", FASTCALL(speedups_send), "send(handle, data, timeout_ms) -> status"},
     {"recv", FASTCALL(speedups_recv), "recv(handle, timeout_ms) -> bytes, or the status"},
     {"recv_into", FASTCALL(speedups_recv_into), "recv_into(handle, buffer, timeout_ms) -> size, or -status"},
     {"call", FASTCALL(speedups_call), "call(handle, request, timeout_ms) -> bytes, or (status, pending, length)"},
     {"call_into", FASTCALL(speedups_call_into),
      "call_into(handle, request, buffer, timeout_ms) -> size, or (status, pending, length)"},
+    {"call_start", FASTCALL(speedups_call_start), "call_start(handle, request, timeout_ms) -> pending id, or -status"},
     {"call_end", FASTCALL(speedups_call_end), "call_end(handle, pending, timeout_ms) -> bytes, or (status, pending, length)"},
     {NULL, NULL, 0, NULL},
 };
@@ -344,7 +365,7 @@ static struct PyModuleDef speedups_module = {
 
 /* What goipc._lib checks before it binds: a module of another version of
  * the binding (a stale build) is not used. */
-#define SPEEDUPS_VERSION 1
+#define SPEEDUPS_VERSION 2
 
 PyMODINIT_FUNC
 PyInit__speedups(void)

@@ -894,6 +894,7 @@ class Conn:
         self._x_send_ping = fast.get("goipc_send_ping")
         self._x_recv_pong = fast.get("goipc_recv_pong")
         self._x_call_ex = fast.get("goipc_call_ex")
+        self._x_call_start = fast.get("goipc_call_start")
         self._x_call_ping = fast.get("goipc_call_ping")
         self._hc = c_uint64(handle)
         # goipc._speedups (None without it): the same fast paths without
@@ -2083,12 +2084,33 @@ class Conn:
         return cs
 
     def _try_call_start(self, cs: "_CallState") -> Any:
-        """One goipc_call_ex that does not wait: the reply (bytes) when it
-        came at once, _PENDING once the request is sent (cs.pending is the
-        call's id), None when it could not be sent yet (every call slot in
-        use, or the ring full)."""
+        """One goipc_call_start (or goipc_call_ex) that does not wait:
+        _PENDING once the request is sent (cs.pending is the call's id),
+        None when it could not be sent yet (every call slot in use, or the
+        ring full); with goipc_call_ex, the reply (bytes) if it came at
+        once, which it cannot in practice. goipc_call_start does not look
+        for the reply: that look would find nothing and list the receive
+        wait on the loop's sweeper (docs/PERFORMANCE.md section 21)."""
         if _forked:
             raise _lib.fork_error()
+        if self._x_call_start is not None:
+            sx = self._sx
+            if sx is not None and cs.ptr.__class__ is bytes:
+                r = sx.call_start(self._h, cs.ptr, 0)
+                if r > 0:
+                    cs.pending = r
+                    return _PENDING
+                st = -r
+            else:
+                sc = cs.sc
+                st = self._x_call_start(self._hc, cs.ptr, cs.n, _C_MS[0], sc.pend_ref)
+                if st == _OK:
+                    cs.pending = sc.pend.value
+                    return _PENDING
+            cs.pending = 0
+            if st == _TIMEOUT:
+                return None
+            raise _lib.last_error(st)
         sc = cs.sc
         sx = self._sx
         if sx is not None and cs.ptr.__class__ is bytes:
