@@ -372,6 +372,7 @@ ffi_functions! {
         timeout_ms: i64,
         pending: *mut u64,
     ) -> i32;
+    pub fn goipc_call_start(c: goipc_conn, req: *const c_void, req_len: usize, timeout_ms: i64, pending: *mut u64) -> i32;
     pub fn goipc_call_end(
         c: goipc_conn,
         call: u64,
