@@ -123,6 +123,7 @@ from ctypes import byref, c_size_t, c_uint64
 from typing import Any, AsyncIterator, Deque, Iterable, List, Optional
 
 from . import _lib
+from . import conn as _conn_module
 from . import errors as _errors
 from . import messages
 from .conn import (
@@ -324,6 +325,7 @@ def _shared_for(loop: asyncio.AbstractEventLoop) -> _LoopShared:
     return sh
 
 _RECV, _SEND = 0, 1
+_OK, _TIMEOUT = _errors.OK, _errors.ERR_TIMEOUT
 _CALL = 2  # a call's wait for its reply (_pass_and_look)
 _monotonic = time.perf_counter
 _U64_MAX = (1 << 64) - 1
@@ -381,6 +383,8 @@ class AsyncConn:
         "_shared",
         "_token",
         "_sent",
+        "_sx",
+        "_h",
         "__weakref__",
     )
 
@@ -388,6 +392,10 @@ class AsyncConn:
         self._loop = asyncio.get_running_loop()
         self._spin = _spin_budget(spin)
         self._conn = conn
+        # send's and recv's one library call, made here (goipc._speedups;
+        # None without it: then through Conn's _try_ methods).
+        self._sx = conn._sx
+        self._h = conn.handle
         self._fd = conn.fileno()
         # Per direction: whether a coroutine waits in it (the head), the
         # future it is parked on while it waits on the descriptor, and the
@@ -713,6 +721,17 @@ class AsyncConn:
 
         Raises: as :meth:`goipc.Conn.send`.
         """
+        if data.__class__ is bytes and not self._busy[_SEND]:
+            sx = self._sx
+            if sx is not None and not _conn_module._forked:
+                # Conn._try_send's library call, here: the common case
+                # makes no other Python call.
+                st = sx.send(self._h, data, 0)
+                if st == _OK:
+                    self._sent = True
+                    return
+                if st != _TIMEOUT:
+                    raise _lib.last_error(st)
         ptr, n = _send_call_args(data)
         if self._busy[_SEND] or self._conn._try_send(ptr, n) is None:
             await self._wait(_SEND, self._conn._try_send, ptr, n)
@@ -790,35 +809,48 @@ class AsyncConn:
         is gone and everything it sent was received.
         """
         # _recv_kind's body, without its coroutine, _answer_pending inline.
-        if not self._busy[_RECV]:
+        busy = self._busy
+        if not busy[_RECV]:
             if self._sent:
                 self._sent = False
                 sh = self._shared
                 if sh.parked or sh.passing:
                     # _wait's head and its first pass, inline: with many
                     # connections the common case, without a coroutine for
-                    # the wait.
-                    self._busy[_RECV] = True
-                    handed = False
+                    # the wait, and (with goipc._speedups) with the look's
+                    # library call made here.
+                    busy[_RECV] = True
+                    sh.passing += 1
                     try:
-                        sh.passing += 1
-                        try:
-                            await _one_pass()
-                        finally:
-                            sh.passing -= 1
+                        await _one_pass()
+                    except BaseException:
+                        sh.passing -= 1
+                        self._pass_turn(_RECV)
+                        raise
+                    sh.passing -= 1
+                    try:
                         if self._closed:
                             raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
-                        m = self._conn._try_recv_msg(_KIND_RAW)
-                        if m is not None:
-                            sh.passed += 1
-                            return m
-                        if self._callers:
+                        sx = self._sx
+                        if sx is not None and not _conn_module._forked:
+                            m = sx.recv(self._h, 0)
+                            if m.__class__ is not bytes:
+                                m = self._conn._recv_status(m)
+                        else:
+                            m = self._conn._try_recv_msg(_KIND_RAW)
+                        if m is None and self._callers:
                             self._wake_callers(True)
-                        handed = True
+                    except BaseException:
+                        self._pass_turn(_RECV)
+                        raise
+                    if m is None:
                         return await self._wait(_RECV, self._conn._try_recv_msg, _KIND_RAW, head=True)
-                    finally:
-                        if not handed:
-                            self._pass_turn(_RECV)
+                    sh.passed += 1
+                    if self._queued[_RECV]:
+                        self._pass_turn(_RECV)
+                    else:
+                        busy[_RECV] = False
+                    return m
             m = self._conn._try_recv_msg(_KIND_RAW)
             if m is not None:
                 return m

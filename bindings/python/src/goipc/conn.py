@@ -2020,11 +2020,7 @@ class Conn:
             m = self._sx.recv(self._h, 0)
             if m.__class__ is bytes:
                 return m
-            if m == _TIMEOUT:
-                return None
-            if m != _BUFFER_TOO_SMALL:
-                raise _lib.last_error(m)
-            return self._recv_general(0)  # queued: no wait
+            return self._recv_status(m)
         pool = self._pool
         try:
             sc = pool.pop()
@@ -2051,6 +2047,17 @@ class Conn:
             return _tuple_new(Ping, (sc.seq.value, sc.sent.value, data))
         finally:
             pool.append(sc)
+
+    def _recv_status(self, st: int) -> Optional[bytes]:
+        """What a goipc._speedups recv with timeout 0 that returned status
+        ``st`` means: None for no message, the message when it was larger
+        than the extension's buffer (taken with a larger one), else the
+        error raised."""
+        if st == _TIMEOUT:
+            return None
+        if st != _BUFFER_TOO_SMALL:
+            raise _lib.last_error(st)
+        return self._recv_general(0)  # queued: no wait
 
     def _try_recv_into(self, ptr: Any, cap: c_size_t, ln: c_size_t, ln_ref: Any) -> Optional[int]:
         """One receive into a caller's buffer prepared by
