@@ -74,6 +74,11 @@ class BuildPyWithLibrary(build_py):
         super().run()
         pkg = Path(self.build_lib) / "goipc"
         pkg.mkdir(parents=True, exist_ok=True)
+        if not BUILD_SPEEDUPS:
+            # setuptools reuses bindings/python/build/: an extension that an
+            # earlier build compiled there must not end up in this package.
+            for stale in pkg.glob("_speedups*"):
+                stale.unlink()
         if PING_EXAMPLE.is_file():
             shutil.copy2(PING_EXAMPLE, pkg / "_ping_example.py")
         lib = library_to_bundle()

@@ -21,6 +21,7 @@ import shutil
 import subprocess
 import sys
 import warnings
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -88,6 +89,10 @@ def wheel() -> Path:
     wheels = sorted((REPO / "build" / "dist").glob("goipc-*.whl"))
     assert len(wheels) == 1, "want one wheel from make wheel in build/dist, found %s" % wheels
     assert re.search(r"-py3-none-(manylinux_\d+_\d+|linux)_x86_64\.whl$", wheels[0].name), wheels[0].name
+    # Any CPython: no extension module in it (not even one an earlier
+    # build left in bindings/python/build).
+    names = zipfile.ZipFile(wheels[0]).namelist()
+    assert not [n for n in names if "_speedups" in n], names
     return wheels[0]
 
 
