@@ -124,9 +124,13 @@ async def one_connection(pong: str, echo: str, n: int, rounds: int, warmup: int,
         series = {"blocking": [], "aio": [], "streams": []}  # type: dict
         print("part 1: one connection, %d B, %d rounds x %d round trips per series, alternating" % (size, rounds, n))
         print("%-6s %14s %14s %14s" % ("round", "blocking p50", "aio p50", "streams p50"))
+        rewarm = min(warmup, 2000)  # per series and round, as goipc.bench does
         for r in range(rounds):
+            blocking_round(blocking, rewarm, msg)
             b = blocking_round(blocking, n, msg)
+            await aio_round(conn, rewarm, msg)
             a = await aio_round(conn, n, msg)
+            await stream_round(reader, writer, rewarm, msg)
             s = await stream_round(reader, writer, n, msg)
             series["blocking"] += b
             series["aio"] += a

@@ -176,12 +176,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             s_all: List[int] = []
             print("goipc.bench: %d B round trips, %d rounds x %d per series, alternating" % (args.size, args.rounds, args.n))
             print("%-6s" % "round" + "".join("%18s" % (name + " p50") for name, _, _ in series) + "%18s" % "socketpair p50")
+            rewarm = min(args.warmup, 2000)
             for r in range(args.rounds):
                 line = "%-6d" % (r + 1)
                 for k, (_, fn, _) in enumerate(series):
+                    # Each series warms up again after the one before it
+                    # (the socketpair series leaves goipc idle for a second
+                    # or more: the Go side parks, its spin budget adapts),
+                    # so that no series pays for following another.
+                    fn(conn, rewarm, args.size)
                     xs = fn(conn, args.n, args.size)
                     got[k] += xs
                     line += "%15.2f us" % (percentile(sorted(xs), 50) / 1e3)
+                socket_round(a, rewarm, args.size)
                 s = socket_round(a, args.n, args.size)
                 s_all += s
                 print(line + "%15.2f us" % (percentile(sorted(s), 50) / 1e3))
