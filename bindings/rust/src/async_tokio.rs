@@ -331,19 +331,14 @@ impl AsyncConn {
         // The request goes out as a send does: queued behind waiting sends;
         // a start that finds no free call slot is woken when a call ends.
         // Some(None): sent, the reply not in yet.
-        let mut try_start = || match self.conn.try_call_start(req, buf.space(), &mut call.id)? {
+        // The start only sends (goipc_call_start): the reply cannot be in
+        // yet, and wait_reply's first look arms the descriptor for it.
+        let mut try_start = || match self.conn.try_call_start(req, &mut call.id)? {
             CallStep::NotSent => Ok(None),
-            CallStep::Replied(n) => Ok(Some(Some(n))),
-            CallStep::Pending => Ok(Some(None)),
-            CallStep::Kept(needed) => {
-                buf.make_room(needed)?;
-                self.take_reply(&mut call.id, &mut buf).map(Some)
-            }
+            _ => Ok(Some(())),
         };
-        match self.run_mut(SEND, &mut try_start).await? {
-            Some(n) => Ok(n),
-            None => self.wait_reply(&mut || self.take_reply(&mut call.id, &mut buf)).await,
-        }
+        self.run_mut(SEND, &mut try_start).await?;
+        self.wait_reply(&mut || self.take_reply(&mut call.id, &mut buf)).await
     }
 
     /// Takes the reply of the pending call `*id` if it is in (a kept one

@@ -115,25 +115,22 @@ impl Conn {
         (st, n)
     }
 
-    /// One `goipc_call_ex` with timeout 0 (for `AsyncConn`): sends `req` (unless no call slot
-    /// is free or the ring is full: [`CallStep::NotSent`]) and looks for
-    /// the reply once, copying it into `out`. `*pending` is set to the
-    /// call's id while it is in flight ([`CallStep::Pending`],
-    /// [`CallStep::Kept`]) and to 0 once it is over; on an error it may
-    /// still name a pending call, which the caller must cancel.
+    /// One `goipc_call_start` with timeout 0 (for `AsyncConn`): sends
+    /// `req` (unless no call slot is free or the ring is full:
+    /// [`CallStep::NotSent`]) without looking for the reply, which cannot
+    /// be there yet ([`CallStep::Pending`]; the caller's first
+    /// [`Conn::try_call_end`] looks, and arms the descriptor if it is not
+    /// in). `*pending` is set to the call's id while it is in flight and
+    /// to 0 otherwise.
     #[cfg(feature = "tokio")]
-    pub(crate) fn try_call_start(
-        &self,
-        req: &[u8],
-        out: &mut [MaybeUninit<u8>],
-        pending: &mut u64,
-    ) -> Result<CallStep> {
-        match self.call_ex(req, out, 0, pending) {
-            (sys::GOIPC_OK, n) => Ok(CallStep::Replied(n)),
-            (sys::GOIPC_ERR_TIMEOUT, _) if *pending == 0 => Ok(CallStep::NotSent),
-            (sys::GOIPC_ERR_TIMEOUT, _) => Ok(CallStep::Pending),
-            (sys::GOIPC_ERR_BUFFER_TOO_SMALL, n) if *pending != 0 => Ok(CallStep::Kept(n)),
-            (st, _) => Err(Error::last(st)),
+    pub(crate) fn try_call_start(&self, req: &[u8], pending: &mut u64) -> Result<CallStep> {
+        // SAFETY: req is readable for its length during the call; pending
+        // is writable.
+        let st = unsafe { sys::goipc_call_start(self.h, req.as_ptr().cast::<c_void>(), req.len(), 0, pending) };
+        match st {
+            sys::GOIPC_OK => Ok(CallStep::Pending),
+            sys::GOIPC_ERR_TIMEOUT => Ok(CallStep::NotSent),
+            st => Err(Error::last(st)),
         }
     }
 
