@@ -1099,6 +1099,8 @@ def test_aio_fast_calls_pass_declared_types(monkeypatch, sockdir):
     lib = _lib.load()
     checked = {n: _checking(n, getattr(lib, n)) for n in _lib.state.fast}
     monkeypatch.setattr(_lib.state, "fast", checked)
+    # The ctypes fast paths: goipc._speedups, when built, takes them over.
+    monkeypatch.setattr(_lib.state, "speedups", None)
 
     async def main():
         ln, c, s = await aio_pair(os.path.join(sockdir, "fast.sock"))  # binds the checked functions

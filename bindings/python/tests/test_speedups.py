@@ -184,10 +184,19 @@ def test_asyncio_goes_through_the_extension(counting, go_pong):
                 assert await c.call(b"req") == b"req"
                 big = os.urandom(4000)
                 assert await c.call(big) == big
+            buf = bytearray(64)
+            await c.send(b"into")
+            assert await c.recv_into(buf) == 4 and buf[:4] == b"into"
+            await c.send(b"0123456789")
+            with pytest.raises(goipc.BufferTooSmallError) as e:
+                await c.recv_into(bytearray(4))
+            assert e.value.needed == 10
+            assert await c.recv() == b"0123456789"  # still queued
 
     run(main())
     assert counting.calls["send"] >= 50
     assert counting.calls["recv"] >= 50
+    assert counting.calls["recv_into"] >= 2
     if goipc.has_calls():
         # goipc.aio's call: the request with call_start, the reply with
         # call_end (the blocking call's goipc_call_ex is not used).

@@ -860,14 +860,18 @@ class AsyncConn:
         """Receives the next message into ``buffer`` (a writable bytes-like
         object) and returns its size; as :meth:`goipc.Conn.recv_into`
         (BufferTooSmallError keeps the message queued)."""
-        ptr, cap = _recv_call_args(buffer)
-        ln = c_size_t()
-        ln_ref = byref(ln)
+        if type(buffer) is bytearray and buffer and self._sx is not None:
+            attempt: Any = self._conn._try_recv_into_buffer  # goipc._speedups
+            args: tuple = (buffer,)
+        else:
+            ptr, cap = _recv_call_args(buffer)
+            ln = c_size_t()
+            attempt, args = self._conn._try_recv_into, (ptr, cap, ln, byref(ln))
         if self._busy[_RECV] or self._answer_pending():
-            return await self._wait(_RECV, self._conn._try_recv_into, ptr, cap, ln, ln_ref)
-        r = self._conn._try_recv_into(ptr, cap, ln, ln_ref)
+            return await self._wait(_RECV, attempt, *args)
+        r = attempt(*args)
         if r is None:
-            return await self._wait(_RECV, self._conn._try_recv_into, ptr, cap, ln, ln_ref)
+            return await self._wait(_RECV, attempt, *args)
         return r
 
     async def recv_pong(self) -> Pong:

@@ -2075,6 +2075,24 @@ class Conn:
             err.needed = ln.value  # type: ignore[attr-defined]
         raise err
 
+    def _try_recv_into_buffer(self, buffer: bytearray) -> Optional[int]:
+        """_try_recv_into through goipc._speedups, for a non-empty
+        bytearray: the size, or None when no message is there.
+        BufferTooSmallError (with .needed, from a second look through
+        ctypes: the message stays queued) as recv_into."""
+        if _forked:
+            raise _lib.fork_error()
+        n = self._sx.recv_into(self._h, buffer, 0)
+        if n >= 0:
+            return n
+        if n == -_TIMEOUT:
+            return None
+        if n != -_BUFFER_TOO_SMALL:
+            raise _lib.last_error(-n)
+        ptr, cap = _recv_call_args(buffer)
+        ln = c_size_t()
+        return self._try_recv_into(ptr, cap, ln, _byref(ln))
+
     def _call_state(self, data: Any) -> "_CallState":
         """A call for an event loop (goipc.aio): its request and a scratch
         buffer from the pool (give it back with _end_call)."""
