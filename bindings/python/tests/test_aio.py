@@ -600,25 +600,30 @@ async def _with_a_parked_waiter(sockdir: str, name: str):
     return (c1, s1, ln1, c, s, ln2), parked, c, s
 
 
-class _CountingReceives:
-    """goipc._speedups with its recv counted into looks (AsyncConn.recv
-    makes that library call itself, without Conn._try_recv_msg)."""
+class _CountingLooks:
+    """goipc._speedups with one of its functions (``name``: recv or
+    call_end) counted into looks: AsyncConn.recv and call make those
+    library calls themselves, without Conn's _try_ methods."""
 
-    def __init__(self, sx, looks: list) -> None:
-        self._sx, self._looks = sx, looks
+    def __init__(self, sx, name: str, looks: list) -> None:
+        self._sx, self._name, self._looks = sx, name, looks
 
     def __getattr__(self, name):
-        return getattr(self._sx, name)
+        f = getattr(self._sx, name)
+        if name != self._name:
+            return f
 
-    def recv(self, *args):
-        self._looks.append(args)
-        return self._sx.recv(*args)
+        def counted(*args):
+            self._looks.append(args)
+            return f(*args)
+
+        return counted
 
 
 def _count_looks(c: goipc.aio.AsyncConn, attempt: str) -> list:
     """Wraps the one-attempt method attempt of c's Conn (and, for
-    _try_recv_msg, the receive c makes itself through goipc._speedups):
-    the list returned gets an entry per call."""
+    _try_recv_msg and _try_call_end, the same call c makes itself through
+    goipc._speedups): the list returned gets an entry per call."""
     looks: list = []
     conn = c.conn
     inner = getattr(conn, attempt)
@@ -628,8 +633,9 @@ def _count_looks(c: goipc.aio.AsyncConn, attempt: str) -> list:
         return inner(*args)
 
     setattr(conn, attempt, counted)
-    if attempt == "_try_recv_msg" and c._sx is not None:
-        c._sx = _CountingReceives(c._sx, looks)
+    made_here = {"_try_recv_msg": "recv", "_try_call_end": "call_end"}.get(attempt)
+    if made_here and c._sx is not None:
+        c._sx = _CountingLooks(c._sx, made_here, looks)
     return looks
 
 

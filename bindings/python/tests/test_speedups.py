@@ -238,3 +238,91 @@ def test_a_module_of_another_version_is_not_used(monkeypatch):
     monkeypatch.setenv(_lib.ENV_SPEEDUPS, "0")
     monkeypatch.setattr(_lib, "_find_speedups", lambda path: pytest.fail("looked for the module though disabled"))
     assert _lib._bind_speedups(lib, Path(_lib.state.path or "")) == (None, "")
+
+
+# ---- goipc.aio's call made through the extension (many connections) ----
+
+
+def _aio_call_case(sockdir, name, body):
+    """Runs body(c, s, counting) with another waiter of the loop parked
+    (so that AsyncConn.call takes the extension's path: start, a pass,
+    one look), c and s the two ends of the connection under test."""
+    from test_aio import _with_a_parked_waiter
+
+    if not goipc.has_calls() or not _lib.load() or not _lib.state.has_call_start:
+        pytest.skip("the library has no goipc_call_start")
+
+    async def main():
+        closers, parked, c, s = await _with_a_parked_waiter(sockdir, name)
+        try:
+            await body(c, s)
+        finally:
+            parked.cancel()
+            for x in closers:
+                x.close()
+
+    run(main())
+
+
+def test_aio_call_through_the_extension_waits_for_a_late_reply(counting, sockdir):
+    """The reply is not in at the first look: the call goes on waiting
+    (the general path) and gets it."""
+
+    async def body(c, s):
+        call = asyncio.ensure_future(c.call(b"late"))
+        for _ in range(5):  # the start, the pass and the look, then more passes
+            await asyncio.sleep(0)
+        assert not call.done()
+        cid, req = s.conn.recv_request(timeout=10)
+        s.conn.reply(cid, req + b"!", timeout=10)
+        assert await asyncio.wait_for(call, 10) == b"late!"
+        assert c.conn.dropped_replies == 0
+
+    _aio_call_case(sockdir, "sxlate", body)
+    assert counting.calls["call_start"] == 1 and counting.calls["call_end"] >= 1
+
+
+def test_aio_call_through_the_extension_cancelled_during_its_pass(counting, sockdir):
+    """Cancelled during its pass: the call is cancelled (its reply is
+    dropped when it comes) and the next call gets its own reply."""
+
+    async def body(c, s):
+        call = asyncio.ensure_future(c.call(b"first"))
+        await asyncio.sleep(0)  # started, in its pass
+        call.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await call
+        cid, req = s.conn.recv_request(timeout=10)
+        assert req == b"first"
+        s.conn.reply(cid, b"nobody's", timeout=10)
+        second = asyncio.ensure_future(c.call(b"second"))
+        await asyncio.sleep(0)
+        cid, req = s.conn.recv_request(timeout=10)
+        s.conn.reply(cid, b"yours", timeout=10)
+        assert await asyncio.wait_for(second, 10) == b"yours"
+        assert c.conn.dropped_replies == 1
+
+    _aio_call_case(sockdir, "sxcancel", body)
+    assert counting.calls["call_start"] == 2
+
+
+def test_aio_call_through_the_extension_large_reply_and_close(counting, sockdir):
+    """A reply above the extension's 2 KiB buffer is kept by the library
+    and taken with a larger one; a close during the pass raises
+    ClosedError."""
+    big = os.urandom(5000)
+
+    async def body(c, s):
+        call = asyncio.ensure_future(c.call(b"big"))
+        await asyncio.sleep(0)
+        cid, _ = s.conn.recv_request(timeout=10)
+        s.conn.reply(cid, big, timeout=10)
+        assert await asyncio.wait_for(call, 10) == big
+        call = asyncio.ensure_future(c.call(b"closed"))
+        await asyncio.sleep(0)  # in its pass
+        c.close()
+        with pytest.raises(goipc.ClosedError):
+            await asyncio.wait_for(call, 10)
+
+    _aio_call_case(sockdir, "sxbig", body)
+    assert counting.calls["call_start"] == 2

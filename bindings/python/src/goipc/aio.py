@@ -325,7 +325,7 @@ def _shared_for(loop: asyncio.AbstractEventLoop) -> _LoopShared:
     return sh
 
 _RECV, _SEND = 0, 1
-_OK, _TIMEOUT = _errors.OK, _errors.ERR_TIMEOUT
+_OK, _TIMEOUT, _BUFFER_TOO_SMALL = _errors.OK, _errors.ERR_TIMEOUT, _errors.ERR_BUFFER_TOO_SMALL
 _CALL = 2  # a call's wait for its reply (_pass_and_look)
 _monotonic = time.perf_counter
 _U64_MAX = (1 << 64) - 1
@@ -900,6 +900,21 @@ class AsyncConn:
 
         Raises: as :meth:`goipc.Conn.call`.
         """
+        sx = self._sx
+        if sx is not None and data.__class__ is bytes and not self._busy[_SEND]:
+            sh = self._shared
+            if (sh.parked or sh.passing) and self._conn._x_call_start is not None and not _conn_module._forked:
+                # Many connections in the loop, goipc._speedups: the start,
+                # a pass of the loop and the look made here, without the
+                # call state, the helper coroutine and the methods of the
+                # general path below (which the rest of the wait, if the
+                # reply is late, goes on in).
+                r = sx.call_start(self._h, data, 0)
+                if r > 0:
+                    return await self._call_after_start(sx, sh, r)
+                if r != -_TIMEOUT:
+                    raise _lib.last_error(-r)
+                # No free call slot, or the ring is full: the general path.
         conn = self._conn
         cs = conn._call_state(data)
         try:
@@ -920,6 +935,49 @@ class AsyncConn:
             return r
         finally:
             conn._end_call(cs)
+            self._call_ended()
+
+    async def _call_after_start(self, sx: Any, sh: "_LoopShared", pending: int) -> bytes:
+        """call() after goipc._speedups started call ``pending``: a pass of
+        the loop, one look, then (reply not in yet, or larger than the
+        extension's buffer) the general wait. The call is cancelled on
+        every way out while it is pending."""
+        try:
+            sh.passing += 1
+            try:
+                await _one_pass()
+            finally:
+                sh.passing -= 1
+            if self._closed:
+                raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
+            m = sx.call_end(self._h, pending, 0)
+            if m.__class__ is bytes:
+                pending = 0
+                sh.passed += 1
+                return m
+            st = m[0]
+            if st != _TIMEOUT and st != _BUFFER_TOO_SMALL:
+                pending = 0  # any other status ends the call
+                raise _lib.last_error(st)
+            conn = self._conn
+            cs = conn._pending_call_state(pending)
+            pending = 0  # cs owns the call now: _end_call cancels it
+            try:
+                r = None
+                if st == _BUFFER_TOO_SMALL:
+                    r = conn._try_call_end(cs)  # kept: taken with a larger buffer
+                elif self._parked[_RECV] is not None:
+                    # The look that found nothing reset the readiness a
+                    # parked receive waits for (as in _pass_and_look).
+                    self._wake_heads((_RECV,), True)
+                if r is None:
+                    r = await self._wait_reply(conn._try_call_end, cs)
+                return r
+            finally:
+                conn._end_call(cs)
+        finally:
+            if pending and not _conn_module._forked:
+                _lib.state.lib.goipc_call_cancel(self._h, pending)  # type: ignore[union-attr]
             self._call_ended()
 
     def __aiter__(self) -> AsyncIterator[bytes]:

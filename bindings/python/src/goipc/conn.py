@@ -2108,6 +2108,18 @@ class Conn:
             cs.sc = self._new_scratch()
         return cs
 
+    def _pending_call_state(self, pending: int) -> "_CallState":
+        """The _CallState of call ``pending``, started elsewhere (goipc.aio
+        through goipc._speedups), for _try_call_end and _end_call."""
+        cs = _CallState()
+        cs.ptr, cs.n = None, None
+        try:
+            cs.sc = self._pool.pop()
+        except IndexError:
+            cs.sc = self._new_scratch()
+        cs.pending = pending
+        return cs
+
     def _try_call_start(self, cs: "_CallState") -> Any:
         """One goipc_call_start (or goipc_call_ex) that does not wait:
         _PENDING once the request is sent (cs.pending is the call's id),
