@@ -4,7 +4,10 @@
 # make wheel writes build/dist/goipc-VERSION-py3-none-PLATFORM.whl, which
 # bundles build/lib/libgoipc.so: pip installs it into any CPython 3 venv on
 # a compatible Linux, with no environment variable and no repository. The
-# library is not a Python extension (ctypes loads it), hence py3-none.
+# library is not a Python extension (ctypes loads it), hence py3-none. It
+# also writes build/dist/speedups/goipc-VERSION-cpXY-cpXY-PLATFORM.whl:
+# the same plus the C extension goipc._speedups, for build/venv's CPython
+# version only.
 # auditwheel (build/venv) checks which glibc symbol versions the library
 # needs and retags the wheel manylinux_2_X; if it cannot, the wheel stays
 # linux_x86_64 (installable here and on machines like it) and the log says why.
@@ -50,17 +53,27 @@ bench-python: lib build python-speedups ## Python->Go 64 B round trips next to a
 	PYTHONPATH=$(PY_PKG)/src GOIPC_BIN=$(abspath $(BIN)/goipc) \
 	  $(PY) -m goipc.bench -n $${N:-20000} --rounds $${ROUNDS:-5} --size 64
 
-wheel: lib $(VENV)/.stamp ## Python wheel with libgoipc.so inside, for any CPython 3 (py3-none-manylinux_2_X): build/dist/
-	@rm -rf $(PY_DIST)/raw && mkdir -p $(PY_DIST)/raw && rm -f $(PY_DIST)/goipc-*.whl
-	GOIPC_PYTHON_SPEEDUPS=0 $(PY) -m pip wheel --quiet --no-deps -w $(PY_DIST)/raw ./$(PY_PKG)
-	@raw=$$(ls $(PY_DIST)/raw/goipc-*.whl); \
-	if PATH=$(abspath $(VENV)/bin):$$PATH $(VENV)/bin/auditwheel repair -w $(PY_DIST) "$$raw" > $(PY_DIST)/auditwheel.log 2>&1; then \
-	  echo "wheel: auditwheel confirmed the manylinux tag (log: $(PY_DIST)/auditwheel.log)"; \
+# repair-wheel RAW_DIR OUT_DIR: auditwheel retags the one wheel in RAW_DIR
+# manylinux into OUT_DIR, or it is copied as it is (the log says why).
+define repair-wheel
+	@raw=$$(ls $(1)/goipc-*.whl); \
+	if PATH=$(abspath $(VENV)/bin):$$PATH $(VENV)/bin/auditwheel repair -w $(2) "$$raw" > $(2)/auditwheel.log 2>&1; then \
+	  echo "wheel: auditwheel confirmed the manylinux tag (log: $(2)/auditwheel.log)"; \
 	else \
-	  echo "wheel: auditwheel could not confirm a manylinux tag; keeping the linux wheel (log: $(PY_DIST)/auditwheel.log):"; \
-	  tail -n 3 $(PY_DIST)/auditwheel.log; cp "$$raw" $(PY_DIST)/; \
+	  echo "wheel: auditwheel could not confirm a manylinux tag; keeping the linux wheel (log: $(2)/auditwheel.log):"; \
+	  tail -n 3 $(2)/auditwheel.log; cp "$$raw" $(2)/; \
 	fi; \
-	echo "wrote $$(ls $(PY_DIST)/goipc-*.whl)"
+	echo "wrote $$(ls $(2)/goipc-*.whl)"
+endef
+
+wheel: lib $(VENV)/.stamp ## Python wheels with libgoipc.so inside: build/dist/ for any CPython 3 (py3-none), build/dist/speedups/ with the C extension for build/venv's CPython
+	@rm -rf $(PY_DIST)/raw $(PY_DIST)/speedups-raw $(PY_DIST)/speedups && rm -f $(PY_DIST)/goipc-*.whl
+	@mkdir -p $(PY_DIST)/raw $(PY_DIST)/speedups-raw $(PY_DIST)/speedups
+	GOIPC_PYTHON_SPEEDUPS=0 $(PY) -m pip wheel --quiet --no-deps -w $(PY_DIST)/raw ./$(PY_PKG)
+	$(call repair-wheel,$(PY_DIST)/raw,$(PY_DIST))
+	@$(REQUIRE_DEB) wheel python3-dev:$(PY_INCLUDE_DIR)/Python.h
+	$(PY) -m pip wheel --quiet --no-deps -w $(PY_DIST)/speedups-raw ./$(PY_PKG)
+	$(call repair-wheel,$(PY_DIST)/speedups-raw,$(PY_DIST)/speedups)
 
 bench-python-aio: lib build python-speedups ## goipc.aio vs the blocking binding vs asyncio Unix streams: one connection p50, then 1000 connections' throughput and threads (N=, ROUNDS=, CONNS=)
 	PYTHONPATH=$(PY_PKG)/src GOIPC_BIN=$(abspath $(BIN)/goipc) \

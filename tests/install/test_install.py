@@ -208,6 +208,34 @@ def test_wheel_in_fresh_venv_of_another_python(wheel, without_build_lib, pong, t
     print("\ntest-install: %s round-trips in a fresh Python %s venv (%s)" % (wheel.name, version, python))
 
 
+@pytest.fixture(scope="module")
+def speedups_wheel() -> Path:
+    wheels = sorted((REPO / "build" / "dist" / "speedups").glob("goipc-*.whl"))
+    assert len(wheels) == 1, "want one wheel with the C extension in build/dist/speedups, found %s" % wheels
+    tag = "cp%d%d" % sys.version_info[:2]
+    assert re.search(r"-%s-%s-(manylinux_\d+_\d+|linux)_x86_64\.whl$" % (tag, tag), wheels[0].name), wheels[0].name
+    names = zipfile.ZipFile(wheels[0]).namelist()
+    assert [n for n in names if n.startswith("goipc/_speedups")], names
+    return wheels[0]
+
+
+def test_speedups_wheel_in_fresh_venv(speedups_wheel, without_build_lib, pong, tmp_path):
+    """The wheel with goipc._speedups, in a fresh venv of the Python that
+    built it: the extension is the one in the installed package, bound,
+    and a message round-trips."""
+    python = Path(getattr(sys, "_base_executable", sys.executable))
+    venv = tmp_path / "venv"
+    run([python, "-m", "venv", venv])
+    vpy = venv / "bin" / "python"
+    run([vpy, "-m", "pip", "install", "--quiet", "--disable-pip-version-check", speedups_wheel], timeout=600)
+    out = run([vpy, HERE / "app.py", pong, "hello, extension"], cwd=tmp_path).splitlines()
+    assert out[0] == "hello, extension"
+    where = run([vpy, "-c", "import goipc, goipc._lib as l; l.load(); print(l.state.speedups_path)"], cwd=tmp_path).strip()
+    site = run([vpy, "-c", "import goipc, os; print(os.path.dirname(goipc.__file__))"], cwd=tmp_path).strip()
+    assert site.startswith(str(venv)) and where.startswith(os.path.join(site, "_speedups")), (site, where)
+    print("\ntest-install: %s round-trips with its C extension in a fresh venv" % speedups_wheel.name)
+
+
 def test_cargo_program_with_only_a_path_dependency(cargo_app, without_build_lib, pong):
     ldd = run(["ldd", cargo_app])
     assert "goipc" not in ldd, "the crate should link libgoipc statically by default:\n" + ldd
