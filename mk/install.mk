@@ -5,7 +5,9 @@
 #   make test-install  tests/install/test_install.py: installs into a
 #                      temporary prefix and builds a C program against it
 #                      with pkg-config (shared and static); installs the
-#                      wheel into a fresh venv of another Python version;
+#                      wheel into a fresh venv of another Python version
+#                      (and the wheel with the C extension into one of the
+#                      same version);
 #                      builds a throwaway cargo project with only a path
 #                      dependency; runs the three against the installed
 #                      `goipc pong` with build/lib moved away; uninstalls.

@@ -6,11 +6,14 @@
 - the wheel of `make wheel` installed into a fresh venv of another Python
   version, outside the repository, round-trips a message with no
   environment variable;
+- its second wheel, with the C extension goipc._speedups, installed into a
+  fresh venv of the same Python, round-trips a message through the
+  extension of the installed package;
 - a throwaway cargo project whose Cargo.toml only has a path dependency on
   bindings/rust builds, and its program runs with build/lib moved away;
 - `make uninstall` removes every installed file.
 
-The Makefile builds build/lib (shared and static) and the wheel first.
+The Makefile builds build/lib (shared and static) and the wheels first.
 """
 
 from __future__ import annotations
