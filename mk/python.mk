@@ -35,10 +35,13 @@ PY_DIST := $(BUILD)/dist
 PY_INCLUDE_DIR = $$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["include"])')
 PY_EXT_SUFFIX = $$($(PY) -c 'import importlib.machinery as m; print(m.EXTENSION_SUFFIXES[0])')
 
+# Warnings are shown, not fatal: the demo depends on this, and another
+# compiler or Python's headers may warn where this one does not (the
+# tests' build of it is clean here).
 python-speedups: $(VENV)/.stamp ## compile the Python binding's optional C extension (goipc._speedups) into build/lib for the source tree
 	@$(REQUIRE_DEB) python-speedups python3-dev:$(PY_INCLUDE_DIR)/Python.h
 	@mkdir -p $(BUILD)/lib
-	$(CC) -O2 -g -Wall -Wextra -Werror -shared -fPIC -I$(PY_INCLUDE_DIR) \
+	$(CC) -O2 -g -Wall -Wextra -shared -fPIC -I$(PY_INCLUDE_DIR) \
 	  -o $(BUILD)/lib/_speedups$(PY_EXT_SUFFIX) $(PY_PKG)/src/goipc/_speedups.c
 
 test-python: lib build $(VENV)/.stamp ## Python binding: pip install into build/venv, then its pytest suite (with the Go consumer), with and without goipc._speedups
