@@ -270,9 +270,13 @@ def test_aio_call_through_the_extension_waits_for_a_late_reply(counting, sockdir
 
     async def body(c, s):
         call = asyncio.ensure_future(c.call(b"late"))
-        for _ in range(5):  # the start, the pass and the look, then more passes
+        # The start, the pass and the look, then the general wait's passes:
+        # until the call parks among the reply waiters.
+        for _ in range(1_000_000):
+            if c._callers:
+                break
             await asyncio.sleep(0)
-        assert not call.done()
+        assert c._callers and not call.done()
         cid, req = s.conn.recv_request(timeout=10)
         s.conn.reply(cid, req + b"!", timeout=10)
         assert await asyncio.wait_for(call, 10) == b"late!"
@@ -289,6 +293,7 @@ def test_aio_call_through_the_extension_cancelled_during_its_pass(counting, sock
     async def body(c, s):
         call = asyncio.ensure_future(c.call(b"first"))
         await asyncio.sleep(0)  # started, in its pass
+        assert counting.calls["call_start"] == 1 and c._shared.passing == 1
         call.cancel()
         with pytest.raises(asyncio.CancelledError):
             await call
