@@ -51,6 +51,10 @@ type Conn struct {
 	// full streak extends the budget to spinExtended.
 	spinWins    [2]uint32
 	spinStreaks bool
+	// spinWokeShort says the last wait below the full budget spun less
+	// than the full budget after a wake of ours (probeBudget): a loss
+	// then says nothing about the CPU (shrinkSpin). Guarded like spinNow.
+	spinWokeShort [2]bool
 	// alarms bound each direction's doorbell waits (alarm.go); guarded
 	// likewise.
 	alarms [2]alarm
@@ -118,6 +122,15 @@ type Conn struct {
 	// a futex sleeper holds its P until sysmon retakes it, starving the
 	// process's other goroutines (a bridge's network I/O among them).
 	doorbellOnly bool
+
+	// wakesSeen is each direction's count of this end's wakes of the
+	// peer (the low bits of the segment's wake statistics) at its last
+	// wait below the full budget: a change means a publish of ours woke
+	// the peer (probeBudget). Guarded like spinNow. (Small: it fits the
+	// padding after doorbellOnly. A Conn 48 bytes larger, in the next
+	// size class, measured 20-30 ns more per round trip between
+	// processes; docs/PERFORMANCE.md section 22.)
+	wakesSeen [2]uint16
 }
 
 func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID int32, path string, onRelease func()) (*Conn, error) {
@@ -432,7 +445,7 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 		c.noteStreak(dir, outcome == spinWon)
 		switch outcome {
 		case spinWon:
-			c.adaptSpin(dir, true)
+			c.growSpin(dir)
 			return err
 		case spinEnded:
 			return err
@@ -452,8 +465,9 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 	if err == nil && !start.IsZero() && time.Since(start) < 2*budget {
 		// The spin lost, yet the wait ended soon after it: the peer most
 		// likely needed the CPU we were spinning on (more runnable threads
-		// than cores). Spin less next time.
-		c.adaptSpin(dir, false)
+		// than cores). Spin less next time (shrinkSpin ignores a short
+		// spin that had to outlast a parked peer's wakeup).
+		c.shrinkSpin(dir)
 	}
 	return err
 }
@@ -500,35 +514,73 @@ func (c *Conn) noteStreak(dir int, won bool) {
 // 0 tries a short spin again, to find out whether the contention is over.
 const spinProbeEvery = 32
 
-// spinBudget is how long this wait may spin: the direction's budget, or,
-// while the budget is 0, a probe now and then. The first probe comes with
-// the first wait after the fall and spins the whole configured budget;
-// the next ones spin the floor (1/16 of it), after gaps that double up to
-// spinProbeEvery waits while they keep losing. A won probe restores the
-// budget (adaptSpin) and the next fall starts over. Under lasting
-// contention that is a short probe every spinProbeEvery waits, and a
-// probe, long or short, ends at the first look after it lost the CPU; a
-// lone preemption on a quiet machine costs one parked wait. The first
-// probe is long because both ends fall at once: each then parks at once,
-// so each answers the other only after a futex wakeup, and short probes
-// on both sides keep losing to each other (measured: 4 preemptions left a
-// pair parking for 30,000 waits; docs/PERFORMANCE.md).
+// spinBudget is how long this wait may spin. At the full budget that is
+// all, in a few inlined instructions. Below it (after a preemption, 0;
+// after losses, down to the floor, 1/16 of it) the wait probes now and
+// then (probeBudget): the first probe comes with the first wait after the
+// fall, the next ones after gaps that double up to spinProbeEvery waits
+// while they keep losing; a won probe restores the budget (growSpin). A
+// probe spins the whole budget when it is the first one, or when our
+// last publish woke the peer (it was parked): a parked peer answers only
+// after its wakeup (several µs on a guest, tens when its vCPU halted), so
+// a shorter spin can never catch it and proves nothing. Otherwise the
+// probe spins the floor: the peer is running, and a short spin tells
+// whether it gets a core at once. A reduced budget above 0 spins as it is
+// while the peer was awake; after a wake of ours it follows the probe
+// schedule instead, for the same reason.
+//
+// Without the long probes both ends of a ping-pong lock in: each falls
+// after a preemption (or to the floor after losses), each then parks (or
+// spins the floor) and answers the other only after a wakeup, and the
+// short spins of both keep losing to each other. Measured: a Go pair
+// parking for 10,000-100,000 waits in a row, 6-9 µs round trips instead
+// of 0.9 (docs/PERFORMANCE.md, sections 9 and 22). Under lasting
+// contention a probe, long or short, ends at the first look after it
+// lost the CPU.
 func (c *Conn) spinBudget(dir int) time.Duration {
-	b := c.spinNow[dir]
-	if b > 0 || c.spin <= 0 {
+	// (With a configured budget <= 0, park at once, spinNow stays at it.)
+	if b := c.spinNow[dir]; b >= c.spin {
 		return b
+	}
+	return c.probeBudget(dir)
+}
+
+// probeBudget is spinBudget below the full budget. It notes for
+// shrinkSpin whether it chose a short spin after a publish of ours woke
+// the peer (since this direction's last wait below the full budget). (Out of
+// line, so that spinBudget inlines.)
+//
+//go:noinline
+func (c *Conn) probeBudget(dir int) time.Duration {
+	budget, woke := c.probe(dir)
+	c.spinWokeShort[dir] = woke && budget < c.spin
+	return budget
+}
+
+func (c *Conn) probe(dir int) (budget time.Duration, woke bool) {
+	b := c.spinNow[dir]
+	// Either side's wakes count (the peer woke to read, or to write:
+	// either way it was parked). The wake counts are the segment's
+	// statistics words, which our two sides write with plain stores (the
+	// other one under the other direction's lock) and a hostile peer may
+	// overwrite: they only hint, and a wrong hint costs one probe.
+	wakes := uint16(atomic.LoadUint64(c.prod.r.prodWakes) + atomic.LoadUint64(c.cons.r.consWakes))
+	woke = wakes != c.wakesSeen[dir]
+	c.wakesSeen[dir] = wakes
+	if b > 0 && !woke {
+		return b, false
 	}
 	c.spinProbe[dir]++
 	gap := max(1, c.spinProbeGap[dir])
 	if c.spinProbe[dir] < gap {
-		return 0
+		return b, woke
 	}
 	c.spinProbe[dir] = 0
 	c.spinProbeGap[dir] = min(2*gap, spinProbeEvery)
-	if gap == 1 {
-		return c.spin
+	if gap == 1 || woke {
+		return c.spin, woke
 	}
-	return c.spin / 16
+	return max(b, c.spin/16), woke
 }
 
 // spinPreempted is a gap between two looks at the clock in the spin loop
@@ -612,21 +664,33 @@ func (c *Conn) spinFor(dir int, budget time.Duration, ready func() (bool, error)
 	}
 }
 
-// adaptSpin moves a direction's spin budget: doubling (up to the configured
-// budget; from 0, a won probe restarts at 1/16 of it) after a spin that
-// caught the peer, halving (down to 1/16 of it) after a spin that lost to
-// CPU contention. SpinForever never adapts.
-func (c *Conn) adaptSpin(dir int, won bool) {
+// growSpin moves a direction's spin budget after a spin that caught the
+// peer: it doubles (from 0, a won probe restarts at the floor, 1/16 of
+// the configured budget), up to the configured budget. Below the full
+// budget a won spin also resets the probe gap, so while the peer stays
+// parked the next wait probes the whole budget again (probeBudget) and
+// the budget climbs back within a few waits. SpinForever never adapts.
+// (Inlined: an out-of-line call here measured 30-40 ns more per round
+// trip, docs/PERFORMANCE.md section 22.)
+func (c *Conn) growSpin(dir int) {
 	if c.spin == SpinForever {
 		return
 	}
+	c.spinNow[dir] = min(c.spin, max(2*c.spinNow[dir], c.spin/16))
+	c.spinProbe[dir], c.spinProbeGap[dir] = 0, 0
+}
+
+// shrinkSpin halves a direction's spin budget (down to the floor) after
+// a spin that lost to CPU contention, unless it was a short spin that
+// had to outlast the wakeup of a parked peer, which says nothing about
+// the CPU. SpinForever never adapts.
+func (c *Conn) shrinkSpin(dir int) {
 	b := c.spinNow[dir]
-	if won {
-		c.spinNow[dir] = min(c.spin, max(2*b, c.spin/16))
-		c.spinProbe[dir], c.spinProbeGap[dir] = 0, 0
-	} else {
-		c.spinNow[dir] = max(c.spin/16, b/2)
+	// (spinWokeShort is only current while the budget is reduced.)
+	if c.spin == SpinForever || b < c.spin && c.spinWokeShort[dir] {
+		return
 	}
+	c.spinNow[dir] = max(c.spin/16, b/2)
 }
 
 // countPark records, in the segment's statistics, that this side parked.

@@ -447,36 +447,50 @@ func childCommand(t testing.TB, role string, args ...string) *exec.Cmd {
 	return cmd
 }
 
+// spinTestConn is a Conn with only what the adaptive spin reads: the
+// budgets, and this end's wake counts (the segment's statistics words).
+func spinTestConn(full time.Duration) (c *Conn, prodWakes, consWakes *uint64) {
+	prodWakes, consWakes = new(uint64), new(uint64)
+	c = &Conn{spin: full, spinNow: [2]time.Duration{full, full}}
+	c.prod.r.prodWakes, c.cons.r.consWakes = prodWakes, consWakes
+	return c, prodWakes, consWakes
+}
+
 func TestAdaptiveSpinBounds(t *testing.T) {
-	c := &Conn{spin: 64 * time.Microsecond, spinNow: [2]time.Duration{64 * time.Microsecond, 64 * time.Microsecond}}
+	const full, floor = 64 * time.Microsecond, 4 * time.Microsecond
+	c, _, _ := spinTestConn(full)
 	for i := 0; i < 10; i++ {
-		c.adaptSpin(dirRecv, false)
+		c.shrinkSpin(dirRecv)
 	}
-	if got := c.spinNow[dirRecv]; got != 4*time.Microsecond {
+	if got := c.spinNow[dirRecv]; got != floor {
 		t.Fatalf("after losses: %v, want the floor 4µs", got)
 	}
-	if c.spinNow[dirSend] != 64*time.Microsecond {
+	if c.spinNow[dirSend] != full {
 		t.Fatal("directions are not independent")
 	}
 	for i := 0; i < 10; i++ {
-		c.adaptSpin(dirRecv, true)
+		c.growSpin(dirRecv)
 	}
-	if got := c.spinNow[dirRecv]; got != 64*time.Microsecond {
+	if got := c.spinNow[dirRecv]; got != full {
 		t.Fatalf("after wins: %v, want the ceiling 64µs", got)
 	}
-	// Preempted: the budget falls to 0 (park at once). A probe of the
-	// whole budget comes at the first wait, then probes of the floor after
-	// gaps that double up to spinProbeEvery while they lose; a won probe
-	// restarts the budget from the floor, and the next fall probes at once
-	// again.
+	// Preempted: the budget falls to 0 (park at once). While the peer is
+	// awake (no wake of ours in between), a probe of the whole budget
+	// comes at the first wait, then probes of the floor after gaps that
+	// double up to spinProbeEvery while they lose; a won probe restarts
+	// the budget from the floor, and the next fall probes at once again.
 	for fall := 0; fall < 2; fall++ {
 		c.spinNow[dirRecv] = 0
 		var at []int
 		for i := 1; i <= 4*spinProbeEvery; i++ {
-			if b := c.spinBudget(dirRecv); b != 0 {
-				want := 4 * time.Microsecond
+			b := c.spinBudget(dirRecv)
+			if c.spinWokeShort[dirRecv] {
+				t.Fatalf("wait %d: a budget of %v noted as after a wake", i, b)
+			}
+			if b != 0 {
+				want := floor
 				if len(at) == 0 {
-					want = 64 * time.Microsecond
+					want = full
 				}
 				if b != want {
 					t.Fatalf("probe %d budget %v, want %v", len(at)+1, b, want)
@@ -487,15 +501,124 @@ func TestAdaptiveSpinBounds(t *testing.T) {
 		if want := []int{1, 3, 7, 15, 31, 63, 95, 127}; !slices.Equal(at, want) {
 			t.Fatalf("fall %d: probes at waits %v, want %v", fall, at, want)
 		}
-		c.adaptSpin(dirRecv, true)
-		if got := c.spinNow[dirRecv]; got != 4*time.Microsecond {
+		c.growSpin(dirRecv)
+		if got := c.spinNow[dirRecv]; got != floor {
 			t.Fatalf("after a won probe: %v, want the floor", got)
 		}
 	}
 	f := &Conn{spin: SpinForever, spinNow: [2]time.Duration{SpinForever, SpinForever}}
-	f.adaptSpin(dirRecv, false)
+	f.shrinkSpin(dirRecv)
+	f.growSpin(dirRecv)
 	if f.spinNow[dirRecv] != SpinForever {
 		t.Fatal("SpinForever adapted")
+	}
+}
+
+// After a publish of ours woke the peer (it was parked), a reduced
+// budget's probes spin the whole budget, and a short spin that lost does
+// not shrink the budget: a parked peer answers only after its wakeup,
+// which no shorter spin outlasts. Without that, both ends of a ping-pong
+// that fell together keep losing their short spins to each other's
+// wakeups (docs/PERFORMANCE.md, section 22).
+func TestSpinProbesAfterWakingThePeerAreLong(t *testing.T) {
+	const full, floor = 64 * time.Microsecond, 4 * time.Microsecond
+	for _, start := range []time.Duration{0, floor, 2 * floor} {
+		c, prodWakes, consWakes := spinTestConn(full)
+		c.spinNow[dirRecv] = start
+		var at []int
+		for i := 1; i <= 4*spinProbeEvery; i++ {
+			// Every wait follows a wake of ours: of the peer's reader, or
+			// (every third) of its writer.
+			if i%3 == 0 {
+				*consWakes++
+			} else {
+				*prodWakes++
+			}
+			b := c.spinBudget(dirRecv)
+			if c.spinWokeShort[dirRecv] != (b < full) {
+				t.Fatalf("start %v wait %d: budget %v after a wake noted as short %v", start, i, b, c.spinWokeShort[dirRecv])
+			}
+			switch b {
+			case full:
+				at = append(at, i)
+			case start:
+				c.shrinkSpin(dirRecv) // the short spin lost to the wakeup
+				if c.spinNow[dirRecv] != start {
+					t.Fatalf("start %v wait %d: a short spin against a parked peer shrank the budget to %v", start, i, c.spinNow[dirRecv])
+				}
+			default:
+				t.Fatalf("start %v wait %d: budget %v, want %v or a probe of %v", start, i, b, start, full)
+			}
+		}
+		if want := []int{1, 3, 7, 15, 31, 63, 95, 127}; !slices.Equal(at, want) {
+			t.Fatalf("start %v: long probes at waits %v, want %v", start, at, want)
+		}
+		// A reduced budget above 0 spins as it is while the peer is
+		// awake, and shrinks when such a spin loses.
+		if start > 0 {
+			if b := c.spinBudget(dirRecv); b != start || c.spinWokeShort[dirRecv] {
+				t.Fatalf("start %v, peer awake: budget %v (short after a wake: %v), want %v", start, b, c.spinWokeShort[dirRecv], start)
+			}
+			c.shrinkSpin(dirRecv)
+			if want := max(floor, start/2); c.spinNow[dirRecv] != want {
+				t.Fatalf("start %v, peer awake: a lost spin left %v, want %v", start, c.spinNow[dirRecv], want)
+			}
+		}
+		// A long probe that lost is news about the CPU: it shrinks.
+		*prodWakes++
+		c.spinProbe[dirRecv], c.spinProbeGap[dirRecv] = 0, 0
+		if b := c.spinBudget(dirRecv); b != full {
+			t.Fatalf("start %v: probe after a won one: %v, want %v", start, b, full)
+		}
+		before := c.spinNow[dirRecv]
+		c.shrinkSpin(dirRecv)
+		if want := max(floor, before/2); c.spinNow[dirRecv] != want {
+			t.Fatalf("start %v: a lost long probe left %v, want %v", start, c.spinNow[dirRecv], want)
+		}
+	}
+}
+
+// The adaptive spin learns of a wake from the segment's wake statistics:
+// a send that wakes a parked receiver makes the sender's next wait below
+// its full budget a long probe (woke); a send to a receiver that is not
+// waiting does not.
+func TestSpinSeesTheWakeOfAParkedPeer(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	// woke reports whether the client's next wait below its full budget
+	// saw a wake: from the floor, with the probe gap reset, it spins the
+	// whole budget only after a wake of ours.
+	woke := func() bool {
+		client.spinNow[dirRecv] = client.spin / 16
+		client.spinProbe[dirRecv], client.spinProbeGap[dirRecv] = 0, 0
+		return client.spinBudget(dirRecv) == client.spin
+	}
+	woke() // takes in the wakes so far (none)
+	if err := client.SendTimeout([]byte("awake"), -1); err != nil {
+		t.Fatal(err)
+	}
+	if woke() {
+		t.Fatal("a send to a receiver that waits for nothing counted as a wake")
+	}
+	if _, err := server.RecvTimeout(-1); err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan error, 1)
+	go func() {
+		_, err := server.RecvTimeout(-1)
+		got <- err
+	}()
+	waitUntil(t, "the receiver to park", client.prod.r.dataEC.waiting)
+	if err := client.SendTimeout([]byte("wake up"), -1); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
+	}
+	if !woke() {
+		t.Fatal("the wait after waking the parked receiver did not see the wake")
+	}
+	if woke() {
+		t.Fatal("the same wake counted twice")
 	}
 }
 

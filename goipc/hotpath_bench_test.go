@@ -137,6 +137,65 @@ func pingPongGoroutines(b *testing.B) {
 	reportPercentiles(b, lat)
 }
 
+// BenchmarkSpinRecoveryAfterFall: 64 B round trips between two
+// goroutines (Send + RecvInto against goipc pong's echo) where, every fallEvery
+// round trips, both ends drop their receive budget to 0 at once, as a
+// host hiccup that preempts both spins does. Reports the waits that
+// parked per fall (both ends) and the p50: a pair that locks in after a
+// fall, each end answering the other only after a wakeup, parks for
+// thousands of waits and shows a p50 of several µs (docs/PERFORMANCE.md,
+// section 22).
+func BenchmarkSpinRecoveryAfterFall(b *testing.B) {
+	const fallEvery = 5000
+	client, server := pair(b, nil, nil)
+	var serverParks atomic.Uint64
+	served := make(chan struct{})
+	b.Cleanup(func() { // before pair's: the server goroutine ends first
+		client.Close()
+		<-served
+	})
+	go func() {
+		defer close(served)
+		for n := 1; ; n++ {
+			if n%fallEvery == 0 {
+				server.spinNow[dirRecv] = 0 // its own receive side: no race
+				serverParks.Store(server.cons.n.parks)
+			}
+			if echoNext(server) != nil {
+				return
+			}
+		}
+	}()
+	msg, buf := make([]byte, 64), make([]byte, 64)
+	roundTrip := func() {
+		if err := client.Send(msg); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := client.RecvInto(buf, -1); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for range fallEvery - 1 { // warm up to just before the first fall
+		roundTrip()
+	}
+	parks0 := client.cons.n.parks
+	n := max(b.N, 4*fallEvery)
+	lat := make([]time.Duration, n)
+	b.ResetTimer()
+	for i := range lat {
+		if (i+fallEvery)%fallEvery == 0 {
+			client.spinNow[dirRecv] = 0
+		}
+		t0 := time.Now()
+		roundTrip()
+		lat[i] = time.Since(t0)
+	}
+	b.StopTimer()
+	falls := float64(n / fallEvery)
+	b.ReportMetric(float64(client.cons.n.parks-parks0+serverParks.Load())/falls, "parks/fall")
+	reportPercentiles(b, lat)
+}
+
 // sharedWords is two positions on separate 128-byte blocks, as in a ring's
 // control block.
 type sharedWords struct {
