@@ -658,13 +658,7 @@ func TestServe(t *testing.T) {
 // neither make nor receive a call (TestVersionMismatchBothSides covers a
 // version-1 listener too).
 func TestOldPeerCannotCall(t *testing.T) {
-	checkLeaks(t)
-	path := socketPath(t)
-	ln, err := Listen(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln, path := listenChecked(t)
 	if c, err := Dial(path, &Options{ProtocolVersionOverride: 1}); !errors.Is(err, ErrVersionMismatch) {
 		if c != nil {
 			c.Close()

@@ -335,16 +335,10 @@ func TestDialErrors(t *testing.T) {
 }
 
 func TestVersionMismatchBothSides(t *testing.T) {
-	checkLeaks(t)
-	path := socketPath(t)
-	ln, err := Listen(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln, path := listenChecked(t)
 	errc := make(chan error, 1)
 	go func() { _, err := ln.Accept(); errc <- err }()
-	_, err = Dial(path, &Options{ProtocolVersionOverride: 99})
+	_, err := Dial(path, &Options{ProtocolVersionOverride: 99})
 	if !errors.Is(err, ErrVersionMismatch) || !errors.Is(err, ErrProtocol) || !strings.Contains(err.Error(), "99") {
 		t.Fatalf("dialer: %v", err)
 	}
@@ -665,13 +659,7 @@ func TestSpinStreakExtendsTheDefaultBudget(t *testing.T) {
 }
 
 func TestProbeOfLiveListenerIsNoClient(t *testing.T) {
-	checkLeaks(t)
-	path := socketPath(t)
-	ln, err := Listen(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln, path := listenChecked(t)
 	if _, err := Listen(path, nil); !errors.Is(err, ErrAddressInUse) { // connects to probe, then hangs up
 		t.Fatal(err)
 	}

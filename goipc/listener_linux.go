@@ -43,7 +43,10 @@ type Listener struct {
 
 	conns  atomic.Int64 // open connections, accepted or queued
 	mapped atomic.Int64 // their segment bytes
-	logged [limitKinds + 1]atomic.Bool
+	// droppedErrs counts failed handshakes whose errors were not queued
+	// for Accept (maxQueuedErrors were waiting): DroppedErrors.
+	droppedErrs atomic.Uint64
+	logged      [limitKinds + 1]atomic.Bool
 
 	loopDone   chan struct{}
 	handshakes sync.WaitGroup
@@ -188,6 +191,14 @@ func (l *Listener) Close() error {
 // listener stays usable, keep accepting.
 func (l *Listener) Accept() (*Conn, error) { return l.AcceptContext(context.Background()) }
 
+// DroppedErrors is how many failed handshakes Accept will never report:
+// at most 64 failures wait for Accept, and one that ends while that many
+// wait is counted here instead (its client got its own error either
+// way). A server that logs Accept's errors should log this count too (as
+// goipc pong does), so that every refused client is accounted for when
+// the accepting goroutine falls behind a flood of bad clients.
+func (l *Listener) DroppedErrors() uint64 { return l.droppedErrs.Load() }
+
 // AcceptTimeout is Accept with a timeout: < 0 waits forever, 0 only takes
 // a client whose handshake has already completed.
 func (l *Listener) AcceptTimeout(timeout time.Duration) (*Conn, error) {
@@ -306,7 +317,10 @@ func (l *Listener) enqueue(r acceptResult) bool {
 			}
 		}
 		if errs >= maxQueuedErrors {
-			return true // dropped: Accept callers have plenty to report already
+			// Dropped: Accept callers have plenty to report already. The
+			// count keeps every refused client accounted for.
+			l.droppedErrs.Add(1)
+			return true
 		}
 	}
 	l.queue = append(l.queue, r)

@@ -24,5 +24,6 @@ func (l *Listener) AcceptContext(ctx context.Context) (*Conn, error)   { return 
 func (l *Listener) Close() error                                       { return ErrNotSupported }
 func (l *Listener) Addr() string                                       { return "" }
 func (l *Listener) NotifyFD() (int, error)                             { return -1, ErrNotSupported }
+func (l *Listener) DroppedErrors() uint64                              { return 0 }
 
 func Pipe(opts *Options) (dialer, listener *Conn, err error) { return nil, nil, ErrNotSupported }

@@ -344,13 +344,7 @@ func TestIdleConnectionsHoldNoThread(t *testing.T) {
 		t.Skip("opens 2000 connections")
 	}
 	const n = 2000
-	checkLeaks(t)
-	path := socketPath(t)
-	ln, err := Listen(path, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
+	ln, path := listenChecked(t)
 	threadsBefore := threadCount(t)
 	stopClients := startChild(t, "hold-conns", nil, path, strconv.Itoa(n))
 
@@ -628,5 +622,41 @@ func TestListenerCloseSparesFinishedHandshakes(t *testing.T) {
 		}
 		c.Close()
 		s.Close()
+	}
+}
+
+// A flood of failing handshakes that nobody accepts: at most
+// maxQueuedErrors errors wait for Accept, and each failure beyond is
+// counted by DroppedErrors, so that a server can account for every
+// refused client.
+func TestListenerCountsTheErrorsItCannotQueue(t *testing.T) {
+	ln, path := listenChecked(t)
+	const extra = 5
+	for i := 0; i < maxQueuedErrors+extra; i++ {
+		nc, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Write(make([]byte, hsHelloSize)) // the right size, a bad magic (zeros)
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var reply [16]byte
+		nc.Read(reply[:]) // the refusal: the handshake has failed
+		nc.Close()
+	}
+	waitUntil(t, "every failure queued or counted", func() bool {
+		ln.mu.Lock()
+		defer ln.mu.Unlock()
+		return len(ln.queue)+int(ln.DroppedErrors()) == maxQueuedErrors+extra
+	})
+	if got := ln.DroppedErrors(); got != extra {
+		t.Fatalf("DroppedErrors %d, want %d", got, extra)
+	}
+	for i := 0; i < maxQueuedErrors; i++ {
+		if _, err := ln.AcceptTimeout(0); !errors.Is(err, ErrProtocol) {
+			t.Fatalf("Accept %d: %v, want the queued ErrProtocol", i, err)
+		}
+	}
+	if _, err := ln.AcceptTimeout(0); !errors.Is(err, ErrTimeout) {
+		t.Fatalf("after the queued errors: %v, want ErrTimeout", err)
 	}
 }

@@ -45,7 +45,11 @@ func newLogLimiter(w io.Writer, program string, unlimited bool) *logLimiter {
 }
 
 // printf writes one line (a newline is added) unless the rate is exceeded.
-func (l *logLimiter) printf(format string, args ...any) {
+func (l *logLimiter) printf(format string, args ...any) { l.printfFor(1, format, args...) }
+
+// printfFor is printf for a line that stands for n lines (a count of
+// events that each would have had its own): suppressed, it counts as n.
+func (l *logLimiter) printfFor(n int, format string, args ...any) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.unlimited {
@@ -60,7 +64,7 @@ func (l *logLimiter) printf(format string, args ...any) {
 			l.firstDrop = now
 			l.timer = time.AfterFunc(l.delay, l.flush)
 		}
-		l.suppressed++
+		l.suppressed += n
 		return
 	}
 	l.tokens--

@@ -153,27 +153,25 @@ func TestPongRateLimitsItsLogPerListener(t *testing.T) {
 	path, _, stderr := startPong(t)
 	const attempts = 300
 	start := time.Now()
-	for i := 0; i < attempts; i++ {
-		nc, err := net.Dial("unix", path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		nc.Write(bytes.Repeat([]byte{'x'}, 32)) // a hello of the right size, with a bad magic
-		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
-		var reply [16]byte
-		nc.Read(reply[:]) // pong's refusal: the attempt has been handled
-		nc.Close()
-	}
+	badClients(t, path, attempts)
 	elapsed := time.Since(start)
 	rejected := regexp.MustCompile(`(?m)^goipc pong: rejected a client: `)
 	summary := regexp.MustCompile(`(?m)^goipc pong: (\d+) log lines suppressed`)
+	unqueued := regexp.MustCompile(`(?m)^goipc pong: (\d+) more clients rejected, not reported one by one`)
 	// Every attempt is either logged or counted in a summary, which comes at
-	// most logSummaryDelay after the first line it counts.
+	// most logSummaryDelay after the first line it counts. (On a loaded
+	// machine pong's accepting goroutine may fall 64 failures behind: the
+	// listener counts the failures it could not queue, and pong logs the
+	// count, itself a line the limiter may suppress.)
 	var logged, counted int
 	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		s := stderr.String()
 		logged, counted = len(rejected.FindAllString(s, -1)), 0
 		for _, m := range summary.FindAllStringSubmatch(s, -1) {
+			n, _ := strconv.Atoi(m[1])
+			counted += n
+		}
+		for _, m := range unqueued.FindAllStringSubmatch(s, -1) {
 			n, _ := strconv.Atoi(m[1])
 			counted += n
 		}
@@ -190,6 +188,81 @@ func TestPongRateLimitsItsLogPerListener(t *testing.T) {
 	}
 	if counted == 0 {
 		t.Fatalf("no line suppressed out of %d in %v:\n%s", attempts, elapsed, stderr)
+	}
+}
+
+// badClients makes n clients, one after the other, each sending a hello of
+// the right size with a bad magic and waiting for the refusal.
+func badClients(t *testing.T, path string, n int) {
+	t.Helper()
+	for i := 0; i < n; i++ {
+		nc, err := net.Dial("unix", path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		nc.Write(bytes.Repeat([]byte{'x'}, 32))
+		nc.SetReadDeadline(time.Now().Add(10 * time.Second))
+		var reply [16]byte
+		nc.Read(reply[:]) // the refusal: the attempt has been handled
+		nc.Close()
+	}
+}
+
+// When pong's accepting goroutine falls behind a flood of bad clients,
+// the listener keeps 64 failures for it and counts the others; pong logs
+// the count, so that every refused client is in the log.
+func TestPongLogsTheFailuresTheListenerCouldNotQueue(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "pong.sock")
+	ln, err := goipc.Listen(path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const extra = 7
+	badClients(t, path, 64+extra) // before anyone accepts
+	var out syncBuffer
+	s := &pongServer{conns: map[*goipc.Conn]struct{}{}, log: newLogLimiter(&out, "goipc pong", true)}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		s.serve(ln)
+	}()
+	rejected := regexp.MustCompile(`(?m)^goipc pong: rejected a client: `)
+	unqueued := regexp.MustCompile(`(?m)^goipc pong: (\d+) more clients rejected, not reported one by one`)
+	accounted := func() (logged, counted int) {
+		o := out.String()
+		for _, m := range unqueued.FindAllStringSubmatch(o, -1) {
+			n, _ := strconv.Atoi(m[1])
+			counted += n
+		}
+		return len(rejected.FindAllString(o, -1)), counted
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		if l, c := accounted(); l+c == 64+extra || time.Now().After(deadline) {
+			break
+		}
+	}
+	ln.Close()
+	<-done
+	if logged, counted := accounted(); logged != 64 || counted != extra {
+		t.Fatalf("%d rejections logged and %d counted, want 64 and %d:\n%s", logged, counted, extra, out.String())
+	}
+}
+
+// A line that stands for several (printfFor) counts as that many when
+// suppressed.
+func TestLogLimiterCountsALineForSeveral(t *testing.T) {
+	var out syncBuffer
+	l := newLogLimiter(&out, "goipc pong", false)
+	l.delay = time.Hour // the summary comes with the next line that passes
+	for i := 0; i < logBurst; i++ {
+		l.printf("line %d", i)
+	}
+	l.printfFor(5, "5 at once")
+	l.printf("one more")
+	l.tokens = 1 // as after a second: the next line passes, the summary first
+	l.printf("passes")
+	if want := "goipc pong: 6 log lines suppressed"; !strings.Contains(out.String(), want) {
+		t.Fatalf("want %q in:\n%s", want, out.String())
 	}
 }
 
