@@ -219,6 +219,13 @@ func TestPongLogsTheFailuresTheListenerCouldNotQueue(t *testing.T) {
 	}
 	const extra = 7
 	badClients(t, path, 64+extra) // before anyone accepts
+	// A client has its refusal before its failure is queued (or counted):
+	// wait for the last ones.
+	for deadline := time.Now().Add(10 * time.Second); ln.DroppedErrors() != extra; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("DroppedErrors %d after 64+%d failures, want %d", ln.DroppedErrors(), extra, extra)
+		}
+	}
 	var out syncBuffer
 	s := &pongServer{conns: map[*goipc.Conn]struct{}{}, log: newLogLimiter(&out, "goipc pong", true)}
 	done := make(chan struct{})
