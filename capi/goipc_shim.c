@@ -213,6 +213,12 @@ int32_t goipc_listener_fd(goipc_listener l, int *fd)
     return capi_listener_fd(l, fd, &tls);
 }
 
+int32_t goipc_listener_dropped_errors(goipc_listener l, uint64_t *count)
+{
+    FORK_GUARD();
+    return capi_listener_dropped_errors(l, count, &tls);
+}
+
 int32_t goipc_sweeper_new(goipc_sweeper *out)
 {
     FORK_GUARD();

@@ -282,7 +282,8 @@ int32_t goipc_listen_ex(const char *path, const goipc_options *opts, goipc_liste
  * GOIPC_ERR_PERMISSION, GOIPC_ERR_LIMIT, GOIPC_ERR_TIMEOUT (that client's
  * handshake timed out or was dropped), GOIPC_ERR_SYSTEM: the listener
  * stays usable after those, keep accepting. (At most 64 such failures are
- * kept for accept to report; the clients get their own errors anyway.)
+ * kept for accept to report; the clients get their own errors anyway.
+ * goipc_listener_dropped_errors counts the others.)
  * Thread safety: any number of threads may accept on one listener. */
 int32_t goipc_accept(goipc_listener l, int64_t timeout_ms, goipc_conn *out);
 
@@ -318,6 +319,17 @@ int32_t goipc_listener_close(goipc_listener l);
  * unmodified on failure.
  * Thread-safe. */
 int32_t goipc_listener_fd(goipc_listener l, int *fd);
+
+/* Sets *count to the number of failed handshakes goipc_accept will never
+ * report: at most 64 failures wait for accept, and one that ends while
+ * that many wait is counted here instead (its client got its own error
+ * either way). A server that logs accept's errors should log this count
+ * too, so that every refused client is accounted for when its accepting
+ * thread falls behind a flood of bad clients. The count only grows.
+ * Errors: GOIPC_ERR_INVALID_ARGUMENT (bad handle, count NULL),
+ * GOIPC_ERR_CLOSED; *count is unmodified on failure.
+ * Thread-safe. */
+int32_t goipc_listener_dropped_errors(goipc_listener l, uint64_t *count);
 
 /* ---- Connection -------------------------------------------------------- */
 

@@ -46,6 +46,7 @@
     X(conn_stats)               \
     X(conn_fd_poll)             \
     X(listener_fd_poll)         \
+    X(listener_dropped_errors)  \
     X(epoll_many_conns)         \
     X(epoll_many_conns_swept)   \
     X(epoll_ping_example)       \

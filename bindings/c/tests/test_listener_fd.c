@@ -2,9 +2,13 @@
  * test_listener_fd.c - the listener's pollable descriptor
  * (goipc_listener_fd): readable exactly while goipc_accept with timeout 0
  * would not time out; an accept loop on poll(2) takes every client; closing
- * the listener wakes a poll blocked on it.
+ * the listener wakes a poll blocked on it. And the count of failed
+ * handshakes accept cannot report (goipc_listener_dropped_errors).
  */
 #include <pthread.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "test.h"
@@ -117,4 +121,58 @@ void test_listener_fd_poll(void)
     EXPECT(b.woke == 1);
     close(b.fd);
     EXPECT_ST(goipc_listener_fd(l, &fd), GOIPC_ERR_CLOSED);
+}
+
+/* A client that sends a hello of the right size with a bad magic (zeros)
+ * and waits for the refusal. Returns 0 once refused. */
+static int bad_client(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    size_t len = strlen(path);
+    if (len >= sizeof sa.sun_path)
+        return -1;
+    memcpy(sa.sun_path, path, len + 1);
+    int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof sa) != 0) {
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
+    char hello[32] = {0}, reply[16];
+    int ok = write(fd, hello, sizeof hello) == (ssize_t)sizeof hello && fd_readable(fd, 10000);
+    if (ok)
+        ok = read(fd, reply, sizeof reply) >= 0; /* the refusal, or EOF */
+    close(fd);
+    return ok ? 0 : -1;
+}
+
+void test_listener_dropped_errors(void)
+{
+    enum { QUEUED = 64, EXTRA = 3 };
+    char path[300];
+    sock_path(path, sizeof path, "lndrop");
+    goipc_listener l;
+    REQUIRE_ST(goipc_listen(path, &l), GOIPC_OK);
+    uint64_t n = 77;
+    EXPECT_ST(goipc_listener_dropped_errors(l, NULL), GOIPC_ERR_INVALID_ARGUMENT);
+    EXPECT_ST(goipc_listener_dropped_errors(0, &n), GOIPC_ERR_INVALID_ARGUMENT);
+    EXPECT(n == 77); /* unmodified on failure */
+    REQUIRE_ST(goipc_listener_dropped_errors(l, &n), GOIPC_OK);
+    EXPECT(n == 0);
+
+    /* Failures nobody accepts: 64 wait for accept, the others are
+     * counted. (A client has its refusal just before its failure is
+     * queued or counted: wait for the count.) */
+    for (int i = 0; i < QUEUED + EXTRA; i++)
+        REQUIRE(bad_client(path) == 0);
+    for (uint64_t t0 = now_ms(); n != EXTRA && now_ms() - t0 < 10000; usleep(1000))
+        REQUIRE_ST(goipc_listener_dropped_errors(l, &n), GOIPC_OK);
+    EXPECT(n == EXTRA);
+    goipc_conn c;
+    int protocol = 0;
+    for (int i = 0; i < QUEUED; i++)
+        protocol += goipc_accept(l, 0, &c) == GOIPC_ERR_PROTOCOL;
+    EXPECT(protocol == QUEUED);
+    EXPECT_ST(goipc_accept(l, 0, &c), GOIPC_ERR_TIMEOUT);
+    EXPECT_ST(goipc_listener_close(l), GOIPC_OK);
 }

@@ -8,6 +8,8 @@ from __future__ import annotations
 import asyncio
 import os
 import select
+import socket
+import time
 
 import pytest
 
@@ -46,6 +48,36 @@ def test_listener_fileno_is_readable_exactly_while_a_client_is_queued(sockdir):
         ln.fileno()
     for c in clients + accepted:
         c.close()
+
+
+def test_listener_counts_the_failures_accept_cannot_report(sockdir):
+    """64 failed handshakes wait for accept; the others are counted
+    (goipc_listener_dropped_errors), so every refused client is
+    accounted for."""
+    path = os.path.join(sockdir, "ld.sock")
+    ln = goipc.listen(path)
+    assert ln.dropped_errors == 0
+    extra = 3
+    for _ in range(64 + extra):
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.connect(path)
+            s.sendall(bytes(32))  # a hello of the right size, a bad magic
+            s.settimeout(10)
+            s.recv(16)  # the refusal: the handshake has failed
+    # A client has its refusal just before its failure is queued or
+    # counted: wait for the count.
+    deadline = time.monotonic() + 10
+    while ln.dropped_errors != extra and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert ln.dropped_errors == extra
+    for _ in range(64):
+        with pytest.raises(goipc.ProtocolError):
+            ln.accept(timeout=0)
+    with pytest.raises(goipc.TimeoutError):
+        ln.accept(timeout=0)
+    ln.close()
+    with pytest.raises(goipc.ClosedError):
+        ln.dropped_errors
 
 
 def _voluntary_switches() -> int:

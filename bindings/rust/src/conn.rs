@@ -308,6 +308,20 @@ impl Listener {
         check(unsafe { sys::goipc_listener_close(me.h) })
     }
 
+    /// How many failed handshakes [`Listener::accept`] will never report
+    /// (`goipc_listener_dropped_errors`): at most 64 failures wait for
+    /// accept, and one that ends while that many wait is counted here
+    /// instead (its client got its own error either way). A server that
+    /// logs accept's errors should log this count too, so that every
+    /// refused client is accounted for when its accepting thread falls
+    /// behind a flood of bad clients.
+    pub fn dropped_errors(&self) -> Result<u64> {
+        let mut n: u64 = 0;
+        // SAFETY: self.h is ours; n is writable.
+        check(unsafe { sys::goipc_listener_dropped_errors(self.h, &mut n) })?;
+        Ok(n)
+    }
+
     /// The listener's notification descriptor (`goipc_listener_fd`): it is
     /// readable exactly while [`Listener::accept_timeout`] with
     /// `Duration::ZERO` would not return [`Error::Timeout`] (a client's

@@ -287,6 +287,7 @@ ffi_functions! {
     pub fn goipc_accept(l: goipc_listener, timeout_ms: i64, out: *mut goipc_conn) -> i32;
     pub fn goipc_listener_close(l: goipc_listener) -> i32;
     pub fn goipc_listener_fd(l: goipc_listener, fd: *mut c_int) -> i32;
+    pub fn goipc_listener_dropped_errors(l: goipc_listener, count: *mut u64) -> i32;
 
     pub fn goipc_dial(path: *const c_char, timeout_ms: i64, out: *mut goipc_conn) -> i32;
     pub fn goipc_dial_ex(path: *const c_char, opts: *const goipc_options, timeout_ms: i64, out: *mut goipc_conn) -> i32;

@@ -216,6 +216,36 @@ fn dial_not_a_goipc_listener() {
 }
 
 #[test]
+fn listener_counts_the_failures_accept_cannot_report() {
+    // 64 failed handshakes wait for accept; the others are counted, so
+    // that every refused client is accounted for.
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+    let path = sock_path("dropped");
+    let l = Listener::bind(&path).unwrap();
+    assert_eq!(l.dropped_errors().unwrap(), 0);
+    const EXTRA: u64 = 3;
+    for _ in 0..64 + EXTRA {
+        let mut s = UnixStream::connect(&path).unwrap();
+        s.write_all(&[0u8; 32]).unwrap(); // a hello of the right size, a bad magic
+        s.set_read_timeout(Some(LONG)).unwrap();
+        let _ = s.read(&mut [0u8; 16]); // the refusal: the handshake has failed
+    }
+    // A client has its refusal just before its failure is queued or
+    // counted: wait for the count.
+    let deadline = Instant::now() + LONG;
+    while l.dropped_errors().unwrap() != EXTRA && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    assert_eq!(l.dropped_errors().unwrap(), EXTRA);
+    for i in 0..64 {
+        let e = l.accept_timeout(Duration::ZERO).unwrap_err();
+        assert!(matches!(e, Error::Protocol(_)), "accept {i}: {e:?}");
+    }
+    assert_eq!(l.accept_timeout(Duration::ZERO).unwrap_err(), Error::Timeout);
+}
+
+#[test]
 fn listener_refuses_larger_max_message() {
     let mut lo = Options::default();
     lo.max_message_size = 4096;

@@ -169,6 +169,7 @@ _FUNCTIONS = {
     "goipc_accept": (c_status, [c_handle, c_int64, POINTER(c_handle)]),
     "goipc_listener_close": (c_status, [c_handle]),
     "goipc_listener_fd": (c_status, [c_handle, POINTER(c_int)]),
+    "goipc_listener_dropped_errors": (c_status, [c_handle, POINTER(c_uint64)]),
     "goipc_dial": (c_status, [c_char_p, c_int64, POINTER(c_handle)]),
     "goipc_dial_ex": (c_status, [c_char_p, c_void_p, c_int64, POINTER(c_handle)]),
     "goipc_conn_max_message_size": (c_status, [c_handle, POINTER(c_size_t)]),

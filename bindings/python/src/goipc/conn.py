@@ -557,6 +557,28 @@ class Listener:
             raise _lib.last_error(st)
         return Conn._new(out.value)
 
+    @property
+    def dropped_errors(self) -> int:
+        """How many failed handshakes :meth:`accept` will never report
+        (``goipc_listener_dropped_errors``): at most 64 failures wait for
+        accept, and one that ends while that many wait is counted here
+        instead (its client got its own error either way). A server that
+        logs accept's errors should log this count too, so that every
+        refused client is accounted for when its accepting thread falls
+        behind a flood of bad clients.
+
+        Raises:
+            ClosedError: the listener was closed.
+        """
+        if self._closed:
+            raise _errors.make_error(_errors.ERR_CLOSED, "goipc: dropped_errors of a closed listener")
+        lib = _check_live()
+        out = c_uint64()
+        st = lib.goipc_listener_dropped_errors(self._h, out)
+        if st:
+            raise _lib.last_error(st)
+        return out.value
+
     def fileno(self) -> int:
         """A file descriptor that is readable while :meth:`accept` with
         ``timeout=0`` would not raise TimeoutError: a client's handshake
