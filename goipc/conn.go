@@ -51,10 +51,12 @@ type Conn struct {
 	// full streak extends the budget to spinExtended.
 	spinWins    [2]uint32
 	spinStreaks bool
-	// spinWokeShort says the last wait below the full budget spun less
-	// than the full budget after a wake of ours (probeBudget): a loss
-	// then says nothing about the CPU (shrinkSpin). Guarded like spinNow.
-	spinWokeShort [2]bool
+	// After a wait that parked though a publish of ours had woken the
+	// peer (afterPark): spinArmed says the next wait is a long probe
+	// (spinNow raised to the full budget, spinProbeGap marked), and
+	// wokeProbe and wokeGap schedule those probes. Guarded like spinNow.
+	spinArmed          [2]bool
+	wokeProbe, wokeGap [2]uint8
 	// alarms bound each direction's doorbell waits (alarm.go); guarded
 	// likewise.
 	alarms [2]alarm
@@ -125,11 +127,10 @@ type Conn struct {
 
 	// wakesSeen is each direction's count of this end's wakes of the
 	// peer (the low bits of the segment's wake statistics) at its last
-	// wait below the full budget: a change means a publish of ours woke
-	// the peer (probeBudget). Guarded like spinNow. (Small: it fits the
-	// padding after doorbellOnly. A Conn 48 bytes larger, in the next
-	// size class, measured 20-30 ns more per round trip between
-	// processes; docs/PERFORMANCE.md section 22.)
+	// park: a change means a publish of ours woke the peer (afterPark).
+	// Guarded like spinNow. (Small, in padding: a Conn 48 bytes larger
+	// measured 20-30 ns more per round trip; docs/PERFORMANCE.md section
+	// 22.)
 	wakesSeen [2]uint16
 }
 
@@ -445,7 +446,7 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 		c.noteStreak(dir, outcome == spinWon)
 		switch outcome {
 		case spinWon:
-			c.growSpin(dir)
+			c.adaptSpin(dir, true)
 			return err
 		case spinEnded:
 			return err
@@ -462,15 +463,84 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 	w.startDeadline(time.Now())
 	c.countPark(dir)
 	err := c.park(dir, ec, ready, w, drain)
-	if err == nil && !start.IsZero() && time.Since(start) < 2*budget {
-		// The spin lost, yet the wait ended soon after it: the peer most
-		// likely needed the CPU we were spinning on (more runnable threads
-		// than cores). Spin less next time (shrinkSpin ignores a short
-		// spin that had to outlast a parked peer's wakeup).
-		c.shrinkSpin(dir)
+	if err == nil {
+		lostSoon := !start.IsZero() && time.Since(start) < 2*budget
+		c.afterPark(dir, budget, lostSoon)
 	}
 	return err
 }
+
+// afterPark adapts a direction's spin budget after a wait that parked
+// and ended well (out of line: the waits that spin never pay for it).
+// budget is what the wait spun; lostSoon says the spin lost, yet the
+// wait ended within twice the budget after it began.
+//
+// A spin that lost, in a wait that ended soon after, halves the budget
+// (adaptSpin): the peer most likely needed the CPU we were spinning on
+// (more runnable threads than cores). Except when a publish of ours had
+// woken the peer and the spin was shorter than the full budget: a parked
+// peer answers only after its wakeup (several µs on a guest, tens when
+// its vCPU halted), which no short spin outlasts, so its loss says
+// nothing about the CPU.
+//
+// And after such a wake, a reduced budget (0 after a preemption, or
+// down to the floor after losses) makes the next wait a probe of the
+// whole budget: the first after the wake at once, the next ones after
+// gaps that double up to spinProbeEvery parks while they lose; a won
+// probe keeps the full budget (adaptSpin) and the next wake probes at
+// once again. A lost one leaves the budget at 0. Without these, both ends
+// of a ping-pong that fell together (a host hiccup preempting both
+// spins) locked in: each parked, each answered the other only after a
+// wakeup, and the short spins of both kept losing to each other's
+// wakeups. Measured: a Go pair parking for 10,000-100,000 waits in a row,
+// 6-9 µs round trips instead of 0.9 (docs/PERFORMANCE.md, sections 9 and
+// 22). The waits that spin pay nothing for this: it all happens here,
+// after a park, and the probe is the budget they read.
+//
+//go:noinline
+func (c *Conn) afterPark(dir int, budget time.Duration, lostSoon bool) {
+	if c.spin == SpinForever || c.spin <= 0 {
+		return
+	}
+	// Either side's wakes count (the peer woke to read, or to write:
+	// either way it was parked). The wake counts are the segment's
+	// statistics words, which our two sides write with plain stores (the
+	// other one under the other direction's lock) and a hostile peer may
+	// overwrite: they only hint, and a wrong hint costs one probe.
+	wakes := uint16(atomic.LoadUint64(c.prod.r.prodWakes) + atomic.LoadUint64(c.cons.r.consWakes))
+	woke := wakes != c.wakesSeen[dir]
+	c.wakesSeen[dir] = wakes
+	if c.spinArmed[dir] {
+		c.spinArmed[dir] = false
+		if c.spinProbeGap[dir]&spinArmedMark == 0 {
+			// A win since the probe was armed (adaptSpin cleared the
+			// mark): the probe won. The next wake probes at once.
+			c.wokeGap[dir] = 0
+		} else {
+			// This wait was the probe, and it lost.
+			c.spinProbeGap[dir] &^= spinArmedMark
+			c.spinNow[dir] = 0
+			return
+		}
+	}
+	if lostSoon && !(woke && budget < c.spin) {
+		c.adaptSpin(dir, false)
+	}
+	if !woke || c.spinNow[dir] >= c.spin {
+		return
+	}
+	c.wokeProbe[dir]++
+	if gap := max(1, c.wokeGap[dir]); c.wokeProbe[dir] >= gap {
+		c.wokeProbe[dir], c.wokeGap[dir] = 0, min(2*gap, spinProbeEvery)
+		c.spinNow[dir] = c.spin
+		c.spinArmed[dir] = true
+		c.spinProbeGap[dir] |= spinArmedMark
+	}
+}
+
+// spinArmedMark, in spinProbeGap, says a long probe is armed
+// (afterPark); any won spin clears it with the gap (adaptSpin).
+const spinArmedMark = 1 << 31
 
 // spinStreak and spinExtended: with SpinDefault, a direction whose last
 // spinStreak waits all ended while it spun, at its full budget, spins up
@@ -514,73 +584,35 @@ func (c *Conn) noteStreak(dir int, won bool) {
 // 0 tries a short spin again, to find out whether the contention is over.
 const spinProbeEvery = 32
 
-// spinBudget is how long this wait may spin. At the full budget that is
-// all, in a few inlined instructions. Below it (after a preemption, 0;
-// after losses, down to the floor, 1/16 of it) the wait probes now and
-// then (probeBudget): the first probe comes with the first wait after the
-// fall, the next ones after gaps that double up to spinProbeEvery waits
-// while they keep losing; a won probe restores the budget (growSpin). A
-// probe spins the whole budget when it is the first one, or when our
-// last publish woke the peer (it was parked): a parked peer answers only
-// after its wakeup (several µs on a guest, tens when its vCPU halted), so
-// a shorter spin can never catch it and proves nothing. Otherwise the
-// probe spins the floor: the peer is running, and a short spin tells
-// whether it gets a core at once. A reduced budget above 0 spins as it is
-// while the peer was awake; after a wake of ours it follows the probe
-// schedule instead, for the same reason.
-//
-// Without the long probes both ends of a ping-pong lock in: each falls
-// after a preemption (or to the floor after losses), each then parks (or
-// spins the floor) and answers the other only after a wakeup, and the
-// short spins of both keep losing to each other. Measured: a Go pair
-// parking for 10,000-100,000 waits in a row, 6-9 µs round trips instead
-// of 0.9 (docs/PERFORMANCE.md, sections 9 and 22). Under lasting
-// contention a probe, long or short, ends at the first look after it
-// lost the CPU.
+// spinBudget is how long this wait may spin: the direction's budget, or,
+// while the budget is 0, a probe now and then. The first probe comes with
+// the first wait after the fall and spins the whole configured budget;
+// the next ones spin the floor (1/16 of it), after gaps that double up to
+// spinProbeEvery waits while they keep losing. A won probe restores the
+// budget (adaptSpin) and the next fall starts over. Under lasting
+// contention that is a short probe every spinProbeEvery waits, and a
+// probe, long or short, ends at the first look after it lost the CPU; a
+// lone preemption on a quiet machine costs one parked wait. The first
+// probe is long because both ends fall at once: each then parks at once,
+// so each answers the other only after a futex wakeup, and short probes
+// on both sides keep losing to each other (measured: 4 preemptions left a
+// pair parking for 30,000 waits; docs/PERFORMANCE.md).
 func (c *Conn) spinBudget(dir int) time.Duration {
-	// (With a configured budget <= 0, park at once, spinNow stays at it.)
-	if b := c.spinNow[dir]; b >= c.spin {
-		return b
-	}
-	return c.probeBudget(dir)
-}
-
-// probeBudget is spinBudget below the full budget. It notes for
-// shrinkSpin whether it chose a short spin after a publish of ours woke
-// the peer (since this direction's last wait below the full budget). (Out of
-// line, so that spinBudget inlines.)
-//
-//go:noinline
-func (c *Conn) probeBudget(dir int) time.Duration {
-	budget, woke := c.probe(dir)
-	c.spinWokeShort[dir] = woke && budget < c.spin
-	return budget
-}
-
-func (c *Conn) probe(dir int) (budget time.Duration, woke bool) {
 	b := c.spinNow[dir]
-	// Either side's wakes count (the peer woke to read, or to write:
-	// either way it was parked). The wake counts are the segment's
-	// statistics words, which our two sides write with plain stores (the
-	// other one under the other direction's lock) and a hostile peer may
-	// overwrite: they only hint, and a wrong hint costs one probe.
-	wakes := uint16(atomic.LoadUint64(c.prod.r.prodWakes) + atomic.LoadUint64(c.cons.r.consWakes))
-	woke = wakes != c.wakesSeen[dir]
-	c.wakesSeen[dir] = wakes
-	if b > 0 && !woke {
-		return b, false
+	if b > 0 || c.spin <= 0 {
+		return b
 	}
 	c.spinProbe[dir]++
 	gap := max(1, c.spinProbeGap[dir])
 	if c.spinProbe[dir] < gap {
-		return b, woke
+		return 0
 	}
 	c.spinProbe[dir] = 0
 	c.spinProbeGap[dir] = min(2*gap, spinProbeEvery)
-	if gap == 1 || woke {
-		return c.spin, woke
+	if gap == 1 {
+		return c.spin
 	}
-	return max(b, c.spin/16), woke
+	return c.spin / 16
 }
 
 // spinPreempted is a gap between two looks at the clock in the spin loop
@@ -664,33 +696,21 @@ func (c *Conn) spinFor(dir int, budget time.Duration, ready func() (bool, error)
 	}
 }
 
-// growSpin moves a direction's spin budget after a spin that caught the
-// peer: it doubles (from 0, a won probe restarts at the floor, 1/16 of
-// the configured budget), up to the configured budget. Below the full
-// budget a won spin also resets the probe gap, so while the peer stays
-// parked the next wait probes the whole budget again (probeBudget) and
-// the budget climbs back within a few waits. SpinForever never adapts.
-// (Inlined: an out-of-line call here measured 30-40 ns more per round
-// trip, docs/PERFORMANCE.md section 22.)
-func (c *Conn) growSpin(dir int) {
+// adaptSpin moves a direction's spin budget: doubling (up to the configured
+// budget; from 0, a won probe restarts at 1/16 of it) after a spin that
+// caught the peer, halving (down to 1/16 of it) after a spin that lost to
+// CPU contention. SpinForever never adapts.
+func (c *Conn) adaptSpin(dir int, won bool) {
 	if c.spin == SpinForever {
 		return
 	}
-	c.spinNow[dir] = min(c.spin, max(2*c.spinNow[dir], c.spin/16))
-	c.spinProbe[dir], c.spinProbeGap[dir] = 0, 0
-}
-
-// shrinkSpin halves a direction's spin budget (down to the floor) after
-// a spin that lost to CPU contention, unless it was a short spin that
-// had to outlast the wakeup of a parked peer, which says nothing about
-// the CPU. SpinForever never adapts.
-func (c *Conn) shrinkSpin(dir int) {
 	b := c.spinNow[dir]
-	// (spinWokeShort is only current while the budget is reduced.)
-	if c.spin == SpinForever || b < c.spin && c.spinWokeShort[dir] {
-		return
+	if won {
+		c.spinNow[dir] = min(c.spin, max(2*b, c.spin/16))
+		c.spinProbe[dir], c.spinProbeGap[dir] = 0, 0
+	} else {
+		c.spinNow[dir] = max(c.spin/16, b/2)
 	}
-	c.spinNow[dir] = max(c.spin/16, b/2)
 }
 
 // countPark records, in the segment's statistics, that this side parked.

@@ -441,50 +441,36 @@ func childCommand(t testing.TB, role string, args ...string) *exec.Cmd {
 	return cmd
 }
 
-// spinTestConn is a Conn with only what the adaptive spin reads: the
-// budgets, and this end's wake counts (the segment's statistics words).
-func spinTestConn(full time.Duration) (c *Conn, prodWakes, consWakes *uint64) {
-	prodWakes, consWakes = new(uint64), new(uint64)
-	c = &Conn{spin: full, spinNow: [2]time.Duration{full, full}}
-	c.prod.r.prodWakes, c.cons.r.consWakes = prodWakes, consWakes
-	return c, prodWakes, consWakes
-}
-
 func TestAdaptiveSpinBounds(t *testing.T) {
-	const full, floor = 64 * time.Microsecond, 4 * time.Microsecond
-	c, _, _ := spinTestConn(full)
+	c := &Conn{spin: 64 * time.Microsecond, spinNow: [2]time.Duration{64 * time.Microsecond, 64 * time.Microsecond}}
 	for i := 0; i < 10; i++ {
-		c.shrinkSpin(dirRecv)
+		c.adaptSpin(dirRecv, false)
 	}
-	if got := c.spinNow[dirRecv]; got != floor {
+	if got := c.spinNow[dirRecv]; got != 4*time.Microsecond {
 		t.Fatalf("after losses: %v, want the floor 4µs", got)
 	}
-	if c.spinNow[dirSend] != full {
+	if c.spinNow[dirSend] != 64*time.Microsecond {
 		t.Fatal("directions are not independent")
 	}
 	for i := 0; i < 10; i++ {
-		c.growSpin(dirRecv)
+		c.adaptSpin(dirRecv, true)
 	}
-	if got := c.spinNow[dirRecv]; got != full {
+	if got := c.spinNow[dirRecv]; got != 64*time.Microsecond {
 		t.Fatalf("after wins: %v, want the ceiling 64µs", got)
 	}
-	// Preempted: the budget falls to 0 (park at once). While the peer is
-	// awake (no wake of ours in between), a probe of the whole budget
-	// comes at the first wait, then probes of the floor after gaps that
-	// double up to spinProbeEvery while they lose; a won probe restarts
-	// the budget from the floor, and the next fall probes at once again.
+	// Preempted: the budget falls to 0 (park at once). A probe of the
+	// whole budget comes at the first wait, then probes of the floor after
+	// gaps that double up to spinProbeEvery while they lose; a won probe
+	// restarts the budget from the floor, and the next fall probes at once
+	// again.
 	for fall := 0; fall < 2; fall++ {
 		c.spinNow[dirRecv] = 0
 		var at []int
 		for i := 1; i <= 4*spinProbeEvery; i++ {
-			b := c.spinBudget(dirRecv)
-			if c.spinWokeShort[dirRecv] {
-				t.Fatalf("wait %d: a budget of %v noted as after a wake", i, b)
-			}
-			if b != 0 {
-				want := floor
+			if b := c.spinBudget(dirRecv); b != 0 {
+				want := 4 * time.Microsecond
 				if len(at) == 0 {
-					want = full
+					want = 64 * time.Microsecond
 				}
 				if b != want {
 					t.Fatalf("probe %d budget %v, want %v", len(at)+1, b, want)
@@ -495,102 +481,146 @@ func TestAdaptiveSpinBounds(t *testing.T) {
 		if want := []int{1, 3, 7, 15, 31, 63, 95, 127}; !slices.Equal(at, want) {
 			t.Fatalf("fall %d: probes at waits %v, want %v", fall, at, want)
 		}
-		c.growSpin(dirRecv)
-		if got := c.spinNow[dirRecv]; got != floor {
+		c.adaptSpin(dirRecv, true)
+		if got := c.spinNow[dirRecv]; got != 4*time.Microsecond {
 			t.Fatalf("after a won probe: %v, want the floor", got)
 		}
 	}
 	f := &Conn{spin: SpinForever, spinNow: [2]time.Duration{SpinForever, SpinForever}}
-	f.shrinkSpin(dirRecv)
-	f.growSpin(dirRecv)
+	f.adaptSpin(dirRecv, false)
 	if f.spinNow[dirRecv] != SpinForever {
 		t.Fatal("SpinForever adapted")
 	}
 }
 
-// After a publish of ours woke the peer (it was parked), a reduced
-// budget's probes spin the whole budget, and a short spin that lost does
-// not shrink the budget: a parked peer answers only after its wakeup,
-// which no shorter spin outlasts. Without that, both ends of a ping-pong
-// that fell together keep losing their short spins to each other's
-// wakeups (docs/PERFORMANCE.md, section 22).
-func TestSpinProbesAfterWakingThePeerAreLong(t *testing.T) {
+// spinTestConn is a Conn with only what the adaptive spin reads: the
+// budgets, and this end's wake counts (the segment's statistics words).
+func spinTestConn(full time.Duration) (c *Conn, prodWakes, consWakes *uint64) {
+	prodWakes, consWakes = new(uint64), new(uint64)
+	c = &Conn{spin: full, spinNow: [2]time.Duration{full, full}}
+	c.prod.r.prodWakes, c.cons.r.consWakes = prodWakes, consWakes
+	return c, prodWakes, consWakes
+}
+
+// After a park that followed a wake of ours (the peer was parked), a
+// reduced budget makes the next wait a long probe, on a schedule that
+// backs off while the probes lose; a won probe resets it; and a short
+// spin that lost to the peer's wakeup does not shrink the budget. Without
+// that, both ends of a ping-pong that fell together kept losing their
+// short spins to each other's wakeups (docs/PERFORMANCE.md, section 22).
+func TestParkAfterWakingThePeerArmsLongProbes(t *testing.T) {
 	const full, floor = 64 * time.Microsecond, 4 * time.Microsecond
-	for _, start := range []time.Duration{0, floor, 2 * floor} {
-		c, prodWakes, consWakes := spinTestConn(full)
-		c.spinNow[dirRecv] = start
-		var at []int
-		for i := 1; i <= 4*spinProbeEvery; i++ {
-			// Every wait follows a wake of ours: of the peer's reader, or
-			// (every third) of its writer.
-			if i%3 == 0 {
-				*consWakes++
-			} else {
-				*prodWakes++
-			}
-			b := c.spinBudget(dirRecv)
-			if c.spinWokeShort[dirRecv] != (b < full) {
-				t.Fatalf("start %v wait %d: budget %v after a wake noted as short %v", start, i, b, c.spinWokeShort[dirRecv])
-			}
-			switch b {
-			case full:
-				at = append(at, i)
-			case start:
-				c.shrinkSpin(dirRecv) // the short spin lost to the wakeup
-				if c.spinNow[dirRecv] != start {
-					t.Fatalf("start %v wait %d: a short spin against a parked peer shrank the budget to %v", start, i, c.spinNow[dirRecv])
-				}
-			default:
-				t.Fatalf("start %v wait %d: budget %v, want %v or a probe of %v", start, i, b, start, full)
-			}
+	c, prodWakes, consWakes := spinTestConn(full)
+
+	// Fallen to 0, every park after a wake of ours, every probe losing:
+	// probes at parks 1, 4, 9, 18, 35, 68, 101, 134 (a lost probe's own
+	// park, then gaps doubling from 2 up to spinProbeEvery).
+	c.spinNow[dirRecv] = 0
+	var at []int
+	for i := 1; i <= 140; i++ {
+		if i%3 == 0 {
+			*consWakes++ // a wake of the peer's writer counts too
+		} else {
+			*prodWakes++
 		}
-		if want := []int{1, 3, 7, 15, 31, 63, 95, 127}; !slices.Equal(at, want) {
-			t.Fatalf("start %v: long probes at waits %v, want %v", start, at, want)
+		if c.spinArmed[dirRecv] && c.spinNow[dirRecv] != full {
+			t.Fatalf("park %d: armed with a budget of %v", i, c.spinNow[dirRecv])
 		}
-		// A reduced budget above 0 spins as it is while the peer is
-		// awake, and shrinks when such a spin loses.
-		if start > 0 {
-			if b := c.spinBudget(dirRecv); b != start || c.spinWokeShort[dirRecv] {
-				t.Fatalf("start %v, peer awake: budget %v (short after a wake: %v), want %v", start, b, c.spinWokeShort[dirRecv], start)
+		c.afterPark(dirRecv, c.spinNow[dirRecv], false)
+		if c.spinArmed[dirRecv] {
+			if c.spinNow[dirRecv] != full || c.spinProbeGap[dirRecv]&spinArmedMark == 0 {
+				t.Fatalf("park %d: armed, budget %v, gap %#x", i, c.spinNow[dirRecv], c.spinProbeGap[dirRecv])
 			}
-			c.shrinkSpin(dirRecv)
-			if want := max(floor, start/2); c.spinNow[dirRecv] != want {
-				t.Fatalf("start %v, peer awake: a lost spin left %v, want %v", start, c.spinNow[dirRecv], want)
-			}
+			at = append(at, i)
+		} else if c.spinNow[dirRecv] != 0 || c.spinProbeGap[dirRecv]&spinArmedMark != 0 {
+			t.Fatalf("park %d: not armed, budget %v, gap %#x", i, c.spinNow[dirRecv], c.spinProbeGap[dirRecv])
 		}
-		// A long probe that lost is news about the CPU: it shrinks.
+	}
+	if want := []int{1, 4, 9, 18, 35, 68, 101, 134}; !slices.Equal(at, want) {
+		t.Fatalf("long probes armed at parks %v, want %v", at, want)
+	}
+
+	// A won probe (adaptSpin clears the mark) keeps the full budget, and
+	// the next fall probes at once after the next wake.
+	if !c.spinArmed[dirRecv] {
 		*prodWakes++
-		c.spinProbe[dirRecv], c.spinProbeGap[dirRecv] = 0, 0
-		if b := c.spinBudget(dirRecv); b != full {
-			t.Fatalf("start %v: probe after a won one: %v, want %v", start, b, full)
+		for c.afterPark(dirRecv, 0, false); !c.spinArmed[dirRecv]; c.afterPark(dirRecv, 0, false) {
+			*prodWakes++
 		}
-		before := c.spinNow[dirRecv]
-		c.shrinkSpin(dirRecv)
-		if want := max(floor, before/2); c.spinNow[dirRecv] != want {
-			t.Fatalf("start %v: a lost long probe left %v, want %v", start, c.spinNow[dirRecv], want)
+	}
+	c.adaptSpin(dirRecv, true)
+	if c.spinNow[dirRecv] != full || c.spinProbeGap[dirRecv] != 0 {
+		t.Fatalf("after a won probe: budget %v gap %#x", c.spinNow[dirRecv], c.spinProbeGap[dirRecv])
+	}
+	c.spinNow[dirRecv] = 0 // fallen again (preempted)
+	*prodWakes++
+	c.afterPark(dirRecv, 0, false)
+	if !c.spinArmed[dirRecv] || c.spinNow[dirRecv] != full {
+		t.Fatalf("the first wake after a won probe did not arm one at once: %v", c.spinNow[dirRecv])
+	}
+
+	// No wake of ours, no probe: the peer is running.
+	c, _, _ = spinTestConn(full)
+	c.spinNow[dirRecv] = 0
+	for i := 0; i < 10; i++ {
+		if c.afterPark(dirRecv, 0, false); c.spinArmed[dirRecv] || c.spinNow[dirRecv] != 0 {
+			t.Fatalf("armed without a wake: %v", c.spinNow[dirRecv])
 		}
+	}
+
+	// A short spin that lost, in a wait that ended soon after: halved,
+	// unless a wake of ours came first (then a long probe is armed).
+	c, prodWakes, _ = spinTestConn(full)
+	c.spinNow[dirRecv] = 2 * floor
+	c.afterPark(dirRecv, 2*floor, true)
+	if c.spinNow[dirRecv] != floor {
+		t.Fatalf("a lost spin with the peer awake left %v, want %v", c.spinNow[dirRecv], floor)
+	}
+	c.spinNow[dirRecv] = 2 * floor
+	c.wokeGap[dirRecv] = 4 // between probes
+	*prodWakes++
+	c.afterPark(dirRecv, 2*floor, true)
+	if c.spinArmed[dirRecv] || c.spinNow[dirRecv] != 2*floor {
+		t.Fatalf("a lost short spin against a parked peer, between probes: budget %v (armed %v), want %v kept", c.spinNow[dirRecv], c.spinArmed[dirRecv], 2*floor)
+	}
+	c.wokeGap[dirRecv], c.wokeProbe[dirRecv] = 0, 0
+	*prodWakes++
+	c.afterPark(dirRecv, 2*floor, true)
+	if !c.spinArmed[dirRecv] || c.spinNow[dirRecv] != full {
+		t.Fatalf("a lost short spin against a parked peer: budget %v, armed %v", c.spinNow[dirRecv], c.spinArmed[dirRecv])
+	}
+	// The long probe itself lost, soon after (contention): back to 0.
+	c.afterPark(dirRecv, full, true)
+	if c.spinArmed[dirRecv] || c.spinNow[dirRecv] != 0 {
+		t.Fatalf("a lost long probe left %v (armed %v), want 0", c.spinNow[dirRecv], c.spinArmed[dirRecv])
+	}
+
+	f, _, fw := spinTestConn(SpinForever)
+	*fw++
+	f.spinNow[dirRecv] = 0
+	f.afterPark(dirRecv, 0, false)
+	if f.spinArmed[dirRecv] || f.spinNow[dirRecv] != 0 {
+		t.Fatal("SpinForever adapted")
 	}
 }
 
-// The adaptive spin learns of a wake from the segment's wake statistics:
-// a send that wakes a parked receiver makes the sender's next wait below
-// its full budget a long probe (woke); a send to a receiver that is not
-// waiting does not.
-func TestSpinSeesTheWakeOfAParkedPeer(t *testing.T) {
+// The wake a publish of ours makes shows in the segment's wake counts,
+// which afterPark reads: a park after waking the parked peer arms a long
+// probe; one after a send to a peer that waited for nothing does not.
+func TestParkSeesTheWakeOfAParkedPeer(t *testing.T) {
 	client, server := pair(t, nil, nil)
-	// woke reports whether the client's next wait below its full budget
-	// saw a wake: from the floor, with the probe gap reset, it spins the
-	// whole budget only after a wake of ours.
-	woke := func() bool {
-		client.spinNow[dirRecv] = client.spin / 16
-		client.spinProbe[dirRecv], client.spinProbeGap[dirRecv] = 0, 0
-		return client.spinBudget(dirRecv) == client.spin
+	armsAfterPark := func() bool {
+		client.spinNow[dirRecv], client.spinArmed[dirRecv] = 0, false
+		client.wokeProbe[dirRecv], client.wokeGap[dirRecv] = 0, 0
+		client.spinProbeGap[dirRecv] = 0
+		client.afterPark(dirRecv, 0, false)
+		return client.spinArmed[dirRecv]
 	}
-	woke() // takes in the wakes so far (none)
+	armsAfterPark() // takes in the wakes so far (none)
 	if err := client.SendTimeout([]byte("awake"), -1); err != nil {
 		t.Fatal(err)
 	}
-	if woke() {
+	if armsAfterPark() {
 		t.Fatal("a send to a receiver that waits for nothing counted as a wake")
 	}
 	if _, err := server.RecvTimeout(-1); err != nil {
@@ -608,10 +638,10 @@ func TestSpinSeesTheWakeOfAParkedPeer(t *testing.T) {
 	if err := <-got; err != nil {
 		t.Fatal(err)
 	}
-	if !woke() {
-		t.Fatal("the wait after waking the parked receiver did not see the wake")
+	if !armsAfterPark() {
+		t.Fatal("the park after waking the parked receiver armed no long probe")
 	}
-	if woke() {
+	if armsAfterPark() {
 		t.Fatal("the same wake counted twice")
 	}
 }
