@@ -219,6 +219,32 @@ func echoNext(server *Conn) error {
 	return server.ReleaseView()
 }
 
+// echoInBackground answers everything client sends with echoNext, from a
+// goroutine of its own, until the connection closes; before the nth
+// message it runs each(n), on that goroutine (nil: nothing). stop closes
+// client and waits for the goroutine to end (the benchmark's cleanup does
+// too, before the pair's own): after it, the server's fields may be read.
+func echoInBackground(b *testing.B, client, server *Conn, each func(n int)) (stop func()) {
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		for n := 1; ; n++ {
+			if each != nil {
+				each(n)
+			}
+			if echoNext(server) != nil {
+				return
+			}
+		}
+	}()
+	stop = func() {
+		client.Close()
+		<-served
+	}
+	b.Cleanup(stop)
+	return stop
+}
+
 // BenchmarkCallGoroutines: 64 B round trips between two goroutines of one
 // process, a call (CallTimeout, as goipc_call) next to a send+recv round
 // trip (SendTimeout + RecvInto), in alternating batches on one
@@ -231,16 +257,7 @@ func BenchmarkCallGoroutines(b *testing.B) {
 		b.Skip("needs two CPUs")
 	}
 	client, server := benchPipe(b)
-	served := make(chan struct{})
-	b.Cleanup(func() { // before benchPipe's: the server goroutine ends first
-		client.Close()
-		<-served
-	})
-	go func() {
-		defer close(served)
-		for echoNext(server) == nil {
-		}
-	}()
+	echoInBackground(b, client, server, nil)
 	msg, buf := make([]byte, 64), make([]byte, 64)
 	call := func() error {
 		_, err := client.CallTimeout(msg, buf, -1)

@@ -541,12 +541,13 @@ func TestParkAfterWakingThePeerArmsLongProbes(t *testing.T) {
 	}
 
 	// A won probe (adaptSpin clears the mark) keeps the full budget, and
-	// the next fall probes at once after the next wake.
-	if !c.spinArmed[dirRecv] {
-		*prodWakes++
-		for c.afterPark(dirRecv, 0, false); !c.spinArmed[dirRecv]; c.afterPark(dirRecv, 0, false) {
-			*prodWakes++
-		}
+	// resets the schedule: the next fall probes at once after the next
+	// wake (the gap was 2 after the first probe).
+	c, prodWakes, _ = spinTestConn(full)
+	c.spinNow[dirRecv] = 0
+	*prodWakes++
+	if c.afterPark(dirRecv, 0, false); !c.spinArmed[dirRecv] || c.wokeGap[dirRecv] != 2 {
+		t.Fatalf("the first wake armed no probe (gap %d)", c.wokeGap[dirRecv])
 	}
 	c.adaptSpin(dirRecv, true)
 	if c.spinNow[dirRecv] != full || c.spinProbeGap[dirRecv] != 0 {

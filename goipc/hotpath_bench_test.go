@@ -148,24 +148,15 @@ func pingPongGoroutines(b *testing.B) {
 func BenchmarkSpinRecoveryAfterFall(b *testing.B) {
 	const fallEvery = 5000
 	client, server := pair(b, nil, nil)
-	var serverParks atomic.Uint64
-	served := make(chan struct{})
-	b.Cleanup(func() { // before pair's: the server goroutine ends first
-		client.Close()
-		<-served
-	})
-	go func() {
-		defer close(served)
-		for n := 1; ; n++ {
-			if n%fallEvery == 0 {
-				server.spinNow[dirRecv] = 0 // its own receive side: no race
-				serverParks.Store(server.cons.n.parks)
-			}
-			if echoNext(server) != nil {
-				return
-			}
+	var serverParks0 uint64 // the server's parks at the first fall
+	stop := echoInBackground(b, client, server, func(n int) {
+		if n%fallEvery == 0 {
+			server.spinNow[dirRecv] = 0 // its own receive side: no race
 		}
-	}()
+		if n == fallEvery {
+			serverParks0 = server.cons.n.parks
+		}
+	})
 	msg, buf := make([]byte, 64), make([]byte, 64)
 	roundTrip := func() {
 		if err := client.Send(msg); err != nil {
@@ -183,7 +174,7 @@ func BenchmarkSpinRecoveryAfterFall(b *testing.B) {
 	lat := make([]time.Duration, n)
 	b.ResetTimer()
 	for i := range lat {
-		if (i+fallEvery)%fallEvery == 0 {
+		if i%fallEvery == 0 {
 			client.spinNow[dirRecv] = 0
 		}
 		t0 := time.Now()
@@ -191,8 +182,9 @@ func BenchmarkSpinRecoveryAfterFall(b *testing.B) {
 		lat[i] = time.Since(t0)
 	}
 	b.StopTimer()
-	falls := float64(n / fallEvery)
-	b.ReportMetric(float64(client.cons.n.parks-parks0+serverParks.Load())/falls, "parks/fall")
+	stop() // the server's goroutine has ended: its counters may be read
+	parks := client.cons.n.parks - parks0 + server.cons.n.parks - serverParks0
+	b.ReportMetric(float64(parks)/float64(n/fallEvery), "parks/fall")
 	reportPercentiles(b, lat)
 }
 
