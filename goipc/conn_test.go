@@ -647,6 +647,90 @@ func TestParkSeesTheWakeOfAParkedPeer(t *testing.T) {
 	}
 }
 
+// A wait that looks after a publish of ours woke the peer spins at least
+// spinAfterWake times the budget, once per wake, with either side's
+// wakes counting, and only while no other call of the process is parked;
+// a wait about to park at once (budget 0) spins so too. Without it a
+// ping-pong whose ends both fell to parking at once stayed there: each
+// round trip two wakeups, each short probe lost to one
+// (docs/PERFORMANCE.md section 23).
+func TestAWaitAfterWakingThePeerSpinsThroughItsWakeup(t *testing.T) {
+	const full = 64 * time.Microsecond
+	c, prodWakes, consWakes := spinTestConn(full)
+	if got := c.afterWake(dirRecv, full); got != full {
+		t.Fatalf("no wake: %v, want %v", got, full)
+	}
+	*prodWakes++
+	if got := c.afterWake(dirRecv, full); got != spinAfterWake*full {
+		t.Fatalf("after a wake: %v, want %v", got, spinAfterWake*full)
+	}
+	if got := c.afterWake(dirRecv, full); got != full {
+		t.Fatalf("the same wake counted twice: %v", got)
+	}
+	if got := c.afterWake(dirSend, 0); got != spinAfterWake*full {
+		t.Fatalf("the other direction's first look after the wake: %v", got)
+	}
+	*consWakes++ // a wake of the peer's writer counts too
+	if got := c.afterWake(dirRecv, spinExtended); got != spinExtended {
+		t.Fatalf("a longer limit shortened: %v", got)
+	}
+	*prodWakes++
+	parkedCalls.Add(1)
+	got := c.afterWake(dirRecv, full)
+	parkedCalls.Add(-1)
+	if got != full {
+		t.Fatalf("extended while another call was parked: %v", got)
+	}
+	for _, spin := range []time.Duration{SpinNever, SpinForever} {
+		s, w, _ := spinTestConn(spin)
+		*w++
+		if got := s.afterWake(dirRecv, 0); got != 0 {
+			t.Fatalf("Spin %v: %v after a wake, want 0", spin, got)
+		}
+	}
+
+	// Through await, on a real connection, with a 500 µs timeout and a
+	// 200 µs budget: after a wake the wait spins 800 µs, so the timeout
+	// ends it in the spin, unparked; without one it parks, at once when
+	// its budget fell to 0 (between probes), after 200 µs at the full
+	// budget. A spin that loses its CPU parks too, so the first case needs
+	// one attempt of several that was not descheduled.
+	const budget = 200 * time.Microsecond
+	client, _ := pair(t, &Options{Spin: budget}, nil)
+	never := func() (bool, error) { return false, nil }
+	parksOf := func(now time.Duration, wake bool) uint64 {
+		if err := client.lockRecv(&waitFor{}); err != nil {
+			t.Fatal(err)
+		}
+		defer client.unlockRecv()
+		client.spinNow[dirRecv], client.spinProbe[dirRecv], client.spinProbeGap[dirRecv] = now, 0, spinProbeEvery
+		client.spinArmed[dirRecv], client.spinWins[dirRecv] = false, 0
+		if wake {
+			*client.prod.r.prodWakes++
+		}
+		before := client.cons.n.parks
+		w := timeoutWait(500 * time.Microsecond)
+		if err := client.await(dirRecv, client.cons.r.dataEC, never, &w, false); !errors.Is(err, ErrTimeout) {
+			t.Fatal(err)
+		}
+		return client.cons.n.parks - before
+	}
+	for _, now := range []time.Duration{0, budget} {
+		for i := 0; i < 3; i++ {
+			if n := parksOf(now, false); n != 1 {
+				t.Fatalf("budget %v, no wake: %d parks, want 1", now, n)
+			}
+		}
+		spun := false
+		for i := 0; i < 50 && !spun; i++ {
+			spun = parksOf(now, true) == 0
+		}
+		if !spun {
+			t.Fatalf("budget %v: after a wake, every wait parked", now)
+		}
+	}
+}
+
 // With SpinDefault a direction on a winning streak (spinStreak waits in a
 // row that ended while spinning) spins up to spinExtended; anything else
 // ends the streak, and only the default mode, at its full budget, with no
