@@ -650,11 +650,15 @@ func TestParkSeesTheWakeOfAParkedPeer(t *testing.T) {
 // A wait that looks after a publish of ours woke the peer spins at least
 // spinAfterWake times the budget, once per wake, with either side's
 // wakes counting, and only while no other call of the process is parked;
-// a wait about to park at once (budget 0) spins so too. Without it a
+// a wait about to park at once (budget 0) spins so too; not while the
+// machine has more runnable threads than CPUs. Without it a
 // ping-pong whose ends both fell to parking at once stayed there: each
 // round trip two wakeups, each short probe lost to one
 // (docs/PERFORMANCE.md section 23).
 func TestAWaitAfterWakingThePeerSpinsThroughItsWakeup(t *testing.T) {
+	busy := false
+	defer func(f func() bool) { machineBusy = f }(machineBusy)
+	machineBusy = func() bool { return busy }
 	const full = 64 * time.Microsecond
 	c, prodWakes, consWakes := spinTestConn(full)
 	if got := c.afterWake(dirRecv, full); got != full {
@@ -681,6 +685,12 @@ func TestAWaitAfterWakingThePeerSpinsThroughItsWakeup(t *testing.T) {
 	if got != full {
 		t.Fatalf("extended while another call was parked: %v", got)
 	}
+	*prodWakes++
+	busy = true // more runnable threads than CPUs: the peer may need ours
+	if got := c.afterWake(dirRecv, full); got != full {
+		t.Fatalf("extended on a busy machine: %v", got)
+	}
+	busy = false
 	for _, spin := range []time.Duration{SpinNever, SpinForever} {
 		s, w, _ := spinTestConn(spin)
 		*w++
