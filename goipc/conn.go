@@ -693,7 +693,8 @@ const spinPollsPerLook = 128
 // clock, which it returns as start (zero if the wait ended before, or if
 // no spin slot was free then). The spin slot (spinners) is taken at the
 // first look too, so a short wait never touches it; a call that finds no
-// slot free then stops spinning and parks.
+// slot free then stops spinning and parks. The first look also stretches
+// the budget of a wait after a wake of ours (afterWake).
 //
 // It yields its P (runtime.Gosched) at every look only when GOMAXPROCS is
 // 1. With more Ps, other goroutines run on the other Ps, a spin lasts at
