@@ -131,11 +131,6 @@ type Conn struct {
 	// Guarded like spinNow. (Small: it fits the padding here, and the
 	// Conn stays 1408 bytes; docs/PERFORMANCE.md section 22.)
 	wakesSeen [2]uint16
-	// wakesLooked is the same count's low byte at each direction's last
-	// look after a wake (afterWake; a byte keeps the Conn at 1408 bytes:
-	// a change of exactly 256 between two looks goes unseen, which costs
-	// one short spin). Guarded like spinNow.
-	wakesLooked [2]uint8
 }
 
 func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID int32, path string, onRelease func()) (*Conn, error) {
@@ -437,9 +432,6 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 		return c.tryFailed(dir, ec, ready)
 	}
 	budget := c.spinBudget(dir)
-	if budget == 0 {
-		budget = c.afterWake(dir, 0)
-	}
 	if budget > 0 && c.spin != SpinForever && pollerBusy() {
 		// The ring poller is sweeping for other parked calls: it watches
 		// this one too, without taking a P of its own (poller.go).
@@ -545,54 +537,6 @@ func (c *Conn) afterPark(dir int, budget time.Duration, lostSoon bool) {
 	}
 }
 
-// afterWake is the spin limit of a wait that looks (a spin past its first
-// polls, or a wait about to park at once) after a publish of ours woke
-// the peer: at least spinAfterWake times the configured budget, while
-// no other call of the process is parked and the machine has no more
-// runnable threads than CPUs. Otherwise limit.
-//
-// A parked peer answers only after its wakeup: a few µs on bare metal,
-// 30-65 µs on a guest whose idle vCPU halted, longer when the host is
-// slow to run it. A wait that parks, or spins less than that, makes the
-// peer's reply wake us in turn, and the pair falls into a cascade: each
-// end parks at once (budget 0 after a preemption, or halved after spins
-// that lost to wakeups), each round trip costs two wakeups, and the
-// probes keep losing to them. Measured on the Go pair (goipc ping --raw
-// against goipc pong, quiet 2-vCPU guest): 1,700-20,000 waits at budget
-// 0 per 2.5 M round trips and a p99.9 of 22-56 µs in 4 of 6 runs, 8-10
-// µs in all 6 with this (docs/PERFORMANCE.md section 23). The wake count
-// is the one afterPark reads (our two sides' wakes of the peer, in the
-// segment's statistics); a wrong hint from a hostile peer costs one
-// longer spin, and a spin that loses the CPU still ends at its next look.
-func (c *Conn) afterWake(dir int, limit time.Duration) time.Duration {
-	wakes := uint8(atomic.LoadUint64(c.prod.r.prodWakes) + atomic.LoadUint64(c.cons.r.consWakes))
-	if wakes == c.wakesLooked[dir] {
-		return limit
-	}
-	c.wakesLooked[dir] = wakes
-	if c.spin <= 0 || c.spin == SpinForever || parkedCalls.Load() != 0 || machineBusy() {
-		return limit
-	}
-	return max(limit, spinAfterWake*c.spin)
-}
-
-// spinAfterWake: see afterWake.
-const spinAfterWake = 4
-
-// machineBusy reports whether the machine has more runnable threads than
-// this process may use CPUs right now (one read of /proc/loadavg, made
-// only by a wait after a wake). Then the woken peer may wait for a CPU,
-// and a longer spin would hold one it needs: one producer next to 4 busy
-// loops measured a p99 of 205-448 µs in 4 of 6 runs with the longer spin
-// regardless, against 126-203 µs without it (docs/PERFORMANCE.md section
-// 23). A variable for the tests.
-var machineBusy = func() bool {
-	n, ok := sys.RunnableThreads()
-	return ok && n > numCPU
-}
-
-var numCPU = runtime.NumCPU()
-
 // spinArmedMark, in spinProbeGap, says a long probe is armed
 // (afterPark); any won spin clears it with the gap (adaptSpin).
 const spinArmedMark = 1 << 31
@@ -693,8 +637,7 @@ const spinPollsPerLook = 128
 // clock, which it returns as start (zero if the wait ended before, or if
 // no spin slot was free then). The spin slot (spinners) is taken at the
 // first look too, so a short wait never touches it; a call that finds no
-// slot free then stops spinning and parks. The first look also stretches
-// the budget of a wait after a wake of ours (afterWake).
+// slot free then stops spinning and parks.
 //
 // It yields its P (runtime.Gosched) at every look only when GOMAXPROCS is
 // 1. With more Ps, other goroutines run on the other Ps, a spin lasts at
@@ -740,7 +683,6 @@ func (c *Conn) spinFor(dir int, budget time.Duration, ready func() (bool, error)
 			// With one P, the goroutines we wait for (an in-process
 			// peer among them) run only when we yield.
 			yield = runtime.GOMAXPROCS(0) == 1
-			budget = c.afterWake(dir, budget)
 		case now.Sub(last) > spinPreempted:
 			return spinPreemptedOut, start, nil
 		case now.Sub(start) >= budget:

@@ -81,10 +81,7 @@ type Options struct {
 	// spin loses to CPU contention — the peer answered soon after we gave
 	// up, so it was waiting for our core — and doubles back after a spin
 	// that catches the peer. SpinDefault also extends on a winning streak
-	// (see SpinDefault); an explicit duration never does. Any finite
-	// budget is stretched to 4 times itself for the first wait that
-	// spins after a send of ours woke the parked peer, which answers only
-	// once awake (docs/PROTOCOL.md, "Adaptive spinning").
+	// (see SpinDefault); an explicit duration never does.
 	Spin time.Duration
 
 	// AllowUIDs lists the peer uids accepted besides this process's own

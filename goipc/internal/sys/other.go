@@ -15,7 +15,6 @@ var errNotSupported = errors.New("goipc needs Linux (memfd, futex, SCM_RIGHTS)")
 func FutexWait(addr *uint32, val uint32, timeout time.Duration) error { return errNotSupported }
 func FutexWake(addr *uint32)                                          {}
 func Yield()                                                          {}
-func RunnableThreads() (int, bool)                                    { return 0, false }
 func CreateSealedMemfd(name string, size int64) (int, error)          { return -1, errNotSupported }
 func CheckSealedSize(fd int, size int64) error                        { return errNotSupported }
 func MapShared(fd int, size int) ([]byte, error)                      { return nil, errNotSupported }
