@@ -131,6 +131,11 @@ type Conn struct {
 	// Guarded like spinNow. (Small: it fits the padding here, and the
 	// Conn stays 1408 bytes; docs/PERFORMANCE.md section 22.)
 	wakesSeen [2]uint16
+	// epochsLooked is, per direction, the low byte of the sum of the
+	// epochs of the peer's two eventcounts (which only our futex wakes
+	// of the peer move) at that direction's last wait (futexWokePeer).
+	// Guarded like spinNow; a byte keeps the Conn at 1408 bytes.
+	epochsLooked [2]uint8
 }
 
 func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID int32, path string, onRelease func()) (*Conn, error) {
@@ -432,6 +437,12 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 		return c.tryFailed(dir, ec, ready)
 	}
 	budget := c.spinBudget(dir)
+	stretch := c.futexWokePeer(dir)
+	if budget == 0 && stretch {
+		// Parked at once, we would make the peer we just woke wake us in
+		// turn (spinFor: "after a futex wake").
+		budget = c.spin
+	}
 	if budget > 0 && c.spin != SpinForever && pollerBusy() {
 		// The ring poller is sweeping for other parked calls: it watches
 		// this one too, without taking a P of its own (poller.go).
@@ -441,7 +452,7 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 	if budget > 0 {
 		var outcome int
 		var err error
-		outcome, start, err = c.spinFor(dir, c.spinLimit(dir, budget), ready, w, drain)
+		outcome, start, err = c.spinFor(dir, c.spinLimit(dir, budget), ready, w, drain, stretch)
 		c.noteStreak(dir, outcome == spinWon)
 		switch outcome {
 		case spinWon:
@@ -648,9 +659,21 @@ const spinPollsPerLook = 128
 // goroutine it wakes an idle P's thread (runtime.wakep), which on a machine
 // with as many busy threads as cores takes the core of the peer we are
 // waiting for (docs/PERFORMANCE.md).
-func (c *Conn) spinFor(dir int, budget time.Duration, ready func() (bool, error), w *waitFor, drain bool) (outcome int, start time.Time, err error) {
+//
+// After a futex wake of ours (stretch; await makes such a wait spin even
+// at a budget of 0), two things change, both because the peer answers
+// only once its thread runs again. At the first look, if it has not run
+// yet, the spin yields the CPU once (sched_yield): the kernel may have
+// queued the woken thread on this CPU, behind our spin (on a guest whose
+// idle vCPU halted it does), and a spin that held it there would delay
+// the very answer it waits for. And a spin that reaches its budget while
+// the peer has run again goes on to spinAfterWake times the budget: a
+// park then would make the peer's answer wake us in turn, and two ends
+// answering each other only after wakeups stay parked. Measured in
+// docs/PERFORMANCE.md section 23.
+func (c *Conn) spinFor(dir int, budget time.Duration, ready func() (bool, error), w *waitFor, drain, stretch bool) (outcome int, start time.Time, err error) {
 	var last time.Time
-	var yield bool
+	var yield, yielded bool
 	defer func() {
 		if !start.IsZero() {
 			spinners.release()
@@ -686,7 +709,20 @@ func (c *Conn) spinFor(dir int, budget time.Duration, ready func() (bool, error)
 		case now.Sub(last) > spinPreempted:
 			return spinPreemptedOut, start, nil
 		case now.Sub(start) >= budget:
-			return spinLost, start, nil
+			if !stretch || !c.peerLeftFutex() {
+				return spinLost, start, nil
+			}
+			stretch = false
+			budget = max(budget, spinAfterWake*c.spin)
+		}
+		if stretch && !yielded && !c.peerLeftFutex() {
+			// The peer we woke has not run yet: if the kernel queued its
+			// thread on this CPU, let it run now rather than after our
+			// spin. The look after it counts from here, so that the time
+			// the peer ran does not read as a preemption.
+			yielded = true
+			sys.Yield()
+			now = time.Now()
 		}
 		last = now
 		if yield {
@@ -694,6 +730,35 @@ func (c *Conn) spinFor(dir int, budget time.Duration, ready func() (bool, error)
 		}
 	}
 }
+
+// futexWokePeer reports whether a publish of ours woke the peer from a
+// futex wait since this direction's last wait, on a connection that
+// stretches its spin then: a finite budget, and no other call of the
+// process parked (a server's many connections keep the plain rules). Our
+// futex wakes are what move the epochs of the peer's eventcounts (a
+// doorbell ring does not; the peer may also move them when it closes,
+// which costs one stretched spin). The words are on our own blocks (we
+// load them on every publish), so the look costs no cache miss.
+func (c *Conn) futexWokePeer(dir int) bool {
+	e := uint8(atomic.LoadUint64(c.prod.r.dataEC.word)>>32) + uint8(atomic.LoadUint64(c.cons.r.spaceEC.word)>>32)
+	if e == c.epochsLooked[dir] {
+		return false
+	}
+	c.epochsLooked[dir] = e
+	return c.spin > 0 && c.spin != SpinForever && parkedCalls.Load() == 0
+}
+
+// peerLeftFutex reports whether no futex waiter is announced on either
+// of the peer's eventcounts: a woken waiter withdraws its announcement
+// only once its thread runs again.
+func (c *Conn) peerLeftFutex() bool {
+	return (atomic.LoadUint64(c.prod.r.dataEC.word)|atomic.LoadUint64(c.cons.r.spaceEC.word))&ecWaitersMask == 0
+}
+
+// spinAfterWake: a spin after a futex wake of ours that reaches its
+// budget with the peer running again goes on to this many times the
+// configured budget (spinFor).
+const spinAfterWake = 4
 
 // adaptSpin moves a direction's spin budget: doubling (up to the configured
 // budget; from 0, a won probe restarts at 1/16 of it) after a spin that

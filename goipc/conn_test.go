@@ -10,6 +10,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -644,6 +645,108 @@ func TestParkSeesTheWakeOfAParkedPeer(t *testing.T) {
 	}
 	if armsAfterPark() {
 		t.Fatal("the same wake counted twice")
+	}
+}
+
+// A wait after a futex wake of ours stretches its spin: futexWokePeer
+// sees the epochs of the peer's eventcounts move (once per wake, either
+// direction's, not with another call of the process parked, not for
+// SpinNever or SpinForever), and peerLeftFutex sees the woken waiter's
+// announcement gone. Through await on a real connection (200 µs budget,
+// 500 µs timeout): after such a wake, with the peer running again, the
+// wait spins past its budget and the timeout ends it unparked, even from
+// a budget of 0; without the wake, or with the peer still announced on
+// its futex, it parks (docs/PERFORMANCE.md section 23).
+func TestAWaitAfterAFutexWakeStretchesItsSpin(t *testing.T) {
+	const epoch = 1 << 32
+	var data, space uint64
+	c := &Conn{spin: 64 * time.Microsecond}
+	c.prod.r.dataEC, c.cons.r.spaceEC = eventCount{&data}, eventCount{&space}
+	if c.futexWokePeer(dirRecv) {
+		t.Fatal("no wake, yet woken")
+	}
+	data += epoch
+	if !c.futexWokePeer(dirRecv) || c.futexWokePeer(dirRecv) {
+		t.Fatal("a wake is seen once")
+	}
+	space += epoch // the peer's writer, woken by our consumer
+	if !c.futexWokePeer(dirSend) || !c.futexWokePeer(dirRecv) {
+		t.Fatal("each direction sees a wake of either kind")
+	}
+	data += epoch
+	parkedCalls.Add(1)
+	woke := c.futexWokePeer(dirRecv)
+	parkedCalls.Add(-1)
+	if woke || c.futexWokePeer(dirRecv) {
+		t.Fatal("stretched with another call parked, or the wake seen again")
+	}
+	for _, spin := range []time.Duration{SpinNever, SpinForever} {
+		c.spin = spin
+		data += epoch
+		if c.futexWokePeer(dirRecv) {
+			t.Fatalf("Spin %v stretched", spin)
+		}
+	}
+	if !c.peerLeftFutex() {
+		t.Fatal("no waiter announced, yet not left")
+	}
+	space++ // a futex waiter announced (ecWaitersMask)
+	if c.peerLeftFutex() {
+		t.Fatal("a waiter announced, yet left")
+	}
+	data |= ecDoorbell // a doorbell waiter is not a futex waiter
+	space--
+	if !c.peerLeftFutex() {
+		t.Fatal("a doorbell announcement read as a futex waiter")
+	}
+
+	const budget = 200 * time.Microsecond
+	client, _ := pair(t, &Options{Spin: budget}, nil)
+	never := func() (bool, error) { return false, nil }
+	ec := client.prod.r.dataEC // where the peer's receiver announces
+	parksOf := func(now time.Duration, wake, peerAsleep bool, timeout time.Duration) uint64 {
+		if err := client.lockRecv(&waitFor{}); err != nil {
+			t.Fatal(err)
+		}
+		defer client.unlockRecv()
+		client.spinNow[dirRecv], client.spinProbe[dirRecv], client.spinProbeGap[dirRecv] = now, 0, spinProbeEvery
+		client.spinArmed[dirRecv], client.spinWins[dirRecv] = false, 0
+		if wake {
+			atomic.AddUint64(ec.word, epoch)
+		}
+		if peerAsleep {
+			atomic.AddUint64(ec.word, 1)
+			defer atomic.AddUint64(ec.word, ^uint64(0))
+		}
+		before := client.cons.n.parks
+		w := timeoutWait(timeout)
+		if err := client.await(dirRecv, client.cons.r.dataEC, never, &w, false); !errors.Is(err, ErrTimeout) {
+			t.Fatal(err)
+		}
+		return client.cons.n.parks - before
+	}
+	// The waits that must park get a timeout far beyond their spin (and
+	// beyond the yield of the asleep case, which a loaded machine can
+	// make long), so that only a park can end them.
+	const parkTimeout = 100 * time.Millisecond
+	for _, now := range []time.Duration{0, budget} {
+		for i := 0; i < 3; i++ {
+			if n := parksOf(now, false, false, parkTimeout); n != 1 {
+				t.Fatalf("budget %v, no wake: %d parks, want 1", now, n)
+			}
+			if n := parksOf(now, true, true, parkTimeout); n != 1 {
+				t.Fatalf("budget %v, a wake but the peer still asleep: %d parks, want 1", now, n)
+			}
+		}
+		// A spin that loses its CPU parks too: one attempt of several
+		// must not have been descheduled.
+		spun := false
+		for i := 0; i < 50 && !spun; i++ {
+			spun = parksOf(now, true, false, 500*time.Microsecond) == 0
+		}
+		if !spun {
+			t.Fatalf("budget %v: after a wake, with the peer running, every wait parked", now)
+		}
 	}
 }
 
