@@ -81,7 +81,10 @@ type Options struct {
 	// spin loses to CPU contention — the peer answered soon after we gave
 	// up, so it was waiting for our core — and doubles back after a spin
 	// that catches the peer. SpinDefault also extends on a winning streak
-	// (see SpinDefault); an explicit duration never does.
+	// (see SpinDefault); an explicit duration never does. A wait right
+	// after our send woke the parked peer spins even at an adapted budget
+	// of 0, and up to 4 times the budget once the peer runs again
+	// (docs/PROTOCOL.md, "Adaptive spinning").
 	Spin time.Duration
 
 	// AllowUIDs lists the peer uids accepted besides this process's own
