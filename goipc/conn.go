@@ -438,9 +438,11 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 	}
 	budget := c.spinBudget(dir)
 	stretch := c.futexWokePeer(dir)
-	if budget == 0 && stretch {
+	fromZero := budget == 0 && stretch
+	if fromZero {
 		// Parked at once, we would make the peer we just woke wake us in
-		// turn (spinFor: "after a futex wake").
+		// turn (spinFor: "after a futex wake"). If this spin loses, the
+		// budget stays 0 (no halving below).
 		budget = c.spin
 	}
 	if budget > 0 && c.spin != SpinForever && pollerBusy() {
@@ -474,7 +476,7 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 	c.countPark(dir)
 	err := c.park(dir, ec, ready, w, drain)
 	if err == nil {
-		lostSoon := !start.IsZero() && time.Since(start) < 2*budget
+		lostSoon := !fromZero && !start.IsZero() && time.Since(start) < 2*budget
 		c.afterPark(dir, budget, lostSoon)
 	}
 	return err

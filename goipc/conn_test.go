@@ -728,7 +728,7 @@ func TestAWaitAfterAFutexWakeStretchesItsSpin(t *testing.T) {
 	// The waits that must park get a timeout far beyond their spin (and
 	// beyond the yield of the asleep case, which a loaded machine can
 	// make long), so that only a park can end them.
-	const parkTimeout = 100 * time.Millisecond
+	const parkTimeout = 50 * time.Millisecond
 	for _, now := range []time.Duration{0, budget} {
 		for i := 0; i < 3; i++ {
 			if n := parksOf(now, false, false, parkTimeout); n != 1 {
@@ -746,6 +746,34 @@ func TestAWaitAfterAFutexWakeStretchesItsSpin(t *testing.T) {
 		}
 		if !spun {
 			t.Fatalf("budget %v: after a wake, with the peer running, every wait parked", now)
+		}
+	}
+
+	// A spin that started from a budget of 0 because of the wake, lost,
+	// and parked keeps the budget at 0 (with its probes): halving it would
+	// raise it to the floor, where no probe comes. A 5 ms budget, so that
+	// a wait ended by the peer's message soon after counts as "lost soon".
+	client2, server2 := pair(t, &Options{Spin: 5 * time.Millisecond}, nil)
+	ec2 := client2.prod.r.dataEC
+	atomic.AddUint64(ec2.word, 1) // the peer announced asleep: no stretch
+	defer atomic.AddUint64(ec2.word, ^uint64(0))
+	for i := 0; i < 3; i++ {
+		client2.spinNow[dirRecv], client2.spinProbe[dirRecv], client2.spinProbeGap[dirRecv] = 0, 0, spinProbeEvery
+		atomic.AddUint64(ec2.word, epoch)
+		got := make(chan error, 1)
+		go func() {
+			_, err := client2.RecvTimeout(time.Minute)
+			got <- err
+		}()
+		waitUntil(t, "the receiver to park", client2.cons.r.dataEC.waiting)
+		if err := server2.Send([]byte("late")); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-got; err != nil {
+			t.Fatal(err)
+		}
+		if b := client2.spinNow[dirRecv]; b != 0 {
+			t.Fatalf("a lost spin from a budget of 0 left the budget at %v", b)
 		}
 	}
 }
