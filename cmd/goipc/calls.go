@@ -47,7 +47,7 @@ func (r *replier) MaxMessageSize() int {
 
 // callPongLoop is pingPongLoop with each Ping sent as a call request and
 // its Pong taken as the call's reply.
-func callPongLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]time.Duration, time.Duration, error) {
+func callPongLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration) ([]time.Duration, time.Duration, error) {
 	payload := make([]byte, size)
 	for i := range payload {
 		payload[i] = byte(i*7 + 3)
@@ -56,7 +56,7 @@ func callPongLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]
 		return nil, 0, fmt.Errorf("a Ping with a %d B payload is %d B, above the connection's largest call of %d B", size, message.PingSize(size), c.MaxCallSize())
 	}
 	req, reply := make([]byte, message.PingSize(size)), make([]byte, message.PongSize(size))
-	return measure(warmup, n, func(i int) error {
+	return measure(warmup, n, gap, func(i int) error {
 		sent := monoNs()
 		m, err := message.WritePing(req, uint64(i), sent, payload)
 		if err != nil {
@@ -81,12 +81,12 @@ func callPongLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]
 
 // callEchoLoop is echoPingLoop with each message sent as a call request
 // and the echo taken as the call's reply.
-func callEchoLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]time.Duration, time.Duration, error) {
+func callEchoLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration) ([]time.Duration, time.Duration, error) {
 	req, reply := make([]byte, size), make([]byte, size)
 	for i := range req {
 		req[i] = byte(i*7 + 3)
 	}
-	return measure(warmup, n, func(i int) error {
+	return measure(warmup, n, gap, func(i int) error {
 		if size >= 8 {
 			binary.LittleEndian.PutUint64(req, uint64(i))
 		}
@@ -101,14 +101,16 @@ func callEchoLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]
 	})
 }
 
-// measure runs warmup+n round trips and returns the measured ones.
-func measure(warmup, n int, roundTrip func(i int) error) ([]time.Duration, time.Duration, error) {
+// measure runs warmup+n round trips, each after a pause of gap, and
+// returns the measured ones.
+func measure(warmup, n int, gap time.Duration, roundTrip func(i int) error) ([]time.Duration, time.Duration, error) {
 	rtts := make([]time.Duration, 0, n)
 	var start time.Time
 	for i := 0; i < warmup+n; i++ {
 		if i == warmup {
 			start = time.Now()
 		}
+		pause(gap)
 		t0 := time.Now()
 		if err := roundTrip(i); err != nil {
 			return nil, 0, err

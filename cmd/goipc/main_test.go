@@ -162,6 +162,40 @@ func testPingAgainstPong(t *testing.T, flags []string) {
 	}
 }
 
+// TestPingWithGaps: --gap pauses before each round trip, so that the
+// consumer parks between them (sparse request/response), and ping says how
+// often it had to wake it; in every mode. A negative gap is refused.
+func TestPingWithGaps(t *testing.T) {
+	path, _, _ := startPong(t)
+	for _, mode := range [][]string{{"--raw"}, {}, {"--call"}, {"--call", "--raw"}} {
+		args := append([]string{"ping", "--dial", path, "-n", "20", "--warmup", "0", "--gap", "3ms"}, mode...)
+		out, err := cli(args...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("ping %v: %v\n%s", args, err, out)
+		}
+		var gap string
+		var woken, trips int
+		i := strings.Index(string(out), "paced: ")
+		if i < 0 {
+			t.Fatalf("ping %v: no pacing line:\n%s", args, out)
+		}
+		if _, err := fmt.Sscanf(string(out[i:]), "paced: %s before each round trip; the consumer was asleep and woken %d times in %d round trips", &gap, &woken, &trips); err != nil {
+			t.Fatalf("ping %v: %v in\n%s", args, err, out)
+		}
+		// 3 ms is past the consumer's spin (50 µs) and its futex window
+		// (2 ms): it parks on its doorbell before every round trip, so
+		// (nearly) every send wakes it.
+		if gap != "3ms" || trips != 20 || 2*woken < trips || woken > trips {
+			t.Errorf("ping %v: gap %s, woken %d times in %d round trips", args, gap, woken, trips)
+		}
+	}
+	out, err := cli("ping", "--dial", path, "--gap", "-1ms").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("ping --gap -1ms: %v\n%s", err, out)
+	}
+}
+
 // TestPingDetectsWrongAnswers: a consumer that answers wrongly makes ping
 // fail with a non-zero exit.
 func TestPingDetectsWrongAnswers(t *testing.T) {

@@ -28,11 +28,12 @@ func runPing(args []string) int {
 	timeout := fs.Duration("timeout", 10*time.Second, "give up on a round trip after this long")
 	raw := fs.Bool("raw", false, "send raw bytes and expect an exact echo, instead of FlatBuffers Ping/Pong")
 	call := fs.Bool("call", false, "make each round trip a call (a request answered by its reply) instead of a message and its answer")
+	gap := fs.Duration("gap", 0, "pause this long before each round trip, so that the consumer parks in between (sparse request/response; 0: back to back)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *path == "" || *n <= 0 || *size < 0 || *warmup < 0 {
-		fmt.Fprintln(os.Stderr, "goipc ping: --dial PATH is required; -n must be > 0, --size and --warmup >= 0")
+	if *path == "" || *n <= 0 || *size < 0 || *warmup < 0 || *gap < 0 {
+		fmt.Fprintln(os.Stderr, "goipc ping: --dial PATH is required; -n must be > 0, --size, --warmup and --gap >= 0")
 		return 2
 	}
 	// The segment's maximum message size must hold the largest message of
@@ -74,19 +75,36 @@ func runPing(args []string) int {
 			loop, what = callEchoLoop, "raw echo calls of %d B"
 		}
 	}
-	rtts, elapsed, err := loop(c, *warmup, *n, *size, *timeout)
+	rtts, elapsed, err := loop(c, *warmup, *n, *size, *timeout, *gap)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "goipc ping:", err)
 		return 1
 	}
 	fmt.Printf("goipc ping: %d "+what+" to %s\n", *n, *size, *path)
 	printLatencies(os.Stdout, rtts, elapsed)
+	if *gap > 0 {
+		// How often the consumer had gone to sleep: each of our wakeups
+		// (futex wakes and doorbell rings) found it parked.
+		st, err := c.Stats()
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "goipc ping:", err)
+			return 1
+		}
+		fmt.Printf("paced: %v before each round trip; the consumer was asleep and woken %d times in %d round trips\n", *gap, st.Sent.Wakeups, *warmup+*n)
+	}
 	return 0
+}
+
+// pause is the --gap before a round trip.
+func pause(gap time.Duration) {
+	if gap > 0 {
+		time.Sleep(gap)
+	}
 }
 
 // pingPongLoop sends warmup+n Pings built in place in the ring, and
 // checks that each Pong carries the Ping's seq, timestamp and payload.
-func pingPongLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]time.Duration, time.Duration, error) {
+func pingPongLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration) ([]time.Duration, time.Duration, error) {
 	payload := make([]byte, size)
 	for i := range payload {
 		payload[i] = byte(i*7 + 3)
@@ -101,6 +119,7 @@ func pingPongLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]
 		if i == warmup {
 			start = time.Now()
 		}
+		pause(gap)
 		t0 := time.Since(epoch)
 		out, err := c.Reserve(message.PingSize(size), timeout)
 		if err != nil {
@@ -146,7 +165,7 @@ func pingPongLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]
 // echoPingLoop sends warmup+n messages, each stamped with its sequence number,
 // checks that every answer is byte for byte what was sent, and returns the
 // measured round trips.
-func echoPingLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]time.Duration, time.Duration, error) {
+func echoPingLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration) ([]time.Duration, time.Duration, error) {
 	msg := make([]byte, size)
 	for i := range msg {
 		msg[i] = byte(i*7 + 3)
@@ -158,6 +177,7 @@ func echoPingLoop(c *goipc.Conn, warmup, n, size int, timeout time.Duration) ([]
 		if i == warmup {
 			start = time.Now()
 		}
+		pause(gap)
 		if size >= 8 {
 			binary.LittleEndian.PutUint64(msg, uint64(i))
 		}
