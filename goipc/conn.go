@@ -506,8 +506,9 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 // wakeup, and the short spins of both kept losing to each other's
 // wakeups. Measured: two goroutines at 5.9-9.5 µs round trips instead of
 // 0.8-0.9 in 5 of 6 runs, with 74,000-125,000 of 240,000 waits parked
-// (docs/PERFORMANCE.md, sections 9 and 22). The waits that spin pay nothing for this: it all happens here,
-// after a park, and the probe is the budget they read.
+// (docs/PERFORMANCE.md, sections 9 and 22). The waits that spin pay
+// nothing for this: it all happens here, after a park, and the probe is
+// the budget they read.
 //
 //go:noinline
 func (c *Conn) afterPark(dir int, budget time.Duration, lostSoon bool) {

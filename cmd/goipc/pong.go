@@ -104,17 +104,17 @@ type pongServer struct {
 }
 
 func (s *pongServer) serve(ln *goipc.Listener) {
-	var unreported uint64 // ln.DroppedErrors already logged
+	var reported uint64 // the part of ln.DroppedErrors already logged
 	for {
 		c, err := ln.Accept()
-		if d := ln.DroppedErrors(); d != unreported {
+		if d := ln.DroppedErrors(); d != reported {
 			// Failures the listener could not queue for us (we fell
 			// behind a flood of bad clients): counted, so that every
 			// refused client shows in the log. Checked after every Accept:
 			// a failure is dropped only while 64 wait, which Accept
 			// returns next.
-			s.log.printfFor(int(d-unreported), "goipc pong: %d more clients rejected, not reported one by one (at most 64 failed handshakes wait for Accept)", d-unreported)
-			unreported = d
+			s.log.printfFor(int(d-reported), "goipc pong: %d more clients rejected, not reported one by one (at most 64 failed handshakes wait for Accept)", d-reported)
+			reported = d
 		}
 		switch {
 		case errors.Is(err, goipc.ErrClosed):

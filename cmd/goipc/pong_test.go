@@ -221,11 +221,7 @@ func TestPongLogsTheFailuresTheListenerCouldNotQueue(t *testing.T) {
 	badClients(t, path, 64+extra) // before anyone accepts
 	// A client has its refusal before its failure is queued (or counted):
 	// wait for the last ones.
-	for deadline := time.Now().Add(10 * time.Second); ln.DroppedErrors() != extra; time.Sleep(time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("DroppedErrors %d after 64+%d failures, want %d", ln.DroppedErrors(), extra, extra)
-		}
-	}
+	waitUntil(t, fmt.Sprintf("DroppedErrors is %d after 64+%d failures", extra, extra), func() bool { return ln.DroppedErrors() == extra })
 	var out syncBuffer
 	s := &pongServer{conns: map[*goipc.Conn]struct{}{}, log: newLogLimiter(&out, "goipc pong", true)}
 	done := make(chan struct{})
@@ -243,11 +239,10 @@ func TestPongLogsTheFailuresTheListenerCouldNotQueue(t *testing.T) {
 		}
 		return len(rejected.FindAllString(o, -1)), counted
 	}
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
-		if l, c := accounted(); l+c == 64+extra || time.Now().After(deadline) {
-			break
-		}
-	}
+	waitUntil(t, "every failure logged or counted", func() bool {
+		l, c := accounted()
+		return l+c == 64+extra
+	})
 	ln.Close()
 	<-done
 	if logged, counted := accounted(); logged != 64 || counted != extra {
