@@ -128,14 +128,18 @@ type Conn struct {
 	// wakesSeen is each direction's count of this end's wakes of the
 	// peer (the low bits of the segment's wake statistics) at its last
 	// park: a change means a publish of ours woke the peer (afterPark).
-	// Guarded like spinNow. (Small: it fits the padding here, and the
-	// Conn stays 1408 bytes; docs/PERFORMANCE.md section 22.)
+	// Guarded like spinNow. (Small: these counters share one word of
+	// the Conn; docs/PERFORMANCE.md section 22.)
 	wakesSeen [2]uint16
 	// epochsLooked is, per direction, the low byte of the sum of the
 	// epochs of the peer's two eventcounts (which only our futex wakes
 	// of the peer move) at that direction's last wait (futexWokePeer).
-	// Guarded like spinNow; a byte keeps the Conn at 1408 bytes.
+	// Guarded like spinNow; a byte is enough.
 	epochsLooked [2]uint8
+	// wonSinceYield counts, per direction, the waits won by spinning
+	// since the direction last let the process's other goroutines run
+	// (yieldToParked). Guarded like spinNow.
+	wonSinceYield [2]uint8
 }
 
 func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID int32, path string, onRelease func()) (*Conn, error) {
@@ -459,6 +463,9 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 		switch outcome {
 		case spinWon:
 			c.adaptSpin(dir, true)
+			if c.wonSinceYield[dir]++; c.wonSinceYield[dir] >= spinWinsPerYield {
+				c.yieldToParked(dir)
+			}
 			return err
 		case spinEnded:
 			return err
@@ -734,6 +741,45 @@ func (c *Conn) spinFor(dir int, budget time.Duration, ready func() (bool, error)
 	}
 }
 
+// spinWinsPerYield: a direction whose waits keep ending in won spins
+// lets the process's parked calls run every this many (yieldToParked).
+const spinWinsPerYield = 16
+
+// yieldToParked hands the P to the process's other goroutines if other
+// calls of the process wait to run: parked ones (some may be runnable,
+// woken by their doorbell or the ring poller: they count until they run)
+// or ones that yielded here. A wait that spins and wins never enters the
+// scheduler, so a goroutine whose round trips keep ending that way holds
+// its P until the runtime preempts it after 10 ms, and the calls woken
+// meanwhile wait that long: with 8 producers in one client process,
+// round trips of 10-30 ms while two producers spun (docs/PERFORMANCE.md
+// section 24). A lone connection (nobody parked or yielding) never
+// yields here: a yield with an idle P wakes a thread to look for work.
+func (c *Conn) yieldToParked(dir int) {
+	c.wonSinceYield[dir] = 0
+	if parkedCalls.Load() > 0 || yielders.Load() > 0 {
+		yieldP()
+	}
+}
+
+// yielders counts the calls inside yieldP: queued behind the process's
+// other goroutines, they wait for a P again, and a call that keeps its P
+// by spinning should let them have it (yieldToParked). yieldsForOthers
+// counts yieldP's calls (tests read it).
+var (
+	yielders        atomic.Int32
+	yieldsForOthers atomic.Uint64
+)
+
+// yieldP lets the process's other runnable goroutines run first
+// (runtime.Gosched puts this one at the end of the global run queue).
+func yieldP() {
+	yielders.Add(1)
+	yieldsForOthers.Add(1)
+	runtime.Gosched()
+	yielders.Add(-1)
+}
+
 // futexWokePeer reports whether a publish of ours woke the peer from a
 // futex wait since this direction's last wait, on a connection that
 // stretches its spin then: a finite budget, and no other call of the
@@ -811,11 +857,22 @@ var futexWindow = 2 * time.Millisecond
 func (c *Conn) park(dir int, ec eventCount, ready func() (bool, error), w *waitFor, drain bool) error {
 	n := parkedCalls.Add(1)
 	defer parkedCalls.Add(-1)
-	usePoller := int64(n) > pollerMinParked.Load() && c.usePoller()
+	usePoller := (int64(n) > pollerMinParked.Load() || yielders.Load() > 0) && c.usePoller()
 	if !c.doorbellOnly && !(usePoller && pollerBusy()) && futexSleepers.acquire() {
-		done, err := c.futexPark(ec, ready, w, drain)
+		done, slept, err := c.futexPark(ec, ready, w, drain)
 		futexSleepers.release()
 		if done {
+			if slept && (parkedCalls.Load() > 1 || yielders.Load() > 0) {
+				// Other calls of this process are parked, and some may be
+				// runnable: hand them our P before we go on. A futex sleep
+				// is a system call that keeps the P, and one that ends
+				// every few microseconds (a busy peer answering) is never
+				// retaken by sysmon: round trip after round trip, the
+				// goroutine would keep its P until the runtime preempts it
+				// 10 ms later, while the calls woken meanwhile wait
+				// (yieldToParked, docs/PERFORMANCE.md section 24).
+				yieldP()
+			}
 			return err
 		}
 		usePoller = false
@@ -824,8 +881,9 @@ func (c *Conn) park(dir int, ec eventCount, ready func() (bool, error), w *waitF
 }
 
 // futexPark sleeps on ec's futex until ready or for futexWindow. done
-// reports that the wait is over (with err).
-func (c *Conn) futexPark(ec eventCount, ready func() (bool, error), w *waitFor, drain bool) (done bool, err error) {
+// reports that the wait is over (with err); slept, that it slept at
+// least once.
+func (c *Conn) futexPark(ec eventCount, ready func() (bool, error), w *waitFor, drain bool) (done, slept bool, err error) {
 	if w.ctx != nil && w.ctx.Done() != nil {
 		// The callback may run after this call returned: it takes its own
 		// reference so that it never touches a released mapping.
@@ -845,18 +903,19 @@ func (c *Conn) futexPark(ec eventCount, ready func() (bool, error), w *waitFor, 
 		epoch := ec.prepare()
 		if ok, err := ready(); ok || err != nil {
 			ec.cancel()
-			return true, err
+			return true, slept, err
 		}
 		if err := c.state(w); err != nil {
 			ec.cancel()
-			return true, c.finalCheck(ready, err, drain)
+			return true, slept, c.finalCheck(ready, err, drain)
 		}
 		left := time.Until(until)
 		if left <= 0 {
 			ec.cancel()
-			return false, nil
+			return false, slept, nil
 		}
 		ec.wait(epoch, left)
+		slept = true
 		ec.cancel()
 	}
 }

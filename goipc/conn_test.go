@@ -852,3 +852,94 @@ func TestLongSocketPath(t *testing.T) {
 		t.Fatalf("dial: %v", err)
 	}
 }
+
+// A goroutine whose waits keep ending in won spins never enters the
+// scheduler: with other calls of the process parked (or yielding), it
+// lets them have its P every spinWinsPerYield such waits; alone, never
+// (a yield with an idle P wakes a thread to look for work).
+func TestWonSpinsYieldToOtherCalls(t *testing.T) {
+	client, _ := pair(t, &Options{Spin: time.Millisecond}, nil)
+	// ready fails at await's first look and holds at spinFor's first
+	// poll: a won spin, whatever the machine's load.
+	wonWait := func() {
+		t.Helper()
+		if err := client.lockRecv(&waitFor{}); err != nil {
+			t.Fatal(err)
+		}
+		defer client.unlockRecv()
+		looks := 0
+		ready := func() (bool, error) { looks++; return looks > 1, nil }
+		w := timeoutWait(time.Minute)
+		if err := client.await(dirRecv, client.cons.r.dataEC, ready, &w, false); err != nil {
+			t.Fatal(err)
+		}
+		if looks != 2 {
+			t.Fatalf("%d looks, want 2 (a spin that won at its first poll)", looks)
+		}
+	}
+	yieldsAfter := func(waits int) uint64 {
+		t.Helper()
+		before := yieldsForOthers.Load()
+		for i := 0; i < waits; i++ {
+			wonWait()
+		}
+		return yieldsForOthers.Load() - before
+	}
+	if n := yieldsAfter(4 * spinWinsPerYield); n != 0 {
+		t.Fatalf("alone: %d yields in %d won spins, want 0", n, 4*spinWinsPerYield)
+	}
+	parkedCalls.Add(1)
+	n := yieldsAfter(4 * spinWinsPerYield)
+	parkedCalls.Add(-1)
+	if n != 4 {
+		t.Fatalf("another call parked: %d yields in %d won spins, want 4", n, 4*spinWinsPerYield)
+	}
+	yielders.Add(1)
+	n = yieldsAfter(2*spinWinsPerYield - 1)
+	yielders.Add(-1)
+	if n != 1 {
+		t.Fatalf("another call yielding: %d yields in %d won spins, want 1", n, 2*spinWinsPerYield-1)
+	}
+	if n := yieldsAfter(spinWinsPerYield); n != 0 {
+		t.Fatalf("alone again: %d yields, want 0", n)
+	}
+}
+
+// A futex sleep keeps the goroutine's P: a call woken from one yields it
+// when other calls of the process are parked, and not when it is alone.
+func TestAFutexWakeYieldsToOtherCalls(t *testing.T) {
+	client, server := pair(t, &Options{Spin: SpinNever}, nil)
+	msg := []byte("wake")
+	// yieldsOfWokenReceive parks a receive on the futex (SpinNever), sends
+	// once its waiter is announced, and returns the yields it made.
+	yieldsOfWokenReceive := func() uint64 {
+		t.Helper()
+		before := yieldsForOthers.Load()
+		got := make(chan error, 1)
+		go func() {
+			buf := make([]byte, 16)
+			_, err := client.RecvInto(buf, time.Minute)
+			got <- err
+		}()
+		ec := client.cons.r.dataEC
+		waitUntil(t, "the receive sleeps on the futex", func() bool {
+			return atomic.LoadUint64(ec.word)&ecWaitersMask != 0
+		})
+		if err := server.Send(msg); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-got; err != nil {
+			t.Fatal(err)
+		}
+		return yieldsForOthers.Load() - before
+	}
+	if n := yieldsOfWokenReceive(); n != 0 {
+		t.Fatalf("alone: %d yields after a futex wake, want 0", n)
+	}
+	parkedCalls.Add(1)
+	n := yieldsOfWokenReceive()
+	parkedCalls.Add(-1)
+	if n != 1 {
+		t.Fatalf("another call parked: %d yields after a futex wake, want 1", n)
+	}
+}

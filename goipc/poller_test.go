@@ -3,6 +3,7 @@ package goipc
 import (
 	"encoding/binary"
 	"errors"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -297,5 +298,65 @@ func TestPollerStarvationBackoff(t *testing.T) {
 	p.noteStarved(false, time.Now())
 	if p.starved() || p.backoff != 0 || p.starvedUntil.Load() != 0 {
 		t.Fatalf("after an idle session: starved %v, backoff %v, until %d; want none", p.starved(), p.backoff, p.starvedUntil.Load())
+	}
+}
+
+// While calls of the process are yielding their P to each other, the
+// runtime polls the network only every 10 ms (its run queues are never
+// empty), so a park that found no futex slot goes to the ring poller,
+// which wakes it without the netpoller, however few calls are parked.
+func TestParksGoToThePollerWhileCallsYield(t *testing.T) {
+	// The default spin: the poller takes only calls that spin (a call
+	// with SpinNever parks on its own).
+	client, server := pair(t, nil, nil)
+	poller.starvedUntil.Store(0) // no backoff left by an earlier test
+	n := 0
+	for futexSleepers.acquire() {
+		n++
+	}
+	defer func() {
+		for ; n > 0; n-- {
+			futexSleepers.release()
+		}
+	}()
+	entry := &client.polls[dirRecv]
+	onPoller := func() bool {
+		poller.mu.Lock()
+		defer poller.mu.Unlock()
+		return slices.Contains(poller.entries, entry) || slices.Contains(poller.armed, entry)
+	}
+	// parkedWhere parks a receive, waits until it is parked (on the
+	// poller's lists, or with its doorbell armed), ends it with a message
+	// and reports whether it was on the poller.
+	parkedWhere := func() bool {
+		t.Helper()
+		got := make(chan error, 1)
+		go func() {
+			buf := make([]byte, 16)
+			_, err := client.RecvInto(buf, time.Minute)
+			got <- err
+		}()
+		ec := client.cons.r.dataEC
+		var listed bool
+		waitUntil(t, "the receive parks", func() bool {
+			listed = onPoller()
+			return listed || atomic.LoadUint64(ec.word)&ecDoorbell != 0
+		})
+		if err := server.Send([]byte("end")); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-got; err != nil {
+			t.Fatal(err)
+		}
+		return listed
+	}
+	if parkedWhere() {
+		t.Fatal("a lone park went to the poller")
+	}
+	yielders.Add(1)
+	listed := parkedWhere()
+	yielders.Add(-1)
+	if !listed {
+		t.Fatal("a park while another call yields armed its own doorbell")
 	}
 }
