@@ -909,28 +909,12 @@ func TestWonSpinsYieldToOtherCalls(t *testing.T) {
 // when other calls of the process are parked, and not when it is alone.
 func TestAFutexWakeYieldsToOtherCalls(t *testing.T) {
 	client, server := pair(t, &Options{Spin: SpinNever}, nil)
-	msg := []byte("wake")
 	// yieldsOfWokenReceive parks a receive on the futex (SpinNever), sends
 	// once its waiter is announced, and returns the yields it made.
 	yieldsOfWokenReceive := func() uint64 {
 		t.Helper()
 		before := yieldsForOthers.Load()
-		got := make(chan error, 1)
-		go func() {
-			buf := make([]byte, 16)
-			_, err := client.RecvInto(buf, time.Minute)
-			got <- err
-		}()
-		ec := client.cons.r.dataEC
-		waitUntil(t, "the receive sleeps on the futex", func() bool {
-			return atomic.LoadUint64(ec.word)&ecWaitersMask != 0
-		})
-		if err := server.Send(msg); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-got; err != nil {
-			t.Fatal(err)
-		}
+		receiveParked(t, client, server, "the receive sleeps on the futex", func(w uint64) bool { return w&ecWaitersMask != 0 })
 		return yieldsForOthers.Load() - before
 	}
 	if n := yieldsOfWokenReceive(); n != 0 {

@@ -6,6 +6,7 @@ import (
 	"path/filepath"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -150,5 +151,26 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within 10 s", what)
 		}
+	}
+}
+
+// receiveParked starts a receive on c, waits until parked(c's data
+// eventcount word) holds, then sends a message from peer and checks that
+// the receive got it.
+func receiveParked(t *testing.T, c, peer *Conn, what string, parked func(word uint64) bool) {
+	t.Helper()
+	got := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 16)
+		_, err := c.RecvInto(buf, time.Minute)
+		got <- err
+	}()
+	ec := c.cons.r.dataEC
+	waitUntil(t, what, func() bool { return parked(atomic.LoadUint64(ec.word)) })
+	if err := peer.Send([]byte("end")); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-got; err != nil {
+		t.Fatal(err)
 	}
 }

@@ -330,24 +330,11 @@ func TestParksGoToThePollerWhileCallsYield(t *testing.T) {
 	// and reports whether it was on the poller.
 	parkedWhere := func() bool {
 		t.Helper()
-		got := make(chan error, 1)
-		go func() {
-			buf := make([]byte, 16)
-			_, err := client.RecvInto(buf, time.Minute)
-			got <- err
-		}()
-		ec := client.cons.r.dataEC
 		var listed bool
-		waitUntil(t, "the receive parks", func() bool {
+		receiveParked(t, client, server, "the receive parks", func(w uint64) bool {
 			listed = onPoller()
-			return listed || atomic.LoadUint64(ec.word)&ecDoorbell != 0
+			return listed || w&ecDoorbell != 0
 		})
-		if err := server.Send([]byte("end")); err != nil {
-			t.Fatal(err)
-		}
-		if err := <-got; err != nil {
-			t.Fatal(err)
-		}
 		return listed
 	}
 	if parkedWhere() {
