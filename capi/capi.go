@@ -168,14 +168,17 @@ func lookupListener(h C.uint64_t, t *C.goipc_tls) (*listenerEntry, C.int32_t) {
 
 // options converts the caller's options (already size-checked and copied
 // by the shim); nil means defaults.
+//
+// Every call through the C ABI runs on a goroutine locked to the caller's
+// thread (a cgo callback): ThreadLocked, with or without options.
 func options(o *C.goipc_options) (*goipc.Options, error) {
+	opts := goipc.Options{ThreadLocked: true}
 	if o == nil {
-		return nil, nil
+		return &opts, nil
 	}
 	bad := func(format string, args ...any) (*goipc.Options, error) {
 		return nil, fmt.Errorf("%w: goipc_options."+format, append([]any{goipc.ErrInvalidArgument}, args...)...)
 	}
-	var opts goipc.Options
 	if o.reserved0 != 0 {
 		return bad("reserved0 must be 0")
 	}

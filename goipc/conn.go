@@ -140,6 +140,9 @@ type Conn struct {
 	// since the direction last let the process's other goroutines run
 	// (yieldToParked). Guarded like spinNow.
 	wonSinceYield [2]uint8
+	// locked is Options.ThreadLocked: the calls never yield their P to
+	// others (yieldToParked). Set at creation.
+	locked bool
 }
 
 func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID int32, path string, onRelease func()) (*Conn, error) {
@@ -158,6 +161,7 @@ func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID
 		spin:        o.spin,
 		spinNow:     [2]time.Duration{o.spin, o.spin},
 		spinStreaks: o.spinStreaks,
+		locked:      o.threadLocked,
 		bells:       [2]chan struct{}{make(chan struct{}, 1), make(chan struct{}, 1)},
 		ended:       make(chan struct{}),
 		onRelease:   onRelease,
@@ -463,7 +467,7 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 		switch outcome {
 		case spinWon:
 			c.adaptSpin(dir, true)
-			if c.wonSinceYield[dir]++; c.wonSinceYield[dir] >= spinWinsPerYield {
+			if c.wonSinceYield[dir]++; c.wonSinceYield[dir] >= spinWinsPerYield && !c.locked {
 				c.yieldToParked(dir)
 			}
 			return err
@@ -755,6 +759,8 @@ const spinWinsPerYield = 16
 // round trips of 10-30 ms while two producers spun (docs/PERFORMANCE.md
 // section 24). A lone connection (nobody parked or yielding) never
 // yields here: a yield with an idle P wakes a thread to look for work.
+// Nor does a ThreadLocked one: there a yield costs two context switches
+// (4 C threads on their own connections: a third fewer round trips).
 func (c *Conn) yieldToParked(dir int) {
 	c.wonSinceYield[dir] = 0
 	if parkedCalls.Load() > 0 || yielders.Load() > 0 {
@@ -862,7 +868,7 @@ func (c *Conn) park(dir int, ec eventCount, ready func() (bool, error), w *waitF
 		done, slept, err := c.futexPark(ec, ready, w, drain)
 		futexSleepers.release()
 		if done {
-			if slept && (parkedCalls.Load() > 1 || yielders.Load() > 0) {
+			if slept && !c.locked && (parkedCalls.Load() > 1 || yielders.Load() > 0) {
 				// Other calls of this process are parked, and some may be
 				// runnable: hand them our P before we go on. A futex sleep
 				// is a system call that keeps the P, and one that ends

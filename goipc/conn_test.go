@@ -859,9 +859,10 @@ func TestLongSocketPath(t *testing.T) {
 // (a yield with an idle P wakes a thread to look for work).
 func TestWonSpinsYieldToOtherCalls(t *testing.T) {
 	client, _ := pair(t, &Options{Spin: time.Millisecond}, nil)
+	locked, _ := pair(t, &Options{Spin: time.Millisecond, ThreadLocked: true}, nil)
 	// ready fails at await's first look and holds at spinFor's first
 	// poll: a won spin, whatever the machine's load.
-	wonWait := func() {
+	wonWait := func(client *Conn) {
 		t.Helper()
 		if err := client.lockRecv(&waitFor{}); err != nil {
 			t.Fatal(err)
@@ -881,7 +882,7 @@ func TestWonSpinsYieldToOtherCalls(t *testing.T) {
 		t.Helper()
 		before := yieldsForOthers.Load()
 		for i := 0; i < waits; i++ {
-			wonWait()
+			wonWait(client)
 		}
 		return yieldsForOthers.Load() - before
 	}
@@ -903,27 +904,38 @@ func TestWonSpinsYieldToOtherCalls(t *testing.T) {
 	if n := yieldsAfter(spinWinsPerYield); n != 0 {
 		t.Fatalf("alone again: %d yields, want 0", n)
 	}
+	parkedCalls.Add(1)
+	before := yieldsForOthers.Load()
+	for i := 0; i < 4*spinWinsPerYield; i++ {
+		wonWait(locked)
+	}
+	parkedCalls.Add(-1)
+	if n := yieldsForOthers.Load() - before; n != 0 {
+		t.Fatalf("ThreadLocked, another call parked: %d yields, want 0", n)
+	}
 }
 
 // A futex sleep keeps the goroutine's P: a call woken from one yields it
 // when other calls of the process are parked, and not when it is alone.
 func TestAFutexWakeYieldsToOtherCalls(t *testing.T) {
 	client, server := pair(t, &Options{Spin: SpinNever}, nil)
+	locked, lockedPeer := pair(t, &Options{Spin: SpinNever, ThreadLocked: true}, nil)
 	// yieldsOfWokenReceive parks a receive on the futex (SpinNever), sends
 	// once its waiter is announced, and returns the yields it made.
-	yieldsOfWokenReceive := func() uint64 {
+	yieldsOfWokenReceive := func(client, server *Conn) uint64 {
 		t.Helper()
 		before := yieldsForOthers.Load()
 		receiveParked(t, client, server, "the receive sleeps on the futex", func(w uint64) bool { return w&ecWaitersMask != 0 })
 		return yieldsForOthers.Load() - before
 	}
-	if n := yieldsOfWokenReceive(); n != 0 {
+	if n := yieldsOfWokenReceive(client, server); n != 0 {
 		t.Fatalf("alone: %d yields after a futex wake, want 0", n)
 	}
 	parkedCalls.Add(1)
-	n := yieldsOfWokenReceive()
+	n := yieldsOfWokenReceive(client, server)
+	nLocked := yieldsOfWokenReceive(locked, lockedPeer)
 	parkedCalls.Add(-1)
-	if n != 1 {
-		t.Fatalf("another call parked: %d yields after a futex wake, want 1", n)
+	if n != 1 || nLocked != 0 {
+		t.Fatalf("another call parked: %d yields after a futex wake (ThreadLocked: %d), want 1 (0)", n, nLocked)
 	}
 }

@@ -119,6 +119,15 @@ type Options struct {
 	// reached, descriptors exhausted). nil means the standard log package;
 	// use func(string, ...any) {} to silence them.
 	Logf func(format string, args ...any)
+
+	// ThreadLocked says that the connection's calls run on goroutines
+	// locked to their OS threads (runtime.LockOSThread), as every call
+	// through the C ABI does (libgoipc sets it). Its waits then never
+	// hand their P to the process's other waiting calls: on a locked
+	// goroutine that costs two context switches (docs/PERFORMANCE.md,
+	// sections 6 and 24). For a listener, it applies to the connections
+	// it accepts.
+	ThreadLocked bool
 }
 
 // resolved is Options with defaults applied and values checked.
@@ -139,6 +148,7 @@ type resolved struct {
 	logf       func(format string, args ...any)
 
 	maxInflightCalls int
+	threadLocked     bool
 }
 
 // limitOrDefault applies the 0 = default, negative = none convention.
@@ -163,6 +173,7 @@ func (o *Options) resolve() (resolved, error) {
 		allowAnyUID:      in.AllowAnyUID,
 		handshakeTimeout: in.HandshakeTimeout,
 		protocolVersion:  in.ProtocolVersionOverride,
+		threadLocked:     in.ThreadLocked,
 	}
 	if r.protocolVersion == 0 {
 		r.protocolVersion = ProtocolVersion
