@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"sync"
+	"sync/atomic"
 )
 
 // Payloads: a fixed byte pattern with the message's sequence number stamped
@@ -33,19 +34,30 @@ func stamp(b []byte, seq uint64) {
 	}
 }
 
+// pattern is the reference pattern, grown (replaced by a longer one,
+// under patternMu) when a longer message asks for it. Readers load it
+// without the lock: verify runs on every round trip of every producer,
+// and a process-wide mutex there serialised them (with 8 goipc producers
+// in one client, waiters on it sat in a run queue for 8 ms behind a
+// producer that kept its P; docs/PERFORMANCE.md section 24).
 var (
 	patternMu sync.Mutex
-	pattern   []byte
+	pattern   atomic.Pointer[[]byte]
 )
 
 // patternOf returns the reference pattern of at least n bytes.
 func patternOf(n int) []byte {
+	if p := pattern.Load(); p != nil && len(*p) >= n {
+		return (*p)[:n]
+	}
 	patternMu.Lock()
 	defer patternMu.Unlock()
-	if len(pattern) < n {
-		pattern = newPayload(n)
+	if p := pattern.Load(); p != nil && len(*p) >= n {
+		return (*p)[:n]
 	}
-	return pattern[:n]
+	p := newPayload(n)
+	pattern.Store(&p)
+	return p
 }
 
 // verify checks that b is the payload of message seq.

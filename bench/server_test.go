@@ -165,8 +165,12 @@ func TestUnixEchoRefusesOversizedMessages(t *testing.T) {
 
 func TestShardedHistMergesEveryRecord(t *testing.T) {
 	h := newShardedHist()
-	for i := 0; i < 1000; i++ {
-		h.record(i, time.Duration(i+1)*time.Microsecond)
+	for i := 0; i < 1000; i += 10 { // batches of 10 round trips, as producers record them
+		batch := make([]time.Duration, 10)
+		for j := range batch {
+			batch[j] = time.Duration(i+j+1) * time.Microsecond
+		}
+		h.record(i/10, batch)
 	}
 	m := h.merged()
 	if m.TotalCount() != 1000 || m.Max() < 999000 || m.Min() > 1001 {

@@ -209,8 +209,15 @@ func holdSlowloris(out *json.Encoder, path string, silent, half int, stop, eof c
 // histShards spreads the load producers' latency records over a few
 // locked histograms: one 3-digit HdrHistogram per producer would take
 // ~240 KB each (a quarter of a GB at 1024 producers); with more shards than
-// cores, two running producers rarely share a lock.
-const histShards = 16
+// cores, two running producers rarely share a lock. Each producer records
+// histBatch round trips at a time, so that it takes a lock that rarely:
+// a producer blocked on a lock waits in a run queue until whoever runs
+// there yields, which a goipc producer whose waits end spinning does
+// only every few dozen round trips (docs/PERFORMANCE.md section 24).
+const (
+	histShards = 16
+	histBatch  = 64
+)
 
 type shardedHist struct {
 	shards [histShards]struct {
@@ -227,10 +234,13 @@ func newShardedHist() *shardedHist {
 	return s
 }
 
-func (s *shardedHist) record(producer int, d time.Duration) {
+// record adds a producer's round trips.
+func (s *shardedHist) record(producer int, ds []time.Duration) {
 	sh := &s.shards[producer%histShards]
 	sh.mu.Lock()
-	sh.h.RecordValue(int64(d))
+	for _, d := range ds {
+		sh.h.RecordValue(int64(d))
+	}
 	sh.mu.Unlock()
 }
 
@@ -381,7 +391,11 @@ func produce(id int, c loadConn, size int, end time.Time, hist *shardedHist, tot
 	copy(msg[prefix:], newPayload(size))
 	reply := make([]byte, prefix+size)
 	var done int64
-	defer func() { total.Add(done) }()
+	pending := make([]time.Duration, 0, histBatch)
+	defer func() {
+		hist.record(id, pending)
+		total.Add(done)
+	}()
 	// Two monotonic clock reads per round trip (time.Since of a fixed
 	// origin reads one clock; time.Now reads two): the harness's own cost
 	// is paid by both servers, and with three time.Now a round trip it
@@ -399,7 +413,10 @@ func produce(id int, c loadConn, size int, end time.Time, hist *shardedHist, tot
 		if err := verify(c.payload(reply), seq); err != nil {
 			return err
 		}
-		hist.record(id, rtt)
+		if pending = append(pending, rtt); len(pending) == histBatch {
+			hist.record(id, pending)
+			pending = pending[:0]
+		}
 		done++
 	}
 	return nil
