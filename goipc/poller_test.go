@@ -347,3 +347,40 @@ func TestParksGoToThePollerWhileCallsYield(t *testing.T) {
 		t.Fatal("a park while another call yields armed its own doorbell")
 	}
 }
+
+// A call the poller wakes from its sweep leaves without the poller's
+// lock (the entry says it is off the lists); once it parks again, the
+// entry is listed as before.
+func TestPollerWokenCallsLeaveWithoutItsLock(t *testing.T) {
+	client, server := pair(t, nil, nil)
+	takeFutexSlots(t) // every park goes to the poller
+	// The poller sweeps until the message comes, however slow the
+	// machine: no arming, no starvation.
+	setPollerLimits(time.Hour, time.Hour)
+	defer restorePollerLimits()
+	entry := &client.polls[dirRecv]
+	for i := 0; i < 3; i++ {
+		receiveParked(t, client, server, "the receive is on the poller's list", func(uint64) bool {
+			poller.mu.Lock()
+			defer poller.mu.Unlock()
+			return slices.Contains(poller.entries, entry)
+		})
+		if !entry.delisted.Load() {
+			t.Fatalf("round %d: the swept call's entry is not marked delisted", i)
+		}
+	}
+	// With the entry marked, remove does not wait for the lock.
+	poller.mu.Lock()
+	done := make(chan bool, 1)
+	go func() { done <- poller.remove(entry) }()
+	select {
+	case armed := <-done:
+		poller.mu.Unlock()
+		if armed {
+			t.Fatal("a delisted entry reported armed")
+		}
+	case <-time.After(10 * time.Second):
+		poller.mu.Unlock()
+		t.Fatal("remove of a delisted entry waited for the poller's lock")
+	}
+}
