@@ -974,16 +974,8 @@ func (c *Conn) doorbellPark(dir int, ec eventCount, ready func() (bool, error), 
 		}
 		if e != nil {
 			// Off the poller's list before the next look, disarmed if it
-			// armed for us: the next round registers afresh. A call its
-			// sweep woke is off already (remove takes no lock), and looks
-			// before it registers again: with the message there, as after
-			// most wakes, it never takes the poller's lock, which a sweep
-			// holds (256 producers: woken calls queued on it,
-			// docs/PERFORMANCE.md section 24).
+			// armed for us: the next round registers afresh.
 			c.unpark(e, ec, false)
-			if ok, err := ready(); ok || err != nil {
-				return err
-			}
 		}
 	}
 }

@@ -92,12 +92,6 @@ type pollEntry struct {
 	// it is in neither. Both guarded by ringPoller.mu.
 	index int
 	armed bool
-	// delisted is set by the poller when it takes the entry off its
-	// lists to wake the call (a word it swept moved), and cleared by add:
-	// the woken call then knows, without the poller's lock, that nothing
-	// is left to undo (remove). At 256 producers the woken calls queued on
-	// that lock behind every sweep (docs/PERFORMANCE.md section 24).
-	delisted atomic.Bool
 }
 
 type ringPoller struct {
@@ -169,7 +163,6 @@ func (p *ringPoller) add(e *pollEntry) {
 	p.mu.Lock()
 	p.takeBacks = min(p.takeBacks+pollerTakeBackPerPark, pollerTakeBackMax)
 	e.index, e.armed = len(p.entries), false
-	e.delisted.Store(false)
 	p.entries = append(p.entries, e)
 	wasActive := p.active.Swap(true)
 	p.mu.Unlock()
@@ -184,11 +177,6 @@ func (p *ringPoller) add(e *pollEntry) {
 // remove takes e off the list if it is still there and reports whether
 // the poller had armed the doorbell for it.
 func (p *ringPoller) remove(e *pollEntry) (armed bool) {
-	// SYNC POINT: this load pairs with the store in delist: the poller
-	// unlinked e (and disarmed it, if armed) before it stored true.
-	if e.delisted.Load() {
-		return false
-	}
 	p.mu.Lock()
 	armed = e.armed
 	if armed {
@@ -233,16 +221,6 @@ func (p *ringPoller) takeBack(n int) int {
 
 func (e *pollEntry) listIndex() *int { return &e.index }
 
-// delist records that the poller took e off its lists (unlinked, not
-// armed) to wake its call. p.mu is held. From the store on, the call may
-// reuse e without the lock: the poller touches e no more.
-func (e *pollEntry) delist() {
-	e.armed = false
-	// SYNC POINT: pairs with remove's load: everything the poller did
-	// to e before this store is seen by a call that loads true.
-	e.delisted.Store(true)
-}
-
 func (p *ringPoller) run() {
 	for {
 		<-p.kick
@@ -275,9 +253,7 @@ func (p *ringPoller) sweepUntilIdle() {
 			// its position (publish); a call woken here re-runs ready().
 			if atomic.LoadUint64(e.word) != e.seen {
 				p.unlink(e) // moves the last entry to i
-				c, dir := e.c, e.dir // the call may reuse e once delisted
-				e.delist()
-				c.wakeBell(dir)
+				e.c.wakeBell(e.dir)
 				moved = true
 				moves++
 				continue
@@ -382,10 +358,8 @@ func (p *ringPoller) armAll() {
 		// peer's publish-then-load in notify), as in doorbellPark.
 		if atomic.LoadUint64(e.word) != e.seen {
 			e.ec.disarm()
+			e.c.wakeBell(e.dir)
 			e.index = -1
-			c, dir := e.c, e.dir // the call may reuse e once delisted
-			e.delist()
-			c.wakeBell(dir)
 		} else {
 			e.armed = true
 			e.index = len(p.armed)
