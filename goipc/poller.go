@@ -117,8 +117,6 @@ type ringPoller struct {
 	idleBusy time.Duration
 	// starvedGap is pollerStarved; guarded by mu (tests change it).
 	starvedGap time.Duration
-	// chunk is pollerSweepChunk; guarded by mu (tests lower it).
-	chunk int
 	// starvedUntil (Unix ns) keeps calls off the poller after it was
 	// starved of CPU: written by the poller goroutine, read by parking
 	// calls (usePoller); a stale read only costs a worse choice.
@@ -128,7 +126,7 @@ type ringPoller struct {
 
 // poller runs from package initialisation on: one goroutine, blocked on
 // its kick channel while no call is parked with it.
-var poller = ringPoller{kick: make(chan struct{}, 1), idle: pollerIdle, idleBusy: pollerIdleBusy, starvedGap: pollerStarved, chunk: pollerSweepChunk}
+var poller = ringPoller{kick: make(chan struct{}, 1), idle: pollerIdle, idleBusy: pollerIdleBusy, starvedGap: pollerStarved}
 
 func init() { go poller.run() }
 
@@ -249,20 +247,7 @@ func (p *ringPoller) sweepUntilIdle() {
 			return
 		}
 		moved := false
-		for i, n := 0, 0; i < len(p.entries); n++ {
-			if n > 0 && n%p.chunk == 0 {
-				// Let the calls waiting to register or leave have the lock
-				// (and the woken calls a P) between chunks of a long
-				// sweep. An entry moved meanwhile to a place already swept
-				// waits for the next sweep; none is lost: arming runs on
-				// the whole list under the lock.
-				p.mu.Unlock()
-				runtime.Gosched()
-				p.mu.Lock()
-				if i >= len(p.entries) {
-					break // calls left meanwhile
-				}
-			}
+		for i := 0; i < len(p.entries); {
 			e := p.entries[i]
 			// SYNC POINT: this load pairs with the peer's seq-cst store of
 			// its position (publish); a call woken here re-runs ready().
@@ -307,14 +292,6 @@ func (p *ringPoller) sweepUntilIdle() {
 		lastSweep = time.Now()
 	}
 }
-
-// pollerSweepChunk is how many entries a sweep looks at between two
-// releases of the poller's lock. A sweep of many entries is long (each
-// load of another segment's word misses: a fifth of goipc pong's CPU at
-// 1024 producers), and every call that parks or leaves meanwhile waited
-// for the lock: at 1024 producers, 877 of them in 25 ms of the load
-// client's trace (docs/PERFORMANCE.md section 24).
-const pollerSweepChunk = 128
 
 // pollerYieldGap spaces the poller's sched_yields: after a sweep that
 // found nothing it yields the CPU only if it has not for this long. A

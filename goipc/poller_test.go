@@ -26,20 +26,6 @@ func TestPollerCarriesManyConnections(t *testing.T) {
 	checkPollerLists(t)
 }
 
-// A sweep releases the poller's lock every few entries (pollerSweepChunk)
-// while calls register and leave: with a chunk of 2 and 96 calls coming
-// and going, every message still arrives, in order, and the lists stay
-// consistent.
-func TestPollerSweepsInChunks(t *testing.T) {
-	checkLeaks(t)
-	takeFutexSlots(t)
-	setPollerChunk(2)
-	defer restorePollerLimits()
-	pingEchoes(t, 48, 1000)
-	waitUntil(t, "the poller going idle", func() bool { return !pollerBusy() })
-	checkPollerLists(t)
-}
-
 // pingEchoes runs conns connection pairs, each an echo server and a
 // client making rounds round trips, and fails the test unless every
 // reply is the client's own request, in order.
@@ -272,14 +258,7 @@ func setPollerLimits(idle, starvedGap time.Duration) {
 // restorePollerLimits puts the poller's own limits back.
 func restorePollerLimits() {
 	poller.mu.Lock()
-	poller.idle, poller.idleBusy, poller.starvedGap, poller.chunk = pollerIdle, pollerIdleBusy, pollerStarved, pollerSweepChunk
-	poller.mu.Unlock()
-}
-
-// setPollerChunk makes sweeps release the poller's lock every n entries.
-func setPollerChunk(n int) {
-	poller.mu.Lock()
-	poller.chunk = n
+	poller.idle, poller.idleBusy, poller.starvedGap = pollerIdle, pollerIdleBusy, pollerStarved
 	poller.mu.Unlock()
 }
 
