@@ -393,7 +393,9 @@ func produce(id int, c loadConn, size int, end time.Time, hist *shardedHist, tot
 	var done int64
 	pending := make([]time.Duration, 0, histBatch)
 	defer func() {
-		hist.record(id, pending)
+		if len(pending) > 0 {
+			hist.record(id, pending)
+		}
 		total.Add(done)
 	}()
 	// Two monotonic clock reads per round trip (time.Since of a fixed

@@ -138,10 +138,10 @@ type Conn struct {
 	epochsLooked [2]uint8
 	// wonSinceYield counts, per direction, the waits won by spinning
 	// since the direction last let the process's other goroutines run
-	// (yieldToParked). Guarded like spinNow.
+	// (yieldToOthers). Guarded like spinNow.
 	wonSinceYield [2]uint8
 	// locked is Options.ThreadLocked: the calls never yield their P to
-	// others (yieldToParked). Set at creation.
+	// others (yieldToOthers). Set at creation.
 	locked bool
 }
 
@@ -467,8 +467,9 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 		switch outcome {
 		case spinWon:
 			c.adaptSpin(dir, true)
-			if c.wonSinceYield[dir]++; c.wonSinceYield[dir] >= spinWinsPerYield && !c.locked {
-				c.yieldToParked(dir)
+			if c.wonSinceYield[dir]++; c.wonSinceYield[dir] >= spinWinsPerYield {
+				c.wonSinceYield[dir] = 0
+				c.yieldToOthers(0)
 			}
 			return err
 		case spinEnded:
@@ -746,14 +747,16 @@ func (c *Conn) spinFor(dir int, budget time.Duration, ready func() (bool, error)
 }
 
 // spinWinsPerYield: a direction whose waits keep ending in won spins
-// lets the process's parked calls run every this many (yieldToParked).
+// lets the process's parked calls run every this many (yieldToOthers).
 const spinWinsPerYield = 16
 
-// yieldToParked hands the P to the process's other goroutines if other
+// yieldToOthers hands the P to the process's other goroutines if other
 // calls of the process wait to run: parked ones (some may be runnable,
-// woken by their doorbell or the ring poller: they count until they run)
-// or ones that yielded here. A wait that spins and wins never enters the
-// scheduler, so a goroutine whose round trips keep ending that way holds
+// woken by their doorbell or the ring poller: they count until they run;
+// self is 1 if the caller itself still counts as parked), or ones that
+// yielded here. A wait that spins and wins never enters the scheduler,
+// and nor does one woken from a futex sleep (a system call that keeps
+// the P), so a goroutine whose round trips keep ending that way holds
 // its P until the runtime preempts it after 10 ms, and the calls woken
 // meanwhile wait that long: with 8 producers in one client process,
 // round trips of 10-30 ms while two producers spun (docs/PERFORMANCE.md
@@ -761,16 +764,15 @@ const spinWinsPerYield = 16
 // yields here: a yield with an idle P wakes a thread to look for work.
 // Nor does a ThreadLocked one: there a yield costs two context switches
 // (4 C threads on their own connections: a third fewer round trips).
-func (c *Conn) yieldToParked(dir int) {
-	c.wonSinceYield[dir] = 0
-	if parkedCalls.Load() > 0 || yielders.Load() > 0 {
+func (c *Conn) yieldToOthers(self int32) {
+	if !c.locked && (parkedCalls.Load() > self || yielders.Load() > 0) {
 		yieldP()
 	}
 }
 
 // yielders counts the calls inside yieldP: queued behind the process's
 // other goroutines, they wait for a P again, and a call that keeps its P
-// by spinning should let them have it (yieldToParked). yieldsForOthers
+// by spinning should let them have it (yieldToOthers). yieldsForOthers
 // counts yieldP's calls (tests read it).
 var (
 	yielders        atomic.Int32
@@ -868,16 +870,16 @@ func (c *Conn) park(dir int, ec eventCount, ready func() (bool, error), w *waitF
 		done, slept, err := c.futexPark(ec, ready, w, drain)
 		futexSleepers.release()
 		if done {
-			if slept && !c.locked && (parkedCalls.Load() > 1 || yielders.Load() > 0) {
-				// Other calls of this process are parked, and some may be
-				// runnable: hand them our P before we go on. A futex sleep
+			if slept {
+				// Other calls of this process may be runnable: hand them
+				// our P (this call still counts as parked). A futex sleep
 				// is a system call that keeps the P, and one that ends
 				// every few microseconds (a busy peer answering) is never
 				// retaken by sysmon: round trip after round trip, the
 				// goroutine would keep its P until the runtime preempts it
 				// 10 ms later, while the calls woken meanwhile wait
-				// (yieldToParked, docs/PERFORMANCE.md section 24).
-				yieldP()
+				// (yieldToOthers, docs/PERFORMANCE.md section 24).
+				c.yieldToOthers(1)
 			}
 			return err
 		}
