@@ -96,8 +96,8 @@ fuzz: ## run each Go fuzz target for FUZZTIME (default 10s; mk/go-fuzz.sh: a fai
 deps-system: ## install every Debian package the targets need (each target also installs its own when it can)
 	@$(REQUIRE_DEB) deps-system $(SYSTEM_DEPS)
 
-MODEL := docs/model/ring.pml docs/model/notify.pml
-model-check: ## model-check the wakeup protocol (futex and doorbell waits, freed space held back) and the pollable descriptor with spin; every seeded bug must be caught
+MODEL := docs/model/ring.pml docs/model/notify.pml docs/model/poller.pml
+model-check: ## model-check the wakeup protocol (futex and doorbell waits, freed space held back), the pollable descriptor and the ring poller's registration with spin; every seeded bug must be caught
 	@$(REQUIRE_DEB) model-check spin:spin
 	@rm -rf $(BUILD)/model && mkdir -p $(BUILD)/model && cp $(MODEL) $(BUILD)/model/
 	@cd $(BUILD)/model && spin -a ring.pml >/dev/null && cc -O2 -DNOCLAIM -o pan pan.c && ./pan > safety.txt && \
@@ -113,6 +113,12 @@ model-check: ## model-check the wakeup protocol (futex and doorbell waits, freed
 	@cd $(BUILD)/model && spin -DNO_RECHECK_AFTER_RESET -a notify.pml >/dev/null && cc -O2 -DNOCLAIM -o pan pan.c && ./pan > seeded-NO_RECHECK_AFTER_RESET.txt; \
 	  grep -q "invalid end state" seeded-NO_RECHECK_AFTER_RESET.txt || { echo "model-check: seeded bug NO_RECHECK_AFTER_RESET NOT found"; exit 1; }; \
 	  echo "model-check: the seeded bug NO_RECHECK_AFTER_RESET is found (the loop waits forever)"
+	@cd $(BUILD)/model && spin -a poller.pml >/dev/null && cc -w -O2 -DNOCLAIM -o pan pan.c && ./pan > poller-safety.txt && \
+	  grep -q "errors: 0" poller-safety.txt && echo "model-check: a call registered with the ring poller is always looked at again (poller.pml)"
+	@cd $(BUILD)/model && for bug in STOP_OUTSIDE_LOCK NO_LIST_BEFORE_ARM REMOVE_SKIPS_PENDING; do \
+	  spin -D$$bug -a poller.pml >/dev/null && cc -w -O2 -DNOCLAIM -o pan pan.c && ./pan > seeded-$$bug.txt; \
+	  grep -Eq "invalid end state|assertion violated" seeded-$$bug.txt || { echo "model-check: seeded bug $$bug NOT found"; exit 1; }; \
+	  echo "model-check: the seeded bug $$bug is found (poller.pml)"; done
 
 bench: build ## benchmarks: `goipc bench` (every IPC mechanism) then go test -bench for the core vs a Unix socket
 	$(GO) test -run '^$$' -bench . -benchtime 1s ./goipc/

@@ -175,6 +175,7 @@ func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID
 	}
 	c.notify.fd.Store(-1)
 	c.polls[dirSend].index, c.polls[dirRecv].index = -1, -1
+	c.polls[dirSend].pendingIndex, c.polls[dirRecv].pendingIndex = -1, -1
 	c.sweeps[dirSend].index, c.sweeps[dirRecv].index = -1, -1
 	c.rx.init(o.maxInflightCalls)
 	c.prod.ring = c.ringData

@@ -92,7 +92,22 @@ type pollEntry struct {
 	// it is in neither. Both guarded by ringPoller.mu.
 	index int
 	armed bool
+	// pendingIndex is the entry's place in ringPoller.pending, -1 while
+	// it is not there; guarded by ringPoller.regMu.
+	pendingIndex int
+	// released says the poller took the entry off its lists without
+	// arming it (it saw the word move): the call's remove then needs
+	// neither lock. SYNC POINT: stored true by the poller under mu after
+	// its last use of the entry's fields, loaded by remove; stored false
+	// by add before the entry is registered again.
+	released atomic.Bool
 }
+
+// pendingEntry lists a pollEntry in ringPoller.pending (unlist's index
+// is then pendingIndex).
+type pendingEntry struct{ *pollEntry }
+
+func (p pendingEntry) listIndex() *int { return &p.pendingIndex }
 
 type ringPoller struct {
 	mu      sync.Mutex
@@ -100,13 +115,25 @@ type ringPoller struct {
 	// armed holds the calls the poller armed when it last gave up, until
 	// they return or it takes them back (takeBack).
 	armed []*pollEntry
+	// regMu guards pending: the calls registered since the poller last
+	// moved them to entries, at the start of each sweep and before it
+	// stops. A parking call takes only this short lock, never mu, which a
+	// sweep holds for as long as it looks at every listed word: at 1024
+	// producers, calls queued on mu behind sweeps of 1024 entries (877
+	// waits on it in 25 ms, docs/PERFORMANCE.md section 25). mu is taken
+	// before regMu when both are held.
+	regMu   sync.Mutex
+	pending []pendingEntry
 	// takeBacks is how many armed calls the poller may take back: earned
-	// by parking calls, spent by takeBack (pollerTakeBackPerPark).
+	// by parking calls, spent by takeBack (pollerTakeBackPerPark). Read
+	// and written under regMu.
 	takeBacks int
 	// takenBack counts the calls takeBack listed again (tests read it).
 	takenBack uint64
 	// active is true while the poller sweeps (it has entries and has not
-	// given up on them). Written under mu; read without it by calls
+	// given up on them). Written under regMu, so that a call registering
+	// either finds it true (the poller will take its entry before it
+	// stops) or sets it and kicks the poller; read without it by calls
 	// deciding whether to skip their own spin and futex stages
 	// (pollerBusy), where a stale answer only costs a worse choice.
 	active atomic.Bool
@@ -122,6 +149,10 @@ type ringPoller struct {
 	// calls (usePoller); a stale read only costs a worse choice.
 	starvedUntil atomic.Int64
 	backoff      time.Duration // the current backoff; the poller goroutine's own
+	// sweptHook, set only on pollers that tests build and drive, is
+	// called after every sweep with mu held: a call registering from it
+	// registers while the poller decides whether to stop.
+	sweptHook func()
 }
 
 // poller runs from package initialisation on: one goroutine, blocked on
@@ -160,12 +191,13 @@ func pollerBusy() bool { return poller.active.Load() }
 
 // add registers a parked call and wakes the poller if it sleeps.
 func (p *ringPoller) add(e *pollEntry) {
-	p.mu.Lock()
+	e.released.Store(false)
+	p.regMu.Lock()
 	p.takeBacks = min(p.takeBacks+pollerTakeBackPerPark, pollerTakeBackMax)
-	e.index, e.armed = len(p.entries), false
-	p.entries = append(p.entries, e)
+	e.pendingIndex = len(p.pending)
+	p.pending = append(p.pending, pendingEntry{e})
 	wasActive := p.active.Swap(true)
-	p.mu.Unlock()
+	p.regMu.Unlock()
 	if !wasActive {
 		select {
 		case p.kick <- struct{}{}:
@@ -177,6 +209,15 @@ func (p *ringPoller) add(e *pollEntry) {
 // remove takes e off the list if it is still there and reports whether
 // the poller had armed the doorbell for it.
 func (p *ringPoller) remove(e *pollEntry) (armed bool) {
+	p.regMu.Lock()
+	wasPending := e.pendingIndex >= 0
+	p.pending = unlist(p.pending, pendingEntry{e})
+	p.regMu.Unlock()
+	// Once out of pending, an entry does not go back there (only add puts
+	// it there, and add is its own call's).
+	if wasPending || e.released.Load() {
+		return false
+	}
 	p.mu.Lock()
 	armed = e.armed
 	if armed {
@@ -191,13 +232,11 @@ func (p *ringPoller) remove(e *pollEntry) (armed bool) {
 // unlink removes e from entries if it is listed. p.mu is held.
 func (p *ringPoller) unlink(e *pollEntry) { p.entries = unlist(p.entries, e) }
 
-// takeBack lists up to n of the calls the poller armed again, un-armed,
-// and returns how many it looked at. A call whose flag the peer already
+// takeBack lists up to n of the calls the poller armed again, un-armed. A call whose flag the peer already
 // cleared has its ring on the way: it stays armed and off both lists.
 // p.mu is held.
-func (p *ringPoller) takeBack(n int) int {
-	taken := 0
-	for ; taken < n && len(p.armed) > 0; taken++ {
+func (p *ringPoller) takeBack(n int) {
+	for taken := 0; taken < n && len(p.armed) > 0; taken++ {
 		last := len(p.armed) - 1
 		e := p.armed[last]
 		p.armed[last] = nil
@@ -216,7 +255,6 @@ func (p *ringPoller) takeBack(n int) int {
 		p.entries = append(p.entries, e)
 		p.takenBack++
 	}
-	return taken
 }
 
 func (e *pollEntry) listIndex() *int { return &e.index }
@@ -238,13 +276,24 @@ func (p *ringPoller) sweepUntilIdle() {
 	lastYield := start
 	for {
 		p.mu.Lock()
-		if p.takeBacks > 0 && len(p.armed) > 0 {
-			p.takeBacks -= p.takeBack(min(p.takeBacks, pollerTakeBackPerSweep))
-		}
+		p.regMu.Lock()
+		takeBacks := min(p.takeBacks, pollerTakeBackPerSweep, len(p.armed))
+		p.takeBacks -= takeBacks
+		p.listPending()
+		p.regMu.Unlock()
+		p.takeBack(takeBacks)
 		if len(p.entries) == 0 {
-			p.active.Store(false)
-			p.mu.Unlock()
-			return
+			// Stop only if no call registered meanwhile: one that does
+			// after this finds active false and kicks the poller.
+			p.regMu.Lock()
+			p.listPending()
+			if len(p.entries) == 0 {
+				p.active.Store(false)
+				p.regMu.Unlock()
+				p.mu.Unlock()
+				return
+			}
+			p.regMu.Unlock()
 		}
 		moved := false
 		for i := 0; i < len(p.entries); {
@@ -253,12 +302,15 @@ func (p *ringPoller) sweepUntilIdle() {
 			// its position (publish); a call woken here re-runs ready().
 			if atomic.LoadUint64(e.word) != e.seen {
 				p.unlink(e) // moves the last entry to i
-				e.c.wakeBell(e.dir)
+				p.release(e)
 				moved = true
 				moves++
 				continue
 			}
 			i++
+		}
+		if p.sweptHook != nil {
+			p.sweptHook()
 		}
 		now := time.Now()
 		// A long gap after which words moved was spent by the peers we
@@ -272,8 +324,12 @@ func (p *ringPoller) sweepUntilIdle() {
 			idle = p.idleBusy
 		}
 		if starved || now.Sub(lastMove) >= idle {
-			p.armAll()
+			// Calls registered from here on kick the poller again.
+			p.regMu.Lock()
+			p.listPending()
 			p.active.Store(false)
+			p.regMu.Unlock()
+			p.armAll()
 			p.mu.Unlock()
 			p.noteStarved(starved, now)
 			return
@@ -358,8 +414,8 @@ func (p *ringPoller) armAll() {
 		// peer's publish-then-load in notify), as in doorbellPark.
 		if atomic.LoadUint64(e.word) != e.seen {
 			e.ec.disarm()
-			e.c.wakeBell(e.dir)
 			e.index = -1
+			p.release(e)
 		} else {
 			e.armed = true
 			e.index = len(p.armed)
@@ -368,4 +424,27 @@ func (p *ringPoller) armAll() {
 	}
 	clear(p.entries)
 	p.entries = p.entries[:0]
+}
+
+// listPending moves the registered calls to entries. p.mu and p.regMu are
+// held.
+func (p *ringPoller) listPending() {
+	for i, pe := range p.pending {
+		e := pe.pollEntry
+		e.pendingIndex = -1
+		e.index, e.armed = len(p.entries), false
+		p.entries = append(p.entries, e)
+		p.pending[i] = pendingEntry{}
+	}
+	p.pending = p.pending[:0]
+}
+
+// release wakes the call of an entry the poller took off its lists
+// without an arm left behind. p.mu is held.
+func (p *ringPoller) release(e *pollEntry) {
+	c, dir := e.c, e.dir
+	// The call may register e again as soon as this is stored: read its
+	// fields first.
+	e.released.Store(true)
+	c.wakeBell(dir)
 }

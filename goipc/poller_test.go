@@ -18,7 +18,9 @@ func TestPollerCarriesManyConnections(t *testing.T) {
 	pingEchoes(t, 48, 1000)
 	waitUntil(t, "the poller going idle", func() bool { return !pollerBusy() })
 	poller.mu.Lock()
-	left := len(poller.entries)
+	poller.regMu.Lock()
+	left := len(poller.entries) + len(poller.pending)
+	poller.regMu.Unlock()
 	poller.mu.Unlock()
 	if left != 0 {
 		t.Fatalf("%d calls still on the idle poller's list", left)
@@ -105,20 +107,28 @@ func TestPollerTakesBackUnderChurn(t *testing.T) {
 	checkPollerLists(t)
 }
 
-// checkPollerLists checks the poller's two lists against their entries:
-// listed calls un-armed, armed ones armed, each index its place.
+// checkPollerLists checks the poller's three lists against their
+// entries: listed calls un-armed and not released, armed ones armed, each
+// index its place, registered ones on no other list.
 func checkPollerLists(t *testing.T) {
 	t.Helper()
 	poller.mu.Lock()
 	defer poller.mu.Unlock()
 	for i, e := range poller.entries {
-		if e.armed || e.index != i {
-			t.Errorf("listed call %d: armed %v, index %d", i, e.armed, e.index)
+		if e.armed || e.index != i || e.pendingIndex != -1 || e.released.Load() {
+			t.Errorf("listed call %d: armed %v, index %d, pending index %d, released %v", i, e.armed, e.index, e.pendingIndex, e.released.Load())
 		}
 	}
 	for i, e := range poller.armed {
-		if !e.armed || e.index != i {
-			t.Errorf("armed call %d: armed %v, index %d", i, e.armed, e.index)
+		if !e.armed || e.index != i || e.pendingIndex != -1 || e.released.Load() {
+			t.Errorf("armed call %d: armed %v, index %d, pending index %d, released %v", i, e.armed, e.index, e.pendingIndex, e.released.Load())
+		}
+	}
+	poller.regMu.Lock()
+	defer poller.regMu.Unlock()
+	for i, pe := range poller.pending {
+		if pe.index != -1 || pe.pendingIndex != i {
+			t.Errorf("registered call %d: index %d, pending index %d", i, pe.index, pe.pendingIndex)
 		}
 	}
 }
@@ -345,5 +355,86 @@ func TestParksGoToThePollerWhileCallsYield(t *testing.T) {
 	yielders.Add(-1)
 	if !listed {
 		t.Fatal("a park while another call yields armed its own doorbell")
+	}
+}
+
+// A call that registers while the poller sweeps for the last time is on
+// the poller's list when it stops, armed like the others: the poller
+// lists the registered calls before it arms its list and stops (a call
+// registering later finds it stopped and kicks it).
+func TestPollerArmsCallsRegisteredDuringItsLastSweep(t *testing.T) {
+	checkLeaks(t)
+	_, first := pair(t, nil, nil)
+	_, late := pair(t, nil, nil)
+	p := &ringPoller{kick: make(chan struct{}, 1), starvedGap: time.Hour}
+	firstEntry := registerReceive(p, first, 0)
+	var lateEntry *pollEntry
+	p.sweptHook = func() {
+		if lateEntry == nil {
+			lateEntry = registerReceive(p, late, 0)
+		}
+	}
+	p.sweepUntilIdle() // idle 0: it gives up after its first sweep
+	if p.active.Load() {
+		t.Fatal("the poller is still active after it stopped")
+	}
+	if len(p.pending) != 0 || len(p.entries) != 0 {
+		t.Fatalf("the stopped poller holds %d registered and %d listed calls", len(p.pending), len(p.entries))
+	}
+	for name, e := range map[string]*pollEntry{"first": firstEntry, "late": lateEntry} {
+		if !e.armed || !e.ec.waiting() {
+			t.Errorf("the %s call: armed %v, doorbell flag %v; want both", name, e.armed, e.ec.waiting())
+		}
+		if !p.remove(e) {
+			t.Errorf("remove of the %s call reported it not armed", name)
+		}
+		e.ec.disarm()
+	}
+	if len(p.armed) != 0 {
+		t.Fatalf("%d calls left armed after both were removed", len(p.armed))
+	}
+}
+
+// registerReceive puts c's receive on p's list as a parking call does,
+// as if its last look had seen the head at its value plus ahead.
+func registerReceive(p *ringPoller, c *Conn, ahead uint64) *pollEntry {
+	e := &c.polls[dirRecv]
+	e.c, e.dir, e.ec, e.word = c, dirRecv, c.cons.r.dataEC, c.positionWord(dirRecv)
+	e.seen = atomic.LoadUint64(e.word) + ahead
+	p.add(e)
+	return e
+}
+
+// A call the poller woke because its word moved is off every list: its
+// return takes neither of the poller's locks (a sweep holds mu for as
+// long as it looks at every listed word).
+func TestPollerReleasedCallReturnsWithoutTheSweepLock(t *testing.T) {
+	checkLeaks(t)
+	_, server := pair(t, nil, nil)
+	p := &ringPoller{kick: make(chan struct{}, 1), starvedGap: time.Hour}
+	e := registerReceive(p, server, 1) // the word has "moved"
+	p.sweepUntilIdle()
+	select {
+	case <-server.bells[dirRecv]:
+	default:
+		t.Fatal("the poller did not wake the call whose word moved")
+	}
+	if !e.released.Load() || e.index != -1 || e.pendingIndex != -1 {
+		t.Fatalf("the woken call: released %v, index %d, pending index %d", e.released.Load(), e.index, e.pendingIndex)
+	}
+	p.mu.Lock() // as a long sweep does
+	defer p.mu.Unlock()
+	var armed atomic.Int32
+	armed.Store(-1)
+	go func() {
+		if p.remove(e) {
+			armed.Store(1)
+		} else {
+			armed.Store(0)
+		}
+	}()
+	waitUntil(t, "remove of a released call while the sweep lock is held", func() bool { return armed.Load() >= 0 })
+	if armed.Load() != 0 {
+		t.Fatal("remove reported the released call armed")
 	}
 }
