@@ -454,7 +454,8 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 		// budget stays 0 (no halving below).
 		budget = c.spin
 	}
-	if budget > 0 && c.spin != SpinForever && pollerBusy() {
+	pollerWatches := budget > 0 && c.spin != SpinForever && pollerBusy()
+	if pollerWatches {
 		// The ring poller is sweeping for other parked calls: it watches
 		// this one too, without taking a P of its own (poller.go).
 		budget = 0
@@ -485,10 +486,11 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 			start = time.Time{}
 		}
 	}
-	w.startDeadline(time.Now())
+	w.fixDeadline()
 	c.countPark(dir)
 	err := c.park(dir, ec, ready, w, drain)
-	if err == nil {
+	if err == nil && !pollerWatches {
+		// (A wait the poller watched did not spin: nothing to adapt.)
 		lostSoon := !fromZero && !start.IsZero() && time.Since(start) < 2*budget
 		c.afterPark(dir, budget, lostSoon)
 	}
