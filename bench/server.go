@@ -223,6 +223,7 @@ type RoundTripResult struct {
 	ElapsedS   float64 `json:"elapsed_s"`
 	PerS       float64 `json:"round_trips_per_s"`
 	Percentiles
+	Warmup
 	Error string `json:"error,omitempty"`
 }
 
@@ -702,7 +703,7 @@ func (h *harness) roundTrips(server, mode, path string, producers int, d time.Du
 		r.Error = err.Error()
 		return r
 	}
-	r.RoundTrips, r.ElapsedS, r.Error, r.Percentiles = lr.RoundTrips, lr.ElapsedS, lr.Error, lr.Percentiles
+	r.RoundTrips, r.ElapsedS, r.Error, r.Percentiles, r.Warmup = lr.RoundTrips, lr.ElapsedS, lr.Error, lr.Percentiles, lr.Warmup
 	if lr.ElapsedS > 0 {
 		r.PerS = float64(lr.RoundTrips) / lr.ElapsedS
 	}

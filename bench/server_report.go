@@ -80,8 +80,10 @@ func (r *ServerReport) WriteTable(w io.Writer) {
 	}
 
 	if len(r.Load) > 0 {
-		fmt.Fprintf(w, "3. Load: N producers, each on its own connection, %d B round trips for %s per row, every reply checked\n", r.Config.Size, secs(r.Config.LoadTimeS))
-		rows := [][]string{{"producers", "server", "round trips/s", "p50", "p99", "max", "goipc/unix rt/s"}}
+		fmt.Fprintf(w, "3. Load: N producers, each on its own connection, %d B round trips for %s per row after a warm-up of %s, every reply checked\n",
+			r.Config.Size, secs(r.Config.LoadTimeS), secs(loadWarmup(time.Duration(r.Config.LoadTimeS*float64(time.Second))).Seconds()))
+		fmt.Fprintln(w, "   (warm-up max: the worst round trip of the warm-up, every connection starting idle and all at once)")
+		rows := [][]string{{"producers", "server", "round trips/s", "p50", "p99", "max", "warm-up max", "goipc/unix rt/s"}}
 		var notes []string
 		for _, n := range r.Config.Producers {
 			u := findRow(r.Load, serverUnix, "default", n)
@@ -92,7 +94,7 @@ func (r *ServerReport) WriteTable(w io.Writer) {
 					continue
 				}
 				if x.Error != "" {
-					rows = append(rows, padRow([]string{fmt.Sprint(n), x.Label(), "error"}, 7))
+					rows = append(rows, padRow([]string{fmt.Sprint(n), x.Label(), "error"}, 8))
 					notes = append(notes, fmt.Sprintf("  N=%d %s: error: %s", n, x.Label(), x.Error))
 					continue
 				}
@@ -101,7 +103,7 @@ func (r *ServerReport) WriteTable(w io.Writer) {
 					ratio = formatRatio(x.PerS / u.PerS)
 				}
 				rows = append(rows, []string{fmt.Sprint(n), x.Label(), formatRate(x.PerS), FormatNs(float64(x.P50)),
-					FormatNs(float64(x.P99)), FormatNs(float64(x.Max)), ratio})
+					FormatNs(float64(x.P99)), FormatNs(float64(x.Max)), FormatNs(float64(x.WarmupMax)), ratio})
 			}
 		}
 		alignTable(w, rows, 2)

@@ -124,6 +124,9 @@ func TestRunLoadChecksEveryReply(t *testing.T) {
 	if rep.Error != "" || rep.Producers != 3 || rep.RoundTrips < 3 || rep.P50 <= 0 || rep.P50 > rep.P99 || rep.P99 > rep.Max || rep.ElapsedS <= 0 {
 		t.Fatalf("unix load against a correct echo: %+v", rep)
 	}
+	if rep.WarmupS != 0.01 { // a tenth of the run
+		t.Fatalf("unix load's warm-up: %+v", rep.Warmup)
+	}
 	bad := serveUnix(t, true)
 	rep = runLoad(serverUnix, bad, 2, 5*time.Second, 64, 0)
 	if !strings.Contains(rep.Error, "byte 20") {
@@ -139,6 +142,37 @@ func TestRunLoadChecksEveryReply(t *testing.T) {
 	}
 	if rep := runLoad(serverUnix, filepath.Join(t.TempDir(), "none"), 1, time.Millisecond, 64, 0); !strings.Contains(rep.Error, "dial producer 1 of 1") {
 		t.Fatalf("dial to nothing: %+v", rep)
+	}
+}
+
+// echoLoadConn answers every round trip at once with the message itself.
+type echoLoadConn struct{}
+
+func (echoLoadConn) roundTrip(msg, reply []byte) error { copy(reply, msg); return nil }
+func (echoLoadConn) payload(buf []byte) []byte         { return buf }
+func (echoLoadConn) Close() error                      { return nil }
+
+// TestProduceCountsTheWarmupApart: round trips that begin before the
+// measured part are counted as the warm-up's, not in the measured
+// percentiles and total, and the other way round.
+func TestProduceCountsTheWarmupApart(t *testing.T) {
+	end := time.Now().Add(20 * time.Millisecond)
+	warmOnly := &loadRecord{hist: newShardedHist()}
+	if err := produce(0, echoLoadConn{}, 64, end, end, warmOnly); err != nil {
+		t.Fatal(err)
+	}
+	if warmOnly.warmTotal.Load() == 0 || warmOnly.warmMax.Load() <= 0 || warmOnly.total.Load() != 0 || warmOnly.hist.merged().TotalCount() != 0 {
+		t.Fatalf("all warm-up: %d warm-up round trips (worst %d ns), %d measured, %d recorded",
+			warmOnly.warmTotal.Load(), warmOnly.warmMax.Load(), warmOnly.total.Load(), warmOnly.hist.merged().TotalCount())
+	}
+	end = time.Now().Add(20 * time.Millisecond)
+	measuredOnly := &loadRecord{hist: newShardedHist()}
+	if err := produce(0, echoLoadConn{}, 64, time.Now().Add(-time.Second), end, measuredOnly); err != nil {
+		t.Fatal(err)
+	}
+	if n := measuredOnly.total.Load(); measuredOnly.warmTotal.Load() != 0 || measuredOnly.warmMax.Load() != 0 || n == 0 || measuredOnly.hist.merged().TotalCount() != n {
+		t.Fatalf("no warm-up: %d warm-up round trips, %d measured, %d recorded",
+			measuredOnly.warmTotal.Load(), n, measuredOnly.hist.merged().TotalCount())
 	}
 }
 

@@ -49,13 +49,32 @@ type openReport struct {
 }
 
 // loadReport is the load role's line, written when its run ends.
+// RoundTrips, ElapsedS and the percentiles cover the measured run, after
+// the warm-up; the warm-up's round trips are counted and their worst
+// reported on their own.
 type loadReport struct {
 	Producers  int     `json:"producers"`
 	RoundTrips int64   `json:"round_trips"`
 	ElapsedS   float64 `json:"elapsed_s"`
 	Percentiles
+	Warmup
 	Error string `json:"error,omitempty"`
 }
+
+// Warmup is what a load run measured before its measured part: every
+// producer's round trips that began within the first WarmupS seconds.
+// Every connection starts idle, its calls parked on their doorbells, and
+// all of them start at once: the first round trips measure that start
+// (a thousand idle connections turning busy together), not the load.
+type Warmup struct {
+	WarmupS          float64 `json:"warmup_s"`
+	WarmupRoundTrips int64   `json:"warmup_round_trips"`
+	WarmupMax        int64   `json:"warmup_max_ns"`
+}
+
+// loadWarmup is the warm-up before a load run of d: a tenth of it, at
+// most 200 ms.
+func loadWarmup(d time.Duration) time.Duration { return min(d/10, 200*time.Millisecond) }
 
 // Segment of the idle role's goipc connections: the smallest ring, so
 // that thousands of segments stay small (the server maps every one).
@@ -355,34 +374,54 @@ func runLoad(server, path string, n int, d time.Duration, size int, spin time.Du
 		}
 		conns = append(conns, c)
 	}
-	hist := newShardedHist()
-	var total atomic.Int64
+	warm := loadWarmup(d)
+	rec := &loadRecord{hist: newShardedHist()}
 	var firstErr atomic.Pointer[error]
 	var wg sync.WaitGroup
 	start := time.Now()
-	end := start.Add(d)
+	measured, end := start.Add(warm), start.Add(warm+d)
 	for i, c := range conns {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			if err := produce(i, c, size, end, hist, &total); err != nil {
+			if err := produce(i, c, size, measured, end, rec); err != nil {
 				err = fmt.Errorf("producer %d: %w", i, err)
 				firstErr.CompareAndSwap(nil, &err)
 			}
 		}()
 	}
 	wg.Wait()
-	rep.ElapsedS = time.Since(start).Seconds()
-	rep.RoundTrips = total.Load()
+	rep.ElapsedS = time.Since(measured).Seconds()
+	rep.RoundTrips = rec.total.Load()
+	rep.WarmupS, rep.WarmupRoundTrips, rep.WarmupMax = warm.Seconds(), rec.warmTotal.Load(), rec.warmMax.Load()
 	if e := firstErr.Load(); e != nil {
 		rep.Error = (*e).Error()
 	}
-	rep.Percentiles = percentilesOf(hist.merged())
+	rep.Percentiles = percentilesOf(rec.hist.merged())
 	return rep
 }
 
-// produce is one producer's loop until end.
-func produce(id int, c loadConn, size int, end time.Time, hist *shardedHist, total *atomic.Int64) error {
+// loadRecord collects a load run's round trips: the measured ones in
+// hist and total, the warm-up's in warmTotal and warmMax (ns).
+type loadRecord struct {
+	hist                      *shardedHist
+	total, warmTotal, warmMax atomic.Int64
+}
+
+// addWarmup counts a producer's warm-up round trips and their worst.
+func (r *loadRecord) addWarmup(n int64, worst time.Duration) {
+	r.warmTotal.Add(n)
+	for {
+		old := r.warmMax.Load()
+		if int64(worst) <= old || r.warmMax.CompareAndSwap(old, int64(worst)) {
+			return
+		}
+	}
+}
+
+// produce is one producer's loop until end; round trips that begin
+// before measured are the warm-up's.
+func produce(id int, c loadConn, size int, measured, end time.Time, rec *loadRecord) error {
 	prefix := 0
 	if _, ok := c.(unixLoadConn); ok {
 		prefix = 4
@@ -390,20 +429,22 @@ func produce(id int, c loadConn, size int, end time.Time, hist *shardedHist, tot
 	msg := make([]byte, prefix+size)
 	copy(msg[prefix:], newPayload(size))
 	reply := make([]byte, prefix+size)
-	var done int64
+	var done, warmDone int64
+	var warmWorst time.Duration
 	pending := make([]time.Duration, 0, histBatch)
 	defer func() {
 		if len(pending) > 0 {
-			hist.record(id, pending)
+			rec.hist.record(id, pending)
 		}
-		total.Add(done)
+		rec.total.Add(done)
+		rec.addWarmup(warmDone, warmWorst)
 	}()
 	// Two monotonic clock reads per round trip (time.Since of a fixed
 	// origin reads one clock; time.Now reads two): the harness's own cost
 	// is paid by both servers, and with three time.Now a round trip it
 	// was a tenth of the client's CPU at 1024 goipc producers (perf).
 	origin := time.Now()
-	stop, last := end.Sub(origin), time.Duration(0)
+	warm, stop, last := measured.Sub(origin), end.Sub(origin), time.Duration(0)
 	for seq := uint64(0); last < stop; seq++ {
 		stamp(c.payload(msg), seq)
 		t0 := time.Since(origin)
@@ -415,8 +456,13 @@ func produce(id int, c loadConn, size int, end time.Time, hist *shardedHist, tot
 		if err := verify(c.payload(reply), seq); err != nil {
 			return err
 		}
+		if t0 < warm {
+			warmDone++
+			warmWorst = max(warmWorst, rtt)
+			continue
+		}
 		if pending = append(pending, rtt); len(pending) == histBatch {
-			hist.record(id, pending)
+			rec.hist.record(id, pending)
 			pending = pending[:0]
 		}
 		done++
