@@ -63,9 +63,9 @@ type loadReport struct {
 
 // Warmup is what a load run measured before its measured part: every
 // producer's round trips that began within the first WarmupS seconds.
-// Every connection starts idle, its calls parked on their doorbells, and
-// all of them start at once: the first round trips measure that start
-// (a thousand idle connections turning busy together), not the load.
+// Every connection starts idle and all producers start at once (their
+// first stacks, buffers and timers, the servers' calls leaving their
+// doorbells): the first round trips measure that start, not the load.
 type Warmup struct {
 	WarmupS          float64 `json:"warmup_s"`
 	WarmupRoundTrips int64   `json:"warmup_round_trips"`
