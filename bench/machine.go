@@ -5,7 +5,9 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -131,4 +133,50 @@ func loadAvg() string {
 		return ""
 	}
 	return strings.Join(f[:3], " ")
+}
+
+// CacheLineRoundTrip measures the machine's floor for any shared-memory
+// round trip between two threads: two goroutines, each locked to its OS
+// thread, bounce a counter through two cache lines (one written by each
+// side) n times, and it returns the median round trip, clock reads
+// included. A 64 B message round trip moves at least this (goipc's, a
+// frame and a position each way, more), so a goal stated in nanoseconds
+// is read against it: on this project's 2-vCPU guest it measured 80 ns on
+// one host and 390-400 ns on another (docs/PERFORMANCE.md section 25). It
+// returns 0 with fewer than 2 Ps, where the two spinners would take turns
+// at preemption.
+func CacheLineRoundTrip(n int) time.Duration {
+	if runtime.GOMAXPROCS(0) < 2 || n <= 0 {
+		return 0
+	}
+	var lines struct {
+		ping atomic.Int64
+		_    [120]byte // ping and pong on lines of their own
+		pong atomic.Int64
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		for i := int64(1); i <= int64(n); i++ {
+			for lines.ping.Load() != i {
+			}
+			lines.pong.Store(i)
+		}
+	}()
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	rtts := make([]time.Duration, n)
+	origin := time.Now()
+	for i := int64(1); i <= int64(n); i++ {
+		t0 := time.Since(origin)
+		lines.ping.Store(i)
+		for lines.pong.Load() != i {
+		}
+		rtts[i-1] = time.Since(origin) - t0
+	}
+	<-done
+	slices.Sort(rtts)
+	return rtts[n/2]
 }

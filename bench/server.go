@@ -35,6 +35,10 @@ const (
 // as long as the ring poller of the producers' process (1 ms).
 const LoopIdle = time.Millisecond
 
+// cacheLineRoundTrips is how many round trips CacheLineRoundTrip makes at
+// the start of a load run: 80 ms at 400 ns.
+const cacheLineRoundTrips = 200_000
+
 // ServerScenarios lists every scenario in run order.
 var ServerScenarios = []string{ScenarioIdle, ScenarioSlowloris, ScenarioLoad, ScenarioHogs, ScenarioPark}
 
@@ -121,6 +125,9 @@ func (o *ServerOptions) has(s string) bool { return slices.Contains(o.Scenarios,
 // ServerReport is everything RunServer measured.
 type ServerReport struct {
 	Machine   Machine           `json:"machine"`
+	// CacheLineRoundTrip (ns) is the median of CacheLineRoundTrip at the
+	// start of a run with the load scenario, 0 otherwise.
+	CacheLineRoundTrip int64 `json:"cache_line_round_trip_ns,omitempty"`
 	Config    ServerConfig      `json:"config"`
 	FDLimit   FDLimit           `json:"fd_limit"`
 	Idle      []IdleResult      `json:"idle"`
@@ -277,6 +284,10 @@ func RunServer(opts ServerOptions) (*ServerReport, error) {
 	rep := &ServerReport{Machine: DescribeMachine()}
 	opts.logf("load average %s at start on %d cores (other processes share this machine: the report says how busy it was)",
 		rep.Machine.LoadAvgStart, rep.Machine.Cores)
+	if opts.has(ScenarioLoad) {
+		// The floor the one-producer goal in nanoseconds is read against.
+		rep.CacheLineRoundTrip = int64(CacheLineRoundTrip(cacheLineRoundTrips))
+	}
 	cpu0 := sampleCPU()
 	rep.Config = ServerConfig{Scenarios: opts.Scenarios, Idle: opts.Idle, IdleWindowS: opts.IdleWindow.Seconds(),
 		IdleProcs: opts.IdleProcs, IdleThreadCap: opts.IdleThreadCap, Silent: opts.Silent, HalfHello: opts.HalfHello,

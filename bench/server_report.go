@@ -19,6 +19,10 @@ func (r *ServerReport) WriteTable(w io.Writer) {
 	m.writeLine(w)
 	fmt.Fprintf(w, "noise:   load average %s at start, %s at end; other processes used %.2f cores, steal %.2f cores on average (%.0f s)\n",
 		m.LoadAvgStart, m.LoadAvgEnd, m.OtherCPU, m.StealCPU, r.Config.Elapsed)
+	if r.CacheLineRoundTrip > 0 {
+		fmt.Fprintf(w, "floor:   %s: the median round trip of two threads bouncing a cache line each way, the least any shared-memory round trip here costs\n",
+			FormatNs(float64(r.CacheLineRoundTrip)))
+	}
 	fl := r.FDLimit
 	fmt.Fprintf(w, "fds:     RLIMIT_NOFILE %d at start, %d for the processes of this run (fs.nr_open %d)", fl.Before, fl.After, fl.NrOpen)
 	if fl.Note != "" {

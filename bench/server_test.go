@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -158,7 +159,7 @@ func (echoLoadConn) Close() error                      { return nil }
 func TestProduceCountsTheWarmupApart(t *testing.T) {
 	end := time.Now().Add(20 * time.Millisecond)
 	warmOnly := &loadRecord{hist: newShardedHist()}
-	if err := produce(0, echoLoadConn{}, 64, end, end, warmOnly); err != nil {
+	if err := produce(0, echoLoadConn{}, 64, end.Add(time.Hour), end, warmOnly); err != nil {
 		t.Fatal(err)
 	}
 	if warmOnly.warmTotal.Load() == 0 || warmOnly.warmMax.Load() <= 0 || warmOnly.total.Load() != 0 || warmOnly.hist.merged().TotalCount() != 0 {
@@ -248,5 +249,41 @@ func TestFDWarningCountsEachProcess(t *testing.T) {
 		if got := fdWarning(limit, c.idle, c.procs) != ""; got != c.warn {
 			t.Errorf("%d idle connections over %d client processes, limit 20000: warning %v, want %v", c.idle, c.procs, got, c.warn)
 		}
+	}
+}
+
+// CacheLineRoundTrip measures a positive median with two Ps, and nothing
+// with one (its two spinners would take turns at preemption).
+func TestCacheLineRoundTrip(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(2))
+	if d := CacheLineRoundTrip(1000); d <= 0 {
+		t.Fatalf("cache-line round trip with 2 Ps: %v", d)
+	}
+	runtime.GOMAXPROCS(1)
+	if d := CacheLineRoundTrip(1000); d != 0 {
+		t.Fatalf("cache-line round trip with 1 P: %v, want 0", d)
+	}
+}
+
+// The one-producer goal in nanoseconds states the run's cache-line round
+// trip next to the measured p50, and the report's header shows it.
+func TestOneProducerGoalStatesTheFloor(t *testing.T) {
+	o := ServerOptions{Scenarios: []string{ScenarioLoad}, Producers: []int{1}}
+	o.fill()
+	rep := &ServerReport{CacheLineRoundTrip: 400,
+		Load: []RoundTripResult{{Server: serverGoipc, Mode: "default", Producers: 1, Percentiles: Percentiles{P50: 900}}}}
+	var detail string
+	for _, g := range checkGoals(rep, &o) {
+		if strings.HasPrefix(g.Goal, "one producer") {
+			detail = g.Detail
+		}
+	}
+	if !strings.Contains(detail, "900ns") || !strings.Contains(detail, "cache-line round trip: 400ns") {
+		t.Fatalf("one-producer goal detail %q: want the p50 and the floor", detail)
+	}
+	var b strings.Builder
+	rep.WriteTable(&b)
+	if !strings.Contains(b.String(), "floor:   400ns") {
+		t.Fatalf("report header without the floor:\n%s", b.String())
 	}
 }
