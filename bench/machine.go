@@ -141,8 +141,9 @@ func loadAvg() string {
 // side) n times, and it returns the median round trip, clock reads
 // included. A 64 B message round trip moves at least this (goipc's, a
 // frame and a position each way, more), so a goal stated in nanoseconds
-// is read against it: on this project's 2-vCPU guest it measured 80 ns on
-// one host and 390-400 ns on another (docs/PERFORMANCE.md section 25). It
+// is read against it: on this project's 2-vCPU guest it measured 390-450
+// ns, where the goal of 500 ns was set on a host whose two vCPUs shared a
+// core's cache (docs/PERFORMANCE.md section 25). It
 // returns 0 with fewer than 2 Ps, where the two spinners would take turns
 // at preemption.
 func CacheLineRoundTrip(n int) time.Duration {
