@@ -124,19 +124,19 @@ func (o *ServerOptions) has(s string) bool { return slices.Contains(o.Scenarios,
 
 // ServerReport is everything RunServer measured.
 type ServerReport struct {
-	Machine   Machine           `json:"machine"`
+	Machine Machine `json:"machine"`
 	// CacheLineRoundTrip (ns) is the median of CacheLineRoundTrip at the
 	// start of a run with the load scenario, 0 otherwise.
-	CacheLineRoundTrip int64 `json:"cache_line_round_trip_ns,omitempty"`
-	Config    ServerConfig      `json:"config"`
-	FDLimit   FDLimit           `json:"fd_limit"`
-	Idle      []IdleResult      `json:"idle"`
-	Slowloris *SlowlorisResult  `json:"slowloris,omitempty"`
-	Load      []RoundTripResult `json:"load"`
-	Hogs      []RoundTripResult `json:"hogs"`
-	Park      []RoundTripResult `json:"park"`
-	Goals     []Goal            `json:"goals"`
-	Warnings  []string          `json:"warnings,omitempty"`
+	CacheLineRoundTrip int64             `json:"cache_line_round_trip_ns,omitempty"`
+	Config             ServerConfig      `json:"config"`
+	FDLimit            FDLimit           `json:"fd_limit"`
+	Idle               []IdleResult      `json:"idle"`
+	Slowloris          *SlowlorisResult  `json:"slowloris,omitempty"`
+	Load               []RoundTripResult `json:"load"`
+	Hogs               []RoundTripResult `json:"hogs"`
+	Park               []RoundTripResult `json:"park"`
+	Goals              []Goal            `json:"goals"`
+	Warnings           []string          `json:"warnings,omitempty"`
 }
 
 // ServerConfig records how the run was made.
