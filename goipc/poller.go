@@ -69,8 +69,9 @@ const (
 // that parks earns pollerTakeBackPerPark takes, up to pollerTakeBackMax
 // saved. A server holding thousands of idle connections that one message
 // wakes now and then takes back a few of them each time, not all. A
-// sweep takes back at most pollerTakeBackPerSweep, so that parking calls
-// never wait for the poller's lock behind thousands of atomics.
+// sweep takes back at most pollerTakeBackPerSweep, so that no sweep is
+// held up behind thousands of atomics: the calls it wakes wait for it,
+// and calls returning while armed take its lock.
 const (
 	pollerTakeBackPerPark  = 8
 	pollerTakeBackMax      = 4096
