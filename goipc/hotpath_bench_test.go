@@ -320,17 +320,23 @@ func BenchmarkGosched(b *testing.B) {
 // rawSide is the bare minimum of one end of a ring pair, for
 // BenchmarkRawRingPingPong: no validation, no locks, no counters.
 type rawSide struct {
-	_        [cacheBlock]byte // the two sides are written by different cores: no shared line
-	tx, rx   ringView
-	txHead   uint64
-	rxTail   uint64
-	stride   uint64
-	seqCst   bool
-	pause    bool
-	split    bool // copy in pieces that never cross a ring cache line
-	words    bool // the consumer copies in 8-byte words
-	scratchB []byte
-	_        [cacheBlock]byte
+	_      [cacheBlock]byte // the two sides are written by different cores: no shared line
+	tx, rx ringView
+	txHead uint64
+	rxTail uint64
+	stride uint64
+	seqCst bool
+	pause  bool
+	split  bool // copy in pieces that never cross a ring cache line
+	words  bool // the consumer copies in 8-byte words
+	// framePoll publishes each frame through its own header word (the
+	// frame's end position, stored last) and the consumer polls that
+	// word instead of the head: one line to wait for instead of the
+	// head's line and then the frame's. Not goipc's layout: a measured
+	// hypothesis (docs/PERFORMANCE.md section 26).
+	framePoll bool
+	scratchB  []byte
+	_         [cacheBlock]byte
 }
 
 // copyWithinLines copies src to dst in pieces that end at dst's (when
@@ -355,6 +361,14 @@ func (s *rawSide) send(msg []byte) {
 		s.txHead += s.tx.cap - off
 		off = 0
 	}
+	if s.framePoll {
+		copy(s.tx.data[off+frameHeaderSize:], msg)
+		s.txHead += s.stride
+		atomic.StoreUint64((*uint64)(unsafe.Pointer(&s.tx.data[off])), s.txHead)
+		plainStore(s.tx.head, s.txHead) // for space and waiters, off the fast path
+		_ = atomic.LoadUint64(s.tx.dataEC.word)
+		return
+	}
 	binary.LittleEndian.PutUint64(s.tx.data[off:], uint64(len(msg)))
 	if s.split {
 		copyWithinLines(s.tx.data[off+frameHeaderSize:], msg, uintptr(unsafe.Pointer(&s.tx.data[off+frameHeaderSize])))
@@ -371,6 +385,20 @@ func (s *rawSide) send(msg []byte) {
 }
 
 func (s *rawSide) recv() {
+	if s.framePoll {
+		off := s.rxTail & s.rx.mask
+		if off+s.stride > s.rx.cap {
+			s.rxTail += s.rx.cap - off
+			off = 0
+		}
+		end := s.rxTail + s.stride
+		for atomic.LoadUint64((*uint64)(unsafe.Pointer(&s.rx.data[off]))) != end {
+		}
+		copy(s.scratchB, s.rx.data[off+frameHeaderSize:off+frameHeaderSize+uint64(len(s.scratchB))])
+		s.rxTail = end
+		atomic.StoreUint64(s.rx.tail, s.rxTail)
+		return
+	}
 	for atomic.LoadUint64(s.rx.head) == s.rxTail {
 		if s.pause {
 			procyield(1)
@@ -412,7 +440,8 @@ func BenchmarkRawRingPingPong(b *testing.B) {
 		b.Skip("needs two Ps")
 	}
 	for _, stride := range []uint64{72, 128} {
-		for _, mode := range []string{"seqcst", "plain", "seqcst+pause", "seqcst+noclock", "seqcst+split", "seqcst+words"} {
+		for _, mode := range []string{"seqcst", "plain", "seqcst+pause", "seqcst+noclock", "seqcst+split", "seqcst+words", "framepoll"} {
+			framePoll := mode == "framepoll"
 			seqCst := mode != "plain"
 			pause := mode == "seqcst+pause"
 			split := mode == "seqcst+split"
@@ -421,8 +450,8 @@ func BenchmarkRawRingPingPong(b *testing.B) {
 			name := fmt.Sprintf("stride=%d/%s", stride, mode)
 			b.Run(name, func(b *testing.B) {
 				seg := anonSegment(b, 1<<20, 1<<10)
-				ping := &rawSide{tx: seg.rings[0], rx: seg.rings[1], stride: stride, seqCst: seqCst, pause: pause, split: split, words: words, scratchB: make([]byte, 64)}
-				pong := &rawSide{tx: seg.rings[1], rx: seg.rings[0], stride: stride, seqCst: seqCst, pause: pause, split: split, words: words, scratchB: make([]byte, 64)}
+				ping := &rawSide{tx: seg.rings[0], rx: seg.rings[1], stride: stride, seqCst: seqCst, pause: pause, split: split, words: words, framePoll: framePoll, scratchB: make([]byte, 64)}
+				pong := &rawSide{tx: seg.rings[1], rx: seg.rings[0], stride: stride, seqCst: seqCst, pause: pause, split: split, words: words, framePoll: framePoll, scratchB: make([]byte, 64)}
 				msg := make([]byte, 64)
 				n := b.N + 10000
 				done := make(chan struct{})
