@@ -80,7 +80,12 @@ BENCH_CARGO      ?= $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/
 # C: c-bench-peer (mk/capi.mk). Python: a script of the source tree that
 # imports the binding from bindings/python/src, so it needs the venv (for
 # flatbuffers) and libgoipc.so, no pip install. Rust: the crate's example.
-bench-peers: lib c-bench-peer $(VENV)/.stamp bench-rust-peer ## build the C, Python and Rust peers of `goipc bench --peers`
+# The Python peer runs the binding from the source tree, which finds
+# goipc._speedups only in build/lib (python-speedups): without it the
+# peer's rows measure ctypes calls, about 2x slower per round trip than
+# what `pip install` gives (5.0 against 1.6-2.5 µs p50 against goipc pong
+# on the 2-vCPU VM; docs/BENCHMARKS.md, the twelfth session's anchors).
+bench-peers: lib c-bench-peer $(VENV)/.stamp python-speedups bench-rust-peer ## build the C, Python (with goipc._speedups) and Rust peers of `goipc bench --peers`
 	@echo "bench-peers: built the $(BENCH_PEER_LANGS) peers"
 
 # Cargo decides what to rebuild. The target dir is pinned to the one
