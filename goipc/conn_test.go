@@ -878,40 +878,35 @@ func TestWonSpinsYieldToOtherCalls(t *testing.T) {
 			t.Fatalf("%d looks, want 2 (a spin that won at its first poll)", looks)
 		}
 	}
-	yieldsAfter := func(waits int) uint64 {
+	yieldsAfter := func(c *Conn, waits int) uint64 {
 		t.Helper()
 		before := yieldsForOthers.Load()
 		for i := 0; i < waits; i++ {
-			wonWait(client)
+			wonWait(c)
 		}
 		return yieldsForOthers.Load() - before
 	}
-	if n := yieldsAfter(4 * spinWinsPerYield); n != 0 {
+	if n := yieldsAfter(client, 4*spinWinsPerYield); n != 0 {
 		t.Fatalf("alone: %d yields in %d won spins, want 0", n, 4*spinWinsPerYield)
 	}
 	parkedCalls.Add(1)
-	n := yieldsAfter(4 * spinWinsPerYield)
+	n := yieldsAfter(client, 4*spinWinsPerYield)
+	nLocked := yieldsAfter(locked, 4*spinWinsPerYield)
 	parkedCalls.Add(-1)
 	if n != 4 {
 		t.Fatalf("another call parked: %d yields in %d won spins, want 4", n, 4*spinWinsPerYield)
 	}
+	if nLocked != 0 {
+		t.Fatalf("ThreadLocked, another call parked: %d yields, want 0", nLocked)
+	}
 	yielders.Add(1)
-	n = yieldsAfter(2*spinWinsPerYield - 1)
+	n = yieldsAfter(client, 2*spinWinsPerYield-1)
 	yielders.Add(-1)
 	if n != 1 {
 		t.Fatalf("another call yielding: %d yields in %d won spins, want 1", n, 2*spinWinsPerYield-1)
 	}
-	if n := yieldsAfter(spinWinsPerYield); n != 0 {
+	if n := yieldsAfter(client, spinWinsPerYield); n != 0 {
 		t.Fatalf("alone again: %d yields, want 0", n)
-	}
-	parkedCalls.Add(1)
-	before := yieldsForOthers.Load()
-	for i := 0; i < 4*spinWinsPerYield; i++ {
-		wonWait(locked)
-	}
-	parkedCalls.Add(-1)
-	if n := yieldsForOthers.Load() - before; n != 0 {
-		t.Fatalf("ThreadLocked, another call parked: %d yields, want 0", n)
 	}
 }
 

@@ -331,8 +331,9 @@ type rawSide struct {
 	words  bool // the consumer copies in 8-byte words
 	// framePoll publishes each frame through its own header word (the
 	// frame's end position, stored last) and the consumer polls that
-	// word instead of the head: one line to wait for instead of the
-	// head's line and then the frame's. Not goipc's layout: a measured
+	// word instead of the head: it waits for the frame's first line
+	// rather than the head's line and then the frame's (a 64 B frame's
+	// second line still follows). Not goipc's layout: a measured
 	// hypothesis (docs/PERFORMANCE.md section 26).
 	framePoll bool
 	scratchB  []byte

@@ -233,9 +233,9 @@ func (p *ringPoller) remove(e *pollEntry) (armed bool) {
 // unlink removes e from entries if it is listed. p.mu is held.
 func (p *ringPoller) unlink(e *pollEntry) { p.entries = unlist(p.entries, e) }
 
-// takeBack lists up to n of the calls the poller armed again, un-armed. A call whose flag the peer already
-// cleared has its ring on the way: it stays armed and off both lists.
-// p.mu is held.
+// takeBack lists up to n of the calls the poller armed again, un-armed.
+// A call whose flag the peer already cleared has its ring on the way: it
+// stays armed and off both lists. p.mu is held.
 func (p *ringPoller) takeBack(n int) {
 	for taken := 0; taken < n && len(p.armed) > 0; taken++ {
 		last := len(p.armed) - 1
@@ -303,7 +303,7 @@ func (p *ringPoller) sweepUntilIdle() {
 			// its position (publish); a call woken here re-runs ready().
 			if atomic.LoadUint64(e.word) != e.seen {
 				p.unlink(e) // moves the last entry to i
-				p.release(e)
+				e.release()
 				moved = true
 				moves++
 				continue
@@ -416,7 +416,7 @@ func (p *ringPoller) armAll() {
 		if atomic.LoadUint64(e.word) != e.seen {
 			e.ec.disarm()
 			e.index = -1
-			p.release(e)
+			e.release()
 		} else {
 			e.armed = true
 			e.index = len(p.armed)
@@ -441,8 +441,8 @@ func (p *ringPoller) listPending() {
 }
 
 // release wakes the call of an entry the poller took off its lists
-// without an arm left behind. p.mu is held.
-func (p *ringPoller) release(e *pollEntry) {
+// without an arm left behind. The poller's mu is held.
+func (e *pollEntry) release() {
 	c, dir := e.c, e.dir
 	// The call may register e again as soon as this is stored: read its
 	// fields first.

@@ -278,6 +278,12 @@ func takeFutexSlots(t *testing.T) {
 	poller.starvedUntil.Store(0)     // no backoff left by an earlier test
 	saved := pollerMinParked.Swap(0) // a lone call counts as many
 	t.Cleanup(func() { pollerMinParked.Store(saved) })
+	holdFutexSlots(t)
+}
+
+// holdFutexSlots holds every futex slot until the test ends: a call that
+// parks skips its futex stage.
+func holdFutexSlots(t *testing.T) {
 	n := 0
 	for futexSleepers.acquire() {
 		n++
@@ -320,20 +326,14 @@ func TestParksGoToThePollerWhileCallsYield(t *testing.T) {
 	// with SpinNever parks on its own).
 	client, server := pair(t, nil, nil)
 	poller.starvedUntil.Store(0) // no backoff left by an earlier test
-	n := 0
-	for futexSleepers.acquire() {
-		n++
-	}
-	defer func() {
-		for ; n > 0; n-- {
-			futexSleepers.release()
-		}
-	}()
+	holdFutexSlots(t)
 	entry := &client.polls[dirRecv]
 	onPoller := func() bool {
 		poller.mu.Lock()
 		defer poller.mu.Unlock()
-		return slices.Contains(poller.entries, entry) || slices.Contains(poller.armed, entry)
+		poller.regMu.Lock()
+		defer poller.regMu.Unlock()
+		return entry.pendingIndex >= 0 || slices.Contains(poller.entries, entry) || slices.Contains(poller.armed, entry)
 	}
 	// parkedWhere parks a receive, waits until it is parked (on the
 	// poller's lists, or with its doorbell armed), ends it with a message
@@ -424,17 +424,14 @@ func TestPollerReleasedCallReturnsWithoutTheSweepLock(t *testing.T) {
 	}
 	p.mu.Lock() // as a long sweep does
 	defer p.mu.Unlock()
-	var armed atomic.Int32
-	armed.Store(-1)
-	go func() {
-		if p.remove(e) {
-			armed.Store(1)
-		} else {
-			armed.Store(0)
+	armed := make(chan bool, 1)
+	go func() { armed <- p.remove(e) }()
+	select {
+	case a := <-armed:
+		if a {
+			t.Fatal("remove reported the released call armed")
 		}
-	}()
-	waitUntil(t, "remove of a released call while the sweep lock is held", func() bool { return armed.Load() >= 0 })
-	if armed.Load() != 0 {
-		t.Fatal("remove reported the released call armed")
+	case <-time.After(10 * time.Second):
+		t.Fatal("remove of a released call waited for the sweep lock")
 	}
 }
