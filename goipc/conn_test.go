@@ -778,6 +778,105 @@ func TestAWaitAfterAFutexWakeStretchesItsSpin(t *testing.T) {
 	}
 }
 
+// A wait right after a park that the peer's futex wake ended spins the
+// whole budget, whatever the direction's budget fell to: the peer is
+// still in that wake's system call (9-25 µs on the test guest), during
+// which it answers nothing, and a shorter spin would park and make it
+// wake us again (docs/PERFORMANCE.md section 27). The park sets wakeDue
+// only when it slept on the futex and the peer's message ended it; the
+// next wait takes it once, not with another call of the process parked,
+// not for SpinNever or SpinForever. Through await on a real connection
+// (200 µs budget, 100 µs timeout): with wakeDue, a budget of the floor
+// or of 0 spins until the timeout ends the wait unparked; without it,
+// the wait parks.
+func TestAWaitAfterThePeersFutexWakeSpinsTheWholeBudget(t *testing.T) {
+	defer func(w time.Duration) { futexWindow = w }(futexWindow)
+	futexWindow = time.Minute // the park below stays on the futex however slow the machine
+	client, server := pair(t, &Options{Spin: time.Microsecond}, nil)
+	for i := 0; i < 3; i++ {
+		got := make(chan error, 1)
+		go func() {
+			_, err := client.RecvTimeout(time.Minute)
+			got <- err
+		}()
+		waitUntil(t, "the receiver to sleep on its futex", func() bool {
+			return atomic.LoadUint64(client.cons.r.dataEC.word)&ecWaitersMask != 0
+		})
+		if err := server.Send([]byte("wake up")); err != nil {
+			t.Fatal(err)
+		}
+		if err := <-got; err != nil {
+			t.Fatal(err)
+		}
+		if !client.wakeDue[dirRecv] || client.wakeDue[dirSend] {
+			t.Fatalf("after a futex wake of the receiver: wakeDue %v", client.wakeDue)
+		}
+		if !client.takeWakeDue(dirRecv) || client.takeWakeDue(dirRecv) {
+			t.Fatal("wakeDue is taken once")
+		}
+	}
+	// A message that was there at once: no park, nothing due.
+	if err := server.Send([]byte("there")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := client.RecvTimeout(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	if client.wakeDue[dirRecv] {
+		t.Fatal("a receive that did not park left wakeDue")
+	}
+	client.wakeDue[dirRecv] = true
+	parkedCalls.Add(1)
+	due := client.takeWakeDue(dirRecv)
+	parkedCalls.Add(-1)
+	if due || client.wakeDue[dirRecv] {
+		t.Fatal("taken with another call of the process parked, or left set")
+	}
+	for _, spin := range []time.Duration{SpinNever, SpinForever} {
+		c := &Conn{spin: spin}
+		c.wakeDue[dirRecv] = true
+		if c.takeWakeDue(dirRecv) {
+			t.Fatalf("Spin %v took wakeDue", spin)
+		}
+	}
+
+	const budget = 200 * time.Microsecond
+	c, _ := pair(t, &Options{Spin: budget}, nil)
+	never := func() (bool, error) { return false, nil }
+	parksOf := func(now time.Duration, due bool, timeout time.Duration) uint64 {
+		if err := c.lockRecv(&waitFor{}); err != nil {
+			t.Fatal(err)
+		}
+		defer c.unlockRecv()
+		c.spinNow[dirRecv], c.spinProbe[dirRecv], c.spinProbeGap[dirRecv] = now, 0, spinProbeEvery
+		c.spinArmed[dirRecv], c.spinWins[dirRecv] = false, 0
+		c.futexWokePeer(dirRecv) // no wake of ours pending
+		c.wakeDue[dirRecv] = due
+		before := c.cons.n.parks
+		w := timeoutWait(timeout)
+		if err := c.await(dirRecv, c.cons.r.dataEC, never, &w, false); !errors.Is(err, ErrTimeout) {
+			t.Fatal(err)
+		}
+		return c.cons.n.parks - before
+	}
+	for _, now := range []time.Duration{0, budget / 16} {
+		for i := 0; i < 3; i++ {
+			if n := parksOf(now, false, 100*time.Microsecond); n != 1 {
+				t.Fatalf("budget %v, nothing due: %d parks, want 1", now, n)
+			}
+		}
+		// A spin that loses its CPU parks too: one attempt of several
+		// must not have been descheduled.
+		spun := false
+		for i := 0; i < 50 && !spun; i++ {
+			spun = parksOf(now, true, 100*time.Microsecond) == 0
+		}
+		if !spun {
+			t.Fatalf("budget %v: right after the peer's futex wake, every wait parked", now)
+		}
+	}
+}
+
 // With SpinDefault a direction on a winning streak (spinStreak waits in a
 // row that ended while spinning) spins up to spinExtended; anything else
 // ends the streak, and only the default mode, at its full budget, with no
