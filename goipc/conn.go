@@ -140,10 +140,11 @@ type Conn struct {
 	// since the direction last let the process's other goroutines run
 	// (yieldToOthers). Guarded like spinNow.
 	wonSinceYield [2]uint8
-	// wakeDue says, per direction, that the last park there slept on
-	// the futex until the peer's message ended it: the peer's wake
-	// system call for it may not have returned, so the next wait spins
-	// the whole budget (takeWakeDue, spinFor). Guarded like spinNow.
+	// wakeDue says, per direction (set for receives only), that the
+	// last park there slept on the futex until the peer's message ended
+	// it: the peer's wake system call for it may not have returned, so
+	// the next wait spins the whole budget (takeWakeDue, spinFor).
+	// Guarded like spinNow.
 	wakeDue [2]bool
 	// locked is Options.ThreadLocked: the calls never yield their P to
 	// others (yieldToOthers). Set at creation.
@@ -698,8 +699,8 @@ const spinPollsPerLook = 128
 // answering each other only after wakeups stay parked. Measured in
 // docs/PERFORMANCE.md section 23.
 //
-// After the peer's futex wake of us (wakeDue: our last park in dir slept
-// until the peer's message ended it; await makes such a wait spin even at
+// After the peer's futex wake of us (wakeDue: our last receive's park
+// slept until the peer's message ended it; await makes such a wait spin even at
 // a budget of 0), a spin that reaches a budget below the configured one
 // goes on to the configured one. The peer made a wake system call for
 // that park, which on a guest costs the waker 9-25 µs (the woken vCPU
@@ -908,11 +909,14 @@ func (c *Conn) park(dir int, ec eventCount, ready func() (bool, error), w *waitF
 		done, slept, err := c.futexPark(ec, ready, w, drain)
 		futexSleepers.release()
 		if done {
-			if slept && err == nil {
+			if slept && err == nil && dir == dirRecv {
 				// The peer published while we slept announced: it
 				// made a wake system call for us, and until it is back
 				// from it, it answers nothing (spinFor: "after the
-				// peer's futex wake").
+				// peer's futex wake"). Not for a wait for space: a
+				// consumer that woke us goes on reading, and frees the
+				// next space a quarter ring later (section 8 of
+				// docs/PERFORMANCE.md); spinning for it would not pay.
 				c.wakeDue[dir] = true
 			}
 			if slept {

@@ -815,6 +815,36 @@ func TestAWaitAfterThePeersFutexWakeSpinsTheWholeBudget(t *testing.T) {
 			t.Fatal("wakeDue is taken once")
 		}
 	}
+	// A wait for space that the consumer's wake ended: nothing due (the
+	// consumer goes on reading, and the next space comes a quarter ring
+	// later).
+	sender, receiver := pair(t, &Options{Spin: time.Microsecond, RingSize: MinRingSize, MaxMessageSize: 256}, nil)
+	msg := make([]byte, 200)
+	sent := 0
+	for ; ; sent++ {
+		if err := sender.SendTimeout(msg, 0); errors.Is(err, ErrTimeout) {
+			break
+		} else if err != nil {
+			t.Fatal(err)
+		}
+	}
+	blocked := make(chan error, 1)
+	go func() { blocked <- sender.SendTimeout(msg, time.Minute) }()
+	waitUntil(t, "the sender to sleep on its futex", func() bool {
+		return atomic.LoadUint64(sender.prod.r.spaceEC.word)&ecWaitersMask != 0
+	})
+	for i := 0; i <= sent; i++ {
+		if _, err := receiver.RecvTimeout(time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-blocked; err != nil {
+		t.Fatal(err)
+	}
+	if sender.wakeDue[dirSend] {
+		t.Fatal("a wait for space that the consumer's wake ended left wakeDue")
+	}
+
 	// A message that was there at once: no park, nothing due.
 	if err := server.Send([]byte("there")); err != nil {
 		t.Fatal(err)
