@@ -141,10 +141,10 @@ type Conn struct {
 	// (yieldToOthers). Guarded like spinNow.
 	wonSinceYield [2]uint8
 	// wakeDue says, per direction (set for receives only), that the
-	// last park there slept on the futex until the peer's message ended
-	// it: the peer's wake system call for it may not have returned, so
-	// the next wait spins the whole budget (takeWakeDue, spinFor).
-	// Guarded like spinNow.
+	// last park there slept on the futex, for less than the budget,
+	// until the peer's message ended it: the peer's wake system call for
+	// it may not have returned, so the next wait spins the whole budget
+	// (takeWakeDue, spinFor). Guarded like spinNow.
 	wakeDue [2]bool
 	// locked is Options.ThreadLocked: the calls never yield their P to
 	// others (yieldToOthers). Set at creation.
@@ -700,7 +700,8 @@ const spinPollsPerLook = 128
 // docs/PERFORMANCE.md section 23.
 //
 // After the peer's futex wake of us (wakeDue: our last receive's park
-// slept until the peer's message ended it; await makes such a wait spin even at
+// slept, for less than the budget, until the peer's message ended it;
+// await makes such a wait spin even at
 // a budget of 0), a spin that reaches a budget below the configured one
 // goes on to the configured one. The peer made a wake system call for
 // that park, which on a guest costs the waker 9-25 µs (the woken vCPU
@@ -906,17 +907,22 @@ func (c *Conn) park(dir int, ec eventCount, ready func() (bool, error), w *waitF
 	defer parkedCalls.Add(-1)
 	usePoller := (int64(n) > pollerMinParked.Load() || yielders.Load() > 0) && c.usePoller()
 	if !c.doorbellOnly && !(usePoller && pollerBusy()) && futexSleepers.acquire() {
-		done, slept, err := c.futexPark(ec, ready, w, drain)
+		done, slept, since, err := c.futexPark(ec, ready, w, drain)
 		futexSleepers.release()
 		if done {
-			if slept && err == nil && dir == dirRecv {
-				// The peer published while we slept announced: it
-				// made a wake system call for us, and until it is back
-				// from it, it answers nothing (spinFor: "after the
-				// peer's futex wake"). Not for a wait for space: a
+			if slept && err == nil && dir == dirRecv && time.Since(since) < c.spin {
+				// The peer published while we slept announced, and
+				// sooner than a spin of the whole budget would have
+				// lasted: it made a wake system call for us, and until
+				// it is back from it, it answers nothing (spinFor:
+				// "after the peer's futex wake"). Not after a longer
+				// sleep: a peer that sends now and then (sparse
+				// requests) gains nothing from a longer spin after each
+				// one (measured: twice the server's CPU, and round trips
+				// three times slower). Nor for a wait for space: a
 				// consumer that woke us goes on reading, and frees the
 				// next space a quarter ring later (section 8 of
-				// docs/PERFORMANCE.md); spinning for it would not pay.
+				// docs/PERFORMANCE.md).
 				c.wakeDue[dir] = true
 			}
 			if slept {
@@ -939,8 +945,8 @@ func (c *Conn) park(dir int, ec eventCount, ready func() (bool, error), w *waitF
 
 // futexPark sleeps on ec's futex until ready or for futexWindow. done
 // reports that the wait is over (with err); slept, that it slept at
-// least once.
-func (c *Conn) futexPark(ec eventCount, ready func() (bool, error), w *waitFor, drain bool) (done, slept bool, err error) {
+// least once; since is when it began.
+func (c *Conn) futexPark(ec eventCount, ready func() (bool, error), w *waitFor, drain bool) (done, slept bool, since time.Time, err error) {
 	if w.ctx != nil && w.ctx.Done() != nil {
 		// The callback may run after this call returned: it takes its own
 		// reference so that it never touches a released mapping.
@@ -952,7 +958,8 @@ func (c *Conn) futexPark(ec eventCount, ready func() (bool, error), w *waitFor, 
 		})
 		defer stop()
 	}
-	until := time.Now().Add(futexWindow)
+	since = time.Now()
+	until := since.Add(futexWindow)
 	if !w.deadline.IsZero() && w.deadline.Before(until) {
 		until = w.deadline
 	}
@@ -960,16 +967,16 @@ func (c *Conn) futexPark(ec eventCount, ready func() (bool, error), w *waitFor, 
 		epoch := ec.prepare()
 		if ok, err := ready(); ok || err != nil {
 			ec.cancel()
-			return true, slept, err
+			return true, slept, since, err
 		}
 		if err := c.state(w); err != nil {
 			ec.cancel()
-			return true, slept, c.finalCheck(ready, err, drain)
+			return true, slept, since, c.finalCheck(ready, err, drain)
 		}
 		left := time.Until(until)
 		if left <= 0 {
 			ec.cancel()
-			return false, slept, nil
+			return false, slept, since, nil
 		}
 		ec.wait(epoch, left)
 		slept = true

@@ -782,18 +782,28 @@ func TestAWaitAfterAFutexWakeStretchesItsSpin(t *testing.T) {
 // whole budget, whatever the direction's budget fell to: the peer is
 // still in that wake's system call (9-25 µs on the test guest), during
 // which it answers nothing, and a shorter spin would park and make it
-// wake us again (docs/PERFORMANCE.md section 27). The park sets wakeDue
-// only when it slept on the futex and the peer's message ended it; the
-// next wait takes it once, not with another call of the process parked,
+// wake us again (docs/PERFORMANCE.md section 27). A receive's park sets
+// wakeDue only when it slept on the futex, for less than the budget, and
+// the peer's message ended it (not a sparse peer's, not a wait for
+// space); the next wait takes it once, not with another call of the process parked,
 // not for SpinNever or SpinForever. Through await on a real connection
 // (200 µs budget, 100 µs timeout): with wakeDue, a budget of the floor
 // or of 0 spins until the timeout ends the wait unparked; without it,
 // the wait parks.
 func TestAWaitAfterThePeersFutexWakeSpinsTheWholeBudget(t *testing.T) {
 	defer func(w time.Duration) { futexWindow = w }(futexWindow)
-	futexWindow = time.Minute // the park below stays on the futex however slow the machine
-	client, server := pair(t, &Options{Spin: time.Microsecond}, nil)
-	for i := 0; i < 3; i++ {
+	futexWindow = time.Minute // the parks below stay on the futex however slow the machine
+	// parkNow makes c's next wait in dir park at once: a budget of 0
+	// between probes (spinBudget), and nothing due yet.
+	parkNow := func(c *Conn, dir int) {
+		c.spinNow[dir], c.spinProbe[dir], c.spinProbeGap[dir] = 0, 0, spinProbeEvery
+		c.wakeDue[dir] = false
+		c.futexWokePeer(dir)
+	}
+	// wokenReceive parks a receive of client on its futex, ends it with
+	// a message from server, and returns what it left due.
+	wokenReceive := func(client, server *Conn) [2]bool {
+		parkNow(client, dirRecv)
 		got := make(chan error, 1)
 		go func() {
 			_, err := client.RecvTimeout(time.Minute)
@@ -808,17 +818,28 @@ func TestAWaitAfterThePeersFutexWakeSpinsTheWholeBudget(t *testing.T) {
 		if err := <-got; err != nil {
 			t.Fatal(err)
 		}
-		if !client.wakeDue[dirRecv] || client.wakeDue[dirSend] {
-			t.Fatalf("after a futex wake of the receiver: wakeDue %v", client.wakeDue)
+		return client.wakeDue
+	}
+	// A budget far above the park's length: the peer answered a sleep
+	// shorter than a spin of the whole budget.
+	client, server := pair(t, &Options{Spin: time.Minute}, nil)
+	for i := 0; i < 3; i++ {
+		if due := wokenReceive(client, server); !due[dirRecv] || due[dirSend] {
+			t.Fatalf("after a short futex sleep of the receiver: wakeDue %v", due)
 		}
 		if !client.takeWakeDue(dirRecv) || client.takeWakeDue(dirRecv) {
 			t.Fatal("wakeDue is taken once")
 		}
 	}
+	// A budget below the park's length (a sparse peer): nothing due.
+	sparse, sparsePeer := pair(t, &Options{Spin: time.Nanosecond}, nil)
+	if due := wokenReceive(sparse, sparsePeer); due[dirRecv] {
+		t.Fatal("a futex sleep longer than the budget left wakeDue")
+	}
 	// A wait for space that the consumer's wake ended: nothing due (the
 	// consumer goes on reading, and the next space comes a quarter ring
 	// later).
-	sender, receiver := pair(t, &Options{Spin: time.Microsecond, RingSize: MinRingSize, MaxMessageSize: 256}, nil)
+	sender, receiver := pair(t, &Options{Spin: time.Minute, RingSize: MinRingSize, MaxMessageSize: 256}, nil)
 	msg := make([]byte, 200)
 	sent := 0
 	for ; ; sent++ {
@@ -828,6 +849,7 @@ func TestAWaitAfterThePeersFutexWakeSpinsTheWholeBudget(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	parkNow(sender, dirSend)
 	blocked := make(chan error, 1)
 	go func() { blocked <- sender.SendTimeout(msg, time.Minute) }()
 	waitUntil(t, "the sender to sleep on its futex", func() bool {
