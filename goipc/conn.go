@@ -140,12 +140,6 @@ type Conn struct {
 	// since the direction last let the process's other goroutines run
 	// (yieldToOthers). Guarded like spinNow.
 	wonSinceYield [2]uint8
-	// wakeDue says, per direction (set for receives only), that the
-	// last park there slept on the futex, for less than the budget,
-	// until the peer's message ended it: the peer's wake system call for
-	// it may not have returned, so the next wait spins the whole budget
-	// (takeWakeDue, spinFor). Guarded like spinNow.
-	wakeDue [2]bool
 	// locked is Options.ThreadLocked: the calls never yield their P to
 	// others (yieldToOthers). Set at creation.
 	locked bool
@@ -453,14 +447,11 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 	}
 	budget := c.spinBudget(dir)
 	stretch := c.futexWokePeer(dir)
-	wakeDue := c.takeWakeDue(dir)
-	fromZero := budget == 0 && (stretch || wakeDue)
+	fromZero := budget == 0 && stretch
 	if fromZero {
 		// Parked at once, we would make the peer we just woke wake us in
-		// turn, or, right after the peer woke us, we would park while it
-		// is still in that wake's system call, and it would have to
-		// wake us again (spinFor: "after a futex wake"). If this spin
-		// loses, the budget stays 0 (no halving below).
+		// turn (spinFor: "after a futex wake"). If this spin loses, the
+		// budget stays 0 (no halving below).
 		budget = c.spin
 	}
 	pollerWatches := budget > 0 && c.spin != SpinForever && pollerBusy()
@@ -473,7 +464,7 @@ func (c *Conn) await(dir int, ec eventCount, ready func() (bool, error), w *wait
 	if budget > 0 {
 		var outcome int
 		var err error
-		outcome, start, err = c.spinFor(dir, c.spinLimit(dir, budget), ready, w, drain, stretch, wakeDue)
+		outcome, start, err = c.spinFor(dir, c.spinLimit(dir, budget), ready, w, drain, stretch)
 		c.noteStreak(dir, outcome == spinWon)
 		switch outcome {
 		case spinWon:
@@ -698,18 +689,7 @@ const spinPollsPerLook = 128
 // park then would make the peer's answer wake us in turn, and two ends
 // answering each other only after wakeups stay parked. Measured in
 // docs/PERFORMANCE.md section 23.
-//
-// After the peer's futex wake of us (wakeDue: our last receive's park
-// slept, for less than the budget, until the peer's message ended it;
-// await makes such a wait spin even at
-// a budget of 0), a spin that reaches a budget below the configured one
-// goes on to the configured one. The peer made a wake system call for
-// that park, which on a guest costs the waker 9-25 µs (the woken vCPU
-// halted), and until it returns the peer answers nothing: a budget halved
-// to a few µs lost to it by construction, parked, and made the peer wake
-// us again, round trip after round trip, for 100-300 ms at a time
-// (docs/PERFORMANCE.md section 27).
-func (c *Conn) spinFor(dir int, budget time.Duration, ready func() (bool, error), w *waitFor, drain, stretch, wakeDue bool) (outcome int, start time.Time, err error) {
+func (c *Conn) spinFor(dir int, budget time.Duration, ready func() (bool, error), w *waitFor, drain, stretch bool) (outcome int, start time.Time, err error) {
 	var last time.Time
 	var yield, yielded bool
 	defer func() {
@@ -747,16 +727,11 @@ func (c *Conn) spinFor(dir int, budget time.Duration, ready func() (bool, error)
 		case now.Sub(last) > spinPreempted:
 			return spinPreemptedOut, start, nil
 		case now.Sub(start) >= budget:
-			switch {
-			case stretch && c.peerLeftFutex():
-				stretch = false
-				budget = max(budget, spinAfterWake*c.spin)
-			case wakeDue && budget < c.spin:
-				wakeDue = false
-				budget = c.spin
-			default:
+			if !stretch || !c.peerLeftFutex() {
 				return spinLost, start, nil
 			}
+			stretch = false
+			budget = max(budget, spinAfterWake*c.spin)
 		}
 		if stretch && !yielded && !c.peerLeftFutex() {
 			// The peer we woke has not run yet: if the kernel queued its
@@ -840,18 +815,6 @@ func (c *Conn) peerLeftFutex() bool {
 	return (atomic.LoadUint64(c.prod.r.dataEC.word)|atomic.LoadUint64(c.cons.r.spaceEC.word))&ecWaitersMask == 0
 }
 
-// takeWakeDue reports whether this wait comes right after a park in dir
-// that a futex wake of the peer ended (and clears that), on a connection
-// that stretches its spin then, as futexWokePeer's: a finite budget, and
-// no other call of the process parked.
-func (c *Conn) takeWakeDue(dir int) bool {
-	if !c.wakeDue[dir] {
-		return false
-	}
-	c.wakeDue[dir] = false
-	return c.spin > 0 && c.spin != SpinForever && parkedCalls.Load() == 0
-}
-
 // spinAfterWake: a spin after a futex wake of ours that reaches its
 // budget with the peer running again goes on to this many times the
 // configured budget (spinFor).
@@ -907,24 +870,9 @@ func (c *Conn) park(dir int, ec eventCount, ready func() (bool, error), w *waitF
 	defer parkedCalls.Add(-1)
 	usePoller := (int64(n) > pollerMinParked.Load() || yielders.Load() > 0) && c.usePoller()
 	if !c.doorbellOnly && !(usePoller && pollerBusy()) && futexSleepers.acquire() {
-		done, slept, since, err := c.futexPark(ec, ready, w, drain)
+		done, slept, err := c.futexPark(ec, ready, w, drain)
 		futexSleepers.release()
 		if done {
-			if slept && err == nil && dir == dirRecv && time.Since(since) < c.spin {
-				// The peer published while we slept announced, and
-				// sooner than a spin of the whole budget would have
-				// lasted: it made a wake system call for us, and until
-				// it is back from it, it answers nothing (spinFor:
-				// "after the peer's futex wake"). Not after a longer
-				// sleep: a peer that sends now and then (sparse
-				// requests) gains nothing from a longer spin after each
-				// one (measured: twice the server's CPU, and round trips
-				// three times slower). Nor for a wait for space: a
-				// consumer that woke us goes on reading, and frees the
-				// next space a quarter ring later (section 8 of
-				// docs/PERFORMANCE.md).
-				c.wakeDue[dir] = true
-			}
 			if slept {
 				// Other calls of this process may be runnable: hand them
 				// our P (this call still counts as parked). A futex sleep
@@ -945,8 +893,8 @@ func (c *Conn) park(dir int, ec eventCount, ready func() (bool, error), w *waitF
 
 // futexPark sleeps on ec's futex until ready or for futexWindow. done
 // reports that the wait is over (with err); slept, that it slept at
-// least once; since is when it began.
-func (c *Conn) futexPark(ec eventCount, ready func() (bool, error), w *waitFor, drain bool) (done, slept bool, since time.Time, err error) {
+// least once.
+func (c *Conn) futexPark(ec eventCount, ready func() (bool, error), w *waitFor, drain bool) (done, slept bool, err error) {
 	if w.ctx != nil && w.ctx.Done() != nil {
 		// The callback may run after this call returned: it takes its own
 		// reference so that it never touches a released mapping.
@@ -958,8 +906,7 @@ func (c *Conn) futexPark(ec eventCount, ready func() (bool, error), w *waitFor, 
 		})
 		defer stop()
 	}
-	since = time.Now()
-	until := since.Add(futexWindow)
+	until := time.Now().Add(futexWindow)
 	if !w.deadline.IsZero() && w.deadline.Before(until) {
 		until = w.deadline
 	}
@@ -967,16 +914,16 @@ func (c *Conn) futexPark(ec eventCount, ready func() (bool, error), w *waitFor, 
 		epoch := ec.prepare()
 		if ok, err := ready(); ok || err != nil {
 			ec.cancel()
-			return true, slept, since, err
+			return true, slept, err
 		}
 		if err := c.state(w); err != nil {
 			ec.cancel()
-			return true, slept, since, c.finalCheck(ready, err, drain)
+			return true, slept, c.finalCheck(ready, err, drain)
 		}
 		left := time.Until(until)
 		if left <= 0 {
 			ec.cancel()
-			return false, slept, since, nil
+			return false, slept, nil
 		}
 		ec.wait(epoch, left)
 		slept = true
