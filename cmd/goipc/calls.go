@@ -47,7 +47,7 @@ func (r *replier) MaxMessageSize() int {
 
 // callPongLoop is pingPongLoop with each Ping sent as a call request and
 // its Pong taken as the call's reply.
-func callPongLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration) ([]time.Duration, time.Duration, error) {
+func callPongLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration, slow *slowLogger) ([]time.Duration, time.Duration, error) {
 	payload := make([]byte, size)
 	for i := range payload {
 		payload[i] = byte(i*7 + 3)
@@ -56,7 +56,7 @@ func callPongLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration
 		return nil, 0, fmt.Errorf("a Ping with a %d B payload is %d B, above the connection's largest call of %d B", size, message.PingSize(size), c.MaxCallSize())
 	}
 	req, reply := make([]byte, message.PingSize(size)), make([]byte, message.PongSize(size))
-	return measure(warmup, n, gap, func(i int) error {
+	return measure(warmup, n, gap, slow, func(i int) error {
 		sent := monoNs()
 		m, err := message.WritePing(req, uint64(i), sent, payload)
 		if err != nil {
@@ -81,12 +81,12 @@ func callPongLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration
 
 // callEchoLoop is echoPingLoop with each message sent as a call request
 // and the echo taken as the call's reply.
-func callEchoLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration) ([]time.Duration, time.Duration, error) {
+func callEchoLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration, slow *slowLogger) ([]time.Duration, time.Duration, error) {
 	req, reply := make([]byte, size), make([]byte, size)
 	for i := range req {
 		req[i] = byte(i*7 + 3)
 	}
-	return measure(warmup, n, gap, func(i int) error {
+	return measure(warmup, n, gap, slow, func(i int) error {
 		if size >= 8 {
 			binary.LittleEndian.PutUint64(req, uint64(i))
 		}
@@ -102,9 +102,9 @@ func callEchoLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration
 }
 
 // measure runs warmup+n round trips, each after a pause of gap, and
-// returns the measured ones.
-func measure(warmup, n int, gap time.Duration, roundTrip func(i int) error) ([]time.Duration, time.Duration, error) {
-	rtts := make([]time.Duration, 0, n)
+// returns the measured ones (noting the slow ones in slow).
+func measure(warmup, n int, gap time.Duration, slow *slowLogger, roundTrip func(i int) error) ([]time.Duration, time.Duration, error) {
+	rtts := newSamples(n)
 	var start time.Time
 	for i := 0; i < warmup+n; i++ {
 		if i == warmup {
@@ -116,7 +116,9 @@ func measure(warmup, n int, gap time.Duration, roundTrip func(i int) error) ([]t
 			return nil, 0, err
 		}
 		if i >= warmup {
-			rtts = append(rtts, time.Since(t0))
+			rtt := time.Since(t0)
+			rtts = append(rtts, rtt)
+			slow.note(rtt)
 		}
 	}
 	return rtts, time.Since(start), nil

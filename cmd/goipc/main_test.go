@@ -196,6 +196,55 @@ func TestPingWithGaps(t *testing.T) {
 	}
 }
 
+// TestPingSlowLog: --slow-log lists every measured round trip longer than
+// --slow-over, in every mode: its end on CLOCK_MONOTONIC (within the
+// run, in order) and its length. With a threshold below any round trip
+// it lists them all; above every one, none. A threshold of 0 is refused.
+func TestPingSlowLog(t *testing.T) {
+	path, _, _ := startPong(t)
+	log := filepath.Join(t.TempDir(), "slow.txt")
+	for _, mode := range [][]string{{"--raw"}, {}, {"--call"}, {"--call", "--raw"}} {
+		for _, c := range []struct {
+			over string
+			want int
+		}{{"1ns", 20}, {"1h", 0}} {
+			args := append([]string{"ping", "--dial", path, "-n", "20", "--warmup", "3", "--slow-log", log, "--slow-over", c.over}, mode...)
+			before := monoNs()
+			if out, err := cli(args...).CombinedOutput(); err != nil {
+				t.Fatalf("ping %v: %v\n%s", args, err, out)
+			}
+			after := monoNs()
+			data, err := os.ReadFile(log)
+			if err != nil {
+				t.Fatal(err)
+			}
+			lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+			if !strings.HasPrefix(lines[0], "# goipc ping: the measured round trips longer than "+c.over) {
+				t.Fatalf("ping %v: header %q", args, lines[0])
+			}
+			if got := len(lines) - 1; got != c.want {
+				t.Fatalf("ping %v: %d round trips listed, want %d:\n%s", args, got, c.want, data)
+			}
+			last := before
+			for _, l := range lines[1:] {
+				var end, length int64
+				if _, err := fmt.Sscanf(l, "%d %d", &end, &length); err != nil {
+					t.Fatalf("ping %v: line %q: %v", args, l, err)
+				}
+				if end < last || end > after || length <= 0 || end-length < before {
+					t.Fatalf("ping %v: round trip ending at %d after %d ns, outside the run [%d, %d] or out of order", args, end, length, before, after)
+				}
+				last = end
+			}
+		}
+	}
+	out, err := cli("ping", "--dial", path, "--slow-log", log, "--slow-over", "0").CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 2 {
+		t.Fatalf("ping --slow-over 0: %v\n%s", err, out)
+	}
+}
+
 // TestPingDetectsWrongAnswers: a consumer that answers wrongly makes ping
 // fail with a non-zero exit.
 func TestPingDetectsWrongAnswers(t *testing.T) {

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"encoding/binary"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"slices"
 	"time"
@@ -29,12 +31,30 @@ func runPing(args []string) int {
 	raw := fs.Bool("raw", false, "send raw bytes and expect an exact echo, instead of FlatBuffers Ping/Pong")
 	call := fs.Bool("call", false, "make each round trip a call (a request answered by its reply) instead of a message and its answer")
 	gap := fs.Duration("gap", 0, "pause this long before each round trip, so that the consumer parks in between (sparse request/response; 0: back to back)")
+	slowLog := fs.String("slow-log", "", "write the end (CLOCK_MONOTONIC, ns) and length (ns) of every measured round trip longer than --slow-over to `file`, "+
+		"to line them up with a trace (perf record -k CLOCK_MONOTONIC; docs/PERFORMANCE.md section 27)")
+	slowOver := fs.Duration("slow-over", 5*time.Microsecond, "with --slow-log: the round trips it lists are those longer than this")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if *path == "" || *n <= 0 || *size < 0 || *warmup < 0 || *gap < 0 {
-		fmt.Fprintln(os.Stderr, "goipc ping: --dial PATH is required; -n must be > 0, --size, --warmup and --gap >= 0")
+	if *path == "" || *n <= 0 || *size < 0 || *warmup < 0 || *gap < 0 || *slowOver <= 0 {
+		fmt.Fprintln(os.Stderr, "goipc ping: --dial PATH is required; -n and --slow-over must be > 0, --size, --warmup and --gap >= 0")
 		return 2
+	}
+	var slow *slowLogger
+	if *slowLog != "" {
+		f, err := os.Create(*slowLog)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "goipc ping:", err)
+			return 1
+		}
+		defer f.Close()
+		slow = newSlowLogger(*slowOver, *n)
+		defer func() {
+			if err := slow.write(f); err != nil {
+				fmt.Fprintln(os.Stderr, "goipc ping: --slow-log:", err)
+			}
+		}()
 	}
 	// The segment's maximum message size must hold the largest message of
 	// either direction: the echo in raw mode, the Pong (8 bytes larger
@@ -75,7 +95,7 @@ func runPing(args []string) int {
 			loop, what = callEchoLoop, "raw echo calls of %d B"
 		}
 	}
-	rtts, elapsed, err := loop(c, *warmup, *n, *size, *timeout, *gap)
+	rtts, elapsed, err := loop(c, *warmup, *n, *size, *timeout, *gap, slow)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "goipc ping:", err)
 		return 1
@@ -104,7 +124,7 @@ func pause(gap time.Duration) {
 
 // pingPongLoop sends warmup+n Pings built in place in the ring, and
 // checks that each Pong carries the Ping's seq, timestamp and payload.
-func pingPongLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration) ([]time.Duration, time.Duration, error) {
+func pingPongLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration, slow *slowLogger) ([]time.Duration, time.Duration, error) {
 	payload := make([]byte, size)
 	for i := range payload {
 		payload[i] = byte(i*7 + 3)
@@ -157,6 +177,7 @@ func pingPongLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration
 		}
 		if i >= warmup {
 			rtts = append(rtts, rtt)
+			slow.note(rtt)
 		}
 	}
 	return rtts, time.Since(start), nil
@@ -165,7 +186,7 @@ func pingPongLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration
 // echoPingLoop sends warmup+n messages, each stamped with its sequence number,
 // checks that every answer is byte for byte what was sent, and returns the
 // measured round trips.
-func echoPingLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration) ([]time.Duration, time.Duration, error) {
+func echoPingLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration, slow *slowLogger) ([]time.Duration, time.Duration, error) {
 	msg := make([]byte, size)
 	for i := range msg {
 		msg[i] = byte(i*7 + 3)
@@ -195,6 +216,7 @@ func echoPingLoop(c *goipc.Conn, warmup, n, size int, timeout, gap time.Duration
 		}
 		if i >= warmup {
 			rtts = append(rtts, rtt)
+			slow.note(rtt)
 		}
 	}
 	return rtts, time.Since(start), nil
@@ -226,6 +248,54 @@ func sizeWithin(raw bool, limit int) int {
 // epoch is the origin of the round-trip timestamps: time.Since(epoch) is
 // one monotonic clock read, where time.Now also reads the wall clock.
 var epoch = time.Now()
+
+// slowLogger keeps the end and length of the round trips longer than
+// over, up to a bound, for --slow-log. A nil *slowLogger notes nothing.
+type slowLogger struct {
+	over    time.Duration
+	entries [][2]int64 // end (CLOCK_MONOTONIC ns), length (ns)
+	missed  int        // past the bound
+}
+
+// slowLogMax bounds a slow log's entries (16 MiB).
+const slowLogMax = 1 << 20
+
+func newSlowLogger(over time.Duration, n int) *slowLogger {
+	// The entries are allocated (and their pages touched) before the
+	// timed loop, as the samples are (newSamples).
+	e := make([][2]int64, min(n, slowLogMax))
+	for i := range e {
+		e[i] = [2]int64{1, 1}
+	}
+	return &slowLogger{over: over, entries: e[:0]}
+}
+
+// note records rtt if it is longer than the threshold; the clock is read
+// only then, after the round trip was timed.
+func (s *slowLogger) note(rtt time.Duration) {
+	if s == nil || rtt <= s.over {
+		return
+	}
+	if len(s.entries) == cap(s.entries) {
+		s.missed++
+		return
+	}
+	s.entries = append(s.entries, [2]int64{monoNs(), int64(rtt)})
+}
+
+// write writes the log: a comment line, then "end length" per round
+// trip, in nanoseconds.
+func (s *slowLogger) write(w io.Writer) error {
+	b := bufio.NewWriter(w)
+	fmt.Fprintf(b, "# goipc ping: the measured round trips longer than %v: end (CLOCK_MONOTONIC, ns) and length (ns)\n", s.over)
+	for _, e := range s.entries {
+		fmt.Fprintf(b, "%d %d\n", e[0], e[1])
+	}
+	if s.missed > 0 {
+		fmt.Fprintf(b, "# %d more not kept (at most %d are)\n", s.missed, slowLogMax)
+	}
+	return b.Flush()
+}
 
 // newSamples returns room for n round trips with its pages already
 // faulted in: a first touch inside the timed loop (one page per 512
