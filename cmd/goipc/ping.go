@@ -261,13 +261,7 @@ type slowLogger struct {
 const slowLogMax = 1 << 20
 
 func newSlowLogger(over time.Duration, n int) *slowLogger {
-	// The entries are allocated (and their pages touched) before the
-	// timed loop, as the samples are (newSamples).
-	e := make([][2]int64, min(n, slowLogMax))
-	for i := range e {
-		e[i] = [2]int64{1, 1}
-	}
-	return &slowLogger{over: over, entries: e[:0]}
+	return &slowLogger{over: over, entries: prefaulted(min(n, slowLogMax), [2]int64{1, 1})}
 }
 
 // note records rtt if it is longer than the threshold; the clock is read
@@ -298,12 +292,16 @@ func (s *slowLogger) write(w io.Writer) error {
 }
 
 // newSamples returns room for n round trips with its pages already
-// faulted in: a first touch inside the timed loop (one page per 512
-// samples) would be measured as the transport's latency.
-func newSamples(n int) []time.Duration {
-	s := make([]time.Duration, n)
+// faulted in (prefaulted).
+func newSamples(n int) []time.Duration { return prefaulted(n, time.Duration(1)) }
+
+// prefaulted returns an empty slice with room for n elements whose pages
+// were written before the timed loop: a first touch inside it (one page
+// per 512 samples) would be measured as the transport's latency.
+func prefaulted[T any](n int, v T) []T {
+	s := make([]T, n)
 	for i := range s {
-		s[i] = 1
+		s[i] = v
 	}
 	return s[:0]
 }
