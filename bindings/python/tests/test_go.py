@@ -179,7 +179,7 @@ def test_aio_bench_tool_smoke():
     # imports and both parts working (it once imported a helper that moved).
     r = subprocess.run(
         [sys.executable, "-m", "goipc.aio_bench", "-n", "200", "--rounds", "1", "--warmup", "20",
-         "--conns", "8", "--conn-rounds", "10", "--goipc-bin", goipc_bin()],
+         "--conns", "8", "--conn-rounds", "10", "--pairs", "2", "--goipc-bin", goipc_bin()],
         capture_output=True,
         timeout=180,
         env=child_env(),
@@ -188,3 +188,9 @@ def test_aio_bench_tool_smoke():
     out = r.stdout.decode()
     assert "goipc.aio AsyncConn -> Go pong" in out and "goipc.aio: 8 connections x 10 round trips" in out, out
     assert "asyncio alone (a task suspended for one pass of the loop per round trip, no I/O)" in out, out
+    assert out.count("goipc.aio / streams = ") == 2 and "median of 2 pairs" in out, out
+    # The direct program (goipc.aio's ceiling) runs only with the extension,
+    # which the child loads as this process did (same environment).
+    direct = out.count("calling goipc._speedups itself (no goipc.aio code):")
+    goipc._lib.load()
+    assert direct == (2 if goipc._lib.state.speedups is not None else 0), out
