@@ -68,11 +68,7 @@ const (
 type Options struct {
 	// RingSize is the capacity in bytes of each of the two rings, a power of
 	// two in [MinRingSize, MaxRingSize]. 0 means DefaultRingSize, raised to
-	// hold at least four maximum-size messages. A receiver that still has
-	// messages to read returns the space of those it read in pieces of a
-	// sixteenth of the ring (docs/PROTOCOL.md, "Freed space in pieces"):
-	// a sender may wait for up to that much space the receiver has read
-	// from until the receiver's next receive.
+	// hold at least four maximum-size messages.
 	RingSize int
 
 	// MaxMessageSize is the largest message, in bytes. 0 means

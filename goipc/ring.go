@@ -196,13 +196,12 @@ type consumer struct {
 	viewFrame uint64 // frame size of the message under the view
 	viewLen   uint64 // its payload length
 
-	// published is the tail as last stored in shared memory. While the
-	// consumer has more to read than it has consumed, settle publishes
-	// freed space in pieces (docs/PROTOCOL.md, "Freed space in pieces"):
-	// a sixteenth of the ring (returnPiece), so that a producer the ring
-	// keeps full does not pull tail's line across for every message; a
-	// quarter while holdBack, set while the producer waits for space, so
-	// that it is woken once per quarter ring, not once per message.
+	// published is the tail as last stored in shared memory. holdBack is
+	// set while the producer waits for space: consume then publishes
+	// freed space a quarter ring at a time (or once it has read all it
+	// has seen), so that a producer the ring keeps full is woken once per
+	// quarter ring, not once per message (docs/PROTOCOL.md, "Freed space
+	// in quarters").
 	published uint64
 	holdBack  bool
 
@@ -306,28 +305,13 @@ func (c *consumer) take(frame, length uint64) {
 	*c.r.consMsgs, *c.r.consBytes = c.n.msgs, c.n.bytes
 }
 
-// returnPiece: while more messages are there to read, freed space goes
-// back to the producer once a 1/returnPiece of the ring is free (a quarter
-// while the producer waits for space). A stream whose ring stays full
-// otherwise stores tail after every message while the producer, finding
-// the ring full, loads it after every message: the line crossed between
-// the cores twice per message, and a 64 B stream held 4.3-5.5 M msgs/s
-// instead of 10-14 M (docs/PERFORMANCE.md section 28).
-const returnPiece = 16
-
-// settle publishes the space taken since the last publication once it has
-// read everything it has seen (always before it waits for data), or once
-// that space reaches a piece of the ring: a sixteenth, or a quarter while
-// the producer waits for space.
+// settle publishes the space taken since the last publication, unless the
+// producer waits for space and more messages are there to read: then the
+// space is returned later, in one piece (a quarter ring, or once the
+// consumer has read everything it has seen).
 func (c *consumer) settle() {
-	if c.tail != c.headSeen {
-		piece := c.r.cap / returnPiece
-		if c.holdBack {
-			piece = c.r.cap / 4
-		}
-		if c.tail-c.published < piece {
-			return
-		}
+	if c.holdBack && c.tail != c.headSeen && c.tail-c.published < c.r.cap/4 {
+		return
 	}
 	c.publishTail()
 }

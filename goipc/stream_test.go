@@ -190,8 +190,8 @@ func TestSendBatchPeerGone(t *testing.T) {
 }
 
 // A producer that a full ring keeps waiting is woken about once per
-// quarter ring of freed space, not once per message (ring.go, settle;
-// docs/PROTOCOL.md, "Freed space in pieces").
+// quarter ring of freed space, not once per message (ring.go, consume;
+// docs/PROTOCOL.md, "Freed space in quarters").
 func TestFullRingWakesProducerPerQuarter(t *testing.T) {
 	const ring, size, count = 16384, 64, 20000
 	opts := &Options{RingSize: ring, MaxMessageSize: 1024, Spin: SpinNever}

@@ -25,9 +25,8 @@
  *    parked calls in the code; here they are bounded by TAKE_BACKS.
  * Timeout slices are left out on purpose: the protocol must not need them.
  *
- * The consumer may hold freed space back (goipc/ring.go settle: while it
- * has more to read it returns space a sixteenth of the ring at a time, a
- * quarter while the producer waits for space): it
+ * The consumer may hold freed space back (goipc/ring.go consume: while the
+ * producer waits for space it returns space a quarter ring at a time): it
  * keeps its own position (ctail) and publishes tail later, but always
  * once it has read everything it has seen. The model lets it hold back
  * after any message that leaves the ring non-empty, a superset of what
