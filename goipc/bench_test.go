@@ -40,9 +40,10 @@ func sizeName(n int) string {
 func runBenchChild(role string, args []string) int {
 	path := args[0]
 	switch role {
-	case "bench-goipc-echo", "bench-goipc-sink", "bench-goipc-batchsink":
+	case "bench-goipc-echo", "bench-goipc-sink", "bench-goipc-batchsink", "bench-goipc-piecesink":
 		spin, _ := strconv.ParseInt(args[1], 10, 64)
-		c, err := Dial(path, &Options{MaxMessageSize: benchMaxMsg, Spin: time.Duration(spin)})
+		c, err := Dial(path, &Options{MaxMessageSize: benchMaxMsg, Spin: time.Duration(spin),
+			FreeSpaceInPieces: role == "bench-goipc-piecesink"})
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
@@ -67,9 +68,11 @@ func runBenchChild(role string, args []string) int {
 				}
 			}
 		}
-		if role == "bench-goipc-sink" {
+		if role == "bench-goipc-sink" || role == "bench-goipc-piecesink" {
 			// The sink copies every message out, as the Unix socket's
 			// sink does (read into its buffer), and acks an empty one.
+			// The piece sink returns freed space in pieces
+			// (Options.FreeSpaceInPieces).
 			buf := make([]byte, benchMaxMsg)
 			for {
 				n, err := c.RecvInto(buf, -1)
@@ -355,14 +358,17 @@ func BenchmarkStream(b *testing.B) {
 		b.Run(sizeName(size), func(b *testing.B) {
 			g := startBenchPeer(b, "goipc", "sink", SpinDefault)
 			gb := startBenchPeer(b, "goipc", "batchsink", SpinDefault).(goipcTransport)
+			gp := startBenchPeer(b, "goipc", "piecesink", SpinDefault)
 			u := startBenchPeer(b, "unix", "sink", 0)
 			n := max(roundTripsFor(size)*10, 200)
 			measureStream(b, u, size, n/10) // warm-up
 			measureStream(b, g, size, n/10)
 			measureStreamBatch(b, gb, size, n/10)
+			measureStream(b, gp, size, n/10)
 			ue := measureStream(b, u, size, n)
 			ge := measureStream(b, g, size, n)
 			be := measureStreamBatch(b, gb, size, n)
+			pe := measureStream(b, gp, size, n)
 			gbps := func(d time.Duration) float64 { return float64(size) * float64(n) / d.Seconds() / 1e9 }
 			b.SetBytes(int64(size))
 			b.ResetTimer()
@@ -378,6 +384,8 @@ func BenchmarkStream(b *testing.B) {
 			b.ReportMetric(gbps(ge)/mc, "goipc/memcpy")
 			b.ReportMetric(float64(n)/be.Seconds(), "goipc-batch-msgs/s")
 			b.ReportMetric(gbps(be)/mc, "goipc-batch/memcpy")
+			b.ReportMetric(float64(n)/pe.Seconds(), "goipc-pieces-msgs/s")
+			b.ReportMetric(gbps(pe)/mc, "goipc-pieces/memcpy")
 		})
 	}
 }

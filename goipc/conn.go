@@ -180,6 +180,9 @@ func newConn(seg *segment, dialer bool, sock *net.UnixConn, o *resolved, peerPID
 	c.rx.init(o.maxInflightCalls)
 	c.prod.ring = c.ringData
 	c.cons.ring = c.ringSpace
+	if o.freeSpaceInPieces {
+		c.cons.piece = c.cons.r.cap / freedPieces
+	}
 	go c.watchPeer()
 	return c, nil
 }

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math/rand/v2"
 	"runtime"
+	"sync/atomic"
 	"testing"
 )
 
@@ -139,6 +140,78 @@ func TestRingFullThenSpace(t *testing.T) {
 	get(t, c)
 	if !put(t, p, msg) {
 		t.Fatal("no room after one frame was consumed")
+	}
+}
+
+// By default every receive returns its message's space at once: a sender
+// whose send found the ring full is told after one receive.
+func TestConsumerReturnsSpaceAtOnceByDefault(t *testing.T) {
+	p, c := testRing(t, 16384, 1024)
+	msg := make([]byte, 56)
+	for put(t, p, msg) {
+	}
+	for i := 1; c.tail != c.headSeen || i == 1; i++ {
+		if _, ok := get(t, c); !ok {
+			t.Fatalf("message %d missing", i)
+		}
+		if got := atomic.LoadUint64(c.r.tail); got != c.tail {
+			t.Fatalf("message %d: tail published at %d, the consumer is at %d", i, got, c.tail)
+		}
+	}
+}
+
+// With Options.FreeSpaceInPieces the consumer, while it has more to read,
+// returns freed space in pieces of a sixteenth of the ring, and all of it
+// once it has read everything it has seen (docs/PROTOCOL.md, "Freed space
+// in pieces").
+func TestConsumerReturnsSpaceInPieces(t *testing.T) {
+	const ring = 16384
+	p, c := testRing(t, ring, 1024)
+	c.piece = ring / freedPieces
+	msg := make([]byte, 56) // 64-byte frames: 16 to a piece, 256 fill the ring
+	sent := 0
+	for put(t, p, msg) {
+		sent++
+	}
+	published := func() uint64 { return atomic.LoadUint64(c.r.tail) }
+	last, stores := published(), 0
+	for i := 1; i <= sent; i++ {
+		if _, ok := get(t, c); !ok {
+			t.Fatalf("message %d of %d missing", i, sent)
+		}
+		now := published()
+		switch {
+		case now == last:
+			if c.tail == c.headSeen {
+				t.Fatalf("message %d: everything seen was read, yet %d of %d bytes stay held back", i, c.tail-now, c.tail)
+			}
+			if c.tail-now >= c.piece {
+				t.Fatalf("message %d: %d bytes held back, a piece is %d", i, c.tail-now, c.piece)
+			}
+			if stores == 0 && put(t, p, msg) {
+				t.Fatalf("message %d: the producer found room in the full ring before any was returned", i)
+			}
+		case now != c.tail:
+			t.Fatalf("message %d: tail published at %d, the consumer is at %d", i, now, c.tail)
+		case c.tail != c.headSeen && now-last < c.piece:
+			t.Fatalf("message %d: %d bytes returned while more was there to read, want pieces of %d", i, now-last, c.piece)
+		default:
+			stores++
+		}
+		last = now
+	}
+	// 256 frames of 64 bytes: 16 pieces of 1024 bytes, the last one when
+	// the consumer has read all it saw.
+	if sent != 256 || stores != 16 {
+		t.Fatalf("tail stored %d times for %d messages, want 16 for 256", stores, sent)
+	}
+	// Request/response: a consumer that read all it saw returns it at once.
+	if !put(t, p, msg) {
+		t.Fatal("no room in an empty ring")
+	}
+	get(t, c)
+	if published() != c.tail {
+		t.Fatalf("one message read from an otherwise empty ring: tail published at %d, consumer at %d", published(), c.tail)
 	}
 }
 

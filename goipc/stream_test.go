@@ -190,37 +190,13 @@ func TestSendBatchPeerGone(t *testing.T) {
 }
 
 // A producer that a full ring keeps waiting is woken about once per
-// quarter ring of freed space, not once per message (ring.go, consume;
+// quarter ring of freed space, not once per message (ring.go, settle;
 // docs/PROTOCOL.md, "Freed space in quarters").
 func TestFullRingWakesProducerPerQuarter(t *testing.T) {
 	const ring, size, count = 16384, 64, 20000
 	opts := &Options{RingSize: ring, MaxMessageSize: 1024, Spin: SpinNever}
 	client, server := pair(t, opts, &Options{Spin: SpinNever})
-	sent := make(chan error, 1)
-	go func() {
-		msg := make([]byte, size)
-		for i := 0; i < count; i++ {
-			msg[0], msg[1] = byte(i), byte(i>>8)
-			if err := client.Send(msg); err != nil {
-				sent <- fmt.Errorf("message %d: %w", i, err)
-				return
-			}
-		}
-		sent <- nil
-	}()
-	buf := make([]byte, 1024)
-	for i := 0; i < count; i++ {
-		n, err := server.RecvInto(buf, 10*time.Second)
-		if err != nil {
-			t.Fatalf("message %d: %v", i, err)
-		}
-		if n != size || buf[0] != byte(i) || buf[1] != byte(i>>8) {
-			t.Fatalf("message %d: got %d bytes starting %d,%d", i, n, buf[0], buf[1])
-		}
-	}
-	if err := <-sent; err != nil {
-		t.Fatal(err)
-	}
+	streamInOrder(t, client, server, size, count)
 	st, err := server.Stats()
 	if err != nil {
 		t.Fatal(err)
@@ -380,5 +356,76 @@ func TestCloseInterruptsBatches(t *testing.T) {
 		if _, err := server.RecvBatch(make([]byte, 1024), make([]int, 8), 10*time.Second); !errors.Is(err, ErrPeerClosed) {
 			t.Fatalf("spin %v: after the sent prefix: %v, want ErrPeerClosed", spin, err)
 		}
+	}
+}
+
+// Options.FreeSpaceInPieces on the receiving side: a stream through a ring
+// it keeps full arrives whole and in order, with the sender parking (the
+// quarter rule on top of the pieces) or spinning; the option is the
+// receiver's alone; and a receiver that has read everything it saw has
+// returned all of it (docs/PROTOCOL.md, "Freed space in pieces").
+func TestFreeSpaceInPieces(t *testing.T) {
+	for _, spin := range []time.Duration{SpinNever, SpinDefault} {
+		t.Run(fmt.Sprint(spin), func(t *testing.T) {
+			const ring, size, count = 16384, 64, 20000
+			client, server := pair(t, &Options{RingSize: ring, MaxMessageSize: 1024, Spin: spin},
+				&Options{Spin: spin, FreeSpaceInPieces: true})
+			if server.cons.piece != ring/freedPieces || client.cons.piece != 0 {
+				t.Fatalf("pieces: receiving side %d, want %d; sending side %d, want 0",
+					server.cons.piece, ring/freedPieces, client.cons.piece)
+			}
+			streamInOrder(t, client, server, size, count)
+
+			// Fill the ring, then read everything: all the space is back.
+			msg, buf := make([]byte, size), make([]byte, 1024)
+			filled := 0
+			for client.TrySend(msg) == nil {
+				filled++
+			}
+			for i := 0; i < filled; i++ {
+				if _, err := server.RecvInto(buf, 0); err != nil {
+					t.Fatalf("message %d of %d: %v", i, filled, err)
+				}
+			}
+			again := 0
+			for client.TrySend(msg) == nil {
+				again++
+			}
+			if uint64(filled) < ring/frameSize(size)/2 || again != filled {
+				t.Fatalf("%d messages filled the ring, %d once it was read back", filled, again)
+			}
+		})
+	}
+}
+
+// streamInOrder sends count messages of size bytes (numbered in their
+// first two bytes) from client to server, on a goroutine, and checks that
+// server receives each whole and in order.
+func streamInOrder(t *testing.T, client, server *Conn, size, count int) {
+	t.Helper()
+	sent := make(chan error, 1)
+	go func() {
+		msg := make([]byte, size)
+		for i := 0; i < count; i++ {
+			msg[0], msg[1] = byte(i), byte(i>>8)
+			if err := client.Send(msg); err != nil {
+				sent <- fmt.Errorf("message %d: %w", i, err)
+				return
+			}
+		}
+		sent <- nil
+	}()
+	buf := make([]byte, 1024)
+	for i := 0; i < count; i++ {
+		n, err := server.RecvInto(buf, 10*time.Second)
+		if err != nil {
+			t.Fatalf("message %d: %v", i, err)
+		}
+		if n != size || buf[0] != byte(i) || buf[1] != byte(i>>8) {
+			t.Fatalf("message %d: got %d bytes starting %d,%d", i, n, buf[0], buf[1])
+		}
+	}
+	if err := <-sent; err != nil {
+		t.Fatal(err)
 	}
 }
