@@ -221,6 +221,10 @@ func options(o *C.goipc_options) (*goipc.Options, error) {
 		return bad("max_inflight_calls %d is outside [0, %d] (0: the default, %d)", n, goipc.MaxInflightCallsLimit, goipc.DefaultMaxInflightCalls)
 	}
 	opts.MaxInflightCalls = int(o.max_inflight_calls)
+	if o.reserved1 != 0 {
+		return bad("reserved1 must be 0")
+	}
+	opts.FreeSpaceInPieces = o.free_space_in_pieces != 0
 	return &opts, nil
 }
 

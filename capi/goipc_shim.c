@@ -38,7 +38,9 @@ _Static_assert(offsetof(goipc_options, max_segment_size) == 56, "goipc_options l
 _Static_assert(offsetof(goipc_options, max_mapped_bytes) == 64, "goipc_options layout");
 _Static_assert(offsetof(goipc_options, max_pending_handshakes) == 72, "goipc_options layout");
 _Static_assert(offsetof(goipc_options, max_inflight_calls) == 80, "goipc_options layout");
-_Static_assert(sizeof(goipc_options) == 88, "goipc_options layout");
+_Static_assert(offsetof(goipc_options, free_space_in_pieces) == 88, "goipc_options layout");
+_Static_assert(offsetof(goipc_options, reserved1) == 92, "goipc_options layout");
+_Static_assert(sizeof(goipc_options) == 96, "goipc_options layout");
 /* goipc_iovec: other languages mirror it (a pointer, then a size_t). */
 _Static_assert(offsetof(goipc_iovec, data) == 0, "goipc_iovec layout");
 _Static_assert(offsetof(goipc_iovec, len) == sizeof(void *), "goipc_iovec layout");

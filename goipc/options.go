@@ -140,8 +140,10 @@ type Options struct {
 	// sixteenth of the ring that this side has already read from, until
 	// this side receives again: use it only where this side keeps
 	// receiving while messages are queued. It changes nothing on the
-	// wire (docs/PROTOCOL.md, "Freed space in pieces"). For a listener,
-	// it applies to the connections it accepts. Go only for now.
+	// wire (docs/PROTOCOL.md, "Freed space in pieces (opt-in)"). For a
+	// listener, it applies to the connections it accepts. In C:
+	// goipc_options.free_space_in_pieces; Python and Rust:
+	// free_space_in_pieces.
 	FreeSpaceInPieces bool
 }
 

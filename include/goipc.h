@@ -170,7 +170,8 @@ typedef uint64_t goipc_sweeper; /* see "The loop sweeper" */
  * the caller was compiled against; bytes past the fields this library knows
  * must be zero). Version 1 of the struct is its first 48 bytes (up to
  * protocol_version_override), version 2 its first 80 (up to
- * max_pending_handshakes), version 3 is 88 bytes (max_inflight_calls);
+ * max_pending_handshakes), version 3 is 88 bytes (max_inflight_calls),
+ * version 4 is 96 bytes (free_space_in_pieces);
  * the library accepts every earlier struct_size forever, and the fields
  * such a caller lacks take their defaults. */
 typedef struct goipc_options {
@@ -225,6 +226,22 @@ typedef struct goipc_options {
      * peer's cap does not limit this end. The slots (a 112-byte slot
      * and a channel each) are allocated on the connection's first call. */
     int64_t max_inflight_calls;
+    /* ---- end of version 3 (88 bytes) ---- */
+    /* Non-zero: as a receiver, return the space of the messages read to
+     * the sender a sixteenth of the ring at a time while more messages
+     * are queued, and all of it once every message seen has been read.
+     * Default (0): every receive returns its message's space at once, and
+     * a sender whose send found the ring full is told (its call returns,
+     * its descriptor or sweeper reports the send direction) after one
+     * receive. For a stream's receiver that keeps receiving while
+     * messages are queued: a one-way stream whose ring stays full moves
+     * 1.5-2x the messages per second; a sender may wait for up to a
+     * sixteenth of the ring this end has read from, until this end
+     * receives again. Nothing is negotiated; a listener's value applies to
+     * the connections it accepts (docs/PROTOCOL.md, "Freed space in pieces
+     * (opt-in)"). */
+    int32_t free_space_in_pieces;
+    uint32_t reserved1; /* must be 0 */
 } goipc_options;
 
 /* Sets the first size bytes of *opts to zero (every field's default) and

@@ -45,6 +45,7 @@
     X(typed_messages)           \
     X(conn_stats)               \
     X(conn_fd_poll)             \
+    X(free_space_in_pieces)     \
     X(listener_fd_poll)         \
     X(listener_dropped_errors)  \
     X(epoll_many_conns)         \

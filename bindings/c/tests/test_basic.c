@@ -170,6 +170,10 @@ void test_bad_options(void)
     EXPECT(o.struct_size == sizeof o && o.ring_size == 0 && o.spin_ns == 0 && o.allow_any_uid == 0);
     o.reserved0 = 1;
     EXPECT_ST(goipc_listen_ex(path, &o, &l), GOIPC_ERR_INVALID_ARGUMENT);
+    goipc_options_init(&o);
+    o.reserved1 = 1;
+    EXPECT_ST(goipc_listen_ex(path, &o, &l), GOIPC_ERR_INVALID_ARGUMENT);
+    EXPECT(strstr(goipc_last_error_message(), "reserved1") != NULL);
 
     goipc_options_init(&o);
     o.ring_size = 5000; /* not a power of two */
@@ -201,14 +205,14 @@ void test_bad_options(void)
     EXPECT_ST(goipc_listen_ex(path, &big.v1, &l), GOIPC_ERR_NOT_SUPPORTED);
 }
 
-/* Callers compiled against the version-1 (48-byte) or version-2 (80-byte)
- * goipc_options keep working: initialising writes no byte past their
- * struct, and the library reads none (the bytes past it here hold a
- * max_inflight_calls value it would refuse), so every field they lack
- * takes its default. */
+/* Callers compiled against the version-1 (48-byte), version-2 (80-byte)
+ * or version-3 (88-byte) goipc_options keep working: initialising writes
+ * no byte past their struct, and the library reads none (the bytes past
+ * it here hold a max_inflight_calls value and a reserved1 it would
+ * refuse), so every field they lack takes its default. */
 void test_options_earlier_sizes(void)
 {
-    static const size_t sizes[] = {48, 80};
+    static const size_t sizes[] = {48, 80, 88};
     for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
         union {
             goipc_options o;

@@ -114,6 +114,48 @@ static void epoll_many_conns(const char *tag, uint32_t first_sweep_us, uint32_t 
     reap_child(&pong);
 }
 
+/* goipc_options.free_space_in_pieces on the receiver (b): after one
+ * receive from a full ring the sender still has no room and its
+ * descriptor stays quiet (the space is held back: a 208-byte frame of a
+ * 256-byte piece); once the receiver has read everything, all of it is
+ * back and the sender's descriptor is readable. Without the option one
+ * receive frees room at once (test_conn_fd_poll). */
+void test_free_space_in_pieces(void)
+{
+    goipc_options o, lo;
+    goipc_options_init(&o);
+    o.ring_size = 4096;
+    o.max_message_size = 512;
+    goipc_options_init(&lo);
+    lo.free_space_in_pieces = 1;
+    goipc_conn a, b;
+    REQUIRE(make_pair(&a, &b, &o, &lo) == 0);
+    int afd;
+    unsigned char buf[512];
+    size_t len;
+    REQUIRE_ST(goipc_conn_fd(a, &afd), GOIPC_OK);
+    memset(buf, 7, sizeof buf);
+    int sent = 0;
+    while (goipc_send(a, buf, 200, 0) == GOIPC_OK)
+        sent++;
+    EXPECT(sent > 2);
+    EXPECT_ST(goipc_recv(b, buf, sizeof buf, &len, 1000), GOIPC_OK);
+    EXPECT(len == 200);
+    EXPECT(!fd_readable(afd, 0));
+    EXPECT_ST(goipc_send(a, buf, 200, 0), GOIPC_ERR_TIMEOUT);
+    int got = 1;
+    while (goipc_recv(b, buf, sizeof buf, &len, 0) == GOIPC_OK)
+        got++;
+    EXPECT(got == sent);
+    EXPECT(fd_readable(afd, 10000));
+    int again = 0;
+    while (goipc_send(a, buf, 200, 0) == GOIPC_OK)
+        again++;
+    EXPECT(again == sent);
+    EXPECT_ST(goipc_conn_close(a), GOIPC_OK);
+    EXPECT_ST(goipc_conn_close(b), GOIPC_OK);
+}
+
 void test_epoll_many_conns(void) { epoll_many_conns("epoll", 0, 200); }
 
 void test_epoll_many_conns_swept(void) { epoll_many_conns("swept", 200, 0); }

@@ -107,12 +107,12 @@ def test_options_layout_matches_header():
     """The offsets that capi/goipc_shim.c asserts with _Static_assert."""
     text = (REPO / "capi" / "goipc_shim.c").read_text()
     pairs = re.findall(r"offsetof\(goipc_options, (\w+)\) == (\d+)", text)
-    assert len(pairs) == len(_lib.Options._fields_) == 13
+    assert len(pairs) == len(_lib.Options._fields_) == 15
     for field, off in pairs:
         assert getattr(_lib.Options, field).offset == int(off), field
     size = re.search(r"sizeof\(goipc_options\) == (\d+)", text)
     assert size is not None
-    assert ctypes.sizeof(_lib.Options) == _lib.OPTIONS_BUFFER_SIZE == int(size.group(1)) == 88
+    assert ctypes.sizeof(_lib.Options) == _lib.OPTIONS_BUFFER_SIZE == int(size.group(1)) == 96
 
 
 def test_options_init_sized_sets_our_size():
@@ -122,7 +122,7 @@ def test_options_init_sized_sets_our_size():
     raw = (ctypes.c_char * _lib.OPTIONS_BUFFER_SIZE)(*([b"\xff"] * _lib.OPTIONS_BUFFER_SIZE))
     lib.goipc_options_init_sized(raw, _lib.OPTIONS_BUFFER_SIZE)
     o = _lib.Options.from_buffer(raw)
-    assert o.struct_size == 88
+    assert o.struct_size == 96
     assert bytes(raw)[4:] == bytes(_lib.OPTIONS_BUFFER_SIZE - 4)
 
 

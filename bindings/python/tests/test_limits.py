@@ -126,22 +126,60 @@ def test_fileno_readable_on_message_and_peer_close(pair):
         s.recv(timeout=0)
 
 
+def _fill(conn: goipc.Conn) -> int:
+    """Sends 200-byte messages with timeout 0 until the ring is full;
+    returns how many went."""
+    n = 0
+    while True:
+        try:
+            conn.send(bytes(200), timeout=0)
+            n += 1
+        except goipc.TimeoutError:
+            return n
+
+
 def test_fileno_readable_when_ring_space_frees(sockdir):
     ln, c, s = make_pair(os.path.join(sockdir, "space.sock"), ring_size=4096, max_message_size=512)
     try:
         fd = c.fileno()
-        sent = 0
-        while True:
-            try:
-                c.send(bytes(200), timeout=0)
-                sent += 1
-            except goipc.TimeoutError:
-                break
+        sent = _fill(c)
         assert sent > 0
         assert select.select([fd], [], [], 0)[0] == []
         s.recv(timeout=10)
         assert select.select([fd], [], [], 10)[0] == [fd]
         c.send(bytes(200), timeout=0)
+    finally:
+        c.close()
+        s.close()
+        ln.close()
+
+
+def test_free_space_in_pieces(sockdir):
+    """free_space_in_pieces on the receiver (here the dialer): after one
+    receive from a full ring the sender still has no room and its
+    descriptor stays quiet (a 208-byte frame of a 256-byte piece); once
+    the receiver has read everything, all of it is back. Without it, one
+    receive frees room (test_fileno_readable_when_ring_space_frees)."""
+    ln, c, s = make_pair(os.path.join(sockdir, "pieces.sock"), ring_size=4096, max_message_size=512,
+                         free_space_in_pieces=True)
+    try:
+        fd = s.fileno()
+        sent = _fill(s)
+        assert sent > 2
+        assert len(c.recv(timeout=10)) == 200
+        assert select.select([fd], [], [], 0)[0] == []
+        with pytest.raises(goipc.TimeoutError):
+            s.send(bytes(200), timeout=0)
+        got = 1
+        while True:
+            try:
+                c.recv(timeout=0)
+                got += 1
+            except goipc.TimeoutError:
+                break
+        assert got == sent
+        assert select.select([fd], [], [], 10)[0] == [fd]
+        assert _fill(s) == sent
     finally:
         c.close()
         s.close()

@@ -125,7 +125,8 @@ ffi_struct! {
     /// this struct's size, then set fields (see the header for each
     /// field's meaning). The first 48 bytes are version 1 of the struct;
     /// the listener limits came with version 2 (80 bytes),
-    /// `max_inflight_calls` with version 3 (88 bytes).
+    /// `max_inflight_calls` with version 3 (88 bytes),
+    /// `free_space_in_pieces` with version 4 (96 bytes).
     pub struct goipc_options, fields = OPTIONS_FIELDS {
         pub struct_size: u32,
         pub reserved0: u32,
@@ -140,6 +141,8 @@ ffi_struct! {
         pub max_mapped_bytes: i64,
         pub max_pending_handshakes: i64,
         pub max_inflight_calls: i64,
+        pub free_space_in_pieces: i32,
+        pub reserved1: u32,
     }
 }
 
@@ -165,6 +168,8 @@ impl goipc_options {
             max_mapped_bytes: 0,
             max_pending_handshakes: 0,
             max_inflight_calls: 0,
+            free_space_in_pieces: 0,
+            reserved1: 0,
         }
     }
 }
@@ -237,7 +242,7 @@ ffi_struct! {
 // the struct_size that goipc_options_init writes).
 const _: () = {
     use core::mem::{align_of, offset_of, size_of};
-    assert!(size_of::<goipc_options>() == 88);
+    assert!(size_of::<goipc_options>() == 96);
     assert!(align_of::<goipc_options>() == 8);
     assert!(offset_of!(goipc_options, struct_size) == 0);
     assert!(offset_of!(goipc_options, reserved0) == 4);
@@ -252,6 +257,8 @@ const _: () = {
     assert!(offset_of!(goipc_options, max_mapped_bytes) == 64);
     assert!(offset_of!(goipc_options, max_pending_handshakes) == 72);
     assert!(offset_of!(goipc_options, max_inflight_calls) == 80);
+    assert!(offset_of!(goipc_options, free_space_in_pieces) == 88);
+    assert!(offset_of!(goipc_options, reserved1) == 92);
     assert!(size_of::<goipc_conn>() == 8 && size_of::<goipc_listener>() == 8);
     assert!(size_of::<goipc_direction_stats>() == 56);
     assert!(offset_of!(goipc_direction_stats, in_use) == 40);

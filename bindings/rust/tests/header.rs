@@ -300,6 +300,8 @@ fn sevens() -> sys::goipc_options {
         max_mapped_bytes: 7,
         max_pending_handshakes: 7,
         max_inflight_calls: 7,
+        free_space_in_pieces: 7,
+        reserved1: 7,
     }
 }
 

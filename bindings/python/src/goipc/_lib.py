@@ -75,6 +75,9 @@ class Options(ctypes.Structure):
         ("max_pending_handshakes", c_int64),
         # Version 3 (88 bytes): calls in flight per connection end.
         ("max_inflight_calls", c_int64),
+        # Version 4 (96 bytes): freed space in pieces.
+        ("free_space_in_pieces", c_int32),
+        ("reserved1", c_uint32),
     ]
 
 
@@ -93,10 +96,12 @@ _OPTIONS_LAYOUT = {
     "max_mapped_bytes": 64,
     "max_pending_handshakes": 72,
     "max_inflight_calls": 80,
+    "free_space_in_pieces": 88,
+    "reserved1": 92,
 }
 for _name, _off in _OPTIONS_LAYOUT.items():
     assert getattr(Options, _name).offset == _off, ("goipc_options layout", _name)
-assert ctypes.sizeof(Options) == 88, "goipc_options layout"
+assert ctypes.sizeof(Options) == 96, "goipc_options layout"
 assert ctypes.sizeof(c_size_t) == ctypes.sizeof(c_void_p), "size_t is pointer-sized"
 
 
