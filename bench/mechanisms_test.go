@@ -76,13 +76,13 @@ func TestMechanismNames(t *testing.T) {
 			t.Errorf("no mechanism name contains %q: %s", w, all)
 		}
 	}
-	for _, id := range []string{"goipc:default", "goipc:spin", "goipc:park", "tcp:nodelay", "tcp:default", "pipe"} {
+	for _, id := range []string{"goipc:default", "goipc:spin", "goipc:park", "goipc:pieces", "tcp:nodelay", "tcp:default", "pipe"} {
 		if ms, err := Lookup(id); err != nil || len(ms) != 1 {
 			t.Errorf("Lookup(%q) = %d mechanisms, %v", id, len(ms), err)
 		}
 	}
-	if ms, _ := Lookup("goipc"); len(ms) != 3 {
-		t.Errorf("Lookup(goipc) = %d modes, want 3", len(ms))
+	if ms, _ := Lookup("goipc"); len(ms) != 4 {
+		t.Errorf("Lookup(goipc) = %d modes, want 4", len(ms))
 	}
 	if _, err := Lookup("carrier-pigeon"); !errors.Is(err, ErrUnknownMechanism) {
 		t.Errorf("Lookup(carrier-pigeon) = %v", err)
