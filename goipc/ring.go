@@ -203,7 +203,7 @@ type consumer struct {
 	// quarter ring, not once per message (docs/PROTOCOL.md, "Freed space
 	// in quarters"). piece, when not 0 (Options.FreeSpaceInPieces), does
 	// the same at any time with pieces of that many bytes ("Freed space in
-	// pieces").
+	// pieces (opt-in)").
 	published uint64
 	holdBack  bool
 	piece     uint64
