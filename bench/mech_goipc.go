@@ -17,10 +17,12 @@ import (
 // goipc's default (4 MiB per direction), MaxMessageSize its default (1 MiB)
 // or the run's largest message.
 type goipcMech struct {
-	mode   string
-	spin   time.Duration
-	pieces bool // Options.FreeSpaceInPieces on both sides
+	mode string
+	spin time.Duration
 }
+
+// pieces: the "pieces" mode sets Options.FreeSpaceInPieces on both sides.
+func (m goipcMech) pieces() bool { return m.mode == "pieces" }
 
 func (m goipcMech) Name() string { return "goipc" }
 func (m goipcMech) Mode() string { return m.mode }
@@ -33,14 +35,13 @@ func (m goipcMech) Design() Design {
 	case "park":
 		d.Syscalls = "2 (futex wake + futex wait) when the receiver is asleep, which is always"
 		d.Note = "goipc with Spin = SpinNever: park on the futex at once"
-	case "pieces":
-		d.Syscalls = fmt.Sprintf("0 while the peer answers within the %v spin, else 2 (futex wake + wait)", goipc.DefaultSpin)
-		d.Note = "goipc defaults with FreeSpaceInPieces: a receiver with more to read returns freed space a sixteenth of the ring at a time (for streams)"
-		d.TimingDependent = true
 	default:
 		d.Syscalls = fmt.Sprintf("0 while the peer answers within the %v spin, else 2 (futex wake + wait)", goipc.DefaultSpin)
 		d.Note = "goipc defaults: spin, then park on a futex"
 		d.TimingDependent = true
+		if m.pieces() {
+			d.Note = "goipc defaults with FreeSpaceInPieces: a receiver with more to read returns freed space a sixteenth of the ring at a time (for streams)"
+		}
 	}
 	return d
 }
@@ -48,7 +49,7 @@ func (goipcMech) MaxSize() int         { return 0 }
 func (goipcMech) StreamWindow(int) int { return 0 }
 
 func (m goipcMech) options(maxSize int) *goipc.Options {
-	return &goipc.Options{MaxMessageSize: max(goipc.DefaultMaxMessageSize, maxSize), Spin: m.spin, FreeSpaceInPieces: m.pieces}
+	return &goipc.Options{MaxMessageSize: max(goipc.DefaultMaxMessageSize, maxSize), Spin: m.spin, FreeSpaceInPieces: m.pieces()}
 }
 
 func (m goipcMech) Prepare(dir string, maxSize int) (*Setup, error) {
@@ -109,7 +110,7 @@ func init() {
 	register(goipcMech{mode: "default", spin: goipc.SpinDefault})
 	register(goipcMech{mode: "spin", spin: goipc.SpinForever})
 	register(goipcMech{mode: "park", spin: goipc.SpinNever})
-	register(goipcMech{mode: "pieces", spin: goipc.SpinDefault, pieces: true})
+	register(goipcMech{mode: "pieces", spin: goipc.SpinDefault})
 
 	// The goipc transport of the cross-language rows: this process is the
 	// Go consumer that echoes every message.

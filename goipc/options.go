@@ -135,7 +135,7 @@ type Options struct {
 	// has read every message it has seen. Off (the default), every
 	// receive returns its message's space at once: a sender whose send
 	// found the ring full is told after one receive. On, a one-way stream
-	// whose ring stays full moves 1.5-2x the messages per second
+	// whose ring stays full moves 1.1-1.5x the messages per second
 	// (docs/PERFORMANCE.md section 28), but a sender may wait for up to a
 	// sixteenth of the ring that this side has already read from, until
 	// this side receives again: use it only where this side keeps

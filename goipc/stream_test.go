@@ -363,7 +363,7 @@ func TestCloseInterruptsBatches(t *testing.T) {
 // it keeps full arrives whole and in order, with the sender parking (the
 // quarter rule on top of the pieces) or spinning; the option is the
 // receiver's alone; and a receiver that has read everything it saw has
-// returned all of it (docs/PROTOCOL.md, "Freed space in pieces").
+// returned all of it (docs/PROTOCOL.md, "Freed space in pieces (opt-in)").
 func TestFreeSpaceInPieces(t *testing.T) {
 	for _, spin := range []time.Duration{SpinNever, SpinDefault} {
 		t.Run(fmt.Sprint(spin), func(t *testing.T) {

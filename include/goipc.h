@@ -235,7 +235,7 @@ typedef struct goipc_options {
      * its descriptor or sweeper reports the send direction) after one
      * receive. For a stream's receiver that keeps receiving while
      * messages are queued: a one-way stream whose ring stays full moves
-     * 1.5-2x the messages per second; a sender may wait for up to a
+     * 1.1-1.5x the messages per second; a sender may wait for up to a
      * sixteenth of the ring this end has read from, until this end
      * receives again. Nothing is negotiated; a listener's value applies to
      * the connections it accepts (docs/PROTOCOL.md, "Freed space in pieces

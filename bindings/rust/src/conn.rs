@@ -115,7 +115,7 @@ pub struct Options {
     /// it once every message seen was read. Default (`false`): each
     /// receive returns its space at once, and a sender whose send found
     /// the ring full is told after one receive. For a stream's receiver
-    /// that keeps receiving: a stream whose ring stays full moves 1.5-2x
+    /// that keeps receiving: a stream whose ring stays full moves 1.1-1.5x
     /// the messages per second; a sender may wait for up to a sixteenth of
     /// the ring this end has read from until this end receives again
     /// (docs/PROTOCOL.md, "Freed space in pieces (opt-in)").

@@ -134,6 +134,16 @@ fn notify_fd_of_a_pair_differs() {
     assert_ne!(a.notify_fd().unwrap().as_raw_fd(), b.notify_fd().unwrap().as_raw_fd());
 }
 
+/// Sends 200-byte messages with a zero timeout until `conn`'s ring is
+/// full; returns how many went.
+fn fill(conn: &Conn) -> usize {
+    let mut n = 0;
+    while conn.send_timeout(&[7u8; 200], Duration::ZERO).is_ok() {
+        n += 1;
+    }
+    n
+}
+
 /// `free_space_in_pieces` on the receiver (here the accepted side): after
 /// one receive from a full ring the sender still has no room (a 208-byte
 /// frame of a 256-byte piece is held back); once the receiver has read
@@ -146,32 +156,20 @@ fn free_space_in_pieces_returns_space_once_all_is_read() {
     let mut listen_opts = Options::default();
     listen_opts.free_space_in_pieces = true;
     let (a, b) = pair_with(&dial_opts, &listen_opts);
-    let msg = [7u8; 200];
-    let fill = || {
-        let mut n = 0;
-        while a.send_timeout(&msg, Duration::ZERO).is_ok() {
-            n += 1;
-        }
-        n
-    };
-    let sent = fill();
+    let sent = fill(&a);
     assert!(sent > 2, "{sent} messages filled the ring");
     assert_eq!(b.recv_timeout(LONG).unwrap().len(), 200);
-    assert_eq!(a.send_timeout(&msg, Duration::ZERO).unwrap_err(), Error::Timeout);
+    assert_eq!(a.send_timeout(&[7u8; 200], Duration::ZERO).unwrap_err(), Error::Timeout);
     let mut got = 1;
     while b.recv_timeout(Duration::ZERO).is_ok() {
         got += 1;
     }
     assert_eq!(got, sent);
-    assert_eq!(fill(), sent);
+    assert_eq!(fill(&a), sent);
 
     // The default: one receive frees room at once.
     let (a, b) = pair_with(&dial_opts, &Options::default());
-    let mut sent = 0;
-    while a.send_timeout(&msg, Duration::ZERO).is_ok() {
-        sent += 1;
-    }
-    assert!(sent > 2);
+    assert!(fill(&a) > 2);
     b.recv_timeout(LONG).unwrap();
-    a.send_timeout(&msg, Duration::ZERO).unwrap();
+    a.send_timeout(&[7u8; 200], Duration::ZERO).unwrap();
 }

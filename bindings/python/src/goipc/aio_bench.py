@@ -21,10 +21,10 @@ Two parts, each printed with its verdict against issue 13's goals:
    The programs then run in ``--pairs`` alternating rounds: goipc.aio;
    the same program calling goipc._speedups itself with no goipc.aio code
    (goipc.aio's ceiling: the same calls and the same pass of the loop per
-   round trip, without goipc.aio's methods around them); then streams. This shared machine's speed
-   moves by 2x within a minute (one pass of each measured ratios from
-   1.8x to 5.7x in three minutes), so the verdict is on the median
-   pair's ratio, and every pair is printed. Goals: threads <= 8, goipc
+   round trip, without goipc.aio's methods around them); then streams.
+   This shared machine's speed moves by 2x within a minute (one pass of
+   each measured ratios from 1.8x to 5.7x in three minutes), so the
+   verdict is on the median pair's ratio, and every pair is printed. Goals: threads <= 8, goipc
    throughput >= 3x streams. Then the same program with no I/O (a task
    suspended for one pass of the loop per round trip): what a round trip
    that suspends its task costs at least.
@@ -45,7 +45,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from typing import List, Optional, Sequence
+from typing import Any, List, Optional, Sequence, Tuple
 
 from . import _lib, aio
 from . import errors as _errors
@@ -163,10 +163,25 @@ async def one_connection(pong: str, echo: str, n: int, rounds: int, warmup: int,
         writer.close()
 
 
+async def _run_many(pong: str, conns: int, k: int, client: Any) -> Tuple[float, int]:
+    """Dials conns goipc.aio connections to pong and runs client(conn, i)
+    on all of them at once: (round trips/s at k per connection, this
+    process's thread count at the end)."""
+    cs = await asyncio.gather(*(aio.dial(pong, timeout=60, **_SMALL) for _ in range(conns)))
+    try:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(client(c, i) for i, c in enumerate(cs)))
+        dt = time.perf_counter() - t0
+        threads = len(os.listdir("/proc/self/task"))
+    finally:
+        for c in cs:
+            c.close()
+    return conns * k / dt, threads
+
+
 async def many_goipc(pong: str, conns: int, k: int, size: int, report: bool = True) -> float:
     """Round trips/s of conns goipc.aio connections making k round trips
     each at once; prints them and the thread count if report."""
-    cs = await asyncio.gather(*(aio.dial(pong, timeout=60, **_SMALL) for _ in range(conns)))
 
     async def client(c: aio.AsyncConn, i: int) -> None:
         msg = i.to_bytes(4, "little") * (size // 4)
@@ -175,13 +190,7 @@ async def many_goipc(pong: str, conns: int, k: int, size: int, report: bool = Tr
             if await c.recv() != msg:
                 raise RuntimeError("wrong reply")
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(client(c, i) for i, c in enumerate(cs)))
-    dt = time.perf_counter() - t0
-    threads = len(os.listdir("/proc/self/task"))
-    for c in cs:
-        c.close()
-    rate = conns * k / dt
+    rate, threads = await _run_many(pong, conns, k, client)
     if report:
         print("goipc.aio: %d connections x %d round trips: %.0f round trips/s; threads in this process: %d (goal <= 8: %s)"
               % (conns, k, rate, threads, "met" if threads <= 8 else "NOT met"))
@@ -192,13 +201,10 @@ async def many_direct(pong: str, conns: int, k: int, size: int) -> Optional[floa
     """Round trips/s of the same program with no goipc.aio code: each task
     calls goipc._speedups itself (a send, then a pass of the loop and a
     look, until the reply is there), as goipc.aio's fast paths do among
-    many connections. What a binding that still suspends its task once per
-    round trip could reach at most here: the ceiling goipc.aio is measured
-    against (docs/PYTHON.md). None without the extension."""
-    cs = await asyncio.gather(*(aio.dial(pong, timeout=60, **_SMALL) for _ in range(conns)))
-    if cs[0]._sx is None:
-        for c in cs:
-            c.close()
+    many connections: the ceiling goipc.aio is measured against
+    (docs/PYTHON.md). None without the extension."""
+    _lib.load()
+    if _lib.state.speedups is None:
         return None
 
     async def client(c: aio.AsyncConn, i: int) -> None:
@@ -217,12 +223,7 @@ async def many_direct(pong: str, conns: int, k: int, size: int) -> Optional[floa
             if m != msg:
                 raise RuntimeError("wrong reply")
 
-    t0 = time.perf_counter()
-    await asyncio.gather(*(client(c, i) for i, c in enumerate(cs)))
-    dt = time.perf_counter() - t0
-    for c in cs:
-        c.close()
-    rate = conns * k / dt
+    rate, _ = await _run_many(pong, conns, k, client)
     print("the same program calling goipc._speedups itself (no goipc.aio code): %.0f round trips/s" % rate)
     return rate
 
@@ -276,7 +277,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--size", type=int, default=64, help="message size in bytes (default 64)")
     ap.add_argument("--conns", type=int, default=1000, help="connections in part 2 (default 1000)")
     ap.add_argument("--conn-rounds", type=int, default=100, help="round trips per connection in part 2 (default 100)")
-    ap.add_argument("--pairs", type=int, default=5, help="alternating goipc.aio / streams pairs in part 2 (default 5)")
+    ap.add_argument("--pairs", type=int, default=5, help="alternating rounds in part 2 of goipc.aio, the direct program and streams (default 5)")
     ap.add_argument("--goipc-bin", default=None, help="the goipc CLI (default: $GOIPC_BIN or build/bin/goipc)")
     args = ap.parse_args(argv)
     if min(args.n, args.rounds, args.size, args.conns, args.conn_rounds, args.pairs) <= 0 or args.size % 4:

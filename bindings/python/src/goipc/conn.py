@@ -834,7 +834,7 @@ def dial(
             was read (default False: each receive returns its space at
             once, and a sender whose send found the ring full is told
             after one receive). For a stream's receiver that keeps
-            receiving: a stream whose ring stays full moves 1.5-2x the
+            receiving: a stream whose ring stays full moves 1.1-1.5x the
             messages per second; a sender may wait for up to a sixteenth
             of the ring this end has read from until this end receives
             again (docs/PROTOCOL.md, "Freed space in pieces (opt-in)").
