@@ -6,8 +6,10 @@ import (
 	"errors"
 	"math/rand/v2"
 	"runtime"
+	"slices"
 	"sync/atomic"
 	"testing"
+	"unsafe"
 )
 
 func testRing(t testing.TB, ringSize, maxMessage uint64) (*producer, *consumer) {
@@ -124,6 +126,83 @@ func TestRingWrapWritesPadding(t *testing.T) {
 	}
 	if _, ok := get(t, c); ok || c.tail != p.head {
 		t.Fatalf("ring not drained: tail %d head %d", c.tail, p.head)
+	}
+}
+
+// TestNextFrameLinesHoldTheNextFrame: the two lines a spinning receive
+// loads (nextFrameLines) are the lines the next 64 B message is written
+// to, at every 8-byte alignment and around the ring's end; when the
+// message does not fit before the end, the first is the padding frame's
+// header, and the second the start of the ring.
+func TestNextFrameLinesHoldTheNextFrame(t *testing.T) {
+	const ringSize = 4096
+	p, c := testRing(t, ringSize, 64)
+	msg := bytes.Repeat([]byte{7}, 64) // frames of 72 bytes: each starts 8 bytes later in its line
+	line := func(a unsafe.Pointer) uintptr { return uintptr(a) &^ 63 }
+	var alignments [8]int // frames read in place, by (offset % 64) / 8
+	padded := 0
+	for i := 0; i < 24*ringSize/72; i++ { // 24 laps
+		tailOff := c.tail & c.r.mask
+		first, second := c.nextFrameLines()
+		if first != (*uint64)(unsafe.Pointer(&c.r.data[tailOff])) || second != (*uint64)(unsafe.Pointer(&c.r.data[(tailOff+64)%ringSize])) {
+			t.Fatalf("step %d: lines at tail %d are not the tail's and 64 bytes on", i, tailOff)
+		}
+		if !put(t, p, msg) {
+			t.Fatalf("step %d: ring full", i)
+		}
+		got, _, frame, ok, err := c.peek()
+		if err != nil || !ok || !bytes.Equal(got, msg) {
+			t.Fatalf("step %d: message not read back (%v)", i, err)
+		}
+		c.consume(frame, uint64(len(got)))
+		frameStart := unsafe.Add(unsafe.Pointer(unsafe.SliceData(got)), -frameHeaderSize)
+		frameEnd := unsafe.Add(frameStart, frameHeaderSize+len(msg)-1)
+		if uintptr(frameStart) == uintptr(unsafe.Pointer(&c.r.data[0])) && tailOff != 0 {
+			// Padding from tailOff to the end, the frame at offset 0.
+			padded++
+			if line(unsafe.Pointer(second)) != line(frameStart) {
+				t.Fatalf("step %d: padding at %d: second line is not the ring's start", i, tailOff)
+			}
+			continue
+		}
+		alignments[tailOff%64/8]++
+		if line(frameStart) != line(unsafe.Pointer(first)) || line(frameEnd) != line(unsafe.Pointer(second)) {
+			t.Fatalf("step %d: frame at %d spans lines %#x-%#x, warmed %#x and %#x", i, tailOff,
+				line(frameStart), line(frameEnd), line(unsafe.Pointer(first)), line(unsafe.Pointer(second)))
+		}
+	}
+	if slices.Contains(alignments[:], 0) || padded == 0 {
+		t.Fatalf("frames in place by alignment %v, %d after padding: the walk did not cover every case", alignments, padded)
+	}
+}
+
+// TestExpectsSmallFrameFollowsTheLastFrame: a receive warms the next
+// frame's lines only after a frame of at most warmFrameMax bytes (or
+// before any), so that a stream of large messages is not slowed by it.
+func TestExpectsSmallFrameFollowsTheLastFrame(t *testing.T) {
+	p, c := testRing(t, 1<<16, 4096)
+	if !c.expectsSmallFrame() {
+		t.Fatal("a receive before any frame does not warm")
+	}
+	for _, step := range []struct {
+		payload int
+		small   bool
+	}{
+		{64, true},
+		{warmFrameMax - frameHeaderSize, true},
+		{warmFrameMax - frameHeaderSize + 1, false},
+		{4096, false},
+		{0, true},
+	} {
+		if !put(t, p, make([]byte, step.payload)) {
+			t.Fatal("ring full")
+		}
+		if _, ok := get(t, c); !ok {
+			t.Fatal("message not read back")
+		}
+		if got := c.expectsSmallFrame(); got != step.small {
+			t.Fatalf("after a %d-byte message: expectsSmallFrame %v, want %v", step.payload, got, step.small)
+		}
 	}
 }
 
