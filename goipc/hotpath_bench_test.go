@@ -336,8 +336,11 @@ type rawSide struct {
 	// second line still follows). Not goipc's layout: a measured
 	// hypothesis (docs/PERFORMANCE.md section 26).
 	framePoll bool
-	scratchB  []byte
-	_         [cacheBlock]byte
+	// warm: the consumer's poll also loads the next frame's two lines, as
+	// a spinning receive does (docs/PERFORMANCE.md section 29).
+	warm     bool
+	scratchB []byte
+	_        [cacheBlock]byte
 }
 
 // copyWithinLines copies src to dst in pieces that end at dst's (when
@@ -400,9 +403,18 @@ func (s *rawSide) recv() {
 		atomic.StoreUint64(s.rx.tail, s.rxTail)
 		return
 	}
+	var warm1, warm2 *uint64
+	if s.warm {
+		off := s.rxTail & s.rx.mask
+		warm1, warm2 = (*uint64)(unsafe.Pointer(&s.rx.data[off])), (*uint64)(unsafe.Pointer(&s.rx.data[(off+64)&s.rx.mask]))
+	}
 	for atomic.LoadUint64(s.rx.head) == s.rxTail {
 		if s.pause {
 			procyield(1)
+		}
+		if s.warm {
+			atomic.LoadUint64(warm1)
+			atomic.LoadUint64(warm2)
 		}
 	}
 	off := s.rxTail & s.rx.mask
@@ -441,18 +453,19 @@ func BenchmarkRawRingPingPong(b *testing.B) {
 		b.Skip("needs two Ps")
 	}
 	for _, stride := range []uint64{72, 128} {
-		for _, mode := range []string{"seqcst", "plain", "seqcst+pause", "seqcst+noclock", "seqcst+split", "seqcst+words", "framepoll"} {
+		for _, mode := range []string{"seqcst", "plain", "seqcst+pause", "seqcst+noclock", "seqcst+split", "seqcst+words", "framepoll", "seqcst+warm"} {
 			framePoll := mode == "framepoll"
 			seqCst := mode != "plain"
 			pause := mode == "seqcst+pause"
 			split := mode == "seqcst+split"
 			words := mode == "seqcst+words"
+			warm := mode == "seqcst+warm"
 			clock := mode != "seqcst+noclock"
 			name := fmt.Sprintf("stride=%d/%s", stride, mode)
 			b.Run(name, func(b *testing.B) {
 				seg := anonSegment(b, 1<<20, 1<<10)
-				ping := &rawSide{tx: seg.rings[0], rx: seg.rings[1], stride: stride, seqCst: seqCst, pause: pause, split: split, words: words, framePoll: framePoll, scratchB: make([]byte, 64)}
-				pong := &rawSide{tx: seg.rings[1], rx: seg.rings[0], stride: stride, seqCst: seqCst, pause: pause, split: split, words: words, framePoll: framePoll, scratchB: make([]byte, 64)}
+				ping := &rawSide{tx: seg.rings[0], rx: seg.rings[1], stride: stride, seqCst: seqCst, pause: pause, split: split, words: words, framePoll: framePoll, warm: warm, scratchB: make([]byte, 64)}
+				pong := &rawSide{tx: seg.rings[1], rx: seg.rings[0], stride: stride, seqCst: seqCst, pause: pause, split: split, words: words, framePoll: framePoll, warm: warm, scratchB: make([]byte, 64)}
 				msg := make([]byte, 64)
 				n := b.N + 10000
 				done := make(chan struct{})
