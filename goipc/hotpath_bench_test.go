@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"runtime"
 	"slices"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -396,7 +397,11 @@ func (s *rawSide) recv() {
 			off = 0
 		}
 		end := s.rxTail + s.stride
+		second := (*uint64)(unsafe.Pointer(&s.rx.data[(off+64)&s.rx.mask]))
 		for atomic.LoadUint64((*uint64)(unsafe.Pointer(&s.rx.data[off]))) != end {
+			if s.warm {
+				atomic.LoadUint64(second)
+			}
 		}
 		copy(s.scratchB, s.rx.data[off+frameHeaderSize:off+frameHeaderSize+uint64(len(s.scratchB))])
 		s.rxTail = end
@@ -453,13 +458,13 @@ func BenchmarkRawRingPingPong(b *testing.B) {
 		b.Skip("needs two Ps")
 	}
 	for _, stride := range []uint64{72, 128} {
-		for _, mode := range []string{"seqcst", "plain", "seqcst+pause", "seqcst+noclock", "seqcst+split", "seqcst+words", "framepoll", "seqcst+warm"} {
-			framePoll := mode == "framepoll"
+		for _, mode := range []string{"seqcst", "plain", "seqcst+pause", "seqcst+noclock", "seqcst+split", "seqcst+words", "framepoll", "seqcst+warm", "framepoll+warm"} {
+			framePoll := strings.HasPrefix(mode, "framepoll")
 			seqCst := mode != "plain"
 			pause := mode == "seqcst+pause"
 			split := mode == "seqcst+split"
 			words := mode == "seqcst+words"
-			warm := mode == "seqcst+warm"
+			warm := strings.HasSuffix(mode, "+warm")
 			clock := mode != "seqcst+noclock"
 			name := fmt.Sprintf("stride=%d/%s", stride, mode)
 			b.Run(name, func(b *testing.B) {
