@@ -189,6 +189,11 @@ def test_aio_bench_tool_smoke():
     assert "goipc.aio AsyncConn -> Go pong" in out and "goipc.aio: 8 connections x 10 round trips" in out, out
     assert "asyncio alone (a task suspended for one pass of the loop per round trip, no I/O)" in out, out
     assert out.count("goipc.aio / streams = ") == 2 and "median of 2 pairs" in out, out
+    # The thread goal is judged once, on a process that runs only goipc.aio's
+    # program; the pairs report this process's count so far.
+    assert out.count("threads in this process so far: ") == 2, out
+    alone = [line for line in out.splitlines() if line.startswith("in a process of its own: goipc.aio: 8 connections x 10 round trips")]
+    assert len(alone) == 1 and "(goal <= 8: " in alone[0] and out.count("(goal <= 8: ") == 1, out
     # The direct program (goipc.aio's ceiling) runs only with the extension,
     # which the child loads as this process did (same environment).
     direct = out.count("calling goipc._speedups itself (no goipc.aio code):")
