@@ -706,18 +706,19 @@ func (c *Conn) spinFor(dir int, budget time.Duration, ready func() (bool, error)
 	// moved (or at a look).
 	word, seen := c.positionWord(dir), c.positionSeen(dir)
 	// A receive that expects a small frame also loads the lines the
-	// frame will be written to (consumer.nextFrameLines); other waits
-	// load their position word three times.
+	// frame will be written to (consumer.nextFrameLines).
 	warm := dir == dirRecv && c.cons.expectsSmallFrame()
-	warm1, warm2 := word, word
+	var warm1, warm2 *uint64
 	if warm {
 		warm1, warm2 = c.cons.nextFrameLines()
 	}
 	for i := 1; ; i++ {
-		// Loads only to pull the lines in: atomic so that the compiler
-		// keeps them although their values are unused.
-		atomic.LoadUint64(warm1)
-		atomic.LoadUint64(warm2)
+		if warm {
+			// Loads only to pull the lines in: atomic so that the
+			// compiler keeps them although their values are unused.
+			atomic.LoadUint64(warm1)
+			atomic.LoadUint64(warm2)
+		}
 		if i == 1 || atomic.LoadUint64(word) != *seen {
 			if ok, err := ready(); ok || err != nil {
 				return spinWon, start, err

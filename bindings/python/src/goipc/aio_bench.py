@@ -28,10 +28,10 @@ Two parts, each printed with its verdict against issue 13's goals:
    round trip, without goipc.aio's methods around them); then streams.
    This shared machine's speed moves by 2x within a minute (one pass of
    each measured ratios from 1.8x to 5.7x in three minutes), so the
-   verdict is on the median pair's ratio, and every pair is printed. Goals: threads <= 8, goipc
-   throughput >= 3x streams. Then the same program with no I/O (a task
-   suspended for one pass of the loop per round trip): what a round trip
-   that suspends its task costs at least.
+   verdict is on the median pair's ratio, and every pair is printed.
+   Goals: threads <= 8, goipc throughput >= 3x streams. Then the same
+   program with no I/O (a task suspended for one pass of the loop per
+   round trip): what a round trip that suspends its task costs at least.
 
 The servers differ as the issue states them: ``goipc pong`` is Go (it can
 use both cores), the stream echo server is one asyncio process. The
