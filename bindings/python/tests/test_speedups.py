@@ -10,6 +10,8 @@ with GOIPC_PYTHON_SPEEDUPS=0, so both paths pass the same suite."""
 from __future__ import annotations
 
 import asyncio
+import gc
+import inspect
 import os
 import threading
 from pathlib import Path
@@ -247,14 +249,21 @@ def _aio_call_case(sockdir, name, body):
     """Runs body(c, s, counting) with another waiter of the loop parked
     (so that AsyncConn.call takes the extension's path: start, a pass,
     one look), c and s the two ends of the connection under test."""
-    from test_aio import _with_a_parked_waiter
-
     if not goipc.has_calls() or not _lib.load() or not _lib.state.has_call_start:
         pytest.skip("the library has no goipc_call_start")
+    _run_beside_a_parked_waiter(sockdir, name, body)
+
+
+def _run_beside_a_parked_waiter(sockdir, name, body, check=None):
+    """Runs body(c, s) in a loop where another connection's receive is
+    parked; check(c), if given, first."""
+    from test_aio import _with_a_parked_waiter
 
     async def main():
         closers, parked, c, s = await _with_a_parked_waiter(sockdir, name)
         try:
+            if check is not None:
+                check(c)
             await body(c, s)
         finally:
             parked.cancel()
@@ -331,3 +340,174 @@ def test_aio_call_through_the_extension_large_reply_and_close(counting, sockdir)
 
     _aio_call_case(sockdir, "sxbig", body)
     assert counting.calls["call_start"] == 2
+
+
+# ---- goipc.aio's send and recv run by the extension (AioOp) ----
+
+
+def _aio_op_case(sockdir, name, body):
+    """Runs body(c, s) with another waiter of the loop parked (so that
+    AsyncConn.recv right after a send takes its pass), on connections
+    whose send and recv are the extension's (skipped without it)."""
+    _lib.load()
+    if _lib.state.speedups is None:
+        _module()  # fails under GOIPC_EXPECT_SPEEDUPS=1
+        pytest.skip("goipc._speedups is not bound (GOIPC_PYTHON_SPEEDUPS=0)")
+
+    def check(c):
+        assert c._sx is _lib.state.speedups
+
+    _run_beside_a_parked_waiter(sockdir, name, body, check)
+
+
+def _answer(s, reply: bytes) -> bytes:
+    got = s.conn.recv(timeout=10)
+    s.conn.send(reply, timeout=10)
+    return got
+
+
+def test_aio_send_and_recv_are_the_extensions_and_pass_for_coroutines(sockdir):
+    async def body(c, s):
+        op = c.send(b"one")
+        assert type(op).__name__ == "AioOp" and type(op).__module__ == "goipc._speedups"
+        assert asyncio.iscoroutine(op) and inspect.isawaitable(op)
+        await op
+        with pytest.raises(RuntimeError, match="already awaited"):
+            await op
+        assert s.conn.recv(timeout=10) == b"one"
+        # create_task, gather and wait_for take them as coroutines.
+        task = asyncio.create_task(c.recv())
+        await asyncio.sleep(0)
+        s.conn.send(b"two", timeout=10)
+        assert await asyncio.wait_for(task, 10) == b"two"
+        await asyncio.gather(c.send(b"three"), c.send(b"four"))
+        assert [s.conn.recv(timeout=10) for _ in range(2)] == [b"three", b"four"]
+        # Never awaited: nothing happens, and nothing is left taken.
+        c.recv().close()
+        c.send(b"never")
+        assert not any(c._busy) and c._shared.passing == 0
+        with pytest.raises(goipc.TimeoutError):
+            s.conn.recv(timeout=0)
+
+    _aio_op_case(sockdir, "opcoro", body)
+
+
+def test_aio_recv_by_the_extension_passes_then_looks_once(sockdir):
+    async def body(c, s):
+        shared = c._shared
+        await c.send(b"ping")
+        r = c.recv()
+        assert r.send(None) is None, "the receive did not ask for a pass of the loop"
+        assert shared.passing == 1 and c._busy[0] is True and c._sent is False
+        assert _answer(s, b"pong") == b"ping"
+        passed = shared.passed
+        with pytest.raises(StopIteration) as stop:
+            r.send(None)
+        assert stop.value.value == b"pong"
+        assert shared.passing == 0 and c._busy[0] is False and shared.passed == passed + 1
+        # A message above the extension's 2 KiB stack buffer.
+        big = os.urandom(5000)
+        await c.send(b"big?")
+        r = c.recv()
+        assert r.send(None) is None
+        assert _answer(s, big) == b"big?"
+        assert await r == big
+
+    _aio_op_case(sockdir, "oplook", body)
+
+
+def test_aio_recv_by_the_extension_waits_when_the_look_finds_nothing(sockdir):
+    async def body(c, s):
+        await c.send(b"late?")
+        task = asyncio.ensure_future(c.recv())
+        for _ in range(1_000_000):  # the pass, the look, the general wait
+            if c._parked[0] is not None:
+                break
+            await asyncio.sleep(0)
+        assert c._parked[0] is not None and not task.done()
+        assert _answer(s, b"late!") == b"late?"
+        assert await asyncio.wait_for(task, 10) == b"late!"
+        assert not any(c._busy) and c._shared.passing == 0
+
+    _aio_op_case(sockdir, "opwait", body)
+
+
+@pytest.mark.parametrize("how", ["cancel", "throw", "close", "drop"])
+def test_aio_recv_by_the_extension_interrupted_in_its_pass_loses_nothing(sockdir, how):
+    async def body(c, s):
+        shared = c._shared
+        await c.send(b"ping")
+        if how == "cancel":
+            task = asyncio.ensure_future(c.recv())
+            await asyncio.sleep(0)  # the task is in its pass
+            assert shared.passing == 1 and c._busy[0]
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        else:
+            r = c.recv()
+            assert r.send(None) is None and shared.passing == 1
+            if how == "throw":
+                with pytest.raises(KeyError):
+                    r.throw(KeyError("x"))
+            elif how == "close":
+                assert r.close() is None
+            else:
+                del r
+                gc.collect()
+        assert shared.passing == 0 and c._busy[0] is False
+        # The reply was not taken: the next receive gets it.
+        assert _answer(s, b"pong") == b"ping"
+        assert await asyncio.wait_for(c.recv(), 10) == b"pong"
+
+    _aio_op_case(sockdir, "opint" + how, body)
+
+
+def test_aio_recv_by_the_extension_queued_behind_and_closed(sockdir):
+    async def body(c, s):
+        await c.send(b"a?")
+        first = asyncio.ensure_future(c.recv())
+        second = asyncio.ensure_future(c.recv())  # queued behind the first
+        await asyncio.sleep(0)
+        assert c._busy[0] and len(c._queued[0]) == 1
+        s.conn.recv(timeout=10)
+        s.conn.send(b"a", timeout=10)
+        s.conn.send(b"b", timeout=10)
+        assert await asyncio.wait_for(first, 10) == b"a"
+        assert await asyncio.wait_for(second, 10) == b"b"
+        # Closed during the pass: ClosedError, the direction handed on.
+        await c.send(b"c?")
+        r = asyncio.ensure_future(c.recv())
+        await asyncio.sleep(0)
+        assert c._shared.passing == 1
+        c.close()
+        with pytest.raises(goipc.ClosedError):
+            await asyncio.wait_for(r, 10)
+        with pytest.raises(goipc.ClosedError):
+            await c.send(b"after close")
+        assert c._shared.passing == 0
+
+    _aio_op_case(sockdir, "opqueue", body)
+
+
+def test_aio_op_throw_and_send_edges(sockdir):
+    async def body(c, s):
+        op = c.recv()
+        with pytest.raises(TypeError):
+            op.send(1)  # a just-started coroutine takes only None
+        op = c.recv()
+        with pytest.raises(ValueError):
+            op.throw(ValueError("before it started"))
+        with pytest.raises(RuntimeError):
+            op.send(None)  # done
+        op = c.send(b"x")
+        with pytest.raises(TypeError):
+            op.throw(ValueError(), "a value with an instance")
+        with pytest.raises(TypeError):
+            op.throw(42)
+        assert not any(c._busy) and c._shared.passing == 0
+        op = c.send(b"y")
+        assert repr(op).startswith("<goipc.aio send of <goipc.aio.AsyncConn")
+        op.close()
+
+    _aio_op_case(sockdir, "opedge", body)

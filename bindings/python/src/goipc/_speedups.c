@@ -29,6 +29,7 @@
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
+#include <structmember.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -185,29 +186,25 @@ recv_once(uint64_t h, void *buf, size_t cap, size_t *len, int64_t ms)
     return st;
 }
 
-/* recv(handle, timeout_ms) -> bytes, or the status (an int) when there
- * is no message. A message larger than the stack buffer is taken with a
- * second call (timeout 0: it is queued) into a bytes object of its size;
- * if another thread took it first, the status of that second call (the
+/* One message as a new bytes object, or the status (an int) when there
+ * is none; NULL with an exception (MemoryError: the message stays
+ * queued). A message larger than the stack buffer is taken with a second
+ * call (timeout 0: it is queued) into a bytes object of its size; if
+ * another thread took it first, the status of that second call (the
  * caller's general path goes on from there). */
 static PyObject *
-speedups_recv(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+recv_message(uint64_t h, int64_t ms)
 {
-    uint64_t h;
-    int64_t ms;
     char small[STACK_BUFFER];
     size_t len = 0;
-    int32_t st;
-    if (call_args(args, nargs, 2, "recv", (void *)lib_recv, "goipc_recv", &h, &ms) < 0)
-        return NULL;
-    st = recv_once(h, small, sizeof small, &len, ms);
+    int32_t st = recv_once(h, small, sizeof small, &len, ms);
     if (st == 0)
         return PyBytes_FromStringAndSize(small, (Py_ssize_t)len);
     while (st == status_buffer_too_small && len > sizeof small && len <= (size_t)PY_SSIZE_T_MAX) {
         size_t need = len;
         PyObject *out = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)need);
         if (out == NULL)
-            return NULL; /* MemoryError; the message stays queued */
+            return NULL;
         st = lib_recv(h, PyBytes_AS_STRING(out), need, &len, 0);
         if (st == 0) {
             if (len < need && _PyBytes_Resize(&out, (Py_ssize_t)len) < 0)
@@ -217,6 +214,18 @@ speedups_recv(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs
         Py_DECREF(out);
     }
     return PyLong_FromLong(st);
+}
+
+/* recv(handle, timeout_ms) -> bytes, or the status (an int) when there
+ * is no message (recv_message). */
+static PyObject *
+speedups_recv(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    uint64_t h;
+    int64_t ms;
+    if (call_args(args, nargs, 2, "recv", (void *)lib_recv, "goipc_recv", &h, &ms) < 0)
+        return NULL;
+    return recv_message(h, ms);
 }
 
 /* recv_into(handle, buffer, timeout_ms) -> the message's size (>= 0), or
@@ -338,6 +347,705 @@ speedups_call_end(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t n
     return call_unfinished(st, pending, len);
 }
 
+/*
+ * goipc.aio's send and recv without a coroutine.
+ *
+ * Among many connections in one loop, a round trip is `await conn.send(m)`
+ * and `await conn.recv()`: each an `async def` whose common case makes one
+ * library call (recv after one pass of the loop), and whose coroutine
+ * (created, run, finished) and Python checks cost the loop's thread about
+ * a quarter of what the same calls made inline cost (docs/PYTHON.md,
+ * "Sixteenth session"). aio_methods() returns the two as method
+ * descriptors of AsyncConn that return an AioOp: an awaitable that runs
+ * those common cases in C when it is first sent to (at the await, as a
+ * coroutine would), and otherwise creates AsyncConn's own coroutine for
+ * the case and delegates to it. Everything but the common case, every
+ * error and every wait stays in goipc/aio.py.
+ *
+ * The state read and written is AsyncConn's (its __slots__, by name):
+ * _busy, _sent, _closed, _h, _queued and _shared's parked, passing and
+ * passed, exactly as aio.py's recv and send do inline.
+ *
+ * An AioOp passes for a coroutine (send, throw, close, __await__; aio.py
+ * registers it as a collections.abc.Coroutine), so create_task(),
+ * wait_for() and gather() take it. Cancelled during recv's pass (throw),
+ * closed or dropped (close, finalizer), it undoes the pass as aio.py's
+ * recv does: nothing was taken.
+ */
+
+enum { OP_SEND, OP_RECV };
+enum { OP_START, OP_PASSING, OP_DELEGATING, OP_DONE };
+/* aio.py's direction indexes (_RECV, _SEND). */
+enum { DIR_RECV = 0, DIR_SEND = 1 };
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *conn; /* the AsyncConn */
+    PyObject *data; /* send: the message; recv: NULL */
+    PyObject *sub;  /* OP_DELEGATING: AsyncConn's coroutine doing the rest */
+    int kind;
+    int state;
+} AioOp;
+
+static PyTypeObject AioOp_Type;
+
+/*
+ * The state is read and written in the instances' __slots__ directly, at
+ * the offsets of their member descriptors, which aio_methods() looks up
+ * once in AsyncConn and _LoopShared: among 1000 connections a lookup by
+ * name (type lookup, descriptor, member read) cost the loop's thread
+ * more than the coroutine it replaces. An unset slot (NULL) raises
+ * AttributeError, as the name would.
+ */
+static Py_ssize_t off_busy, off_sent, off_closed, off_h, off_queued, off_shared, off_sx; /* AsyncConn */
+static Py_ssize_t off_parked, off_passing, off_passed;                            /* _LoopShared */
+static PyTypeObject *shared_type;
+/* goipc.conn's module dict: its _forked flag. */
+static PyObject *aio_conn_dict;
+static PyObject *s_forked, *s_pass_turn, *s_send_co, *s_send_after, *s_recv_co, *s_recv_after_pass, *s_throw,
+    *s_close;
+
+#define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
+
+/* obj's slot at off (borrowed), or NULL with AttributeError. */
+static PyObject *
+slot_get(PyObject *obj, Py_ssize_t off)
+{
+    PyObject *v = SLOT(obj, off);
+    if (v == NULL)
+        PyErr_Format(PyExc_AttributeError, "goipc._speedups: a slot of %R is not set", (PyObject *)Py_TYPE(obj));
+    return v;
+}
+
+/* Stores v (a new reference is taken) in obj's slot at off. */
+static void
+slot_set(PyObject *obj, Py_ssize_t off, PyObject *v)
+{
+    PyObject *old = SLOT(obj, off);
+    Py_INCREF(v);
+    SLOT(obj, off) = v;
+    Py_XDECREF(old);
+}
+
+/* 1 if the slot holds a true value, 0 if false, -1 with an exception. */
+static int
+slot_true(PyObject *obj, Py_ssize_t off)
+{
+    PyObject *v = slot_get(obj, off);
+    if (v == NULL)
+        return -1;
+    if (v == Py_True)
+        return 1;
+    if (v == Py_False)
+        return 0;
+    return PyObject_IsTrue(v);
+}
+
+/* slot += delta, for an int counter. */
+static int
+slot_add(PyObject *obj, Py_ssize_t off, long delta)
+{
+    PyObject *v = slot_get(obj, off), *n;
+    long x;
+    if (v == NULL)
+        return -1;
+    x = PyLong_AsLong(v);
+    if (x == -1 && PyErr_Occurred())
+        return -1;
+    if ((n = PyLong_FromLong(x + delta)) == NULL)
+        return -1;
+    slot_set(obj, off, n);
+    Py_DECREF(n);
+    return 0;
+}
+
+/* conn._shared, checked to be a _LoopShared (borrowed), or NULL. */
+static PyObject *
+conn_shared(PyObject *conn)
+{
+    PyObject *sh = slot_get(conn, off_shared);
+    if (sh != NULL && !PyObject_TypeCheck(sh, shared_type)) {
+        PyErr_SetString(PyExc_TypeError, "goipc._speedups: AsyncConn._shared is not a _LoopShared");
+        return NULL;
+    }
+    return sh;
+}
+
+/* conn._busy (a list, borrowed), or NULL. */
+static PyObject *
+conn_busy(PyObject *conn)
+{
+    PyObject *busy = slot_get(conn, off_busy);
+    if (busy != NULL && (!PyList_CheckExact(busy) || PyList_GET_SIZE(busy) < 2)) {
+        PyErr_SetString(PyExc_TypeError, "goipc._speedups: AsyncConn._busy is not a list of two");
+        return NULL;
+    }
+    return busy;
+}
+
+/* This module, once initialized (the process keeps it). */
+static PyObject *speedups_self;
+
+/* 1 if conn's calls go through this module (conn._sx is it), 0 if not
+ * (None without the extension, or a stand-in a test put there: then
+ * aio.py's coroutines make the calls, through it), -1. */
+static int
+conn_uses_speedups(PyObject *conn)
+{
+    PyObject *sx = slot_get(conn, off_sx);
+    return sx == NULL ? -1 : sx == speedups_self;
+}
+
+/* conn._h as a C integer. */
+static int
+conn_handle(PyObject *conn, uint64_t *h)
+{
+    PyObject *v = slot_get(conn, off_h);
+    return v == NULL ? -1 : arg_u64(v, h);
+}
+
+/* goipc.conn's fork flag: 1 in a child of a fork (every call then goes
+ * through aio.py, which raises the fork error), 0, or -1. */
+static int
+aio_forked(void)
+{
+    PyObject *v = PyDict_GetItemWithError(aio_conn_dict, s_forked);
+    if (v == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    return PyObject_IsTrue(v);
+}
+
+/* DIR_RECV as a Python int (a small int: never freed). */
+static PyObject *
+aio_dir_recv(void)
+{
+    static PyObject *v;
+    if (v == NULL)
+        v = PyLong_FromLong(DIR_RECV);
+    return v;
+}
+
+/* conn._pass_turn(_RECV), keeping a pending exception (the one being
+ * raised) unless the call itself fails. */
+static int
+recv_pass_turn(PyObject *conn)
+{
+    PyObject *exc_type, *exc_value, *exc_tb, *r;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    r = PyObject_CallMethodObjArgs(conn, s_pass_turn, aio_dir_recv(), NULL);
+    if (r == NULL) {
+        Py_XDECREF(exc_type);
+        Py_XDECREF(exc_value);
+        Py_XDECREF(exc_tb);
+        return -1;
+    }
+    Py_DECREF(r);
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+    return 0;
+}
+
+/* Undoes recv's pass: _shared.passing -= 1 and conn._pass_turn(_RECV),
+ * as aio.py's recv does when its pass is interrupted. */
+static int
+recv_undo_pass(AioOp *op)
+{
+    PyObject *exc_type, *exc_value, *exc_tb, *sh;
+    int ok = 0;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    if ((sh = conn_shared(op->conn)) == NULL || slot_add(sh, off_passing, -1) < 0) {
+        PyErr_WriteUnraisable(op->conn);
+        ok = -1;
+    }
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+    if (recv_pass_turn(op->conn) < 0)
+        ok = -1;
+    return ok;
+}
+
+/* Starts delegating to sub (a coroutine, stolen): sends it arg. */
+static PySendResult
+op_delegate(AioOp *op, PyObject *sub, PyObject *arg, PyObject **result)
+{
+    PySendResult r;
+    if (sub == NULL) {
+        op->state = OP_DONE;
+        return PYGEN_ERROR;
+    }
+    op->sub = sub;
+    op->state = OP_DELEGATING;
+    r = PyIter_Send(sub, arg, result);
+    if (r != PYGEN_NEXT) {
+        op->state = OP_DONE;
+        Py_CLEAR(op->sub);
+    }
+    return r;
+}
+
+/* A finished op's value (stolen), or NULL for the exception set. */
+static PySendResult
+op_return(AioOp *op, PyObject *value, PyObject **result)
+{
+    op->state = OP_DONE;
+    *result = value;
+    return value == NULL ? PYGEN_ERROR : PYGEN_RETURN;
+}
+
+/* send's common case: bytes, nobody waiting to send on this connection,
+ * and the ring has room: one library call. */
+static PySendResult
+op_start_send(AioOp *op, PyObject **result)
+{
+    PyObject *busy, *st_obj;
+    int forked;
+    uint64_t h;
+    int32_t st;
+    int uses;
+    if (!PyBytes_CheckExact(op->data) || lib_send == NULL)
+        goto general;
+    if ((busy = conn_busy(op->conn)) == NULL || (forked = aio_forked()) < 0 ||
+        (uses = conn_uses_speedups(op->conn)) < 0)
+        return op_return(op, NULL, result);
+    if (PyList_GET_ITEM(busy, DIR_SEND) != Py_False || forked || !uses)
+        goto general;
+    if (conn_handle(op->conn, &h) < 0)
+        return op_return(op, NULL, result);
+    st = lib_send(h, PyBytes_AS_STRING(op->data), (size_t)PyBytes_GET_SIZE(op->data), 0);
+    if (st == 0) {
+        slot_set(op->conn, off_sent, Py_True);
+        Py_INCREF(Py_None);
+        return op_return(op, Py_None, result);
+    }
+    /* The ring is full (its wait) or an error (raised): aio.py. */
+    if ((st_obj = PyLong_FromLong(st)) == NULL)
+        return op_return(op, NULL, result);
+    {
+        PyObject *sub = PyObject_CallMethodObjArgs(op->conn, s_send_after, st_obj, op->data, NULL);
+        Py_DECREF(st_obj);
+        return op_delegate(op, sub, Py_None, result);
+    }
+general:
+    return op_delegate(op, PyObject_CallMethodOneArg(op->conn, s_send_co, op->data), Py_None, result);
+}
+
+/* recv's common case among many connections: this connection sent since
+ * its last receive and other waiters of the loop are parked or passing,
+ * so the reply cannot be there yet: take the direction, let the loop
+ * pass once (yield None), then look (op_after_pass). */
+static PySendResult
+op_start_recv(AioOp *op, PyObject **result)
+{
+    PyObject *busy, *sh, *parked, *passing;
+    int sent, uses;
+    if (lib_recv == NULL)
+        goto general;
+    if ((uses = conn_uses_speedups(op->conn)) < 0)
+        return op_return(op, NULL, result);
+    if (!uses)
+        goto general;
+    if ((busy = conn_busy(op->conn)) == NULL || (sent = slot_true(op->conn, off_sent)) < 0 ||
+        (sh = conn_shared(op->conn)) == NULL || (parked = slot_get(sh, off_parked)) == NULL ||
+        (passing = slot_get(sh, off_passing)) == NULL)
+        return op_return(op, NULL, result);
+    if (PyList_GET_ITEM(busy, DIR_RECV) != Py_False || !sent)
+        goto general;
+    /* parked or passing, both ints */
+    if (!PyLong_CheckExact(parked) || !PyLong_CheckExact(passing) ||
+        (PyObject_Not(parked) == 1 && PyObject_Not(passing) == 1))
+        goto general; /* aio.py's recv clears _sent and looks at once */
+    if (slot_add(sh, off_passing, 1) < 0)
+        return op_return(op, NULL, result);
+    slot_set(op->conn, off_sent, Py_False);
+    Py_INCREF(Py_True);
+    PyList_SetItem(busy, DIR_RECV, Py_True); /* steals; exact list, index checked */
+    op->state = OP_PASSING;
+    Py_INCREF(Py_None);
+    *result = Py_None;
+    return PYGEN_NEXT;
+general:
+    return op_delegate(op, PyObject_CallMethodNoArgs(op->conn, s_recv_co), Py_None, result);
+}
+
+/* After recv's pass: the look, and the direction handed on. */
+static PySendResult
+op_after_pass(AioOp *op, PyObject **result)
+{
+    PyObject *sh, *m, *queued, *busy;
+    int closed, forked;
+    uint64_t h;
+
+    if ((sh = conn_shared(op->conn)) == NULL || slot_add(sh, off_passing, -1) < 0) {
+        recv_pass_turn(op->conn);
+        return op_return(op, NULL, result);
+    }
+    int uses;
+    if ((closed = slot_true(op->conn, off_closed)) < 0 || (forked = aio_forked()) < 0 ||
+        (uses = conn_uses_speedups(op->conn)) < 0 || conn_handle(op->conn, &h) < 0) {
+        recv_pass_turn(op->conn);
+        return op_return(op, NULL, result);
+    }
+    if (closed || forked || !uses) {
+        /* Not looked: aio.py raises the closed or fork error, or looks
+         * through conn._sx. */
+        return op_delegate(op, PyObject_CallMethodOneArg(op->conn, s_recv_after_pass, Py_None), Py_None, result);
+    }
+    if ((m = recv_message(h, 0)) == NULL) {
+        /* MemoryError, the message still queued, as aio.py's would. */
+        recv_pass_turn(op->conn);
+        return op_return(op, NULL, result);
+    }
+    if (!PyBytes_CheckExact(m)) {
+        /* Nothing yet, a message taken by another thread meanwhile, or an
+         * error: aio.py goes on from the look's status. */
+        PySendResult r =
+            op_delegate(op, PyObject_CallMethodOneArg(op->conn, s_recv_after_pass, m), Py_None, result);
+        Py_DECREF(m);
+        return r;
+    }
+    /* Taken: from here on m is returned whatever fails. */
+    if (slot_add(sh, off_passed, 1) < 0)
+        PyErr_Clear(); /* a counter for tests and diagnostics only */
+    queued = slot_get(op->conn, off_queued);
+    busy = conn_busy(op->conn);
+    if (queued != NULL && busy != NULL && PyList_CheckExact(queued) && PyList_GET_SIZE(queued) > DIR_RECV) {
+        Py_ssize_t n = PyObject_Length(PyList_GET_ITEM(queued, DIR_RECV));
+        if (n == 0) {
+            Py_INCREF(Py_False);
+            PyList_SetItem(busy, DIR_RECV, Py_False);
+            return op_return(op, m, result);
+        }
+    }
+    /* Someone is queued behind (or an error above): aio.py hands the
+     * turn on. */
+    PyErr_Clear();
+    if (recv_pass_turn(op->conn) < 0)
+        PyErr_WriteUnraisable(op->conn);
+    return op_return(op, m, result);
+}
+
+static PySendResult
+aioop_am_send(PyObject *self, PyObject *arg, PyObject **result)
+{
+    AioOp *op = (AioOp *)self;
+    PySendResult r;
+    *result = NULL;
+    switch (op->state) {
+    case OP_START:
+        if (arg != Py_None) {
+            PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started coroutine");
+            return PYGEN_ERROR;
+        }
+        return op->kind == OP_SEND ? op_start_send(op, result) : op_start_recv(op, result);
+    case OP_PASSING:
+        return op_after_pass(op, result);
+    case OP_DELEGATING:
+        r = PyIter_Send(op->sub, arg, result);
+        if (r != PYGEN_NEXT) {
+            op->state = OP_DONE;
+            Py_CLEAR(op->sub);
+        }
+        return r;
+    default:
+        PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
+        return PYGEN_ERROR;
+    }
+}
+
+/* Raises StopIteration(value) (an instance: a tuple value stays one). */
+static void
+set_stop_iteration(PyObject *value)
+{
+    PyObject *e = PyObject_CallOneArg(PyExc_StopIteration, value);
+    if (e != NULL) {
+        PyErr_SetObject(PyExc_StopIteration, e);
+        Py_DECREF(e);
+    }
+}
+
+static PyObject *
+aioop_iternext(PyObject *self)
+{
+    PyObject *result;
+    PySendResult r = aioop_am_send(self, Py_None, &result);
+    if (r == PYGEN_NEXT)
+        return result;
+    if (r == PYGEN_RETURN) {
+        if (result != Py_None)
+            set_stop_iteration(result);
+        Py_DECREF(result);
+    }
+    return NULL;
+}
+
+static PyObject *
+aioop_send(PyObject *self, PyObject *arg)
+{
+    PyObject *result;
+    PySendResult r = aioop_am_send(self, arg, &result);
+    if (r == PYGEN_NEXT)
+        return result;
+    if (r == PYGEN_RETURN) {
+        set_stop_iteration(result);
+        Py_DECREF(result);
+    }
+    return NULL;
+}
+
+/* throw(exc) or throw(type[, value[, traceback]]), as a coroutine's. */
+static PyObject *
+aioop_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    AioOp *op = (AioOp *)self;
+    PyObject *typ, *val = NULL, *tb = NULL;
+    if (nargs < 1 || nargs > 3) {
+        PyErr_SetString(PyExc_TypeError, "throw expected 1 to 3 arguments");
+        return NULL;
+    }
+    typ = args[0];
+    if (nargs > 1)
+        val = args[1];
+    if (nargs > 2)
+        tb = args[2];
+    if (op->state == OP_DELEGATING) {
+        PyObject *r = PyObject_VectorcallMethod(s_throw, (PyObject *[]){op->sub, typ, val, tb}, (size_t)nargs + 1, NULL);
+        if (r == NULL) {
+            op->state = OP_DONE;
+            Py_CLEAR(op->sub);
+        }
+        return r;
+    }
+    /* Raise it here, as a coroutine raises what is thrown at its yield. */
+    if (PyExceptionInstance_Check(typ)) {
+        if (val != NULL && val != Py_None) {
+            PyErr_SetString(PyExc_TypeError, "instance exception may not have a separate value");
+            return NULL;
+        }
+        PyErr_SetObject((PyObject *)Py_TYPE(typ), typ);
+    } else if (PyExceptionClass_Check(typ)) {
+        PyErr_SetObject(typ, val != NULL ? val : Py_None);
+    } else {
+        PyErr_Format(PyExc_TypeError, "exceptions must be classes or instances deriving from BaseException, not %s",
+                     Py_TYPE(typ)->tp_name);
+        return NULL;
+    }
+    (void)tb;
+    if (op->state == OP_PASSING)
+        recv_undo_pass(op);
+    op->state = OP_DONE;
+    return NULL;
+}
+
+static PyObject *
+aioop_close(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    AioOp *op = (AioOp *)self;
+    if (op->state == OP_DELEGATING) {
+        PyObject *sub = op->sub, *r;
+        op->sub = NULL;
+        op->state = OP_DONE;
+        r = PyObject_CallMethodNoArgs(sub, s_close);
+        Py_DECREF(sub);
+        return r;
+    }
+    if (op->state == OP_PASSING) {
+        op->state = OP_DONE;
+        if (recv_undo_pass(op) < 0)
+            return NULL;
+    }
+    op->state = OP_DONE;
+    Py_RETURN_NONE;
+}
+
+static PyObject *
+aioop_await(PyObject *self)
+{
+    Py_INCREF(self);
+    return self;
+}
+
+/* Dropped while passing (never resumed, never closed): undo the pass, as
+ * a coroutine's finalizer closes it. */
+static void
+aioop_finalize(PyObject *self)
+{
+    AioOp *op = (AioOp *)self;
+    PyObject *exc_type, *exc_value, *exc_tb, *r;
+    if (op->state != OP_PASSING && op->state != OP_DELEGATING)
+        return;
+    PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
+    r = aioop_close(self, NULL);
+    if (r == NULL)
+        PyErr_WriteUnraisable(self);
+    Py_XDECREF(r);
+    PyErr_Restore(exc_type, exc_value, exc_tb);
+}
+
+static int
+aioop_traverse(PyObject *self, visitproc visit, void *arg)
+{
+    AioOp *op = (AioOp *)self;
+    Py_VISIT(op->conn);
+    Py_VISIT(op->data);
+    Py_VISIT(op->sub);
+    return 0;
+}
+
+static int
+aioop_clear(PyObject *self)
+{
+    AioOp *op = (AioOp *)self;
+    Py_CLEAR(op->conn);
+    Py_CLEAR(op->data);
+    Py_CLEAR(op->sub);
+    return 0;
+}
+
+static void
+aioop_dealloc(PyObject *self)
+{
+    if (PyObject_CallFinalizerFromDealloc(self) < 0)
+        return; /* resurrected */
+    PyObject_GC_UnTrack(self);
+    aioop_clear(self);
+    PyObject_GC_Del(self);
+}
+
+static PyObject *
+aioop_repr(PyObject *self)
+{
+    AioOp *op = (AioOp *)self;
+    return PyUnicode_FromFormat("<goipc.aio %s of %R>", op->kind == OP_SEND ? "send" : "recv", op->conn);
+}
+
+static PyAsyncMethods aioop_as_async = {
+    .am_await = aioop_await,
+    .am_send = aioop_am_send,
+};
+
+static PyMethodDef aioop_methods[] = {
+    {"send", aioop_send, METH_O, "send(value): as a coroutine's"},
+    {"throw", (PyCFunction)(void (*)(void))aioop_throw, METH_FASTCALL, "throw(exc): as a coroutine's"},
+    {"close", aioop_close, METH_NOARGS, "close(): as a coroutine's (undoes a recv's pass)"},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject AioOp_Type = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "goipc._speedups.AioOp",
+    .tp_basicsize = sizeof(AioOp),
+    .tp_dealloc = aioop_dealloc,
+    .tp_repr = aioop_repr,
+    .tp_as_async = &aioop_as_async,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "goipc.aio's send or recv in progress: an awaitable that passes for a coroutine (see _speedups.c).",
+    .tp_traverse = aioop_traverse,
+    .tp_clear = aioop_clear,
+    .tp_iter = aioop_await,
+    .tp_iternext = aioop_iternext,
+    .tp_methods = aioop_methods,
+    .tp_finalize = aioop_finalize,
+};
+
+static PyObject *
+new_op(PyObject *conn, PyObject *data, int kind)
+{
+    AioOp *op = PyObject_GC_New(AioOp, &AioOp_Type);
+    if (op == NULL)
+        return NULL;
+    Py_INCREF(conn);
+    op->conn = conn;
+    Py_XINCREF(data);
+    op->data = data;
+    op->sub = NULL;
+    op->kind = kind;
+    op->state = OP_START;
+    PyObject_GC_Track(op);
+    return (PyObject *)op;
+}
+
+/* AsyncConn.send(data) and AsyncConn.recv(), as method descriptors. */
+static PyObject *
+aio_send_method(PyObject *self, PyObject *data)
+{
+    return new_op(self, data, OP_SEND);
+}
+
+static PyObject *
+aio_recv_method(PyObject *self, PyObject *Py_UNUSED(ignored))
+{
+    return new_op(self, NULL, OP_RECV);
+}
+
+static PyMethodDef aio_send_def = {"send", aio_send_method, METH_O,
+                                   "send(data): awaitable; as goipc.aio.AsyncConn._send_co (goipc._speedups)"};
+static PyMethodDef aio_recv_def = {"recv", aio_recv_method, METH_NOARGS,
+                                   "recv(): awaitable -> bytes; as goipc.aio.AsyncConn._recv_co (goipc._speedups)"};
+
+/* The offset of cls's __slots__ member name (its member descriptor), or
+ * -1 with an exception. */
+static Py_ssize_t
+slot_offset(PyObject *cls, const char *name)
+{
+    PyObject *d = PyObject_GetAttrString(cls, name);
+    Py_ssize_t off = -1;
+    if (d == NULL)
+        return -1;
+    if (Py_IS_TYPE(d, &PyMemberDescr_Type) && ((PyMemberDescrObject *)d)->d_member->type == T_OBJECT_EX)
+        off = ((PyMemberDescrObject *)d)->d_member->offset;
+    else
+        PyErr_Format(PyExc_TypeError, "goipc._speedups: %R.%s is not a __slots__ member", cls, name);
+    Py_DECREF(d);
+    return off;
+}
+
+/* aio_methods(AsyncConn, _LoopShared, goipc.conn) -> (send, recv, AioOp):
+ * the two method descriptors for the class, and the awaitable's type
+ * (aio.py registers it as a Coroutine). */
+static PyObject *
+speedups_aio_methods(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
+{
+    PyObject *send, *recv, *out, *conn_cls, *shared_cls, *dict;
+    if (check_nargs(nargs, 3, "aio_methods") < 0)
+        return NULL;
+    conn_cls = args[0];
+    shared_cls = args[1];
+    if (!PyType_Check(conn_cls) || !PyType_Check(shared_cls) || !PyModule_Check(args[2])) {
+        PyErr_SetString(PyExc_TypeError, "goipc._speedups.aio_methods(AsyncConn, _LoopShared, goipc.conn)");
+        return NULL;
+    }
+    if ((off_busy = slot_offset(conn_cls, "_busy")) < 0 || (off_sent = slot_offset(conn_cls, "_sent")) < 0 ||
+        (off_closed = slot_offset(conn_cls, "_closed")) < 0 || (off_h = slot_offset(conn_cls, "_h")) < 0 ||
+        (off_queued = slot_offset(conn_cls, "_queued")) < 0 || (off_shared = slot_offset(conn_cls, "_shared")) < 0 || (off_sx = slot_offset(conn_cls, "_sx")) < 0 ||
+        (off_parked = slot_offset(shared_cls, "parked")) < 0 ||
+        (off_passing = slot_offset(shared_cls, "passing")) < 0 ||
+        (off_passed = slot_offset(shared_cls, "passed")) < 0)
+        return NULL;
+    if (s_forked == NULL) {
+#define INTERN(var, text)                                                                                              \
+    if ((var = PyUnicode_InternFromString(text)) == NULL)                                                              \
+        return NULL;
+        INTERN(s_forked, "_forked") INTERN(s_pass_turn, "_pass_turn") INTERN(s_send_co, "_send_co")
+        INTERN(s_send_after, "_send_after") INTERN(s_recv_co, "_recv_co") INTERN(s_recv_after_pass, "_recv_after_pass")
+        INTERN(s_throw, "throw") INTERN(s_close, "close")
+#undef INTERN
+    }
+    if ((dict = PyModule_GetDict(args[2])) == NULL)
+        return NULL;
+    Py_INCREF(dict);
+    Py_XSETREF(aio_conn_dict, dict);
+    Py_INCREF(shared_cls);
+    Py_XSETREF(shared_type, (PyTypeObject *)shared_cls);
+    send = PyDescr_NewMethod((PyTypeObject *)conn_cls, &aio_send_def);
+    recv = PyDescr_NewMethod((PyTypeObject *)conn_cls, &aio_recv_def);
+    if (send == NULL || recv == NULL) {
+        Py_XDECREF(send);
+        Py_XDECREF(recv);
+        return NULL;
+    }
+    out = PyTuple_Pack(3, send, recv, (PyObject *)&AioOp_Type);
+    Py_DECREF(send);
+    Py_DECREF(recv);
+    return out;
+}
+
 #define FASTCALL(f) ((PyCFunction)(void (*)(void))(f)), METH_FASTCALL
 
 static PyMethodDef speedups_methods[] = {
@@ -351,6 +1059,8 @@ static PyMethodDef speedups_methods[] = {
      "call_into(handle, request, buffer, timeout_ms) -> size, or (status, pending, length)"},
     {"call_start", FASTCALL(speedups_call_start), "call_start(handle, request, timeout_ms) -> pending id, or -status"},
     {"call_end", FASTCALL(speedups_call_end), "call_end(handle, pending, timeout_ms) -> bytes, or (status, pending, length)"},
+    {"aio_methods", FASTCALL(speedups_aio_methods),
+     "aio_methods(AsyncConn, goipc.conn) -> (send, recv, AioOp): goipc.aio's send and recv without a coroutine"},
     {NULL, NULL, 0, NULL},
 };
 
@@ -373,7 +1083,11 @@ static struct PyModuleDef speedups_module = {
 PyMODINIT_FUNC
 PyInit__speedups(void)
 {
-    PyObject *m = PyModule_Create(&speedups_module);
+    PyObject *m;
+    if (PyType_Ready(&AioOp_Type) < 0)
+        return NULL;
+    m = PyModule_Create(&speedups_module);
+    speedups_self = m;
     if (m != NULL && PyModule_AddIntConstant(m, "VERSION", SPEEDUPS_VERSION) < 0) {
         Py_DECREF(m);
         return NULL;

@@ -112,6 +112,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import collections.abc
 import concurrent.futures
 import math
 import queue
@@ -414,6 +415,8 @@ class AsyncConn:
         self._sent = False
         self._shared = _shared_for(self._loop)
         self._shared.attach(self)
+        if self._sx is not None and not _speedups_installed:
+            _install_speedups(self._sx)
 
     # -- properties --
 
@@ -721,23 +724,31 @@ class AsyncConn:
 
         Raises: as :meth:`goipc.Conn.send`.
         """
+        # With goipc._speedups this method is replaced by the extension's
+        # (_install_speedups), which runs the common case in C and this
+        # coroutine (as _send_co) for the rest.
         if data.__class__ is bytes and not self._busy[_SEND]:
             sx = self._sx
             if sx is not None and not _conn_module._forked:
-                # Conn._try_send's library call, here: the common case
-                # makes no other Python call.
                 st = sx.send(self._h, data, 0)
                 if st != _OK:
-                    if st != _TIMEOUT:
-                        raise _lib.last_error(st)
-                    # The ring is full: that was this send's first attempt.
-                    ptr, n = _send_call_args(data)
-                    await self._wait(_SEND, self._conn._try_send, ptr, n)
+                    await self._send_after(st, data)
+                    return
                 self._sent = True
                 return
         ptr, n = _send_call_args(data)
         if self._busy[_SEND] or self._conn._try_send(ptr, n) is None:
             await self._wait(_SEND, self._conn._try_send, ptr, n)
+        self._sent = True
+
+    async def _send_after(self, st: int, data: bytes) -> None:
+        """send after its first attempt through goipc._speedups returned
+        status st (not OK): the error raised, or the wait while the ring
+        is full (that attempt was the first)."""
+        if st != _TIMEOUT:
+            raise _lib.last_error(st)
+        ptr, n = _send_call_args(data)
+        await self._wait(_SEND, self._conn._try_send, ptr, n)
         self._sent = True
 
     async def send_ping(self, seq: int, payload: Any = b"") -> None:
@@ -831,23 +842,16 @@ class AsyncConn:
                         self._pass_turn(_RECV)
                         raise
                     sh.passing -= 1
+                    sx = self._sx
+                    if sx is None or self._closed or _conn_module._forked:
+                        return await self._recv_after_pass(None)
                     try:
-                        if self._closed:
-                            raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
-                        sx = self._sx
-                        if sx is not None and not _conn_module._forked:
-                            m = sx.recv(self._h, 0)
-                            if m.__class__ is not bytes:
-                                m = self._conn._recv_status(m)
-                        else:
-                            m = self._conn._try_recv_msg(_KIND_RAW)
-                        if m is None and self._callers:
-                            self._wake_callers(True)
+                        m = sx.recv(self._h, 0)
                     except BaseException:
                         self._pass_turn(_RECV)
                         raise
-                    if m is None:
-                        return await self._wait(_RECV, self._conn._try_recv_msg, _KIND_RAW, head=True)
+                    if m.__class__ is not bytes:
+                        return await self._recv_after_pass(m)
                     sh.passed += 1
                     if self._queued[_RECV]:
                         self._pass_turn(_RECV)
@@ -858,6 +862,29 @@ class AsyncConn:
             if m is not None:
                 return m
         return await self._wait(_RECV, self._conn._try_recv_msg, _KIND_RAW)
+
+    async def _recv_after_pass(self, st: Optional[int]) -> bytes:
+        """recv after its pass, holding the direction, when the look did
+        not return a message: st is the status goipc._speedups's look
+        returned, or None when it did not look (no extension, closed,
+        forked). The error raised, else the wait as the head."""
+        try:
+            if self._closed:
+                raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
+            if st is None:
+                m = self._conn._try_recv_msg(_KIND_RAW)
+            else:
+                m = self._conn._recv_status(st)
+            if m is None and self._callers:
+                self._wake_callers(True)
+        except BaseException:
+            self._pass_turn(_RECV)
+            raise
+        if m is None:
+            return await self._wait(_RECV, self._conn._try_recv_msg, _KIND_RAW, head=True)
+        self._shared.passed += 1
+        self._pass_turn(_RECV)
+        return m
 
     async def recv_into(self, buffer: Any) -> int:
         """Receives the next message into ``buffer`` (a writable bytes-like
@@ -1034,6 +1061,29 @@ def _parse(parse: Any, data: bytes, what: str) -> Any:
 
 
 # ---- dial --------------------------------------------------------------------
+
+# The Python coroutines of send and recv, under the names goipc._speedups's
+# replacements call for everything but their common case.
+AsyncConn._send_co = AsyncConn.send  # type: ignore[attr-defined]
+AsyncConn._recv_co = AsyncConn.recv  # type: ignore[attr-defined]
+_speedups_installed = False
+
+
+def _install_speedups(sx: Any) -> None:
+    """Replaces AsyncConn.send and recv with goipc._speedups's: the same
+    behaviour, the common case among many connections run in C without a
+    coroutine (docs/PYTHON.md, "Sixteenth session"). Once per process,
+    when the first AsyncConn is made with the extension loaded."""
+    global _speedups_installed
+    make = getattr(sx, "aio_methods", None)
+    if make is None:
+        return  # a stand-in (a test's proxy): the next connection tries again
+    _speedups_installed = True
+    send, recv, op_type = make(AsyncConn, _LoopShared, _conn_module)
+    collections.abc.Coroutine.register(op_type)
+    AsyncConn.send = send  # type: ignore[method-assign]
+    AsyncConn.recv = recv  # type: ignore[method-assign]
+
 
 class _DialThread:
     """The thread that runs blocking dials for every loop of the process:
