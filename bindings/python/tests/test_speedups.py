@@ -230,6 +230,36 @@ def test_bad_arguments_raise_and_do_not_crash():
         assert mod.call_start(0, b"x", 0) == -st
 
 
+def test_aio_methods_refuses_classes_without_the_slots():
+    mod = _module()
+
+    class NoSlots:
+        pass
+
+    class WrongKind:
+        __slots__ = ("_sent",)
+        _busy = None  # a class attribute, not a slot
+
+    with pytest.raises(AttributeError):
+        mod.aio_methods(NoSlots, goipc.aio._LoopShared, goipc.conn)
+    with pytest.raises(TypeError):
+        mod.aio_methods(WrongKind, goipc.aio._LoopShared, goipc.conn)
+    with pytest.raises(TypeError):
+        mod.aio_methods(goipc.aio.AsyncConn, goipc.aio._LoopShared, "not a module")
+    with pytest.raises(TypeError):
+        mod.aio_methods(goipc.aio.AsyncConn)
+    send, recv, op_type = mod.aio_methods(goipc.aio.AsyncConn, goipc.aio._LoopShared, goipc.conn)
+    with pytest.raises(TypeError):
+        send(object(), b"x")  # the descriptor checks its instance's class
+
+    class Other:
+        __slots__ = ("_busy", "_sent", "_closed", "_h", "_queued", "_shared", "_sx")
+
+    # The offsets are the process's: made for AsyncConn, never for another.
+    with pytest.raises(TypeError, match="other classes"):
+        mod.aio_methods(Other, goipc.aio._LoopShared, goipc.conn)
+
+
 def test_a_module_of_another_version_is_not_used(monkeypatch):
     lib = _lib.load()
     stale = SimpleNamespace(VERSION=_lib.SPEEDUPS_VERSION + 1, bind=lambda *a: pytest.fail("bound a stale module"))

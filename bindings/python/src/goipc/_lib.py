@@ -286,7 +286,7 @@ ENV_TYPED_CALLS = "GOIPC_PYTHON_TYPED_CALLS"
 # Set to 0 to leave goipc._speedups unused (ctypes for every call).
 ENV_SPEEDUPS = "GOIPC_PYTHON_SPEEDUPS"
 # The goipc._speedups this binding binds (its VERSION constant).
-SPEEDUPS_VERSION = 2
+SPEEDUPS_VERSION = 3
 
 
 class State:

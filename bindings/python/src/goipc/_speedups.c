@@ -399,7 +399,7 @@ static PyTypeObject AioOp_Type;
  */
 static Py_ssize_t off_busy, off_sent, off_closed, off_h, off_queued, off_shared, off_sx; /* AsyncConn */
 static Py_ssize_t off_parked, off_passing, off_passed;                            /* _LoopShared */
-static PyTypeObject *shared_type;
+static PyTypeObject *shared_type, *conn_type; /* the classes they are of */
 /* goipc.conn's module dict: its _forked flag. */
 static PyObject *aio_conn_dict;
 static PyObject *s_forked, *s_pass_turn, *s_send_co, *s_send_after, *s_recv_co, *s_recv_after_pass, *s_throw,
@@ -496,12 +496,22 @@ conn_uses_speedups(PyObject *conn)
     return sx == NULL ? -1 : sx == speedups_self;
 }
 
-/* conn._h as a C integer. */
+/* conn._h as a C integer. Read modulo 2**64, which skips the range check
+ * that cost 2% of the loop's thread (goipc's handles use the top bits):
+ * the slot holds what Conn.handle returned, and the library validates
+ * every handle it is given anyway. */
 static int
 conn_handle(PyObject *conn, uint64_t *h)
 {
     PyObject *v = slot_get(conn, off_h);
-    return v == NULL ? -1 : arg_u64(v, h);
+    unsigned long long x;
+    if (v == NULL)
+        return -1;
+    x = PyLong_AsUnsignedLongLongMask(v);
+    if (x == (unsigned long long)-1 && PyErr_Occurred())
+        return -1;
+    *h = (uint64_t)x;
+    return 0;
 }
 
 /* goipc.conn's fork flag: 1 in a child of a fork (every call then goes
@@ -1011,13 +1021,21 @@ speedups_aio_methods(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_
         PyErr_SetString(PyExc_TypeError, "goipc._speedups.aio_methods(AsyncConn, _LoopShared, goipc.conn)");
         return NULL;
     }
-    if ((off_busy = slot_offset(conn_cls, "_busy")) < 0 || (off_sent = slot_offset(conn_cls, "_sent")) < 0 ||
-        (off_closed = slot_offset(conn_cls, "_closed")) < 0 || (off_h = slot_offset(conn_cls, "_h")) < 0 ||
-        (off_queued = slot_offset(conn_cls, "_queued")) < 0 || (off_shared = slot_offset(conn_cls, "_shared")) < 0 || (off_sx = slot_offset(conn_cls, "_sx")) < 0 ||
-        (off_parked = slot_offset(shared_cls, "parked")) < 0 ||
-        (off_passing = slot_offset(shared_cls, "passing")) < 0 ||
-        (off_passed = slot_offset(shared_cls, "passed")) < 0)
+    /* Into locals first: a failed call leaves the offsets in use as they
+     * were. */
+    Py_ssize_t busy_, sent_, closed_, h_, queued_, shared_, sx_, parked_, passing_, passed_;
+    if ((busy_ = slot_offset(conn_cls, "_busy")) < 0 || (sent_ = slot_offset(conn_cls, "_sent")) < 0 ||
+        (closed_ = slot_offset(conn_cls, "_closed")) < 0 || (h_ = slot_offset(conn_cls, "_h")) < 0 ||
+        (queued_ = slot_offset(conn_cls, "_queued")) < 0 || (shared_ = slot_offset(conn_cls, "_shared")) < 0 ||
+        (sx_ = slot_offset(conn_cls, "_sx")) < 0 || (parked_ = slot_offset(shared_cls, "parked")) < 0 ||
+        (passing_ = slot_offset(shared_cls, "passing")) < 0 || (passed_ = slot_offset(shared_cls, "passed")) < 0)
         return NULL;
+    /* The offsets are the process's: one pair of classes only. */
+    if ((conn_type != NULL && conn_type != (PyTypeObject *)conn_cls) ||
+        (shared_type != NULL && shared_type != (PyTypeObject *)shared_cls)) {
+        PyErr_SetString(PyExc_TypeError, "goipc._speedups.aio_methods: already made for other classes");
+        return NULL;
+    }
     if (s_forked == NULL) {
 #define INTERN(var, text)                                                                                              \
     if ((var = PyUnicode_InternFromString(text)) == NULL)                                                              \
@@ -1029,10 +1047,6 @@ speedups_aio_methods(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_
     }
     if ((dict = PyModule_GetDict(args[2])) == NULL)
         return NULL;
-    Py_INCREF(dict);
-    Py_XSETREF(aio_conn_dict, dict);
-    Py_INCREF(shared_cls);
-    Py_XSETREF(shared_type, (PyTypeObject *)shared_cls);
     send = PyDescr_NewMethod((PyTypeObject *)conn_cls, &aio_send_def);
     recv = PyDescr_NewMethod((PyTypeObject *)conn_cls, &aio_recv_def);
     if (send == NULL || recv == NULL) {
@@ -1040,6 +1054,14 @@ speedups_aio_methods(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_
         Py_XDECREF(recv);
         return NULL;
     }
+    off_busy = busy_, off_sent = sent_, off_closed = closed_, off_h = h_, off_queued = queued_;
+    off_shared = shared_, off_sx = sx_, off_parked = parked_, off_passing = passing_, off_passed = passed_;
+    Py_INCREF(dict);
+    Py_XSETREF(aio_conn_dict, dict);
+    Py_INCREF(shared_cls);
+    Py_XSETREF(shared_type, (PyTypeObject *)shared_cls);
+    Py_INCREF(conn_cls);
+    Py_XSETREF(conn_type, (PyTypeObject *)conn_cls);
     out = PyTuple_Pack(3, send, recv, (PyObject *)&AioOp_Type);
     Py_DECREF(send);
     Py_DECREF(recv);
@@ -1077,8 +1099,9 @@ static struct PyModuleDef speedups_module = {
 };
 
 /* What goipc._lib checks before it binds: a module of another version of
- * the binding (a stale build) is not used. */
-#define SPEEDUPS_VERSION 2
+ * the binding (a stale build) is not used. 3: aio_methods, which reads
+ * goipc.aio's slots by the names of this version. */
+#define SPEEDUPS_VERSION 3
 
 PyMODINIT_FUNC
 PyInit__speedups(void)

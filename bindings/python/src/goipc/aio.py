@@ -47,6 +47,16 @@ usually answered, so the wait costs no future, no sweep and no library
 call that finds nothing (docs/PYTHON.md has the numbers). Nothing runs on
 another thread, and an idle connection costs no CPU.
 
+With goipc._speedups, ``send`` and ``recv`` are the extension's: they
+return an awaitable (an ``AioOp``, registered as a
+``collections.abc.Coroutine``, so ``create_task``, ``gather`` and
+``wait_for`` take it) that makes the common cases above in C when it is
+awaited (the send's one call; the receive's pass and its one look) and
+runs this module's coroutines (``_send_co``, ``_recv_co``,
+``_send_after``, ``_recv_after_pass``) for everything else. Among many
+connections the two coroutines per round trip cost the loop's thread
+about a quarter of its time (docs/PYTHON.md, "Sixteenth session").
+
 Parked waiters are woken in two ways. Every connection of a loop is
 attached to the loop's sweeper (``goipc_conn_set_sweeper``): a call that
 finds nothing lists its direction there without arming anything, so the

@@ -351,7 +351,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         ratios = sorted(g / s for g, s in pairs)
         median = statistics.median(ratios)
         met = sum(r >= 3 for r in ratios)
-        print("goipc.aio / streams throughput, median of %d pairs = %.1fx (%.1f-%.1fx; >= 3x in %d of %d) (goal >= 3x: %s)"
+        print("goipc.aio / streams throughput, median of %d pairs = %.2fx (%.1f-%.1fx; >= 3x in %d of %d) (goal >= 3x: %s)"
               % (len(pairs), median, ratios[0], ratios[-1], met, len(pairs), "met" if median >= 3 else "NOT met"))
         if ceilings:
             print("the direct program / streams, median = %.1fx: goipc.aio's ceiling here (it is %.0f%% of it, median)"
