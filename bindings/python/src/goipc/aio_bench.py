@@ -12,8 +12,11 @@ Two parts, each printed with its verdict against issue 13's goals:
    process. Goals: aio p50 <= 2x blocking, and >= 5x faster than streams.
 
 2. **Many connections in one process.** ``--conns`` (1000) connections in
-   one loop, each making ``--conn-rounds`` round trips at once, every
-   reply checked; first goipc.aio to ``goipc pong``, then asyncio streams
+   one loop, each making ``--conn-rounds`` (300) round trips at once,
+   every reply checked (starting 1000 tasks costs about 30 ms, the same
+   for each program: at 100 round trips each that was 7% of goipc.aio's
+   time and 2% of the streams', so the default measures more of the
+   steady state); first goipc.aio to ``goipc pong``, then asyncio streams
    to the asyncio echo child. Reports round trips/s, and the thread
    count (``/proc/self/task``) at the end of the goipc part: of this
    process so far in every pair, and, for the goal, of a process of its
@@ -305,7 +308,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     ap.add_argument("--warmup", type=int, default=2000, help="round trips before measuring (default 2000)")
     ap.add_argument("--size", type=int, default=64, help="message size in bytes (default 64)")
     ap.add_argument("--conns", type=int, default=1000, help="connections in part 2 (default 1000)")
-    ap.add_argument("--conn-rounds", type=int, default=100, help="round trips per connection in part 2 (default 100)")
+    ap.add_argument("--conn-rounds", type=int, default=300, help="round trips per connection in part 2 (default 300)")
     ap.add_argument("--pairs", type=int, default=5, help="alternating rounds in part 2 of goipc.aio, the direct program and streams (default 5)")
     ap.add_argument("--goipc-bin", default=None, help="the goipc CLI (default: $GOIPC_BIN or build/bin/goipc)")
     args = ap.parse_args(argv)
