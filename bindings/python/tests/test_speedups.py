@@ -13,6 +13,7 @@ import asyncio
 import gc
 import inspect
 import os
+import sys
 import threading
 from pathlib import Path
 from types import SimpleNamespace
@@ -541,3 +542,49 @@ def test_aio_op_throw_and_send_edges(sockdir):
         op.close()
 
     _aio_op_case(sockdir, "opedge", body)
+
+
+def test_aio_ops_leak_no_references(sockdir):
+    """Each path of an AioOp (send at once; recv's pass and look; recv
+    delegated after a look that found nothing; an op closed in its pass)
+    leaves the reference counts of the connection, the message and the
+    loop's shared state as it found them."""
+
+    async def body(c, s):
+        msg = b"x" * 64
+        reply = b"y" * 64
+
+        async def rounds(n):
+            for _ in range(n):
+                await c.send(msg)
+                r = c.recv()
+                assert r.send(None) is None
+                s.conn.recv(timeout=10)
+                s.conn.send(reply, timeout=10)
+                with pytest.raises(StopIteration):
+                    r.send(None)
+                await c.send(msg)
+                r = c.recv()
+                r.send(None)
+                r.close()  # undone: the reply stays queued
+                s.conn.recv(timeout=10)
+                s.conn.send(reply, timeout=10)
+                assert await c.recv() == reply
+                await c.send(msg)
+                late = asyncio.ensure_future(c.recv())  # the look finds nothing
+                for _ in range(1000):
+                    if c._parked[0] is not None:
+                        break
+                    await asyncio.sleep(0)
+                s.conn.recv(timeout=10)
+                s.conn.send(reply, timeout=10)
+                assert await late == reply
+
+        await rounds(20)  # warm: caches, free lists, the sweeper's state
+        gc.collect()
+        before = (sys.getrefcount(c), sys.getrefcount(msg), sys.getrefcount(c._shared))
+        await rounds(200)
+        gc.collect()
+        assert (sys.getrefcount(c), sys.getrefcount(msg), sys.getrefcount(c._shared)) == before
+
+    _aio_op_case(sockdir, "opleak", body)
