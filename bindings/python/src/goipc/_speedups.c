@@ -10,7 +10,8 @@
  * module makes the same calls from C: the Python code of goipc.conn still
  * does every check and every slow path (waits in slices, errors, messages
  * that do not fit), and uses these functions only for its one-call fast
- * paths, when the module is there.
+ * paths, when the module is there. It also runs goipc.aio's send and
+ * recv (AioOp, below).
  *
  * It does not link libgoipc: goipc._lib loads the library (with ctypes, as
  * always) and hands this module the addresses of its functions (bind), so
@@ -352,19 +353,21 @@ speedups_call_end(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t n
  *
  * Among many connections in one loop, a round trip is `await conn.send(m)`
  * and `await conn.recv()`: each an `async def` whose common case makes one
- * library call (recv after one pass of the loop), and whose coroutine
- * (created, run, finished) and Python checks cost the loop's thread about
- * a quarter of what the same calls made inline cost (docs/PYTHON.md,
- * "Sixteenth session"). aio_methods() returns the two as method
+ * library call (recv after one pass of the loop). With 1000 connections
+ * those coroutines ran at 66-77% of the rate of a program making the same
+ * calls inline; this code runs at that program's rate (docs/PYTHON.md,
+ * "Sixteenth session"; PERFORMANCE.md section 30). aio_methods() returns
+ * the two as method
  * descriptors of AsyncConn that return an AioOp: an awaitable that runs
  * those common cases in C when it is first sent to (at the await, as a
  * coroutine would), and otherwise creates AsyncConn's own coroutine for
  * the case and delegates to it. Everything but the common case, every
  * error and every wait stays in goipc/aio.py.
  *
- * The state read and written is AsyncConn's (its __slots__, by name):
- * _busy, _sent, _closed, _h, _queued and _shared's parked, passing and
- * passed, exactly as aio.py's recv and send do inline.
+ * The state read and written is AsyncConn's __slots__ (_busy, _sent,
+ * _closed, _h, _queued, _sx) and _LoopShared's (parked, passing, passed),
+ * exactly as aio.py's recv and send use them, read at their offsets (see
+ * below).
  *
  * An AioOp passes for a coroutine (send, throw, close, __await__; aio.py
  * registers it as a collections.abc.Coroutine), so create_task(),
