@@ -15,6 +15,7 @@ import inspect
 import os
 import sys
 import threading
+import weakref
 from pathlib import Path
 from types import SimpleNamespace
 from typing import Any, Dict
@@ -249,12 +250,12 @@ def test_aio_methods_refuses_classes_without_the_slots():
         mod.aio_methods(goipc.aio.AsyncConn, goipc.aio._LoopShared, "not a module")
     with pytest.raises(TypeError):
         mod.aio_methods(goipc.aio.AsyncConn)
-    send, recv, op_type = mod.aio_methods(goipc.aio.AsyncConn, goipc.aio._LoopShared, goipc.conn)
+    send, recv, call, op_type = mod.aio_methods(goipc.aio.AsyncConn, goipc.aio._LoopShared, goipc.conn)
     with pytest.raises(TypeError):
         send(object(), b"x")  # the descriptor checks its instance's class
 
     class Other:
-        __slots__ = ("_busy", "_sent", "_closed", "_h", "_queued", "_shared", "_sx")
+        __slots__ = ("_busy", "_sent", "_closed", "_h", "_queued", "_shared", "_sx", "_parked", "_callers")
 
     # The offsets are the process's: made for AsyncConn, never for another.
     with pytest.raises(TypeError, match="other classes"):
@@ -544,47 +545,233 @@ def test_aio_op_throw_and_send_edges(sockdir):
     _aio_op_case(sockdir, "opedge", body)
 
 
+def _leaves_no_references(sockdir, name, rounds, calls=False):
+    """Runs rounds(c, s, msg, n) on a connection of its own, beside a
+    parked waiter, 20 times to warm up and then 200: the message's
+    reference count is unchanged, and once the connections are closed and
+    dropped the AsyncConn is freed (no reference to it was leaked)."""
+    from test_aio import _with_a_parked_waiter
+
+    _lib.load()
+    if _lib.state.speedups is None:
+        _module()
+        pytest.skip("goipc._speedups is not bound (GOIPC_PYTHON_SPEEDUPS=0)")
+    if calls and (not goipc.has_calls() or not _lib.state.has_call_start):
+        pytest.skip("the library has no goipc_call_start")
+    msg = b"m" * 64
+
+    async def main():
+        closers, parked, c, s = await _with_a_parked_waiter(sockdir, name)
+        assert c._sx is _lib.state.speedups
+        try:
+            await rounds(c, s, msg, 20)
+            gc.collect()
+            before = sys.getrefcount(msg)
+            await rounds(c, s, msg, 200)
+            gc.collect()
+            assert sys.getrefcount(msg) == before
+        finally:
+            parked.cancel()
+            for x in closers:
+                x.close()
+        return weakref.ref(c)
+
+    ref = run(main())
+    gc.collect()
+    assert ref() is None, "an AsyncConn outlived its loop and every reference to it: a reference leaked"
+
+
 def test_aio_ops_leak_no_references(sockdir):
     """Each path of an AioOp (send at once; recv's pass and look; recv
     delegated after a look that found nothing; an op closed in its pass)
-    leaves the reference counts of the connection, the message and the
-    loop's shared state as it found them."""
+    leaves no reference behind."""
+    reply = b"y" * 64
+
+    async def rounds(c, s, msg, n):
+        for _ in range(n):
+            await c.send(msg)
+            r = c.recv()
+            assert r.send(None) is None
+            s.conn.recv(timeout=10)
+            s.conn.send(reply, timeout=10)
+            with pytest.raises(StopIteration):
+                r.send(None)
+            await c.send(msg)
+            r = c.recv()
+            r.send(None)
+            r.close()  # undone: the reply stays queued
+            s.conn.recv(timeout=10)
+            s.conn.send(reply, timeout=10)
+            assert await c.recv() == reply
+            await c.send(msg)
+            late = asyncio.ensure_future(c.recv())  # the look finds nothing
+            for _ in range(1000):
+                if c._parked[0] is not None:
+                    break
+                await asyncio.sleep(0)
+            s.conn.recv(timeout=10)
+            s.conn.send(reply, timeout=10)
+            assert await late == reply
+
+    _leaves_no_references(sockdir, "opleak", rounds)
+
+
+def _aio_call_op_case(sockdir, name, body):
+    """_aio_op_case for calls: skipped when the library has no
+    goipc_call_start (then call is aio.py's coroutine)."""
+    if not goipc.has_calls() or not _lib.load() or not _lib.state.has_call_start:
+        pytest.skip("the library has no goipc_call_start")
+    _aio_op_case(sockdir, name, body)
+
+
+def _serve_one_call(s, reply_of) -> bytes:
+    cid, req = s.conn.recv_request(timeout=10)
+    s.conn.reply(cid, reply_of(req), timeout=10)
+    return req
+
+
+def test_aio_call_by_the_extension_passes_then_looks_once(sockdir):
+    async def body(c, s):
+        shared = c._shared
+        op = c.call(b"q1")
+        assert type(op).__name__ == "AioOp" and repr(op).startswith("<goipc.aio call of")
+        assert op.send(None) is None, "the call did not ask for a pass of the loop"
+        assert shared.passing == 1
+        assert _serve_one_call(s, lambda r: r + b"!") == b"q1"
+        passed = shared.passed
+        with pytest.raises(StopIteration) as stop:
+            op.send(None)
+        assert stop.value.value == b"q1!" and shared.passing == 0 and shared.passed == passed + 1
+        # A reply above the 2 KiB stack buffer: kept by the library, taken
+        # by aio.py with a larger buffer.
+        big = os.urandom(5000)
+        op = c.call(b"big")
+        op.send(None)
+        _serve_one_call(s, lambda r: big)
+        assert await op == big
+        # The reply is late: the general wait gets it.
+        task = asyncio.ensure_future(c.call(b"late"))
+        for _ in range(1_000_000):
+            if c._callers:
+                break
+            await asyncio.sleep(0)
+        assert c._callers and not task.done()
+        _serve_one_call(s, lambda r: r + b"?")
+        assert await asyncio.wait_for(task, 10) == b"late?"
+        assert c.conn.dropped_replies == 0 and not c._callers and shared.passing == 0
+
+    _aio_call_op_case(sockdir, "opcall", body)
+
+
+@pytest.mark.parametrize("how", ["cancel", "throw", "close", "drop"])
+def test_aio_call_by_the_extension_interrupted_in_its_pass_drops_its_reply(sockdir, how):
+    async def body(c, s):
+        shared = c._shared
+        if how == "cancel":
+            task = asyncio.ensure_future(c.call(b"first"))
+            await asyncio.sleep(0)  # started, in its pass
+            assert shared.passing == 1
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+        else:
+            op = c.call(b"first")
+            assert op.send(None) is None and shared.passing == 1
+            if how == "throw":
+                with pytest.raises(KeyError):
+                    op.throw(KeyError("x"))
+            elif how == "close":
+                assert op.close() is None
+            else:
+                del op
+                gc.collect()
+        assert shared.passing == 0
+        # The request went out; its reply is dropped, and the next call
+        # gets its own.
+        _serve_one_call(s, lambda r: b"nobody's")
+        second = asyncio.ensure_future(c.call(b"second"))
+        await asyncio.sleep(0)
+        _serve_one_call(s, lambda r: b"yours")
+        assert await asyncio.wait_for(second, 10) == b"yours"
+        assert c.conn.dropped_replies == 1
+
+    _aio_call_op_case(sockdir, "opcallint" + how, body)
+
+
+def test_aio_call_by_the_extension_closed_in_its_pass_and_errors(sockdir):
+    async def body(c, s):
+        task = asyncio.ensure_future(c.call(b"closing"))
+        await asyncio.sleep(0)
+        assert c._shared.passing == 1
+        c.close()
+        with pytest.raises(goipc.ClosedError):
+            await asyncio.wait_for(task, 10)
+        assert c._shared.passing == 0
+        with pytest.raises(goipc.ClosedError):
+            await c.call(b"after close")
+
+    _aio_call_op_case(sockdir, "opcallclose", body)
+
+
+def test_aio_call_ops_leak_no_references(sockdir):
+    async def rounds(c, s, req, n):
+        for _ in range(n):
+            op = c.call(req)
+            op.send(None)
+            _serve_one_call(s, lambda r: r)
+            with pytest.raises(StopIteration):
+                op.send(None)
+            op = c.call(req)
+            op.send(None)
+            op.close()
+            _serve_one_call(s, lambda r: r)  # dropped
+            late = asyncio.ensure_future(c.call(req))
+            for _ in range(1000):
+                if c._callers:
+                    break
+                await asyncio.sleep(0)
+            _serve_one_call(s, lambda r: r)
+            assert await late == req
+        assert c.conn.dropped_replies >= n
+
+    _leaves_no_references(sockdir, "opcallleak", rounds, calls=True)
+
+
+def test_aio_call_by_the_extension_ending_frees_its_slot_for_a_waiting_start(sockdir):
+    """Every call slot taken (64), a 65th call waits for one. A call that
+    ends in the extension's look (its reply taken there) frees its slot:
+    the waiting start is woken (the library does not signal a free slot
+    on the descriptor), and its request reaches the peer."""
 
     async def body(c, s):
-        msg = b"x" * 64
-        reply = b"y" * 64
+        loop = asyncio.get_running_loop()
+        waiting = [asyncio.ensure_future(c.call(b"w%d" % i)) for i in range(63)]
+        try:
+            for _ in range(1_000_000):  # all started and waiting for replies
+                if len(c._callers) == 63:
+                    break
+                await asyncio.sleep(0)
+            assert len(c._callers) == 63
+            op = c.call(b"last slot")
+            assert op.send(None) is None  # started: every slot is taken
+            extra = asyncio.ensure_future(c.call(b"extra"))
+            for _ in range(100):
+                await asyncio.sleep(0)
+            assert not extra.done()
+            for i in range(63):
+                assert (await loop.run_in_executor(None, s.conn.recv_request, 5.0))[1] == b"w%d" % i
+            cid, req = await loop.run_in_executor(None, s.conn.recv_request, 5.0)
+            assert req == b"last slot"
+            s.conn.reply(cid, b"ok")
+            with pytest.raises(StopIteration) as stop:
+                op.send(None)  # the look takes the reply: the call ends here
+            assert stop.value.value == b"ok"
+            cid, req = await loop.run_in_executor(None, s.conn.recv_request, 5.0)
+            assert req == b"extra"
+            s.conn.reply(cid, b"done")
+            assert await asyncio.wait_for(extra, 10) == b"done"
+        finally:
+            for t in waiting:
+                t.cancel()
 
-        async def rounds(n):
-            for _ in range(n):
-                await c.send(msg)
-                r = c.recv()
-                assert r.send(None) is None
-                s.conn.recv(timeout=10)
-                s.conn.send(reply, timeout=10)
-                with pytest.raises(StopIteration):
-                    r.send(None)
-                await c.send(msg)
-                r = c.recv()
-                r.send(None)
-                r.close()  # undone: the reply stays queued
-                s.conn.recv(timeout=10)
-                s.conn.send(reply, timeout=10)
-                assert await c.recv() == reply
-                await c.send(msg)
-                late = asyncio.ensure_future(c.recv())  # the look finds nothing
-                for _ in range(1000):
-                    if c._parked[0] is not None:
-                        break
-                    await asyncio.sleep(0)
-                s.conn.recv(timeout=10)
-                s.conn.send(reply, timeout=10)
-                assert await late == reply
-
-        await rounds(20)  # warm: caches, free lists, the sweeper's state
-        gc.collect()
-        before = (sys.getrefcount(c), sys.getrefcount(msg), sys.getrefcount(c._shared))
-        await rounds(200)
-        gc.collect()
-        assert (sys.getrefcount(c), sys.getrefcount(msg), sys.getrefcount(c._shared)) == before
-
-    _aio_op_case(sockdir, "opleak", body)
+    _aio_call_op_case(sockdir, "opcallslot", body)

@@ -376,7 +376,7 @@ speedups_call_end(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t n
  * recv does: nothing was taken.
  */
 
-enum { OP_SEND, OP_RECV };
+enum { OP_SEND, OP_RECV, OP_CALL };
 enum { OP_START, OP_PASSING, OP_DELEGATING, OP_DONE };
 /* aio.py's direction indexes (_RECV, _SEND). */
 enum { DIR_RECV = 0, DIR_SEND = 1 };
@@ -386,6 +386,7 @@ typedef struct {
     PyObject *conn; /* the AsyncConn */
     PyObject *data; /* send: the message; recv: NULL */
     PyObject *sub;  /* OP_DELEGATING: AsyncConn's coroutine doing the rest */
+    uint64_t pending; /* OP_CALL while OP_PASSING: the call started */
     int kind;
     int state;
 } AioOp;
@@ -400,13 +401,16 @@ static PyTypeObject AioOp_Type;
  * more than the coroutine it replaces. An unset slot (NULL) raises
  * AttributeError, as the name would.
  */
-static Py_ssize_t off_busy, off_sent, off_closed, off_h, off_queued, off_shared, off_sx; /* AsyncConn */
+static Py_ssize_t off_busy, off_sent, off_closed, off_h, off_queued, off_shared, off_sx, off_parked_futs,
+    off_callers; /* AsyncConn */
 static Py_ssize_t off_parked, off_passing, off_passed;                            /* _LoopShared */
 static PyTypeObject *shared_type, *conn_type; /* the classes they are of */
 /* goipc.conn's module dict: its _forked flag. */
 static PyObject *aio_conn_dict;
 static PyObject *s_forked, *s_pass_turn, *s_send_co, *s_send_after, *s_recv_co, *s_recv_after_pass, *s_throw,
-    *s_close;
+    *s_close, *s_call_co, *s_call_general, *s_call_after_look, *s_call_interrupted, *s_call_ended;
+/* GOIPC_ERR_TIMEOUT, from goipc.conn's _TIMEOUT (aio_methods). */
+static long status_timeout = -1;
 
 #define SLOT(obj, off) (*(PyObject **)((char *)(obj) + (off)))
 
@@ -538,14 +542,14 @@ aio_dir_recv(void)
     return v;
 }
 
-/* conn._pass_turn(_RECV), keeping a pending exception (the one being
- * raised) unless the call itself fails. */
+/* conn.name(arg) for its effect, keeping a pending exception (the one
+ * being raised) unless the call itself fails (then its exception). */
 static int
-recv_pass_turn(PyObject *conn)
+call_for_effect(PyObject *conn, PyObject *name, PyObject *arg)
 {
     PyObject *exc_type, *exc_value, *exc_tb, *r;
     PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    r = PyObject_CallMethodObjArgs(conn, s_pass_turn, aio_dir_recv(), NULL);
+    r = arg == NULL ? NULL : PyObject_CallMethodOneArg(conn, name, arg);
     if (r == NULL) {
         Py_XDECREF(exc_type);
         Py_XDECREF(exc_value);
@@ -557,10 +561,32 @@ recv_pass_turn(PyObject *conn)
     return 0;
 }
 
-/* Undoes recv's pass: _shared.passing -= 1 and conn._pass_turn(_RECV),
- * as aio.py's recv does when its pass is interrupted. */
+/* conn._pass_turn(_RECV): the receive direction handed on. */
 static int
-recv_undo_pass(AioOp *op)
+recv_pass_turn(PyObject *conn)
+{
+    return call_for_effect(conn, s_pass_turn, aio_dir_recv());
+}
+
+/* conn._call_interrupted(pending): the call started is cancelled (its
+ * reply dropped when it comes), as aio.py's call does when its pass is
+ * interrupted. */
+static int
+call_interrupted(AioOp *op)
+{
+    PyObject *p = PyLong_FromUnsignedLongLong((unsigned long long)op->pending);
+    int r = call_for_effect(op->conn, s_call_interrupted, p);
+    Py_XDECREF(p);
+    if (r == 0)
+        op->pending = 0;
+    return r;
+}
+
+/* Undoes a pass: _shared.passing -= 1, then for recv conn._pass_turn(_RECV)
+ * and for call conn._call_interrupted(pending), as aio.py does when the
+ * pass is interrupted. */
+static int
+op_undo_pass(AioOp *op)
 {
     PyObject *exc_type, *exc_value, *exc_tb, *sh;
     int ok = 0;
@@ -570,9 +596,21 @@ recv_undo_pass(AioOp *op)
         ok = -1;
     }
     PyErr_Restore(exc_type, exc_value, exc_tb);
-    if (recv_pass_turn(op->conn) < 0)
+    if ((op->kind == OP_CALL ? call_interrupted(op) : recv_pass_turn(op->conn)) < 0)
         ok = -1;
     return ok;
+}
+
+/* The op is done: it lets go of what it held (the connection, the
+ * message, the coroutine it delegated to), as a finished coroutine lets
+ * go of its frame. */
+static void
+op_finish(AioOp *op)
+{
+    op->state = OP_DONE;
+    Py_CLEAR(op->sub);
+    Py_CLEAR(op->data);
+    Py_CLEAR(op->conn);
 }
 
 /* Starts delegating to sub (a coroutine, stolen): sends it arg. */
@@ -581,16 +619,14 @@ op_delegate(AioOp *op, PyObject *sub, PyObject *arg, PyObject **result)
 {
     PySendResult r;
     if (sub == NULL) {
-        op->state = OP_DONE;
+        op_finish(op);
         return PYGEN_ERROR;
     }
     op->sub = sub;
     op->state = OP_DELEGATING;
     r = PyIter_Send(sub, arg, result);
-    if (r != PYGEN_NEXT) {
-        op->state = OP_DONE;
-        Py_CLEAR(op->sub);
-    }
+    if (r != PYGEN_NEXT)
+        op_finish(op);
     return r;
 }
 
@@ -598,9 +634,34 @@ op_delegate(AioOp *op, PyObject *sub, PyObject *arg, PyObject **result)
 static PySendResult
 op_return(AioOp *op, PyObject *value, PyObject **result)
 {
-    op->state = OP_DONE;
+    op_finish(op);
     *result = value;
     return value == NULL ? PYGEN_ERROR : PYGEN_RETURN;
+}
+
+/* The gate of send's and call's common cases: 1 when conn's calls go
+ * through this module, no fork happened and nobody waits to send on it,
+ * 0 when aio.py's coroutine must run instead, -1 with an exception. */
+static int
+send_side_free(PyObject *conn)
+{
+    PyObject *busy;
+    int uses, forked;
+    if ((uses = conn_uses_speedups(conn)) < 0 || (forked = aio_forked()) < 0 || (busy = conn_busy(conn)) == NULL)
+        return -1;
+    return uses && !forked && PyList_GET_ITEM(busy, DIR_SEND) == Py_False;
+}
+
+/* Delegates to conn.name(a, b): aio.py's coroutine for what C does not
+ * do. a is a status or pending id as a C integer. */
+static PySendResult
+op_delegate_to(AioOp *op, PyObject *name, long long a, PyObject *b, PyObject **result)
+{
+    PyObject *a_obj = PyLong_FromLongLong(a), *sub = NULL;
+    if (a_obj != NULL)
+        sub = PyObject_CallMethodObjArgs(op->conn, name, a_obj, b, NULL);
+    Py_XDECREF(a_obj);
+    return op_delegate(op, sub, Py_None, result);
 }
 
 /* send's common case: bytes, nobody waiting to send on this connection,
@@ -608,20 +669,15 @@ op_return(AioOp *op, PyObject *value, PyObject **result)
 static PySendResult
 op_start_send(AioOp *op, PyObject **result)
 {
-    PyObject *busy, *st_obj;
-    int forked;
+    int free;
     uint64_t h;
     int32_t st;
-    int uses;
     if (!PyBytes_CheckExact(op->data) || lib_send == NULL)
         goto general;
-    if ((busy = conn_busy(op->conn)) == NULL || (forked = aio_forked()) < 0 ||
-        (uses = conn_uses_speedups(op->conn)) < 0)
+    if ((free = send_side_free(op->conn)) < 0 || (free && conn_handle(op->conn, &h) < 0))
         return op_return(op, NULL, result);
-    if (PyList_GET_ITEM(busy, DIR_SEND) != Py_False || forked || !uses)
+    if (!free)
         goto general;
-    if (conn_handle(op->conn, &h) < 0)
-        return op_return(op, NULL, result);
     st = lib_send(h, PyBytes_AS_STRING(op->data), (size_t)PyBytes_GET_SIZE(op->data), 0);
     if (st == 0) {
         slot_set(op->conn, off_sent, Py_True);
@@ -629,13 +685,7 @@ op_start_send(AioOp *op, PyObject **result)
         return op_return(op, Py_None, result);
     }
     /* The ring is full (its wait) or an error (raised): aio.py. */
-    if ((st_obj = PyLong_FromLong(st)) == NULL)
-        return op_return(op, NULL, result);
-    {
-        PyObject *sub = PyObject_CallMethodObjArgs(op->conn, s_send_after, st_obj, op->data, NULL);
-        Py_DECREF(st_obj);
-        return op_delegate(op, sub, Py_None, result);
-    }
+    return op_delegate_to(op, s_send_after, st, op->data, result);
 general:
     return op_delegate(op, PyObject_CallMethodOneArg(op->conn, s_send_co, op->data), Py_None, result);
 }
@@ -735,6 +785,136 @@ op_after_pass(AioOp *op, PyObject **result)
     return op_return(op, m, result);
 }
 
+/* 1 if loop waiters of conn other than this call may need waking when a
+ * call ends (a head parked on the descriptor, or callers waiting for
+ * replies), 0 if none, -1. */
+static int
+call_end_wakes(PyObject *conn)
+{
+    PyObject *parked = slot_get(conn, off_parked_futs), *callers;
+    if (parked == NULL || (callers = slot_get(conn, off_callers)) == NULL)
+        return -1;
+    if (!PyList_CheckExact(parked) || PyList_GET_SIZE(parked) < 2 || !PyList_CheckExact(callers))
+        return 1; /* not as aio.py makes them: let it decide */
+    return PyList_GET_ITEM(parked, 0) != Py_None || PyList_GET_ITEM(parked, 1) != Py_None ||
+           PyList_GET_SIZE(callers) > 0;
+}
+
+/* call's common case among many connections: bytes, nobody waiting to
+ * send on this connection, other waiters of the loop parked or passing:
+ * start the call (goipc_call_start), let the loop pass once, then look
+ * for the reply (op_after_call_pass). */
+static PySendResult
+op_start_call(AioOp *op, PyObject **result)
+{
+    PyObject *sh, *parked, *passing;
+    int free;
+    uint64_t h, pending = 0;
+    int32_t st;
+    if (lib_call_start == NULL || lib_call_end == NULL || !PyBytes_CheckExact(op->data))
+        goto general;
+    if ((free = send_side_free(op->conn)) < 0 || (sh = conn_shared(op->conn)) == NULL ||
+        (parked = slot_get(sh, off_parked)) == NULL || (passing = slot_get(sh, off_passing)) == NULL)
+        return op_return(op, NULL, result);
+    if (!free)
+        goto general;
+    if (!PyLong_CheckExact(parked) || !PyLong_CheckExact(passing) ||
+        (PyObject_Not(parked) == 1 && PyObject_Not(passing) == 1))
+        goto general;
+    if (conn_handle(op->conn, &h) < 0)
+        return op_return(op, NULL, result);
+    st = lib_call_start(h, PyBytes_AS_STRING(op->data), (size_t)PyBytes_GET_SIZE(op->data), 0, &pending);
+    if (st == 0) {
+        op->pending = pending;
+        if (slot_add(sh, off_passing, 1) < 0) {
+            call_interrupted(op);
+            return op_return(op, NULL, result);
+        }
+        op->state = OP_PASSING;
+        Py_INCREF(Py_None);
+        *result = Py_None;
+        return PYGEN_NEXT;
+    }
+    if (st == status_timeout) /* no free call slot, or the ring is full */
+        return op_delegate(op, PyObject_CallMethodObjArgs(op->conn, s_call_general, op->data, Py_True, NULL),
+                           Py_None, result);
+    {
+        /* An error: raised by aio.py (no call is pending). */
+        PyObject *st_obj = PyLong_FromLong(st);
+        PySendResult r;
+        if (st_obj == NULL)
+            return op_return(op, NULL, result);
+        r = op_delegate_to(op, s_call_after_look, 0, st_obj, result);
+        Py_DECREF(st_obj);
+        return r;
+    }
+general:
+    return op_delegate(op, PyObject_CallMethodOneArg(op->conn, s_call_co, op->data), Py_None, result);
+}
+
+/* After call's pass: one look for the reply; otherwise aio.py's wait. */
+static PySendResult
+op_after_call_pass(AioOp *op, PyObject **result)
+{
+    PyObject *sh, *m, *p, *st_obj, *sub;
+    int closed, forked, uses, wakes;
+    uint64_t h;
+    char small[STACK_BUFFER];
+    size_t len = 0;
+    int32_t st;
+
+    if ((sh = conn_shared(op->conn)) == NULL || slot_add(sh, off_passing, -1) < 0 ||
+        (closed = slot_true(op->conn, off_closed)) < 0 || (forked = aio_forked()) < 0 ||
+        (uses = conn_uses_speedups(op->conn)) < 0 || conn_handle(op->conn, &h) < 0) {
+        call_interrupted(op);
+        return op_return(op, NULL, result);
+    }
+    if (closed || forked || !uses) {
+        /* Closed: aio.py raises ClosedError. Forked, or a stand-in for
+         * this module: its general wait (which raises the fork error, or
+         * looks through the stand-in). The call is cancelled on the way
+         * out either way. */
+        st_obj = closed ? Py_None : PyLong_FromLong(status_timeout);
+        goto rest;
+    }
+    st = lib_call_end(h, op->pending, small, sizeof small, &len, 0);
+    if (st == 0) {
+        PyObject *exc_type, *exc_value, *exc_tb;
+        op->pending = 0; /* ended with its reply */
+        m = PyBytes_FromStringAndSize(small, (Py_ssize_t)len);
+        PyErr_Fetch(&exc_type, &exc_value, &exc_tb); /* m NULL: MemoryError, raised below */
+        if (slot_add(sh, off_passed, 1) < 0)
+            PyErr_Clear(); /* a counter for tests and diagnostics only */
+        if ((wakes = call_end_wakes(op->conn)) != 0) {
+            /* The call's slot is free: a start waiting for one, or
+             * waiters whose readiness the look reset, look again. */
+            PyObject *r = PyObject_CallMethodNoArgs(op->conn, s_call_ended);
+            if (r == NULL)
+                PyErr_WriteUnraisable(op->conn);
+            Py_XDECREF(r);
+        }
+        PyErr_Restore(exc_type, exc_value, exc_tb);
+        return op_return(op, m, result);
+    }
+    if ((st_obj = PyLong_FromLong(st)) == NULL) {
+        call_interrupted(op);
+        return op_return(op, NULL, result);
+    }
+rest:
+    if (st_obj == NULL || (p = PyLong_FromUnsignedLongLong((unsigned long long)op->pending)) == NULL) {
+        if (st_obj != Py_None)
+            Py_XDECREF(st_obj);
+        call_interrupted(op);
+        return op_return(op, NULL, result);
+    }
+    op->pending = 0; /* aio.py's _call_after_look owns the call now */
+    sub = PyObject_CallMethodObjArgs(op->conn, s_call_after_look, p, st_obj, NULL);
+    Py_DECREF(p);
+    if (st_obj != Py_None)
+        Py_DECREF(st_obj);
+    return op_delegate(op, sub, Py_None, result);
+}
+
 static PySendResult
 aioop_am_send(PyObject *self, PyObject *arg, PyObject **result)
 {
@@ -747,15 +927,15 @@ aioop_am_send(PyObject *self, PyObject *arg, PyObject **result)
             PyErr_SetString(PyExc_TypeError, "can't send non-None value to a just-started coroutine");
             return PYGEN_ERROR;
         }
+        if (op->kind == OP_CALL)
+            return op_start_call(op, result);
         return op->kind == OP_SEND ? op_start_send(op, result) : op_start_recv(op, result);
     case OP_PASSING:
-        return op_after_pass(op, result);
+        return op->kind == OP_CALL ? op_after_call_pass(op, result) : op_after_pass(op, result);
     case OP_DELEGATING:
         r = PyIter_Send(op->sub, arg, result);
-        if (r != PYGEN_NEXT) {
-            op->state = OP_DONE;
-            Py_CLEAR(op->sub);
-        }
+        if (r != PYGEN_NEXT)
+            op_finish(op);
         return r;
     default:
         PyErr_SetString(PyExc_RuntimeError, "cannot reuse already awaited coroutine");
@@ -820,10 +1000,8 @@ aioop_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
         tb = args[2];
     if (op->state == OP_DELEGATING) {
         PyObject *r = PyObject_VectorcallMethod(s_throw, (PyObject *[]){op->sub, typ, val, tb}, (size_t)nargs + 1, NULL);
-        if (r == NULL) {
-            op->state = OP_DONE;
-            Py_CLEAR(op->sub);
-        }
+        if (r == NULL)
+            op_finish(op);
         return r;
     }
     /* Raise it here, as a coroutine raises what is thrown at its yield. */
@@ -842,8 +1020,8 @@ aioop_throw(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
     }
     (void)tb;
     if (op->state == OP_PASSING)
-        recv_undo_pass(op);
-    op->state = OP_DONE;
+        op_undo_pass(op);
+    op_finish(op);
     return NULL;
 }
 
@@ -851,20 +1029,22 @@ static PyObject *
 aioop_close(PyObject *self, PyObject *Py_UNUSED(ignored))
 {
     AioOp *op = (AioOp *)self;
+    int ok = 0;
     if (op->state == OP_DELEGATING) {
         PyObject *sub = op->sub, *r;
         op->sub = NULL;
-        op->state = OP_DONE;
+        op_finish(op);
         r = PyObject_CallMethodNoArgs(sub, s_close);
         Py_DECREF(sub);
         return r;
     }
     if (op->state == OP_PASSING) {
-        op->state = OP_DONE;
-        if (recv_undo_pass(op) < 0)
-            return NULL;
+        op->state = OP_DONE; /* whatever the undo does, never again */
+        ok = op_undo_pass(op);
     }
-    op->state = OP_DONE;
+    op_finish(op);
+    if (ok < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -926,7 +1106,10 @@ static PyObject *
 aioop_repr(PyObject *self)
 {
     AioOp *op = (AioOp *)self;
-    return PyUnicode_FromFormat("<goipc.aio %s of %R>", op->kind == OP_SEND ? "send" : "recv", op->conn);
+    static const char *names[] = {"send", "recv", "call"};
+    if (op->conn == NULL)
+        return PyUnicode_FromFormat("<goipc.aio %s (done)>", names[op->kind]);
+    return PyUnicode_FromFormat("<goipc.aio %s of %R>", names[op->kind], op->conn);
 }
 
 static PyAsyncMethods aioop_as_async = {
@@ -968,6 +1151,7 @@ new_op(PyObject *conn, PyObject *data, int kind)
     Py_XINCREF(data);
     op->data = data;
     op->sub = NULL;
+    op->pending = 0;
     op->kind = kind;
     op->state = OP_START;
     PyObject_GC_Track(op);
@@ -987,6 +1171,14 @@ aio_recv_method(PyObject *self, PyObject *Py_UNUSED(ignored))
     return new_op(self, NULL, OP_RECV);
 }
 
+static PyObject *
+aio_call_method(PyObject *self, PyObject *data)
+{
+    return new_op(self, data, OP_CALL);
+}
+
+static PyMethodDef aio_call_def = {"call", aio_call_method, METH_O,
+                                   "call(data): awaitable -> bytes; as goipc.aio.AsyncConn._call_co (goipc._speedups)"};
 static PyMethodDef aio_send_def = {"send", aio_send_method, METH_O,
                                    "send(data): awaitable; as goipc.aio.AsyncConn._send_co (goipc._speedups)"};
 static PyMethodDef aio_recv_def = {"recv", aio_recv_method, METH_NOARGS,
@@ -1009,13 +1201,13 @@ slot_offset(PyObject *cls, const char *name)
     return off;
 }
 
-/* aio_methods(AsyncConn, _LoopShared, goipc.conn) -> (send, recv, AioOp):
- * the two method descriptors for the class, and the awaitable's type
- * (aio.py registers it as a Coroutine). */
+/* aio_methods(AsyncConn, _LoopShared, goipc.conn) -> (send, recv, call,
+ * AioOp): the three method descriptors for the class, and the awaitable's
+ * type (aio.py registers it as a Coroutine). */
 static PyObject *
 speedups_aio_methods(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t nargs)
 {
-    PyObject *send, *recv, *out, *conn_cls, *shared_cls, *dict;
+    PyObject *send, *recv, *call, *out, *conn_cls, *shared_cls, *dict;
     if (check_nargs(nargs, 3, "aio_methods") < 0)
         return NULL;
     conn_cls = args[0];
@@ -1026,11 +1218,14 @@ speedups_aio_methods(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_
     }
     /* Into locals first: a failed call leaves the offsets in use as they
      * were. */
-    Py_ssize_t busy_, sent_, closed_, h_, queued_, shared_, sx_, parked_, passing_, passed_;
+    Py_ssize_t busy_, sent_, closed_, h_, queued_, shared_, sx_, parked_futs_, callers_, parked_, passing_, passed_;
+    PyObject *timeout_obj;
+    long timeout_;
     if ((busy_ = slot_offset(conn_cls, "_busy")) < 0 || (sent_ = slot_offset(conn_cls, "_sent")) < 0 ||
         (closed_ = slot_offset(conn_cls, "_closed")) < 0 || (h_ = slot_offset(conn_cls, "_h")) < 0 ||
         (queued_ = slot_offset(conn_cls, "_queued")) < 0 || (shared_ = slot_offset(conn_cls, "_shared")) < 0 ||
-        (sx_ = slot_offset(conn_cls, "_sx")) < 0 || (parked_ = slot_offset(shared_cls, "parked")) < 0 ||
+        (sx_ = slot_offset(conn_cls, "_sx")) < 0 || (parked_futs_ = slot_offset(conn_cls, "_parked")) < 0 ||
+        (callers_ = slot_offset(conn_cls, "_callers")) < 0 || (parked_ = slot_offset(shared_cls, "parked")) < 0 ||
         (passing_ = slot_offset(shared_cls, "passing")) < 0 || (passed_ = slot_offset(shared_cls, "passed")) < 0)
         return NULL;
     /* The offsets are the process's: one pair of classes only. */
@@ -1045,18 +1240,30 @@ speedups_aio_methods(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_
         return NULL;
         INTERN(s_forked, "_forked") INTERN(s_pass_turn, "_pass_turn") INTERN(s_send_co, "_send_co")
         INTERN(s_send_after, "_send_after") INTERN(s_recv_co, "_recv_co") INTERN(s_recv_after_pass, "_recv_after_pass")
-        INTERN(s_throw, "throw") INTERN(s_close, "close")
+        INTERN(s_throw, "throw") INTERN(s_close, "close") INTERN(s_call_co, "_call_co")
+        INTERN(s_call_general, "_call_general") INTERN(s_call_after_look, "_call_after_look")
+        INTERN(s_call_interrupted, "_call_interrupted") INTERN(s_call_ended, "_call_ended")
 #undef INTERN
     }
     if ((dict = PyModule_GetDict(args[2])) == NULL)
         return NULL;
-    send = PyDescr_NewMethod((PyTypeObject *)conn_cls, &aio_send_def);
-    recv = PyDescr_NewMethod((PyTypeObject *)conn_cls, &aio_recv_def);
-    if (send == NULL || recv == NULL) {
-        Py_XDECREF(send);
-        Py_XDECREF(recv);
+    if ((timeout_obj = PyDict_GetItemString(dict, "_TIMEOUT")) == NULL || !PyLong_Check(timeout_obj)) {
+        PyErr_SetString(PyExc_TypeError, "goipc._speedups.aio_methods: goipc.conn has no _TIMEOUT status");
         return NULL;
     }
+    if ((timeout_ = PyLong_AsLong(timeout_obj)) == -1 && PyErr_Occurred())
+        return NULL;
+    send = PyDescr_NewMethod((PyTypeObject *)conn_cls, &aio_send_def);
+    recv = PyDescr_NewMethod((PyTypeObject *)conn_cls, &aio_recv_def);
+    call = PyDescr_NewMethod((PyTypeObject *)conn_cls, &aio_call_def);
+    if (send == NULL || recv == NULL || call == NULL) {
+        Py_XDECREF(send);
+        Py_XDECREF(recv);
+        Py_XDECREF(call);
+        return NULL;
+    }
+    status_timeout = timeout_;
+    off_parked_futs = parked_futs_, off_callers = callers_;
     off_busy = busy_, off_sent = sent_, off_closed = closed_, off_h = h_, off_queued = queued_;
     off_shared = shared_, off_sx = sx_, off_parked = parked_, off_passing = passing_, off_passed = passed_;
     Py_INCREF(dict);
@@ -1065,9 +1272,10 @@ speedups_aio_methods(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_
     Py_XSETREF(shared_type, (PyTypeObject *)shared_cls);
     Py_INCREF(conn_cls);
     Py_XSETREF(conn_type, (PyTypeObject *)conn_cls);
-    out = PyTuple_Pack(3, send, recv, (PyObject *)&AioOp_Type);
+    out = PyTuple_Pack(4, send, recv, call, (PyObject *)&AioOp_Type);
     Py_DECREF(send);
     Py_DECREF(recv);
+    Py_DECREF(call);
     return out;
 }
 
@@ -1085,7 +1293,7 @@ static PyMethodDef speedups_methods[] = {
     {"call_start", FASTCALL(speedups_call_start), "call_start(handle, request, timeout_ms) -> pending id, or -status"},
     {"call_end", FASTCALL(speedups_call_end), "call_end(handle, pending, timeout_ms) -> bytes, or (status, pending, length)"},
     {"aio_methods", FASTCALL(speedups_aio_methods),
-     "aio_methods(AsyncConn, goipc.conn) -> (send, recv, AioOp): goipc.aio's send and recv without a coroutine"},
+     "aio_methods(AsyncConn, _LoopShared, goipc.conn) -> (send, recv, call, AioOp): goipc.aio's send, recv and call without a coroutine"},
     {NULL, NULL, 0, NULL},
 };
 

@@ -940,6 +940,9 @@ class AsyncConn:
 
         Raises: as :meth:`goipc.Conn.call`.
         """
+        # With goipc._speedups this method is replaced by the extension's
+        # (_install_speedups), which runs the start, the pass and the look
+        # in C and this coroutine (as _call_co) or _call_general for the rest.
         tried_start = False  # the extension's start found no call slot or ring space
         sx = self._sx
         if sx is not None and data.__class__ is bytes and not self._busy[_SEND]:
@@ -958,6 +961,12 @@ class AsyncConn:
                 # No free call slot, or the ring is full: the general
                 # path's wait, this having been its first attempt.
                 tried_start = True
+        return await self._call_general(data, tried_start)
+
+    async def _call_general(self, data: Any, tried_start: bool) -> bytes:
+        """call's general path; tried_start: a start through
+        goipc._speedups found no call slot or ring space (that was the
+        first attempt of the wait)."""
         conn = self._conn
         cs = conn._call_state(data)
         try:
@@ -983,22 +992,43 @@ class AsyncConn:
     async def _call_after_start(self, sx: Any, sh: "_LoopShared", pending: int) -> bytes:
         """call() after goipc._speedups started call ``pending``: a pass of
         the loop, one look, then (reply not in yet, or larger than the
-        extension's buffer) the general wait. The call is cancelled on
-        every way out while it is pending."""
+        extension's buffer) the general wait (_call_after_look). The call
+        is cancelled on every way out while it is pending."""
         try:
             sh.passing += 1
             try:
                 await _one_pass()
             finally:
                 sh.passing -= 1
-            if self._closed:
+            st = None
+            if not self._closed:
+                m = sx.call_end(self._h, pending, 0)
+                if m.__class__ is bytes:
+                    sh.passed += 1
+                    self._call_ended()
+                    return m
+                st = m[0]
+        except BaseException:
+            self._call_interrupted(pending)
+            raise
+        return await self._call_after_look(pending, st)
+
+    def _call_interrupted(self, pending: int) -> None:
+        """Call ``pending`` (started through goipc._speedups) ends without
+        its reply: cancelled, so that its reply is dropped when it comes."""
+        if pending and not _conn_module._forked:
+            _lib.state.lib.goipc_call_cancel(self._h, pending)  # type: ignore[union-attr]
+        self._call_ended()
+
+    async def _call_after_look(self, pending: int, st: Optional[int]) -> bytes:
+        """call() after its pass and its look (through goipc._speedups) did
+        not return the reply: st is the look's status (TIMEOUT: not in
+        yet; BUFFER_TOO_SMALL: kept by the library, larger than the
+        extension's buffer; another: the call ended with that error), or
+        None when the connection was closed during the pass."""
+        try:
+            if st is None:
                 raise _errors.make_error(_errors.ERR_CLOSED, "goipc: the connection was closed")
-            m = sx.call_end(self._h, pending, 0)
-            if m.__class__ is bytes:
-                pending = 0
-                sh.passed += 1
-                return m
-            st = m[0]
             if st != _TIMEOUT and st != _BUFFER_TOO_SMALL:
                 pending = 0  # any other status ends the call
                 raise _lib.last_error(st)
@@ -1076,11 +1106,12 @@ def _parse(parse: Any, data: bytes, what: str) -> Any:
 # replacements call for everything but their common case.
 AsyncConn._send_co = AsyncConn.send  # type: ignore[attr-defined]
 AsyncConn._recv_co = AsyncConn.recv  # type: ignore[attr-defined]
+AsyncConn._call_co = AsyncConn.call  # type: ignore[attr-defined]
 _speedups_installed = False
 
 
 def _install_speedups(sx: Any) -> None:
-    """Replaces AsyncConn.send and recv with goipc._speedups's: the same
+    """Replaces AsyncConn.send, recv and call with goipc._speedups's: the same
     behaviour, the common case among many connections run in C without a
     coroutine (docs/PYTHON.md, "Sixteenth session"). Once per process,
     when the first AsyncConn is made with the extension loaded."""
@@ -1089,10 +1120,12 @@ def _install_speedups(sx: Any) -> None:
     if make is None:
         return  # a stand-in (a test's proxy): the next connection tries again
     _speedups_installed = True
-    send, recv, op_type = make(AsyncConn, _LoopShared, _conn_module)
+    send, recv, call, op_type = make(AsyncConn, _LoopShared, _conn_module)
     collections.abc.Coroutine.register(op_type)
     AsyncConn.send = send  # type: ignore[method-assign]
     AsyncConn.recv = recv  # type: ignore[method-assign]
+    if _lib.state.has_call_start:
+        AsyncConn.call = call  # type: ignore[method-assign]
 
 
 class _DialThread:
