@@ -349,20 +349,20 @@ speedups_call_end(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t n
 }
 
 /*
- * goipc.aio's send and recv without a coroutine.
+ * goipc.aio's send, recv and call without a coroutine.
  *
  * Among many connections in one loop, a round trip is `await conn.send(m)`
- * and `await conn.recv()`: each an `async def` whose common case makes one
- * library call (recv after one pass of the loop). With 1000 connections
- * those coroutines ran at 66-77% of the rate of a program making the same
- * calls inline; this code runs at that program's rate (docs/PYTHON.md,
+ * and `await conn.recv()` (or `await conn.call(m)`): each an `async def`
+ * whose common case makes one library call (recv after one pass of the
+ * loop; call: a start, a pass, a look). With 1000 connections those
+ * coroutines ran at 66-77% of the rate of a program making the same calls
+ * inline; this code runs at that program's rate (docs/PYTHON.md,
  * "Sixteenth session"; PERFORMANCE.md section 30). aio_methods() returns
- * the two as method
- * descriptors of AsyncConn that return an AioOp: an awaitable that runs
- * those common cases in C when it is first sent to (at the await, as a
- * coroutine would), and otherwise creates AsyncConn's own coroutine for
- * the case and delegates to it. Everything but the common case, every
- * error and every wait stays in goipc/aio.py.
+ * the three as method descriptors of AsyncConn that return an AioOp: an
+ * awaitable that runs those common cases in C when it is first sent to
+ * (at the await, as a coroutine would), and otherwise creates AsyncConn's
+ * own coroutine for the case and delegates to it. Everything but the
+ * common case, every error and every wait stays in goipc/aio.py.
  *
  * The state read and written is AsyncConn's __slots__ (_busy, _sent,
  * _closed, _h, _queued, _sx) and _LoopShared's (parked, passing, passed),
@@ -373,7 +373,8 @@ speedups_call_end(PyObject *Py_UNUSED(self), PyObject *const *args, Py_ssize_t n
  * registers it as a collections.abc.Coroutine), so create_task(),
  * wait_for() and gather() take it. Cancelled during recv's pass (throw),
  * closed or dropped (close, finalizer), it undoes the pass as aio.py's
- * recv does: nothing was taken.
+ * recv does (nothing was taken), and a call's pass as aio.py's call does
+ * (the call is cancelled: its reply is dropped).
  */
 
 enum { OP_SEND, OP_RECV, OP_CALL };

@@ -47,13 +47,15 @@ usually answered, so the wait costs no future, no sweep and no library
 call that finds nothing (docs/PYTHON.md has the numbers). Nothing runs on
 another thread, and an idle connection costs no CPU.
 
-With goipc._speedups, ``send`` and ``recv`` are the extension's: they
-return an awaitable (an ``AioOp``, registered as a
+With goipc._speedups, ``send``, ``recv`` and ``call`` are the
+extension's: they return an awaitable (an ``AioOp``, registered as a
 ``collections.abc.Coroutine``, so ``create_task``, ``gather`` and
 ``wait_for`` take it) that makes the common cases above in C when it is
-awaited (the send's one call; the receive's pass and its one look) and
-runs this module's coroutines (``_send_co``, ``_recv_co``,
-``_send_after``, ``_recv_after_pass``) for everything else. Among many
+awaited (the send's one call; the receive's pass and its one look; the
+call's start, pass and look) and runs this module's coroutines
+(``_send_co``, ``_recv_co``, ``_call_co``, ``_send_after``,
+``_recv_after_pass``, ``_call_general``, ``_call_after_look``) for
+everything else. Among many
 connections the two coroutines per round trip cost the loop's thread
 about a quarter of its time (docs/PYTHON.md, "Sixteenth session").
 
