@@ -110,6 +110,79 @@ def test_many_connections_in_one_loop(go_pong):
     run(main())
 
 
+def test_many_connections_cancelled_at_random_lose_and_mix_up_nothing(go_pong):
+    """40 connections to one Go consumer in one loop, with a receive parked
+    on a 41st (so that receives and calls take their pass of the loop),
+    each cancelling about a third of
+    its receives and calls right after they start (often during that
+    pass). A cancelled receive takes nothing: the next one gets the
+    message, in order. A cancelled call's reply is dropped: every call
+    that completes gets its own request back."""
+
+    def _ours(t: "asyncio.Task") -> None:
+        """Re-raises a CancelledError that cancels this client (the test's
+        own bound) rather than the task t it cancelled."""
+        me = asyncio.current_task()
+        if not t.cancelled() or (me is not None and getattr(me, "cancelling", lambda: 0)()):
+            raise
+
+    async def client(k: int) -> Tuple[int, int, int]:
+        rng = random.Random(k)
+        cancelled_calls = 0
+        async with await goipc.aio.dial(go_pong.path, timeout=30, **SMALL) as c:
+            for i in range(150):
+                m = b"%d:%d" % (k, i)
+                await c.send(m)
+                while True:
+                    t = asyncio.ensure_future(c.recv())
+                    if rng.random() < 0.35:
+                        await asyncio.sleep(0)
+                        t.cancel()
+                    try:
+                        got = await t
+                    except asyncio.CancelledError:
+                        _ours(t)
+                        continue  # nothing was taken: the next receive gets it
+                    assert got == m
+                    break
+                if goipc.has_calls():
+                    req = b"call %d:%d" % (k, i)
+                    t = asyncio.ensure_future(c.call(req))
+                    if rng.random() < 0.35:
+                        await asyncio.sleep(0)
+                        t.cancel()
+                    try:
+                        assert await t == req
+                    except asyncio.CancelledError:
+                        _ours(t)
+                        cancelled_calls += 1
+            await c.send(b"last")
+            assert await c.recv() == b"last"  # nothing stale was left queued
+            assert c.conn.dropped_replies <= cancelled_calls
+            passed = c._shared.passed
+        return k, cancelled_calls, passed
+
+    async def main():
+        # A receive parked for the whole test (Go's pong sends nothing
+        # unasked): every receive right after a send, and every call,
+        # then starts with a pass of the loop, which the cancels hit.
+        async with await goipc.aio.dial(go_pong.path, timeout=30, spin=0, **SMALL) as idle:
+            parked = asyncio.ensure_future(idle.recv())
+            for _ in range(1000):
+                if idle._shared.parked:
+                    break
+                await asyncio.sleep(0)
+            assert idle._shared.parked == 1
+            got = await asyncio.gather(*(client(k) for k in range(40)))
+            parked.cancel()
+        assert [k for k, _, _ in got] == list(range(40))
+        assert max(p for _, _, p in got) > 0, "no wait ended after a pass of the loop"
+        if goipc.has_calls():
+            assert sum(n for _, n, _ in got) > 0
+
+    run(main())
+
+
 def test_recv_cancelled_loses_nothing(sockdir):
     """A consumer whose recv() is cancelled at random moments (timeouts of
     0 to 300 us) receives every message exactly once, in order."""

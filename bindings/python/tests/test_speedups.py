@@ -403,6 +403,7 @@ def test_aio_send_and_recv_are_the_extensions_and_pass_for_coroutines(sockdir):
         op = c.send(b"one")
         assert type(op).__name__ == "AioOp" and type(op).__module__ == "goipc._speedups"
         assert asyncio.iscoroutine(op) and inspect.isawaitable(op)
+        assert op.__name__ == "send" and op.__qualname__ == "AsyncConn.send"
         await op
         with pytest.raises(RuntimeError, match="already awaited"):
             await op

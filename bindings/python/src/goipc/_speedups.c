@@ -1113,6 +1113,21 @@ aioop_repr(PyObject *self)
     return PyUnicode_FromFormat("<goipc.aio %s of %R>", names[op->kind], op->conn);
 }
 
+/* __name__ and __qualname__, as a coroutine has (asyncio's task reprs
+ * and debug messages show them). */
+static PyObject *
+aioop_get_name(PyObject *self, void *qualified)
+{
+    static const char *names[] = {"send", "recv", "call"};
+    return PyUnicode_FromFormat("%s%s", qualified ? "AsyncConn." : "", names[((AioOp *)self)->kind]);
+}
+
+static PyGetSetDef aioop_getset[] = {
+    {"__name__", aioop_get_name, NULL, "the method's name", NULL},
+    {"__qualname__", aioop_get_name, NULL, "AsyncConn.<the method's name>", (void *)1},
+    {NULL, NULL, NULL, NULL, NULL},
+};
+
 static PyAsyncMethods aioop_as_async = {
     .am_await = aioop_await,
     .am_send = aioop_am_send,
@@ -1138,6 +1153,7 @@ static PyTypeObject AioOp_Type = {
     .tp_iter = aioop_await,
     .tp_iternext = aioop_iternext,
     .tp_methods = aioop_methods,
+    .tp_getset = aioop_getset,
     .tp_finalize = aioop_finalize,
 };
 
