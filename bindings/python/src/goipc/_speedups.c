@@ -653,6 +653,33 @@ send_side_free(PyObject *conn)
     return uses && !forked && PyList_GET_ITEM(busy, DIR_SEND) == Py_False;
 }
 
+/* 1 if other waiters of the loop are parked or passing (then the answer
+ * to what this connection just sent cannot be there yet, and a pass of
+ * the loop runs their work meanwhile), 0 if not (or not ints, as aio.py
+ * makes them: its coroutine decides), -1 with an exception. */
+static int
+loop_has_waiters(PyObject *sh)
+{
+    PyObject *parked = slot_get(sh, off_parked), *passing;
+    if (parked == NULL || (passing = slot_get(sh, off_passing)) == NULL)
+        return -1;
+    if (!PyLong_CheckExact(parked) || !PyLong_CheckExact(passing))
+        return 0;
+    return PyObject_IsTrue(parked) == 1 || PyObject_IsTrue(passing) == 1;
+}
+
+/* Lets the loop pass once: the op yields None (a bare yield: the task is
+ * scheduled again at once) and resumes in op_after_pass or
+ * op_after_call_pass. The caller has counted it in _shared.passing. */
+static PySendResult
+op_pass(AioOp *op, PyObject **result)
+{
+    op->state = OP_PASSING;
+    Py_INCREF(Py_None);
+    *result = Py_None;
+    return PYGEN_NEXT;
+}
+
 /* Delegates to conn.name(a, b): aio.py's coroutine for what C does not
  * do. a is a status or pending id as a C integer. */
 static PySendResult
@@ -698,8 +725,8 @@ general:
 static PySendResult
 op_start_recv(AioOp *op, PyObject **result)
 {
-    PyObject *busy, *sh, *parked, *passing;
-    int sent, uses;
+    PyObject *busy, *sh;
+    int sent, uses, waiters;
     if (lib_recv == NULL)
         goto general;
     if ((uses = conn_uses_speedups(op->conn)) < 0)
@@ -707,24 +734,16 @@ op_start_recv(AioOp *op, PyObject **result)
     if (!uses)
         goto general;
     if ((busy = conn_busy(op->conn)) == NULL || (sent = slot_true(op->conn, off_sent)) < 0 ||
-        (sh = conn_shared(op->conn)) == NULL || (parked = slot_get(sh, off_parked)) == NULL ||
-        (passing = slot_get(sh, off_passing)) == NULL)
+        (sh = conn_shared(op->conn)) == NULL || (waiters = loop_has_waiters(sh)) < 0)
         return op_return(op, NULL, result);
-    if (PyList_GET_ITEM(busy, DIR_RECV) != Py_False || !sent)
-        goto general;
-    /* parked or passing, both ints */
-    if (!PyLong_CheckExact(parked) || !PyLong_CheckExact(passing) ||
-        (PyObject_Not(parked) == 1 && PyObject_Not(passing) == 1))
-        goto general; /* aio.py's recv clears _sent and looks at once */
+    if (PyList_GET_ITEM(busy, DIR_RECV) != Py_False || !sent || !waiters)
+        goto general; /* without waiters aio.py's recv clears _sent and looks at once */
     if (slot_add(sh, off_passing, 1) < 0)
         return op_return(op, NULL, result);
     slot_set(op->conn, off_sent, Py_False);
     Py_INCREF(Py_True);
     PyList_SetItem(busy, DIR_RECV, Py_True); /* steals; exact list, index checked */
-    op->state = OP_PASSING;
-    Py_INCREF(Py_None);
-    *result = Py_None;
-    return PYGEN_NEXT;
+    return op_pass(op, result);
 general:
     return op_delegate(op, PyObject_CallMethodNoArgs(op->conn, s_recv_co), Py_None, result);
 }
@@ -734,14 +753,13 @@ static PySendResult
 op_after_pass(AioOp *op, PyObject **result)
 {
     PyObject *sh, *m, *queued, *busy;
-    int closed, forked;
+    int closed, forked, uses;
     uint64_t h;
 
     if ((sh = conn_shared(op->conn)) == NULL || slot_add(sh, off_passing, -1) < 0) {
         recv_pass_turn(op->conn);
         return op_return(op, NULL, result);
     }
-    int uses;
     if ((closed = slot_true(op->conn, off_closed)) < 0 || (forked = aio_forked()) < 0 ||
         (uses = conn_uses_speedups(op->conn)) < 0 || conn_handle(op->conn, &h) < 0) {
         recv_pass_turn(op->conn);
@@ -808,19 +826,16 @@ call_end_wakes(PyObject *conn)
 static PySendResult
 op_start_call(AioOp *op, PyObject **result)
 {
-    PyObject *sh, *parked, *passing;
-    int free;
+    PyObject *sh;
+    int free, waiters;
     uint64_t h, pending = 0;
     int32_t st;
     if (lib_call_start == NULL || lib_call_end == NULL || !PyBytes_CheckExact(op->data))
         goto general;
     if ((free = send_side_free(op->conn)) < 0 || (sh = conn_shared(op->conn)) == NULL ||
-        (parked = slot_get(sh, off_parked)) == NULL || (passing = slot_get(sh, off_passing)) == NULL)
+        (waiters = loop_has_waiters(sh)) < 0)
         return op_return(op, NULL, result);
-    if (!free)
-        goto general;
-    if (!PyLong_CheckExact(parked) || !PyLong_CheckExact(passing) ||
-        (PyObject_Not(parked) == 1 && PyObject_Not(passing) == 1))
+    if (!free || !waiters)
         goto general;
     if (conn_handle(op->conn, &h) < 0)
         return op_return(op, NULL, result);
@@ -831,10 +846,7 @@ op_start_call(AioOp *op, PyObject **result)
             call_interrupted(op);
             return op_return(op, NULL, result);
         }
-        op->state = OP_PASSING;
-        Py_INCREF(Py_None);
-        *result = Py_None;
-        return PYGEN_NEXT;
+        return op_pass(op, result);
     }
     if (st == status_timeout) /* no free call slot, or the ring is full */
         return op_delegate(op, PyObject_CallMethodObjArgs(op->conn, s_call_general, op->data, Py_True, NULL),
