@@ -13,8 +13,9 @@ Two parts, each printed with its verdict against issue 13's goals:
 
 2. **Many connections in one process.** ``--conns`` (1000) connections in
    one loop, each making ``--conn-rounds`` (300) round trips at once,
-   every reply checked (starting 1000 tasks costs about 30 ms, the same
-   for each program: at 100 round trips each that was 7% of goipc.aio's
+   every reply checked (starting 1000 tasks and their first round trip
+   takes about 30 ms for each program, measured with 1 round trip per
+   connection: at 100 round trips each that was 7% of goipc.aio's
    time and 2% of the streams', so the default measures more of the
    steady state); first goipc.aio to ``goipc pong``, then asyncio streams
    to the asyncio echo child. Reports round trips/s, and the thread
