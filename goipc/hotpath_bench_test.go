@@ -4,10 +4,12 @@ package goipc
 // docs/PERFORMANCE.md. They run in one process (both ends of a pair), so
 // they are cheap enough for valgrind --tool=callgrind, whose instruction
 // counts do not depend on the machine's load (callgrind trips over Go's
-// preemption signal: turn it off):
+// preemption signal: turn it off; and with more than one P the
+// benchmark's start-up GC spins for minutes under valgrind, which runs
+// one thread at a time):
 //
 //	go test -c -o /tmp/goipc.test ./goipc/
-//	GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind /tmp/goipc.test \
+//	GOMAXPROCS=1 GODEBUG=asyncpreemptoff=1 valgrind --tool=callgrind /tmp/goipc.test \
 //	    -test.run '^$' -test.bench 'HotPathOneGoroutine' -test.benchtime 100000x
 //
 // The cross-goroutine ones (two Ps, so two cores when the machine has
@@ -339,9 +341,32 @@ type rawSide struct {
 	framePoll bool
 	// warm: the consumer's poll also loads the next frame's two lines, as
 	// a spinning receive does (docs/PERFORMANCE.md section 29).
-	warm     bool
+	warm bool
+	// locks: each call also makes the locked instructions a goipc call
+	// makes besides its position store, on words of its own side (the
+	// in-flight counter in and out, the direction's lock and unlock):
+	// what they cost a round trip on its critical path
+	// (docs/PERFORMANCE.md section 31).
+	locks    bool
+	lockWord [2]atomic.Uint64 // [0]: the in-flight counter, [1]: the lock
 	scratchB []byte
 	_        [cacheBlock]byte
+}
+
+// lockedIn and lockedOut are the locked instructions a goipc call makes
+// as it starts and ends (rawSide.locks).
+func (s *rawSide) lockedIn() {
+	if s.locks {
+		s.lockWord[0].Add(1)
+		s.lockWord[1].CompareAndSwap(0, 1)
+	}
+}
+
+func (s *rawSide) lockedOut() {
+	if s.locks {
+		s.lockWord[1].Add(^uint64(0))
+		s.lockWord[0].Add(^uint64(0))
+	}
 }
 
 // copyWithinLines copies src to dst in pieces that end at dst's (when
@@ -361,6 +386,8 @@ func copyWithinLines(dst, src []byte, ringAddr uintptr) {
 func procyield(cycles uint32)
 
 func (s *rawSide) send(msg []byte) {
+	s.lockedIn()
+	defer s.lockedOut()
 	off := s.txHead & s.tx.mask
 	if off+s.stride > s.tx.cap { // no room before the end: start over at 0
 		s.txHead += s.tx.cap - off
@@ -390,6 +417,8 @@ func (s *rawSide) send(msg []byte) {
 }
 
 func (s *rawSide) recv() {
+	s.lockedIn()
+	defer s.lockedOut()
 	if s.framePoll {
 		off := s.rxTail & s.rx.mask
 		if off+s.stride > s.rx.cap {
@@ -458,19 +487,20 @@ func BenchmarkRawRingPingPong(b *testing.B) {
 		b.Skip("needs two Ps")
 	}
 	for _, stride := range []uint64{72, 128} {
-		for _, mode := range []string{"seqcst", "plain", "seqcst+pause", "seqcst+noclock", "seqcst+split", "seqcst+words", "framepoll", "seqcst+warm", "framepoll+warm"} {
+		for _, mode := range []string{"seqcst", "plain", "seqcst+pause", "seqcst+noclock", "seqcst+split", "seqcst+words", "framepoll", "seqcst+warm", "framepoll+warm", "seqcst+warm+locks"} {
 			framePoll := strings.HasPrefix(mode, "framepoll")
 			seqCst := mode != "plain"
 			pause := mode == "seqcst+pause"
 			split := mode == "seqcst+split"
 			words := mode == "seqcst+words"
-			warm := strings.HasSuffix(mode, "+warm")
+			warm := strings.Contains(mode, "+warm")
+			locks := strings.HasSuffix(mode, "+locks")
 			clock := mode != "seqcst+noclock"
 			name := fmt.Sprintf("stride=%d/%s", stride, mode)
 			b.Run(name, func(b *testing.B) {
 				seg := anonSegment(b, 1<<20, 1<<10)
-				ping := &rawSide{tx: seg.rings[0], rx: seg.rings[1], stride: stride, seqCst: seqCst, pause: pause, split: split, words: words, framePoll: framePoll, warm: warm, scratchB: make([]byte, 64)}
-				pong := &rawSide{tx: seg.rings[1], rx: seg.rings[0], stride: stride, seqCst: seqCst, pause: pause, split: split, words: words, framePoll: framePoll, warm: warm, scratchB: make([]byte, 64)}
+				ping := &rawSide{tx: seg.rings[0], rx: seg.rings[1], stride: stride, seqCst: seqCst, pause: pause, split: split, words: words, framePoll: framePoll, warm: warm, locks: locks, scratchB: make([]byte, 64)}
+				pong := &rawSide{tx: seg.rings[1], rx: seg.rings[0], stride: stride, seqCst: seqCst, pause: pause, split: split, words: words, framePoll: framePoll, warm: warm, locks: locks, scratchB: make([]byte, 64)}
 				msg := make([]byte, 64)
 				n := b.N + 10000
 				done := make(chan struct{})
