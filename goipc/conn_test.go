@@ -913,6 +913,12 @@ func TestWonSpinsYieldToOtherCalls(t *testing.T) {
 // A futex sleep keeps the goroutine's P: a call woken from one yields it
 // when other calls of the process are parked, and not when it is alone.
 func TestAFutexWakeYieldsToOtherCalls(t *testing.T) {
+	// The receives must still be on the futex when the test looks: with
+	// the default 2 ms window, a test goroutine that did not run for 2 ms
+	// (a busy CI machine) found the receive moved to its doorbell, and
+	// waited for the futex waiter in vain.
+	defer func(w time.Duration) { futexWindow = w }(futexWindow)
+	futexWindow = time.Minute
 	client, server := pair(t, &Options{Spin: SpinNever}, nil)
 	locked, lockedPeer := pair(t, &Options{Spin: SpinNever, ThreadLocked: true}, nil)
 	// yieldsOfWokenReceive parks a receive on the futex (SpinNever), sends
