@@ -392,6 +392,31 @@ def _aio_op_case(sockdir, name, body):
     _run_beside_a_parked_waiter(sockdir, name, body, check)
 
 
+async def _interrupt_in_its_pass(start, how, shared, in_pass=lambda: True) -> None:
+    """Starts the op that start() returns and interrupts it during its
+    pass of the loop: cancels its task, throws into it, closes it, or
+    drops it (how). in_pass is checked while a cancelled task is in its
+    pass."""
+    if how == "cancel":
+        task = asyncio.ensure_future(start())
+        await asyncio.sleep(0)  # the task is in its pass
+        assert shared.passing == 1 and in_pass()
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return
+    op = start()
+    assert op.send(None) is None and shared.passing == 1
+    if how == "throw":
+        with pytest.raises(KeyError):
+            op.throw(KeyError("x"))
+    elif how == "close":
+        assert op.close() is None
+    else:
+        del op  # the only reference: the op is finalized here
+        gc.collect()
+
+
 def _answer(s, reply: bytes) -> bytes:
     got = s.conn.recv(timeout=10)
     s.conn.send(reply, timeout=10)
@@ -470,24 +495,7 @@ def test_aio_recv_by_the_extension_interrupted_in_its_pass_loses_nothing(sockdir
     async def body(c, s):
         shared = c._shared
         await c.send(b"ping")
-        if how == "cancel":
-            task = asyncio.ensure_future(c.recv())
-            await asyncio.sleep(0)  # the task is in its pass
-            assert shared.passing == 1 and c._busy[0]
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-        else:
-            r = c.recv()
-            assert r.send(None) is None and shared.passing == 1
-            if how == "throw":
-                with pytest.raises(KeyError):
-                    r.throw(KeyError("x"))
-            elif how == "close":
-                assert r.close() is None
-            else:
-                del r
-                gc.collect()
+        await _interrupt_in_its_pass(c.recv, how, shared, lambda: c._busy[0])
         assert shared.passing == 0 and c._busy[0] is False
         # The reply was not taken: the next receive gets it.
         assert _answer(s, b"pong") == b"ping"
@@ -668,24 +676,7 @@ def test_aio_call_by_the_extension_passes_then_looks_once(sockdir):
 def test_aio_call_by_the_extension_interrupted_in_its_pass_drops_its_reply(sockdir, how):
     async def body(c, s):
         shared = c._shared
-        if how == "cancel":
-            task = asyncio.ensure_future(c.call(b"first"))
-            await asyncio.sleep(0)  # started, in its pass
-            assert shared.passing == 1
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-        else:
-            op = c.call(b"first")
-            assert op.send(None) is None and shared.passing == 1
-            if how == "throw":
-                with pytest.raises(KeyError):
-                    op.throw(KeyError("x"))
-            elif how == "close":
-                assert op.close() is None
-            else:
-                del op
-                gc.collect()
+        await _interrupt_in_its_pass(lambda: c.call(b"first"), how, shared)
         assert shared.passing == 0
         # The request went out; its reply is dropped, and the next call
         # gets its own.
