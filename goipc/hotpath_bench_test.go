@@ -387,7 +387,11 @@ func procyield(cycles uint32)
 
 func (s *rawSide) send(msg []byte) {
 	s.lockedIn()
-	defer s.lockedOut()
+	s.sendFrame(msg)
+	s.lockedOut()
+}
+
+func (s *rawSide) sendFrame(msg []byte) {
 	off := s.txHead & s.tx.mask
 	if off+s.stride > s.tx.cap { // no room before the end: start over at 0
 		s.txHead += s.tx.cap - off
@@ -418,7 +422,11 @@ func (s *rawSide) send(msg []byte) {
 
 func (s *rawSide) recv() {
 	s.lockedIn()
-	defer s.lockedOut()
+	s.recvFrame()
+	s.lockedOut()
+}
+
+func (s *rawSide) recvFrame() {
 	if s.framePoll {
 		off := s.rxTail & s.rx.mask
 		if off+s.stride > s.rx.cap {
