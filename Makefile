@@ -63,14 +63,29 @@ $(VENV)/.stamp: requirements-dev.txt
 # lines that name failures in each failed group's log (a CI page may show
 # only the tail), then one line names every group as passed or failed. The
 # exit status is non-zero if any failed.
+#
+# Each group also gets a TMPDIR of its own, which must be empty when the
+# group ends: a test that leaves a socket, a log or a build behind in the
+# temporary directory fails its group (then the directory is removed).
+# It has /tmp's mode, 1777: some tests run a child as user nobody, which
+# must reach the directory its socket is in.
 TEST_LOGS := $(BUILD)/test-logs
+# pytest's temporary directories for one suite: cleared by pytest when it
+# starts, removed by the recipe when the suite passes (a failed one stays
+# for a look). Short, under TMPDIR, for the Unix socket paths inside.
+PYTEST_TMP = $${TMPDIR:-/tmp}/goipc-pytest-$(1)
 
 test: ## run every test group (what CI runs), not stopping at a failure; failures recalled and one summary line at the end
 	@passed=(); failed=(); mkdir -p $(TEST_LOGS); \
 	for t in $(TEST_TARGETS); do \
 	  echo; echo "==== make $$t"; start=$$SECONDS; \
-	  $(MAKE) --no-print-directory $$t 2>&1 | tee $(TEST_LOGS)/$$t.log; \
-	  if [ $${PIPESTATUS[0]} -eq 0 ]; then passed+=($$t); verdict=passed; \
+	  tmp=$$(mktemp -d /tmp/goipc-test.XXXXXX); chmod 1777 $$tmp; \
+	  TMPDIR=$$tmp $(MAKE) --no-print-directory $$t 2>&1 | tee $(TEST_LOGS)/$$t.log; \
+	  status=$${PIPESTATUS[0]}; \
+	  left=$$(cd $$tmp && find . -mindepth 1 -maxdepth 3 | sort | head -n 20); rm -rf $$tmp; \
+	  if [ -n "$$left" ]; then status=1; \
+	    echo "FAIL: make $$t left these behind in its TMPDIR: "$$left | tee -a $(TEST_LOGS)/$$t.log; fi; \
+	  if [ $$status -eq 0 ]; then passed+=($$t); verdict=passed; \
 	  else failed+=($$t); verdict=FAILED; fi; \
 	  echo "==== make $$t: $$verdict ($$((SECONDS - start)) s)"; \
 	done; \

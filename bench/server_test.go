@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/goipc/goipc/goipc"
+	"github.com/goipc/goipc/internal/testsock"
 )
 
 func TestReadProcOfThisProcess(t *testing.T) {
@@ -46,7 +47,7 @@ func TestReadProcOfThisProcess(t *testing.T) {
 // of the 3rd reply.
 func serveUnix(t *testing.T, corrupt bool) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "echo.sock")
+	path := testsock.Path(t, "echo.sock")
 	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
 	if err != nil {
 		t.Fatal(err)
@@ -84,7 +85,7 @@ func serveUnix(t *testing.T, corrupt bool) string {
 // one byte of the 3rd reply of each connection.
 func serveCorruptGoipc(t *testing.T) string {
 	t.Helper()
-	path := filepath.Join(t.TempDir(), "goipc.sock")
+	path := testsock.Path(t, "goipc.sock")
 	ln, err := goipc.Listen(path, nil)
 	if err != nil {
 		t.Fatal(err)

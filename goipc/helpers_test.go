@@ -3,7 +3,6 @@ package goipc
 import (
 	"fmt"
 	"os"
-	"path/filepath"
 	"runtime"
 	"strings"
 	"sync/atomic"
@@ -11,6 +10,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/goipc/goipc/internal/testsock"
 )
 
 // TestMain doubles as the entry point of peer processes: two-process tests
@@ -80,7 +81,7 @@ func checkLeaks(t testing.TB) {
 
 // socketPath returns a fresh socket path in the test's temp dir.
 func socketPath(t testing.TB) string {
-	return filepath.Join(t.TempDir(), "s.sock")
+	return testsock.Path(t, "s.sock")
 }
 
 // pair returns a connected dialer/listener pair, closed at cleanup.

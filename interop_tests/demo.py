@@ -129,7 +129,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=5000, help="unmeasured round trips first (default 5000)")
     args = ap.parse_args()
 
-    tmp = tempfile.mkdtemp(prefix="goipc-demo-", dir="/tmp")
+    tmp = tempfile.mkdtemp(prefix="goipc-demo-")
 
     def on_signal(sig, frame):
         kill_all()

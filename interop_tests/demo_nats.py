@@ -52,7 +52,7 @@ def main():
     ap.add_argument("--warmup", type=int, default=500, help="unmeasured round trips first (default 500)")
     args = ap.parse_args()
 
-    tmp = tempfile.mkdtemp(prefix="goipc-demo-nats-", dir="/tmp")
+    tmp = tempfile.mkdtemp(prefix="goipc-demo-nats-")
     nodes = []
 
     def cleanup():

@@ -21,8 +21,10 @@ Ends with "N passed, M failed"; exit status 1 if anything failed.
 
 import argparse
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -73,10 +75,12 @@ def main():
     run.CALLS_N = CALLS_N
 
     nodes = []
+    tmp = tempfile.mkdtemp(prefix="goipc-nats-")
 
     def on_signal(sig, frame):
         run.kill_all()
         natsserver.stop(nodes)
+        shutil.rmtree(tmp, ignore_errors=True)
         sys.exit(128 + sig)
 
     signal.signal(signal.SIGINT, on_signal)
@@ -85,8 +89,6 @@ def main():
     passed = failed = 0
     start = time.monotonic()
     try:
-        import tempfile
-        tmp = tempfile.mkdtemp(prefix="goipc-nats-", dir="/tmp")
         nodes[:] = natsserver.cluster(3, tmp)
         runner = NatsRunner(args.v, nodes)
         for lang, why in runner.unavailable.items():
@@ -103,6 +105,7 @@ def main():
         if runner:
             runner.close()
         natsserver.stop(nodes)
+        shutil.rmtree(tmp, ignore_errors=True)
     print(f"interop matrix over NATS: {len(tests)} tests in {time.monotonic() - start:.0f} s", flush=True)
     print(f"{passed} passed, {failed} failed", flush=True)
     return 1 if failed else 0

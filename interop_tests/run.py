@@ -303,7 +303,7 @@ class Test:
 class Runner:
     def __init__(self, verbose):
         self.verbose = verbose
-        self.tmp = tempfile.mkdtemp(prefix="goipc-interop-", dir="/tmp")
+        self.tmp = tempfile.mkdtemp(prefix="goipc-interop-")
         self.seq = 0
         self.unavailable = {}
         for lang in ("go-cli", "go", "c", "python", "rust") + tuple("ping-" + l for l in LANGS):

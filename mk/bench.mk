@@ -123,37 +123,41 @@ def check_json(path, langs):
 
 def corrupt(cmds):
     for cmd in cmds:
-        d = tempfile.mkdtemp()
-        path = os.path.join(d, "bad.sock")
-        ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        ls.bind(path)
-        ls.listen(1)
-        def serve():
-            c, _ = ls.accept()
-            n = 0
-            while True:
-                b = c.recv(64 - n)
-                if not b:
-                    break
-                buf = bytearray(b)
-                if n + len(b) > 20:
-                    buf[20 - n] ^= 0xFF  # byte 20 of the first message
-                n += len(b)
-                c.sendall(buf)
-                if n >= 64:
-                    break
-            c.close()
-        t = threading.Thread(target=serve, daemon=True)
-        t.start()
-        p = subprocess.run(cmd.split() + ["--transport", "unix", "--path", path, "--size", "64",
-                                          "--iters", "10", "--warmup", "2"],
-                           stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
-        out = p.stdout.decode()
-        assert p.returncode != 0, "%s: exit 0 on a corrupted reply: %s" % (cmd, out)
-        line = json.loads(out.strip().splitlines()[-1])
-        assert "differs" in line.get("error", "") and "byte 20" in line["error"], "%s: %s" % (cmd, out)
-        print("test-bench-peers: %s rejects a corrupted reply: %s" % (os.path.basename(cmd.split()[-1]), line["error"]))
-        ls.close()
+        with tempfile.TemporaryDirectory(prefix="goipc-corrupt-") as d:
+            corrupt_one(cmd, os.path.join(d, "bad.sock"))
+
+def corrupt_one(cmd, path):
+    """A Unix-socket echo server at path flips byte 20 of the first
+    message; cmd must exit non-zero naming the byte."""
+    ls = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    ls.bind(path)
+    ls.listen(1)
+    def serve():
+        c, _ = ls.accept()
+        n = 0
+        while True:
+            b = c.recv(64 - n)
+            if not b:
+                break
+            buf = bytearray(b)
+            if n + len(b) > 20:
+                buf[20 - n] ^= 0xFF  # byte 20 of the first message
+            n += len(b)
+            c.sendall(buf)
+            if n >= 64:
+                break
+        c.close()
+    t = threading.Thread(target=serve, daemon=True)
+    t.start()
+    p = subprocess.run(cmd.split() + ["--transport", "unix", "--path", path, "--size", "64",
+                                      "--iters", "10", "--warmup", "2"],
+                       stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, timeout=30)
+    out = p.stdout.decode()
+    assert p.returncode != 0, "%s: exit 0 on a corrupted reply: %s" % (cmd, out)
+    line = json.loads(out.strip().splitlines()[-1])
+    assert "differs" in line.get("error", "") and "byte 20" in line["error"], "%s: %s" % (cmd, out)
+    print("test-bench-peers: %s rejects a corrupted reply: %s" % (os.path.basename(cmd.split()[-1]), line["error"]))
+    ls.close()
 
 if sys.argv[1] == "corrupt":
     corrupt(sys.argv[2:])

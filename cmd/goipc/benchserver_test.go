@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/goipc/goipc/bench"
+	"github.com/goipc/goipc/internal/testsock"
 )
 
 // TestBenchServerSmoke runs every scenario of goipc bench-server with tiny
@@ -158,7 +159,7 @@ func TestBenchServerFlags(t *testing.T) {
 // TestUnixEchoCommand: goipc unix-echo echoes length-prefixed messages and
 // removes its socket on SIGTERM.
 func TestUnixEchoCommand(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "echo.sock")
+	path := testsock.Path(t, "echo.sock")
 	cmd := cli("unix-echo", "--listen", path)
 	stdout, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {

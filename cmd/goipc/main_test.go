@@ -16,6 +16,7 @@ import (
 
 	"github.com/goipc/goipc/goipc"
 	"github.com/goipc/goipc/goipc/message"
+	"github.com/goipc/goipc/internal/testsock"
 )
 
 // TestMain lets tests run the CLI itself: the test binary re-executed with
@@ -62,7 +63,7 @@ func (s *syncBuffer) String() string {
 
 func startPong(t *testing.T, extra ...string) (path string, cmd *exec.Cmd, stderr *syncBuffer) {
 	t.Helper()
-	path = filepath.Join(t.TempDir(), "pong.sock")
+	path = testsock.Path(t, "pong.sock")
 	cmd = cli(append([]string{"pong", "--listen", path}, extra...)...)
 	stderr = &syncBuffer{}
 	cmd.Stderr = stderr
@@ -248,7 +249,7 @@ func TestPingSlowLog(t *testing.T) {
 // TestPingDetectsWrongAnswers: a consumer that answers wrongly makes ping
 // fail with a non-zero exit.
 func TestPingDetectsWrongAnswers(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "liar.sock")
+	path := testsock.Path(t, "liar.sock")
 	ln, err := goipc.Listen(path, nil)
 	if err != nil {
 		t.Fatal(err)

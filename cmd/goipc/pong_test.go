@@ -8,7 +8,6 @@ import (
 	"io"
 	"net"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 
 	"github.com/goipc/goipc/goipc"
 	"github.com/goipc/goipc/goipc/message"
+	"github.com/goipc/goipc/internal/testsock"
 )
 
 // TestPongKeepsAConnectionWhosePongDoesNotFit: a valid Ping that fills the
@@ -115,7 +115,7 @@ func TestMaxPongPayload(t *testing.T) {
 // empty payload (as goipc pong does when the Pong cannot fit) is named as
 // such, not as a corrupt answer.
 func TestPingReportsAPongWithoutItsPayload(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "empty.sock")
+	path := testsock.Path(t, "empty.sock")
 	ln, err := goipc.Listen(path, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +212,7 @@ func badClients(t *testing.T, path string, n int) {
 // the listener keeps 64 failures for it and counts the others; pong logs
 // the count, so that every refused client is in the log.
 func TestPongLogsTheFailuresTheListenerCouldNotQueue(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "pong.sock")
+	path := testsock.Path(t, "pong.sock")
 	ln, err := goipc.Listen(path, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -359,7 +359,7 @@ func TestByteSizeFlag(t *testing.T) {
 	if s := byteSize(16 << 30).String(); s != "16G" {
 		t.Errorf("String = %q", s)
 	}
-	if err := cli("pong", "--listen", filepath.Join(t.TempDir(), "p.sock"), "--max-segment", "lots").Run(); err == nil {
+	if err := cli("pong", "--listen", testsock.Path(t, "p.sock"), "--max-segment", "lots").Run(); err == nil {
 		t.Error("pong --max-segment lots started")
 	}
 }
@@ -545,7 +545,7 @@ func TestPongLoopDropsAClosedClient(t *testing.T) {
 // TestPongLoopRejectsANegativeIdle: --loop takes a positive idle time; a
 // negative one is a usage error, not a silent goroutine per connection.
 func TestPongLoopRejectsANegativeIdle(t *testing.T) {
-	out, err := cli("pong", "--listen", filepath.Join(t.TempDir(), "p.sock"), "--loop", "-1ms").CombinedOutput()
+	out, err := cli("pong", "--listen", testsock.Path(t, "p.sock"), "--loop", "-1ms").CombinedOutput()
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) || ee.ExitCode() != 2 || !strings.Contains(string(out), "must be positive") {
 		t.Fatalf("pong --loop -1ms: %v, want exit 2 naming the flag\n%s", err, out)

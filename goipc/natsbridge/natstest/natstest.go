@@ -51,9 +51,10 @@ var (
 )
 
 // Binary returns the nats-server to run: $GOIPC_NATS_SERVER when that
-// file exists (make sets it to build/bin/nats-server), else one built
-// from the pinned module (go.mod's tool directive) into a temporary
-// directory, once per test process.
+// file exists (make sets it to build/bin/nats-server), else the pinned
+// module (go.mod's tool directive) as `go tool -n` builds it: into Go's
+// build cache, once per test process, so that nothing is left behind in
+// the temporary directory and later runs reuse the same executable.
 func Binary(t testing.TB) string {
 	buildOnce.Do(func() {
 		if p := os.Getenv("GOIPC_NATS_SERVER"); p != "" {
@@ -62,15 +63,18 @@ func Binary(t testing.TB) string {
 				return
 			}
 		}
-		dir, err := os.MkdirTemp("", "goipc-nats-server-")
+		out, err := exec.Command("go", "tool", "-n", "nats-server").Output()
 		if err != nil {
-			buildErr = err
+			var stderr []byte
+			if ee, ok := err.(*exec.ExitError); ok {
+				stderr = ee.Stderr
+			}
+			buildErr = fmt.Errorf("building nats-server (go tool -n nats-server): %v\n%s", err, stderr)
 			return
 		}
-		binPath = filepath.Join(dir, "nats-server")
-		out, err := exec.Command("go", "build", "-o", binPath, "github.com/nats-io/nats-server/v2").CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("building nats-server: %v\n%s", err, out)
+		binPath = strings.TrimSpace(string(out))
+		if _, err := os.Stat(binPath); err != nil {
+			buildErr = fmt.Errorf("go tool -n nats-server printed %q: %v", binPath, err)
 		}
 	})
 	if buildErr != nil {
