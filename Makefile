@@ -140,7 +140,7 @@ bench: build ## benchmarks: `goipc bench` (every IPC mechanism) then go test -be
 
 lint: ## go vet and gofmt check
 	$(GO) vet $(GO_PKGS)
-	@out=$$(gofmt -l goipc cmd capi examples internal 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@out=$$(gofmt -l goipc cmd capi examples internal bench interop_tests 2>/dev/null); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 
 clean: ## remove build outputs
 	rm -rf $(BUILD)
