@@ -17,6 +17,8 @@
 #                      consumer: the JSON has both rows per language with
 #                      sane percentiles; a corrupted echo makes every peer
 #                      fail with an {"error"} line (correctness, not speed)
+#   make bench-floor   a 64 B round trip from the bare ring in C up to goipc
+#                      ping/pong, rows interleaved (docs/PERFORMANCE.md 32)
 #   make bench-server  goipc pong as a server (issue 11): idle connections,
 #                      slowloris, N producers, CPU hogs, park-at-once, each
 #                      against a Unix-socket echo server in the same run:
@@ -27,6 +29,9 @@
 # BENCH_FLAGS adds flags, e.g. make bench-ipc BENCH_FLAGS='--sizes 64,1K,64K,1M'
 
 BENCH_OUT  := $(BUILD)/bench
+# make bench-floor's programs (test-bench runs one short round of it)
+FLOOR_RING := $(BIN)/goipc-floor-ring
+FLOOR_TEST := $(BENCH_OUT)/goipc.test
 BENCH_SRCS := $(shell find bench -name '*.go' -not -name '*_test.go' 2>/dev/null)
 BENCH_FLAGS ?=
 
@@ -60,7 +65,7 @@ SYSTEM_DEPS += $(BENCH_DEBS)
 chromium: ## install Debian's chromium (used by the bench HTML render test) unless present
 	@$(REQUIRE_DEB) chromium chromium:/usr/bin/chromium fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 
-test-bench: $(BIN)/goipc ## bench: each mechanism two-process with payload checks, JSON schema, strace counts, HTML in headless chromium
+test-bench: $(BIN)/goipc $(FLOOR_RING) $(FLOOR_TEST) ## bench: each mechanism two-process with payload checks, JSON schema, strace counts, HTML in headless chromium
 	@$(REQUIRE_DEB) test-bench $(BENCH_DEBS)
 	$(GO) vet ./bench/ ./cmd/goipc/
 	@out=$$(gofmt -l bench cmd/goipc/bench.go cmd/goipc/benchserver.go); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -69,8 +74,25 @@ test-bench: $(BIN)/goipc ## bench: each mechanism two-process with payload check
 	$(BIN)/goipc bench --quick -q --mechanisms pipe,goipc --peers go \
 	  --json $(BENCH_OUT)/smoke.json --html $(BENCH_OUT)/smoke.html > $(BENCH_OUT)/smoke.txt
 	@echo "test-bench: CLI smoke run ok ($(BENCH_OUT)/smoke.txt)"
+	@out=$$(bench/floor/run.sh $(FLOOR_RING) $(FLOOR_TEST) $(BIN)/goipc 1 2000) || { echo "$$out"; exit 1; }; \
+	  echo "$$out" | grep -q '^goipc-2proc ' || { echo "test-bench: bench-floor printed no goipc-2proc row: $$out"; exit 1; }; \
+	  echo "test-bench: bench-floor smoke run ok (1 round of 2000 round trips per row)"
 
 TEST_TARGETS += test-bench
+
+# ---- The floor: from the bare ring in C up to goipc (PERFORMANCE.md 32) ----
+
+$(FLOOR_RING): bench/floor/ring.c
+	@mkdir -p $(BIN)
+	$(CC) -O2 -Wall -Wextra -pthread -o $@ $<
+
+$(FLOOR_TEST): $(shell find goipc -name '*.go' 2>/dev/null) go.mod
+	@mkdir -p $(BENCH_OUT)
+	$(GO) test -c -o $@ ./goipc/
+
+.PHONY: bench-floor
+bench-floor: $(BIN)/goipc $(FLOOR_RING) $(FLOOR_TEST) ## a 64 B round trip from the bare ring in C up to goipc ping/pong, interleaved (ROUNDS=8, N=300000; TACHYON_BENCH_INTER=path adds Tachyon's row)
+	bench/floor/run.sh $(FLOOR_RING) $(FLOOR_TEST) $(BIN)/goipc $(or $(ROUNDS),8) $(or $(N),300000)
 
 # ---- Cross-language peers (`goipc bench --peers`, docs/BENCHMARKS.md) ------
 
