@@ -64,11 +64,11 @@ $(VENV)/.stamp: requirements-dev.txt
 # only the tail), then one line names every group as passed or failed. The
 # exit status is non-zero if any failed.
 #
-# Each group also gets a TMPDIR of its own, which must be empty when the
-# group ends: a test that leaves a socket, a log or a build behind in the
-# temporary directory fails its group (then the directory is removed).
-# It has /tmp's mode, 1777: some tests run a child as user nobody, which
-# must reach the directory its socket is in.
+# Each group also gets a TMPDIR of its own (under $TMPDIR, else /tmp),
+# which must be empty when the group ends: a test that leaves a socket, a
+# log or a build behind in the temporary directory fails its group (then
+# the directory is removed). It has /tmp's mode, 1777: some tests run a
+# child as user nobody, which must reach the directory its socket is in.
 TEST_LOGS := $(BUILD)/test-logs
 # pytest's temporary directories for one suite: cleared by pytest when it
 # starts, removed by the recipe when the suite passes (a failed one stays
@@ -79,7 +79,7 @@ test: ## run every test group (what CI runs), not stopping at a failure; failure
 	@passed=(); failed=(); mkdir -p $(TEST_LOGS); \
 	for t in $(TEST_TARGETS); do \
 	  echo; echo "==== make $$t"; start=$$SECONDS; \
-	  tmp=$$(mktemp -d /tmp/goipc-test.XXXXXX); chmod 1777 $$tmp; \
+	  tmp=$$(mktemp -d --tmpdir goipc-test.XXXXXX); chmod 1777 $$tmp; \
 	  TMPDIR=$$tmp $(MAKE) --no-print-directory $$t 2>&1 | tee $(TEST_LOGS)/$$t.log; \
 	  status=$${PIPESTATUS[0]}; \
 	  left=$$(cd $$tmp && find . -mindepth 1 -maxdepth 3 | sort | head -n 20); rm -rf $$tmp; \
