@@ -79,10 +79,10 @@ test: ## run every test group (what CI runs), not stopping at a failure; failure
 	@passed=(); failed=(); mkdir -p $(TEST_LOGS); \
 	for t in $(TEST_TARGETS); do \
 	  echo; echo "==== make $$t"; start=$$SECONDS; \
-	  tmp=$$(mktemp -d --tmpdir goipc-test.XXXXXX); chmod 1777 $$tmp; \
-	  TMPDIR=$$tmp $(MAKE) --no-print-directory $$t 2>&1 | tee $(TEST_LOGS)/$$t.log; \
+	  tmp=$$(mktemp -d --tmpdir goipc-test.XXXXXX); chmod 1777 "$$tmp"; \
+	  TMPDIR="$$tmp" $(MAKE) --no-print-directory $$t 2>&1 | tee $(TEST_LOGS)/$$t.log; \
 	  status=$${PIPESTATUS[0]}; \
-	  left=$$(cd $$tmp && find . -mindepth 1 -maxdepth 3 | sort | head -n 20); rm -rf $$tmp; \
+	  left=$$(cd "$$tmp" && find . -mindepth 1 -maxdepth 3 | sort | head -n 20); rm -rf "$$tmp"; \
 	  if [ -n "$$left" ]; then status=1; \
 	    echo "FAIL: make $$t left these behind in its TMPDIR: "$$left | tee -a $(TEST_LOGS)/$$t.log; fi; \
 	  if [ $$status -eq 0 ]; then passed+=($$t); verdict=passed; \
