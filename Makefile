@@ -70,10 +70,12 @@ $(VENV)/.stamp: requirements-dev.txt
 # the directory is removed). It has /tmp's mode, 1777: some tests run a
 # child as user nobody, which must reach the directory its socket is in.
 TEST_LOGS := $(BUILD)/test-logs
-# pytest's temporary directories for one suite: cleared by pytest when it
-# starts, removed by the recipe when the suite passes (a failed one stays
-# for a look). Short, under TMPDIR, for the Unix socket paths inside.
-PYTEST_TMP = $${TMPDIR:-/tmp}/goipc-pytest-$(1)
+# $(call PYTEST,NAME,ARGS) runs build/venv's pytest with ARGS, its
+# temporary directories in one of their own: short, under TMPDIR (for the
+# Unix socket paths inside), cleared by pytest when it starts and removed
+# when the suite passes (a failed suite's stay for a look).
+PYTEST = $(abspath $(PY)) -m pytest -q -p no:cacheprovider --basetemp=$${TMPDIR:-/tmp}/goipc-pytest-$(1) $(2) \
+  && rm -rf $${TMPDIR:-/tmp}/goipc-pytest-$(1)
 
 test: ## run every test group (what CI runs), not stopping at a failure; failures recalled and one summary line at the end
 	@passed=(); failed=(); mkdir -p $(TEST_LOGS); \

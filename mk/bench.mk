@@ -74,8 +74,8 @@ test-bench: $(BIN)/goipc $(FLOOR_RING) $(FLOOR_TEST) ## bench: each mechanism tw
 	$(BIN)/goipc bench --quick -q --mechanisms pipe,goipc --peers go \
 	  --json $(BENCH_OUT)/smoke.json --html $(BENCH_OUT)/smoke.html > $(BENCH_OUT)/smoke.txt
 	@echo "test-bench: CLI smoke run ok ($(BENCH_OUT)/smoke.txt)"
+	@# run.sh fails when a row prints no p50, or ring.c a reply that differs
 	@out=$$(bench/floor/run.sh $(FLOOR_RING) $(FLOOR_TEST) $(BIN)/goipc 1 2000) || { echo "$$out"; exit 1; }; \
-	  echo "$$out" | grep -q '^goipc-2proc ' || { echo "test-bench: bench-floor printed no goipc-2proc row: $$out"; exit 1; }; \
 	  echo "test-bench: bench-floor smoke run ok (1 round of 2000 round trips per row)"
 
 TEST_TARGETS += test-bench

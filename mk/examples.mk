@@ -40,7 +40,7 @@ examples-rust: lib
 	  --example ping_pong --example many_producers --example zero_copy
 
 test-examples: examples ## run every example against its scenario's Go side (and the Go clients against the other servers): ping-pong, many producers, zero copy, request/response, event loops
-	cd tests/examples && PYTHONDONTWRITEBYTECODE=1 timeout 600 $(abspath $(PY)) -m pytest -q -p no:cacheprovider --basetemp=$(call PYTEST_TMP,examples) test_examples.py && rm -rf $(call PYTEST_TMP,examples)
+	cd tests/examples && PYTHONDONTWRITEBYTECODE=1 timeout 600 $(call PYTEST,examples,test_examples.py)
 
 # The request/response and event-loop scenarios: every language has both
 # sides (a client and a server), each run against the Go one.

@@ -21,6 +21,6 @@ test-install: build lib lib-static wheel $(VENV)/.stamp ## install into a temp p
 	@# A run killed while build/lib was moved away left it there.
 	@if [ -d $(INSTALL_TEST_LIB_AWAY) ] && [ ! -e $(BUILD)/lib ]; then mv $(INSTALL_TEST_LIB_AWAY) $(BUILD)/lib; fi
 	cd tests/install && CARGO=$(CARGO) PYTHONDONTWRITEBYTECODE=1 \
-	  timeout 900 $(abspath $(PY)) -m pytest -q -s -rw -p no:cacheprovider --basetemp=$(call PYTEST_TMP,install) test_install.py && rm -rf $(call PYTEST_TMP,install)
+	  timeout 900 $(call PYTEST,install,-s -rw test_install.py)
 
 TEST_TARGETS += test-install

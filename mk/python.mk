@@ -48,9 +48,9 @@ test-python: lib build $(VENV)/.stamp ## Python binding: pip install into build/
 	@$(REQUIRE_DEB) test-python python3-dev:$(PY_INCLUDE_DIR)/Python.h
 	$(PY) -m pip install --quiet --force-reinstall --no-deps ./$(PY_PKG)
 	cd $(PY_PKG) && GOIPC_BIN=$(abspath $(BIN)/goipc) PYTHONDONTWRITEBYTECODE=1 GOIPC_EXPECT_SPEEDUPS=1 \
-	  timeout 600 $(abspath $(PY)) -m pytest -q -p no:cacheprovider --basetemp=$(call PYTEST_TMP,python) tests && rm -rf $(call PYTEST_TMP,python)
+	  timeout 600 $(call PYTEST,python,tests)
 	cd $(PY_PKG) && GOIPC_BIN=$(abspath $(BIN)/goipc) PYTHONDONTWRITEBYTECODE=1 GOIPC_PYTHON_SPEEDUPS=0 \
-	  timeout 600 $(abspath $(PY)) -m pytest -q -p no:cacheprovider --basetemp=$(call PYTEST_TMP,python) tests && rm -rf $(call PYTEST_TMP,python)
+	  timeout 600 $(call PYTEST,python,tests)
 
 bench-python: lib build python-speedups ## Python->Go 64 B round trips next to a Python socketpair ping/pong, same run (N=, ROUNDS=)
 	PYTHONPATH=$(PY_PKG)/src GOIPC_BIN=$(abspath $(BIN)/goipc) \

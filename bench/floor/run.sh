@@ -36,9 +36,16 @@ row() {
 		"$cli" pong --listen "$sock" >/dev/null 2>&1 &
 		pid=$!
 		for _ in $(seq 100); do [[ -S $sock ]] && break; sleep 0.05; done
-		"$cli" ping --raw --dial "$sock" -n "$n" 2>&1 |
-			awk '{ for (i = 1; i < NF; i++) if ($i == "p50") { v = $(i + 1); sub(/,$/, "", v); print v; exit } }' |
-			awk '/ms$/ { sub(/ms$/, ""); print $0 * 1000000; next } /µs$/ { sub(/µs$/, ""); print $0 * 1000; next } /ns$/ { sub(/ns$/, ""); print $0 + 0 }'
+		# "round trip: min 546ns  p50 748ns  p99 1.498µs ...": the p50 in ns
+		"$cli" ping --raw --dial "$sock" -n "$n" 2>&1 | awk '{
+			for (i = 1; i < NF; i++) if ($i == "p50") {
+				v = $(i + 1); scale = 1
+				if (sub(/ms$/, "", v)) scale = 1000000
+				else if (sub(/µs$/, "", v)) scale = 1000
+				else sub(/ns$/, "", v)
+				print v * scale; exit
+			}
+		}'
 		kill "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null || true
 		;;

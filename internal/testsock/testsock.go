@@ -1,4 +1,4 @@
-// Package testsock gives tests short directories for Unix socket paths.
+// Package testsock gives tests short paths for Unix sockets.
 //
 // A socket path must fit sun_path (107 bytes and a NUL). t.TempDir names
 // its directory after the test, subtests included, so under a TMPDIR
@@ -12,20 +12,14 @@ import (
 	"testing"
 )
 
-// Dir returns a fresh directory under os.TempDir with a short name,
-// removed when the test and its subtests end.
-func Dir(t testing.TB) string {
+// Path returns name in a fresh directory under os.TempDir with a short
+// name, removed when the test and its subtests end.
+func Path(t testing.TB, name string) string {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "goipc-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(dir) })
-	return dir
-}
-
-// Path returns name in a fresh Dir.
-func Path(t testing.TB, name string) string {
-	t.Helper()
-	return filepath.Join(Dir(t), name)
+	return filepath.Join(dir, name)
 }

@@ -66,7 +66,8 @@ func Binary(t testing.TB) string {
 		out, err := exec.Command("go", "tool", "-n", "nats-server").Output()
 		if err != nil {
 			var stderr []byte
-			if ee, ok := err.(*exec.ExitError); ok {
+			var ee *exec.ExitError
+			if errors.As(err, &ee) {
 				stderr = ee.Stderr
 			}
 			buildErr = fmt.Errorf("building nats-server (go tool -n nats-server): %v\n%s", err, stderr)
