@@ -31,6 +31,7 @@
 BENCH_OUT  := $(BUILD)/bench
 # make bench-floor's programs (test-bench runs one short round of it)
 FLOOR_RING := $(BIN)/goipc-floor-ring
+FLOOR_PEER := $(BIN)/goipc-floor-peer
 FLOOR_TEST := $(BENCH_OUT)/goipc.test
 BENCH_SRCS := $(shell find bench -name '*.go' -not -name '*_test.go' 2>/dev/null)
 BENCH_FLAGS ?=
@@ -65,7 +66,7 @@ SYSTEM_DEPS += $(BENCH_DEBS)
 chromium: ## install Debian's chromium (used by the bench HTML render test) unless present
 	@$(REQUIRE_DEB) chromium chromium:/usr/bin/chromium fonts-dejavu-core:/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf
 
-test-bench: $(BIN)/goipc $(FLOOR_RING) $(FLOOR_TEST) ## bench: each mechanism two-process with payload checks, JSON schema, strace counts, HTML in headless chromium
+test-bench: $(BIN)/goipc $(FLOOR_RING) $(FLOOR_PEER) $(FLOOR_TEST) ## bench: each mechanism two-process with payload checks, JSON schema, strace counts, HTML in headless chromium
 	@$(REQUIRE_DEB) test-bench $(BENCH_DEBS)
 	$(GO) vet ./bench/ ./cmd/goipc/
 	@out=$$(gofmt -l bench cmd/goipc/bench.go cmd/goipc/benchserver.go); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -75,7 +76,7 @@ test-bench: $(BIN)/goipc $(FLOOR_RING) $(FLOOR_TEST) ## bench: each mechanism tw
 	  --json $(BENCH_OUT)/smoke.json --html $(BENCH_OUT)/smoke.html > $(BENCH_OUT)/smoke.txt
 	@echo "test-bench: CLI smoke run ok ($(BENCH_OUT)/smoke.txt)"
 	@# run.sh fails when a row prints no p50, or ring.c a reply that differs
-	@out=$$(bench/floor/run.sh $(FLOOR_RING) $(FLOOR_TEST) $(BIN)/goipc 1 2000) || { echo "$$out"; exit 1; }; \
+	@out=$$(bench/floor/run.sh $(FLOOR_RING) $(FLOOR_PEER) $(FLOOR_TEST) $(BIN)/goipc 1 2000) || { echo "$$out"; exit 1; }; \
 	  echo "test-bench: bench-floor smoke run ok (1 round of 2000 round trips per row)"
 
 TEST_TARGETS += test-bench
@@ -86,13 +87,18 @@ $(FLOOR_RING): bench/floor/ring.c
 	@mkdir -p $(BIN)
 	$(CC) -O2 -Wall -Wextra -pthread -o $@ $<
 
+# A C end of a two-process round trip on goipc's rings (libgoipc connects).
+$(FLOOR_PEER): bench/floor/peer.c $(CAPI_LIB) $(CAPI_HEADER)
+	@mkdir -p $(BIN)
+	$(CC) -O2 $(C_STD) $(C_WARN) -I$(BUILD)/include -o $@ $< $(C_LINK)
+
 $(FLOOR_TEST): $(shell find goipc -name '*.go' 2>/dev/null) go.mod
 	@mkdir -p $(BENCH_OUT)
 	$(GO) test -c -o $@ ./goipc/
 
 .PHONY: bench-floor
-bench-floor: $(BIN)/goipc $(FLOOR_RING) $(FLOOR_TEST) ## a 64 B round trip from the bare ring in C up to goipc ping/pong, interleaved (ROUNDS=8, N=300000; TACHYON_BENCH_INTER=path adds Tachyon's row)
-	bench/floor/run.sh $(FLOOR_RING) $(FLOOR_TEST) $(BIN)/goipc $(or $(ROUNDS),8) $(or $(N),300000)
+bench-floor: $(BIN)/goipc $(FLOOR_RING) $(FLOOR_PEER) $(FLOOR_TEST) ## a 64 B round trip from the bare ring in C up to goipc ping/pong, interleaved (ROUNDS=8, N=300000; TACHYON_BENCH_INTER=path adds Tachyon's row)
+	bench/floor/run.sh $(FLOOR_RING) $(FLOOR_PEER) $(FLOOR_TEST) $(BIN)/goipc $(or $(ROUNDS),8) $(or $(N),300000)
 
 # ---- Cross-language peers (`goipc bench --peers`, docs/BENCHMARKS.md) ------
 
