@@ -18,7 +18,8 @@
 #                      sane percentiles; a corrupted echo makes every peer
 #                      fail with an {"error"} line (correctness, not speed)
 #   make bench-floor   a 64 B round trip from the bare ring in C up to goipc
-#                      ping/pong, rows interleaved (docs/PERFORMANCE.md 32)
+#                      ping/pong, and each side of goipc against a C end,
+#                      rows interleaved (docs/PERFORMANCE.md 32-33)
 #   make bench-server  goipc pong as a server (issue 11): idle connections,
 #                      slowloris, N producers, CPU hogs, park-at-once, each
 #                      against a Unix-socket echo server in the same run:
@@ -81,7 +82,7 @@ test-bench: $(BIN)/goipc $(FLOOR_RING) $(FLOOR_PEER) $(FLOOR_TEST) ## bench: eac
 
 TEST_TARGETS += test-bench
 
-# ---- The floor: from the bare ring in C up to goipc (PERFORMANCE.md 32) ----
+# ---- The floor: from the bare ring in C up to goipc (PERFORMANCE.md 32-33) ----
 
 $(FLOOR_RING): bench/floor/ring.c
 	@mkdir -p $(BIN)
@@ -97,7 +98,7 @@ $(FLOOR_TEST): $(shell find goipc -name '*.go' 2>/dev/null) go.mod
 	$(GO) test -c -o $@ ./goipc/
 
 .PHONY: bench-floor
-bench-floor: $(BIN)/goipc $(FLOOR_RING) $(FLOOR_PEER) $(FLOOR_TEST) ## a 64 B round trip from the bare ring in C up to goipc ping/pong, interleaved (ROUNDS=8, N=300000; TACHYON_BENCH_INTER=path adds Tachyon's row)
+bench-floor: $(BIN)/goipc $(FLOOR_RING) $(FLOOR_PEER) $(FLOOR_TEST) ## a 64 B round trip from the bare ring in C up to goipc ping/pong, and each side of goipc against a C end (bench/floor/peer.c), interleaved (ROUNDS=8, N=300000; TACHYON_BENCH_INTER=path adds Tachyon's row)
 	bench/floor/run.sh $(FLOOR_RING) $(FLOOR_PEER) $(FLOOR_TEST) $(BIN)/goipc $(or $(ROUNDS),8) $(or $(N),300000)
 
 # ---- Cross-language peers (`goipc bench --peers`, docs/BENCHMARKS.md) ------
