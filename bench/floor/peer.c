@@ -35,7 +35,6 @@
  * Exit status: 0, 1 on a protocol error or a reply that differs, 2 on a
  * setup error.
  */
-#include <errno.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <stdint.h>
