@@ -11,6 +11,10 @@ BUILD   := build
 BIN     := $(BUILD)/bin
 VENV    := $(BUILD)/venv
 PY      := $(VENV)/bin/python
+# The C library and its header (mk/capi.mk builds them). Set here, before
+# mk/*.mk are read in name order, so that any of them can depend on them.
+CAPI_LIB    := $(BUILD)/lib/libgoipc.so
+CAPI_HEADER := $(BUILD)/include/goipc.h
 # CI (CI=true) gets a short fuzz; developers can raise it: make test FUZZTIME=2m
 FUZZTIME ?= 10s
 

@@ -89,9 +89,7 @@ $(FLOOR_RING): bench/floor/ring.c
 	$(CC) -O2 -Wall -Wextra -pthread -o $@ $<
 
 # A C end of a two-process round trip on goipc's rings (libgoipc connects).
-# Its prerequisites are capi.mk's CAPI_LIB and CAPI_HEADER, spelled out:
-# mk/*.mk are read in name order, so those are not set yet here.
-$(FLOOR_PEER): bench/floor/peer.c $(BUILD)/lib/libgoipc.so $(BUILD)/include/goipc.h
+$(FLOOR_PEER): bench/floor/peer.c $(CAPI_LIB) $(CAPI_HEADER)
 	@mkdir -p $(BIN)
 	$(CC) -O2 $(C_STD) $(C_WARN) -I$(BUILD)/include -o $@ $< $(C_LINK)
 

@@ -20,8 +20,8 @@
 # (soname) and libgoipc.so (link time), lib/libgoipc.a, include/goipc.h and
 # lib/pkgconfig/goipc.pc with the prefix's absolute paths and no rpath.
 
-CAPI_LIB      := $(BUILD)/lib/libgoipc.so
-CAPI_HEADER   := $(BUILD)/include/goipc.h
+# CAPI_LIB and CAPI_HEADER (build/lib/libgoipc.so, build/include/goipc.h)
+# are set in the Makefile, for every mk/ file.
 CAPI_PC       := $(BUILD)/lib/pkgconfig/goipc.pc
 CAPI_VERSION  := 0.1.0
 # The soname's number is the ABI version (GOIPC_ABI_VERSION of goipc.h): it

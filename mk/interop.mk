@@ -25,7 +25,6 @@
 INTEROP_OUT      := $(BUILD)/interop
 INTEROP_GO_PEER  := $(INTEROP_OUT)/go-peer
 INTEROP_C_PEER   := $(INTEROP_OUT)/c-peer
-INTEROP_LIB      := $(BUILD)/lib/libgoipc.so
 INTEROP_CARGO    ?= $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
 INTEROP_FLAGS    ?=
 DEMO_N           ?= 20000
@@ -49,7 +48,7 @@ $(INTEROP_GO_PEER): $(INTEROP_GO_SRCS)
 	@mkdir -p $(@D)
 	$(GO) build -o $@ ./interop_tests/peers/go
 
-$(INTEROP_C_PEER): interop_tests/peers/c/peer.c include/goipc.h $(INTEROP_LIB)
+$(INTEROP_C_PEER): interop_tests/peers/c/peer.c include/goipc.h $(CAPI_LIB)
 	@mkdir -p $(@D)
 	$(CC) $(INTEROP_C_FLAGS) -Iinclude -o $@ $< -L$(BUILD)/lib -lgoipc -Wl,-rpath,$(abspath $(BUILD)/lib) -lpthread -lm
 
